@@ -1,0 +1,100 @@
+import { sql, type Kysely } from 'kysely'
+import type { DbType } from '../config/config.js'
+import { TenancyError, messageOf, usageError } from '../errors.js'
+import { readJsonFile } from '../util/json-file.js'
+
+const IDENTIFIER = /^[a-z_][a-z0-9_]{0,63}$/
+
+interface FixtureFile {
+  table: string
+  key?: string[]
+  rows: Record<string, unknown>[]
+}
+
+const parsed = new Map<string, FixtureFile>()
+
+function readFixture(file: string): FixtureFile {
+  const cached = parsed.get(file)
+  if (cached) return cached
+  const raw = readJsonFile(file) as Partial<FixtureFile>
+  const bad = (what: string) => usageError(`fixture ${file}: ${what}`)
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw bad('must hold {"table": "...", "rows": [...]}')
+  if (typeof raw.table !== 'string' || !IDENTIFIER.test(raw.table)) throw bad('"table" must be a lower-case table name')
+  if (raw.key !== undefined && (!Array.isArray(raw.key) || raw.key.length === 0 || !raw.key.every((k) => typeof k === 'string' && IDENTIFIER.test(k)))) {
+    throw bad('"key" must be a list of column names')
+  }
+  if (!Array.isArray(raw.rows) || !raw.rows.every((r) => typeof r === 'object' && r !== null && !Array.isArray(r))) {
+    throw bad('"rows" must be a list of objects')
+  }
+  for (const row of raw.rows) {
+    for (const column of Object.keys(row)) if (!IDENTIFIER.test(column)) throw bad(`column "${column}" is not a valid column name`)
+  }
+  const fixture = raw as FixtureFile
+  parsed.set(file, fixture)
+  return fixture
+}
+
+/** The primary key columns of a table, in key order. */
+async function primaryKey(db: Kysely<any>, dbType: DbType, table: string): Promise<string[]> {
+  switch (dbType) {
+    case 'sqlite': {
+      const { rows } = await sql<{ name: string }>`select name from pragma_table_info(${table}) where pk > 0 order by pk`.execute(db)
+      return rows.map((r) => r.name)
+    }
+    case 'postgres': {
+      const { rows } = await sql<{ name: string }>`
+        select a.attname as name from pg_index i
+        join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey)
+        where i.indrelid = to_regclass(${table}) and i.indisprimary
+        order by array_position(i.indkey, a.attnum)`.execute(db)
+      return rows.map((r) => r.name)
+    }
+    case 'mariadb': {
+      const { rows } = await sql<{ name: string }>`
+        select column_name as name from information_schema.key_column_usage
+        where table_schema = database() and table_name = ${table} and constraint_name = 'PRIMARY'
+        order by ordinal_position`.execute(db)
+      return rows.map((r) => r.name)
+    }
+    default:
+      return dbType satisfies never
+  }
+}
+
+/**
+ * Upserts an app's fixture rows by primary key (or the file's `key`), file by file in name
+ * order, inside the caller's transaction. Returns how many rows were written.
+ */
+export async function syncFixtures(db: Kysely<any>, dbType: DbType, app: string, files: readonly string[]): Promise<number> {
+  let count = 0
+  for (const file of files) {
+    const fixture = readFixture(file)
+    const key = fixture.key ?? (await primaryKey(db, dbType, fixture.table))
+    if (key.length === 0) {
+      throw new TenancyError(`fixture ${file}: table "${fixture.table}" has no primary key and the file gives no "key"; add "key": ["column"]`)
+    }
+    for (const row of fixture.rows) {
+      const missing = key.filter((k) => !(k in row))
+      if (missing.length > 0) throw usageError(`fixture ${file}: a row has no value for key column "${missing[0]}"`)
+      const updates = Object.keys(row).filter((c) => !key.includes(c))
+      const values = Object.fromEntries(Object.entries(row).map(([k, v]) => [k, typeof v === 'object' && v !== null ? JSON.stringify(v) : typeof v === 'boolean' ? Number(v) : v]))
+      let query = db.insertInto(fixture.table).values(values)
+      if (dbType === 'mariadb') {
+        const set = updates.length > 0 ? updates : key
+        query = query.onDuplicateKeyUpdate(Object.fromEntries(set.map((c) => [c, sql`values(${sql.ref(c)})`])))
+      } else {
+        query = query.onConflict((oc) => {
+          const target = oc.columns(key as never[])
+          return updates.length === 0 ? target.doNothing() : target.doUpdateSet(Object.fromEntries(updates.map((c) => [c, sql.ref(`excluded.${c}`)])))
+        })
+      }
+      try {
+        await query.execute()
+      } catch (error) {
+        throw new TenancyError(`fixtures of app "${app}": ${file} could not be written to "${fixture.table}": ${messageOf(error)}`, { cause: error })
+      }
+      count++
+    }
+  }
+  return count
+}

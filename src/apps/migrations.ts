@@ -1,0 +1,129 @@
+import { readFileSync } from 'node:fs'
+import { pathToFileURL } from 'node:url'
+import { sql, type Kysely } from 'kysely'
+import type { DbType } from '../config/config.js'
+import { TenancyError, messageOf } from '../errors.js'
+import { now } from '../registry/registry.js'
+import type { MigrationFile } from './manifest.js'
+
+// Why not Kysely's Migrator: it keeps a ledger and a lock table per app, introspects every
+// table of the site on each run, wraps each app in its own transaction and takes a
+// server-wide GET_LOCK on MySQL. A site here is migrated as one unit: one transaction over
+// all apps (so a failing site is left as it was), one ledger read for all apps (so a
+// no-op deploy costs one query per site), and the database's own write lock. Migration
+// files keep Kysely's shape: `up(db)` / `down(db)`.
+
+/** What a JS migration's `up` and `down` receive besides the Kysely instance. */
+export interface MigrationContext {
+  sql: typeof sql
+  dbType: DbType
+  site: string
+}
+
+/** A migration module: Kysely's `Migration` shape, with a context argument. */
+export interface MigrationModule {
+  up(db: Kysely<any>, ctx: MigrationContext): Promise<void>
+  down?(db: Kysely<any>, ctx: MigrationContext): Promise<void>
+}
+
+/** The per-site ledger of applied migrations, one row per app and migration. */
+export const LEDGER_TABLE = 'tenancy_migrations'
+
+/** Creates the ledger when the site has none yet. */
+export async function ensureLedger(db: Kysely<any>): Promise<void> {
+  await db.schema
+    .createTable(LEDGER_TABLE)
+    .ifNotExists()
+    .addColumn('app', 'varchar(64)', (c) => c.notNull())
+    .addColumn('name', 'varchar(128)', (c) => c.notNull())
+    .addColumn('applied_at', 'varchar(32)', (c) => c.notNull())
+    .addPrimaryKeyConstraint(`${LEDGER_TABLE}_pk`, ['app', 'name'])
+    .execute()
+}
+
+/** Every applied migration on a site, by app, in one query. */
+export async function readLedger(db: Kysely<any>): Promise<Map<string, Set<string>>> {
+  const rows = (await db.selectFrom(LEDGER_TABLE).select(['app', 'name']).execute()) as { app: string; name: string }[]
+  const ledger = new Map<string, Set<string>>()
+  for (const row of rows) {
+    let names = ledger.get(row.app)
+    if (!names) ledger.set(row.app, (names = new Set()))
+    names.add(row.name)
+  }
+  return ledger
+}
+
+const modules = new Map<string, Promise<MigrationModule>>()
+const scripts = new Map<string, string>()
+
+/** Loads a JS migration once per process and checks its shape. */
+async function loadModule(file: string): Promise<MigrationModule> {
+  let loading = modules.get(file)
+  if (!loading) {
+    loading = import(pathToFileURL(file).href).then((mod: Partial<MigrationModule> & { default?: Partial<MigrationModule> }) => {
+      const m = typeof mod.up === 'function' ? mod : mod.default
+      if (!m || typeof m.up !== 'function') throw new TenancyError(`migration ${file} must export an "up(db)" function`)
+      return m as MigrationModule
+    })
+    modules.set(file, loading)
+  }
+  return loading
+}
+
+function loadScript(file: string): string {
+  let text = scripts.get(file)
+  if (text === undefined) {
+    text = readFileSync(file, 'utf8')
+    scripts.set(file, text)
+  }
+  return text
+}
+
+/** The error of a failed migration, naming the app and migration. */
+export class MigrationError extends TenancyError {
+  readonly app: string
+  readonly migration: string
+
+  constructor(app: string, migration: string, cause: unknown) {
+    super(`migration ${app}/${migration} failed: ${messageOf(cause)}`, { cause })
+    this.name = 'MigrationError'
+    this.app = app
+    this.migration = migration
+  }
+}
+
+/** A migration defined in code, such as the site core schema. */
+export interface InlineMigration {
+  name: string
+  up(db: Kysely<any>, ctx: MigrationContext): Promise<void>
+}
+
+/**
+ * Applies, inside the caller's transaction, every migration of `app` that the ledger does
+ * not hold, in order, recording each in the ledger as it completes. Returns the names applied.
+ */
+export async function applyMigrations(
+  trx: Kysely<any>,
+  exec: (script: string) => Promise<void>,
+  app: string,
+  migrations: readonly (MigrationFile | InlineMigration)[],
+  applied: ReadonlySet<string>,
+  ctx: MigrationContext,
+): Promise<string[]> {
+  const done: string[] = []
+  for (const migration of migrations) {
+    if (applied.has(migration.name)) continue
+    try {
+      if ('up' in migration) await migration.up(trx, ctx)
+      else if (migration.kind === 'sql') await exec(loadScript(migration.file))
+      else await (await loadModule(migration.file)).up(trx, ctx)
+      await trx.insertInto(LEDGER_TABLE).values({ app, name: migration.name, applied_at: now() }).execute()
+    } catch (error) {
+      throw new MigrationError(app, migration.name, error)
+    }
+    done.push(migration.name)
+  }
+  return done
+}
+
+export { sql }

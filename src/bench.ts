@@ -1,0 +1,118 @@
+import { existsSync, statSync } from 'node:fs'
+import { dirname, isAbsolute, join, resolve } from 'node:path'
+import { resolveConfig, type BenchConfig } from './config/config.js'
+import { usageError } from './errors.js'
+import { readJsonFile } from './util/json-file.js'
+import { Registry } from './registry/registry.js'
+import { loadSecretBox, type SecretBox } from './secrets/secret-box.js'
+
+export const CONFIG_FILE = 'tenancy.config.json'
+
+/** How to find the bench: `--config FILE`, else `TENANCY_CONFIG`, else walk up from `cwd`. */
+export interface BenchOptions {
+  config?: string
+  cwd?: string
+  env?: NodeJS.ProcessEnv
+}
+
+/** Finds `tenancy.config.json` as the SPEC says, or explains how to make one. */
+export function findConfigFile(options: BenchOptions = {}): string {
+  const env = options.env ?? process.env
+  const cwd = options.cwd ?? process.cwd()
+  const given = options.config ?? env.TENANCY_CONFIG
+  if (given) {
+    const file = resolve(cwd, given)
+    const source = options.config ? '--config' : 'TENANCY_CONFIG'
+    if (!existsSync(file)) throw usageError(`config file "${file}" (from ${source}) does not exist; check the path or run "tenancy init"`)
+    if (statSync(file).isDirectory()) {
+      const inside = join(file, CONFIG_FILE)
+      if (existsSync(inside)) return inside
+      throw usageError(`"${file}" (from ${source}) is a directory without ${CONFIG_FILE}; run "tenancy init ${given}"`)
+    }
+    return file
+  }
+  for (let dir = resolve(cwd); ; dir = dirname(dir)) {
+    const candidate = join(dir, CONFIG_FILE)
+    if (existsSync(candidate)) return candidate
+    if (dirname(dir) === dir) break
+  }
+  throw usageError(`no ${CONFIG_FILE} found in "${cwd}" or any parent directory; run "tenancy init" to create a bench, or pass --config FILE`)
+}
+
+/**
+ * An open bench: paths, validated config, and (opened on first use) the registry and the
+ * secret box. Open one per command with `usingBench`, which always closes it.
+ */
+export class Bench {
+  readonly root: string
+  readonly configFile: string
+  readonly rawConfig: Record<string, unknown>
+  readonly config: BenchConfig
+  readonly env: NodeJS.ProcessEnv
+  #registry: Promise<Registry> | undefined
+  #secretBox: SecretBox | undefined
+
+  constructor(configFile: string, env: NodeJS.ProcessEnv = process.env) {
+    this.configFile = configFile
+    this.root = dirname(configFile)
+    this.env = env
+    this.rawConfig = (readJsonFile(configFile) ?? {}) as Record<string, unknown>
+    this.config = resolveConfig(this.rawConfig, configFile, env)
+  }
+
+  /** Absolute path of a config path (relative ones are relative to the bench). */
+  path(relative: string): string {
+    return isAbsolute(relative) ? relative : resolve(this.root, relative)
+  }
+
+  get sitesPath(): string {
+    return this.path(this.config.sites_path)
+  }
+
+  get appsPath(): string {
+    return this.path(this.config.apps_path)
+  }
+
+  get archivePath(): string {
+    return this.path(join('archived', 'sites'))
+  }
+
+  get stateDir(): string {
+    return this.path('.tenancy')
+  }
+
+  sitePath(site: string): string {
+    return join(this.sitesPath, site)
+  }
+
+  registry(): Promise<Registry> {
+    this.#registry ??= Registry.open(this.config.registry, this.root)
+    return this.#registry
+  }
+
+  secretBox(): SecretBox {
+    this.#secretBox ??= loadSecretBox(join(this.stateDir, 'secret.key'), this.env)
+    return this.#secretBox
+  }
+
+  async close(): Promise<void> {
+    const registry = this.#registry
+    this.#registry = undefined
+    if (registry) await (await registry.catch(() => undefined))?.close()
+  }
+}
+
+/** Opens the bench found from `options`. */
+export async function openBench(options: BenchOptions = {}): Promise<Bench> {
+  return new Bench(findConfigFile(options), options.env)
+}
+
+/** Opens the bench, runs `fn`, and closes the bench whatever happens. */
+export async function usingBench<T>(options: BenchOptions, fn: (bench: Bench) => Promise<T>): Promise<T> {
+  const bench = await openBench(options)
+  try {
+    return await fn(bench)
+  } finally {
+    await bench.close()
+  }
+}

@@ -1,0 +1,53 @@
+import type { Command } from 'commander'
+import type { Bench, BenchOptions } from '../bench.js'
+import { usageError } from '../errors.js'
+import { Output } from '../output/output.js'
+
+/** The global flags every command sees (before or after the subcommand). */
+export interface GlobalOptions {
+  json?: boolean
+  yes?: boolean
+  site?: string
+  config?: string
+  verbose?: boolean
+}
+
+/** What a command action gets: its output, flags, and a signal that SIGINT/SIGTERM abort. */
+export interface CommandContext {
+  out: Output
+  opts: GlobalOptions & Record<string, unknown>
+  signal: AbortSignal
+  benchOptions: BenchOptions
+  withBench<T>(fn: (bench: Bench) => Promise<T>): Promise<T>
+  requireSite(): string
+  /** Asks for confirmation unless --yes; with no terminal and no --yes, a usage error. */
+  confirm(question: string, refusal: string): Promise<void>
+}
+
+export const interruption = new AbortController()
+
+export function contextFor(command: Command): CommandContext {
+  const opts = command.optsWithGlobals() as GlobalOptions & Record<string, unknown>
+  const out = new Output({ json: opts.json, verbose: opts.verbose })
+  const benchOptions: BenchOptions = { config: opts.config }
+  return {
+    out,
+    opts,
+    signal: interruption.signal,
+    benchOptions,
+    async withBench(fn) {
+      const { usingBench } = await import('../bench.js')
+      return usingBench(benchOptions, fn)
+    },
+    requireSite() {
+      if (!opts.site) throw usageError(`"${command.name()}" needs --site SITE; run "tenancy list-sites" to see the sites`)
+      return opts.site
+    },
+    async confirm(question, refusal) {
+      if (opts.yes) return
+      const answer = await out.confirm(question)
+      if (answer === undefined) throw usageError(`${refusal}: no terminal to confirm on; pass --yes`)
+      if (!answer) throw usageError('cancelled; nothing was changed')
+    },
+  }
+}

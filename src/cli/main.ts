@@ -1,0 +1,59 @@
+import { Command, CommanderError } from 'commander'
+import { EXIT_INTERRUPTED, EXIT_USAGE } from '../errors.js'
+import { Output } from '../output/output.js'
+import { interruption } from './context.js'
+import { registerSiteCommands } from './site-commands.js'
+
+declare const TENANCY_VERSION: string
+
+/** Builds the commander program: global flags, then one registration per command group. */
+export function buildProgram(): Command {
+  const program = new Command()
+    .name('tenancy')
+    .description('Provision isolated tenant sites: database, user, config, apps and API keys per tenant.')
+    .version(TENANCY_VERSION, '-V, --version')
+    .option('--json', 'print one JSON document on stdout; messages go to stderr')
+    .option('-y, --yes', 'answer yes to confirmations')
+    .option('--site <site>', 'the site a command acts on (before or after the command)')
+    .option('--config <file>', 'path of tenancy.config.json (default: found upward from here, or TENANCY_CONFIG)')
+    .option('-v, --verbose', 'show stack traces and debug output')
+    .showSuggestionAfterError()
+    .exitOverride()
+    .configureOutput({ outputError: (text, write) => write(text.replace(/^error: /, 'error: ')) })
+  program.addHelpText(
+    'after',
+    '\nExit codes: 0 success, 1 failed, 2 usage or configuration error, 130 interrupted.\nExamples:\n  tenancy new-site acme.localhost --install-app tenant_ops\n  tenancy --site acme.localhost generate-keys api@acme.localhost --json',
+  )
+  registerSiteCommands(program)
+  for (const command of program.commands) command.exitOverride()
+  return program
+}
+
+/** Runs the CLI with `argv` and sets `process.exitCode`; never throws. */
+export async function main(argv: string[]): Promise<void> {
+  let signals = 0
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals++
+    if (signals > 1) process.exit(EXIT_INTERRUPTED)
+    interruption.abort(new Error(signal))
+  }
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
+  const program = buildProgram()
+  try {
+    await program.parseAsync(argv)
+    if (interruption.signal.aborted) process.exitCode = EXIT_INTERRUPTED
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // Help and --version "errors" are successes; everything else commander rejects is usage.
+      process.exitCode = error.exitCode === 0 ? 0 : EXIT_USAGE
+      return
+    }
+    const json = argv.includes('--json')
+    const out = new Output({ json, verbose: argv.includes('--verbose') || argv.includes('-v') })
+    process.exitCode = interruption.signal.aborted ? EXIT_INTERRUPTED : out.error(error)
+  } finally {
+    process.off('SIGINT', onSignal)
+    process.off('SIGTERM', onSignal)
+  }
+}

@@ -1,0 +1,276 @@
+import type { Command } from 'commander'
+import { Option } from 'commander'
+import { usageError } from '../errors.js'
+import type { AppInstallResult, InstallProgress } from '../apps/install.js'
+import type { Output, TaskHandle } from '../output/output.js'
+import { contextFor } from './context.js'
+
+const collect = (value: string, previous: string[] = []) => [...previous, value]
+
+function parsePort(value: string): number {
+  const port = Number(value)
+  if (!/^\d+$/.test(value) || port < 1 || port > 65_535) throw usageError(`invalid --db-port "${value}": give a port from 1 to 65535`)
+  return port
+}
+
+function describeApp(r: AppInstallResult): string {
+  if (r.status === 'already_installed') return `${r.app} is already installed`
+  const parts = [`${r.migrations.length} migration${r.migrations.length === 1 ? '' : 's'}`, `${r.fixtures} fixture row${r.fixtures === 1 ? '' : 's'}`]
+  return `installed ${r.app} ${r.version} (${parts.join(', ')})`
+}
+
+/** Shows each app install as a task (spinner on a TTY, one line otherwise). */
+function appProgress(out: Output): { onProgress: InstallProgress; settle(): Promise<void> } {
+  let current: Promise<TaskHandle> | undefined
+  let chain = Promise.resolve()
+  return {
+    onProgress(event) {
+      chain = chain.then(async () => {
+        if (event.phase === 'start') current = out.task(`installing ${event.app}`)
+        else if (event.phase === 'skip') out.info(`- ${event.app} is already installed`)
+        else if (event.phase === 'done') (await current)?.succeed(describeApp(event.result!))
+        else (await current)?.fail(`installing ${event.app} failed`)
+      })
+    },
+    settle: () => chain,
+  }
+}
+
+/** Registers the bench-parity site commands on the program. */
+export function registerSiteCommands(program: Command): void {
+  program
+    .command('init')
+    .description('create a bench: tenancy.config.json, apps/, sites/, .tenancy/')
+    .argument('[dir]', 'directory to create the bench in', '.')
+    .option('--with-example-apps', 'copy the example apps shared_lib and tenant_ops into apps/')
+    .action(async (dir: string, _o, command: Command) => {
+      const ctx = contextFor(command)
+      const { initBench } = await import('../sites/init.js')
+      const result = initBench(dir, { withExampleApps: Boolean(ctx.opts.withExampleApps) })
+      ctx.out.result(result, () => `Created bench in ${result.path}${result.apps.length ? ` with apps ${result.apps.join(', ')}` : ''}\nNext: cd ${dir} && tenancy new-site acme.localhost${result.apps.length ? ' --install-app tenant_ops' : ''}`)
+    })
+
+  program
+    .command('new-site')
+    .description('create a site: directory, database, database user, core tables, Administrator')
+    .argument('<site>', 'site name, a hostname such as acme.localhost')
+    .addOption(new Option('--db-type <type>', 'database type').choices(['sqlite', 'mariadb', 'mysql', 'postgres']))
+    .option('--db-name <name>', 'database name ([a-z0-9_]{1,63}); generated when absent')
+    .option('--db-host <host>', 'database server host')
+    .option('--db-port <port>', 'database server port', parsePort)
+    .option('--db-root-username <user>', 'server user that creates the database')
+    .option('--db-root-password-file <file>', 'file holding the server root password')
+    .option('--admin-password-file <file>', 'file holding the Administrator password')
+    .option('--install-app <app>', 'install an app after creating the site (repeatable)', collect)
+    .option('--force', 'replace an existing site (its database and directory are dropped)')
+    .option('--keep-on-failure', 'leave a failed site in place for debugging instead of rolling it back')
+    .action(async (site: string, _o, command: Command) => {
+      const ctx = contextFor(command)
+      const o = ctx.opts as Record<string, any>
+      await ctx.withBench(async (bench) => {
+        const { newSite } = await import('../sites/new-site.js')
+        const progress = appProgress(ctx.out)
+        const task = await ctx.out.task(`creating site ${site}`)
+        let result
+        try {
+          result = await newSite(bench, {
+            site,
+            dbType: o.dbType === 'mysql' ? 'mariadb' : o.dbType,
+            dbName: o.dbName,
+            dbHost: o.dbHost,
+            dbPort: o.dbPort,
+            dbRootUsername: o.dbRootUsername,
+            dbRootPasswordFile: o.dbRootPasswordFile,
+            adminPasswordFile: o.adminPasswordFile,
+            installApps: o.installApp,
+            force: o.force,
+            keepOnFailure: o.keepOnFailure,
+            prompt: (message) => ctx.out.password(message),
+            onProgress: progress.onProgress,
+            onWarning: (message) => ctx.out.warn(message),
+            signal: ctx.signal,
+          })
+        } catch (error) {
+          await progress.settle()
+          task.fail(`creating site ${site} failed`)
+          throw error
+        }
+        await progress.settle()
+        task.succeed(`created site ${site} (${result.db_type}, database ${result.db_name})`)
+        ctx.out.result(result, () =>
+          result.admin_password ? `Administrator password (generated; shown only now): ${result.admin_password}` : undefined,
+        )
+      })
+    })
+
+  program
+    .command('drop-site')
+    .description('drop a site database and user, and archive its directory')
+    .argument('<site>', 'site name')
+    .option('--no-archive', 'delete the site directory instead of moving it to archived/sites/')
+    .action(async (site: string, _o, command: Command) => {
+      const ctx = contextFor(command)
+      await ctx.withBench(async (bench) => {
+        const { dropSite } = await import('../sites/drop-site.js')
+        const { requireSite } = await import('../sites/site.js')
+        await requireSite(bench, site, { allowAnyState: true })
+        await ctx.confirm(`Drop site ${site} and its database?`, `drop-site "${site}" deletes its database`)
+        const result = await dropSite(bench, { site, archive: ctx.opts.archive !== false })
+        ctx.out.result(result, () => `Dropped site ${site}${result.archived_to ? `; directory archived to ${result.archived_to}` : ''}`)
+      })
+    })
+
+  program
+    .command('list-sites')
+    .description('list sites with database type, installed apps and owning tenant')
+    .action(async (_o, command: Command) => {
+      const ctx = contextFor(command)
+      await ctx.withBench(async (bench) => {
+        const { listSites } = await import('../sites/list-sites.js')
+        const sites = await listSites(bench)
+        ctx.out.result({ sites }, () => {
+          if (sites.length === 0) return 'No sites yet; create one with "tenancy new-site acme.localhost"'
+          return table(
+            ['SITE', 'DB', 'APPS', 'TENANT', 'STATE'],
+            sites.map((s) => [s.site, s.db_type, s.apps.map((a) => a.name).join(',') || '-', s.tenant ? `${s.tenant}${s.pending ? ' (pending)' : ''}` : '-', s.state]),
+          )
+        })
+      })
+    })
+
+  program
+    .command('install-app')
+    .description('install apps on a site, requirements first')
+    .argument('<apps...>', 'app names')
+    .action(async (apps: string[], _o, command: Command) => {
+      const ctx = contextFor(command)
+      const site = ctx.requireSite()
+      await ctx.withBench(async (bench) => {
+        const { installApps } = await import('../apps/install.js')
+        const progress = appProgress(ctx.out)
+        try {
+          const result = await installApps(bench, { site, apps, onProgress: progress.onProgress, signal: ctx.signal })
+          await progress.settle()
+          ctx.out.result(result)
+        } finally {
+          await progress.settle()
+        }
+      })
+    })
+
+  program
+    .command('list-apps')
+    .description('list the apps in the bench, or those installed on --site with their migrations')
+    .action(async (_o, command: Command) => {
+      const ctx = contextFor(command)
+      await ctx.withBench(async (bench) => {
+        const { listApps, listSiteApps } = await import('../apps/list-apps.js')
+        if (ctx.opts.site) {
+          const apps = await listSiteApps(bench, ctx.opts.site)
+          ctx.out.result({ site: ctx.opts.site, apps }, () =>
+            apps.length === 0
+              ? `No apps installed on ${ctx.opts.site}`
+              : table(['APP', 'VERSION', 'APPLIED', 'PENDING'], apps.map((a) => [a.app, a.version, String(a.applied_migrations.length), a.pending_migrations.join(',') || '-'])),
+          )
+        } else {
+          const apps = listApps(bench)
+          ctx.out.result({ apps }, () =>
+            apps.length === 0
+              ? `No apps in ${bench.appsPath}`
+              : table(['APP', 'VERSION', 'REQUIRES', 'MIGRATIONS', 'FIXTURES'], apps.map((a) => [a.app, a.version, a.requires.join(',') || '-', String(a.migrations), String(a.fixtures)])),
+          )
+        }
+      })
+    })
+
+  program
+    .command('set-config')
+    .description('set a key in site_config.json (or tenancy.config.json with -g)')
+    .argument('<key>', 'config key; dots for nested keys in the bench config (db.type)')
+    .argument('<value>', 'value; "1"/"0" become numbers and "true"/"false" booleans')
+    .option('-g, --global', 'write tenancy.config.json instead of a site config')
+    .option('-p, --parse', 'parse the value as JSON')
+    .action(async (key: string, value: string, _o, command: Command) => {
+      const ctx = contextFor(command)
+      await ctx.withBench(async (bench) => {
+        const { setConfig } = await import('../sites/config-commands.js')
+        const result = await setConfig(bench, { key, value, parse: Boolean(ctx.opts.parse), global: Boolean(ctx.opts.global), site: ctx.opts.site })
+        ctx.out.result(result, () => `Set ${key} = ${JSON.stringify(result.value)} in ${result.file}`)
+      })
+    })
+
+  program
+    .command('show-config')
+    .description('show the merged configuration (bench, then --site), secrets masked')
+    .action(async (_o, command: Command) => {
+      const ctx = contextFor(command)
+      await ctx.withBench(async (bench) => {
+        const { showConfig } = await import('../sites/config-commands.js')
+        const config = await showConfig(bench, { site: ctx.opts.site })
+        ctx.out.result(config, () => JSON.stringify(config, null, 2))
+      })
+    })
+
+  program
+    .command('add-system-manager')
+    .description('create a user with the System Manager role (an existing user just gets the role)')
+    .argument('<email>', 'the user\'s email')
+    .option('--first-name <name>', 'first name')
+    .option('--last-name <name>', 'last name')
+    .action(async (email: string, _o, command: Command) => {
+      const ctx = contextFor(command)
+      const site = ctx.requireSite()
+      await ctx.withBench(async (bench) => {
+        const { addSystemManager } = await import('../sites/users.js')
+        const o = ctx.opts as Record<string, string | undefined>
+        const result = await addSystemManager(bench, { site, email, firstName: o.firstName, lastName: o.lastName })
+        ctx.out.result(result, () =>
+          result.created ? `Created ${email} as System Manager on ${site}` : result.role_added ? `Gave ${email} the System Manager role on ${site}` : `${email} is already a System Manager on ${site}`,
+        )
+      })
+    })
+
+  program
+    .command('generate-keys')
+    .description('print the user\'s api_key (stable) and a new api_secret (the old one stops working)')
+    .argument('<email>', 'the user\'s email')
+    .action(async (email: string, _o, command: Command) => {
+      const ctx = contextFor(command)
+      const site = ctx.requireSite()
+      await ctx.withBench(async (bench) => {
+        const { generateKeys } = await import('../sites/api-keys.js')
+        const keys = await generateKeys(bench, { site, email })
+        ctx.out.result(keys, () => JSON.stringify(keys))
+      })
+    })
+
+  program
+    .command('verify-key')
+    .description('check an API secret read from stdin against api_key; exit 0 if it matches, 1 if not')
+    .argument('<api_key>', 'the api_key')
+    .action(async (apiKey: string, _o, command: Command) => {
+      const ctx = contextFor(command)
+      const site = ctx.requireSite()
+      const secret = process.stdin.isTTY ? await ctx.out.password('API secret:') : await readStdin()
+      if (!secret) throw usageError('verify-key reads the API secret from stdin; pipe it in (echo "$SECRET" | tenancy verify-key KEY --site S)')
+      await ctx.withBench(async (bench) => {
+        const { verifyKey } = await import('../sites/api-keys.js')
+        const result = await verifyKey(bench, { site, apiKey, secret })
+        ctx.out.result({ valid: result.valid, user: result.user }, () => (result.valid ? `valid: api_key belongs to ${result.user}` : 'invalid api_key or api_secret'))
+        if (!result.valid) process.exitCode = 1
+      })
+    })
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = []
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer)
+  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '')
+}
+
+/** A plain aligned table for humans. */
+export function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
+  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')
+  return [line(header), ...rows.map(line)].join('\n')
+}

@@ -1,0 +1,193 @@
+import { availableParallelism } from 'node:os'
+import { usageError } from '../errors.js'
+
+/** The kinds of database a site can live on. `mysql` in config is read as `mariadb`. */
+export type DbType = 'sqlite' | 'mariadb' | 'postgres'
+export const DB_TYPES: readonly DbType[] = ['sqlite', 'mariadb', 'postgres']
+
+/** A `{"run": "cmd"}` step in `provision.steps`. */
+export interface RunStepSpec {
+  run: string
+  name?: string
+  timeout?: number
+}
+export type StepSpec = string | RunStepSpec
+
+/** `tenancy.config.json` after defaults and validation. Unknown keys are kept (bench's common config). */
+export interface BenchConfig {
+  sites_path: string
+  apps_path: string
+  registry: string
+  db: { type: DbType; host?: string; port?: number; socket?: string; root_user?: string }
+  default_site_domain: string
+  auto_provision_tenant_sites: boolean
+  provision: {
+    apps: string[]
+    api_user: string
+    developer_mode: boolean
+    steps?: StepSpec[]
+    max_attempts: number
+    step_timeout: number
+    notify?: { webhook?: string; run?: string }
+  }
+  pending: { count: number; include_in_queries: boolean }
+  migrate: { concurrency: number }
+  provision_admin_password?: string
+  provision_mariadb_root_password?: string
+  [key: string]: unknown
+}
+
+export const DEFAULT_APPS = ['shared_lib', 'tenant_ops']
+
+/** The config `tenancy init` writes: the defaults that matter, spelled out. */
+export function initialConfig(): Record<string, unknown> {
+  return {
+    sites_path: 'sites',
+    apps_path: 'apps',
+    registry: 'sqlite:.tenancy/registry.db',
+    db: { type: 'sqlite' },
+    default_site_domain: 'localhost',
+    auto_provision_tenant_sites: true,
+    provision: { apps: [...DEFAULT_APPS], api_user: 'api@{site}', developer_mode: true },
+    pending: { count: 5, include_in_queries: false },
+  }
+}
+
+type Check = (value: unknown) => string | null
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
+const str: Check = (v) => (typeof v === 'string' && v.length > 0 ? null : 'a non-empty string')
+const bool: Check = (v) => (typeof v === 'boolean' ? null : 'true or false')
+const intRange =
+  (min: number, max: number): Check =>
+  (v) =>
+    typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max ? null : `a whole number from ${min} to ${max}`
+const oneOf =
+  (...values: string[]): Check =>
+  (v) =>
+    typeof v === 'string' && values.includes(v) ? null : `one of ${values.map((x) => `"${x}"`).join(', ')}`
+const obj: Check = (v) => (isObject(v) ? null : 'an object')
+const stringList: Check = (v) =>
+  Array.isArray(v) && v.every((x) => typeof x === 'string' && x.length > 0) ? null : 'a list of strings'
+const registryUrl: Check = (v) =>
+  typeof v === 'string' && /^(sqlite:.+|postgres(ql)?:\/\/.+)$/.test(v) ? null : 'a "sqlite:PATH" or "postgres://…" URL'
+const steps: Check = (v) => {
+  if (!Array.isArray(v) || v.length === 0) return 'a non-empty list of step names or {"run": "cmd"} objects'
+  for (const item of v) {
+    if (typeof item === 'string' && item.length > 0) continue
+    if (isObject(item) && typeof item.run === 'string' && item.run.length > 0) {
+      if (item.timeout !== undefined && intRange(1, 86_400)(item.timeout) !== null) return 'steps whose "timeout" is 1 to 86400 seconds'
+      if (item.name !== undefined && typeof item.name !== 'string') return 'steps whose "name" is a string'
+      continue
+    }
+    return 'a list of step names or {"run": "cmd", "timeout": N} objects'
+  }
+  return null
+}
+const notify: Check = (v) =>
+  isObject(v) && (typeof v.webhook === 'string' || typeof v.run === 'string')
+    ? null
+    : 'an object with "webhook": URL or "run": "command"'
+
+/** Every known key, its check, and its default. */
+const KEYS: Record<string, { check: Check; fallback?: () => unknown }> = {
+  sites_path: { check: str, fallback: () => 'sites' },
+  apps_path: { check: str, fallback: () => 'apps' },
+  registry: { check: registryUrl, fallback: () => 'sqlite:.tenancy/registry.db' },
+  db: { check: obj, fallback: () => ({}) },
+  'db.type': { check: oneOf('sqlite', 'mariadb', 'mysql', 'postgres'), fallback: () => 'sqlite' },
+  'db.host': { check: str },
+  'db.port': { check: intRange(1, 65_535) },
+  'db.socket': { check: str },
+  'db.root_user': { check: str },
+  default_site_domain: { check: str, fallback: () => 'localhost' },
+  auto_provision_tenant_sites: { check: bool, fallback: () => true },
+  provision: { check: obj, fallback: () => ({}) },
+  'provision.apps': { check: stringList, fallback: () => [...DEFAULT_APPS] },
+  'provision.api_user': { check: str, fallback: () => 'api@{site}' },
+  'provision.developer_mode': { check: bool, fallback: () => true },
+  'provision.steps': { check: steps },
+  'provision.max_attempts': { check: intRange(1, 100), fallback: () => 5 },
+  'provision.step_timeout': { check: intRange(1, 86_400), fallback: () => 300 },
+  'provision.notify': { check: notify },
+  pending: { check: obj, fallback: () => ({}) },
+  'pending.count': { check: intRange(0, 100_000), fallback: () => 5 },
+  'pending.include_in_queries': { check: bool, fallback: () => false },
+  migrate: { check: obj, fallback: () => ({}) },
+  'migrate.concurrency': { check: intRange(1, 1024), fallback: () => availableParallelism() },
+  provision_admin_password: { check: (v) => (typeof v === 'string' ? null : 'a string') },
+  provision_mariadb_root_password: { check: (v) => (typeof v === 'string' ? null : 'a string') },
+}
+
+function getPath(root: Record<string, unknown>, path: string): unknown {
+  let node: unknown = root
+  for (const part of path.split('.')) {
+    if (!isObject(node)) return undefined
+    node = node[part]
+  }
+  return node
+}
+
+function setPath(root: Record<string, unknown>, path: string, value: unknown): void {
+  const parts = path.split('.')
+  let node = root
+  for (const part of parts.slice(0, -1)) {
+    if (!isObject(node[part])) node[part] = {}
+    node = node[part] as Record<string, unknown>
+  }
+  node[parts[parts.length - 1]!] = value
+}
+
+export { getPath as getConfigPath, setPath as setConfigPath }
+
+/**
+ * Validates a parsed `tenancy.config.json` and fills in defaults, applying the environment
+ * overrides the SPEC lists (`TENANCY_REGISTRY_URL`, `TENANCY_PENDING_COUNT`).
+ * A wrong value is a usage error naming the key, what it must be and the file.
+ */
+export function resolveConfig(raw: unknown, file: string, env: NodeJS.ProcessEnv = process.env): BenchConfig {
+  if (!isObject(raw)) throw usageError(`${file} must hold a JSON object, e.g. {"db": {"type": "sqlite"}}`)
+  const config = structuredClone(raw)
+  const overrides: [string, string, unknown][] = []
+  if (env.TENANCY_REGISTRY_URL) overrides.push(['registry', 'TENANCY_REGISTRY_URL', env.TENANCY_REGISTRY_URL])
+  if (env.TENANCY_PENDING_COUNT !== undefined && env.TENANCY_PENDING_COUNT !== '') {
+    const text = env.TENANCY_PENDING_COUNT
+    overrides.push(['pending.count', 'TENANCY_PENDING_COUNT', /^\d+$/.test(text) ? Number(text) : text])
+  }
+  // Parents before children, so `db` is known to be an object before `db.type` is read.
+  for (const [key, { check, fallback }] of Object.entries(KEYS)) {
+    const value = getPath(config, key)
+    if (value === undefined) {
+      if (fallback) setPath(config, key, fallback())
+      continue
+    }
+    const expected = check(value)
+    if (expected) {
+      throw usageError(`${file}: "${key}" must be ${expected} (got ${JSON.stringify(value)}); fix the value or remove the key`)
+    }
+  }
+  for (const [key, source, value] of overrides) {
+    const expected = KEYS[key]!.check(value)
+    if (expected) throw usageError(`${source} must be ${expected} (got ${JSON.stringify(value)})`)
+    setPath(config, key, value)
+  }
+  const db = config.db as Record<string, unknown>
+  if (db.type === 'mysql') db.type = 'mariadb'
+  return config as BenchConfig
+}
+
+/** Keys whose values are secrets: masked by show-config, never printed. */
+export function isSecretKey(key: string): boolean {
+  return /(password|secret|passphrase|encryption_key|private_key|token)$/i.test(key)
+}
+
+/** A deep copy with every secret value replaced by `********`. */
+export function maskSecrets(value: unknown, key = ''): unknown {
+  if (isSecretKey(key) && value !== undefined && value !== null && value !== '') return '********'
+  if (Array.isArray(value)) return value.map((v) => maskSecrets(v))
+  if (isObject(value)) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, maskSecrets(v, k)]))
+  }
+  if (key === 'registry' && typeof value === 'string') return value.replace(/(\/\/[^:/@]+:)[^@]*@/, '$1********@')
+  return value
+}

@@ -1,0 +1,44 @@
+import type { Kysely } from 'kysely'
+import type { DbType } from '../config/config.js'
+
+/** How a site reaches its database: the `db_*` keys of `site_config.json`. */
+export interface SiteDbSettings {
+  db_type: DbType
+  db_name: string
+  db_file?: string
+  db_user?: string
+  db_password?: string
+  db_host?: string
+  db_port?: number
+  db_socket?: string
+}
+
+/** An open connection to one site's database, as the site's own user. */
+export interface SiteConnection {
+  readonly db: Kysely<any>
+  readonly dbType: DbType
+  /** Whether DDL inside a transaction rolls back with it (SQLite, PostgreSQL: yes; MariaDB: no). */
+  readonly transactionalDdl: boolean
+  /**
+   * Runs `fn` in one transaction that holds the database's write lock from the start, so two
+   * processes migrating the same site take turns instead of deadlocking.
+   */
+  transaction<T>(fn: (trx: Kysely<any>, exec: (script: string) => Promise<void>) => Promise<T>): Promise<T>
+  close(): Promise<void>
+}
+
+/**
+ * One kind of database server behind one interface (like Kysely's `Dialect`): make a site's
+ * database and its own user, drop them, tell whether they exist, connect as the site.
+ */
+export interface DatabaseDriver {
+  readonly type: DbType
+  /** Fills in the settings for a new site: file name, user and password where the kind has them. */
+  plan(dbName: string): SiteDbSettings
+  /** Creates the database (and its user). Adopts nothing: an existing database is an error. */
+  create(settings: SiteDbSettings, sitePath: string): Promise<void>
+  /** Drops the database and its user; what is already gone is not an error. */
+  drop(settings: SiteDbSettings, sitePath: string): Promise<void>
+  exists(settings: SiteDbSettings, sitePath: string): Promise<boolean>
+  connect(settings: SiteDbSettings, sitePath: string): Promise<SiteConnection>
+}

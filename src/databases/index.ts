@@ -1,0 +1,16 @@
+import type { DbType } from '../config/config.js'
+import { usageError } from '../errors.js'
+import type { DatabaseDriver } from './driver.js'
+
+/** The driver for a kind of database, loaded only when a site of that kind is touched. */
+export async function getDriver(type: DbType): Promise<DatabaseDriver> {
+  switch (type) {
+    case 'sqlite':
+      return (await import('./sqlite-driver.js')).sqliteDriver
+    case 'mariadb':
+    case 'postgres':
+      throw usageError(`database type "${type}" is not supported by this version of tenancy yet; use --db-type sqlite`)
+    default:
+      throw usageError(`unknown database type "${type satisfies never}"; use sqlite, mariadb or postgres`)
+  }
+}

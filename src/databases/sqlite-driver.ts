@@ -1,0 +1,76 @@
+import { closeSync, openSync, rmSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+import { Kysely, SqliteDialect } from 'kysely'
+import { TenancyError } from '../errors.js'
+import type { DatabaseDriver, SiteConnection, SiteDbSettings } from './driver.js'
+import { immediateTransaction } from './sqlite-transaction.js'
+
+const DB_FILE = 'db.sqlite'
+
+function fileOf(settings: SiteDbSettings, sitePath: string): string {
+  // db_file is a bare file name inside the site directory, never a path from user input.
+  const name = settings.db_file && /^[A-Za-z0-9_.-]+\.(sqlite|db)$/.test(settings.db_file) ? settings.db_file : DB_FILE
+  return join(sitePath, name)
+}
+
+/** Opens a better-sqlite3 handle with the settings every site database uses. */
+export async function openSqliteFile(file: string, options: { mustExist?: boolean } = {}): Promise<import('better-sqlite3').Database> {
+  const { default: Database } = await import('better-sqlite3')
+  const raw = new Database(file, { timeout: 15_000, fileMustExist: options.mustExist ?? true })
+  raw.pragma('foreign_keys = ON')
+  return raw
+}
+
+/** SQLite: one file per site, created with mode 0600; the file's permissions are its "user". */
+export const sqliteDriver: DatabaseDriver = {
+  type: 'sqlite',
+
+  plan(dbName) {
+    return { db_type: 'sqlite', db_name: dbName, db_file: DB_FILE }
+  },
+
+  async create(settings, sitePath) {
+    const file = fileOf(settings, sitePath)
+    try {
+      closeSync(openSync(file, 'wx', 0o600))
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
+        throw new TenancyError(`database file ${file} exists already; remove it or use --force`)
+      }
+      throw error
+    }
+  },
+
+  async drop(settings, sitePath) {
+    const file = fileOf(settings, sitePath)
+    for (const suffix of ['', '-journal', '-wal', '-shm']) rmSync(`${file}${suffix}`, { force: true })
+  },
+
+  async exists(settings, sitePath) {
+    try {
+      return statSync(fileOf(settings, sitePath)).isFile()
+    } catch {
+      return false
+    }
+  },
+
+  async connect(settings, sitePath): Promise<SiteConnection> {
+    const file = fileOf(settings, sitePath)
+    let raw
+    try {
+      raw = await openSqliteFile(file)
+    } catch (error) {
+      throw new TenancyError(`cannot open the site database ${file}: ${(error as Error).message}; run "tenancy doctor"`, { cause: error })
+    }
+    const db = new Kysely<any>({ dialect: new SqliteDialect({ database: raw }) })
+    return {
+      db,
+      dbType: 'sqlite',
+      transactionalDdl: true,
+      // better-sqlite3's exec runs a multi-statement script on the same connection, so it
+      // joins the transaction Kysely opened.
+      transaction: (fn) => immediateTransaction(db, (conn) => fn(conn, async (script) => void raw.exec(script))),
+      close: () => db.destroy(),
+    }
+  },
+}

@@ -1,0 +1,53 @@
+/**
+ * The tenancy library: what the CLI does, callable from application code.
+ *
+ * @example
+ * import { usingBench, newSite } from 'tenancy'
+ * await usingBench({ cwd: '/srv/bench' }, (bench) => newSite(bench, { site: 'acme.localhost', installApps: ['tenant_ops'] }))
+ */
+import { sql, type Kysely } from 'kysely'
+import { getDriver } from './databases/index.js'
+import { readSiteConfig } from './sites/site.js'
+import type { DbType } from './config/config.js'
+
+export { Bench, openBench, usingBench, findConfigFile, type BenchOptions } from './bench.js'
+export { TenancyError, EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED } from './errors.js'
+export type { BenchConfig, DbType } from './config/config.js'
+export { newSite, type NewSiteOptions, type NewSiteResult } from './sites/new-site.js'
+export { dropSite, type DropSiteOptions, type DropSiteResult } from './sites/drop-site.js'
+export { listSites, type SiteListing } from './sites/list-sites.js'
+export { setConfig, showConfig, coerceConfigValue } from './sites/config-commands.js'
+export { addSystemManager } from './sites/users.js'
+export { generateKeys, verifyKey, type ApiCredentials } from './sites/api-keys.js'
+export { installApps, type AppInstallResult } from './apps/install.js'
+export { listApps, listSiteApps } from './apps/list-apps.js'
+export { initBench } from './sites/init.js'
+export { usingSite, readSiteConfig, type OpenSite } from './sites/site.js'
+export type { MigrationContext, MigrationModule } from './apps/migrations.js'
+
+/** What `withSiteDatabase` hands its callback besides the Kysely instance. */
+export interface SiteDatabaseContext {
+  sql: typeof sql
+  dbType: DbType
+  site: string
+}
+
+/**
+ * Connects to the database of the site in `sitePath` as the site's own user (from its
+ * `site_config.json`), runs `fn` in one transaction, and closes. App hooks use this:
+ *
+ * @example
+ * const { withSiteDatabase } = await import(pathToFileURL(process.env.TENANCY_LIB).href)
+ * await withSiteDatabase(process.env.TENANCY_SITE_PATH, (db) => db.insertInto('audit_log').values(row).execute())
+ */
+export async function withSiteDatabase<T>(sitePath: string, fn: (db: Kysely<any>, ctx: SiteDatabaseContext) => Promise<T>): Promise<T> {
+  const config = readSiteConfig(sitePath)
+  const driver = await getDriver(config.db_type)
+  const conn = await driver.connect(config, sitePath)
+  try {
+    const site = sitePath.replace(/[\\/]+$/, '').split(/[\\/]/).pop() ?? ''
+    return await conn.db.transaction().execute((trx) => fn(trx, { sql, dbType: conn.dbType, site }))
+  } finally {
+    await conn.close()
+  }
+}

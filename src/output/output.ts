@@ -1,0 +1,142 @@
+import type { ChalkInstance } from 'chalk'
+import { Chalk } from 'chalk'
+import { EXIT_FAILED, TenancyError, messageOf } from '../errors.js'
+
+/** How a command's messages and result reach the user. */
+export interface OutputOptions {
+  json?: boolean
+  verbose?: boolean
+  stdout?: NodeJS.WriteStream
+  stderr?: NodeJS.WriteStream
+  env?: NodeJS.ProcessEnv
+}
+
+export interface TaskHandle {
+  succeed(text?: string): void
+  fail(text?: string): void
+  skip(text?: string): void
+  update(text: string): void
+}
+
+function colorLevel(stream: NodeJS.WriteStream, env: NodeJS.ProcessEnv): 0 | 1 | 2 | 3 {
+  if (env.FORCE_COLOR !== undefined && env.FORCE_COLOR !== '') {
+    if (env.FORCE_COLOR === '0' || env.FORCE_COLOR === 'false') return 0
+    const level = Number(env.FORCE_COLOR)
+    return level >= 1 && level <= 3 ? (level as 1 | 2 | 3) : 1
+  }
+  if (env.NO_COLOR !== undefined && env.NO_COLOR !== '') return 0
+  if (!stream.isTTY || env.TERM === 'dumb') return 0
+  const depth = stream.getColorDepth?.() ?? 4
+  return depth >= 24 ? 3 : depth >= 8 ? 2 : 1
+}
+
+/**
+ * The only place that writes to the console. With `json`, stdout carries exactly one JSON
+ * document (printed by `result`) and every message goes to stderr. Without it, humans get
+ * colour and spinners on a TTY and plain lines otherwise.
+ */
+export class Output {
+  readonly json: boolean
+  readonly verbose: boolean
+  readonly stdout: NodeJS.WriteStream
+  readonly stderr: NodeJS.WriteStream
+  readonly color: ChalkInstance
+  readonly interactive: boolean
+  #resultPrinted = false
+  readonly #env: NodeJS.ProcessEnv
+
+  constructor(options: OutputOptions = {}) {
+    this.json = options.json ?? false
+    this.verbose = options.verbose ?? false
+    this.stdout = options.stdout ?? process.stdout
+    this.stderr = options.stderr ?? process.stderr
+    this.#env = options.env ?? process.env
+    this.color = new Chalk({ level: colorLevel(this.stderr, this.#env) })
+    this.interactive = Boolean(process.stdin.isTTY && this.stderr.isTTY)
+  }
+
+  /** A progress or status line on stderr. */
+  info(message: string): void {
+    this.stderr.write(`${message}\n`)
+  }
+
+  success(message: string): void {
+    this.stderr.write(`${this.color.green('✔')} ${message}\n`)
+  }
+
+  warn(message: string): void {
+    this.stderr.write(`${this.color.yellow('warning:')} ${message}\n`)
+  }
+
+  debug(message: string): void {
+    if (this.verbose) this.stderr.write(`${this.color.dim(message)}\n`)
+  }
+
+  /** The command's result: one JSON document with `--json`, else the human rendering on stdout. */
+  result(data: unknown, render?: (data: never) => string | undefined): void {
+    if (this.json) {
+      if (this.#resultPrinted) throw new Error('a command printed two JSON results')
+      this.#resultPrinted = true
+      this.stdout.write(`${JSON.stringify(data, null, 2)}\n`)
+      return
+    }
+    const text = render ? render(data as never) : undefined
+    if (text) this.stdout.write(text.endsWith('\n') ? text : `${text}\n`)
+  }
+
+  /** Shows a step: a spinner on a TTY (unless --json), else one line when it ends. */
+  async task(label: string): Promise<TaskHandle> {
+    const started = performance.now()
+    const elapsed = () => this.color.dim(`(${Math.round(performance.now() - started)} ms)`)
+    if (this.stderr.isTTY && !this.json && colorLevel(this.stderr, this.#env) > 0) {
+      const { default: ora } = await import('ora')
+      const spinner = ora({ text: label, stream: this.stderr }).start()
+      return {
+        succeed: (text) => spinner.succeed(`${text ?? label} ${elapsed()}`),
+        fail: (text) => spinner.fail(text ?? label),
+        skip: (text) => spinner.info(`${text ?? label} ${this.color.dim('(skipped)')}`),
+        update: (text) => {
+          spinner.text = text
+        },
+      }
+    }
+    return {
+      succeed: (text) => this.stderr.write(`${this.color.green('✔')} ${text ?? label} ${elapsed()}\n`),
+      fail: (text) => this.stderr.write(`${this.color.red('✖')} ${text ?? label}\n`),
+      skip: (text) => this.stderr.write(`- ${text ?? label} (skipped)\n`),
+      update: () => {},
+    }
+  }
+
+  /** Asks yes/no on a TTY; `undefined` when there is no terminal to ask. */
+  async confirm(message: string): Promise<boolean | undefined> {
+    if (!this.interactive) return undefined
+    const { default: prompts } = await import('prompts')
+    const answer = await prompts({ type: 'confirm', name: 'ok', message, initial: false, stdout: this.stderr }, { onCancel: () => true })
+    return answer.ok === true
+  }
+
+  /** Asks for a secret on a TTY without echo; `undefined` when there is no terminal. */
+  async password(message: string): Promise<string | undefined> {
+    if (!this.interactive) return undefined
+    const { default: prompts } = await import('prompts')
+    const answer = await prompts({ type: 'password', name: 'value', message, stdout: this.stderr }, { onCancel: () => true })
+    return typeof answer.value === 'string' ? answer.value : undefined
+  }
+
+  /** Reports an error: one sentence, a stack only with --verbose or for a bug. Returns the exit code. */
+  error(error: unknown): number {
+    if (error instanceof TenancyError) {
+      this.stderr.write(`${this.color.red('error:')} ${error.message}\n`)
+      if (this.verbose) {
+        if (error.stack) this.stderr.write(`${this.color.dim(error.stack)}\n`)
+        if (error.cause) this.stderr.write(`${this.color.dim(`cause: ${error.cause instanceof Error ? error.cause.stack : String(error.cause)}`)}\n`)
+      }
+      return error.exitCode
+    }
+    this.stderr.write(`${this.color.red('error:')} ${messageOf(error)}\n`)
+    if (this.verbose && error instanceof Error && error.stack) this.stderr.write(`${this.color.dim(error.stack)}\n`)
+    else this.stderr.write(`${this.color.dim('this looks like a bug in tenancy; run again with --verbose for details and report it')}\n`)
+    return EXIT_FAILED
+  }
+}

@@ -1,0 +1,97 @@
+import type { Kysely } from 'kysely'
+import type { RegistrySchema } from './schema.js'
+
+export type RegistryKind = 'sqlite' | 'postgres'
+
+/** One version of the registry schema; applied in order, each once. */
+export interface RegistryMigration {
+  version: number
+  up(db: Kysely<RegistrySchema>, kind: RegistryKind): Promise<void>
+}
+
+export const REGISTRY_MIGRATIONS: RegistryMigration[] = [
+  {
+    version: 1,
+    async up(db, kind) {
+      const id = kind === 'postgres' ? 'bigserial' : 'integer'
+      const autoId = (col: any) => (kind === 'postgres' ? col.primaryKey() : col.primaryKey().autoIncrement())
+      await db.schema
+        .createTable('sites')
+        .addColumn('name', 'varchar(253)', (c) => c.primaryKey())
+        .addColumn('state', 'varchar(16)', (c) => c.notNull())
+        .addColumn('db_type', 'varchar(16)', (c) => c.notNull())
+        .addColumn('db_name', 'varchar(64)', (c) => c.notNull())
+        .addColumn('db_host', 'varchar(255)')
+        .addColumn('db_port', 'integer')
+        .addColumn('db_user', 'varchar(64)')
+        .addColumn('apps', 'text', (c) => c.notNull().defaultTo('[]'))
+        .addColumn('tenant_id', 'integer')
+        .addColumn('owner', 'varchar(255)')
+        .addColumn('created_at', 'varchar(32)', (c) => c.notNull())
+        .addColumn('updated_at', 'varchar(32)', (c) => c.notNull())
+        .execute()
+      await db.schema
+        .createTable('tenants')
+        .addColumn('id', id, autoId)
+        .addColumn('name', 'varchar(63)', (c) => c.notNull().unique())
+        .addColumn('site', 'varchar(253)', (c) => c.unique())
+        .addColumn('status', 'varchar(16)', (c) => c.notNull())
+        .addColumn('provisioning_status', 'varchar(16)', (c) => c.notNull())
+        .addColumn('pending_since', 'varchar(32)')
+        .addColumn('data', 'text', (c) => c.notNull().defaultTo('{}'))
+        .addColumn('api_key', 'varchar(64)')
+        .addColumn('api_secret_enc', 'text')
+        .addColumn('admin_password_enc', 'text')
+        .addColumn('lease_owner', 'varchar(255)')
+        .addColumn('lease_expires_at', 'varchar(32)')
+        .addColumn('pull_from', 'varchar(253)')
+        .addColumn('error', 'text')
+        .addColumn('created_at', 'varchar(32)', (c) => c.notNull())
+        .addColumn('updated_at', 'varchar(32)', (c) => c.notNull())
+        .addColumn('provisioned_at', 'varchar(32)')
+        .execute()
+      await db.schema.createIndex('tenants_pending').on('tenants').columns(['pending_since', 'provisioning_status']).execute()
+      await db.schema
+        .createTable('steps')
+        .addColumn('tenant_id', 'integer', (c) => c.notNull())
+        .addColumn('idx', 'integer', (c) => c.notNull())
+        .addColumn('name', 'varchar(128)', (c) => c.notNull())
+        .addColumn('status', 'varchar(16)', (c) => c.notNull())
+        .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('started_at', 'varchar(32)')
+        .addColumn('finished_at', 'varchar(32)')
+        .addColumn('error', 'text')
+        .addColumn('output', 'text')
+        .addPrimaryKeyConstraint('steps_pk', ['tenant_id', 'idx'])
+        .execute()
+      await db.schema
+        .createTable('jobs')
+        .addColumn('id', id, autoId)
+        .addColumn('tenant_id', 'integer', (c) => c.notNull())
+        .addColumn('kind', 'varchar(32)', (c) => c.notNull())
+        .addColumn('status', 'varchar(16)', (c) => c.notNull())
+        .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('run_at', 'varchar(32)', (c) => c.notNull())
+        .addColumn('lease_owner', 'varchar(255)')
+        .addColumn('lease_expires_at', 'varchar(32)')
+        .addColumn('last_error', 'text')
+        .addColumn('created_at', 'varchar(32)', (c) => c.notNull())
+        .addColumn('updated_at', 'varchar(32)', (c) => c.notNull())
+        .execute()
+      await db.schema.createIndex('jobs_ready').on('jobs').columns(['status', 'run_at']).execute()
+      await db.schema
+        .createTable('error_log')
+        .addColumn('id', id, autoId)
+        .addColumn('at', 'varchar(32)', (c) => c.notNull())
+        .addColumn('tenant', 'varchar(63)')
+        .addColumn('site', 'varchar(253)')
+        .addColumn('step', 'varchar(128)')
+        .addColumn('job_id', 'integer')
+        .addColumn('message', 'text', (c) => c.notNull())
+        .execute()
+      await db.schema.createIndex('error_log_tenant').on('error_log').columns(['tenant', 'at']).execute()
+    },
+  },
+]
+
+export const REGISTRY_VERSION = REGISTRY_MIGRATIONS[REGISTRY_MIGRATIONS.length - 1]!.version

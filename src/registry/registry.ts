@@ -1,0 +1,220 @@
+import { closeSync, mkdirSync, openSync } from 'node:fs'
+import { dirname, isAbsolute, resolve } from 'node:path'
+import { hostname } from 'node:os'
+import type { Kysely, Transaction } from 'kysely'
+import { TenancyError, usageError } from '../errors.js'
+import type { DbType } from '../config/config.js'
+import { REGISTRY_MIGRATIONS, REGISTRY_VERSION, type RegistryKind } from './registry-migrations.js'
+import type { RegistrySchema, SiteState, SitesTable } from './schema.js'
+import { immediateTransaction } from '../databases/sqlite-transaction.js'
+
+/** A site row as callers see it: `apps` parsed. */
+export interface SiteRecord extends Omit<SitesTable, 'apps'> {
+  apps: InstalledAppSummary[]
+}
+
+export interface InstalledAppSummary {
+  name: string
+  version: string
+}
+
+/** Who we are, for intent rows and leases: `pid@hostname`. */
+export const PROCESS_OWNER = `${process.pid}@${hostname()}`
+
+export const now = (): string => new Date().toISOString()
+
+function toRecord(row: SitesTable): SiteRecord {
+  let apps: InstalledAppSummary[] = []
+  try {
+    apps = JSON.parse(row.apps) as InstalledAppSummary[]
+  } catch {
+    apps = []
+  }
+  return { ...row, apps }
+}
+
+/**
+ * The bench's own database: sites, tenants, steps, jobs and the error log, behind typed
+ * queries. SQLite by default (WAL, busy timeout); the queries are plain Kysely so the same
+ * class runs on PostgreSQL, with `writeTransaction` the one place that differs per kind.
+ */
+export class Registry {
+  readonly db: Kysely<RegistrySchema>
+  readonly kind: RegistryKind
+
+  private constructor(db: Kysely<RegistrySchema>, kind: RegistryKind) {
+    this.db = db
+    this.kind = kind
+  }
+
+  /** Opens the registry named by `url` (relative paths from `benchRoot`) and brings its schema up to date. */
+  static async open(url: string, benchRoot: string): Promise<Registry> {
+    if (url.startsWith('sqlite:')) {
+      const file = url.slice('sqlite:'.length)
+      const path = isAbsolute(file) ? file : resolve(benchRoot, file)
+      const registry = new Registry(await openSqlite(path), 'sqlite')
+      await registry.#migrate()
+      return registry
+    }
+    throw usageError(
+      `registry "${url.replace(/\/\/[^@]*@/, '//…@')}" is not supported by this version of tenancy; use "sqlite:.tenancy/registry.db"`,
+    )
+  }
+
+  async close(): Promise<void> {
+    await this.db.destroy()
+  }
+
+  /**
+   * Runs `fn` in a transaction that holds the registry's write lock from its first
+   * statement (SQLite `BEGIN IMMEDIATE`), so check-then-write sequences cannot interleave
+   * with another process. `fn` must use the transaction it is given.
+   */
+  async writeTransaction<T>(fn: (trx: Kysely<RegistrySchema>) => Promise<T>): Promise<T> {
+    return immediateTransaction(this.db, fn)
+  }
+
+  async #schemaVersion(db: Kysely<RegistrySchema>): Promise<number> {
+    try {
+      const row = await db.selectFrom('registry_migrations').select((eb) => eb.fn.max('version').as('v')).executeTakeFirst()
+      return Number(row?.v ?? 0)
+    } catch (error) {
+      if (/no such table|does not exist/.test((error as Error).message)) return 0
+      throw error
+    }
+  }
+
+  // Concurrent first runs are safe: the version is read again under the write lock and
+  // only the process that still sees it old applies the migrations.
+  async #migrate(): Promise<void> {
+    if ((await this.#schemaVersion(this.db)) >= REGISTRY_VERSION) return
+    await this.writeTransaction(async (trx) => {
+      await trx.schema
+        .createTable('registry_migrations')
+        .ifNotExists()
+        .addColumn('version', 'integer', (c) => c.primaryKey())
+        .addColumn('applied_at', 'varchar(32)', (c) => c.notNull())
+        .execute()
+      const current = await this.#schemaVersion(trx)
+      if (current > REGISTRY_VERSION) {
+        throw new TenancyError(`the registry was written by a newer tenancy (schema ${current}); upgrade tenancy`)
+      }
+      for (const migration of REGISTRY_MIGRATIONS) {
+        if (migration.version <= current) continue
+        await migration.up(trx, this.kind)
+        await trx.insertInto('registry_migrations').values({ version: migration.version, applied_at: now() }).execute()
+      }
+    })
+  }
+
+  // ---- sites ---------------------------------------------------------------------------
+
+  /**
+   * Records the intent to create a site before anything exists on disk or on a server.
+   * Returns false when a row with that name exists already (another process won).
+   */
+  async insertSiteIntent(site: {
+    name: string
+    db_type: DbType
+    db_name: string
+    db_host?: string | null
+    db_port?: number | null
+    db_user?: string | null
+  }): Promise<boolean> {
+    const at = now()
+    const result = await this.db
+      .insertInto('sites')
+      .values({
+        name: site.name,
+        state: 'creating',
+        db_type: site.db_type,
+        db_name: site.db_name,
+        db_host: site.db_host ?? null,
+        db_port: site.db_port ?? null,
+        db_user: site.db_user ?? null,
+        apps: '[]',
+        tenant_id: null,
+        owner: PROCESS_OWNER,
+        created_at: at,
+        updated_at: at,
+      })
+      .onConflict((oc) => oc.column('name').doNothing())
+      .executeTakeFirst()
+    return Number(result.numInsertedOrUpdatedRows ?? 0) === 1
+  }
+
+  async getSite(name: string): Promise<SiteRecord | undefined> {
+    const row = await this.db.selectFrom('sites').selectAll().where('name', '=', name).executeTakeFirst()
+    return row ? toRecord(row) : undefined
+  }
+
+  async listSites(): Promise<SiteRecord[]> {
+    const rows = await this.db.selectFrom('sites').selectAll().orderBy('name').execute()
+    return rows.map(toRecord)
+  }
+
+  async setSiteState(name: string, state: SiteState, from?: SiteState): Promise<boolean> {
+    let query = this.db.updateTable('sites').set({ state, updated_at: now(), owner: PROCESS_OWNER }).where('name', '=', name)
+    if (from) query = query.where('state', '=', from)
+    const result = await query.executeTakeFirst()
+    return Number(result.numUpdatedRows) === 1
+  }
+
+  async setSiteApps(name: string, apps: InstalledAppSummary[]): Promise<void> {
+    await this.db.updateTable('sites').set({ apps: JSON.stringify(apps), updated_at: now() }).where('name', '=', name).execute()
+  }
+
+  async deleteSite(name: string): Promise<void> {
+    await this.db.deleteFrom('sites').where('name', '=', name).execute()
+  }
+
+  /** Tenant names owning the given sites, for listings. */
+  async tenantsBySite(): Promise<Map<string, { name: string; pending_since: string | null }>> {
+    const rows = await this.db.selectFrom('tenants').select(['name', 'site', 'pending_since']).where('site', 'is not', null).execute()
+    return new Map(rows.map((r) => [r.site!, { name: r.name, pending_since: r.pending_since }]))
+  }
+
+  // ---- error log -----------------------------------------------------------------------
+
+  async logError(entry: { tenant?: string | null; site?: string | null; step?: string | null; job_id?: number | null; message: string }): Promise<void> {
+    await this.db
+      .insertInto('error_log')
+      .values({
+        at: now(),
+        tenant: entry.tenant ?? null,
+        site: entry.site ?? null,
+        step: entry.step ?? null,
+        job_id: entry.job_id ?? null,
+        message: entry.message,
+      })
+      .execute()
+  }
+}
+
+export type RegistryTransaction = Transaction<RegistrySchema>
+
+async function openSqlite(path: string): Promise<Kysely<RegistrySchema>> {
+  const [{ default: Database }, { Kysely, SqliteDialect }] = await Promise.all([import('better-sqlite3'), import('kysely')])
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 })
+  closeSync(openSync(path, 'a', 0o600))
+  let raw
+  try {
+    raw = new Database(path, { timeout: 15_000 })
+  } catch (error) {
+    throw new TenancyError(`cannot open the registry ${path}: ${(error as Error).message}`, { cause: error })
+  }
+  // Switching to WAL needs a moment of exclusive access; a concurrent first open may see
+  // SQLITE_BUSY without the busy handler, so retry briefly.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      raw.pragma('journal_mode = WAL')
+      break
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'SQLITE_BUSY' || attempt > 200) throw error
+      await new Promise((r) => setTimeout(r, 10 + Math.random() * 20))
+    }
+  }
+  raw.pragma('synchronous = NORMAL')
+  raw.pragma('foreign_keys = ON')
+  return new Kysely<RegistrySchema>({ dialect: new SqliteDialect({ database: raw }) })
+}

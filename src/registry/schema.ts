@@ -1,0 +1,93 @@
+import type { Generated } from 'kysely'
+import type { DbType } from '../config/config.js'
+
+/** Where a site is in its life: intent first (`creating`), then `ready`; `failed` kept for debugging; `dropping` while it is removed. */
+export type SiteState = 'creating' | 'ready' | 'failed' | 'dropping'
+
+export interface SitesTable {
+  name: string
+  state: SiteState
+  db_type: DbType
+  db_name: string
+  db_host: string | null
+  db_port: number | null
+  db_user: string | null
+  /** JSON array of `{name, version}`: the installed apps summary. */
+  apps: string
+  tenant_id: number | null
+  /** `pid@hostname` of the process that wrote the intent row. */
+  owner: string | null
+  created_at: string
+  updated_at: string
+}
+
+export interface TenantsTable {
+  id: Generated<number>
+  name: string
+  site: string | null
+  status: string
+  provisioning_status: string
+  pending_since: string | null
+  data: string
+  api_key: string | null
+  api_secret_enc: string | null
+  admin_password_enc: string | null
+  lease_owner: string | null
+  lease_expires_at: string | null
+  pull_from: string | null
+  error: string | null
+  created_at: string
+  updated_at: string
+  provisioned_at: string | null
+}
+
+export interface StepsTable {
+  tenant_id: number
+  idx: number
+  name: string
+  status: string
+  attempts: number
+  started_at: string | null
+  finished_at: string | null
+  error: string | null
+  output: string | null
+}
+
+export interface JobsTable {
+  id: Generated<number>
+  tenant_id: number
+  kind: string
+  status: string
+  attempts: number
+  run_at: string
+  lease_owner: string | null
+  lease_expires_at: string | null
+  last_error: string | null
+  created_at: string
+  updated_at: string
+}
+
+export interface ErrorLogTable {
+  id: Generated<number>
+  at: string
+  tenant: string | null
+  site: string | null
+  step: string | null
+  job_id: number | null
+  message: string
+}
+
+export interface RegistryMigrationsTable {
+  version: number
+  applied_at: string
+}
+
+/** The registry's tables, as Kysely sees them. */
+export interface RegistrySchema {
+  sites: SitesTable
+  tenants: TenantsTable
+  steps: StepsTable
+  jobs: JobsTable
+  error_log: ErrorLogTable
+  registry_migrations: RegistryMigrationsTable
+}

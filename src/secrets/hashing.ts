@@ -1,0 +1,66 @@
+import { createHash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto'
+
+// scrypt at Node's default cost (N=2^14, r=8, p=1: 16 MiB, ~45 ms here). The hash runs on
+// libuv's thread pool, so callers start it early and await it after their SQL work.
+const SCRYPT_N = 16_384
+const SCRYPT_R = 8
+const SCRYPT_P = 1
+const KEY_LENGTH = 32
+
+function scryptAsync(password: string, salt: Buffer, n: number, r: number, p: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    scrypt(password, salt, KEY_LENGTH, { N: n, r, p, maxmem: 256 * n * r + 1024 * 1024 }, (error, key) =>
+      error ? reject(error) : resolve(key),
+    )
+  })
+}
+
+/** Hashes a password with a random salt: `scrypt$N$r$p$salt$hash` (base64). */
+export async function hashPassword(password: string): Promise<string> {
+  const salt = randomBytes(16)
+  const key = await scryptAsync(password, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P)
+  return `scrypt$${SCRYPT_N}$${SCRYPT_R}$${SCRYPT_P}$${salt.toString('base64')}$${key.toString('base64')}`
+}
+
+/** Checks a password against a stored `scrypt$…` hash in constant time. */
+export async function verifyPassword(password: string, stored: string): Promise<boolean> {
+  const parts = stored.split('$')
+  if (parts.length !== 6 || parts[0] !== 'scrypt') return false
+  const [, n, r, p, salt, hash] = parts as [string, string, string, string, string, string]
+  const expected = Buffer.from(hash, 'base64')
+  const actual = await scryptAsync(password, Buffer.from(salt, 'base64'), Number(n), Number(r), Number(p))
+  return expected.length === actual.length && timingSafeEqual(expected, actual)
+}
+
+/** A random API secret: 192 bits, base64url. */
+export function generateApiSecret(): string {
+  return randomBytes(24).toString('base64url')
+}
+
+/** A stable API key: 15 hex characters, as Frappe's generate_keys makes. */
+export function generateApiKey(): string {
+  return randomBytes(8).toString('hex').slice(0, 15)
+}
+
+/** A random password for a generated admin or database user. */
+export function generatePassword(): string {
+  return randomBytes(18).toString('base64url')
+}
+
+// API secrets are 192 random bits, so a salted SHA-256 is as strong as a slow hash here
+// and keeps verify-key fast.
+/** Hashes an API secret: `sha256$salt$hash`. */
+export function hashApiSecret(secret: string): string {
+  const salt = randomBytes(16).toString('base64')
+  const hash = createHash('sha256').update(salt).update(secret).digest('base64')
+  return `sha256$${salt}$${hash}`
+}
+
+/** Checks an API secret against a stored `sha256$…` hash in constant time. */
+export function verifyApiSecret(secret: string, stored: string): boolean {
+  const parts = stored.split('$')
+  if (parts.length !== 3 || parts[0] !== 'sha256') return false
+  const expected = Buffer.from(parts[2]!, 'base64')
+  const actual = createHash('sha256').update(parts[1]!).update(secret).digest()
+  return expected.length === actual.length && timingSafeEqual(expected, actual)
+}

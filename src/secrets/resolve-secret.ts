@@ -1,0 +1,63 @@
+import { readFileSync } from 'node:fs'
+import { usageError } from '../errors.js'
+
+/** Where a secret may come from, in the SPEC's order: flag file, environment, config, prompt. */
+export interface SecretSources {
+  /** What the secret is, for messages: "admin password". */
+  label: string
+  /** The `--…-file` flag's name and the path it was given. */
+  fileFlag: string
+  filePath?: string
+  envVar: string
+  env?: NodeJS.ProcessEnv
+  configKey?: string
+  config?: Record<string, unknown>
+  /** Asks on a TTY; absent when stdin is not a terminal. */
+  prompt?: (message: string) => Promise<string | undefined>
+}
+
+export interface ResolvedSecret {
+  value: string
+  source: 'file' | 'env' | 'config' | 'prompt'
+  warning?: string
+}
+
+/**
+ * Finds a secret in the SPEC's order. An environment variable that is set but empty is an
+ * empty secret (MariaDB's root often has no password). Returns `undefined` when nothing
+ * gave one; `requireSecret` turns that into an error naming every place looked.
+ */
+export async function resolveSecret(sources: SecretSources): Promise<ResolvedSecret | undefined> {
+  const env = sources.env ?? process.env
+  if (sources.filePath !== undefined) {
+    let text: string
+    try {
+      text = readFileSync(sources.filePath, 'utf8')
+    } catch (error) {
+      throw usageError(`cannot read ${sources.label} from ${sources.fileFlag} "${sources.filePath}": ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`)
+    }
+    return { value: text.replace(/\r?\n$/, ''), source: 'file' }
+  }
+  const fromEnv = env[sources.envVar]
+  if (fromEnv !== undefined) return { value: fromEnv, source: 'env' }
+  if (sources.configKey && sources.config && typeof sources.config[sources.configKey] === 'string') {
+    return {
+      value: sources.config[sources.configKey] as string,
+      source: 'config',
+      warning: `${sources.label} is read from "${sources.configKey}" in tenancy.config.json; move it to the environment (${sources.envVar}) or a ${sources.fileFlag}`,
+    }
+  }
+  if (sources.prompt) {
+    const answer = await sources.prompt(`${sources.label[0]!.toUpperCase()}${sources.label.slice(1)}:`)
+    if (answer !== undefined) return { value: answer, source: 'prompt' }
+  }
+  return undefined
+}
+
+/** The sentence for a secret that is needed and found nowhere. */
+export function missingSecretError(sources: SecretSources): Error {
+  const places = [`${sources.fileFlag} FILE`, `the ${sources.envVar} environment variable`]
+  if (sources.configKey) places.push(`"${sources.configKey}" in tenancy.config.json`)
+  places.push('an interactive prompt (stdin is not a terminal)')
+  return usageError(`missing ${sources.label}: looked in ${places.join(', ')}; set one of them`)
+}
