@@ -1,4 +1,9 @@
 #!/usr/bin/env node
-import { main } from '../dist/cli.js'
-
-main(process.argv)
+// `--version` answers without loading the CLI, so scripts that probe for tenancy stay fast.
+if (process.argv.length === 3 && (process.argv[2] === '--version' || process.argv[2] === '-V')) {
+  const { readFileSync } = await import('node:fs')
+  process.stdout.write(`${JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version}\n`)
+} else {
+  const { main } = await import('../dist/cli.js')
+  await main(process.argv)
+}

@@ -18,6 +18,8 @@ await build({
   platform: 'node',
   target: 'node20',
   sourcemap: 'linked',
+  minify: true,
+  keepNames: true,
   chunkNames: 'chunks/[name]-[hash]',
   // Native or optional: resolved from node_modules at run time.
   external: ['better-sqlite3', 'pg', 'mysql2', 'mysql2/promise'],

@@ -51,3 +51,4 @@ export async function withSiteDatabase<T>(sitePath: string, fn: (db: Kysely<any>
     await conn.close()
   }
 }
+export { SecretBox, loadSecretBox } from './secrets/secret-box.js'

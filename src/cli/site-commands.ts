@@ -20,16 +20,17 @@ function describeApp(r: AppInstallResult): string {
 }
 
 /** Shows each app install as a task (spinner on a TTY, one line otherwise). */
-function appProgress(out: Output): { onProgress: InstallProgress; settle(): Promise<void> } {
+function appProgress(out: Output, site: string): { onProgress: InstallProgress; settle(): Promise<void> } {
   let current: Promise<TaskHandle> | undefined
   let chain = Promise.resolve()
   return {
     onProgress(event) {
       chain = chain.then(async () => {
-        if (event.phase === 'start') current = out.task(`installing ${event.app}`)
+        const label = event.app === 'core' ? `creating site ${site}: database, core tables, Administrator` : `installing ${event.app}`
+        if (event.phase === 'start') current = out.task(label)
         else if (event.phase === 'skip') out.info(`- ${event.app} is already installed`)
-        else if (event.phase === 'done') (await current)?.succeed(describeApp(event.result!))
-        else (await current)?.fail(`installing ${event.app} failed`)
+        else if (event.phase === 'done') (await current)?.succeed(event.result ? describeApp(event.result) : label.replace(/^creating/, 'created'))
+        else (await current)?.fail(`${label}: failed`)
       })
     },
     settle: () => chain,
@@ -69,8 +70,7 @@ export function registerSiteCommands(program: Command): void {
       const o = ctx.opts as Record<string, any>
       await ctx.withBench(async (bench) => {
         const { newSite } = await import('../sites/new-site.js')
-        const progress = appProgress(ctx.out)
-        const task = await ctx.out.task(`creating site ${site}`)
+        const progress = appProgress(ctx.out, site)
         let result
         try {
           result = await newSite(bench, {
@@ -90,13 +90,10 @@ export function registerSiteCommands(program: Command): void {
             onWarning: (message) => ctx.out.warn(message),
             signal: ctx.signal,
           })
-        } catch (error) {
+        } finally {
           await progress.settle()
-          task.fail(`creating site ${site} failed`)
-          throw error
         }
-        await progress.settle()
-        task.succeed(`created site ${site} (${result.db_type}, database ${result.db_name})`)
+        ctx.out.success(`site ${site} is ready (${result.db_type}, database ${result.db_name}, ${result.duration_ms} ms)`)
         ctx.out.result(result, () =>
           result.admin_password ? `Administrator password (generated; shown only now): ${result.admin_password}` : undefined,
         )
@@ -147,7 +144,7 @@ export function registerSiteCommands(program: Command): void {
       const site = ctx.requireSite()
       await ctx.withBench(async (bench) => {
         const { installApps } = await import('../apps/install.js')
-        const progress = appProgress(ctx.out)
+        const progress = appProgress(ctx.out, site)
         try {
           const result = await installApps(bench, { site, apps, onProgress: progress.onProgress, signal: ctx.signal })
           await progress.settle()

@@ -17,6 +17,92 @@ function lineAndColumn(text: string, offset: number): { line: number; column: nu
 }
 
 /**
+ * The offset of the first syntax error in `text` (V8 names the position for some errors
+ * only). A small recursive scanner over the JSON grammar; it never builds values.
+ */
+export function jsonErrorOffset(text: string): number {
+  let i = 0
+  const ws = () => {
+    while (i < text.length && ' \t\n\r'.includes(text[i]!)) i++
+  }
+  const fail = (): never => {
+    throw i
+  }
+  const literal = (word: string) => {
+    for (const ch of word) if (text[i++] !== ch) (i--, fail())
+  }
+  const string = () => {
+    i++
+    while (i < text.length && text[i] !== '"') {
+      const code = text.charCodeAt(i)
+      if (code < 0x20) fail()
+      if (text[i] === '\\') {
+        i++
+        if (text[i] === 'u') {
+          for (let k = 1; k <= 4; k++) if (!/[0-9a-fA-F]/.test(text[i + k] ?? '')) (i += k, fail())
+          i += 4
+        } else if (!'"\\/bfnrt'.includes(text[i] ?? 'x')) fail()
+      }
+      i++
+    }
+    if (i >= text.length) fail()
+    i++
+  }
+  const number = () => {
+    const match = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/.exec(text.slice(i))
+    if (!match || match[0] === '-' || match[0] === '') fail()
+    i += match![0].length
+  }
+  const value = (): void => {
+    ws()
+    const ch = text[i]
+    if (ch === '{') {
+      i++
+      ws()
+      if (text[i] === '}') return void i++
+      for (;;) {
+        ws()
+        if (text[i] !== '"') fail()
+        string()
+        ws()
+        if (text[i] !== ':') fail()
+        i++
+        value()
+        ws()
+        if (text[i] === ',') i++
+        else if (text[i] === '}') return void i++
+        else fail()
+      }
+    }
+    if (ch === '[') {
+      i++
+      ws()
+      if (text[i] === ']') return void i++
+      for (;;) {
+        value()
+        ws()
+        if (text[i] === ',') i++
+        else if (text[i] === ']') return void i++
+        else fail()
+      }
+    }
+    if (ch === '"') return string()
+    if (ch === 't') return literal('true')
+    if (ch === 'f') return literal('false')
+    if (ch === 'n') return literal('null')
+    if (ch === '-' || (ch !== undefined && ch >= '0' && ch <= '9')) return number()
+    fail()
+  }
+  try {
+    value()
+    ws()
+    return i < text.length ? i : -1
+  } catch (offset) {
+    return offset as number
+  }
+}
+
+/**
  * Parses JSON text; a syntax error becomes a usage error naming the file, line and column.
  */
 export function parseJson(text: string, file: string): unknown {
@@ -24,11 +110,13 @@ export function parseJson(text: string, file: string): unknown {
     return JSON.parse(text)
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error)
-    const position = /at position (\d+)/.exec(message)
-    let offset = position ? Number(position[1]) : text.length
-    if (!position && /end of (JSON )?input/i.test(message)) offset = text.length
+    const found = jsonErrorOffset(text)
+    const offset = found >= 0 ? found : text.length
     const { line, column } = lineAndColumn(text, offset)
-    const reason = message.replace(/ in JSON at position \d+.*$/, '').replace(/\s*\(line \d+ column \d+\)$/, '')
+    const reason =
+      offset >= text.length
+        ? 'the text ends before the JSON is complete'
+        : `unexpected ${JSON.stringify(text[offset])}${/^(Expected|Unexpected|Bad)/.test(message) && !message.includes('is not valid JSON') ? ` (${message.replace(/ in JSON at position \d+.*$/, '')})` : ''}`
     throw usageError(`malformed JSON in ${file} at line ${line}, column ${column}: ${reason}; fix the file and run the command again`)
   }
 }

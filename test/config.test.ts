@@ -1,0 +1,116 @@
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { findConfigFile } from '../src/bench.js'
+import { maskSecrets, resolveConfig } from '../src/config/config.js'
+import { coerceConfigValue } from '../src/sites/config-commands.js'
+import { TenancyError } from '../src/errors.js'
+import { jsonErrorOffset, parseJson, writeJsonAtomic } from '../src/util/json-file.js'
+import { tempDir } from './helpers.js'
+
+function usage(fn: () => unknown): string {
+  try {
+    fn()
+  } catch (error) {
+    expect((error as TenancyError).exitCode).toBe(2)
+    return (error as Error).message
+  }
+  throw new Error('expected a usage error')
+}
+
+describe('config', () => {
+  it('fills every default', () => {
+    const config = resolveConfig({}, 'tenancy.config.json', {})
+    expect(config.sites_path).toBe('sites')
+    expect(config.registry).toBe('sqlite:.tenancy/registry.db')
+    expect(config.db.type).toBe('sqlite')
+    expect(config.provision.apps).toEqual(['shared_lib', 'tenant_ops'])
+    expect(config.provision.api_user).toBe('api@{site}')
+    expect(config.provision.max_attempts).toBe(5)
+    expect(config.pending).toEqual({ count: 5, include_in_queries: false })
+    expect(config.migrate.concurrency).toBeGreaterThan(0)
+    expect(config.auto_provision_tenant_sites).toBe(true)
+  })
+
+  it('names the key and the expected type of a wrong value', () => {
+    expect(usage(() => resolveConfig({ db: { type: 'oracle' } }, 'x.json', {}))).toMatch(/x\.json: "db\.type" must be one of .*"sqlite".*\(got "oracle"\)/)
+    expect(usage(() => resolveConfig({ pending: { count: -1 } }, 'x.json', {}))).toMatch(/"pending\.count" must be a whole number/)
+    expect(usage(() => resolveConfig({ provision: { apps: 'x' } }, 'x.json', {}))).toMatch(/"provision\.apps" must be a list of strings/)
+    expect(usage(() => resolveConfig({ db: 'sqlite' }, 'x.json', {}))).toMatch(/"db" must be an object/)
+    expect(usage(() => resolveConfig([], 'x.json', {}))).toMatch(/must hold a JSON object/)
+    expect(usage(() => resolveConfig({ provision: { steps: [{ run: 'x', timeout: 0 }] } }, 'x.json', {}))).toMatch(/timeout/)
+  })
+
+  it('reads mysql as mariadb and applies environment overrides', () => {
+    expect(resolveConfig({ db: { type: 'mysql' } }, 'x', {}).db.type).toBe('mariadb')
+    const config = resolveConfig({}, 'x', { TENANCY_PENDING_COUNT: '9', TENANCY_REGISTRY_URL: 'sqlite:/tmp/r.db' })
+    expect(config.pending.count).toBe(9)
+    expect(config.registry).toBe('sqlite:/tmp/r.db')
+    expect(usage(() => resolveConfig({}, 'x', { TENANCY_PENDING_COUNT: 'many' }))).toMatch(/TENANCY_PENDING_COUNT must be a whole number/)
+  })
+
+  it('reports malformed JSON with file, line and column', () => {
+    expect(usage(() => parseJson('{\n  "a": 1,\n  "b": }\n', 'bench.json'))).toMatch(/malformed JSON in bench\.json at line 3, column 8/)
+    expect(usage(() => parseJson('{"a": 1', 'c.json'))).toMatch(/c\.json at line 1, column 8: the text ends/)
+    expect(usage(() => parseJson('{\n  "db": {"type": "sqlite",}\n}', 'd.json'))).toMatch(/line 2, column 27: unexpected "}"/)
+  })
+
+  it('finds the error offset exactly where JSON.parse fails, on mutated inputs', () => {
+    const valid = JSON.stringify({ a: [1, -2.5e3, true, null, 'x\\"\\u00e9'], b: { c: 'd' }, e: [] }, null, 2)
+    let seed = 42
+    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31)
+    for (let n = 0; n < 2000; n++) {
+      const at = Math.floor(random() * valid.length)
+      const ch = '{}[],:"01-eE. \ntrufalsn\\'[Math.floor(random() * 22)]!
+      const text = random() < 0.5 ? valid.slice(0, at) + ch + valid.slice(at) : valid.slice(0, at) + valid.slice(at + 1)
+      let ok = true
+      try {
+        JSON.parse(text)
+      } catch {
+        ok = false
+      }
+      expect(jsonErrorOffset(text) === -1, text).toBe(ok)
+    }
+  })
+
+  it('coerces set-config values as bench does', () => {
+    expect(coerceConfigValue('1', false)).toBe(1)
+    expect(coerceConfigValue('0', false)).toBe(0)
+    expect(coerceConfigValue('true', false)).toBe(true)
+    expect(coerceConfigValue('false', false)).toBe(false)
+    expect(coerceConfigValue('hello', false)).toBe('hello')
+    expect(coerceConfigValue('1.5', false)).toBe('1.5')
+    expect(coerceConfigValue('{"a":[1,2]}', true)).toEqual({ a: [1, 2] })
+    expect(usage(() => coerceConfigValue('{oops', true))).toMatch(/malformed JSON/)
+  })
+
+  it('masks secrets at any depth', () => {
+    expect(maskSecrets({ db_password: 'p', nested: { api_secret: 's', name: 'n' }, provision_admin_password: 'x', registry: 'postgres://u:pw@h/db' })).toEqual({
+      db_password: '********',
+      nested: { api_secret: '********', name: 'n' },
+      provision_admin_password: '********',
+      registry: 'postgres://u:********@h/db',
+    })
+  })
+
+  it('finds the bench upward, from --config, or from TENANCY_CONFIG, and explains when there is none', () => {
+    const root = tempDir()
+    writeFileSync(join(root, 'tenancy.config.json'), '{}')
+    mkdirSync(join(root, 'a', 'b'), { recursive: true })
+    expect(findConfigFile({ cwd: join(root, 'a', 'b'), env: {} })).toBe(join(root, 'tenancy.config.json'))
+    const elsewhere = tempDir()
+    expect(findConfigFile({ cwd: elsewhere, config: join(root, 'tenancy.config.json'), env: {} })).toBe(join(root, 'tenancy.config.json'))
+    expect(findConfigFile({ cwd: elsewhere, env: { TENANCY_CONFIG: root } })).toBe(join(root, 'tenancy.config.json'))
+    expect(usage(() => findConfigFile({ cwd: elsewhere, env: {} }))).toMatch(/no tenancy\.config\.json found .* run "tenancy init"/)
+    expect(usage(() => findConfigFile({ cwd: elsewhere, config: 'nope.json', env: {} }))).toMatch(/does not exist/)
+  })
+
+  it('writes JSON atomically with the requested mode', () => {
+    const dir = tempDir()
+    const file = join(dir, 'site_config.json')
+    writeJsonAtomic(file, { a: 1 }, 0o600)
+    writeJsonAtomic(file, { a: 2 }, 0o600)
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual({ a: 2 })
+    expect(statSync(file).mode & 0o777).toBe(0o600)
+  })
+})

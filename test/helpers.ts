@@ -1,0 +1,72 @@
+import { execa, type Options } from 'execa'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterEach } from 'vitest'
+import { initBench } from '../src/sites/init.js'
+
+export const ROOT = fileURLToPath(new URL('..', import.meta.url))
+export const BIN = join(ROOT, 'bin', 'tenancy.js')
+
+const made: string[] = []
+
+/** A temporary directory removed after the test. */
+export function tempDir(prefix = 'tenancy-test-'): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix))
+  made.push(dir)
+  return dir
+}
+
+afterEach(() => {
+  for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true })
+})
+
+/** A fresh bench with the example apps in a temporary directory. */
+export function makeBench(options: { exampleApps?: boolean } = {}): string {
+  const dir = tempDir()
+  initBench(dir, { withExampleApps: options.exampleApps ?? true })
+  return dir
+}
+
+/** Environment for spawned CLIs: no colour, no inherited tenancy secrets or config. */
+export function cleanEnv(extra: Record<string, string> = {}): Record<string, string> {
+  const env: Record<string, string> = {}
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('TENANCY_')) env[k] = v
+  return { ...env, NO_COLOR: '1', FORCE_COLOR: '', ...extra }
+}
+
+export interface CliResult {
+  exitCode: number
+  stdout: string
+  stderr: string
+  json: any
+}
+
+/** Runs the built `tenancy` binary as an operator would, in `cwd`. */
+export async function tenancy(cwd: string, args: string[], options: { env?: Record<string, string>; input?: string; timeout?: number } = {}): Promise<CliResult> {
+  const execaOptions: Options = {
+    cwd,
+    env: cleanEnv(options.env),
+    extendEnv: false,
+    reject: false,
+    timeout: options.timeout ?? 60_000,
+    ...(options.input !== undefined ? { input: options.input } : { stdin: 'ignore' }),
+  }
+  const result = await execa(process.execPath, [BIN, ...args], execaOptions)
+  const stdout = String(result.stdout ?? '')
+  let json: any
+  if (args.includes('--json') && stdout.trim()) {
+    try {
+      json = JSON.parse(stdout)
+    } catch {
+      json = undefined
+    }
+  }
+  return { exitCode: result.exitCode ?? -1, stdout, stderr: String(result.stderr ?? ''), json }
+}
+
+/** Starts the binary without waiting, for races and kills. */
+export function spawnTenancy(cwd: string, args: string[], env: Record<string, string> = {}) {
+  return execa(process.execPath, [BIN, ...args], { cwd, env: cleanEnv(env), extendEnv: false, reject: false, stdin: 'ignore' })
+}

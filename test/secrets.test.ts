@@ -1,0 +1,55 @@
+import { readFileSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+import { execa } from 'execa'
+import { describe, expect, it } from 'vitest'
+import { SecretBox, loadSecretBox } from '../src/secrets/secret-box.js'
+import { hashApiSecret, hashPassword, verifyApiSecret, verifyPassword } from '../src/secrets/hashing.js'
+import { ROOT, tempDir } from './helpers.js'
+
+describe('secrets', () => {
+  it('encrypts with AES-256-GCM and refuses a wrong key with a clear message', () => {
+    const dir = tempDir()
+    const box = loadSecretBox(join(dir, '.tenancy', 'secret.key'), {})
+    const sealed = box.encrypt('s3cret-value')
+    expect(sealed).not.toContain('s3cret')
+    expect(box.decrypt(sealed)).toBe('s3cret-value')
+    expect(box.encrypt('s3cret-value')).not.toBe(sealed)
+    const other = new SecretBox(Buffer.alloc(32, 7))
+    expect(() => other.decrypt(sealed)).toThrow(/wrong encryption key/)
+  })
+
+  it('creates the key file 0600 once, even with several processes racing', async () => {
+    const dir = tempDir()
+    const keyFile = join(dir, '.tenancy', 'secret.key')
+    const code = `
+      const { loadSecretBox } = await import(${JSON.stringify(join(ROOT, 'dist', 'index.js'))});
+      process.stdout.write(loadSecretBox(${JSON.stringify(keyFile)}).encrypt('x'))`
+    const runs = await Promise.all(Array.from({ length: 6 }, () => execa(process.execPath, ['--input-type=module', '-e', code], { env: { TENANCY_ENCRYPTION_KEY: '' } })))
+    const key = readFileSync(keyFile, 'utf8')
+    expect(statSync(keyFile).mode & 0o777).toBe(0o600)
+    const box = new SecretBox(Buffer.from(key.trim(), 'base64'))
+    for (const run of runs) expect(box.decrypt(run.stdout)).toBe('x')
+  })
+
+  it('prefers TENANCY_ENCRYPTION_KEY and rejects a malformed one', () => {
+    const dir = tempDir()
+    const key = Buffer.alloc(32, 1).toString('base64')
+    const box = loadSecretBox(join(dir, 'none.key'), { TENANCY_ENCRYPTION_KEY: key })
+    expect(new SecretBox(Buffer.alloc(32, 1)).decrypt(box.encrypt('y'))).toBe('y')
+    expect(() => loadSecretBox(join(dir, 'none.key'), { TENANCY_ENCRYPTION_KEY: 'short' })).toThrow(/TENANCY_ENCRYPTION_KEY must hold 32 bytes/)
+  })
+
+  it('hashes passwords with salted scrypt and API secrets with salted SHA-256', async () => {
+    const a = await hashPassword('pw')
+    const b = await hashPassword('pw')
+    expect(a).toMatch(/^scrypt\$16384\$8\$1\$/)
+    expect(a).not.toBe(b)
+    expect(await verifyPassword('pw', a)).toBe(true)
+    expect(await verifyPassword('nope', a)).toBe(false)
+    const h = hashApiSecret('secret')
+    expect(h).toMatch(/^sha256\$/)
+    expect(verifyApiSecret('secret', h)).toBe(true)
+    expect(verifyApiSecret('secreT', h)).toBe(false)
+    expect(verifyApiSecret('secret', 'garbage')).toBe(false)
+  })
+})
