@@ -32,8 +32,8 @@ export function makeBench(options: { exampleApps?: boolean } = {}): string {
 /** Environment for spawned CLIs: no colour, no inherited tenancy secrets or config. */
 export function cleanEnv(extra: Record<string, string> = {}): Record<string, string> {
   const env: Record<string, string> = {}
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('TENANCY_')) env[k] = v
-  return { ...env, NO_COLOR: '1', FORCE_COLOR: '', ...extra }
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('TENANCY_') && k !== 'FORCE_COLOR') env[k] = v
+  return { ...env, NO_COLOR: '1', ...extra }
 }
 
 export interface CliResult {

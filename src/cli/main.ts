@@ -51,7 +51,8 @@ export async function main(argv: string[]): Promise<void> {
     }
     const json = argv.includes('--json')
     const out = new Output({ json, verbose: argv.includes('--verbose') || argv.includes('-v') })
-    process.exitCode = interruption.signal.aborted ? EXIT_INTERRUPTED : out.error(error)
+    const code = out.error(error)
+    process.exitCode = interruption.signal.aborted ? EXIT_INTERRUPTED : code
   } finally {
     process.off('SIGINT', onSignal)
     process.off('SIGTERM', onSignal)
