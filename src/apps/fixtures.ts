@@ -76,9 +76,18 @@ export async function syncFixtures(db: Kysely<any>, dbType: DbType, app: string,
     for (const row of fixture.rows) {
       const missing = key.filter((k) => !(k in row))
       if (missing.length > 0) throw usageError(`fixture ${file}: a row has no value for key column "${missing[0]}"`)
-      const updates = Object.keys(row).filter((c) => !key.includes(c))
-      const values = Object.fromEntries(Object.entries(row).map(([k, v]) => [k, typeof v === 'object' && v !== null ? JSON.stringify(v) : typeof v === 'boolean' ? Number(v) : v]))
-      let query = db.insertInto(fixture.table).values(values)
+    }
+    // Rows with the same columns go in one multi-row upsert; a file is usually one batch.
+    const batches = new Map<string, Record<string, unknown>[]>()
+    for (const row of fixture.rows) {
+      const columns = Object.keys(row).sort().join(',')
+      let batch = batches.get(columns)
+      if (!batch) batches.set(columns, (batch = []))
+      batch.push(Object.fromEntries(Object.entries(row).map(([k, v]) => [k, typeof v === 'object' && v !== null ? JSON.stringify(v) : typeof v === 'boolean' ? Number(v) : v])))
+    }
+    for (const rows of batches.values()) {
+      const updates = Object.keys(rows[0]!).filter((c) => !key.includes(c))
+      let query = db.insertInto(fixture.table).values(rows)
       if (dbType === 'mariadb') {
         const set = updates.length > 0 ? updates : key
         query = query.onDuplicateKeyUpdate(Object.fromEntries(set.map((c) => [c, sql`values(${sql.ref(c)})`])))
@@ -93,7 +102,7 @@ export async function syncFixtures(db: Kysely<any>, dbType: DbType, app: string,
       } catch (error) {
         throw new TenancyError(`fixtures of app "${app}": ${file} could not be written to "${fixture.table}": ${messageOf(error)}`, { cause: error })
       }
-      count++
+      count += rows.length
     }
   }
   return count

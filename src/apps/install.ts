@@ -32,51 +32,85 @@ export async function installedApps(db: Kysely<any>): Promise<InstalledAppSummar
 }
 
 /**
- * Installs `apps` (already in requirement order) on an open site: per app, one transaction
- * applies its pending migrations and upserts its fixtures; then its `after_install` hook
- * runs; only then is the app recorded as installed, so a failed hook is retried by the
- * next install (migrations stay in the ledger and are not run twice).
+ * Installs `apps` (already in requirement order) on an open site. Each app's pending
+ * migrations and fixtures run in a transaction; apps without an `after_install` hook share
+ * the transaction of the apps that follow them, up to the next app with a hook, whose hook
+ * then runs on committed data, exactly as if every app were installed one after another.
+ * An app is recorded as installed only after its hook succeeded, so a failed hook is retried
+ * by the next install (migrations stay in the ledger and are not run twice).
+ * `prelude` runs first inside the first transaction (new-site puts the core schema there).
  */
-export async function installAppsOn(bench: Bench, site: OpenSite, apps: readonly AppManifest[], options: InstallOptions = {}): Promise<AppInstallResult[]> {
+export async function installAppsOn(
+  bench: Bench,
+  site: OpenSite,
+  apps: readonly AppManifest[],
+  options: InstallOptions & { prelude?: (trx: Kysely<any>, exec: (script: string) => Promise<void>) => Promise<void> } = {},
+): Promise<AppInstallResult[]> {
   const results: AppInstallResult[] = []
-  const installed = new Set((await installedApps(site.conn.db)).map((a) => a.name))
   const ctx = { sql, dbType: site.conn.dbType, site: site.name }
-  for (const app of apps) {
-    options.signal?.throwIfAborted()
-    if (installed.has(app.name)) {
-      const result: AppInstallResult = { app: app.name, version: app.version, status: 'already_installed', migrations: [], fixtures: 0 }
-      results.push(result)
-      options.onProgress?.({ app: app.name, phase: 'skip', result })
-      continue
-    }
-    options.onProgress?.({ app: app.name, phase: 'start' })
-    try {
-      const { migrations, fixtures } = await site.conn.transaction(async (trx, exec) => {
+  let prelude = options.prelude
+  const installed = new Set(prelude ? [] : (await installedApps(site.conn.db)).map((a) => a.name))
+  const todo = apps.filter((app) => {
+    if (!installed.has(app.name)) return true
+    const result: AppInstallResult = { app: app.name, version: app.version, status: 'already_installed', migrations: [], fixtures: 0 }
+    results.push(result)
+    options.onProgress?.({ app: app.name, phase: 'skip', result })
+    return false
+  })
+  const record = async (db: Kysely<any>, app: AppManifest) => {
+    const at = now()
+    await db
+      .insertInto('installed_apps')
+      .values({ name: app.name, version: app.version, installed_at: at, updated_at: at })
+      .onConflict((oc) => oc.column('name').doUpdateSet({ version: app.version, updated_at: at }))
+      .execute()
+  }
+  let current: AppManifest | undefined
+  try {
+    for (let start = 0; start < todo.length || prelude; ) {
+      options.signal?.throwIfAborted()
+      // This group: every app up to and including the next one with a hook.
+      let end = start
+      while (end < todo.length && !todo[end]!.hooks.after_install) end++
+      const group = todo.slice(start, Math.min(end + 1, todo.length))
+      const withHook = end < todo.length ? todo[end] : undefined
+      const partial: AppInstallResult[] = []
+      await site.conn.transaction(async (trx, exec) => {
+        if (prelude) await prelude(trx, exec)
         await ensureLedger(trx)
         const ledger = await readLedger(trx)
-        const migrations = await applyMigrations(trx, exec, app.name, app.migrations, ledger.get(app.name) ?? new Set(), ctx)
-        const fixtures = await syncFixtures(trx, site.conn.dbType, app.name, app.fixtures)
-        return { migrations, fixtures }
+        for (const app of group) {
+          current = app
+          options.onProgress?.({ app: app.name, phase: 'start' })
+          const migrations = await applyMigrations(trx, exec, app.name, app.migrations, ledger.get(app.name) ?? new Set(), ctx)
+          const fixtures = await syncFixtures(trx, site.conn.dbType, app.name, app.fixtures)
+          if (app !== withHook) await record(trx, app)
+          partial.push({ app: app.name, version: app.version, status: 'installed', migrations, fixtures })
+        }
       })
-      const hook = await runAfterInstall(bench, app, { name: site.name, path: site.path, dbType: site.conn.dbType }, options.signal)
-      const at = now()
-      await site.conn.db
-        .insertInto('installed_apps')
-        .values({ name: app.name, version: app.version, installed_at: at, updated_at: at })
-        .onConflict((oc) => oc.column('name').doUpdateSet({ version: app.version, updated_at: at }))
-        .execute()
-      installed.add(app.name)
-      const result: AppInstallResult = { app: app.name, version: app.version, status: 'installed', migrations, fixtures, hook_output: hook?.output }
-      results.push(result)
-      options.onProgress?.({ app: app.name, phase: 'done', result })
-    } catch (error) {
-      options.onProgress?.({ app: app.name, phase: 'fail' })
-      if (error instanceof TenancyError && error.message.includes(`app "${app.name}"`)) throw error
-      throw new TenancyError(`installing app "${app.name}" on site "${site.name}" failed: ${(error as Error).message}`, {
-        cause: error,
-        exitCode: error instanceof TenancyError ? error.exitCode : undefined,
-      })
+      prelude = undefined
+      for (const result of partial) {
+        if (withHook && result.app === withHook.name) {
+          current = withHook
+          const hook = await runAfterInstall(bench, withHook, { name: site.name, path: site.path, dbType: site.conn.dbType }, options.signal)
+          await record(site.conn.db, withHook)
+          result.hook_output = hook?.output
+        }
+        results.push(result)
+        options.onProgress?.({ app: result.app, phase: 'done', result })
+      }
+      current = undefined
+      start += group.length
     }
+  } catch (error) {
+    if (!current) throw error
+    const app = current
+    options.onProgress?.({ app: app.name, phase: 'fail' })
+    if (error instanceof TenancyError && error.message.includes(`app "${app.name}"`)) throw error
+    throw new TenancyError(`installing app "${app.name}" on site "${site.name}" failed: ${(error as Error).message}`, {
+      cause: error,
+      exitCode: error instanceof TenancyError ? error.exitCode : undefined,
+    })
   }
   return results
 }

@@ -26,7 +26,7 @@ function appProgress(out: Output, site: string): { onProgress: InstallProgress; 
   return {
     onProgress(event) {
       chain = chain.then(async () => {
-        const label = event.app === 'core' ? `creating site ${site}: database, core tables, Administrator` : `installing ${event.app}`
+        const label = event.app === 'core' ? `creating site ${site}: database and core tables` : `installing ${event.app}`
         if (event.phase === 'start') current = out.task(label)
         else if (event.phase === 'skip') out.info(`- ${event.app} is already installed`)
         else if (event.phase === 'done') (await current)?.succeed(event.result ? describeApp(event.result) : label.replace(/^creating/, 'created'))

@@ -160,6 +160,17 @@ export class Registry {
     return Number(result.numUpdatedRows) === 1
   }
 
+  /** `creating` → `ready` with the installed apps summary, only if the row is still ours to finish. */
+  async markSiteReady(name: string, apps: InstalledAppSummary[]): Promise<boolean> {
+    const result = await this.db
+      .updateTable('sites')
+      .set({ state: 'ready', apps: JSON.stringify(apps), updated_at: now() })
+      .where('name', '=', name)
+      .where('state', '=', 'creating')
+      .executeTakeFirst()
+    return Number(result.numUpdatedRows) === 1
+  }
+
   async setSiteApps(name: string, apps: InstalledAppSummary[]): Promise<void> {
     await this.db.updateTable('sites').set({ apps: JSON.stringify(apps), updated_at: now() }).where('name', '=', name).execute()
   }

@@ -1,0 +1,172 @@
+// Benchmarks for the foundation issue, each side by side with the raw equivalent in the
+// same run. Prints medians and ratios; writes bench/results/latest.json.
+//
+//   npm run bench                 all
+//   node bench/run.mjs --quick    fewer rounds
+import { execFileSync, spawnSync } from 'node:child_process'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import Database from 'better-sqlite3'
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+const BIN = join(ROOT, 'bin', 'tenancy.js')
+const quick = process.argv.includes('--quick')
+const ROUNDS = quick ? 5 : 15
+const lib = await import(join(ROOT, 'dist', 'index.js'))
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
+}
+
+function timeProcess(args, options = {}) {
+  const started = process.hrtime.bigint()
+  const r = spawnSync(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NO_COLOR: '1' }, ...options })
+  const ms = Number(process.hrtime.bigint() - started) / 1e6
+  if (r.status !== 0) throw new Error(`${args.join(' ')} failed: ${r.stderr}`)
+  return ms
+}
+
+/** Alternates the two sides round by round so machine noise hits both alike. */
+function sideBySide(rounds, a, b) {
+  const as = []
+  const bs = []
+  for (let i = 0; i < rounds; i++) {
+    as.push(a(i))
+    bs.push(b(i))
+  }
+  return { a: median(as), b: median(bs) }
+}
+
+async function sideBySideAsync(rounds, a, b) {
+  const as = []
+  const bs = []
+  for (let i = 0; i < rounds; i++) {
+    as.push(await a(i))
+    bs.push(await b(i))
+  }
+  return { a: median(as), b: median(bs) }
+}
+
+function newBench() {
+  const dir = mkdtempSync(join(tmpdir(), 'tenancy-bench-'))
+  lib.initBench(dir, { withExampleApps: true })
+  return dir
+}
+
+/** Every CREATE statement and every row of a site, to replay with plain better-sqlite3. */
+function snapshotSite(file) {
+  const db = new Database(file, { readonly: true })
+  const ddl = db.prepare("select name, type, sql from sqlite_master where sql is not null and name not like 'sqlite_%' order by rowid").all()
+  const tables = ddl.filter((d) => d.type === 'table').map((d) => d.name)
+  const rows = tables.map((t) => ({ table: t, rows: db.prepare(`select * from "${t}"`).all() }))
+  db.close()
+  return { ddl, rows }
+}
+
+/** The bare minimum new-site must do, with plain better-sqlite3 and fs. */
+function rawNewSite(dir, snapshot) {
+  mkdirSync(dir)
+  writeFileSync(join(dir, 'site_config.json'), '{"db_type":"sqlite"}', { mode: 0o600 })
+  const db = new Database(join(dir, 'db.sqlite'))
+  db.exec('begin')
+  for (const d of snapshot.ddl) db.exec(d.sql)
+  for (const { table, rows } of snapshot.rows) {
+    if (rows.length === 0) continue
+    const cols = Object.keys(rows[0])
+    const insert = db.prepare(`insert into "${table}" (${cols.map((c) => `"${c}"`).join(',')}) values (${cols.map(() => '?').join(',')})`)
+    for (const row of rows) insert.run(...cols.map((c) => row[c]))
+  }
+  db.exec('commit')
+  db.close()
+}
+
+const results = {}
+const report = (name, ours, raw, target, unit = 'ms') => {
+  const ratio = ours / raw
+  results[name] = { ours_ms: +ours.toFixed(1), raw_ms: +raw.toFixed(1), ratio: +ratio.toFixed(2), target }
+  console.log(`${name.padEnd(58)} ${ours.toFixed(1).padStart(8)} ${unit}  vs ${raw.toFixed(1).padStart(8)} ${unit}  = ${ratio.toFixed(2)}x  (target ${target})`)
+}
+
+console.log(`tenancy benchmarks (${ROUNDS} rounds, medians; node ${process.version}, ${execFileSync('nproc').toString().trim()} cores)\n`)
+
+// 1. Startup: tenancy --version against bare node.
+{
+  const { a, b } = sideBySide(ROUNDS, () => timeProcess([BIN, '--version']), () => timeProcess(['-e', '0']))
+  report('tenancy --version vs node -e 0', a, b, '<= 1.5x')
+}
+{
+  const bench = newBench()
+  const { a, b } = sideBySide(ROUNDS, () => timeProcess([BIN, 'list-sites'], { cwd: bench }), () => timeProcess(['-e', '0']))
+  report('tenancy list-sites vs node -e 0', a, b, 'info')
+  rmSync(bench, { recursive: true, force: true })
+}
+
+// 2. new-site with tenant_ops, whole process, against bare node.
+{
+  const bench = newBench()
+  const { a, b } = sideBySide(
+    ROUNDS,
+    (i) => timeProcess([BIN, 'new-site', `w${i}.localhost`, '--install-app', 'tenant_ops'], { cwd: bench, env: { ...process.env, NO_COLOR: '1', TENANCY_ADMIN_PASSWORD: 'bench-pw' } }),
+    () => timeProcess(['-e', '0']),
+  )
+  report('new-site --install-app tenant_ops (process) vs node -e 0', a, b, '<= 3x')
+  rmSync(bench, { recursive: true, force: true })
+}
+
+// 3. In-process: the library's newSite against plain better-sqlite3 running the same DDL
+//    and writing the same rows (one transaction, no registry, no hooks, no password hash).
+for (const app of ['tenant_ops', 'shared_lib']) {
+  const bench = newBench()
+  const env = { ...process.env, TENANCY_ADMIN_PASSWORD: 'bench-pw' }
+  const b = await lib.openBench({ cwd: bench, env })
+  await lib.newSite(b, { site: 'reference.localhost', installApps: [app] })
+  const snapshot = snapshotSite(join(bench, 'sites', 'reference.localhost', 'db.sqlite'))
+  const rawDir = mkdtempSync(join(tmpdir(), 'tenancy-raw-'))
+  const { a, b: raw } = await sideBySideAsync(
+    ROUNDS,
+    async (i) => {
+      const t = performance.now()
+      await lib.newSite(b, { site: `i${i}.localhost`, installApps: [app] })
+      return performance.now() - t
+    },
+    async (i) => {
+      const t = performance.now()
+      rawNewSite(join(rawDir, `r${i}`), snapshot)
+      return performance.now() - t
+    },
+  )
+  const hook = app === 'tenant_ops' ? ' (incl. after_install process)' : ' (no hook)'
+  report(`newSite() ${app} in-process${hook} vs raw DDL`, a, raw, app === 'tenant_ops' ? '<= 2x' : 'info')
+  await b.close()
+  rmSync(bench, { recursive: true, force: true })
+  rmSync(rawDir, { recursive: true, force: true })
+}
+
+// 4. The after_install hook alone: a Node process that loads the library, against bare node.
+{
+  const bench = newBench()
+  const env = { ...process.env, TENANCY_ADMIN_PASSWORD: 'bench-pw' }
+  const b = await lib.openBench({ cwd: bench, env })
+  await lib.newSite(b, { site: 'h.localhost', installApps: ['tenant_ops'] })
+  await b.close()
+  const hookEnv = {
+    ...process.env,
+    TENANCY_SITE: 'h.localhost',
+    TENANCY_SITE_PATH: join(bench, 'sites', 'h.localhost'),
+    TENANCY_APP_PATH: join(bench, 'apps', 'tenant_ops'),
+    TENANCY_LIB: join(ROOT, 'dist', 'index.js'),
+  }
+  const { a, b: raw } = sideBySide(
+    ROUNDS,
+    () => timeProcess(['hooks/after_install.mjs'], { cwd: join(bench, 'apps', 'tenant_ops'), env: hookEnv }),
+    () => timeProcess(['-e', '0']),
+  )
+  report('tenant_ops after_install process (rerun) vs node -e 0', a, raw, 'info')
+  rmSync(bench, { recursive: true, force: true })
+}
+
+mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true })
+writeFileSync(join(ROOT, 'bench', 'results', 'latest.json'), `${JSON.stringify({ at: new Date().toISOString(), node: process.version, results }, null, 2)}\n`)
