@@ -9,18 +9,14 @@ const { version } = JSON.parse(readFileSync(new URL('../package.json', import.me
 
 rmSync(new URL('../dist/', import.meta.url), { recursive: true, force: true })
 
-await build({
-  entryPoints: { cli: 'src/cli/main.ts', index: 'src/index.ts' },
-  outdir: 'dist',
+const common = {
   bundle: true,
-  splitting: true,
   format: 'esm',
   platform: 'node',
   target: 'node20',
   sourcemap: 'linked',
   minify: true,
   keepNames: true,
-  chunkNames: 'chunks/[name]-[hash]',
   // Native or optional: resolved from node_modules at run time.
   external: ['better-sqlite3', 'pg', 'mysql2', 'mysql2/promise'],
   banner: {
@@ -29,4 +25,10 @@ await build({
   },
   define: { TENANCY_VERSION: JSON.stringify(version) },
   logLevel: 'warning',
-})
+}
+
+// The CLI: commander and the output module up front; everything a command does in one
+// lazily loaded chunk; execa, ora and prompts only when used.
+await build({ ...common, entryPoints: { cli: 'src/cli/main.ts' }, outdir: 'dist', splitting: true, chunkNames: 'chunks/[name]-[hash]' })
+// The library (and TENANCY_LIB for hooks): one file, its own lazy chunks.
+await build({ ...common, entryPoints: { index: 'src/index.ts' }, outdir: 'dist', splitting: true, chunkNames: 'lib/[name]-[hash]' })

@@ -36,7 +36,7 @@ export function contextFor(command: Command): CommandContext {
     signal: interruption.signal,
     benchOptions,
     async withBench(fn) {
-      const { usingBench } = await import('../bench.js')
+      const { usingBench } = await import('./core.js')
       return usingBench(benchOptions, fn)
     },
     requireSite() {

@@ -46,7 +46,7 @@ export function registerSiteCommands(program: Command): void {
     .option('--with-example-apps', 'copy the example apps shared_lib and tenant_ops into apps/')
     .action(async (dir: string, _o, command: Command) => {
       const ctx = contextFor(command)
-      const { initBench } = await import('../sites/init.js')
+      const { initBench } = await import('./core.js')
       const result = initBench(dir, { withExampleApps: Boolean(ctx.opts.withExampleApps) })
       ctx.out.result(result, () => `Created bench in ${result.path}${result.apps.length ? ` with apps ${result.apps.join(', ')}` : ''}\nNext: cd ${dir} && tenancy new-site acme.localhost${result.apps.length ? ' --install-app tenant_ops' : ''}`)
     })
@@ -69,7 +69,7 @@ export function registerSiteCommands(program: Command): void {
       const ctx = contextFor(command)
       const o = ctx.opts as Record<string, any>
       await ctx.withBench(async (bench) => {
-        const { newSite } = await import('../sites/new-site.js')
+        const { newSite } = await import('./core.js')
         const progress = appProgress(ctx.out, site)
         let result
         try {
@@ -108,8 +108,8 @@ export function registerSiteCommands(program: Command): void {
     .action(async (site: string, _o, command: Command) => {
       const ctx = contextFor(command)
       await ctx.withBench(async (bench) => {
-        const { dropSite } = await import('../sites/drop-site.js')
-        const { requireSite } = await import('../sites/site.js')
+        const { dropSite } = await import('./core.js')
+        const { requireSite } = await import('./core.js')
         await requireSite(bench, site, { allowAnyState: true })
         await ctx.confirm(`Drop site ${site} and its database?`, `drop-site "${site}" deletes its database`)
         const result = await dropSite(bench, { site, archive: ctx.opts.archive !== false })
@@ -123,7 +123,7 @@ export function registerSiteCommands(program: Command): void {
     .action(async (_o, command: Command) => {
       const ctx = contextFor(command)
       await ctx.withBench(async (bench) => {
-        const { listSites } = await import('../sites/list-sites.js')
+        const { listSites } = await import('./core.js')
         const sites = await listSites(bench)
         ctx.out.result({ sites }, () => {
           if (sites.length === 0) return 'No sites yet; create one with "tenancy new-site acme.localhost"'
@@ -143,7 +143,7 @@ export function registerSiteCommands(program: Command): void {
       const ctx = contextFor(command)
       const site = ctx.requireSite()
       await ctx.withBench(async (bench) => {
-        const { installApps } = await import('../apps/install.js')
+        const { installApps } = await import('./core.js')
         const progress = appProgress(ctx.out, site)
         try {
           const result = await installApps(bench, { site, apps, onProgress: progress.onProgress, signal: ctx.signal })
@@ -161,7 +161,7 @@ export function registerSiteCommands(program: Command): void {
     .action(async (_o, command: Command) => {
       const ctx = contextFor(command)
       await ctx.withBench(async (bench) => {
-        const { listApps, listSiteApps } = await import('../apps/list-apps.js')
+        const { listApps, listSiteApps } = await import('./core.js')
         if (ctx.opts.site) {
           const apps = await listSiteApps(bench, ctx.opts.site)
           ctx.out.result({ site: ctx.opts.site, apps }, () =>
@@ -190,7 +190,7 @@ export function registerSiteCommands(program: Command): void {
     .action(async (key: string, value: string, _o, command: Command) => {
       const ctx = contextFor(command)
       await ctx.withBench(async (bench) => {
-        const { setConfig } = await import('../sites/config-commands.js')
+        const { setConfig } = await import('./core.js')
         const result = await setConfig(bench, { key, value, parse: Boolean(ctx.opts.parse), global: Boolean(ctx.opts.global), site: ctx.opts.site })
         ctx.out.result(result, () => `Set ${key} = ${JSON.stringify(result.value)} in ${result.file}`)
       })
@@ -202,7 +202,7 @@ export function registerSiteCommands(program: Command): void {
     .action(async (_o, command: Command) => {
       const ctx = contextFor(command)
       await ctx.withBench(async (bench) => {
-        const { showConfig } = await import('../sites/config-commands.js')
+        const { showConfig } = await import('./core.js')
         const config = await showConfig(bench, { site: ctx.opts.site })
         ctx.out.result(config, () => JSON.stringify(config, null, 2))
       })
@@ -218,7 +218,7 @@ export function registerSiteCommands(program: Command): void {
       const ctx = contextFor(command)
       const site = ctx.requireSite()
       await ctx.withBench(async (bench) => {
-        const { addSystemManager } = await import('../sites/users.js')
+        const { addSystemManager } = await import('./core.js')
         const o = ctx.opts as Record<string, string | undefined>
         const result = await addSystemManager(bench, { site, email, firstName: o.firstName, lastName: o.lastName })
         ctx.out.result(result, () =>
@@ -235,7 +235,7 @@ export function registerSiteCommands(program: Command): void {
       const ctx = contextFor(command)
       const site = ctx.requireSite()
       await ctx.withBench(async (bench) => {
-        const { generateKeys } = await import('../sites/api-keys.js')
+        const { generateKeys } = await import('./core.js')
         const keys = await generateKeys(bench, { site, email })
         ctx.out.result(keys, () => JSON.stringify(keys))
       })
@@ -251,7 +251,7 @@ export function registerSiteCommands(program: Command): void {
       const secret = process.stdin.isTTY ? await ctx.out.password('API secret:') : await readStdin()
       if (!secret) throw usageError('verify-key reads the API secret from stdin; pipe it in (echo "$SECRET" | tenancy verify-key KEY --site S)')
       await ctx.withBench(async (bench) => {
-        const { verifyKey } = await import('../sites/api-keys.js')
+        const { verifyKey } = await import('./core.js')
         const result = await verifyKey(bench, { site, apiKey, secret })
         ctx.out.result({ valid: result.valid, user: result.user }, () => (result.valid ? `valid: api_key belongs to ${result.user}` : 'invalid api_key or api_secret'))
         if (!result.valid) process.exitCode = 1

@@ -1,12 +1,13 @@
 import type { DbType } from '../config/config.js'
 import { usageError } from '../errors.js'
 import type { DatabaseDriver } from './driver.js'
+import { sqliteDriver } from './sqlite-driver.js'
 
 /** The driver for a kind of database, loaded only when a site of that kind is touched. */
 export async function getDriver(type: DbType): Promise<DatabaseDriver> {
   switch (type) {
     case 'sqlite':
-      return (await import('./sqlite-driver.js')).sqliteDriver
+      return sqliteDriver
     case 'mariadb':
     case 'postgres':
       throw usageError(`database type "${type}" is not supported by this version of tenancy yet; use --db-type sqlite`)

@@ -1,7 +1,7 @@
 import { closeSync, mkdirSync, openSync } from 'node:fs'
 import { dirname, isAbsolute, resolve } from 'node:path'
 import { hostname } from 'node:os'
-import type { Kysely, Transaction } from 'kysely'
+import { Kysely, SqliteDialect, type Transaction } from 'kysely'
 import { TenancyError, usageError } from '../errors.js'
 import type { DbType } from '../config/config.js'
 import { REGISTRY_MIGRATIONS, REGISTRY_VERSION, type RegistryKind } from './registry-migrations.js'
@@ -205,7 +205,7 @@ export class Registry {
 export type RegistryTransaction = Transaction<RegistrySchema>
 
 async function openSqlite(path: string): Promise<Kysely<RegistrySchema>> {
-  const [{ default: Database }, { Kysely, SqliteDialect }] = await Promise.all([import('better-sqlite3'), import('kysely')])
+  const { default: Database } = await import('better-sqlite3')
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 })
   closeSync(openSync(path, 'a', 0o600))
   let raw
