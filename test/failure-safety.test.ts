@@ -67,6 +67,45 @@ describe('a failed new-site leaves nothing behind', () => {
     expect(registryRows(bench)).toEqual([])
   })
 
+  it('gives hooks names in the environment and no secrets in the environment or argv', async () => {
+    const bench = makeBench()
+    const out = join(bench, 'hook-env.json')
+    addApp(bench, 'spy', { hooks: { after_install: 'node hook.mjs --flag' } }, {
+      'hook.mjs': `import { writeFileSync } from 'node:fs'\nwriteFileSync(${JSON.stringify(out)}, JSON.stringify({ env: process.env, argv: process.argv, cwd: process.cwd() }))\n`,
+    })
+    const r = await tenancy(bench, ['new-site', 'x.localhost', '--install-app', 'spy'], {
+      env: { TENANCY_ADMIN_PASSWORD: 'admin-pw-123', TENANCY_DB_ROOT_PASSWORD: 'root-pw-456', SMTP_PASSWORD: 'smtp-pw-789' },
+    })
+    expect(r.exitCode, r.stderr).toBe(0)
+    const seen = JSON.parse(readFileSync(out, 'utf8'))
+    expect(seen.env).toMatchObject({
+      TENANCY_SITE: 'x.localhost',
+      TENANCY_SITE_PATH: join(bench, 'sites', 'x.localhost'),
+      TENANCY_APP: 'spy',
+      TENANCY_BENCH_PATH: bench,
+      TENANCY_DB_TYPE: 'sqlite',
+    })
+    expect(seen.env.TENANCY_LIB).toMatch(/dist[\\/]index\.js$/)
+    expect(seen.argv.slice(2)).toEqual(['--flag'])
+    expect(seen.cwd).toBe(join(bench, 'apps', 'spy'))
+    const text = JSON.stringify(seen)
+    for (const secret of ['admin-pw-123', 'root-pw-456', 'smtp-pw-789']) expect(text).not.toContain(secret)
+  })
+
+  it('stops a hook that runs past provision.step_timeout and rolls back', async () => {
+    const bench = makeBench()
+    const config = JSON.parse(readFileSync(join(bench, 'tenancy.config.json'), 'utf8'))
+    writeFileSync(join(bench, 'tenancy.config.json'), JSON.stringify({ ...config, provision: { ...config.provision, step_timeout: 1 } }))
+    addApp(bench, 'sleepy', { hooks: { after_install: 'node hook.mjs' } }, { 'hook.mjs': 'console.log("warming up"); setTimeout(() => {}, 60_000)\n' })
+    const started = Date.now()
+    const r = await tenancy(bench, ['new-site', 'x.localhost', '--install-app', 'sleepy'])
+    expect(r.exitCode).toBe(1)
+    expect(r.stderr).toMatch(/after_install hook of app "sleepy" on site "x.localhost" timed out after 1 s; output:\nwarming up/)
+    expect(Date.now() - started).toBeLessThan(20_000)
+    expect(readdirSync(join(bench, 'sites'))).toEqual([])
+    expect(registryRows(bench)).toEqual([])
+  })
+
   it('keeps a failed site with --keep-on-failure, and drop-site removes it', async () => {
     const bench = makeBench()
     addApp(bench, 'broken', {}, { 'migrations/0001_boom.sql': 'CREATE TABLE;\n' })

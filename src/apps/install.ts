@@ -84,8 +84,13 @@ export async function installAppsOn(
           options.onProgress?.({ app: app.name, phase: 'start' })
           const migrations = await applyMigrations(trx, exec, app.name, app.migrations, ledger.get(app.name) ?? new Set(), ctx)
           const fixtures = await syncFixtures(trx, site.conn.dbType, app.name, app.fixtures)
-          if (app !== withHook) await record(trx, app)
-          partial.push({ app: app.name, version: app.version, status: 'installed', migrations, fixtures })
+          const result: AppInstallResult = { app: app.name, version: app.version, status: 'installed', migrations, fixtures }
+          partial.push(result)
+          if (app !== withHook) {
+            await record(trx, app)
+            // Shown now so progress reads one app at a time; the commit follows at once.
+            options.onProgress?.({ app: app.name, phase: 'done', result })
+          }
         }
       })
       prelude = undefined
@@ -95,9 +100,9 @@ export async function installAppsOn(
           const hook = await runAfterInstall(bench, withHook, { name: site.name, path: site.path, dbType: site.conn.dbType }, options.signal)
           await record(site.conn.db, withHook)
           result.hook_output = hook?.output
+          options.onProgress?.({ app: result.app, phase: 'done', result })
         }
         results.push(result)
-        options.onProgress?.({ app: result.app, phase: 'done', result })
       }
       current = undefined
       start += group.length
