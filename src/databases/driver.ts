@@ -40,5 +40,8 @@ export interface DatabaseDriver {
   /** Drops the database and its user; what is already gone is not an error. */
   drop(settings: SiteDbSettings, sitePath: string): Promise<void>
   exists(settings: SiteDbSettings, sitePath: string): Promise<boolean>
+  /** Connects as the site's own user: everything a site does goes through this. */
   connect(settings: SiteDbSettings, sitePath: string): Promise<SiteConnection>
+  /** Connects with the server's admin (root) credentials, only to create and drop. */
+  connectAdmin(settings: SiteDbSettings, sitePath: string): Promise<SiteConnection>
 }

@@ -54,6 +54,12 @@ export const sqliteDriver: DatabaseDriver = {
     }
   },
 
+  // A SQLite file has no users: the file's 0600 mode is its access control, so the admin
+  // connection is the site connection.
+  connectAdmin(settings, sitePath) {
+    return sqliteDriver.connect(settings, sitePath)
+  },
+
   async connect(settings, sitePath): Promise<SiteConnection> {
     const file = fileOf(settings, sitePath)
     let raw
