@@ -1,0 +1,53 @@
+import type { Kysely } from 'kysely'
+import type { Bench } from '../bench.js'
+import { usageError } from '../errors.js'
+import { assertEmail } from '../names.js'
+import { now } from '../registry/registry.js'
+import { generateApiKey, generateApiSecret, hashApiSecret, verifyApiSecret } from '../secrets/hashing.js'
+import { usingSite } from './site.js'
+
+export interface ApiCredentials {
+  api_key: string
+  api_secret: string
+}
+
+/**
+ * Gives `user` an api_key (kept once made) and a new api_secret (the previous one stops
+ * working). Only the secret's hash is stored in the site.
+ */
+export async function generateKeysFor(db: Kysely<any>, user: string): Promise<ApiCredentials> {
+  const exists = await db.selectFrom('users').select('name').where('name', '=', user).executeTakeFirst()
+  if (!exists) throw usageError(`user "${user}" does not exist on this site; create it with "tenancy add-system-manager ${user}"`)
+  const secret = generateApiSecret()
+  const hash = hashApiSecret(secret)
+  const at = now()
+  const existing = await db.selectFrom('api_keys').select('api_key').where('user_name', '=', user).executeTakeFirst()
+  if (existing) {
+    await db.updateTable('api_keys').set({ secret_hash: hash, rotated_at: at }).where('user_name', '=', user).execute()
+    return { api_key: existing.api_key as string, api_secret: secret }
+  }
+  const key = generateApiKey()
+  await db.insertInto('api_keys').values({ user_name: user, api_key: key, secret_hash: hash, created_at: at, rotated_at: at }).execute()
+  return { api_key: key, api_secret: secret }
+}
+
+/** `tenancy generate-keys`: a stable api_key and a fresh api_secret for an existing user. */
+export async function generateKeys(bench: Bench, options: { site: string; email: string }): Promise<ApiCredentials> {
+  const email = assertEmail(options.email)
+  return usingSite(bench, options.site, ({ conn }) => conn.transaction((trx) => generateKeysFor(trx, email)))
+}
+
+/** `tenancy verify-key`: whether `secret` is the current secret of `apiKey` (constant-time), for an enabled user. */
+export async function verifyKey(bench: Bench, options: { site: string; apiKey: string; secret: string }): Promise<{ valid: boolean; user: string | null }> {
+  return usingSite(bench, options.site, async ({ conn }) => {
+    const row = await conn.db
+      .selectFrom('api_keys')
+      .innerJoin('users', 'users.name', 'api_keys.user_name')
+      .select(['api_keys.user_name as user', 'api_keys.secret_hash as hash', 'users.enabled as enabled'])
+      .where('api_keys.api_key', '=', options.apiKey)
+      .executeTakeFirst()
+    // Hash even when the key is unknown so timing does not tell which keys exist.
+    const valid = verifyApiSecret(options.secret, (row?.hash as string | undefined) ?? hashApiSecret('')) && row !== undefined && Number(row.enabled) === 1
+    return { valid, user: valid ? (row!.user as string) : null }
+  })
+}

@@ -1,0 +1,60 @@
+import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
+import type { Bench } from '../bench.js'
+import { getDriver } from '../databases/index.js'
+import { usageError } from '../errors.js'
+import { assertSiteName } from '../names.js'
+import { readSiteConfig, requireSite } from './site.js'
+
+export interface DropSiteOptions {
+  site: string
+  /** Move the directory to `archived/sites/` (default) instead of deleting it. */
+  archive?: boolean
+  /** Drop even a site that a tenant owns (used by `tenant delete` and `new-site --force`). */
+  force?: boolean
+}
+
+export interface DropSiteResult {
+  site: string
+  archived_to: string | null
+  database_dropped: boolean
+}
+
+/**
+ * `tenancy drop-site`: marks the row `dropping`, drops the database and its user, moves the
+ * directory to `archived/sites/` (or deletes it), then removes the row. Works on half-made
+ * sites too; running it again after a crash finishes the job.
+ */
+export async function dropSite(bench: Bench, options: DropSiteOptions): Promise<DropSiteResult> {
+  const name = assertSiteName(options.site)
+  const registry = await bench.registry()
+  const site = await requireSite(bench, name, { allowAnyState: true })
+  if (site.tenant_id !== null && !options.force) {
+    const owner = (await registry.tenantsBySite()).get(name)
+    throw usageError(`site "${name}" belongs to tenant "${owner?.name ?? site.tenant_id}"; remove it with "tenancy tenant delete ${owner?.name ?? '<tenant>'}"`)
+  }
+  await registry.setSiteState(name, 'dropping')
+  const sitePath = bench.sitePath(name)
+  let databaseDropped = false
+  const settings = existsSync(join(sitePath, 'site_config.json'))
+    ? readSiteConfig(sitePath)
+    : { db_type: site.db_type, db_name: site.db_name, db_host: site.db_host ?? undefined, db_port: site.db_port ?? undefined, db_user: site.db_user ?? undefined }
+  const driver = await getDriver(settings.db_type)
+  if (await driver.exists(settings, sitePath)) {
+    await driver.drop(settings, sitePath)
+    databaseDropped = true
+  }
+  let archivedTo: string | null = null
+  if (existsSync(sitePath)) {
+    if (options.archive === false) {
+      rmSync(sitePath, { recursive: true, force: true })
+    } else {
+      mkdirSync(bench.archivePath, { recursive: true })
+      archivedTo = join(bench.archivePath, name)
+      if (existsSync(archivedTo)) archivedTo = join(bench.archivePath, `${name}-${new Date().toISOString().replace(/[:.]/g, '-')}`)
+      renameSync(sitePath, archivedTo)
+    }
+  }
+  await registry.deleteSite(name)
+  return { site: name, archived_to: archivedTo, database_dropped: databaseDropped }
+}

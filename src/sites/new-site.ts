@@ -1,0 +1,187 @@
+import { randomBytes } from 'node:crypto'
+import { existsSync, mkdirSync, rmSync } from 'node:fs'
+import type { Bench } from '../bench.js'
+import type { DbType } from '../config/config.js'
+import { getDriver } from '../databases/index.js'
+import type { SiteConnection } from '../databases/driver.js'
+import { InterruptedError, TenancyError, messageOf, usageError } from '../errors.js'
+import { assertDbName, assertSiteName, generateDbName } from '../names.js'
+import { resolveInstallOrder } from '../apps/manifest.js'
+import { installAppsOn, installedApps, type AppInstallResult, type InstallProgress } from '../apps/install.js'
+import { applyMigrations, ensureLedger, sql } from '../apps/migrations.js'
+import { generatePassword, hashPassword } from '../secrets/hashing.js'
+import { resolveSecret, type SecretSources } from '../secrets/resolve-secret.js'
+import { CleanupStack } from '../util/cleanup.js'
+import { CORE_APP, CORE_MIGRATIONS } from './core-schema.js'
+import { dropSite } from './drop-site.js'
+import { writeSiteConfig, type SiteConfig } from './site.js'
+import { upsertAdministrator } from './users.js'
+
+export interface NewSiteOptions {
+  site: string
+  dbType?: DbType
+  dbName?: string
+  dbHost?: string
+  dbPort?: number
+  dbRootUsername?: string
+  dbRootPasswordFile?: string
+  adminPasswordFile?: string
+  installApps?: string[]
+  /** Replace an existing site (drops its database and directory first). */
+  force?: boolean
+  /** Leave a failed site in place (registry state `failed`) for debugging. */
+  keepOnFailure?: boolean
+  /** Asks for a secret on a TTY; absent in non-interactive runs. */
+  prompt?: (message: string) => Promise<string | undefined>
+  onProgress?: InstallProgress
+  onWarning?: (message: string) => void
+  signal?: AbortSignal
+}
+
+export interface NewSiteResult {
+  site: string
+  path: string
+  db_type: DbType
+  db_name: string
+  apps: AppInstallResult[]
+  /** Only when tenancy generated it: shown once, stored nowhere in plain text. */
+  admin_password?: string
+  duration_ms: number
+}
+
+/** Where new-site looks for the Administrator's password. */
+export function adminPasswordSources(bench: Bench, filePath?: string, prompt?: SecretSources['prompt']): SecretSources {
+  return {
+    label: 'admin password',
+    fileFlag: '--admin-password-file',
+    filePath,
+    envVar: 'TENANCY_ADMIN_PASSWORD',
+    env: bench.env,
+    configKey: 'provision_admin_password',
+    config: bench.rawConfig,
+    prompt,
+  }
+}
+
+/**
+ * `tenancy new-site`: the site directory, its database (and user), the core tables, the
+ * Administrator, and any apps. The intent is recorded in the registry first; a failure at
+ * any point removes everything made (unless `keepOnFailure`), so nothing half-made is left.
+ */
+export async function newSite(bench: Bench, options: NewSiteOptions): Promise<NewSiteResult> {
+  const started = performance.now()
+  const name = assertSiteName(options.site)
+  const dbType = options.dbType ?? bench.config.db.type
+  const dbName = options.dbName !== undefined ? assertDbName(options.dbName) : generateDbName(randomBytes(8).toString('hex'))
+  const driver = await getDriver(dbType)
+  if (dbType === 'sqlite') {
+    const serverOnly = (
+      [
+        ['--db-host', options.dbHost],
+        ['--db-port', options.dbPort],
+        ['--db-root-username', options.dbRootUsername],
+        ['--db-root-password-file', options.dbRootPasswordFile],
+      ] as const
+    ).filter(([, value]) => value !== undefined)
+    if (serverOnly.length > 0) options.onWarning?.(`${serverOnly.map(([flag]) => flag).join(', ')} ignored: SQLite sites have no database server`)
+  }
+  const apps = resolveInstallOrder(bench, options.installApps ?? [])
+
+  // The password hash runs on the thread pool while the SQL below runs on this thread.
+  const admin = await resolveSecret(adminPasswordSources(bench, options.adminPasswordFile, options.prompt))
+  if (admin?.warning) options.onWarning?.(admin.warning)
+  if (admin && admin.value.length === 0) throw usageError('the admin password is empty; give a non-empty one')
+  const adminPassword = admin?.value ?? generatePassword()
+  const adminHash = hashPassword(adminPassword)
+  adminHash.catch(() => {})
+
+  const registry = await bench.registry()
+  const sitePath = bench.sitePath(name)
+  const settings = driver.plan(dbName)
+
+  if (!(await registry.insertSiteIntent({ name, db_type: dbType, db_name: dbName }))) {
+    if (!options.force) {
+      throw usageError(`site "${name}" already exists (or is being created by another process); pick another name, or use --force to replace it`)
+    }
+    await dropSite(bench, { site: name, archive: false, force: true })
+    if (!(await registry.insertSiteIntent({ name, db_type: dbType, db_name: dbName }))) {
+      throw usageError(`site "${name}" was created again by another process while it was being replaced; try again`)
+    }
+  }
+
+  const cleanup = new CleanupStack()
+  cleanup.push('registry row', () => registry.deleteSite(name))
+  let conn: SiteConnection | undefined
+  let coreOpen = false
+  try {
+    if (existsSync(sitePath)) {
+      if (!options.force) {
+        throw usageError(`directory ${sitePath} exists but no site is registered under that name; move it away, or use --force to replace it`)
+      }
+      rmSync(sitePath, { recursive: true, force: true })
+    }
+    mkdirSync(bench.sitesPath, { recursive: true })
+    mkdirSync(sitePath, { mode: 0o750 })
+    cleanup.push('site directory', () => rmSync(sitePath, { recursive: true, force: true }))
+    writeSiteConfig(sitePath, settings as SiteConfig)
+    options.signal?.throwIfAborted()
+    options.onProgress?.({ app: CORE_APP, phase: 'start' })
+    coreOpen = true
+
+    await driver.create(settings, sitePath)
+    cleanup.push('database', () => driver.drop(settings, sitePath))
+    conn = await driver.connect(settings, sitePath)
+    const open = conn
+    cleanup.push('connection', () => open.close())
+
+    const results = await installAppsOn(bench, { name, path: sitePath, config: settings as SiteConfig, conn }, apps, {
+      onProgress: options.onProgress,
+      signal: options.signal,
+      prelude: async (trx, exec) => {
+        await ensureLedger(trx)
+        await applyMigrations(trx, exec, CORE_APP, CORE_MIGRATIONS, new Set(), { sql, dbType, site: name })
+        options.onProgress?.({ app: CORE_APP, phase: 'done' })
+        coreOpen = false
+      },
+    })
+    // Last, so the scrypt hash started above had the app installs' time to finish.
+    const hash = await adminHash
+    await conn.transaction((trx) => upsertAdministrator(trx, hash))
+    const summary = await installedApps(conn.db)
+    await conn.close()
+    conn = undefined
+    if (!(await registry.markSiteReady(name, summary))) {
+      throw new TenancyError(`site "${name}" was changed by another process while it was being created; check it with "tenancy list-sites"`)
+    }
+    cleanup.clear()
+    return {
+      site: name,
+      path: sitePath,
+      db_type: dbType,
+      db_name: dbName,
+      apps: results,
+      ...(admin ? {} : { admin_password: adminPassword }),
+      duration_ms: Math.round(performance.now() - started),
+    }
+  } catch (error) {
+    if (coreOpen) options.onProgress?.({ app: CORE_APP, phase: 'fail' })
+    const interrupted = options.signal?.aborted || error instanceof InterruptedError
+    if (options.keepOnFailure) {
+      await conn?.close().catch(() => {})
+      await registry.setSiteState(name, 'failed').catch(() => {})
+      await registry.logError({ site: name, step: 'new-site', message: messageOf(error) }).catch(() => {})
+      throw wrapFailure(name, error, `kept for debugging in ${sitePath}; remove it with "tenancy drop-site ${name}"`, interrupted)
+    }
+    const failures = await cleanup.run()
+    const left = failures.length > 0 ? `; could not remove ${failures.map((f) => `${f.label} (${messageOf(f.error)})`).join(', ')}, run "tenancy drop-site ${name}"` : ''
+    throw wrapFailure(name, error, `rolled back${left}`, interrupted)
+  }
+}
+
+function wrapFailure(site: string, error: unknown, what: string, interrupted: boolean): TenancyError {
+  if (interrupted) return new InterruptedError(`new-site "${site}" (${what})`)
+  if (error instanceof TenancyError && error.exitCode === 2 && !(error.cause instanceof Error && 'app' in error.cause)) {
+    return new TenancyError(`${error.message} (site ${what})`, { exitCode: 2, cause: error })
+  }
+  return new TenancyError(`new-site "${site}" failed: ${messageOf(error)} (${what})`, { cause: error })
+}
