@@ -28,6 +28,7 @@ export interface BenchConfig {
     steps?: StepSpec[]
     max_attempts: number
     step_timeout: number
+    retry_delay: number
     notify?: { webhook?: string; run?: string }
   }
   pending: { count: number; include_in_queries: boolean }
@@ -85,7 +86,7 @@ const steps: Check = (v) => {
   return null
 }
 const notify: Check = (v) =>
-  isObject(v) && (typeof v.webhook === 'string' || typeof v.run === 'string')
+  isObject(v) && ((typeof v.webhook === 'string' && /^https?:\/\/./.test(v.webhook)) || typeof v.run === 'string')
     ? null
     : 'an object with "webhook": URL or "run": "command"'
 
@@ -109,6 +110,10 @@ const KEYS: Record<string, { check: Check; fallback?: () => unknown }> = {
   'provision.steps': { check: steps },
   'provision.max_attempts': { check: intRange(1, 100), fallback: () => 5 },
   'provision.step_timeout': { check: intRange(1, 86_400), fallback: () => 300 },
+  'provision.retry_delay': {
+    check: (v) => (typeof v === 'number' && v >= 0 && v <= 3600 ? null : 'a number of seconds from 0 to 3600'),
+    fallback: () => 2,
+  },
   'provision.notify': { check: notify },
   pending: { check: obj, fallback: () => ({}) },
   'pending.count': { check: intRange(0, 100_000), fallback: () => 5 },

@@ -92,6 +92,21 @@ export const REGISTRY_MIGRATIONS: RegistryMigration[] = [
       await db.schema.createIndex('error_log_tenant').on('error_log').columns(['tenant', 'at']).execute()
     },
   },
+  {
+    version: 2,
+    async up(db) {
+      // What a `run` step runs, kept with the step so a tenant finishes with the pipeline it started with.
+      await db.schema.alterTable('steps').addColumn('spec', 'text').execute()
+      // Named leases with an expiry, e.g. one per running worker (`worker:<owner>`).
+      await db.schema
+        .createTable('leases')
+        .addColumn('name', 'varchar(255)', (c) => c.primaryKey())
+        .addColumn('owner', 'varchar(255)', (c) => c.notNull())
+        .addColumn('expires_at', 'varchar(32)', (c) => c.notNull())
+        .execute()
+      await db.schema.createIndex('jobs_tenant').on('jobs').column('tenant_id').execute()
+    },
+  },
 ]
 
 export const REGISTRY_VERSION = REGISTRY_MIGRATIONS[REGISTRY_MIGRATIONS.length - 1]!.version

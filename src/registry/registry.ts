@@ -21,6 +21,21 @@ export interface InstalledAppSummary {
 /** Who we are, for intent rows and leases: `pid@hostname`. */
 export const PROCESS_OWNER = `${process.pid}@${hostname()}`
 
+/**
+ * Whether the process named by an owner string (`pid@hostname`, optionally `#tag`) is alive:
+ * `true`/`false` on this host, `undefined` for another host (only its lease expiry tells).
+ */
+export function ownerAlive(owner: string): boolean | undefined {
+  const match = /^(\d+)@([^#]+)/.exec(owner)
+  if (!match || match[2] !== hostname()) return undefined
+  try {
+    process.kill(Number(match[1]), 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
 export const now = (): string => new Date().toISOString()
 
 function toRecord(row: SitesTable): SiteRecord {
@@ -120,6 +135,7 @@ export class Registry {
     db_host?: string | null
     db_port?: number | null
     db_user?: string | null
+    tenant_id?: number | null
   }): Promise<boolean> {
     const at = now()
     const result = await this.db
@@ -133,7 +149,7 @@ export class Registry {
         db_port: site.db_port ?? null,
         db_user: site.db_user ?? null,
         apps: '[]',
-        tenant_id: null,
+        tenant_id: site.tenant_id ?? null,
         owner: PROCESS_OWNER,
         created_at: at,
         updated_at: at,

@@ -51,6 +51,8 @@ export interface StepsTable {
   finished_at: string | null
   error: string | null
   output: string | null
+  /** JSON of the step's spec (for `run` steps: the command and timeout). */
+  spec: string | null
 }
 
 export interface JobsTable {
@@ -77,6 +79,12 @@ export interface ErrorLogTable {
   message: string
 }
 
+export interface LeasesTable {
+  name: string
+  owner: string
+  expires_at: string
+}
+
 export interface RegistryMigrationsTable {
   version: number
   applied_at: string
@@ -89,5 +97,6 @@ export interface RegistrySchema {
   steps: StepsTable
   jobs: JobsTable
   error_log: ErrorLogTable
+  leases: LeasesTable
   registry_migrations: RegistryMigrationsTable
 }

@@ -27,6 +27,10 @@ export interface NewSiteOptions {
   dbRootPasswordFile?: string
   adminPasswordFile?: string
   installApps?: string[]
+  /** The Administrator's password, given by a caller that already has it (the pipeline). */
+  adminPassword?: string
+  /** The tenant that owns the site, recorded in its registry row from the start. */
+  tenantId?: number
   /** Replace an existing site (drops its database and directory first). */
   force?: boolean
   /** Leave a failed site in place (registry state `failed`) for debugging. */
@@ -88,7 +92,10 @@ export async function newSite(bench: Bench, options: NewSiteOptions): Promise<Ne
   const apps = resolveInstallOrder(bench, options.installApps ?? [])
 
   // The password hash runs on the thread pool while the SQL below runs on this thread.
-  const admin = await resolveSecret(adminPasswordSources(bench, options.adminPasswordFile, options.prompt))
+  const admin =
+    options.adminPassword !== undefined
+      ? { value: options.adminPassword, source: 'file' as const, warning: undefined }
+      : await resolveSecret(adminPasswordSources(bench, options.adminPasswordFile, options.prompt))
   if (admin?.warning) options.onWarning?.(admin.warning)
   if (admin && admin.value.length === 0) throw usageError('the admin password is empty; give a non-empty one')
   const adminPassword = admin?.value ?? generatePassword()
@@ -99,12 +106,14 @@ export async function newSite(bench: Bench, options: NewSiteOptions): Promise<Ne
   const sitePath = bench.sitePath(name)
   const settings = driver.plan(dbName)
 
-  if (!(await registry.insertSiteIntent({ name, db_type: dbType, db_name: dbName }))) {
+  const intent = { name, db_type: dbType, db_name: dbName, tenant_id: options.tenantId ?? null }
+  if (!(await registry.insertSiteIntent(intent))) {
     if (!options.force) {
       throw usageError(`site "${name}" already exists (or is being created by another process); pick another name, or use --force to replace it`)
     }
     await dropSite(bench, { site: name, archive: false, force: true })
-    if (!(await registry.insertSiteIntent({ name, db_type: dbType, db_name: dbName }))) {
+    const intent = { name, db_type: dbType, db_name: dbName, tenant_id: options.tenantId ?? null }
+  if (!(await registry.insertSiteIntent(intent))) {
       throw usageError(`site "${name}" was created again by another process while it was being replaced; try again`)
     }
   }

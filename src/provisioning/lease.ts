@@ -1,0 +1,79 @@
+import { randomBytes } from 'node:crypto'
+import type { Bench } from '../bench.js'
+import { PROCESS_OWNER, now, ownerAlive } from '../registry/registry.js'
+
+/** How long a lease lasts without renewal; renewed every third of it while work runs. */
+export const LEASE_MS = 30_000
+
+export const inFuture = (ms: number): string => new Date(Date.now() + ms).toISOString()
+
+/** A lease owner name unique to this holder: `pid@host#tag`, so liveness can be checked on this host. */
+export function newOwner(): string {
+  return `${PROCESS_OWNER}#${randomBytes(3).toString('hex')}`
+}
+
+export interface TenantLease {
+  owner: string
+  /** True once a renewal found the lease taken: stop after the current step. */
+  readonly lost: boolean
+  release(): Promise<void>
+}
+
+/**
+ * Takes the provisioning lease of a tenant with one conditional update: free, expired, or
+ * held by a process on this host that is no longer alive. Returns undefined (with the
+ * holder) when another live process holds it.
+ */
+export async function tryTenantLease(bench: Bench, tenantId: number): Promise<TenantLease | { heldBy: string; until: string | null }> {
+  const registry = await bench.registry()
+  const owner = newOwner()
+  const at = now()
+  const taken = await registry.db
+    .updateTable('tenants')
+    .set({ lease_owner: owner, lease_expires_at: inFuture(LEASE_MS) })
+    .where('id', '=', tenantId)
+    .where((eb) => eb.or([eb('lease_owner', 'is', null), eb('lease_expires_at', '<', at)]))
+    .executeTakeFirst()
+  if (Number(taken.numUpdatedRows) !== 1) {
+    const row = await registry.db.selectFrom('tenants').select(['lease_owner', 'lease_expires_at']).where('id', '=', tenantId).executeTakeFirst()
+    const holder = row?.lease_owner
+    if (!holder || ownerAlive(holder) !== false) return { heldBy: holder ?? 'unknown', until: row?.lease_expires_at ?? null }
+    // The holder died on this host: take over from exactly that holder.
+    const stolen = await registry.db
+      .updateTable('tenants')
+      .set({ lease_owner: owner, lease_expires_at: inFuture(LEASE_MS) })
+      .where('id', '=', tenantId)
+      .where('lease_owner', '=', holder)
+      .executeTakeFirst()
+    if (Number(stolen.numUpdatedRows) !== 1) return { heldBy: 'another process', until: null }
+  }
+  let lost = false
+  const timer = setInterval(() => {
+    registry.db
+      .updateTable('tenants')
+      .set({ lease_expires_at: inFuture(LEASE_MS) })
+      .where('id', '=', tenantId)
+      .where('lease_owner', '=', owner)
+      .executeTakeFirst()
+      .then((r) => {
+        if (Number(r.numUpdatedRows) !== 1) lost = true
+      })
+      .catch(() => {})
+  }, LEASE_MS / 3)
+  timer.unref()
+  return {
+    owner,
+    get lost() {
+      return lost
+    },
+    async release() {
+      clearInterval(timer)
+      await registry.db
+        .updateTable('tenants')
+        .set({ lease_owner: null, lease_expires_at: null })
+        .where('id', '=', tenantId)
+        .where('lease_owner', '=', owner)
+        .execute()
+    },
+  }
+}

@@ -1,0 +1,133 @@
+import type { Bench } from '../bench.js'
+import { InterruptedError, TenancyError, messageOf } from '../errors.js'
+import { now } from '../registry/registry.js'
+import { tryTenantLease, type TenantLease } from './lease.js'
+import { notify } from './notify.js'
+import { runStep, type PlannedStep, type StepOutcome, type StepSpec } from './steps.js'
+import { requireTenant, stepJson, tenantSteps, type StepJson, type TenantRow } from './tenant-record.js'
+
+export type StepEvent =
+  | { step: string; phase: 'start' }
+  | { step: string; phase: 'done' | 'skipped' | 'already_done'; outcome?: StepOutcome }
+  | { step: string; phase: 'failed'; error: string }
+
+export interface ProvisionOptions {
+  /** Stops the run: between steps always; inside a step only with `interruptSteps`. */
+  signal?: AbortSignal
+  /** Ctrl-C at a terminal stops the running step too; SIGTERM to a worker lets it finish. */
+  interruptSteps?: boolean
+  onStep?: (event: StepEvent) => void
+  /** Called once when another live process holds the lease and this one waits for it. */
+  onWait?: (holder: string) => void
+  /** Send `tenant.failed` when a step fails (the worker does that only after its last retry). */
+  notifyFailure?: boolean
+}
+
+export interface ProvisionResult {
+  tenant: string
+  site: string | null
+  status: 'completed' | 'already_active' | 'failed' | 'interrupted'
+  steps: StepJson[]
+  error: string | null
+  notify_error?: string
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+/** Waits for the tenant's lease: another live process provisioning it finishes or dies first. */
+async function acquire(bench: Bench, tenant: TenantRow, options: ProvisionOptions): Promise<TenantLease> {
+  let told = false
+  for (;;) {
+    const lease = await tryTenantLease(bench, tenant.id)
+    if ('owner' in lease) return lease
+    if (!told) options.onWait?.(lease.heldBy)
+    told = true
+    if (options.signal?.aborted) throw new InterruptedError(`waiting for tenant "${tenant.name}"`)
+    await sleep(100 + Math.random() * 100)
+  }
+}
+
+/**
+ * Runs or resumes a tenant's pipeline: takes the tenant's lease (one process at a time; a
+ * dead holder is taken over), then runs every step not yet done, recording status,
+ * attempts, timings, output and error of each. Returns a result; a failed step does not
+ * throw. An active tenant is a no-op.
+ */
+export async function provisionTenant(bench: Bench, name: string, options: ProvisionOptions = {}): Promise<ProvisionResult> {
+  const registry = await bench.registry()
+  let tenant = await requireTenant(bench, name)
+  const done = async (status: ProvisionResult['status'], error: string | null, extra: Partial<ProvisionResult> = {}): Promise<ProvisionResult> => ({
+    tenant: name,
+    site: tenant.site,
+    status,
+    steps: (await tenantSteps(bench, tenant.id)).map(stepJson),
+    error,
+    ...extra,
+  })
+  if (tenant.provisioning_status === 'completed') return done('already_active', null)
+  const site = tenant.site
+  if (!site) throw new TenancyError(`tenant "${name}" has no site to provision; delete it and create it again with --site`)
+
+  const lease = await acquire(bench, tenant, options)
+  let current: string | undefined
+  try {
+    tenant = await requireTenant(bench, name)
+    if (tenant.provisioning_status === 'completed') return done('already_active', null)
+    await registry.db.updateTable('tenants').set({ provisioning_status: 'in_progress', error: null, updated_at: now() }).where('id', '=', tenant.id).execute()
+    const steps = await tenantSteps(bench, tenant.id)
+    for (const row of steps) {
+      if (row.status === 'done' || row.status === 'skipped') {
+        options.onStep?.({ step: row.name, phase: 'already_done' })
+        continue
+      }
+      if (options.signal?.aborted) throw new InterruptedError(`provisioning of tenant "${name}"`)
+      if (lease.lost) throw new TenancyError(`lost the provisioning lease of tenant "${name}" to another process; it goes on from here`)
+      current = row.name
+      const step: PlannedStep = { name: row.name, spec: JSON.parse(row.spec ?? 'null') as StepSpec }
+      if (!step.spec) throw new TenancyError(`step "${row.name}" of tenant "${name}" has no definition in the registry; run "tenancy doctor"`)
+      await registry.db
+        .updateTable('steps')
+        .set({ status: 'running', attempts: row.attempts + 1, started_at: now(), finished_at: null, error: null })
+        .where('tenant_id', '=', tenant.id)
+        .where('idx', '=', row.idx)
+        .execute()
+      options.onStep?.({ step: row.name, phase: 'start' })
+      // Steps that read the tenant (stored secrets, api_key) see the latest row.
+      const fresh = { ...(await requireTenant(bench, name)), site }
+      const outcome = await runStep({ bench, tenant: fresh, signal: options.interruptSteps ? options.signal : undefined }, step)
+      await registry.db
+        .updateTable('steps')
+        .set({ status: outcome.skipped ? 'skipped' : 'done', finished_at: now(), output: outcome.output ?? null })
+        .where('tenant_id', '=', tenant.id)
+        .where('idx', '=', row.idx)
+        .execute()
+      options.onStep?.({ step: row.name, phase: outcome.skipped ? 'skipped' : 'done', outcome })
+      current = undefined
+    }
+    tenant = await requireTenant(bench, name)
+    const notifyError = await notify(bench, 'tenant.active', tenant)
+    return done('completed', null, notifyError ? { notify_error: notifyError } : {})
+  } catch (error) {
+    const interrupted = error instanceof InterruptedError || options.signal?.aborted === true
+    const message = interrupted
+      ? `interrupted${current ? ` during step "${current}"` : ''}; run "tenancy provision ${name}" to resume`
+      : `${current ? `step "${current}" failed: ` : ''}${messageOf(error)}`
+    if (current) {
+      await registry.db
+        .updateTable('steps')
+        .set({ status: interrupted ? 'pending' : 'failed', finished_at: now(), error: message })
+        .where('tenant_id', '=', tenant.id)
+        .where('name', '=', current)
+        .execute()
+      options.onStep?.({ step: current, phase: 'failed', error: message })
+    }
+    await registry.db.updateTable('tenants').set({ provisioning_status: 'failed', error: message, updated_at: now() }).where('id', '=', tenant.id).execute()
+    await registry.logError({ tenant: name, site: tenant.site, step: current ?? null, message })
+    tenant = await requireTenant(bench, name)
+    let notifyError: string | undefined
+    if (!interrupted && options.notifyFailure !== false) notifyError = await notify(bench, 'tenant.failed', tenant)
+    return done(interrupted ? 'interrupted' : 'failed', message, notifyError ? { notify_error: notifyError } : {})
+  } finally {
+    await lease.release()
+  }
+}

@@ -1,0 +1,188 @@
+import type { Bench } from '../bench.js'
+import { TenancyError, usageError } from '../errors.js'
+import { assertSiteName, assertTenantName } from '../names.js'
+import { now } from '../registry/registry.js'
+import { coerceConfigValue } from '../sites/config-commands.js'
+import { dropSite } from '../sites/drop-site.js'
+import { tryTenantLease } from './lease.js'
+import { provisionTenant, type ProvisionOptions, type ProvisionResult } from './runner.js'
+import { preflight } from './steps.js'
+import { parseData, requireTenant, stepJson, tenantJson, tenantSteps, type StepJson, type TenantJson, type TenantRow } from './tenant-record.js'
+import { enqueueJob, ensureWorker } from './worker.js'
+
+const DATA_KEY = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/
+
+/** Parses `--data k=v` pairs; values are coerced as set-config does ("1" → 1, "true" → true). */
+export function parseDataPairs(pairs: readonly string[]): Record<string, unknown> {
+  const data: Record<string, unknown> = {}
+  for (const pair of pairs) {
+    const at = pair.indexOf('=')
+    const key = at > 0 ? pair.slice(0, at) : ''
+    if (!DATA_KEY.test(key)) throw usageError(`invalid --data "${pair}": use key=value with a key of letters, digits and _`)
+    data[key] = coerceConfigValue(pair.slice(at + 1), false)
+  }
+  return data
+}
+
+/** The site a new tenant gets: `--site`, the host of `--site-url`, or `<name>.<default_site_domain>`. */
+export function siteFor(bench: Bench, name: string, options: { site?: string; siteUrl?: string }): string {
+  if (options.site && options.siteUrl) throw usageError('give either --site or --site-url, not both')
+  if (options.siteUrl) {
+    let host: string
+    try {
+      host = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(options.siteUrl) ? options.siteUrl : `https://${options.siteUrl}`).hostname
+    } catch {
+      throw usageError(`invalid --site-url "${options.siteUrl}": give a URL such as https://acme.example.com`)
+    }
+    return assertSiteName(host)
+  }
+  return assertSiteName(options.site ?? `${name}.${bench.config.default_site_domain}`)
+}
+
+export interface CreateTenantOptions extends ProvisionOptions {
+  name: string
+  site?: string
+  siteUrl?: string
+  data?: Record<string, unknown>
+  background?: boolean
+}
+
+export interface CreateTenantResult extends TenantJson {
+  mode: 'provisioned' | 'queued' | 'recorded'
+  steps: StepJson[]
+  worker_started?: boolean
+  provisioning?: ProvisionResult
+}
+
+/**
+ * `tenancy tenant create`: records the tenant and its steps in one transaction, then (with
+ * `auto_provision_tenant_sites`) provisions it now, or queues it for a worker with
+ * `background`.
+ */
+export async function createTenant(bench: Bench, options: CreateTenantOptions): Promise<CreateTenantResult> {
+  const name = assertTenantName(options.name)
+  const site = siteFor(bench, name, options)
+  const steps = preflight(bench)
+  const registry = await bench.registry()
+  const auto = bench.config.auto_provision_tenant_sites
+  const queued = auto && options.background === true
+  const tenantId = await registry.writeTransaction(async (trx) => {
+    const clash = await trx.selectFrom('tenants').select(['name', 'site']).where((eb) => eb.or([eb('name', '=', name), eb('site', '=', site)])).executeTakeFirst()
+    if (clash?.name === name) throw usageError(`tenant "${name}" already exists; see it with "tenancy tenant show ${name}"`)
+    if (clash) throw usageError(`site "${site}" belongs to tenant "${clash.name}"; give this tenant another --site`)
+    if (await trx.selectFrom('sites').select('name').where('name', '=', site).executeTakeFirst()) {
+      throw usageError(`site "${site}" exists already and belongs to no tenant; give this tenant another --site`)
+    }
+    const at = now()
+    const inserted = await trx
+      .insertInto('tenants')
+      .values({
+        name,
+        site,
+        status: 'inactive',
+        provisioning_status: queued ? 'queued' : 'not_started',
+        pending_since: null,
+        data: JSON.stringify(options.data ?? {}),
+        api_key: null,
+        api_secret_enc: null,
+        admin_password_enc: null,
+        lease_owner: null,
+        lease_expires_at: null,
+        pull_from: null,
+        error: null,
+        created_at: at,
+        updated_at: at,
+        provisioned_at: null,
+      })
+      .returning('id')
+      .executeTakeFirstOrThrow()
+    await trx
+      .insertInto('steps')
+      .values(steps.map((s, idx) => ({ tenant_id: inserted.id, idx, name: s.name, status: 'pending', attempts: 0, started_at: null, finished_at: null, error: null, output: null, spec: JSON.stringify(s.spec) })))
+      .execute()
+    if (queued) await enqueueJob(trx, inserted.id)
+    return inserted.id
+  })
+  const snapshot = async (mode: CreateTenantResult['mode'], extra: Partial<CreateTenantResult> = {}): Promise<CreateTenantResult> => {
+    const row = await requireTenant(bench, name)
+    return { ...tenantJson(row), mode, steps: (await tenantSteps(bench, tenantId)).map(stepJson), ...extra }
+  }
+  if (!auto) return snapshot('recorded')
+  if (queued) return snapshot('queued', { worker_started: await ensureWorker(bench) })
+  const provisioning = await provisionTenant(bench, name, options)
+  return snapshot('provisioned', { provisioning })
+}
+
+export interface ListTenantsOptions {
+  status?: string
+  /** `with`: include pending tenants; `only`: only them; `without`: leave them out. Default: `pending.include_in_queries`. */
+  pending?: 'with' | 'only' | 'without'
+}
+
+/** `tenancy tenant list`. */
+export async function listTenants(bench: Bench, options: ListTenantsOptions = {}): Promise<TenantJson[]> {
+  const registry = await bench.registry()
+  const pending = options.pending ?? (bench.config.pending.include_in_queries ? 'with' : 'without')
+  let query = registry.db.selectFrom('tenants').selectAll().orderBy('created_at').orderBy('id')
+  if (options.status) {
+    const statuses = ['inactive', 'active', 'suspended', 'not_started', 'queued', 'in_progress', 'completed', 'failed']
+    if (!statuses.includes(options.status)) throw usageError(`invalid --status "${options.status}": use one of ${statuses.join(', ')}`)
+    const column = ['inactive', 'active', 'suspended'].includes(options.status) ? 'status' : 'provisioning_status'
+    query = query.where(column, '=', options.status)
+  }
+  if (pending === 'only') query = query.where('pending_since', 'is not', null)
+  if (pending === 'without') query = query.where('pending_since', 'is', null)
+  return (await query.execute()).map(tenantJson)
+}
+
+export interface ShowTenantResult extends TenantJson {
+  steps: StepJson[]
+  api_secret?: string | null
+  admin_password?: string | null
+}
+
+/** `tenancy tenant show`: the record and its steps; secrets only with `showSecrets`. */
+export async function showTenant(bench: Bench, name: string, options: { showSecrets?: boolean } = {}): Promise<ShowTenantResult> {
+  const row = await requireTenant(bench, name)
+  const result: ShowTenantResult = { ...tenantJson(row), steps: (await tenantSteps(bench, row.id)).map(stepJson) }
+  if (options.showSecrets) {
+    const box = bench.secretBox()
+    result.api_secret = row.api_secret_enc ? box.decrypt(row.api_secret_enc) : null
+    result.admin_password = row.admin_password_enc ? box.decrypt(row.admin_password_enc) : null
+  }
+  return result
+}
+
+/** `tenancy tenant delete`: drops the tenant's site (unless `keepSite`), then removes the tenant, its steps and jobs. */
+export async function deleteTenant(bench: Bench, name: string, options: { keepSite?: boolean } = {}): Promise<{ tenant: string; site: string | null; site_dropped: boolean; archived_to: string | null }> {
+  const row: TenantRow = await requireTenant(bench, name)
+  const lease = await tryTenantLease(bench, row.id)
+  if (!('owner' in lease)) {
+    throw new TenancyError(`tenant "${name}" is being provisioned by ${lease.heldBy}; wait for it to finish, then delete it`)
+  }
+  const registry = await bench.registry()
+  try {
+    let dropped = false
+    let archivedTo: string | null = null
+    const site = row.site ? await registry.getSite(row.site) : undefined
+    if (site && site.tenant_id === row.id) {
+      if (options.keepSite) {
+        await registry.db.updateTable('sites').set({ tenant_id: null, updated_at: now() }).where('name', '=', site.name).execute()
+      } else {
+        const result = await dropSite(bench, { site: site.name, force: true })
+        dropped = true
+        archivedTo = result.archived_to
+      }
+    }
+    await registry.writeTransaction(async (trx) => {
+      await trx.deleteFrom('jobs').where('tenant_id', '=', row.id).execute()
+      await trx.deleteFrom('steps').where('tenant_id', '=', row.id).execute()
+      await trx.deleteFrom('tenants').where('id', '=', row.id).execute()
+    })
+    return { tenant: name, site: row.site, site_dropped: dropped, archived_to: archivedTo }
+  } finally {
+    await lease.release()
+  }
+}
+
+export { parseData }

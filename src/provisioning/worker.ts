@@ -1,0 +1,241 @@
+import { closeSync, mkdirSync, openSync } from 'node:fs'
+import { join } from 'node:path'
+import type { Kysely, Selectable } from 'kysely'
+import type { Bench } from '../bench.js'
+import { TenancyError, messageOf } from '../errors.js'
+import { now, ownerAlive } from '../registry/registry.js'
+import type { JobsTable, RegistrySchema } from '../registry/schema.js'
+import { packageRoot } from '../util/library-path.js'
+import { LEASE_MS, inFuture, newOwner } from './lease.js'
+import { notify } from './notify.js'
+import { provisionTenant, type StepEvent } from './runner.js'
+
+type JobRow = Selectable<JobsTable>
+
+/** Queues a provisioning job for a tenant (inside the caller's transaction). */
+export async function enqueueJob(trx: Kysely<RegistrySchema>, tenantId: number): Promise<void> {
+  const at = now()
+  await trx
+    .insertInto('jobs')
+    .values({ tenant_id: tenantId, kind: 'provision', status: 'queued', attempts: 0, run_at: at, lease_owner: null, lease_expires_at: null, last_error: null, created_at: at, updated_at: at })
+    .execute()
+}
+
+/** Seconds before retry `attempt` (1-based): `provision.retry_delay` doubled each time, at most 5 minutes. */
+export function backoffMs(bench: Bench, attempt: number): number {
+  const base = bench.config.provision.retry_delay
+  return Math.min(300_000, base * 1000 * 2 ** Math.max(0, attempt - 1))
+}
+
+/**
+ * Claims the next job atomically (under the registry's write lock): a queued job whose time
+ * has come, or a running one whose worker died (lease expired, or its process is gone on
+ * this host). Returns undefined when there is none.
+ */
+export async function claimJob(bench: Bench, owner: string): Promise<(JobRow & { tenant: string }) | undefined> {
+  const registry = await bench.registry()
+  return registry.writeTransaction(async (trx) => {
+    const at = now()
+    const candidates = await trx
+      .selectFrom('jobs')
+      .innerJoin('tenants', 'tenants.id', 'jobs.tenant_id')
+      .selectAll('jobs')
+      .select('tenants.name as tenant')
+      .where((eb) => eb.or([eb.and([eb('jobs.status', 'in', ['queued', 'retry']), eb('jobs.run_at', '<=', at)]), eb('jobs.status', '=', 'running')]))
+      .orderBy('jobs.run_at')
+      .orderBy('jobs.id')
+      .limit(100)
+      .execute()
+    const job = candidates.find(
+      (j) => j.status !== 'running' || (j.lease_expires_at !== null && j.lease_expires_at < at) || (j.lease_owner !== null && ownerAlive(j.lease_owner) === false),
+    )
+    if (!job) return undefined
+    await trx
+      .updateTable('jobs')
+      .set({ status: 'running', lease_owner: owner, lease_expires_at: inFuture(LEASE_MS), attempts: job.attempts + 1, updated_at: at })
+      .where('id', '=', job.id)
+      .execute()
+    return { ...job, status: 'running', lease_owner: owner, attempts: job.attempts + 1 }
+  })
+}
+
+/** Whether any job is still waiting or running (a `--once` worker stops when none is). */
+async function jobsLeft(bench: Bench): Promise<{ count: number; nextRunAt: string | null }> {
+  const registry = await bench.registry()
+  const row = await registry.db
+    .selectFrom('jobs')
+    .select((eb) => [eb.fn.countAll<number>().as('count'), eb.fn.min('run_at').as('next')])
+    .where('status', 'in', ['queued', 'retry', 'running'])
+    .executeTakeFirst()
+  return { count: Number(row?.count ?? 0), nextRunAt: (row?.next as string | null) ?? null }
+}
+
+export type WorkerEvent =
+  | { type: 'claimed'; job: number; tenant: string; attempt: number }
+  | { type: 'step'; tenant: string; event: StepEvent }
+  | { type: 'finished'; job: number; tenant: string; status: 'done' | 'retry' | 'failed' | 'requeued'; error?: string; retry_at?: string }
+
+export interface WorkerOptions {
+  once?: boolean
+  concurrency?: number
+  /** Aborting stops claiming; running jobs finish their current step, then are requeued. */
+  signal?: AbortSignal
+  onEvent?: (event: WorkerEvent) => void
+  pollMs?: number
+}
+
+export interface WorkerResult {
+  jobs: number
+  done: number
+  failed: number
+  retried: number
+}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms)
+    signal?.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true })
+  })
+
+/**
+ * `tenancy worker`: runs queued provisioning jobs, `concurrency` at a time, retrying failures
+ * with exponential backoff up to `provision.max_attempts`, then marking the tenant failed.
+ * Registers itself in the registry so `tenant create --background` knows a worker is alive.
+ */
+export async function runWorker(bench: Bench, options: WorkerOptions = {}): Promise<WorkerResult> {
+  const registry = await bench.registry()
+  const workerOwner = newOwner()
+  const leaseName = `worker:${workerOwner}`
+  await registry.db.insertInto('leases').values({ name: leaseName, owner: workerOwner, expires_at: inFuture(LEASE_MS) }).execute()
+  const heartbeat = setInterval(() => {
+    registry.db.updateTable('leases').set({ expires_at: inFuture(LEASE_MS) }).where('name', '=', leaseName).execute().catch(() => {})
+  }, LEASE_MS / 3)
+  heartbeat.unref()
+  const totals: WorkerResult = { jobs: 0, done: 0, failed: 0, retried: 0 }
+  const poll = options.pollMs ?? 500
+
+  const runJob = async (job: JobRow & { tenant: string }, owner: string) => {
+    totals.jobs++
+    options.onEvent?.({ type: 'claimed', job: job.id, tenant: job.tenant, attempt: job.attempts })
+    const renew = setInterval(() => {
+      registry.db.updateTable('jobs').set({ lease_expires_at: inFuture(LEASE_MS) }).where('id', '=', job.id).where('lease_owner', '=', owner).execute().catch(() => {})
+    }, LEASE_MS / 3)
+    renew.unref()
+    let status: 'done' | 'retry' | 'failed' | 'requeued'
+    let error: string | undefined
+    let retryAt: string | undefined
+    try {
+      const result = await provisionTenant(bench, job.tenant, {
+        signal: options.signal,
+        interruptSteps: false,
+        notifyFailure: false,
+        onStep: (event) => options.onEvent?.({ type: 'step', tenant: job.tenant, event }),
+      })
+      error = result.error ?? undefined
+      if (result.status === 'completed' || result.status === 'already_active') status = 'done'
+      else if (result.status === 'interrupted') status = 'requeued'
+      else if (job.attempts >= bench.config.provision.max_attempts) status = 'failed'
+      else status = 'retry'
+    } catch (thrown) {
+      // The tenant was deleted, or the registry failed: the job cannot go on.
+      error = messageOf(thrown)
+      status = thrown instanceof TenancyError && thrown.exitCode === 2 ? 'failed' : job.attempts >= bench.config.provision.max_attempts ? 'failed' : 'retry'
+    } finally {
+      clearInterval(renew)
+    }
+    const at = now()
+    if (status === 'retry') retryAt = new Date(Date.now() + backoffMs(bench, job.attempts)).toISOString()
+    await registry.db
+      .updateTable('jobs')
+      .set({
+        status: status === 'requeued' ? 'queued' : status,
+        // An interrupted attempt does not count against the tenant.
+        attempts: status === 'requeued' ? job.attempts - 1 : job.attempts,
+        run_at: retryAt ?? (status === 'requeued' ? at : job.run_at),
+        lease_owner: null,
+        lease_expires_at: null,
+        last_error: error ?? null,
+        updated_at: at,
+      })
+      .where('id', '=', job.id)
+      .where('lease_owner', '=', owner)
+      .execute()
+    if (status === 'retry' || status === 'requeued') {
+      await registry.db.updateTable('tenants').set({ provisioning_status: 'queued', updated_at: at }).where('name', '=', job.tenant).where('provisioning_status', '!=', 'completed').execute()
+    }
+    if (status === 'failed') {
+      await registry.logError({ tenant: job.tenant, job_id: job.id, message: `provisioning failed after ${job.attempts} attempt(s): ${error ?? 'unknown error'}` })
+      const tenant = await registry.db.selectFrom('tenants').selectAll().where('name', '=', job.tenant).executeTakeFirst()
+      if (tenant) await notify(bench, 'tenant.failed', tenant)
+    }
+    if (status === 'done') totals.done++
+    else if (status === 'failed') totals.failed++
+    else if (status === 'retry') totals.retried++
+    options.onEvent?.({ type: 'finished', job: job.id, tenant: job.tenant, status, error, retry_at: retryAt })
+  }
+
+  const lane = async () => {
+    const owner = newOwner()
+    while (!options.signal?.aborted) {
+      const job = await claimJob(bench, owner)
+      if (job) {
+        await runJob(job, owner)
+        continue
+      }
+      if (options.once) {
+        const left = await jobsLeft(bench)
+        if (left.count === 0) return
+      }
+      await sleep(poll, options.signal)
+    }
+  }
+
+  try {
+    await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 1) }, lane))
+  } finally {
+    clearInterval(heartbeat)
+    await registry.db.deleteFrom('leases').where('name', '=', leaseName).execute()
+  }
+  return totals
+}
+
+/** Whether a live worker is registered (its heartbeat lease has not expired). */
+export async function workerAlive(bench: Bench): Promise<boolean> {
+  const registry = await bench.registry()
+  const rows = await registry.db.selectFrom('leases').select(['owner', 'expires_at']).where('name', 'like', 'worker:%').where('expires_at', '>', now()).execute()
+  return rows.some((r) => ownerAlive(r.owner) !== false)
+}
+
+/**
+ * Starts a detached `tenancy worker --once` unless a live worker is registered. Its output
+ * goes to `.tenancy/worker.log`. Returns whether one was started.
+ */
+export async function ensureWorker(bench: Bench): Promise<boolean> {
+  if (await workerAlive(bench)) return false
+  const { execa } = await import('execa')
+  mkdirSync(bench.stateDir, { recursive: true, mode: 0o700 })
+  // The worker writes straight to the log file (a descriptor it inherits), so it needs
+  // nothing from this process once started.
+  const log = openSync(join(bench.stateDir, 'worker.log'), 'a', 0o600)
+  try {
+    const child = execa(process.execPath, [join(packageRoot(bench.env), 'bin', 'tenancy.js'), 'worker', '--once', '--config', bench.configFile], {
+      cwd: bench.root,
+      env: bench.env as Record<string, string>,
+      extendEnv: false,
+      detached: true,
+      cleanup: false,
+      stdin: 'ignore',
+      // execa passes a file descriptor through (its docs: "integer: a file descriptor"); its
+      // type definitions do not list plain numbers for stdout/stderr.
+      stdout: log as never,
+      stderr: log as never,
+      reject: false,
+    })
+    child.unref()
+    // The promise settles when the worker ends; nobody waits for it here.
+    child.catch(() => {})
+  } finally {
+    closeSync(log)
+  }
+  return true
+}
