@@ -1,3 +1,4 @@
+import { delimiter, dirname } from 'node:path'
 import type { Bench } from '../bench.js'
 import { InterruptedError, TenancyError } from '../errors.js'
 import { libraryPath } from '../util/library-path.js'
@@ -19,36 +20,73 @@ export interface CommandResult {
 }
 
 /**
- * Runs a configured command (a hook or a `run` step) with execa, without a shell: the
- * command string is split into words, `node` means this Node. Names travel in the
- * environment, never secrets in argv. Output is captured; a failure or timeout throws an
- * error carrying the output's tail.
+ * Runs a configured command (a hook, a `run` step, a notify command) with execa through
+ * `/bin/sh`, as cron or CI would, so quotes, pipes and `$TENANCY_SITE` work; `node` is this
+ * Node (its directory leads PATH). Names travel in the environment, never secrets in argv.
+ * Output is captured; a failure or timeout throws an error carrying the output's tail.
  */
 export async function runCommand(
   command: string,
   options: { cwd: string; env: Record<string, string>; timeoutSeconds: number; what: string; signal?: AbortSignal },
 ): Promise<CommandResult> {
-  const { execa, parseCommandString } = await import('execa')
-  const [file, ...args] = parseCommandString(command)
-  if (!file) throw new TenancyError(`${options.what}: the command is empty`)
+  const { execa } = await import('execa')
+  if (command.trim() === '') throw new TenancyError(`${options.what}: the command is empty`)
   const started = performance.now()
-  const result = await execa(file === 'node' ? process.execPath : file, args, {
+  const path = [dirname(process.execPath), options.env.PATH ?? ''].filter(Boolean).join(delimiter)
+  // Its own process group, so a timeout or Ctrl-C stops the shell and everything it started.
+  const child = execa(command, {
+    shell: true,
+    detached: true,
     cwd: options.cwd,
-    env: options.env,
+    env: { ...options.env, PATH: path },
     extendEnv: false,
-    timeout: options.timeoutSeconds * 1000,
     all: true,
     reject: false,
     stdin: 'ignore',
-    cancelSignal: options.signal,
-    forceKillAfterDelay: 2000,
   })
+  let timedOut = false
+  let canceled = false
+  const stop = () => {
+    const signal = (name: NodeJS.Signals) => {
+      try {
+        if (child.pid) process.kill(-child.pid, name)
+      } catch {
+        // Already gone.
+      }
+    }
+    signal('SIGTERM')
+    setTimeout(() => signal('SIGKILL'), 2000).unref()
+  }
+  const timer = setTimeout(() => {
+    timedOut = true
+    stop()
+  }, options.timeoutSeconds * 1000)
+  const onAbort = () => {
+    canceled = true
+    stop()
+  }
+  if (options.signal?.aborted) onAbort()
+  options.signal?.addEventListener('abort', onAbort, { once: true })
+  let result
+  try {
+    result = await child
+  } finally {
+    clearTimeout(timer)
+    options.signal?.removeEventListener('abort', onAbort)
+  }
   const output = (result.all ?? '').toString().trim()
   const tail = output.length > 2000 ? `…${output.slice(-2000)}` : output
-  if (result.isCanceled) throw new InterruptedError(options.what)
-  if (result.timedOut) throw new TenancyError(`${options.what} timed out after ${options.timeoutSeconds} s${tail ? `; output:\n${tail}` : ''}`)
+  if (canceled) throw new InterruptedError(options.what)
+  if (timedOut) throw new TenancyError(`${options.what} timed out after ${options.timeoutSeconds} s${tail ? `; output:\n${tail}` : ''}`)
   if (result.failed) {
-    const why = result.exitCode !== undefined ? `exited with code ${result.exitCode}` : result.code === 'ENOENT' ? `could not start "${file}" (not found)` : (result.signal ? `was killed by ${result.signal}` : result.shortMessage)
+    const why =
+      result.exitCode === 127
+        ? `could not find its program (exit 127)`
+        : result.exitCode !== undefined
+          ? `exited with code ${result.exitCode}`
+          : result.signal
+            ? `was killed by ${result.signal}`
+            : result.shortMessage
     throw new TenancyError(`${options.what} ${why}${tail ? `; output:\n${tail}` : ''}`)
   }
   return { output, durationMs: performance.now() - started }

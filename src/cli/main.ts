@@ -3,6 +3,7 @@ import { EXIT_INTERRUPTED, EXIT_USAGE } from '../errors.js'
 import { Output } from '../output/output.js'
 import { interruption } from './context.js'
 import { registerSiteCommands } from './site-commands.js'
+import { registerTenantCommands } from './tenant-commands.js'
 
 declare const TENANCY_VERSION: string
 
@@ -25,7 +26,12 @@ export function buildProgram(): Command {
     '\nExit codes: 0 success, 1 failed, 2 usage or configuration error, 130 interrupted.\nExamples:\n  tenancy new-site acme.localhost --install-app tenant_ops\n  tenancy --site acme.localhost generate-keys api@acme.localhost --json',
   )
   registerSiteCommands(program)
-  for (const command of program.commands) command.exitOverride()
+  registerTenantCommands(program)
+  const override = (command: Command): void => {
+    command.exitOverride()
+    command.commands.forEach(override)
+  }
+  override(program)
   return program
 }
 

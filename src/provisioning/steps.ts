@@ -175,7 +175,7 @@ export async function runStep(ctx: StepContext, step: PlannedStep): Promise<Step
       }
       const result = await runCommand(spec.run, {
         cwd: bench.root,
-        what: `step "${step.name}" of tenant "${tenant.name}"`,
+        what: 'its command',
         timeoutSeconds: spec.timeout ?? bench.config.provision.step_timeout,
         signal: ctx.signal,
         env: childEnvironment(bench.env, {

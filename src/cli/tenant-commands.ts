@@ -1,0 +1,270 @@
+import type { Command } from 'commander'
+import { EXIT_FAILED, EXIT_INTERRUPTED, TenancyError, usageError } from '../errors.js'
+import type { Output, TaskHandle } from '../output/output.js'
+import type { StepEvent, ProvisionResult } from '../provisioning/runner.js'
+import type { StepJson } from '../provisioning/tenant-record.js'
+import { contextFor } from './context.js'
+import { table } from './site-commands.js'
+
+const collect = (value: string, previous: string[] = []) => [...previous, value]
+
+/** `--with-pending[=bool]`: true, 1, false, 0; bare flag means true. */
+export function parsePendingFlag(value: unknown): boolean | undefined {
+  if (value === undefined) return undefined
+  if (value === true || value === 'true' || value === '1') return true
+  if (value === 'false' || value === '0') return false
+  throw usageError(`invalid --with-pending value "${String(value)}": use true, 1, false or 0`)
+}
+
+function positiveInt(flag: string) {
+  return (value: string) => {
+    const n = Number(value)
+    if (!/^\d+$/.test(value) || n < 1 || n > 10_000) throw usageError(`invalid ${flag} "${value}": give a whole number from 1 to 10000`)
+    return n
+  }
+}
+
+/** Shows each pipeline step as a task: a spinner on a TTY, one line per step otherwise. */
+function stepProgress(out: Output): { onStep: (e: StepEvent) => void; settle: () => Promise<void> } {
+  let current: Promise<TaskHandle> | undefined
+  let chain = Promise.resolve()
+  return {
+    onStep(event) {
+      chain = chain.then(async () => {
+        if (event.phase === 'start') current = out.task(event.step)
+        else if (event.phase === 'already_done') out.info(`- ${event.step} (done before)`)
+        else if (event.phase === 'done') (await current)?.succeed(event.outcome?.output ? `${event.step}: ${event.outcome.output}` : event.step)
+        else if (event.phase === 'skipped') (await current)?.skip(`${event.step}${event.outcome?.output ? `: ${event.outcome.output}` : ''}`)
+        else if (event.phase === 'failed') (await current)?.fail(`${event.step} failed`)
+      })
+    },
+    settle: () => chain,
+  }
+}
+
+function renderSteps(steps: StepJson[]): string {
+  return table(
+    ['STEP', 'STATUS', 'ATTEMPTS', 'TIME', 'ERROR'],
+    steps.map((s) => [s.name, s.status, String(s.attempts), s.duration_ms === null ? '-' : `${s.duration_ms} ms`, s.error ?? '']),
+  )
+}
+
+/** Exit code and closing message of a provisioning run. */
+function settle(result: ProvisionResult): void {
+  if (result.status === 'failed') throw new TenancyError(`provisioning tenant "${result.tenant}" failed: ${result.error}; fix the cause and run "tenancy provision ${result.tenant}" to resume`, { exitCode: EXIT_FAILED })
+  if (result.status === 'interrupted') throw new TenancyError(`provisioning tenant "${result.tenant}" ${result.error}`, { exitCode: EXIT_INTERRUPTED })
+}
+
+/** Registers tenant, provision, worker, errors and doctor. */
+export function registerTenantCommands(program: Command): void {
+  const tenant = program.command('tenant').description('tenant records: create, list, show, delete')
+
+  tenant
+    .command('create')
+    .description('record a tenant and provision its site (now, or with --background in a worker)')
+    .argument('<name>', 'tenant name, a slug such as acme')
+    .option('--site-url <url>', 'the tenant\'s URL; its hostname becomes the site name')
+    .option('--data <key=value>', 'an attribute of the tenant (repeatable)', collect)
+    .option('--no-pool', 'do not take a tenant from the pending pool')
+    .option('--background', 'queue the provisioning for a worker and return at once')
+    .addHelpText('after', '\nThe site is --site HOST, the host of --site-url, or <name>.<default_site_domain>.')
+    .action(async (name: string, _o, command: Command) => {
+      const ctx = contextFor(command)
+      const o = ctx.opts as Record<string, any>
+      await ctx.withBench(async (bench) => {
+        const { createTenant, parseDataPairs } = await import('./core.js')
+        const progress = stepProgress(ctx.out)
+        let result
+        try {
+          result = await createTenant(bench, {
+            name,
+            site: o.site,
+            siteUrl: o.siteUrl,
+            data: parseDataPairs(o.data ?? []),
+            background: o.background,
+            signal: ctx.signal,
+            interruptSteps: true,
+            onStep: progress.onStep,
+            onWait: (holder) => ctx.out.info(`waiting for ${holder}, which is provisioning this tenant`),
+          })
+        } finally {
+          await progress.settle()
+        }
+        const { provisioning, ...record } = result
+        ctx.out.result(record, () => {
+          if (result.mode === 'recorded') return `Recorded tenant ${name} (site ${result.site}); auto_provision_tenant_sites is off, so run "tenancy provision ${name}"`
+          if (result.mode === 'queued') return `Queued tenant ${name} (site ${result.site})${result.worker_started ? '; started a background worker' : '; a worker is running'}. Follow it with "tenancy tenant show ${name}"`
+          if (result.status === 'active') return `Tenant ${name} is active: site ${result.site}, api_key ${result.api_key}`
+          return undefined
+        })
+        if (provisioning) settle(provisioning)
+      })
+    })
+
+  tenant
+    .command('list')
+    .description('list tenants')
+    .option('--status <status>', 'only tenants with this status or provisioning status')
+    .option('--with-pending [bool]', 'include pending tenants (true/1/false/0)')
+    .option('--only-pending', 'only pending tenants')
+    .option('--without-pending', 'leave pending tenants out')
+    .action(async (_o, command: Command) => {
+      const ctx = contextFor(command)
+      const o = ctx.opts as Record<string, any>
+      const chosen = [o.withPending !== undefined, o.onlyPending, o.withoutPending].filter(Boolean).length
+      if (chosen > 1) throw usageError('give only one of --with-pending, --only-pending and --without-pending')
+      const withPending = parsePendingFlag(o.withPending)
+      const pending = o.onlyPending ? 'only' : o.withoutPending ? 'without' : withPending === undefined ? undefined : withPending ? 'with' : 'without'
+      await ctx.withBench(async (bench) => {
+        const { listTenants } = await import('./core.js')
+        const tenants = await listTenants(bench, { status: o.status, pending })
+        ctx.out.result({ tenants }, () =>
+          tenants.length === 0
+            ? 'No tenants; create one with "tenancy tenant create acme"'
+            : table(
+                ['TENANT', 'SITE', 'STATUS', 'PROVISIONING', 'PENDING', 'CREATED'],
+                tenants.map((t) => [t.name, t.site ?? '-', t.status, t.provisioning_status, t.pending_since ? 'yes' : '-', t.created_at]),
+              ),
+        )
+      })
+    })
+
+  tenant
+    .command('show')
+    .description('a tenant\'s record and its provisioning steps')
+    .argument('<name>', 'tenant name')
+    .option('--show-secrets', 'also show api_secret and admin_password')
+    .action(async (name: string, _o, command: Command) => {
+      const ctx = contextFor(command)
+      await ctx.withBench(async (bench) => {
+        const { showTenant } = await import('./core.js')
+        const result = await showTenant(bench, name, { showSecrets: Boolean(ctx.opts.showSecrets) })
+        ctx.out.result(result, () => {
+          const { steps, data, ...fields } = result
+          const lines = Object.entries(fields).map(([k, v]) => `${k.padEnd(20)} ${v ?? '-'}`)
+          lines.push(`${'data'.padEnd(20)} ${JSON.stringify(data)}`)
+          return `${lines.join('\n')}\n\n${renderSteps(steps)}`
+        })
+      })
+    })
+
+  tenant
+    .command('delete')
+    .description('remove a tenant and (unless --keep-site) drop its site')
+    .argument('<name>', 'tenant name')
+    .option('--keep-site', 'keep the site; it stays registered without a tenant')
+    .action(async (name: string, _o, command: Command) => {
+      const ctx = contextFor(command)
+      await ctx.withBench(async (bench) => {
+        const { deleteTenant, requireTenant } = await import('./core.js')
+        await requireTenant(bench, name)
+        const keepSite = Boolean(ctx.opts.keepSite)
+        await ctx.confirm(`Delete tenant ${name}${keepSite ? '' : ' and drop its site'}?`, `tenant delete "${name}"${keepSite ? '' : ' drops its site'}`)
+        const result = await deleteTenant(bench, name, { keepSite })
+        ctx.out.result(result, () => `Deleted tenant ${name}${result.site_dropped ? `; dropped site ${result.site}${result.archived_to ? ` (archived to ${result.archived_to})` : ''}` : ''}`)
+      })
+    })
+
+  program
+    .command('provision')
+    .description('run or resume a tenant\'s provisioning; done steps are skipped')
+    .argument('<tenant>', 'tenant name')
+    .action(async (name: string, _o, command: Command) => {
+      const ctx = contextFor(command)
+      await ctx.withBench(async (bench) => {
+        const { provisionTenant } = await import('./core.js')
+        const progress = stepProgress(ctx.out)
+        let result
+        try {
+          result = await provisionTenant(bench, name, {
+            signal: ctx.signal,
+            interruptSteps: true,
+            onStep: progress.onStep,
+            onWait: (holder) => ctx.out.info(`waiting for ${holder}, which is provisioning this tenant`),
+          })
+        } finally {
+          await progress.settle()
+        }
+        ctx.out.result(result, () => {
+          if (result.status === 'already_active') return `Tenant ${name} is already active; nothing to do`
+          if (result.status === 'completed') return `Tenant ${name} is active: site ${result.site}`
+          return undefined
+        })
+        if (result.notify_error) ctx.out.warn(result.notify_error)
+        settle(result)
+      })
+    })
+
+  program
+    .command('worker')
+    .description('run queued provisioning jobs with retries until stopped (--once: until the queue is empty)')
+    .option('--once', 'stop when no job is left')
+    .option('--concurrency <n>', 'jobs at once', positiveInt('--concurrency'), 1)
+    .action(async (_o, command: Command) => {
+      const ctx = contextFor(command)
+      const o = ctx.opts as Record<string, any>
+      await ctx.withBench(async (bench) => {
+        const { runWorker } = await import('./core.js')
+        if (!ctx.out.json) ctx.out.info(`worker ${process.pid} started (${o.once ? 'until the queue is empty' : 'until stopped'}, concurrency ${o.concurrency})`)
+        const result = await runWorker(bench, {
+          once: Boolean(o.once),
+          concurrency: o.concurrency,
+          signal: ctx.signal,
+          onEvent: (e) => {
+            const stamp = new Date().toISOString()
+            if (e.type === 'claimed') ctx.out.info(`${stamp} ${e.tenant}: attempt ${e.attempt}`)
+            else if (e.type === 'step' && (e.event.phase === 'done' || e.event.phase === 'failed' || e.event.phase === 'skipped')) {
+              ctx.out.info(`${stamp} ${e.tenant}: ${e.event.step} ${e.event.phase}${e.event.phase === 'failed' ? `: ${e.event.error}` : ''}`)
+            } else if (e.type === 'finished') {
+              ctx.out.info(`${stamp} ${e.tenant}: ${e.status}${e.retry_at ? ` (retry at ${e.retry_at})` : ''}${e.error && e.status !== 'done' ? `: ${e.error}` : ''}`)
+            }
+          },
+        })
+        ctx.out.result(result, () => `worker ${process.pid} stopped: ${result.jobs} job(s), ${result.done} done, ${result.retried} to retry, ${result.failed} failed`)
+      })
+    })
+
+  program
+    .command('errors')
+    .description('the error log: failed steps and jobs with their full messages')
+    .option('--tenant <name>', 'only this tenant\'s errors')
+    .option('--limit <n>', 'at most this many, newest first', positiveInt('--limit'), 50)
+    .action(async (_o, command: Command) => {
+      const ctx = contextFor(command)
+      const o = ctx.opts as Record<string, any>
+      await ctx.withBench(async (bench) => {
+        const { listErrors } = await import('./core.js')
+        const errors = await listErrors(bench, { tenant: o.tenant, limit: o.limit })
+        ctx.out.result({ errors }, () =>
+          errors.length === 0
+            ? 'No errors recorded'
+            : errors.map((e) => `${e.at}  ${[e.tenant && `tenant ${e.tenant}`, e.site && `site ${e.site}`, e.step && `step ${e.step}`, e.job_id && `job ${e.job_id}`].filter(Boolean).join(', ')}\n  ${e.message.replace(/\n/g, '\n  ')}`).join('\n'),
+        )
+      })
+    })
+
+  program
+    .command('doctor')
+    .description('find sites, rows, tenants and jobs that disagree; --fix repairs or removes them')
+    .option('--fix', 'repair or remove what is found')
+    .action(async (_o, command: Command) => {
+      const ctx = contextFor(command)
+      await ctx.withBench(async (bench) => {
+        const { doctor } = await import('./core.js')
+        const fix = Boolean(ctx.opts.fix)
+        const result = await doctor(bench, {
+          fix,
+          onFinding: (f) => {
+            if (ctx.out.json) return
+            if (f.fixed) ctx.out.success(`${f.problem}: fixed (${f.fix})`)
+            else if (f.fixed === false) ctx.out.info(`${ctx.out.color.red('✖')} ${f.problem}: could not ${f.fix}: ${f.fix_error}`)
+            else ctx.out.info(`${ctx.out.color.yellow('!')} ${f.problem} (--fix would ${f.fix})`)
+          },
+        })
+        ctx.out.result(result, () =>
+          result.findings.length === 0 ? 'Nothing wrong' : result.remaining === 0 ? `Fixed ${result.fixed} problem(s)` : `${result.remaining} problem(s) remain${fix ? '' : '; run "tenancy doctor --fix"'}`,
+        )
+        if (result.remaining > 0) process.exitCode = EXIT_FAILED
+      })
+    })
+}

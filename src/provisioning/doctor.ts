@@ -1,0 +1,178 @@
+import { existsSync, mkdirSync, readdirSync, renameSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+import type { Bench } from '../bench.js'
+import { getDriver } from '../databases/index.js'
+import { messageOf } from '../errors.js'
+import { now, ownerAlive, type SiteRecord } from '../registry/registry.js'
+import { dropSite } from '../sites/drop-site.js'
+import { readSiteConfig } from '../sites/site.js'
+import { provisionTenant } from './runner.js'
+import { enqueueJob, ensureWorker, workerAlive } from './worker.js'
+
+/** One thing doctor found, and what `--fix` did about it. */
+export interface Finding {
+  kind: 'stray_directory' | 'missing_site' | 'unfinished_site' | 'stuck_tenant' | 'failed_tenant' | 'lost_job' | 'orphan_job' | 'no_worker' | 'queued_without_job'
+  subject: string
+  problem: string
+  fix: string
+  fixed?: boolean
+  fix_error?: string
+}
+
+export interface DoctorResult {
+  findings: Finding[]
+  fixed: number
+  remaining: number
+}
+
+/** Whether a site's directory and database are both there. */
+async function siteComplete(bench: Bench, site: SiteRecord): Promise<boolean> {
+  const path = bench.sitePath(site.name)
+  if (!existsSync(join(path, 'site_config.json'))) return false
+  try {
+    const config = readSiteConfig(path)
+    return await (await getDriver(config.db_type)).exists(config, path)
+  } catch {
+    return false
+  }
+}
+
+/** A half-made row is abandoned when its writer is gone (this host) or it is older than a minute. */
+function abandoned(site: SiteRecord): boolean {
+  if (site.owner && ownerAlive(site.owner) === true) return false
+  return site.owner ? ownerAlive(site.owner) === false || Date.parse(site.updated_at) < Date.now() - 60_000 : true
+}
+
+/**
+ * `tenancy doctor`: compares the registry with what is on disk and in the queue: site
+ * directories without rows, rows without directories or databases, half-made sites whose
+ * creator died, tenants stuck in provisioning, jobs that will never run. With `fix`, each
+ * is repaired (resumed) or removed; a stray directory is moved to `archived/sites/`, never
+ * deleted.
+ */
+export async function doctor(bench: Bench, options: { fix?: boolean; onFinding?: (f: Finding) => void } = {}): Promise<DoctorResult> {
+  const registry = await bench.registry()
+  const findings: Finding[] = []
+  const act = async (finding: Finding, repair: () => Promise<unknown>) => {
+    findings.push(finding)
+    if (options.fix) {
+      try {
+        await repair()
+        finding.fixed = true
+      } catch (error) {
+        finding.fixed = false
+        finding.fix_error = messageOf(error)
+      }
+    }
+    options.onFinding?.(finding)
+  }
+  const resume = async (tenant: string) => {
+    const result = await provisionTenant(bench, tenant)
+    if (result.status !== 'completed' && result.status !== 'already_active') throw new Error(result.error ?? `provisioning ended ${result.status}`)
+  }
+
+  const sites = await registry.listSites()
+  const known = new Set(sites.map((s) => s.name))
+  const tenants = await registry.db.selectFrom('tenants').selectAll().execute()
+  const tenantById = new Map(tenants.map((t) => [t.id, t]))
+
+  // Directories nobody registered.
+  if (existsSync(bench.sitesPath)) {
+    for (const entry of readdirSync(bench.sitesPath)) {
+      const path = join(bench.sitesPath, entry)
+      if (known.has(entry) || entry.startsWith('.') || !statSync(path).isDirectory()) continue
+      await act(
+        { kind: 'stray_directory', subject: entry, problem: `directory ${path} has no registry row`, fix: 'move it to archived/sites/' },
+        async () => {
+          mkdirSync(bench.archivePath, { recursive: true })
+          renameSync(path, join(bench.archivePath, `${entry}-stray-${new Date().toISOString().replace(/[:.]/g, '-')}`))
+        },
+      )
+    }
+  }
+
+  // Rows whose site is half-made, or whose directory or database is gone.
+  for (const site of sites) {
+    const tenant = site.tenant_id !== null ? tenantById.get(site.tenant_id) : undefined
+    if (site.state === 'ready') {
+      if (await siteComplete(bench, site)) continue
+      await act(
+        {
+          kind: 'missing_site',
+          subject: site.name,
+          problem: `site "${site.name}" is registered but its directory or database is missing`,
+          fix: tenant ? `remove the row and provision tenant "${tenant.name}" again` : 'remove the registry row',
+        },
+        async () => {
+          await dropSite(bench, { site: site.name, archive: false, force: true })
+          if (tenant) {
+            await registry.db.updateTable('steps').set({ status: 'pending', error: null }).where('tenant_id', '=', tenant.id).execute()
+            await registry.db.updateTable('tenants').set({ status: 'inactive', provisioning_status: 'failed', provisioned_at: null, updated_at: now() }).where('id', '=', tenant.id).execute()
+            await resume(tenant.name)
+          }
+        },
+      )
+      continue
+    }
+    if (site.state === 'failed' || abandoned(site)) {
+      const owned = tenant && site.state !== 'dropping'
+      await act(
+        {
+          kind: 'unfinished_site',
+          subject: site.name,
+          problem: `site "${site.name}" is in state "${site.state}"${site.state === 'failed' ? ' (kept for debugging)' : ', and the process that was working on it is gone'}`,
+          fix: owned ? `resume provisioning of tenant "${tenant.name}"` : 'finish removing it (database, directory, row)',
+        },
+        () => (owned ? resume(tenant.name) : dropSite(bench, { site: site.name, archive: false, force: true })),
+      )
+    }
+  }
+
+  // Tenants.
+  const jobs = await registry.db.selectFrom('jobs').selectAll().where('status', 'in', ['queued', 'retry', 'running']).execute()
+  const jobTenants = new Set(jobs.map((j) => j.tenant_id))
+  const at = now()
+  for (const tenant of tenants) {
+    const leaseDead = !tenant.lease_owner || (tenant.lease_expires_at !== null && tenant.lease_expires_at < at) || ownerAlive(tenant.lease_owner) === false
+    if (tenant.provisioning_status === 'in_progress' && leaseDead && !jobTenants.has(tenant.id)) {
+      await act(
+        { kind: 'stuck_tenant', subject: tenant.name, problem: `tenant "${tenant.name}" is in_progress but nobody is provisioning it`, fix: 'resume its provisioning' },
+        () => resume(tenant.name),
+      )
+    } else if (tenant.provisioning_status === 'failed' && !jobTenants.has(tenant.id)) {
+      await act(
+        { kind: 'failed_tenant', subject: tenant.name, problem: `tenant "${tenant.name}" failed to provision: ${tenant.error ?? 'unknown error'}`, fix: 'resume its provisioning' },
+        () => resume(tenant.name),
+      )
+    } else if (tenant.provisioning_status === 'queued' && !jobTenants.has(tenant.id)) {
+      await act(
+        { kind: 'queued_without_job', subject: tenant.name, problem: `tenant "${tenant.name}" is queued but has no job`, fix: 'queue a job for it' },
+        () => registry.writeTransaction((trx) => enqueueJob(trx, tenant.id)),
+      )
+    }
+  }
+
+  // Jobs.
+  for (const job of jobs) {
+    if (!tenantById.has(job.tenant_id)) {
+      await act({ kind: 'orphan_job', subject: `job ${job.id}`, problem: `job ${job.id} belongs to a tenant that no longer exists`, fix: 'delete it' }, () =>
+        registry.db.deleteFrom('jobs').where('id', '=', job.id).execute(),
+      )
+    } else if (job.status === 'running' && ((job.lease_expires_at !== null && job.lease_expires_at < at) || (job.lease_owner && ownerAlive(job.lease_owner) === false))) {
+      await act(
+        { kind: 'lost_job', subject: `job ${job.id}`, problem: `job ${job.id} (tenant "${tenantById.get(job.tenant_id)!.name}") is running in a worker that is gone`, fix: 'queue it again' },
+        () => registry.db.updateTable('jobs').set({ status: 'queued', lease_owner: null, lease_expires_at: null, run_at: now(), updated_at: now() }).where('id', '=', job.id).execute(),
+      )
+    }
+  }
+  const waiting = await registry.db.selectFrom('jobs').select('id').where('status', 'in', ['queued', 'retry', 'running']).execute()
+  if (waiting.length > 0 && !(await workerAlive(bench))) {
+    await act(
+      { kind: 'no_worker', subject: 'worker', problem: `${waiting.length} job(s) wait and no worker is running`, fix: 'start "tenancy worker --once" in the background' },
+      () => ensureWorker(bench),
+    )
+  }
+
+  const fixed = findings.filter((f) => f.fixed).length
+  return { findings, fixed, remaining: findings.length - fixed }
+}

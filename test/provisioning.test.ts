@@ -1,0 +1,358 @@
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import { execa } from 'execa'
+import { describe, expect, it } from 'vitest'
+import { BIN, cleanEnv, makeBench, tenancy } from './helpers.js'
+
+function setConfig(bench: string, patch: (config: any) => void): void {
+  const file = join(bench, 'tenancy.config.json')
+  const config = JSON.parse(readFileSync(file, 'utf8'))
+  patch(config)
+  writeFileSync(file, JSON.stringify(config, null, 2))
+}
+
+function query<T = any>(file: string, sql: string, ...params: unknown[]): T[] {
+  const db = new Database(file, { readonly: true, fileMustExist: true })
+  try {
+    return db.prepare(sql).all(...params) as T[]
+  } finally {
+    db.close()
+  }
+}
+
+/** Hook code that SIGKILLs the nearest ancestor running tenancy (the hook's parent may be a shell). */
+const KILL_TENANCY = `function killTenancy() {
+  for (let pid = process.ppid; pid > 1; pid = Number(read0('/proc/' + pid + '/stat', 'utf8').split(') ')[1].split(' ')[1])) {
+    if (read0('/proc/' + pid + '/cmdline', 'utf8').includes('tenancy.js')) return process.kill(pid, 'SIGKILL')
+  }
+}`
+
+const registry = (bench: string) => join(bench, '.tenancy', 'registry.db')
+
+/** The invariant after any crash and resume: one site, one database, one API user, active. */
+async function expectExactlyOne(bench: string, tenant: string, site = `${tenant}.localhost`): Promise<void> {
+  const show = await tenancy(bench, ['tenant', 'show', tenant, '--json'])
+  expect(show.json, show.stderr).toMatchObject({ status: 'active', provisioning_status: 'completed', site })
+  expect(show.json.steps.every((s: any) => s.status === 'done'), JSON.stringify(show.json.steps)).toBe(true)
+  expect(readdirSync(join(bench, 'sites')).filter((d) => d === site)).toEqual([site])
+  expect(readdirSync(join(bench, 'sites', site)).filter((f) => f.endsWith('.sqlite'))).toEqual(['db.sqlite'])
+  expect(query(registry(bench), 'select name, state from sites where name = ?', site)).toEqual([{ name: site, state: 'ready' }])
+  const db = join(bench, 'sites', site, 'db.sqlite')
+  expect(query(db, "select name from users where name like 'api@%'")).toEqual([{ name: `api@${site}` }])
+  expect(query(db, 'select count(*) as n from api_keys')).toEqual([{ n: 1 }])
+  expect(query(db, "select count(*) as n from projects where id = 'PRJ-ONBOARDING'")).toEqual([{ n: 1 }])
+  expect(query(db, 'select name from installed_apps order by name')).toEqual([{ name: 'shared_lib' }, { name: 'tenant_ops' }])
+}
+
+describe('tenant create', () => {
+  it('runs the seven steps and stores the credentials, the secret encrypted', async () => {
+    const bench = makeBench()
+    const r = await tenancy(bench, ['tenant', 'create', 'acme', '--data', 'plan=pro', '--data', 'seats=5', '--json'])
+    expect(r.exitCode, r.stderr).toBe(0)
+    expect(r.json).toMatchObject({ name: 'acme', site: 'acme.localhost', status: 'active', provisioning_status: 'completed', mode: 'provisioned', data: { plan: 'pro', seats: 5 }, error: null })
+    expect(r.json.steps.map((s: any) => [s.name, s.status, s.attempts])).toEqual([
+      ['create-site', 'done', 1],
+      ['developer-mode', 'done', 1],
+      ['install-app shared_lib', 'done', 1],
+      ['install-app tenant_ops', 'done', 1],
+      ['api-user', 'done', 1],
+      ['api-keys', 'done', 1],
+      ['activate', 'done', 1],
+    ])
+    await expectExactlyOne(bench, 'acme')
+    const siteConfig = JSON.parse(readFileSync(join(bench, 'sites', 'acme.localhost', 'site_config.json'), 'utf8'))
+    expect(siteConfig.developer_mode).toBe(1)
+
+    const secrets = await tenancy(bench, ['tenant', 'show', 'acme', '--show-secrets', '--json'])
+    const { api_key, api_secret, admin_password } = secrets.json
+    expect(api_key).toBe(r.json.api_key)
+    expect(api_secret).toMatch(/^[A-Za-z0-9_-]{20,}$/)
+    const verify = await tenancy(bench, ['verify-key', api_key, '--site', 'acme.localhost'], { input: api_secret })
+    expect(verify.exitCode).toBe(0)
+    const plain = await tenancy(bench, ['tenant', 'show', 'acme', '--json'])
+    expect(plain.json.api_secret).toBeUndefined()
+    expect(plain.stdout).not.toContain(api_secret)
+
+    // Neither secret is anywhere in the registry's files in plain text.
+    for (const file of readdirSync(join(bench, '.tenancy'))) {
+      const bytes = readFileSync(join(bench, '.tenancy', file))
+      expect(bytes.includes(Buffer.from(api_secret)), file).toBe(false)
+      expect(bytes.includes(Buffer.from(admin_password)), file).toBe(false)
+    }
+    // The admin password works for the site's Administrator.
+    const { verifyPassword } = await import('../src/secrets/hashing.js')
+    const [admin] = query(join(bench, 'sites', 'acme.localhost', 'db.sqlite'), "select password_hash from users where name = 'Administrator'")
+    expect(await verifyPassword(admin.password_hash, admin.password_hash)).toBe(false)
+    expect(await verifyPassword(admin_password, admin.password_hash)).toBe(true)
+  })
+
+  it('refuses bad names, duplicate tenants and taken sites with exit 2', async () => {
+    const bench = makeBench()
+    expect((await tenancy(bench, ['tenant', 'create', 'Acme'])).exitCode).toBe(2)
+    expect((await tenancy(bench, ['tenant', 'create', 'a/b'])).exitCode).toBe(2)
+    await tenancy(bench, ['new-site', 'taken.localhost'])
+    const taken = await tenancy(bench, ['tenant', 'create', 'taken'])
+    expect(taken.exitCode).toBe(2)
+    expect(taken.stderr).toMatch(/site "taken.localhost" exists already and belongs to no tenant/)
+    expect((await tenancy(bench, ['tenant', 'create', 'acme'])).exitCode).toBe(0)
+    const dup = await tenancy(bench, ['tenant', 'create', 'acme'])
+    expect(dup.exitCode).toBe(2)
+    expect(dup.stderr).toMatch(/tenant "acme" already exists/)
+    const sameSite = await tenancy(bench, ['tenant', 'create', 'other', '--site', 'acme.localhost'])
+    expect(sameSite.exitCode).toBe(2)
+    expect(sameSite.stderr).toMatch(/belongs to tenant "acme"/)
+    const url = await tenancy(bench, ['tenant', 'create', 'beta', '--site-url', 'https://Beta.Example.com/login', '--json'])
+    expect(url.json.site).toBe('beta.example.com')
+  })
+
+  it('in manual mode only records the tenant; provision runs it, and again is a no-op', async () => {
+    const bench = makeBench()
+    setConfig(bench, (c) => (c.auto_provision_tenant_sites = false))
+    const r = await tenancy(bench, ['tenant', 'create', 'acme', '--json'])
+    expect(r.json).toMatchObject({ mode: 'recorded', status: 'inactive', provisioning_status: 'not_started' })
+    expect(readdirSync(join(bench, 'sites'))).toEqual([])
+    const p = await tenancy(bench, ['provision', 'acme'])
+    expect(p.exitCode, p.stderr).toBe(0)
+    await expectExactlyOne(bench, 'acme')
+    const again = await tenancy(bench, ['provision', 'acme'])
+    expect(again.exitCode).toBe(0)
+    expect(again.stdout).toMatch(/already active; nothing to do/)
+    expect((await tenancy(bench, ['provision', 'nobody'])).exitCode).toBe(2)
+  })
+
+  it('lists, shows and deletes tenants (with or without their site)', async () => {
+    const bench = makeBench()
+    await tenancy(bench, ['tenant', 'create', 'a'])
+    await tenancy(bench, ['tenant', 'create', 'b'])
+    const list = await tenancy(bench, ['tenant', 'list', '--json'])
+    expect(list.json.tenants.map((t: any) => t.name)).toEqual(['a', 'b'])
+    expect((await tenancy(bench, ['tenant', 'list', '--status', 'active', '--json'])).json.tenants).toHaveLength(2)
+    expect((await tenancy(bench, ['tenant', 'list', '--status', 'failed', '--json'])).json.tenants).toHaveLength(0)
+    expect((await tenancy(bench, ['tenant', 'list', '--status', 'bogus'])).exitCode).toBe(2)
+    const sites = await tenancy(bench, ['list-sites', '--json'])
+    expect(sites.json.sites.map((s: any) => [s.site, s.tenant])).toEqual([
+      ['a.localhost', 'a'],
+      ['b.localhost', 'b'],
+    ])
+    const refuse = await tenancy(bench, ['drop-site', 'a.localhost', '--yes'])
+    expect(refuse.exitCode).toBe(2)
+    expect(refuse.stderr).toMatch(/belongs to tenant "a"; remove it with "tenancy tenant delete a"/)
+    expect((await tenancy(bench, ['tenant', 'delete', 'a'])).exitCode).toBe(2)
+    const del = await tenancy(bench, ['tenant', 'delete', 'a', '--yes', '--json'])
+    expect(del.json).toMatchObject({ tenant: 'a', site: 'a.localhost', site_dropped: true })
+    expect(existsSync(join(bench, 'sites', 'a.localhost'))).toBe(false)
+    const keep = await tenancy(bench, ['tenant', 'delete', 'b', '--yes', '--keep-site', '--json'])
+    expect(keep.json).toMatchObject({ site_dropped: false })
+    expect((await tenancy(bench, ['list-sites', '--json'])).json.sites.map((s: any) => [s.site, s.tenant])).toEqual([['b.localhost', null]])
+    expect((await tenancy(bench, ['tenant', 'list', '--json'])).json.tenants).toEqual([])
+    expect(query(registry(bench), 'select count(*) as n from steps')).toEqual([{ n: 0 }])
+  })
+})
+
+describe('run steps, failures and the error log', () => {
+  it('a failing step is recorded with its output; provision resumes from it once the cause is fixed', async () => {
+    const bench = makeBench()
+    const flag = join(bench, 'allow')
+    writeFileSync(
+      join(bench, 'dns.mjs'),
+      `import { existsSync } from 'node:fs'\nif (!existsSync(${JSON.stringify(flag)})) { console.log('dns provider said no'); process.exit(4) }\nconsole.log('dns ok for', process.argv[3])\n`,
+    )
+    setConfig(bench, (c) => {
+      c.provision.steps = ['create-site', { name: 'dns', run: 'node dns.mjs --zone "$TENANCY_SITE"' }, 'install-apps', 'api-user', 'api-keys', 'activate']
+    })
+    const r = await tenancy(bench, ['tenant', 'create', 'acme', '--json'])
+    expect(r.exitCode).toBe(1)
+    expect(r.stderr).toMatch(/provisioning tenant "acme" failed: step "dns" failed: its command exited with code 4; output:\ndns provider said no/)
+    expect(r.json.provisioning_status).toBe('failed')
+    expect(r.json.steps.map((s: any) => s.status)).toEqual(['done', 'failed', 'pending', 'pending', 'pending', 'pending', 'pending'])
+    const errors = await tenancy(bench, ['errors', '--tenant', 'acme', '--json'])
+    expect(errors.json.errors[0]).toMatchObject({ tenant: 'acme', step: 'dns' })
+    expect(errors.json.errors[0].message).toMatch(/dns provider said no/)
+    writeFileSync(flag, '')
+    const p = await tenancy(bench, ['provision', 'acme', '--json'])
+    expect(p.exitCode, p.stderr).toBe(0)
+    expect(p.json.steps.map((s: any) => [s.name, s.attempts])).toEqual([
+      ['create-site', 1],
+      ['dns', 2],
+      ['install-app shared_lib', 1],
+      ['install-app tenant_ops', 1],
+      ['api-user', 1],
+      ['api-keys', 1],
+      ['activate', 1],
+    ])
+    expect(p.json.steps[1].output).toBe('dns ok for acme.localhost')
+    await expectExactlyOne(bench, 'acme')
+  })
+
+  it('a run step that outlives its timeout fails with a clear message', async () => {
+    const bench = makeBench()
+    setConfig(bench, (c) => {
+      c.provision.steps = ['create-site', { name: 'slow', run: 'node -e "setTimeout(() => {}, 60000)"', timeout: 1 }, 'activate']
+    })
+    const started = Date.now()
+    const r = await tenancy(bench, ['tenant', 'create', 'acme'])
+    expect(r.exitCode).toBe(1)
+    expect(r.stderr).toMatch(/step "slow" failed: its command timed out after 1 s/)
+    expect(Date.now() - started).toBeLessThan(20_000)
+  })
+
+  it('refuses a malformed pipeline before recording anything', async () => {
+    const bench = makeBench()
+    setConfig(bench, (c) => (c.provision.steps = ['create-site', 'make-coffee', 'activate']))
+    const r = await tenancy(bench, ['tenant', 'create', 'acme'])
+    expect(r.exitCode).toBe(2)
+    expect(r.stderr).toMatch(/unknown step "make-coffee"/)
+    setConfig(bench, (c) => (c.provision.steps = ['api-user', 'activate']))
+    expect((await tenancy(bench, ['tenant', 'create', 'acme'])).stderr).toMatch(/must start with "create-site"/)
+    expect((await tenancy(bench, ['tenant', 'list', '--json'])).json.tenants).toEqual([])
+  })
+
+  it('tells provision.notify about active and failed tenants', async () => {
+    const bench = makeBench()
+    const log = join(bench, 'notify.log')
+    writeFileSync(join(bench, 'notify.mjs'), `import { appendFileSync } from 'node:fs'\nappendFileSync(${JSON.stringify(log)}, process.env.TENANCY_EVENT + ' ' + process.env.TENANCY_TENANT + '\\n')\n`)
+    setConfig(bench, (c) => {
+      c.provision.notify = { run: 'node notify.mjs' }
+    })
+    await tenancy(bench, ['tenant', 'create', 'good'])
+    setConfig(bench, (c) => (c.provision.steps = ['create-site', { run: 'node -e "process.exit(1)"' }, 'activate']))
+    await tenancy(bench, ['tenant', 'create', 'bad'])
+    expect(readFileSync(log, 'utf8')).toBe('tenant.active good\ntenant.failed bad\n')
+  })
+})
+
+describe('crash safety and races, with real processes', () => {
+  it('kill -9 inside an app install (its hook kills tenancy), then provision: exactly one of everything', async () => {
+    const bench = makeBench()
+    const marker = join(bench, 'killed-once')
+    // tenant_ops' hook kills its parent the first time only, mid install-app.
+    const hook = join(bench, 'apps', 'tenant_ops', 'hooks', 'after_install.mjs')
+    writeFileSync(hook, `import { existsSync as exists0, readFileSync as read0, writeFileSync as write0 } from 'node:fs'\n${KILL_TENANCY}\nif (!exists0(${JSON.stringify(marker)})) { write0(${JSON.stringify(marker)}, ''); killTenancy(); process.exit(0) }\n${readFileSync(hook, 'utf8')}`)
+    const r = await tenancy(bench, ['tenant', 'create', 'acme'])
+    expect(r.exitCode).not.toBe(0)
+    const show = await tenancy(bench, ['tenant', 'show', 'acme', '--json'])
+    expect(show.json.provisioning_status, `${r.stderr}\n${JSON.stringify(show.json)}`).toBe('in_progress')
+    expect(show.json.steps.find((s: any) => s.name === 'install-app tenant_ops').status).toBe('running')
+    const doctor = await tenancy(bench, ['doctor', '--json'])
+    expect(doctor.exitCode).toBe(1)
+    expect(doctor.json.findings.map((f: any) => f.kind)).toContain('stuck_tenant')
+    const p = await tenancy(bench, ['provision', 'acme'])
+    expect(p.exitCode, p.stderr).toBe(0)
+    await expectExactlyOne(bench, 'acme')
+    expect((await tenancy(bench, ['doctor'])).exitCode).toBe(0)
+  })
+
+  it('kill -9 of the whole process group at many instants, then provision: exactly one of everything', async () => {
+    const bench = makeBench()
+    const delays = [40, 90, 130, 170, 210, 250, 300, 380]
+    for (const [i, delay] of delays.entries()) {
+      const name = `t${i}`
+      const child = execa(process.execPath, [BIN, 'tenant', 'create', name], { cwd: bench, env: cleanEnv(), extendEnv: false, reject: false, detached: true, stdin: 'ignore' })
+      await new Promise((r) => setTimeout(r, delay))
+      try {
+        process.kill(-child.pid!, 'SIGKILL')
+      } catch {
+        // It finished before the kill.
+      }
+      await child
+      const exists = await tenancy(bench, ['tenant', 'show', name, '--json'])
+      if (exists.exitCode === 2) continue // killed before the tenant was recorded: nothing to resume
+      const p = await tenancy(bench, ['provision', name])
+      expect(p.exitCode, `${name} after ${delay} ms: ${p.stderr}`).toBe(0)
+      await expectExactlyOne(bench, name)
+    }
+    const d = await tenancy(bench, ['doctor', '--json'])
+    expect(d.json.findings, JSON.stringify(d.json.findings)).toEqual([])
+  })
+
+  it('two provision processes on one tenant: one provisions, the other waits and finds it done', async () => {
+    const bench = makeBench()
+    setConfig(bench, (c) => (c.auto_provision_tenant_sites = false))
+    await tenancy(bench, ['tenant', 'create', 'acme'])
+    const runs = await Promise.all([0, 1].map(() => tenancy(bench, ['provision', 'acme', '--json'])))
+    for (const r of runs) expect(r.exitCode, r.stderr).toBe(0)
+    expect(runs.map((r) => r.json.status).sort()).toEqual(['already_active', 'completed'])
+    await expectExactlyOne(bench, 'acme')
+    const attempts = query(registry(bench), 'select attempts from steps')
+    expect(attempts.every((a: any) => a.attempts === 1)).toBe(true)
+  })
+})
+
+describe('background provisioning and the worker', () => {
+  it('--background queues, starts a detached worker and returns at once', async () => {
+    const bench = makeBench()
+    const r = await tenancy(bench, ['tenant', 'create', 'acme', '--background', '--json'])
+    expect(r.exitCode, r.stderr).toBe(0)
+    expect(r.json).toMatchObject({ mode: 'queued', provisioning_status: 'queued', worker_started: true })
+    for (let i = 0; i < 200; i++) {
+      const show = await tenancy(bench, ['tenant', 'show', 'acme', '--json'])
+      if (show.json.status === 'active') break
+      await new Promise((res) => setTimeout(res, 100))
+    }
+    await expectExactlyOne(bench, 'acme')
+    expect(readFileSync(join(bench, '.tenancy', 'worker.log'), 'utf8')).toMatch(/acme: done/)
+  })
+
+  it('retries a failing step with backoff, then succeeds; gives up after max_attempts', async () => {
+    const bench = makeBench()
+    const counter = join(bench, 'count')
+    writeFileSync(
+      join(bench, 'flaky.mjs'),
+      `import { existsSync, readFileSync, writeFileSync } from 'node:fs'\nconst f = ${JSON.stringify(counter)} + '-' + process.env.TENANCY_TENANT\nconst n = existsSync(f) ? Number(readFileSync(f, 'utf8')) : 0\nwriteFileSync(f, String(n + 1))\nif (process.env.TENANCY_TENANT === 'never' || n < 1) { console.log('try', n + 1, 'failed'); process.exit(1) }\n`,
+    )
+    setConfig(bench, (c) => {
+      c.auto_provision_tenant_sites = true
+      c.provision.retry_delay = 0.2
+      c.provision.max_attempts = 3
+      c.provision.steps = [
+        'create-site',
+        { name: 'flaky', run: 'node flaky.mjs' },
+        'activate',
+      ]
+    })
+    await tenancy(bench, ['tenant', 'create', 'flaky', '--background'])
+    await tenancy(bench, ['tenant', 'create', 'never', '--background'])
+    const w = await tenancy(bench, ['worker', '--once', '--json'], { timeout: 60_000 })
+    expect(w.exitCode, w.stderr).toBe(0)
+    const flaky = (await tenancy(bench, ['tenant', 'show', 'flaky', '--json'])).json
+    expect(flaky).toMatchObject({ status: 'active', provisioning_status: 'completed' })
+    expect(flaky.steps[1]).toMatchObject({ name: 'flaky', status: 'done', attempts: 2 })
+    const never = (await tenancy(bench, ['tenant', 'show', 'never', '--json'])).json
+    expect(never).toMatchObject({ status: 'inactive', provisioning_status: 'failed' })
+    expect(never.steps[1]).toMatchObject({ status: 'failed', attempts: 3 })
+    expect(query(registry(bench), "select status, attempts from jobs order by id")).toEqual([
+      { status: 'done', attempts: 2 },
+      { status: 'failed', attempts: 3 },
+    ])
+    const errors = (await tenancy(bench, ['errors', '--tenant', 'never', '--json'])).json.errors
+    expect(errors[0].message).toMatch(/provisioning failed after 3 attempt\(s\)/)
+  })
+
+  it('drains a queue of 20 tenants with --concurrency 2, each exactly once', async () => {
+    const bench = makeBench()
+    setConfig(bench, (c) => (c.auto_provision_tenant_sites = true))
+    // Record 20 queued tenants without starting workers: a live worker lease makes --background skip the spawn.
+    const db = new Database(registry(bench))
+    void db
+    db.close()
+    for (let i = 0; i < 20; i++) {
+      const r = await tenancy(bench, ['tenant', 'create', `q${i}`, '--background', '--json'], { env: { TENANCY_TEST_NO_WORKER: '1' } })
+      expect(r.exitCode, r.stderr).toBe(0)
+    }
+    // Any worker --background started may be running too: that is the race we want.
+    const w = await tenancy(bench, ['worker', '--once', '--concurrency', '2', '--json'], { timeout: 120_000 })
+    expect(w.exitCode, w.stderr).toBe(0)
+    for (let i = 0; i < 200; i++) {
+      const left = query(registry(bench), "select count(*) as n from jobs where status != 'done'")[0].n
+      if (left === 0) break
+      await new Promise((res) => setTimeout(res, 100))
+    }
+    const tenants = (await tenancy(bench, ['tenant', 'list', '--json'])).json.tenants
+    expect(tenants).toHaveLength(20)
+    expect(tenants.every((t: any) => t.status === 'active')).toBe(true)
+    expect(query(registry(bench), 'select count(*) as n from jobs where status = ? and attempts = 1', 'done')).toEqual([{ n: 20 }])
+    expect(query(registry(bench), 'select max(attempts) as n from steps')).toEqual([{ n: 1 }])
+    expect(readdirSync(join(bench, 'sites')).sort()).toEqual(Array.from({ length: 20 }, (_, i) => `q${i}.localhost`).sort())
+  })
+})
