@@ -52,3 +52,9 @@ export async function withSiteDatabase<T>(sitePath: string, fn: (db: Kysely<any>
   }
 }
 export { SecretBox, loadSecretBox } from './secrets/secret-box.js'
+export { createTenant, listTenants, showTenant, deleteTenant, type CreateTenantOptions, type CreateTenantResult } from './provisioning/tenants.js'
+export { provisionTenant, type ProvisionOptions, type ProvisionResult, type StepEvent } from './provisioning/runner.js'
+export { runWorker, type WorkerOptions, type WorkerResult } from './provisioning/worker.js'
+export { doctor, type DoctorResult, type Finding } from './provisioning/doctor.js'
+export { listErrors, type ErrorEntry } from './provisioning/error-log.js'
+export type { TenantJson, StepJson } from './provisioning/tenant-record.js'

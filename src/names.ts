@@ -54,12 +54,12 @@ export function assertTenantName(name: string): string {
   return name
 }
 
-/** A user's email (or the built-in `Administrator`). */
+/** A user's email, lower-cased (addresses are case-insensitive in practice), or the built-in `Administrator`. */
 export function assertEmail(email: string): string {
   if (typeof email !== 'string' || (email !== 'Administrator' && !EMAIL.test(email))) {
     throw usageError(`invalid email ${describe(String(email))}: expected an address such as "api@acme.localhost"`)
   }
-  return email
+  return email === 'Administrator' ? email : email.toLowerCase()
 }
 
 /** A config key: identifiers joined by dots for nested keys (`db.type`). */

@@ -17,6 +17,9 @@ describe('tenancy init', () => {
     for (const path of ['tenancy.config.json', 'apps/shared_lib/app.json', 'apps/tenant_ops/hooks/after_install.mjs', 'sites', '.tenancy']) {
       expect(existsSync(join(dir, 'bench', path)), path).toBe(true)
     }
+    const bare = await tenancy(dir, ['init', 'bare', '--json'])
+    expect(JSON.parse(readFileSync(join(dir, 'bare', 'tenancy.config.json'), 'utf8')).provision.apps).toEqual([])
+    expect(bare.json.apps).toEqual([])
     const again = await tenancy(dir, ['init', 'bench'])
     expect(again.exitCode).toBe(2)
     expect(again.stderr).toMatch(/is a bench/)
@@ -127,6 +130,9 @@ describe('new-site', () => {
     const forced = await tenancy(bench, ['new-site', 'a.localhost', '--force', '--json'])
     expect(forced.exitCode, forced.stderr).toBe(0)
     expect(forced.json.db_name).not.toBe('first_db')
+    expect(forced.stderr).toMatch(/warning: replaced site "a.localhost"; its old directory is in .*archived/)
+    expect(forced.json.replaced_archived_to).toBe(join(bench, 'archived', 'sites', 'a.localhost'))
+    expect(existsSync(join(forced.json.replaced_archived_to, 'site_config.json'))).toBe(true)
     const list = await tenancy(bench, ['list-sites', '--json'])
     expect(list.json.sites.map((s: any) => [s.site, s.db_name])).toEqual([['a.localhost', forced.json.db_name]])
   })
@@ -166,6 +172,14 @@ describe('drop-site', () => {
     const unknown = await tenancy(bench, ['drop-site', 'nope.localhost', '--yes'])
     expect(unknown.exitCode).toBe(2)
     expect(unknown.stderr).toMatch(/site "nope.localhost" does not exist; run "tenancy list-sites"/)
+    await tenancy(bench, ['new-site', 'acme.localhost'])
+    const typo = await tenancy(bench, ['--site', 'acme.localhst', 'drop-site', '--yes'])
+    expect(typo.exitCode).toBe(2)
+    expect(typo.stderr).toMatch(/did you mean "acme.localhost"\?/)
+    const upper = await tenancy(bench, ['list-apps', '--site', 'ACME.localhost'])
+    expect(upper.stderr).toMatch(/site names are lower case; did you mean "acme.localhost"\?/)
+    const viaFlag = await tenancy(bench, ['--site', 'acme.localhost', 'drop-site', '--yes', '--json'])
+    expect(viaFlag.json.site).toBe('acme.localhost')
   })
 })
 
@@ -218,6 +232,11 @@ describe('set-config and show-config', () => {
     const shown = await tenancy(bench, ['show-config', '--site', 'a.localhost', '--json'])
     expect(shown.json).toMatchObject({ developer_mode: 1, smtp_password: '********', db_type: 'sqlite', default_site_domain: 'localhost' })
     expect(shown.stdout).not.toContain('hunter2')
+    await tenancy(bench, ['--site', 'a.localhost', 'set-config', 'zip', '01234'])
+    await tenancy(bench, ['--site', 'a.localhost', 'set-config', 'dsn', 'postgres://app:s3cr3t@db/app'])
+    const masked = await tenancy(bench, ['show-config', '--site', 'a.localhost', '--json'])
+    expect(masked.json.zip).toBe('01234')
+    expect(masked.json.dsn).toBe('postgres://app:********@db/app')
     const global = await tenancy(bench, ['set-config', '-g', 'pending.count', '3'])
     expect(global.exitCode).toBe(0)
     expect(JSON.parse(readFileSync(join(bench, 'tenancy.config.json'), 'utf8')).pending.count).toBe(3)
@@ -254,7 +273,7 @@ describe('users and API keys', () => {
     await tenancy(bench, ['new-site', 'a.localhost'])
     const created = await tenancy(bench, ['add-system-manager', 'api@a.localhost', '--site', 'a.localhost', '--first-name', 'Platform', '--last-name', 'API', '--json'])
     expect(created.json).toEqual({ site: 'a.localhost', email: 'api@a.localhost', created: true, role_added: true })
-    const again = await tenancy(bench, ['add-system-manager', 'api@a.localhost', '--site', 'a.localhost', '--json'])
+    const again = await tenancy(bench, ['add-system-manager', 'API@A.localhost', '--site', 'a.localhost', '--json'])
     expect(again.json).toEqual({ site: 'a.localhost', email: 'api@a.localhost', created: false, role_added: false })
     const noUser = await tenancy(bench, ['generate-keys', 'who@a.localhost', '--site', 'a.localhost'])
     expect(noUser.exitCode).toBe(2)
@@ -287,6 +306,16 @@ describe('users and API keys', () => {
 })
 
 describe('output', () => {
+  it('--json prints an error document on stdout when a command fails', async () => {
+    const bench = makeBench()
+    const r = await tenancy(bench, ['drop-site', 'nope.localhost', '--yes', '--json'])
+    expect(r.exitCode).toBe(2)
+    expect(r.json).toEqual({ error: { message: expect.stringMatching(/site "nope.localhost" does not exist/), exit_code: 2 } })
+    const usage = await tenancy(bench, ['list-sites', '--bogus', '--json'])
+    expect(usage.exitCode).toBe(2)
+    expect(usage.json.error.exit_code).toBe(2)
+  })
+
   it('--json prints exactly one document on stdout for every command; messages go to stderr', async () => {
     const bench = makeBench()
     const commands = [

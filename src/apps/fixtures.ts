@@ -34,6 +34,11 @@ function readFixture(file: string): FixtureFile {
   return fixture
 }
 
+/** How many rows a fixture file holds. */
+export function fixtureRowCount(file: string): number {
+  return readFixture(file).rows.length
+}
+
 /** The primary key columns of a table, in key order. */
 async function primaryKey(db: Kysely<any>, dbType: DbType, table: string): Promise<string[]> {
   switch (dbType) {

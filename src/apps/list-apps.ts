@@ -1,4 +1,5 @@
 import type { Bench } from '../bench.js'
+import { fixtureRowCount } from './fixtures.js'
 import { listBenchApps, loadApp } from './manifest.js'
 import { readLedger } from './migrations.js'
 import { installedApps } from './install.js'
@@ -10,6 +11,7 @@ export interface BenchAppListing {
   title: string | null
   requires: string[]
   migrations: number
+  /** Fixture rows (over all fixture files). */
   fixtures: number
   after_install: boolean
 }
@@ -30,7 +32,7 @@ export function listApps(bench: Bench): BenchAppListing[] {
     title: a.title ?? null,
     requires: a.requires,
     migrations: a.migrations.length,
-    fixtures: a.fixtures.length,
+    fixtures: a.fixtures.reduce((n, file) => n + fixtureRowCount(file), 0),
     after_install: a.hooks.after_install !== undefined,
   }))
 }

@@ -20,6 +20,8 @@ export interface CommandContext {
   benchOptions: BenchOptions
   withBench<T>(fn: (bench: Bench) => Promise<T>): Promise<T>
   requireSite(): string
+  /** The site from a positional argument or, failing that, --site. */
+  siteArgument(positional: string | undefined): string
   /** Asks for confirmation unless --yes; with no terminal and no --yes, a usage error. */
   confirm(question: string, refusal: string): Promise<void>
 }
@@ -42,6 +44,12 @@ export function contextFor(command: Command): CommandContext {
     requireSite() {
       if (!opts.site) throw usageError(`"${command.name()}" needs --site SITE; run "tenancy list-sites" to see the sites`)
       return opts.site
+    },
+    siteArgument(positional) {
+      if (positional && opts.site && positional !== opts.site) throw usageError(`two sites given ("${positional}" and --site "${opts.site}"); give one`)
+      const site = positional ?? opts.site
+      if (!site) throw usageError(`"${command.name()}" needs a site: tenancy ${command.name()} acme.localhost`)
+      return site
     },
     async confirm(question, refusal) {
       if (opts.yes) return

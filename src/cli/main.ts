@@ -20,7 +20,7 @@ export function buildProgram(): Command {
     .option('-v, --verbose', 'show stack traces and debug output')
     .showSuggestionAfterError()
     .exitOverride()
-    .configureOutput({ outputError: (text, write) => write(text.replace(/^error: /, 'error: ')) })
+    .configureHelp({ showGlobalOptions: true })
   program.addHelpText(
     'after',
     '\nExit codes: 0 success, 1 failed, 2 usage or configuration error, 130 interrupted.\nExamples:\n  tenancy new-site acme.localhost --install-app tenant_ops\n  tenancy --site acme.localhost generate-keys api@acme.localhost --json',
@@ -45,6 +45,8 @@ export async function main(argv: string[]): Promise<void> {
   }
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
+  // Stack traces point into the bundle; with --verbose, map them back to src/.
+  if (argv.includes('--verbose') || argv.includes('-v')) process.setSourceMapsEnabled(true)
   const program = buildProgram()
   try {
     await program.parseAsync(argv)
@@ -53,10 +55,14 @@ export async function main(argv: string[]): Promise<void> {
     if (error instanceof CommanderError) {
       // Help and --version "errors" are successes; everything else commander rejects is usage.
       process.exitCode = error.exitCode === 0 ? 0 : EXIT_USAGE
+      if (process.exitCode !== 0 && argv.includes('--json')) {
+        process.stdout.write(`${JSON.stringify({ error: { message: error.message.replace(/^error: /, ''), exit_code: EXIT_USAGE } }, null, 2)}\n`)
+      }
       return
     }
     const json = argv.includes('--json')
-    const out = new Output({ json, verbose: argv.includes('--verbose') || argv.includes('-v') })
+    const verbose = argv.includes('--verbose') || argv.includes('-v')
+    const out = new Output({ json, verbose })
     const code = out.error(error)
     process.exitCode = interruption.signal.aborted ? EXIT_INTERRUPTED : code
   } finally {

@@ -48,14 +48,15 @@ export function registerSiteCommands(program: Command): void {
       const ctx = contextFor(command)
       const { initBench } = await import('./core.js')
       const result = initBench(dir, { withExampleApps: Boolean(ctx.opts.withExampleApps) })
-      ctx.out.result(result, () => `Created bench in ${result.path}${result.apps.length ? ` with apps ${result.apps.join(', ')}` : ''}\nNext: cd ${dir} && tenancy new-site acme.localhost${result.apps.length ? ' --install-app tenant_ops' : ''}`)
+      const next = `tenancy new-site acme.localhost${result.apps.length ? ' --install-app tenant_ops' : ''}`
+      ctx.out.result(result, () => `Created bench in ${result.path}${result.apps.length ? ` with apps ${result.apps.join(', ')}` : ''}\nNext: ${dir === '.' ? '' : `cd ${dir} && `}${next}`)
     })
 
   program
     .command('new-site')
-    .description('create a site: directory, database, database user, core tables, Administrator')
-    .argument('<site>', 'site name, a hostname such as acme.localhost')
-    .addOption(new Option('--db-type <type>', 'database type').choices(['sqlite', 'mariadb', 'mysql', 'postgres']))
+    .description('create a site: directory, database (and on servers its own user), core tables, Administrator')
+    .argument('[site]', 'site name, a hostname such as acme.localhost (or --site)')
+    .addOption(new Option('--db-type <type>', 'database type (this version: sqlite)').choices(['sqlite']))
     .option('--db-name <name>', 'database name ([a-z0-9_]{1,63}); generated when absent')
     .option('--db-host <host>', 'database server host')
     .option('--db-port <port>', 'database server port', parsePort)
@@ -65,8 +66,9 @@ export function registerSiteCommands(program: Command): void {
     .option('--install-app <app>', 'install an app after creating the site (repeatable)', collect)
     .option('--force', 'replace an existing site (its database and directory are dropped)')
     .option('--keep-on-failure', 'leave a failed site in place for debugging instead of rolling it back')
-    .action(async (site: string, _o, command: Command) => {
+    .action(async (positional: string | undefined, _o, command: Command) => {
       const ctx = contextFor(command)
+      const site = ctx.siteArgument(positional)
       const o = ctx.opts as Record<string, any>
       await ctx.withBench(async (bench) => {
         const { newSite } = await import('./core.js')
@@ -102,11 +104,12 @@ export function registerSiteCommands(program: Command): void {
 
   program
     .command('drop-site')
-    .description('drop a site database and user, and archive its directory')
-    .argument('<site>', 'site name')
+    .description('drop a site\'s database (and its user), and archive its directory')
+    .argument('[site]', 'site name (or --site)')
     .option('--no-archive', 'delete the site directory instead of moving it to archived/sites/')
-    .action(async (site: string, _o, command: Command) => {
+    .action(async (positional: string | undefined, _o, command: Command) => {
       const ctx = contextFor(command)
+      const site = ctx.siteArgument(positional)
       await ctx.withBench(async (bench) => {
         const { dropSite } = await import('./core.js')
         const { requireSite } = await import('./core.js')

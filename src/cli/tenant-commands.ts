@@ -49,10 +49,13 @@ function renderSteps(steps: StepJson[]): string {
   )
 }
 
-/** Exit code and closing message of a provisioning run. */
-function settle(result: ProvisionResult): void {
-  if (result.status === 'failed') throw new TenancyError(`provisioning tenant "${result.tenant}" failed: ${result.error}; fix the cause and run "tenancy provision ${result.tenant}" to resume`, { exitCode: EXIT_FAILED })
-  if (result.status === 'interrupted') throw new TenancyError(`provisioning tenant "${result.tenant}" ${result.error}`, { exitCode: EXIT_INTERRUPTED })
+/** Exit code and closing message of a provisioning run, after its result was printed. */
+function settle(out: Output, result: ProvisionResult): void {
+  if (result.status === 'failed') {
+    process.exitCode = out.error(new TenancyError(`provisioning tenant "${result.tenant}" failed: ${result.error}; fix the cause and run "tenancy provision ${result.tenant}" to resume`, { exitCode: EXIT_FAILED }))
+  } else if (result.status === 'interrupted') {
+    process.exitCode = out.error(new TenancyError(`provisioning tenant "${result.tenant}" ${result.error}`, { exitCode: EXIT_INTERRUPTED }))
+  }
 }
 
 /** Registers tenant, provision, worker, errors and doctor. */
@@ -97,7 +100,7 @@ export function registerTenantCommands(program: Command): void {
           if (result.status === 'active') return `Tenant ${name} is active: site ${result.site}, api_key ${result.api_key}`
           return undefined
         })
-        if (provisioning) settle(provisioning)
+        if (provisioning) settle(ctx.out, provisioning)
       })
     })
 
@@ -191,7 +194,7 @@ export function registerTenantCommands(program: Command): void {
           return undefined
         })
         if (result.notify_error) ctx.out.warn(result.notify_error)
-        settle(result)
+        settle(ctx.out, result)
       })
     })
 

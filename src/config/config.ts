@@ -183,7 +183,7 @@ export function resolveConfig(raw: unknown, file: string, env: NodeJS.ProcessEnv
 
 /** Keys whose values are secrets: masked by show-config, never printed. */
 export function isSecretKey(key: string): boolean {
-  return /(password|secret|passphrase|encryption_key|private_key|token)$/i.test(key)
+  return /(password|passwd|pwd|secret|passphrase|encryption_key|private_key|token|credentials?)$/i.test(key)
 }
 
 /** A deep copy with every secret value replaced by `********`. */
@@ -193,6 +193,7 @@ export function maskSecrets(value: unknown, key = ''): unknown {
   if (isObject(value)) {
     return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, maskSecrets(v, k)]))
   }
-  if (key === 'registry' && typeof value === 'string') return value.replace(/(\/\/[^:/@]+:)[^@]*@/, '$1********@')
+  // Credentials inside any URL-like value: scheme://user:password@host.
+  if (typeof value === 'string') return value.replace(/(\/\/[^:/@\s]+:)[^@\s]*@/g, '$1********@')
   return value
 }

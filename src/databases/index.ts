@@ -10,7 +10,7 @@ export async function getDriver(type: DbType): Promise<DatabaseDriver> {
       return sqliteDriver
     case 'mariadb':
     case 'postgres':
-      throw usageError(`database type "${type}" is not supported by this version of tenancy yet; use --db-type sqlite`)
+      throw usageError(`database type "${type}" is not supported by this version of tenancy yet; use sqlite (--db-type sqlite, or "db.type": "sqlite" in tenancy.config.json)`)
     default:
       throw usageError(`unknown database type "${type satisfies never}"; use sqlite, mariadb or postgres`)
   }

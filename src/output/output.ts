@@ -1,6 +1,6 @@
 import type { ChalkInstance } from 'chalk'
 import { Chalk } from 'chalk'
-import { EXIT_FAILED, TenancyError, messageOf } from '../errors.js'
+import { EXIT_FAILED, InterruptedError, TenancyError, messageOf } from '../errors.js'
 
 /** How a command's messages and result reach the user. */
 export interface OutputOptions {
@@ -88,9 +88,11 @@ export class Output {
   async task(label: string): Promise<TaskHandle> {
     const started = performance.now()
     const elapsed = () => this.color.dim(`(${Math.round(performance.now() - started)} ms)`)
-    if (this.stderr.isTTY && !this.json && colorLevel(this.stderr, this.#env) > 0) {
+    // A terminal that reports no width (some pseudo-terminals) would make ora redraw forever.
+    if (this.stderr.isTTY && (this.stderr.columns ?? 0) > 0 && !this.json && colorLevel(this.stderr, this.#env) > 0) {
       const { default: ora } = await import('ora')
-      const spinner = ora({ text: label, stream: this.stderr }).start()
+      // discardStdin off: ora would otherwise take over stdin and swallow Ctrl-C.
+      const spinner = ora({ text: label, stream: this.stderr, discardStdin: false }).start()
       return {
         succeed: (text) => spinner.succeed(`${text ?? label} ${elapsed()}`),
         fail: (text) => spinner.fail(text ?? label),
@@ -112,20 +114,36 @@ export class Output {
   async confirm(message: string): Promise<boolean | undefined> {
     if (!this.interactive) return undefined
     const { default: prompts } = await import('prompts')
-    const answer = await prompts({ type: 'confirm', name: 'ok', message, initial: false, stdout: this.stderr }, { onCancel: () => true })
+    let canceled = false
+    const answer = await prompts({ type: 'confirm', name: 'ok', message, initial: false, stdout: this.stderr }, { onCancel: () => ((canceled = true), false) })
+    if (canceled) throw new InterruptedError('confirmation')
     return answer.ok === true
   }
 
-  /** Asks for a secret on a TTY without echo; `undefined` when there is no terminal. */
+  /**
+   * Asks for a secret on a TTY without echo; `undefined` when there is no terminal or the
+   * answer is empty. Ctrl-C interrupts the command (exit 130).
+   */
   async password(message: string): Promise<string | undefined> {
     if (!this.interactive) return undefined
     const { default: prompts } = await import('prompts')
-    const answer = await prompts({ type: 'password', name: 'value', message, stdout: this.stderr }, { onCancel: () => true })
-    return typeof answer.value === 'string' ? answer.value : undefined
+    let canceled = false
+    const answer = await prompts({ type: 'password', name: 'value', message, stdout: this.stderr }, { onCancel: () => ((canceled = true), false) })
+    if (canceled) throw new InterruptedError('password prompt')
+    return typeof answer.value === 'string' && answer.value !== '' ? answer.value : undefined
   }
 
-  /** Reports an error: one sentence, a stack only with --verbose or for a bug. Returns the exit code. */
+  /**
+   * Reports an error: one sentence on stderr, a stack only with --verbose or for a bug; with
+   * --json also `{"error": {"message", "exit_code"}}` on stdout, so scripts always get a
+   * document. Returns the exit code.
+   */
   error(error: unknown): number {
+    const code = error instanceof TenancyError ? error.exitCode : EXIT_FAILED
+    if (this.json && !this.#resultPrinted) {
+      this.#resultPrinted = true
+      this.stdout.write(`${JSON.stringify({ error: { message: messageOf(error), exit_code: code } }, null, 2)}\n`)
+    }
     if (error instanceof TenancyError) {
       this.stderr.write(`${this.color.red('error:')} ${error.message}\n`)
       if (this.verbose) {

@@ -1,10 +1,10 @@
-import { existsSync, mkdirSync, readdirSync, renameSync, statSync } from 'node:fs'
+import { existsSync, readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Bench } from '../bench.js'
 import { getDriver } from '../databases/index.js'
 import { messageOf } from '../errors.js'
 import { now, ownerAlive, type SiteRecord } from '../registry/registry.js'
-import { dropSite } from '../sites/drop-site.js'
+import { archiveDirectory, dropSite } from '../sites/drop-site.js'
 import { readSiteConfig } from '../sites/site.js'
 import { provisionTenant } from './runner.js'
 import { enqueueJob, ensureWorker, workerAlive } from './worker.js'
@@ -83,10 +83,7 @@ export async function doctor(bench: Bench, options: { fix?: boolean; onFinding?:
       if (known.has(entry) || entry.startsWith('.') || !statSync(path).isDirectory()) continue
       await act(
         { kind: 'stray_directory', subject: entry, problem: `directory ${path} has no registry row`, fix: 'move it to archived/sites/' },
-        async () => {
-          mkdirSync(bench.archivePath, { recursive: true })
-          renameSync(path, join(bench.archivePath, `${entry}-stray-${new Date().toISOString().replace(/[:.]/g, '-')}`))
-        },
+        async () => archiveDirectory(bench, path, `${entry}-stray`),
       )
     }
   }

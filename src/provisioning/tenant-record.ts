@@ -3,6 +3,7 @@ import type { Bench } from '../bench.js'
 import { usageError } from '../errors.js'
 import { assertTenantName } from '../names.js'
 import type { StepsTable, TenantsTable } from '../registry/schema.js'
+import { closest } from '../util/suggest.js'
 
 export type TenantRow = Selectable<TenantsTable>
 export type StepRow = Selectable<StepsTable>
@@ -81,7 +82,11 @@ export async function requireTenant(bench: Bench, name: string): Promise<TenantR
   assertTenantName(name)
   const registry = await bench.registry()
   const row = await registry.db.selectFrom('tenants').selectAll().where('name', '=', name).executeTakeFirst()
-  if (!row) throw usageError(`tenant "${name}" does not exist; run "tenancy tenant list"`)
+  if (!row) {
+    const names = await registry.db.selectFrom('tenants').select('name').execute()
+    const suggestion = closest(name, names.map((t) => t.name))
+    throw usageError(`tenant "${name}" does not exist; ${suggestion ? `did you mean "${suggestion}"? ` : ''}run "tenancy tenant list"`)
+  }
   return row
 }
 

@@ -14,11 +14,15 @@ export interface SecretSources {
   config?: Record<string, unknown>
   /** Asks on a TTY; absent when stdin is not a terminal. */
   prompt?: (message: string) => Promise<string | undefined>
+  /** Added to the prompt, e.g. "leave empty to generate one". */
+  promptHint?: string
 }
 
 export interface ResolvedSecret {
   value: string
   source: 'file' | 'env' | 'config' | 'prompt'
+  /** Where it came from, for messages: "TENANCY_ADMIN_PASSWORD". */
+  where: string
   warning?: string
 }
 
@@ -36,20 +40,21 @@ export async function resolveSecret(sources: SecretSources): Promise<ResolvedSec
     } catch (error) {
       throw usageError(`cannot read ${sources.label} from ${sources.fileFlag} "${sources.filePath}": ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`)
     }
-    return { value: text.replace(/\r?\n$/, ''), source: 'file' }
+    return { value: text.replace(/\r?\n$/, ''), source: 'file', where: `${sources.fileFlag} ${sources.filePath}` }
   }
   const fromEnv = env[sources.envVar]
-  if (fromEnv !== undefined) return { value: fromEnv, source: 'env' }
+  if (fromEnv !== undefined) return { value: fromEnv, source: 'env', where: sources.envVar }
   if (sources.configKey && sources.config && typeof sources.config[sources.configKey] === 'string') {
     return {
       value: sources.config[sources.configKey] as string,
       source: 'config',
+      where: `"${sources.configKey}" in tenancy.config.json`,
       warning: `${sources.label} is read from "${sources.configKey}" in tenancy.config.json; move it to the environment (${sources.envVar}) or a ${sources.fileFlag}`,
     }
   }
   if (sources.prompt) {
-    const answer = await sources.prompt(`${sources.label[0]!.toUpperCase()}${sources.label.slice(1)}:`)
-    if (answer !== undefined) return { value: answer, source: 'prompt' }
+    const answer = await sources.prompt(`${sources.label[0]!.toUpperCase()}${sources.label.slice(1)}${sources.promptHint ? ` (${sources.promptHint})` : ''}:`)
+    if (answer !== undefined) return { value: answer, source: 'prompt', where: 'the prompt' }
   }
   return undefined
 }

@@ -15,9 +15,9 @@ export interface ApiCredentials {
  * Gives `user` an api_key (kept once made) and a new api_secret (the previous one stops
  * working). Only the secret's hash is stored in the site.
  */
-export async function generateKeysFor(db: Kysely<any>, user: string): Promise<ApiCredentials> {
+export async function generateKeysFor(db: Kysely<any>, user: string, site = 'SITE'): Promise<ApiCredentials> {
   const exists = await db.selectFrom('users').select('name').where('name', '=', user).executeTakeFirst()
-  if (!exists) throw usageError(`user "${user}" does not exist on this site; create it with "tenancy add-system-manager ${user}"`)
+  if (!exists) throw usageError(`user "${user}" does not exist on site "${site}"; create it with "tenancy add-system-manager ${user} --site ${site}"`)
   const secret = generateApiSecret()
   const hash = hashApiSecret(secret)
   const at = now()
@@ -34,7 +34,7 @@ export async function generateKeysFor(db: Kysely<any>, user: string): Promise<Ap
 /** `tenancy generate-keys`: a stable api_key and a fresh api_secret for an existing user. */
 export async function generateKeys(bench: Bench, options: { site: string; email: string }): Promise<ApiCredentials> {
   const email = assertEmail(options.email)
-  return usingSite(bench, options.site, ({ conn }) => conn.transaction((trx) => generateKeysFor(trx, email)))
+  return usingSite(bench, options.site, ({ conn }) => conn.transaction((trx) => generateKeysFor(trx, email, options.site)))
 }
 
 /** `tenancy verify-key`: whether `secret` is the current secret of `apiKey` (constant-time), for an enabled user. */

@@ -10,10 +10,11 @@ import { readSiteConfig, requireSite, writeSiteConfig } from './site.js'
  * `"true"`/`"false"` booleans; with `parse`, the text is read as JSON.
  */
 export function coerceConfigValue(text: string, parse: boolean): unknown {
-  if (parse) return parseJson(text, 'the value given to set-config --parse')
+  if (parse) return parseJson(text, 'the value given to --parse', 'fix the value')
   if (text === 'true') return true
   if (text === 'false') return false
-  if (/^-?\d+$/.test(text) && Number.isSafeInteger(Number(text))) return Number(text)
+  // Integers only, and none with a leading zero: "01234" (a zip code) stays a string.
+  if (/^-?(0|[1-9]\d*)$/.test(text) && Number.isSafeInteger(Number(text))) return Number(text)
   return text
 }
 

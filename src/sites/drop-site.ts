@@ -20,6 +20,15 @@ export interface DropSiteResult {
   database_dropped: boolean
 }
 
+/** Moves a directory into `archived/sites/`, under `name` or, when taken, `name-<timestamp>`. Returns where it went. */
+export function archiveDirectory(bench: Bench, path: string, name: string): string {
+  mkdirSync(bench.archivePath, { recursive: true })
+  let target = join(bench.archivePath, name)
+  if (existsSync(target)) target = join(bench.archivePath, `${name}-${new Date().toISOString().replace(/[:.]/g, '-')}`)
+  renameSync(path, target)
+  return target
+}
+
 /**
  * `tenancy drop-site`: marks the row `dropping`, drops the database and its user, moves the
  * directory to `archived/sites/` (or deletes it), then removes the row. Works on half-made
@@ -49,10 +58,7 @@ export async function dropSite(bench: Bench, options: DropSiteOptions): Promise<
     if (options.archive === false) {
       rmSync(sitePath, { recursive: true, force: true })
     } else {
-      mkdirSync(bench.archivePath, { recursive: true })
-      archivedTo = join(bench.archivePath, name)
-      if (existsSync(archivedTo)) archivedTo = join(bench.archivePath, `${name}-${new Date().toISOString().replace(/[:.]/g, '-')}`)
-      renameSync(sitePath, archivedTo)
+      archivedTo = archiveDirectory(bench, sitePath, name)
     }
   }
   await registry.deleteSite(name)

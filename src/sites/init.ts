@@ -36,6 +36,9 @@ export function initBench(dir: string, options: { withExampleApps?: boolean; cwd
     }
   }
   if (!existsSync(join(root, '.gitignore'))) writeFileSync(join(root, '.gitignore'), 'sites/\narchived/\n.tenancy/\n')
-  writeJsonAtomic(configFile, initialConfig())
+  const config = initialConfig()
+  // Without the example apps the pipeline installs nothing until apps are added and listed here.
+  if (!options.withExampleApps) (config.provision as { apps: string[] }).apps = []
+  writeJsonAtomic(configFile, config)
   return { path: root, config_file: configFile, apps }
 }

@@ -13,7 +13,7 @@ import { generatePassword, hashPassword } from '../secrets/hashing.js'
 import { resolveSecret, type SecretSources } from '../secrets/resolve-secret.js'
 import { CleanupStack } from '../util/cleanup.js'
 import { CORE_APP, CORE_MIGRATIONS } from './core-schema.js'
-import { dropSite } from './drop-site.js'
+import { archiveDirectory, dropSite } from './drop-site.js'
 import { writeSiteConfig, type SiteConfig } from './site.js'
 import { upsertAdministrator } from './users.js'
 
@@ -50,6 +50,8 @@ export interface NewSiteResult {
   apps: AppInstallResult[]
   /** Only when tenancy generated it: shown once, stored nowhere in plain text. */
   admin_password?: string
+  /** With --force over an existing site: where its old directory was archived. */
+  replaced_archived_to?: string | null
   duration_ms: number
 }
 
@@ -64,6 +66,7 @@ export function adminPasswordSources(bench: Bench, filePath?: string, prompt?: S
     configKey: 'provision_admin_password',
     config: bench.rawConfig,
     prompt,
+    promptHint: 'leave empty to generate one',
   }
 }
 
@@ -94,10 +97,10 @@ export async function newSite(bench: Bench, options: NewSiteOptions): Promise<Ne
   // The password hash runs on the thread pool while the SQL below runs on this thread.
   const admin =
     options.adminPassword !== undefined
-      ? { value: options.adminPassword, source: 'file' as const, warning: undefined }
+      ? { value: options.adminPassword, source: 'file' as const, where: 'the caller', warning: undefined }
       : await resolveSecret(adminPasswordSources(bench, options.adminPasswordFile, options.prompt))
   if (admin?.warning) options.onWarning?.(admin.warning)
-  if (admin && admin.value.length === 0) throw usageError('the admin password is empty; give a non-empty one')
+  if (admin && admin.value.length === 0) throw usageError(`the admin password from ${admin.where} is empty; give a non-empty one, or give none to have one generated`)
   const adminPassword = admin?.value ?? generatePassword()
   const adminHash = hashPassword(adminPassword)
   adminHash.catch(() => {})
@@ -107,13 +110,19 @@ export async function newSite(bench: Bench, options: NewSiteOptions): Promise<Ne
   const settings = driver.plan(dbName)
 
   const intent = { name, db_type: dbType, db_name: dbName, tenant_id: options.tenantId ?? null }
+  let replaced: string | null | undefined
   if (!(await registry.insertSiteIntent(intent))) {
     if (!options.force) {
       throw usageError(`site "${name}" already exists (or is being created by another process); pick another name, or use --force to replace it`)
     }
-    await dropSite(bench, { site: name, archive: false, force: true })
-    const intent = { name, db_type: dbType, db_name: dbName, tenant_id: options.tenantId ?? null }
-  if (!(await registry.insertSiteIntent(intent))) {
+    const existing = await registry.getSite(name)
+    if (existing?.tenant_id != null && existing.tenant_id !== options.tenantId) {
+      throw usageError(`site "${name}" belongs to a tenant; remove it with "tenancy tenant delete" instead of replacing it`)
+    }
+    // The old site's directory is archived, not deleted: --force must not lose data silently.
+    replaced = existing ? (await dropSite(bench, { site: name, archive: true, force: true })).archived_to : null
+    options.onWarning?.(`replaced site "${name}"${replaced ? `; its old directory is in ${replaced}` : ''}`)
+    if (!(await registry.insertSiteIntent(intent))) {
       throw usageError(`site "${name}" was created again by another process while it was being replaced; try again`)
     }
   }
@@ -127,7 +136,8 @@ export async function newSite(bench: Bench, options: NewSiteOptions): Promise<Ne
       if (!options.force) {
         throw usageError(`directory ${sitePath} exists but no site is registered under that name; move it away, or use --force to replace it`)
       }
-      rmSync(sitePath, { recursive: true, force: true })
+      const archived = archiveDirectory(bench, sitePath, name)
+      options.onWarning?.(`moved the unregistered directory ${sitePath} to ${archived}`)
     }
     mkdirSync(bench.sitesPath, { recursive: true })
     mkdirSync(sitePath, { mode: 0o750 })
@@ -170,6 +180,7 @@ export async function newSite(bench: Bench, options: NewSiteOptions): Promise<Ne
       db_name: dbName,
       apps: results,
       ...(admin ? {} : { admin_password: adminPassword }),
+      ...(replaced !== undefined ? { replaced_archived_to: replaced } : {}),
       duration_ms: Math.round(performance.now() - started),
     }
   } catch (error) {
@@ -189,8 +200,6 @@ export async function newSite(bench: Bench, options: NewSiteOptions): Promise<Ne
 
 function wrapFailure(site: string, error: unknown, what: string, interrupted: boolean): TenancyError {
   if (interrupted) return new InterruptedError(`new-site "${site}" (${what})`)
-  if (error instanceof TenancyError && error.exitCode === 2 && !(error.cause instanceof Error && 'app' in error.cause)) {
-    return new TenancyError(`${error.message} (site ${what})`, { exitCode: 2, cause: error })
-  }
-  return new TenancyError(`new-site "${site}" failed: ${messageOf(error)} (${what})`, { cause: error })
+  const exitCode = error instanceof TenancyError && error.exitCode === 2 ? 2 : 1
+  return new TenancyError(`new-site "${site}" failed (${what}): ${messageOf(error)}`, { exitCode, cause: error })
 }

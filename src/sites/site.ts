@@ -8,6 +8,7 @@ import { TenancyError, usageError } from '../errors.js'
 import { assertSiteName } from '../names.js'
 import type { SiteRecord } from '../registry/registry.js'
 import { readJsonFile, writeJsonAtomic } from '../util/json-file.js'
+import { closest } from '../util/suggest.js'
 
 export const SITE_CONFIG = 'site_config.json'
 
@@ -42,6 +43,14 @@ export function writeSiteConfig(sitePath: string, config: SiteConfig): void {
  * `allowStates` lets drop-site and doctor reach half-made sites.
  */
 export async function requireSite(bench: Bench, name: string, options: { allowAnyState?: boolean } = {}): Promise<SiteRecord> {
+  if (typeof name === 'string' && name !== name.toLowerCase() && !/[/\\\0]/.test(name)) {
+    try {
+      assertSiteName(name.toLowerCase())
+      throw usageError(`invalid site name "${name}": site names are lower case; did you mean "${name.toLowerCase()}"?`)
+    } catch (error) {
+      if ((error as Error).message.includes('did you mean')) throw error
+    }
+  }
   assertSiteName(name)
   const registry = await bench.registry()
   const site = await registry.getSite(name)
@@ -49,7 +58,8 @@ export async function requireSite(bench: Bench, name: string, options: { allowAn
     if (existsSync(bench.sitePath(name))) {
       throw usageError(`site "${name}" has a directory but no registry row; run "tenancy doctor" to adopt or remove it`)
     }
-    throw usageError(`site "${name}" does not exist; run "tenancy list-sites"`)
+    const suggestion = closest(name, (await registry.listSites()).map((s) => s.name))
+    throw usageError(`site "${name}" does not exist; ${suggestion ? `did you mean "${suggestion}"? ` : ''}run "tenancy list-sites"`)
   }
   if (!options.allowAnyState && site.state !== 'ready') {
     const why =

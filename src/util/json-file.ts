@@ -105,7 +105,7 @@ export function jsonErrorOffset(text: string): number {
 /**
  * Parses JSON text; a syntax error becomes a usage error naming the file, line and column.
  */
-export function parseJson(text: string, file: string): unknown {
+export function parseJson(text: string, file: string, fix = 'fix the file and run the command again'): unknown {
   try {
     return JSON.parse(text)
   } catch (error) {
@@ -117,7 +117,7 @@ export function parseJson(text: string, file: string): unknown {
       offset >= text.length
         ? 'the text ends before the JSON is complete'
         : `unexpected ${JSON.stringify(text[offset])}${/^(Expected|Unexpected|Bad)/.test(message) && !message.includes('is not valid JSON') ? ` (${message.replace(/ in JSON at position \d+.*$/, '')})` : ''}`
-    throw usageError(`malformed JSON in ${file} at line ${line}, column ${column}: ${reason}; fix the file and run the command again`)
+    throw usageError(`malformed JSON in ${file} at line ${line}, column ${column}: ${reason}; ${fix}`)
   }
 }
 
