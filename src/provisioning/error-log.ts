@@ -1,16 +1,11 @@
+import type { Selectable } from 'kysely'
 import type { Bench } from '../bench.js'
 import { usageError } from '../errors.js'
 import { assertTenantName } from '../names.js'
+import type { ErrorLogTable } from '../registry/schema.js'
 
-export interface ErrorEntry {
-  id: number
-  at: string
-  tenant: string | null
-  site: string | null
-  step: string | null
-  job_id: number | null
-  message: string
-}
+/** One entry of the error log. */
+export type ErrorEntry = Selectable<ErrorLogTable>
 
 /** `tenancy errors`: the error log, newest first, with full messages. */
 export async function listErrors(bench: Bench, options: { tenant?: string; limit?: number } = {}): Promise<ErrorEntry[]> {
@@ -19,5 +14,5 @@ export async function listErrors(bench: Bench, options: { tenant?: string; limit
   const registry = await bench.registry()
   let query = registry.db.selectFrom('error_log').selectAll().orderBy('id', 'desc').limit(limit)
   if (options.tenant) query = query.where('tenant', '=', assertTenantName(options.tenant))
-  return (await query.execute()) as ErrorEntry[]
+  return query.execute()
 }
