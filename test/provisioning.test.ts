@@ -356,3 +356,88 @@ describe('background provisioning and the worker', () => {
     expect(readdirSync(join(bench, 'sites')).sort()).toEqual(Array.from({ length: 20 }, (_, i) => `q${i}.localhost`).sort())
   })
 })
+
+describe('secrets, notifications and doctor', () => {
+  it('a wrong encryption key is reported as such, and a malformed one fails fast before anything is recorded', async () => {
+    const bench = makeBench()
+    await tenancy(bench, ['tenant', 'create', 'acme'])
+    const other = Buffer.alloc(32, 9).toString('base64')
+    const wrong = await tenancy(bench, ['tenant', 'show', 'acme', '--show-secrets'], { env: { TENANCY_ENCRYPTION_KEY: other } })
+    expect(wrong.exitCode).toBe(1)
+    expect(wrong.stderr).toMatch(/wrong encryption key/)
+    const bad = await tenancy(bench, ['tenant', 'create', 'beta'], { env: { TENANCY_ENCRYPTION_KEY: 'not-a-key' } })
+    expect(bad.exitCode).toBe(2)
+    expect(bad.stderr).toMatch(/TENANCY_ENCRYPTION_KEY must hold 32 bytes/)
+    expect((await tenancy(bench, ['tenant', 'list', '--json'])).json.tenants.map((t: any) => t.name)).toEqual(['acme'])
+  })
+
+  it('POSTs tenant events to a webhook', async () => {
+    const { createServer } = await import('node:http')
+    const bodies: any[] = []
+    const server = createServer((req, res) => {
+      let text = ''
+      req.on('data', (c) => (text += c))
+      req.on('end', () => {
+        bodies.push(JSON.parse(text))
+        res.end('ok')
+      })
+    })
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    try {
+      const bench = makeBench()
+      const port = (server.address() as any).port
+      setConfig(bench, (c) => (c.provision.notify = { webhook: `http://127.0.0.1:${port}/tenants` }))
+      const r = await tenancy(bench, ['tenant', 'create', 'acme'])
+      expect(r.exitCode, r.stderr).toBe(0)
+      expect(bodies).toEqual([expect.objectContaining({ event: 'tenant.active', tenant: expect.objectContaining({ name: 'acme', status: 'active' }) })])
+      expect(JSON.stringify(bodies)).not.toMatch(/api_secret|admin_password/)
+    } finally {
+      server.close()
+    }
+  })
+
+  it('doctor finds a stray directory and a site whose database is gone, and --fix repairs both', async () => {
+    const bench = makeBench()
+    await tenancy(bench, ['tenant', 'create', 'acme'])
+    const { mkdirSync, rmSync } = await import('node:fs')
+    mkdirSync(join(bench, 'sites', 'stray.localhost'))
+    rmSync(join(bench, 'sites', 'acme.localhost', 'db.sqlite'))
+    const check = await tenancy(bench, ['doctor', '--json'])
+    expect(check.exitCode).toBe(1)
+    expect(check.json.findings.map((f: any) => f.kind).sort()).toEqual(['missing_site', 'stray_directory'])
+    const fix = await tenancy(bench, ['doctor', '--fix', '--json'])
+    expect(fix.exitCode, fix.stderr).toBe(0)
+    expect(fix.json.remaining).toBe(0)
+    expect(existsSync(join(bench, 'sites', 'stray.localhost'))).toBe(false)
+    expect(readdirSync(join(bench, 'archived', 'sites')).some((d) => d.startsWith('stray.localhost-stray'))).toBe(true)
+    await expectExactlyOne(bench, 'acme')
+    expect((await tenancy(bench, ['doctor'])).exitCode).toBe(0)
+  })
+
+  it('SIGTERM lets a worker finish the running step, requeue the job and exit; the next worker finishes it', async () => {
+    const bench = makeBench()
+    const started = join(bench, 'step-started')
+    writeFileSync(join(bench, 'slow.mjs'), `import { writeFileSync } from 'node:fs'\nwriteFileSync(${JSON.stringify(started)}, '')\nawait new Promise((r) => setTimeout(r, 1500))\nconsole.log('slow step finished')\n`)
+    setConfig(bench, (c) => (c.provision.steps = ['create-site', { name: 'slow', run: 'node slow.mjs' }, 'install-apps', 'api-user', 'api-keys', 'activate']))
+    const { spawnTenancy } = await import('./helpers.js')
+    // Record the tenant as queued without letting --background start a worker of its own.
+    setConfig(bench, (c) => (c.auto_provision_tenant_sites = false))
+    await tenancy(bench, ['tenant', 'create', 'acme'])
+    const db = new Database(registry(bench))
+    db.prepare("insert into jobs (tenant_id, kind, status, attempts, run_at, created_at, updated_at) select id, 'provision', 'queued', 0, ?, ?, ? from tenants").run(new Date().toISOString(), new Date().toISOString(), new Date().toISOString())
+    db.prepare("update tenants set provisioning_status = 'queued'").run()
+    db.close()
+    const worker = spawnTenancy(bench, ['worker'])
+    for (let i = 0; i < 200 && !existsSync(started); i++) await new Promise((r) => setTimeout(r, 50))
+    worker.kill('SIGTERM')
+    const r = await worker
+    expect(r.exitCode).toBe(130)
+    const show = (await tenancy(bench, ['tenant', 'show', 'acme', '--json'])).json
+    expect(show.steps.map((s: any) => s.status)).toEqual(['done', 'done', 'pending', 'pending', 'pending', 'pending', 'pending'])
+    expect(show.steps[1].output).toBe('slow step finished')
+    expect(query(registry(bench), 'select status, attempts from jobs')).toEqual([{ status: 'queued', attempts: 0 }])
+    const again = await tenancy(bench, ['worker', '--once'])
+    expect(again.exitCode, again.stderr).toBe(0)
+    await expectExactlyOne(bench, 'acme')
+  })
+})
