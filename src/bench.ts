@@ -50,6 +50,7 @@ export class Bench {
   readonly config: BenchConfig
   readonly env: NodeJS.ProcessEnv
   #registry: Promise<Registry> | undefined
+  #recovered = false
   #secretBox: SecretBox | undefined
 
   constructor(configFile: string, env: NodeJS.ProcessEnv = process.env) {
@@ -85,9 +86,19 @@ export class Bench {
     return join(this.sitesPath, site)
   }
 
-  registry(): Promise<Registry> {
+  /**
+   * The registry, opened on first use. The first opener also finishes any pool pull that a
+   * killed process left half-done (its registry part committed, its site not yet moved).
+   */
+  async registry(): Promise<Registry> {
     this.#registry ??= Registry.open(this.config.registry, this.root)
-    return this.#registry
+    const registry = await this.#registry
+    if (!this.#recovered) {
+      this.#recovered = true
+      const stuck = await registry.db.selectFrom('tenants').select('id').where('pull_from', 'is not', null).limit(1).execute()
+      if (stuck.length > 0) await (await import('./pool/pool.js')).recoverPulls(this)
+    }
+    return registry
   }
 
   secretBox(): SecretBox {

@@ -58,3 +58,50 @@ export { runWorker, type WorkerOptions, type WorkerResult } from './provisioning
 export { doctor, type DoctorResult, type Finding } from './provisioning/doctor.js'
 export { listErrors, type ErrorEntry } from './provisioning/error-log.js'
 export type { TenantJson, StepJson } from './provisioning/tenant-record.js'
+
+// ---- the pending pool ----------------------------------------------------------------
+
+import { usingBench as usingBenchForPool, type Bench as PoolBench, type BenchOptions as PoolBenchOptions } from './bench.js'
+import * as poolModule from './pool/pool.js'
+import type { PoolOptions, PullAttributes, PullResult } from './pool/pool.js'
+import type { TenantJson as PoolTenantJson } from './provisioning/tenant-record.js'
+
+export type { PendingAttributesHook, PoolOptions, PullAttributes, PullResult, PendingCreateResult, ClearResult } from './pool/pool.js'
+export { pendingCreate, pendingClear, createOrPullTenant } from './pool/pool.js'
+
+/**
+ * Where the pool functions find their bench: an open `bench`, or `BenchOptions` (`cwd`,
+ * `config`), by default the bench found from the working directory or `TENANCY_CONFIG`.
+ * `getPendingAttributes` gives default attributes for new pending tenants.
+ */
+export type PoolCallOptions = PoolBenchOptions & PoolOptions & { bench?: PoolBench }
+
+function withPoolBench<T>(options: PoolCallOptions, fn: (bench: PoolBench) => Promise<T>): Promise<T> {
+  return options.bench ? fn(options.bench) : usingBenchForPool(options, fn)
+}
+
+/** Adds one fully provisioned pending tenant to the pool. */
+export function createPending(attrs: Record<string, unknown> = {}, options: PoolCallOptions = {}): Promise<PoolTenantJson> {
+  return withPoolBench(options, (bench) => poolModule.createPending(bench, attrs, options))
+}
+
+/**
+ * At sign-up: takes a ready pending tenant (milliseconds), or provisions a new one when the
+ * pool is empty.
+ *
+ * @example
+ * const tenant = await pullPending({ name: 'acme', data: { plan: 'pro' } })
+ */
+export function pullPending(attrs: PullAttributes & { name: string }, options: PoolCallOptions = {}): Promise<PullResult> {
+  return withPoolBench(options, (bench) => poolModule.pullPending(bench, attrs))
+}
+
+/** Takes a ready pending tenant; null when the pool has none (unless `firstOrCreate`). */
+export function pullPendingFromPool(firstOrCreate = false, attrs: PullAttributes = {}, options: PoolCallOptions = {}): Promise<PullResult | null> {
+  return withPoolBench(options, (bench) => poolModule.pullPendingFromPool(bench, firstOrCreate, attrs))
+}
+
+/** How many pending tenants the pool holds, ready or still being provisioned. */
+export function pendingCount(options: PoolCallOptions = {}): Promise<number> {
+  return withPoolBench(options, (bench) => poolModule.pendingCount(bench))
+}

@@ -123,11 +123,16 @@ export function registerSiteCommands(program: Command): void {
   program
     .command('list-sites')
     .description('list sites with database type, installed apps and owning tenant')
+    .option('--with-pending [bool]', 'include sites of pending tenants (true/1/false/0)')
+    .option('--only-pending', 'only sites of pending tenants')
+    .option('--without-pending', 'leave sites of pending tenants out')
     .action(async (_o, command: Command) => {
       const ctx = contextFor(command)
+      const { pendingChoice } = await import('./tenant-commands.js')
+      const pending = pendingChoice(ctx.opts)
       await ctx.withBench(async (bench) => {
         const { listSites } = await import('./core.js')
-        const sites = await listSites(bench)
+        const sites = await listSites(bench, { pending })
         ctx.out.result({ sites }, () => {
           if (sites.length === 0) return 'No sites yet; create one with "tenancy new-site acme.localhost"'
           return table(

@@ -16,6 +16,14 @@ export function parsePendingFlag(value: unknown): boolean | undefined {
   throw usageError(`invalid --with-pending value "${String(value)}": use true, 1, false or 0`)
 }
 
+/** The pending filter of a listing from its flags; undefined means `pending.include_in_queries`. */
+export function pendingChoice(o: Record<string, unknown>): 'with' | 'only' | 'without' | undefined {
+  const chosen = [o.withPending !== undefined, o.onlyPending, o.withoutPending].filter(Boolean).length
+  if (chosen > 1) throw usageError('give only one of --with-pending, --only-pending and --without-pending')
+  const withPending = parsePendingFlag(o.withPending)
+  return o.onlyPending ? 'only' : o.withoutPending ? 'without' : withPending === undefined ? undefined : withPending ? 'with' : 'without'
+}
+
 function positiveInt(flag: string) {
   return (value: string) => {
     const n = Number(value)
@@ -75,11 +83,12 @@ export function registerTenantCommands(program: Command): void {
       const ctx = contextFor(command)
       const o = ctx.opts as Record<string, any>
       await ctx.withBench(async (bench) => {
-        const { createTenant, parseDataPairs } = await import('./core.js')
+        const { createOrPullTenant, parseDataPairs } = await import('./core.js')
         const progress = stepProgress(ctx.out)
         let result
         try {
-          result = await createTenant(bench, {
+          result = await createOrPullTenant(bench, {
+            pool: o.pool,
             name,
             site: o.site,
             siteUrl: o.siteUrl,
@@ -92,6 +101,10 @@ export function registerTenantCommands(program: Command): void {
           })
         } finally {
           await progress.settle()
+        }
+        if (result.mode === 'pulled') {
+          ctx.out.result(result, () => `Tenant ${result.name} is active (taken from the pool): site ${result.site}, api_key ${result.api_key}`)
+          return
         }
         const { provisioning, ...record } = result
         ctx.out.result(record, () => {
@@ -114,16 +127,15 @@ export function registerTenantCommands(program: Command): void {
     .action(async (_o, command: Command) => {
       const ctx = contextFor(command)
       const o = ctx.opts as Record<string, any>
-      const chosen = [o.withPending !== undefined, o.onlyPending, o.withoutPending].filter(Boolean).length
-      if (chosen > 1) throw usageError('give only one of --with-pending, --only-pending and --without-pending')
-      const withPending = parsePendingFlag(o.withPending)
-      const pending = o.onlyPending ? 'only' : o.withoutPending ? 'without' : withPending === undefined ? undefined : withPending ? 'with' : 'without'
+      const pending = pendingChoice(o)
       await ctx.withBench(async (bench) => {
         const { listTenants } = await import('./core.js')
         const tenants = await listTenants(bench, { status: o.status, pending })
         ctx.out.result({ tenants }, () =>
           tenants.length === 0
-            ? 'No tenants; create one with "tenancy tenant create acme"'
+            ? pending === 'only' || o.status
+              ? 'No tenants match'
+              : 'No tenants; create one with "tenancy tenant create acme"'
             : table(
                 ['TENANT', 'SITE', 'STATUS', 'PROVISIONING', 'PENDING', 'CREATED'],
                 tenants.map((t) => [t.name, t.site ?? '-', t.status, t.provisioning_status, t.pending_since ? 'yes' : '-', t.created_at]),
@@ -165,6 +177,50 @@ export function registerTenantCommands(program: Command): void {
         await ctx.confirm(`Delete tenant ${name}${keepSite ? '' : ' and drop its site'}?`, `tenant delete "${name}"${keepSite ? '' : ' drops its site'}`)
         const result = await deleteTenant(bench, name, { keepSite })
         ctx.out.result(result, () => `Deleted tenant ${name}${result.site_dropped ? `; dropped site ${result.site}${result.archived_to ? ` (archived to ${result.archived_to})` : ''}` : ''}`)
+      })
+    })
+
+  program
+    .command('pending-create')
+    .description('keep N pending tenants in the pool: creates only the shortfall')
+    .option('--count <n>', 'pool size (default: TENANCY_PENDING_COUNT, else pending.count)', (v: string) => {
+      if (!/^\d+$/.test(v)) throw usageError(`invalid --count "${v}": give a whole number`)
+      return Number(v)
+    })
+    .option('--concurrency <n>', 'tenants provisioned at once', positiveInt('--concurrency'), 1)
+    .action(async (_o, command: Command) => {
+      const ctx = contextFor(command)
+      const o = ctx.opts as Record<string, any>
+      await ctx.withBench(async (bench) => {
+        const { pendingCreate } = await import('./core.js')
+        const result = await pendingCreate(bench, {
+          count: o.count,
+          concurrency: o.concurrency,
+          signal: ctx.signal,
+          onProvisioned: (r) => {
+            if (r.status === 'completed') ctx.out.success(`provisioned pending tenant ${r.tenant}`)
+            else if (r.status === 'failed') ctx.out.info(`${ctx.out.color.red('✖')} pending tenant ${r.tenant} failed: ${r.error}`)
+          },
+        })
+        ctx.out.result(result, () =>
+          `Pool: ${result.pool.ready} ready, ${result.pool.provisioning} being provisioned${result.pool.failed ? `, ${result.pool.failed} failed` : ''} (target ${result.target}); created ${result.reserved.length}`,
+        )
+        if (result.failed.length > 0) process.exitCode = EXIT_FAILED
+      })
+    })
+
+  program
+    .command('pending-clear')
+    .description('delete pending tenants (all, or older than a bound) with their sites')
+    .option('--older-than-days <n>', 'only those pending for more than N days', Number)
+    .option('--older-than-hours <n>', 'only those pending for more than N hours', Number)
+    .action(async (_o, command: Command) => {
+      const ctx = contextFor(command)
+      const o = ctx.opts as Record<string, any>
+      await ctx.withBench(async (bench) => {
+        const { pendingClear } = await import('./core.js')
+        const result = await pendingClear(bench, { olderThanDays: o.olderThanDays, olderThanHours: o.olderThanHours })
+        ctx.out.result(result, () => `Cleared ${result.cleared.length} pending tenant(s)${result.skipped.length ? `; left ${result.skipped.length} that were in use` : ''}`)
       })
     })
 

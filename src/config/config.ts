@@ -31,7 +31,7 @@ export interface BenchConfig {
     retry_delay: number
     notify?: { webhook?: string; run?: string }
   }
-  pending: { count: number; include_in_queries: boolean }
+  pending: { count: number; include_in_queries: boolean; attributes?: Record<string, unknown> }
   migrate: { concurrency: number }
   provision_admin_password?: string
   provision_mariadb_root_password?: string
@@ -118,6 +118,7 @@ const KEYS: Record<string, { check: Check; fallback?: () => unknown }> = {
   pending: { check: obj, fallback: () => ({}) },
   'pending.count': { check: intRange(0, 100_000), fallback: () => 5 },
   'pending.include_in_queries': { check: bool, fallback: () => false },
+  'pending.attributes': { check: obj },
   migrate: { check: obj, fallback: () => ({}) },
   'migrate.concurrency': { check: intRange(1, 1024), fallback: () => availableParallelism() },
   provision_admin_password: { check: (v) => (typeof v === 'string' ? null : 'a string') },

@@ -21,12 +21,14 @@ export interface ProvisionOptions {
   onWait?: (holder: string) => void
   /** Send `tenant.failed` when a step fails (the worker does that only after its last retry). */
   notifyFailure?: boolean
+  /** false: when another live process holds the tenant, return `busy` instead of waiting. */
+  waitForLease?: boolean
 }
 
 export interface ProvisionResult {
   tenant: string
   site: string | null
-  status: 'completed' | 'already_active' | 'failed' | 'interrupted'
+  status: 'completed' | 'already_active' | 'failed' | 'interrupted' | 'busy'
   steps: StepJson[]
   error: string | null
   notify_error?: string
@@ -35,11 +37,12 @@ export interface ProvisionResult {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 /** Waits for the tenant's lease: another live process provisioning it finishes or dies first. */
-async function acquire(bench: Bench, tenant: TenantRow, options: ProvisionOptions): Promise<TenantLease> {
+async function acquire(bench: Bench, tenant: TenantRow, options: ProvisionOptions): Promise<TenantLease | undefined> {
   let told = false
   for (;;) {
     const lease = await tryTenantLease(bench, tenant.id)
     if ('owner' in lease) return lease
+    if (options.waitForLease === false) return undefined
     if (!told) options.onWait?.(lease.heldBy)
     told = true
     if (options.signal?.aborted) throw new InterruptedError(`waiting for tenant "${tenant.name}"`)
@@ -69,6 +72,7 @@ export async function provisionTenant(bench: Bench, name: string, options: Provi
   if (!site) throw new TenancyError(`tenant "${name}" has no site to provision; delete it and create it again with --site`)
 
   const lease = await acquire(bench, tenant, options)
+  if (!lease) return done('busy', null)
   let current: string | undefined
   try {
     tenant = await requireTenant(bench, name)

@@ -1,4 +1,6 @@
+import type { Kysely } from 'kysely'
 import type { Bench } from '../bench.js'
+import type { RegistrySchema } from '../registry/schema.js'
 import { TenancyError, usageError } from '../errors.js'
 import { assertSiteName, assertTenantName } from '../names.js'
 import { now } from '../registry/registry.js'
@@ -6,7 +8,7 @@ import { coerceConfigValue } from '../sites/config-commands.js'
 import { dropSite } from '../sites/drop-site.js'
 import { tryTenantLease } from './lease.js'
 import { provisionTenant, type ProvisionOptions, type ProvisionResult } from './runner.js'
-import { preflight } from './steps.js'
+import { preflight, type PlannedStep } from './steps.js'
 import { parseData, requireTenant, stepJson, tenantJson, tenantSteps, type StepJson, type TenantJson, type TenantRow } from './tenant-record.js'
 import { enqueueJob, ensureWorker } from './worker.js'
 
@@ -39,6 +41,53 @@ export function siteFor(bench: Bench, name: string, options: { site?: string; si
   return assertSiteName(options.site ?? `${name}.${bench.config.default_site_domain}`)
 }
 
+/** Refuses a tenant name or site that is taken (inside the caller's write transaction). */
+export async function assertFree(trx: Kysely<RegistrySchema>, name: string, site: string): Promise<void> {
+  const clash = await trx.selectFrom('tenants').select(['name', 'site']).where((eb) => eb.or([eb('name', '=', name), eb('site', '=', site)])).executeTakeFirst()
+  if (clash?.name === name) throw usageError(`tenant "${name}" already exists; see it with "tenancy tenant show ${name}"`)
+  if (clash) throw usageError(`site "${site}" belongs to tenant "${clash.name}"; give this tenant another --site`)
+  if (await trx.selectFrom('sites').select('name').where('name', '=', site).executeTakeFirst()) {
+    throw usageError(`site "${site}" exists already and belongs to no tenant; give this tenant another --site`)
+  }
+}
+
+/** Inserts a tenant with its pipeline's steps (and a job when queued) inside the caller's transaction; returns its id. */
+export async function insertTenant(
+  trx: Kysely<RegistrySchema>,
+  tenant: { name: string; site: string; data: Record<string, unknown>; provisioningStatus: 'not_started' | 'queued'; pendingSince: string | null; queueJob: boolean },
+  steps: PlannedStep[],
+): Promise<number> {
+  const at = now()
+  const inserted = await trx
+    .insertInto('tenants')
+    .values({
+      name: tenant.name,
+      site: tenant.site,
+      status: 'inactive',
+      provisioning_status: tenant.provisioningStatus,
+      pending_since: tenant.pendingSince,
+      data: JSON.stringify(tenant.data),
+      api_key: null,
+      api_secret_enc: null,
+      admin_password_enc: null,
+      lease_owner: null,
+      lease_expires_at: null,
+      pull_from: null,
+      error: null,
+      created_at: at,
+      updated_at: at,
+      provisioned_at: null,
+    })
+    .returning('id')
+    .executeTakeFirstOrThrow()
+  await trx
+    .insertInto('steps')
+    .values(steps.map((s, idx) => ({ tenant_id: inserted.id, idx, name: s.name, status: 'pending', attempts: 0, started_at: null, finished_at: null, error: null, output: null, spec: JSON.stringify(s.spec) })))
+    .execute()
+  if (tenant.queueJob) await enqueueJob(trx, inserted.id)
+  return inserted.id
+}
+
 export interface CreateTenantOptions extends ProvisionOptions {
   name: string
   site?: string
@@ -67,41 +116,8 @@ export async function createTenant(bench: Bench, options: CreateTenantOptions): 
   const auto = bench.config.auto_provision_tenant_sites
   const queued = auto && options.background === true
   const tenantId = await registry.writeTransaction(async (trx) => {
-    const clash = await trx.selectFrom('tenants').select(['name', 'site']).where((eb) => eb.or([eb('name', '=', name), eb('site', '=', site)])).executeTakeFirst()
-    if (clash?.name === name) throw usageError(`tenant "${name}" already exists; see it with "tenancy tenant show ${name}"`)
-    if (clash) throw usageError(`site "${site}" belongs to tenant "${clash.name}"; give this tenant another --site`)
-    if (await trx.selectFrom('sites').select('name').where('name', '=', site).executeTakeFirst()) {
-      throw usageError(`site "${site}" exists already and belongs to no tenant; give this tenant another --site`)
-    }
-    const at = now()
-    const inserted = await trx
-      .insertInto('tenants')
-      .values({
-        name,
-        site,
-        status: 'inactive',
-        provisioning_status: queued ? 'queued' : 'not_started',
-        pending_since: null,
-        data: JSON.stringify(options.data ?? {}),
-        api_key: null,
-        api_secret_enc: null,
-        admin_password_enc: null,
-        lease_owner: null,
-        lease_expires_at: null,
-        pull_from: null,
-        error: null,
-        created_at: at,
-        updated_at: at,
-        provisioned_at: null,
-      })
-      .returning('id')
-      .executeTakeFirstOrThrow()
-    await trx
-      .insertInto('steps')
-      .values(steps.map((s, idx) => ({ tenant_id: inserted.id, idx, name: s.name, status: 'pending', attempts: 0, started_at: null, finished_at: null, error: null, output: null, spec: JSON.stringify(s.spec) })))
-      .execute()
-    if (queued) await enqueueJob(trx, inserted.id)
-    return inserted.id
+    await assertFree(trx, name, site)
+    return insertTenant(trx, { name, site, data: options.data ?? {}, provisioningStatus: queued ? 'queued' : 'not_started', pendingSince: null, queueJob: queued }, steps)
   })
   const snapshot = async (mode: CreateTenantResult['mode'], extra: Partial<CreateTenantResult> = {}): Promise<CreateTenantResult> => {
     const row = await requireTenant(bench, name)

@@ -133,7 +133,7 @@ export async function runWorker(bench: Bench, options: WorkerOptions = {}): Prom
       })
       error = result.error ?? undefined
       if (result.status === 'completed' || result.status === 'already_active') status = 'done'
-      else if (result.status === 'interrupted') status = 'requeued'
+      else if (result.status === 'interrupted' || result.status === 'busy') status = 'requeued'
       else if (job.attempts >= bench.config.provision.max_attempts) status = 'failed'
       else status = 'retry'
     } catch (thrown) {

@@ -13,10 +13,10 @@ export interface SiteListing {
 }
 
 /** `tenancy list-sites`: every registered site with its database, apps and owning tenant. */
-export async function listSites(bench: Bench, options: { withPending?: boolean } = {}): Promise<SiteListing[]> {
+export async function listSites(bench: Bench, options: { pending?: 'with' | 'only' | 'without' } = {}): Promise<SiteListing[]> {
   const registry = await bench.registry()
   const [sites, tenants] = await Promise.all([registry.listSites(), registry.tenantsBySite()])
-  const includePending = options.withPending ?? true
+  const pending = options.pending ?? (bench.config.pending.include_in_queries ? 'with' : 'without')
   return sites
     .map((s) => {
       const tenant = tenants.get(s.name)
@@ -31,5 +31,5 @@ export async function listSites(bench: Bench, options: { withPending?: boolean }
         created_at: s.created_at,
       }
     })
-    .filter((s) => includePending || !s.pending)
+    .filter((s) => (pending === 'only' ? s.pending : pending === 'without' ? !s.pending : true))
 }

@@ -1,0 +1,362 @@
+import { randomBytes } from 'node:crypto'
+import { existsSync, renameSync } from 'node:fs'
+import type { Kysely } from 'kysely'
+import type { Bench } from '../bench.js'
+import { TenancyError, messageOf, usageError } from '../errors.js'
+import { assertTenantName } from '../names.js'
+import { now, ownerAlive } from '../registry/registry.js'
+import type { RegistrySchema } from '../registry/schema.js'
+import { generateKeysFor } from '../sites/api-keys.js'
+import { dropSite } from '../sites/drop-site.js'
+import { usingSite } from '../sites/site.js'
+import { faultPoint } from '../util/fault.js'
+import { fsyncDirectory } from '../util/json-file.js'
+import { LEASE_MS, inFuture, newOwner, tryTenantLease } from '../provisioning/lease.js'
+import { provisionTenant, type ProvisionResult } from '../provisioning/runner.js'
+import { apiUserFor, preflight } from '../provisioning/steps.js'
+import { parseData, requireTenant, stepJson, tenantJson, tenantSteps, type StepJson, type TenantJson, type TenantRow } from '../provisioning/tenant-record.js'
+import { assertFree, createTenant, insertTenant, siteFor, type CreateTenantOptions, type CreateTenantResult } from '../provisioning/tenants.js'
+
+/** Default attributes for pending tenants: a function in code, or `pending.attributes` in the config. */
+export type PendingAttributesHook = () => Record<string, unknown> | Promise<Record<string, unknown>>
+
+export interface PoolOptions {
+  getPendingAttributes?: PendingAttributesHook
+}
+
+async function defaultAttributes(bench: Bench, options: PoolOptions): Promise<Record<string, unknown>> {
+  return { ...(bench.config.pending.attributes ?? {}), ...((await options.getPendingAttributes?.()) ?? {}) }
+}
+
+/** The pool size to maintain: `--count`, else TENANCY_PENDING_COUNT / `pending.count` (already merged into the config). */
+export function poolTarget(bench: Bench, count?: number): number {
+  if (count === undefined) return bench.config.pending.count
+  if (!Number.isInteger(count) || count < 0 || count > 100_000) throw usageError(`invalid --count "${count}": give a whole number from 0 to 100000`)
+  return count
+}
+
+/** Counts of the pool: ready to pull, and still being provisioned (or waiting to be). */
+export async function poolStatus(bench: Bench): Promise<{ ready: number; provisioning: number; failed: number }> {
+  const registry = await bench.registry()
+  const rows = await registry.db
+    .selectFrom('tenants')
+    .select(['provisioning_status', (eb) => eb.fn.countAll<number>().as('n')])
+    .where('pending_since', 'is not', null)
+    .groupBy('provisioning_status')
+    .execute()
+  const count = (statuses: string[]) => rows.filter((r) => statuses.includes(r.provisioning_status)).reduce((n, r) => n + Number(r.n), 0)
+  return { ready: count(['completed']), provisioning: count(['not_started', 'queued', 'in_progress']), failed: count(['failed']) }
+}
+
+/** `pendingCount()`: how many pending tenants there are, ready or still being provisioned. */
+export async function pendingCount(bench: Bench): Promise<number> {
+  const status = await poolStatus(bench)
+  return status.ready + status.provisioning + status.failed
+}
+
+function placeholder(bench: Bench): { name: string; site: string } {
+  const name = `pending-${randomBytes(5).toString('hex')}`
+  return { name, site: `${name}.${bench.config.default_site_domain}` }
+}
+
+/**
+ * Reserves the shortfall of the pool in one write transaction: counts pending tenants
+ * (ready or not) and inserts only what is missing, so overlapping runs never push the pool
+ * over `target`. Returns the names reserved.
+ */
+export async function reservePending(bench: Bench, target: number, options: PoolOptions = {}): Promise<string[]> {
+  const steps = preflight(bench)
+  const data = await defaultAttributes(bench, options)
+  const registry = await bench.registry()
+  return registry.writeTransaction(async (trx) => {
+    const row = await trx.selectFrom('tenants').select((eb) => eb.fn.countAll<number>().as('n')).where('pending_since', 'is not', null).executeTakeFirst()
+    const shortfall = Math.max(0, target - Number(row?.n ?? 0))
+    const names: string[] = []
+    for (let i = 0; i < shortfall; i++) {
+      const { name, site } = placeholder(bench)
+      await insertTenant(trx, { name, site, data, provisioningStatus: 'queued', pendingSince: now(), queueJob: false }, steps)
+      names.push(name)
+    }
+    return names
+  })
+}
+
+export interface PendingCreateResult {
+  target: number
+  reserved: string[]
+  provisioned: string[]
+  failed: { tenant: string; error: string }[]
+  pool: { ready: number; provisioning: number; failed: number }
+}
+
+/**
+ * `tenancy pending-create`: keeps `target` pending tenants. Reserves the shortfall, then
+ * provisions what it reserved and any reservation a run that died left behind (skipping
+ * tenants another live process is provisioning), `concurrency` at a time.
+ */
+export async function pendingCreate(
+  bench: Bench,
+  options: PoolOptions & { count?: number; concurrency?: number; signal?: AbortSignal; onProvisioned?: (r: ProvisionResult) => void } = {},
+): Promise<PendingCreateResult> {
+  const target = poolTarget(bench, options.count)
+  const reserved = await reservePending(bench, target, options)
+  const registry = await bench.registry()
+  const unfinished = await registry.db
+    .selectFrom('tenants')
+    .select('name')
+    .where('pending_since', 'is not', null)
+    .where('provisioning_status', 'in', ['not_started', 'queued', 'in_progress', 'failed'])
+    .orderBy('pending_since')
+    .execute()
+  const queue = [...new Set([...reserved, ...unfinished.map((t) => t.name)])]
+  const provisioned: string[] = []
+  const failed: { tenant: string; error: string }[] = []
+  const lane = async () => {
+    for (let name = queue.shift(); name !== undefined && !options.signal?.aborted; name = queue.shift()) {
+      let result: ProvisionResult
+      try {
+        result = await provisionTenant(bench, name, { signal: options.signal, waitForLease: false })
+      } catch (error) {
+        // Cleared or pulled meanwhile: nothing to do for it here.
+        if (error instanceof TenancyError && error.exitCode === 2) continue
+        throw error
+      }
+      options.onProvisioned?.(result)
+      if (result.status === 'completed') provisioned.push(name)
+      else if (result.status === 'failed') failed.push({ tenant: name, error: result.error ?? 'unknown error' })
+    }
+  }
+  await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 1) }, lane))
+  return { target, reserved, provisioned, failed, pool: await poolStatus(bench) }
+}
+
+/** `createPending(attrs)`: adds one pending tenant to the pool now, whatever the pool's size. */
+export async function createPending(bench: Bench, attrs: Record<string, unknown> = {}, options: PoolOptions = {}): Promise<TenantJson> {
+  const steps = preflight(bench)
+  const data = { ...(await defaultAttributes(bench, options)), ...attrs }
+  const { name, site } = placeholder(bench)
+  const registry = await bench.registry()
+  await registry.writeTransaction((trx) => insertTenant(trx, { name, site, data, provisioningStatus: 'queued', pendingSince: now(), queueJob: false }, steps))
+  const result = await provisionTenant(bench, name)
+  if (result.status !== 'completed') throw new TenancyError(`creating a pending tenant failed: ${result.error}; it stays in the pool, run "tenancy pending-create" to finish it`)
+  return tenantJson(await requireTenant(bench, name))
+}
+
+export interface ClearResult {
+  cleared: string[]
+  skipped: { tenant: string; reason: string }[]
+}
+
+/**
+ * `tenancy pending-clear`: deletes pending tenants (all, or older than the bound) with their
+ * sites. A tenant is deleted only if it is still pending at the moment of the delete and no
+ * one holds it, so a tenant pulled (or being provisioned) meanwhile is never touched.
+ */
+export async function pendingClear(bench: Bench, options: { olderThanDays?: number; olderThanHours?: number } = {}): Promise<ClearResult> {
+  if (options.olderThanDays !== undefined && options.olderThanHours !== undefined) {
+    throw usageError('give either --older-than-days or --older-than-hours, not both')
+  }
+  for (const [flag, value] of [['--older-than-days', options.olderThanDays], ['--older-than-hours', options.olderThanHours]] as const) {
+    if (value !== undefined && (!Number.isFinite(value) || value < 0)) throw usageError(`invalid ${flag} "${value}": give a number of ${flag.slice(13)} of 0 or more`)
+  }
+  const hours = options.olderThanDays !== undefined ? options.olderThanDays * 24 : options.olderThanHours
+  const registry = await bench.registry()
+  let query = registry.db.selectFrom('tenants').selectAll().where('pending_since', 'is not', null)
+  if (hours !== undefined) query = query.where('pending_since', '<', new Date(Date.now() - hours * 3_600_000).toISOString())
+  const candidates = await query.orderBy('pending_since').execute()
+  const result: ClearResult = { cleared: [], skipped: [] }
+  for (const tenant of candidates) {
+    const lease = await tryTenantLease(bench, tenant.id)
+    if (!('owner' in lease)) {
+      result.skipped.push({ tenant: tenant.name, reason: `held by ${lease.heldBy}` })
+      continue
+    }
+    let deleted = false
+    try {
+      deleted = await registry.writeTransaction(async (trx) => {
+        const gone = await trx
+          .deleteFrom('tenants')
+          .where('id', '=', tenant.id)
+          .where('pending_since', 'is not', null)
+          .where('lease_owner', '=', lease.owner)
+          .executeTakeFirst()
+        if (Number(gone.numDeletedRows) !== 1) return false
+        await trx.deleteFrom('steps').where('tenant_id', '=', tenant.id).execute()
+        await trx.deleteFrom('jobs').where('tenant_id', '=', tenant.id).execute()
+        // The site is marked first, so a crash before it is dropped leaves a row doctor finishes.
+        if (tenant.site) await trx.updateTable('sites').set({ state: 'dropping', updated_at: now() }).where('name', '=', tenant.site).where('tenant_id', '=', tenant.id).execute()
+        return true
+      })
+    } finally {
+      if (!deleted) await lease.release()
+    }
+    if (!deleted) {
+      result.skipped.push({ tenant: tenant.name, reason: 'pulled meanwhile' })
+      continue
+    }
+    if (tenant.site && (await registry.getSite(tenant.site))) await dropSite(bench, { site: tenant.site, archive: false, force: true })
+    result.cleared.push(tenant.name)
+  }
+  return result
+}
+
+export interface PullAttributes {
+  /** The tenant's name; default: the pending tenant's placeholder name. */
+  name?: string
+  site?: string
+  siteUrl?: string
+  /** Attributes merged over the pending tenant's own. */
+  data?: Record<string, unknown>
+}
+
+export interface PullResult extends TenantJson {
+  pulled_from: string
+}
+
+/** Claims the oldest ready pending tenant for `attrs` in one transaction; undefined when none is ready. */
+async function claim(bench: Bench, attrs: PullAttributes, owner: string): Promise<TenantRow | undefined> {
+  const registry = await bench.registry()
+  return registry.writeTransaction(async (trx: Kysely<RegistrySchema>) => {
+    const at = now()
+    const candidates = await trx
+      .selectFrom('tenants')
+      .selectAll()
+      .where('pending_since', 'is not', null)
+      .where('provisioning_status', '=', 'completed')
+      .orderBy('pending_since')
+      .orderBy('id')
+      .limit(20)
+      .execute()
+    const tenant = candidates.find((t) => !t.lease_owner || (t.lease_expires_at !== null && t.lease_expires_at < at) || ownerAlive(t.lease_owner) === false)
+    if (!tenant) return undefined
+    const name = attrs.name ?? tenant.name
+    const site = attrs.name || attrs.site || attrs.siteUrl ? siteFor(bench, name, attrs) : tenant.site!
+    if (name !== tenant.name || site !== tenant.site) await assertFree(trx, name, site)
+    const data = { ...parseData(tenant.data), ...(attrs.data ?? {}) }
+    const claimed = await trx
+      .updateTable('tenants')
+      .set({ name, site, data: JSON.stringify(data), pending_since: null, pull_from: tenant.site, lease_owner: owner, lease_expires_at: inFuture(LEASE_MS), updated_at: at })
+      .where('id', '=', tenant.id)
+      .where('pending_since', 'is not', null)
+      .where((eb) => (tenant.lease_owner === null ? eb('lease_owner', 'is', null) : eb('lease_owner', '=', tenant.lease_owner)))
+      .executeTakeFirst()
+    if (Number(claimed.numUpdatedRows) !== 1) return undefined
+    if (site !== tenant.site) await trx.updateTable('sites').set({ name: site, updated_at: at }).where('name', '=', tenant.site!).execute()
+    return { ...tenant, name, site, data: JSON.stringify(data), pending_since: null, pull_from: tenant.site, lease_owner: owner }
+  })
+}
+
+/**
+ * Finishes a pull whose registry part is committed (`pull_from` set): renames the site
+ * directory, moves the placeholder's API user to the tenant's own, issues new keys for it,
+ * then clears the marker. Safe to run again after a crash at any point.
+ */
+export async function finishPull(bench: Bench, tenant: TenantRow): Promise<void> {
+  const registry = await bench.registry()
+  const from = tenant.pull_from
+  const site = tenant.site
+  if (!from || !site) return
+  const oldPath = bench.sitePath(from)
+  const newPath = bench.sitePath(site)
+  if (from !== site && existsSync(oldPath) && !existsSync(newPath)) {
+    renameSync(oldPath, newPath)
+    fsyncDirectory(bench.sitesPath)
+  }
+  faultPoint('pull-after-rename')
+  const oldUser = apiUserFor(bench.config, { name: tenant.name, site: from })
+  const newUser = apiUserFor(bench.config, { name: tenant.name, site })
+  const keys = await usingSite(bench, site, ({ conn }) =>
+    conn.transaction(async (trx) => {
+      if (oldUser !== newUser) {
+        const has = async (user: string) => (await trx.selectFrom('users').select('name').where('name', '=', user).executeTakeFirst()) !== undefined
+        if ((await has(oldUser)) && !(await has(newUser))) {
+          await trx.updateTable('users').set({ name: newUser, email: newUser, updated_at: now() }).where('name', '=', oldUser).execute()
+          await trx.updateTable('user_roles').set({ user_name: newUser }).where('user_name', '=', oldUser).execute()
+          await trx.updateTable('api_keys').set({ user_name: newUser }).where('user_name', '=', oldUser).execute()
+        }
+      }
+      // Keys issued while the tenant sat in the pool are replaced: new key, new secret.
+      await trx.deleteFrom('api_keys').where('user_name', '=', newUser).execute()
+      return generateKeysFor(trx, newUser, site)
+    }),
+  )
+  await registry.db
+    .updateTable('tenants')
+    .set({ api_key: keys.api_key, api_secret_enc: bench.secretBox().encrypt(keys.api_secret), pull_from: null, lease_owner: null, lease_expires_at: null, updated_at: now() })
+    .where('id', '=', tenant.id)
+    .execute()
+}
+
+/** Finishes pulls a crashed process left half-done (their holder is gone). Returns the tenants finished. */
+export async function recoverPulls(bench: Bench): Promise<string[]> {
+  const registry = await bench.registry()
+  const rows = await registry.db.selectFrom('tenants').selectAll().where('pull_from', 'is not', null).execute()
+  const done: string[] = []
+  for (const row of rows) {
+    const dead = !row.lease_owner || (row.lease_expires_at !== null && row.lease_expires_at < now()) || ownerAlive(row.lease_owner) === false
+    if (!dead) continue
+    await finishPull(bench, row)
+    done.push(row.name)
+  }
+  return done
+}
+
+/**
+ * `pullPendingFromPool(firstOrCreate, attrs)`: takes the oldest ready pending tenant for
+ * `attrs`, atomically; two concurrent pulls never get the same tenant, and a pull that fails
+ * before its claim commits leaves the tenant in the pool. Returns null when the pool has no
+ * ready tenant, unless `firstOrCreate`, which provisions a new tenant then.
+ */
+export async function pullPendingFromPool(bench: Bench, firstOrCreate = false, attrs: PullAttributes = {}): Promise<PullResult | null> {
+  if (attrs.name !== undefined) assertTenantName(attrs.name)
+  const owner = newOwner()
+  const claimed = await claim(bench, attrs, owner)
+  if (!claimed) {
+    if (!firstOrCreate) return null
+    if (!attrs.name) throw usageError('the pool is empty and a new tenant needs a name; pass attrs.name')
+    const created = await createTenant(bench, { name: attrs.name, site: attrs.site, siteUrl: attrs.siteUrl, data: attrs.data })
+    if (created.provisioning && created.provisioning.status !== 'completed') {
+      throw new TenancyError(`the pool is empty and provisioning tenant "${attrs.name}" failed: ${created.provisioning.error}`)
+    }
+    const { mode: _mode, steps: _steps, provisioning: _p, worker_started: _w, ...tenant } = created
+    return { ...tenant, pulled_from: '' }
+  }
+  faultPoint('pull-after-claim')
+  try {
+    await finishPull(bench, claimed)
+  } catch (error) {
+    throw new TenancyError(
+      `pulled tenant "${claimed.name}" but could not finish moving its site from "${claimed.pull_from}": ${messageOf(error)}; run "tenancy doctor --fix"`,
+      { cause: error },
+    )
+  }
+  const row = await requireTenant(bench, claimed.name)
+  return { ...tenantJson(row), pulled_from: claimed.pull_from! }
+}
+
+/** `pullPending(attrs)`: a tenant from the pool, or a newly provisioned one when the pool is empty. */
+export async function pullPending(bench: Bench, attrs: PullAttributes & { name: string }): Promise<PullResult> {
+  return (await pullPendingFromPool(bench, true, attrs))!
+}
+
+
+export interface SignUpOptions extends CreateTenantOptions {
+  /** false (`--no-pool`): never take a tenant from the pool. */
+  pool?: boolean
+}
+
+/**
+ * `tenancy tenant create`: takes a ready pending tenant from the pool when there is one
+ * (instant), else records and provisions a new tenant (now, or queued with `background`).
+ */
+export async function createOrPullTenant(bench: Bench, options: SignUpOptions): Promise<CreateTenantResult | (PullResult & { mode: 'pulled'; steps: StepJson[] })> {
+  const name = assertTenantName(options.name)
+  if (options.pool !== false && bench.config.auto_provision_tenant_sites) {
+    const pulled = await pullPendingFromPool(bench, false, { name, site: options.site, siteUrl: options.siteUrl, data: options.data })
+    if (pulled) {
+      const row = await requireTenant(bench, name)
+      return { ...pulled, mode: 'pulled', steps: (await tenantSteps(bench, row.id)).map(stepJson) }
+    }
+  }
+  return createTenant(bench, options)
+}
