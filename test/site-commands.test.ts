@@ -54,7 +54,7 @@ describe('new-site', () => {
     expect(db.prepare("select count(*) as n from audit_log where action = 'app_installed' and ref_id = 'tenant_ops'").get()).toEqual({ n: 1 })
     const ledger = db.prepare('select app, count(*) as n from tenancy_migrations group by app order by app').all()
     expect(ledger).toEqual([
-      { app: 'core', n: 1 },
+      { app: 'core', n: 2 },
       { app: 'shared_lib', n: 4 },
       { app: 'tenant_ops', n: 6 },
     ])

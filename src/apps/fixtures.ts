@@ -1,3 +1,6 @@
+import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { basename } from 'node:path'
 import { sql, type Kysely } from 'kysely'
 import type { DbType } from '../config/config.js'
 import { TenancyError, messageOf, usageError } from '../errors.js'
@@ -32,6 +35,24 @@ function readFixture(file: string): FixtureFile {
   const fixture = raw as FixtureFile
   parsed.set(file, fixture)
   return fixture
+}
+
+/** A digest of an app's fixture files (names and contents); changes when any fixture changes. */
+export function fixturesDigest(files: readonly string[]): string {
+  const hash = createHash('sha256')
+  for (const file of files) hash.update(basename(file)).update('\0').update(readFileSync(file)).update('\0')
+  return hash.digest('hex')
+}
+
+/** Records that an app's fixtures are synced as of `digest` (inside the caller's transaction). */
+export async function recordFixtureDigest(db: Kysely<any>, dbType: DbType, app: string, digest: string): Promise<void> {
+  const at = new Date().toISOString()
+  let query = db.insertInto('tenancy_fixtures').values({ app, digest, synced_at: at })
+  query =
+    dbType === 'mariadb'
+      ? query.onDuplicateKeyUpdate({ digest, synced_at: at })
+      : query.onConflict((oc) => oc.column('app').doUpdateSet({ digest, synced_at: at }))
+  await query.execute()
 }
 
 /** How many rows a fixture file holds. */

@@ -3,7 +3,8 @@ import type { Bench } from '../bench.js'
 import { TenancyError } from '../errors.js'
 import { now, type InstalledAppSummary } from '../registry/registry.js'
 import { usingSite, type OpenSite } from '../sites/site.js'
-import { syncFixtures } from './fixtures.js'
+import { fixturesDigest, recordFixtureDigest, syncFixtures } from './fixtures.js'
+import { CORE_APP, CORE_MIGRATIONS } from '../sites/core-schema.js'
 import { runAfterInstall } from './hooks.js'
 import { resolveInstallOrder, type AppManifest } from './manifest.js'
 import { applyMigrations, ensureLedger, readLedger, sql } from './migrations.js'
@@ -79,11 +80,14 @@ export async function installAppsOn(
         if (prelude) await prelude(trx, exec)
         await ensureLedger(trx)
         const ledger = await readLedger(trx)
+        // The core schema is kept current before any app is installed on it.
+        await applyMigrations(trx, exec, CORE_APP, CORE_MIGRATIONS, ledger.get(CORE_APP) ?? new Set(), ctx)
         for (const app of group) {
           current = app
           options.onProgress?.({ app: app.name, phase: 'start' })
           const migrations = await applyMigrations(trx, exec, app.name, app.migrations, ledger.get(app.name) ?? new Set(), ctx)
           const fixtures = await syncFixtures(trx, site.conn.dbType, app.name, app.fixtures)
+          await recordFixtureDigest(trx, site.conn.dbType, app.name, fixturesDigest(app.fixtures))
           const result: AppInstallResult = { app: app.name, version: app.version, status: 'installed', migrations, fixtures }
           partial.push(result)
           if (app !== withHook) {

@@ -58,4 +58,17 @@ export const CORE_MIGRATIONS: InlineMigration[] = [
         .execute()
     },
   },
+  {
+    // What each app's fixtures looked like when they were last synced, so `migrate` can
+    // tell in one query whether a site needs anything at all.
+    name: '0002_fixture_digests',
+    async up(db) {
+      await db.schema
+        .createTable('tenancy_fixtures')
+        .addColumn('app', 'varchar(64)', (c) => c.primaryKey())
+        .addColumn('digest', 'varchar(64)', (c) => c.notNull())
+        .addColumn('synced_at', 'varchar(32)', (c) => c.notNull())
+        .execute()
+    },
+  },
 ]

@@ -8,11 +8,10 @@ import { InterruptedError, TenancyError, messageOf, usageError } from '../errors
 import { assertDbName, assertSiteName, generateDbName } from '../names.js'
 import { resolveInstallOrder } from '../apps/manifest.js'
 import { installAppsOn, installedApps, type AppInstallResult, type InstallProgress } from '../apps/install.js'
-import { applyMigrations, ensureLedger, sql } from '../apps/migrations.js'
 import { generatePassword, hashPassword } from '../secrets/hashing.js'
 import { resolveSecret, type SecretSources } from '../secrets/resolve-secret.js'
 import { CleanupStack } from '../util/cleanup.js'
-import { CORE_APP, CORE_MIGRATIONS } from './core-schema.js'
+import { CORE_APP } from './core-schema.js'
 import { archiveDirectory, dropSite } from './drop-site.js'
 import { writeSiteConfig, type SiteConfig } from './site.js'
 import { upsertAdministrator } from './users.js'
@@ -156,9 +155,8 @@ export async function newSite(bench: Bench, options: NewSiteOptions): Promise<Ne
     const results = await installAppsOn(bench, { name, path: sitePath, config: settings as SiteConfig, conn }, apps, {
       onProgress: options.onProgress,
       signal: options.signal,
-      prelude: async (trx, exec) => {
-        await ensureLedger(trx)
-        await applyMigrations(trx, exec, CORE_APP, CORE_MIGRATIONS, new Set(), { sql, dbType, site: name })
+      // installAppsOn brings the core schema up to date in its first transaction.
+      prelude: async () => {
         options.onProgress?.({ app: CORE_APP, phase: 'done' })
         coreOpen = false
       },
