@@ -105,3 +105,5 @@ export function pullPendingFromPool(firstOrCreate = false, attrs: PullAttributes
 export function pendingCount(options: PoolCallOptions = {}): Promise<number> {
   return withPoolBench(options, (bench) => poolModule.pendingCount(bench))
 }
+export { migrate, type MigrateOptions, type MigrateResult } from './migrate/migrate.js'
+export type { SiteResult } from './migrate/site-migrator.js'

@@ -7,7 +7,10 @@ import { Output } from '../output/output.js'
 export interface GlobalOptions {
   json?: boolean
   yes?: boolean
+  /** The one --site of a command (the last one given). */
   site?: string
+  /** Every --site given (migrate takes several). */
+  sites?: string[]
   config?: string
   verbose?: boolean
 }
@@ -29,7 +32,10 @@ export interface CommandContext {
 export const interruption = new AbortController()
 
 export function contextFor(command: Command): CommandContext {
-  const opts = command.optsWithGlobals() as GlobalOptions & Record<string, unknown>
+  const raw = command.optsWithGlobals() as Record<string, unknown>
+  const sites = Array.isArray(raw.site) ? (raw.site as string[]) : typeof raw.site === 'string' ? [raw.site] : []
+  if (sites.length > 1 && command.name() !== 'migrate') throw usageError(`"${command.name()}" acts on one site; give --site once`)
+  const opts = { ...raw, site: sites[sites.length - 1], sites } as GlobalOptions & Record<string, unknown>
   const out = new Output({ json: opts.json, verbose: opts.verbose })
   const benchOptions: BenchOptions = { config: opts.config }
   return {

@@ -4,6 +4,7 @@ import { Output } from '../output/output.js'
 import { interruption } from './context.js'
 import { registerSiteCommands } from './site-commands.js'
 import { registerTenantCommands } from './tenant-commands.js'
+import { registerMigrateCommand } from './migrate-command.js'
 
 declare const TENANCY_VERSION: string
 
@@ -15,7 +16,7 @@ export function buildProgram(): Command {
     .version(TENANCY_VERSION, '-V, --version')
     .option('--json', 'print one JSON document on stdout; messages go to stderr')
     .option('-y, --yes', 'answer yes to confirmations')
-    .option('--site <site>', 'the site a command acts on (before or after the command)')
+    .option('--site <site>', 'the site a command acts on, before or after the command (migrate: repeatable)', (value: string, previous: string[] = []) => [...previous, value])
     .option('--config <file>', 'path of tenancy.config.json (default: found upward from here, or TENANCY_CONFIG)')
     .option('-v, --verbose', 'show stack traces and debug output')
     .showSuggestionAfterError()
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   )
   registerSiteCommands(program)
   registerTenantCommands(program)
+  registerMigrateCommand(program)
   const override = (command: Command): void => {
     command.exitOverride()
     command.commands.forEach(override)

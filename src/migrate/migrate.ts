@@ -1,0 +1,124 @@
+import { availableParallelism } from 'node:os'
+import { join } from 'node:path'
+import { Worker } from 'node:worker_threads'
+import type { Bench } from '../bench.js'
+import { listBenchApps, resolveInstallOrder } from '../apps/manifest.js'
+import { usageError } from '../errors.js'
+import { assertSiteName } from '../names.js'
+import { packageRoot } from '../util/library-path.js'
+import { migrateSite, planApps, type MigrationPlan, type SiteJob, type SiteResult } from './site-migrator.js'
+
+export interface MigrateOptions {
+  /** Only these sites (each must exist). */
+  sites?: string[]
+  /** Include sites of pending tenants; default `pending.include_in_queries`. */
+  withPending?: boolean
+  concurrency?: number
+  skipFailing?: boolean
+  dryRun?: boolean
+  signal?: AbortSignal
+  onSite?: (result: SiteResult, done: number, total: number) => void
+}
+
+export interface MigrateResult {
+  sites: SiteResult[]
+  migrated: number
+  failed: number
+  up_to_date: number
+  skipped: number
+  duration_ms: number
+}
+
+// Below this many sites, thread start-up costs more than it saves.
+const INLINE_BELOW = 16
+
+/**
+ * `tenancy migrate`: every ready site (or those named), pending tenants' sites per
+ * `withPending`, each brought up to date by `migrateSite`. SQLite sites run in a pool of
+ * worker threads fed from one queue (a slow site never holds up a fixed chunk). Without
+ * `skipFailing`, the first failure stops new sites from starting; the rest are `skipped`.
+ */
+export async function migrate(bench: Bench, options: MigrateOptions = {}): Promise<MigrateResult> {
+  const started = performance.now()
+  const registry = await bench.registry()
+  const named = options.sites?.map(assertSiteName)
+  const all = await registry.listSites()
+  if (named) {
+    const known = new Set(all.map((s) => s.name))
+    const missing = named.filter((s) => !known.has(s))
+    if (missing.length > 0) throw usageError(`site "${missing[0]}" does not exist; run "tenancy list-sites"`)
+  }
+  const pendingSites = new Set(
+    (await registry.db.selectFrom('tenants').select('site').where('pending_since', 'is not', null).execute()).map((t) => t.site),
+  )
+  const withPending = options.withPending ?? bench.config.pending.include_in_queries
+  const sites = all.filter((s) => s.state === 'ready' && (named ? named.includes(s.name) : withPending || !pendingSites.has(s.name)))
+  const apps = listBenchApps(bench)
+  const plan = planApps(resolveInstallOrder(bench, apps.map((a) => a.name)))
+  const jobs: SiteJob[] = sites.map((s) => ({ site: s.name, path: bench.sitePath(s.name), dryRun: options.dryRun }))
+
+  const results: SiteResult[] = []
+  let stop = false
+  const record = (result: SiteResult) => {
+    results.push(result)
+    if (result.status === 'failed' && !options.skipFailing) stop = true
+    options.onSite?.(result, results.length, jobs.length)
+  }
+  const concurrency = Math.max(1, Math.min(options.concurrency ?? bench.config.migrate.concurrency ?? availableParallelism(), jobs.length))
+  const queue = [...jobs]
+  const next = () => (stop || options.signal?.aborted ? undefined : queue.shift())
+
+  if (concurrency === 1 || jobs.length < INLINE_BELOW) {
+    for (let job = next(); job; job = next()) record(await migrateSite(plan, job))
+  } else {
+    await runInThreads(plan, concurrency, next, record)
+  }
+  for (const job of queue) record({ site: job.site, status: 'skipped', applied: [], error: null, duration_ms: 0 })
+  const count = (status: SiteResult['status']) => results.filter((r) => r.status === status).length
+  return {
+    sites: results,
+    migrated: count('migrated'),
+    failed: count('failed'),
+    up_to_date: count('up_to_date'),
+    skipped: count('skipped'),
+    duration_ms: Math.round(performance.now() - started),
+  }
+}
+
+/** A pool of worker threads, each taking the next site from the shared queue when it is free. */
+async function runInThreads(plan: MigrationPlan, size: number, next: () => SiteJob | undefined, record: (r: SiteResult) => void): Promise<void> {
+  const entry = join(packageRoot(), 'dist', 'migrate-worker.js')
+  let id = 0
+  await Promise.all(
+    Array.from(
+      { length: size },
+      () =>
+        new Promise<void>((resolve) => {
+          const worker = new Worker(entry, { workerData: { plan } })
+          const inFlight = new Map<number, SiteJob>()
+          const feed = () => {
+            const job = next()
+            if (!job) {
+              worker.postMessage({ exit: true })
+              return
+            }
+            const jobId = ++id
+            inFlight.set(jobId, job)
+            worker.postMessage({ id: jobId, job })
+          }
+          worker.on('message', (message: { id: number; result: SiteResult }) => {
+            inFlight.delete(message.id)
+            record(message.result)
+            feed()
+          })
+          // A crashed thread fails its own site; the other threads go on with the queue.
+          worker.on('error', (error) => {
+            for (const job of inFlight.values()) record({ site: job.site, status: 'failed', applied: [], error: `migrate worker crashed: ${error.message}`, duration_ms: 0 })
+            inFlight.clear()
+          })
+          worker.on('exit', () => resolve())
+          feed()
+        }),
+    ),
+  )
+}

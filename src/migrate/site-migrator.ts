@@ -1,0 +1,137 @@
+import type { Kysely } from 'kysely'
+import { fixturesDigest, recordFixtureDigest, syncFixtures } from '../apps/fixtures.js'
+import type { MigrationFile } from '../apps/manifest.js'
+import { MigrationError, applyMigrations, ensureLedger, readLedger, sql } from '../apps/migrations.js'
+import { getDriver } from '../databases/index.js'
+import { messageOf } from '../errors.js'
+import { now } from '../registry/registry.js'
+import { CORE_APP, CORE_MIGRATIONS } from '../sites/core-schema.js'
+import { readSiteConfig } from '../sites/site.js'
+
+/** What a migrating process needs to know about one app; plain data, so it crosses to worker threads. */
+export interface PlannedApp {
+  name: string
+  version: string
+  migrations: MigrationFile[]
+  fixtures: string[]
+  digest: string
+}
+
+/** Every app of the bench, requirements first. */
+export interface MigrationPlan {
+  apps: PlannedApp[]
+}
+
+export interface SiteJob {
+  site: string
+  path: string
+  dryRun?: boolean
+}
+
+export type SiteStatus = 'migrated' | 'up_to_date' | 'failed' | 'skipped' | 'pending'
+
+/** One site's outcome, in the SPEC's `--json` shape plus where a failure happened. */
+export interface SiteResult {
+  site: string
+  status: SiteStatus
+  applied: string[]
+  /** With --dry-run: what would be applied. */
+  pending?: string[]
+  fixtures_synced?: string[]
+  error: string | null
+  app?: string
+  migration?: string
+  duration_ms: number
+}
+
+interface SiteState {
+  ledger: Map<string, Set<string>>
+  installed: Map<string, string>
+  digests: Map<string, string>
+}
+
+async function readState(db: Kysely<any>): Promise<SiteState> {
+  const ledger = await readLedger(db)
+  const installed = new Map(((await db.selectFrom('installed_apps').select(['name', 'version']).execute()) as { name: string; version: string }[]).map((r) => [r.name, r.version]))
+  const digests = new Map<string, string>()
+  if (ledger.get(CORE_APP)?.has('0002_fixture_digests')) {
+    for (const row of (await db.selectFrom('tenancy_fixtures').select(['app', 'digest']).execute()) as { app: string; digest: string }[]) digests.set(row.app, row.digest)
+  }
+  return { ledger, installed, digests }
+}
+
+/** What a site lacks: pending migrations (`app/name`), apps whose fixtures changed, apps whose version changed. */
+function whatIsPending(plan: MigrationPlan, state: SiteState) {
+  const migrations: string[] = CORE_MIGRATIONS.filter((m) => !state.ledger.get(CORE_APP)?.has(m.name)).map((m) => `${CORE_APP}/${m.name}`)
+  const fixtures: string[] = []
+  const versions: PlannedApp[] = []
+  for (const app of plan.apps) {
+    const version = state.installed.get(app.name)
+    if (version === undefined) continue
+    const applied = state.ledger.get(app.name)
+    for (const m of app.migrations) if (!applied?.has(m.name)) migrations.push(`${app.name}/${m.name}`)
+    if (state.digests.get(app.name) !== app.digest) fixtures.push(app.name)
+    if (version !== app.version) versions.push(app)
+  }
+  return { migrations, fixtures, versions }
+}
+
+/**
+ * Brings one site up to date: one cheap read of its ledger, installed apps and fixture
+ * digests; when something is pending, one transaction (holding the site's write lock, the
+ * ledger read again inside it) applies the core's and each installed app's new migrations in
+ * requirement order, syncs changed fixtures and records new app versions. A failure rolls
+ * the whole site back where the database allows (SQLite, PostgreSQL). Never throws.
+ */
+export async function migrateSite(plan: MigrationPlan, job: SiteJob): Promise<SiteResult> {
+  const started = performance.now()
+  const result = (status: SiteStatus, extra: Partial<SiteResult> = {}): SiteResult => ({
+    site: job.site,
+    status,
+    applied: [],
+    error: null,
+    ...extra,
+    duration_ms: Math.round(performance.now() - started),
+  })
+  let conn
+  try {
+    const config = readSiteConfig(job.path)
+    conn = await (await getDriver(config.db_type)).connect(config, job.path)
+    const first = whatIsPending(plan, await readState(conn.db))
+    if (first.migrations.length === 0 && first.fixtures.length === 0 && first.versions.length === 0) return result('up_to_date')
+    if (job.dryRun) return result(first.migrations.length > 0 ? 'pending' : 'up_to_date', { pending: first.migrations, fixtures_synced: [] })
+    const ctx = { sql, dbType: conn.dbType, site: job.site }
+    const dbType = conn.dbType
+    const done = await conn.transaction(async (trx, exec) => {
+      await ensureLedger(trx)
+      const state = await readState(trx)
+      const applied: string[] = []
+      for (const name of await applyMigrations(trx, exec, CORE_APP, CORE_MIGRATIONS, state.ledger.get(CORE_APP) ?? new Set(), ctx)) applied.push(`${CORE_APP}/${name}`)
+      const synced: string[] = []
+      for (const app of plan.apps) {
+        const version = state.installed.get(app.name)
+        if (version === undefined) continue
+        const names = await applyMigrations(trx, exec, app.name, app.migrations, state.ledger.get(app.name) ?? new Set(), ctx)
+        for (const name of names) applied.push(`${app.name}/${name}`)
+        if (names.length > 0 || state.digests.get(app.name) !== app.digest) {
+          await syncFixtures(trx, dbType, app.name, app.fixtures)
+          await recordFixtureDigest(trx, dbType, app.name, app.digest)
+          synced.push(app.name)
+        }
+        if (version !== app.version) await trx.updateTable('installed_apps').set({ version: app.version, updated_at: now() }).where('name', '=', app.name).execute()
+      }
+      return { applied, synced }
+    })
+    return result(done.applied.length > 0 || done.synced.length > 0 ? 'migrated' : 'up_to_date', { applied: done.applied, fixtures_synced: done.synced })
+  } catch (error) {
+    const where = error instanceof MigrationError ? { app: error.app, migration: error.migration } : {}
+    return result('failed', { error: messageOf(error), ...where })
+  } finally {
+    await conn?.close().catch(() => {})
+  }
+}
+
+/** The plan for `apps` (already in requirement order): plain data with each app's fixture digest. */
+export function planApps(apps: readonly { name: string; version: string; migrations: MigrationFile[]; fixtures: string[] }[]): MigrationPlan {
+  return { apps: apps.map((a) => ({ name: a.name, version: a.version, migrations: a.migrations, fixtures: a.fixtures, digest: fixturesDigest(a.fixtures) })) }
+}
