@@ -351,7 +351,8 @@ export interface SignUpOptions extends CreateTenantOptions {
  */
 export async function createOrPullTenant(bench: Bench, options: SignUpOptions): Promise<CreateTenantResult | (PullResult & { mode: 'pulled'; steps: StepJson[] })> {
   const name = assertTenantName(options.name)
-  if (options.pool !== false && bench.config.auto_provision_tenant_sites) {
+  // As the SPEC orders it: a ready pending tenant is pulled whether or not auto-provisioning is on.
+  if (options.pool !== false) {
     const pulled = await pullPendingFromPool(bench, false, { name, site: options.site, siteUrl: options.siteUrl, data: options.data })
     if (pulled) {
       const row = await requireTenant(bench, name)
