@@ -96,6 +96,7 @@ export class Bench {
     if (!this.#recovered) {
       this.#recovered = true
       const stuck = await registry.db.selectFrom('tenants').select('id').where('pull_from', 'is not', null).limit(1).execute()
+      // recoverPulls never throws for one tenant: failures are logged and doctor reports them.
       if (stuck.length > 0) await (await import('./pool/pool.js')).recoverPulls(this)
     }
     return registry

@@ -131,3 +131,22 @@ describe('tenancy migrate', () => {
     }
   })
 })
+
+describe('tenancy migrate: versions and states', () => {
+  it('records a new app version on the site and in the registry; a named site that is not ready is skipped', async () => {
+    const bench = makeBench()
+    await makeSites(bench, ['a.localhost'])
+    const manifest = join(bench, 'apps', 'shared_lib', 'app.json')
+    writeFileSync(manifest, JSON.stringify({ ...JSON.parse(readFileSync(manifest, 'utf8')), version: '1.1.0' }))
+    const r = await tenancy(bench, ['migrate', '--json'])
+    expect(r.json.sites[0]).toMatchObject({ status: 'migrated', versions: ['shared_lib 1.0.0 -> 1.1.0'] })
+    const sites = await tenancy(bench, ['list-sites', '--json'])
+    expect(sites.json.sites[0].apps).toEqual([{ name: 'shared_lib', version: '1.1.0' }])
+    const db = new Database(join(bench, '.tenancy', 'registry.db'))
+    db.prepare("update sites set state = 'failed' where name = 'a.localhost'").run()
+    db.close()
+    const named = await tenancy(bench, ['migrate', '--site', 'a.localhost', '--json'])
+    expect(named.exitCode).toBe(0)
+    expect(named.json.sites[0]).toMatchObject({ site: 'a.localhost', status: 'skipped', error: expect.stringMatching(/state "failed"/) })
+  })
+})

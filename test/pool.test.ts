@@ -240,3 +240,44 @@ describe('races and crashes, with real processes', () => {
     expect((await tenancy(bench, ['doctor'])).exitCode).toBe(0)
   })
 })
+
+describe('pulls: the edges', () => {
+  it('moves an API user named after the tenant ({tenant}) and refuses a target directory that exists', async () => {
+    const bench = makeBench()
+    setConfig(bench, (c) => (c.provision.api_user = 'api-{tenant}@example.com'))
+    await tenancy(bench, ['pending-create', '--count', '2'])
+    const r = await tenancy(bench, ['tenant', 'create', 'beta', '--json'])
+    expect(r.exitCode, r.stderr).toBe(0)
+    expect(r.json.mode).toBe('pulled')
+    const db = join(bench, 'sites', 'beta.localhost', 'db.sqlite')
+    expect(query(db, "select name from users where name like 'api-%'")).toEqual([{ name: 'api-beta@example.com' }])
+    const { mkdirSync } = await import('node:fs')
+    mkdirSync(join(bench, 'sites', 'gamma.localhost'))
+    const before = pendingRows(bench)
+    const stray = await tenancy(bench, ['tenant', 'create', 'gamma'])
+    expect(stray.exitCode).toBe(2)
+    expect(stray.stderr).toMatch(/directory .*gamma.localhost exists but no site is registered/)
+    expect(pendingRows(bench)).toEqual(before)
+    expect((await tenancy(bench, ['tenant', 'list', '--json'])).exitCode).toBe(0)
+  })
+
+  it('a pull never renames a pending site while migrate works on it', async () => {
+    const bench = makeBench()
+    await tenancy(bench, ['pending-create', '--count', '1'])
+    const marker = join(bench, 'migrating')
+    writeFileSync(
+      join(bench, 'apps', 'shared_lib', 'migrations', '0009_slow.mjs'),
+      `import { writeFileSync } from 'node:fs'\nexport async function up(db) {\n  writeFileSync(${JSON.stringify(marker)}, '')\n  await new Promise((r) => setTimeout(r, 1500))\n  await db.schema.createTable('slow_things').addColumn('id', 'integer').execute()\n}\n`,
+    )
+    const migrating = spawnTenancy(bench, ['migrate', '--with-pending', '--json'])
+    for (let i = 0; i < 200 && !existsSync(marker); i++) await new Promise((r) => setTimeout(r, 25))
+    const pull = await tenancy(bench, ['tenant', 'create', 'delta', '--json'])
+    expect(pull.exitCode, pull.stderr).toBe(0)
+    expect(pull.json.mode).toBe('provisioned')
+    const m = await migrating
+    expect(m.exitCode, String(m.stderr)).toBe(0)
+    expect(JSON.parse(String(m.stdout)).sites[0]).toMatchObject({ status: 'migrated', applied: ['shared_lib/0009_slow'] })
+    const [pending] = pendingRows(bench)
+    expect(query(join(bench, 'sites', pending.site, 'db.sqlite'), "select count(*) as n from sqlite_master where name = 'slow_things'")).toEqual([{ n: 1 }])
+  })
+})

@@ -399,8 +399,11 @@ describe('secrets, notifications and doctor', () => {
   it('doctor finds a stray directory and a site whose database is gone, and --fix repairs both', async () => {
     const bench = makeBench()
     await tenancy(bench, ['tenant', 'create', 'acme'])
-    const { mkdirSync, rmSync } = await import('node:fs')
+    const { mkdirSync, rmSync, utimesSync } = await import('node:fs')
     mkdirSync(join(bench, 'sites', 'stray.localhost'))
+    // doctor leaves directories younger than a minute alone (a site may be on its way in).
+    const old = new Date(Date.now() - 120_000)
+    utimesSync(join(bench, 'sites', 'stray.localhost'), old, old)
     rmSync(join(bench, 'sites', 'acme.localhost', 'db.sqlite'))
     const check = await tenancy(bench, ['doctor', '--json'])
     expect(check.exitCode).toBe(1)

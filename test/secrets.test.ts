@@ -53,3 +53,28 @@ describe('secrets', () => {
     expect(verifyApiSecret('secret', 'garbage')).toBe(false)
   })
 })
+
+describe('child environments', () => {
+  it('drop anything that looks like a secret, by name or by value', async () => {
+    const { childEnvironment } = await import('../src/apps/hooks.js')
+    const env = childEnvironment(
+      {
+        PATH: '/bin',
+        PWD: '/srv',
+        PGPASSWORD: 'a',
+        MYSQL_PWD: 'b',
+        AWS_SECRET_ACCESS_KEY: 'c',
+        GITHUB_TOKEN: 'd',
+        db_password: 'e',
+        STRIPE_API_KEY: 'f',
+        TENANCY_REGISTRY_URL: 'postgres://u:p@h/db',
+        DATABASE_URL: 'mysql://root:hunter2@db/app',
+        TENANCY_ADMIN_PASSWORD: 'g',
+        TENANCY_ENCRYPTION_KEY: 'h',
+        HOME: '/root',
+      },
+      { TENANCY_SITE: 'a.localhost' },
+    )
+    expect(env).toEqual({ PATH: '/bin', PWD: '/srv', HOME: '/root', TENANCY_SITE: 'a.localhost' })
+  })
+})

@@ -4,13 +4,21 @@ import { InterruptedError, TenancyError } from '../errors.js'
 import { libraryPath } from '../util/library-path.js'
 import type { AppManifest } from './manifest.js'
 
-/** Environment variables that hold secrets: never passed on to hooks or `run` steps. */
-const SECRET_ENV = /^(TENANCY_(DB_ROOT_PASSWORD|ADMIN_PASSWORD|ENCRYPTION_KEY)|.*_(PASSWORD|SECRET))$/
+/** Names of environment variables that hold secrets (case-insensitive): never passed on to hooks, steps or notify commands. */
+const SECRET_NAME = /(pass|pwd|secret|token|credential|private|_key$|^key$|auth|cookie|session)/i
+/** Harmless names that the pattern above would catch. */
+const NOT_SECRET = new Set(['PWD', 'OLDPWD', 'SSH_AUTH_SOCK', 'XAUTHORITY'])
+/** Values that carry credentials whatever their name: `scheme://user:password@host`. */
+const CREDENTIAL_URL = /\/\/[^/\s:@]+:[^@\s]+@/
 
-/** The parent's environment minus secrets, plus `extra`. */
+/** The parent's environment minus anything that looks like a secret, plus `extra`. */
 export function childEnvironment(env: NodeJS.ProcessEnv, extra: Record<string, string>): Record<string, string> {
   const out: Record<string, string> = {}
-  for (const [k, v] of Object.entries(env)) if (v !== undefined && !SECRET_ENV.test(k)) out[k] = v
+  for (const [k, v] of Object.entries(env)) {
+    if (v === undefined || k === 'TENANCY_REGISTRY_URL' || CREDENTIAL_URL.test(v)) continue
+    if (SECRET_NAME.test(k) && !NOT_SECRET.has(k)) continue
+    out[k] = v
+  }
   return { ...out, ...extra }
 }
 

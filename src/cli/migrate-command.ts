@@ -7,13 +7,13 @@ import { parsePendingFlag } from './tenant-commands.js'
 function describe(r: SiteResult): string {
   switch (r.status) {
     case 'migrated':
-      return `migrated${r.applied.length ? ` (${r.applied.join(', ')})` : ''}${r.fixtures_synced?.length ? `; fixtures synced: ${r.fixtures_synced.join(', ')}` : ''}`
+      return `migrated${r.applied.length ? ` (${r.applied.join(', ')})` : ''}${r.fixtures_synced?.length ? `; fixtures synced: ${r.fixtures_synced.join(', ')}` : ''}${r.versions?.length ? `; versions: ${r.versions.join(', ')}` : ''}`
     case 'up_to_date':
       return 'up to date'
     case 'pending':
       return `would apply ${r.pending?.join(', ')}`
     case 'skipped':
-      return 'skipped (an earlier site failed; use --skip-failing to try every site)'
+      return `skipped: ${r.error ?? 'not started'}`
     case 'failed':
       return `FAILED${r.app ? ` at ${r.app}/${r.migration}` : ''}: ${r.error}`
   }

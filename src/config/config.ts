@@ -101,7 +101,10 @@ const KEYS: Record<string, { check: Check; fallback?: () => unknown }> = {
   'db.port': { check: intRange(1, 65_535) },
   'db.socket': { check: str },
   'db.root_user': { check: str },
-  default_site_domain: { check: str, fallback: () => 'localhost' },
+  default_site_domain: {
+    check: (v) => (typeof v === 'string' && /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/.test(v) && v.length <= 180 ? null : 'a lower-case domain such as "localhost" or "example.com"'),
+    fallback: () => 'localhost',
+  },
   auto_provision_tenant_sites: { check: bool, fallback: () => true },
   provision: { check: obj, fallback: () => ({}) },
   'provision.apps': { check: stringList, fallback: () => [...DEFAULT_APPS] },

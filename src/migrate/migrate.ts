@@ -6,6 +6,7 @@ import { listBenchApps, resolveInstallOrder } from '../apps/manifest.js'
 import { usageError } from '../errors.js'
 import { assertSiteName } from '../names.js'
 import { packageRoot } from '../util/library-path.js'
+import { tryTenantLease, type TenantLease } from '../provisioning/lease.js'
 import { migrateSite, planApps, type MigrationPlan, type SiteJob, type SiteResult } from './site-migrator.js'
 
 export interface MigrateOptions {
@@ -48,32 +49,69 @@ export async function migrate(bench: Bench, options: MigrateOptions = {}): Promi
     const missing = named.filter((s) => !known.has(s))
     if (missing.length > 0) throw usageError(`site "${missing[0]}" does not exist; run "tenancy list-sites"`)
   }
-  const pendingSites = new Set(
-    (await registry.db.selectFrom('tenants').select('site').where('pending_since', 'is not', null).execute()).map((t) => t.site),
+  const pendingTenants = new Map(
+    (await registry.db.selectFrom('tenants').select(['id', 'site']).where('pending_since', 'is not', null).execute()).map((t) => [t.site, t.id]),
   )
   const withPending = options.withPending ?? bench.config.pending.include_in_queries
-  const sites = all.filter((s) => s.state === 'ready' && (named ? named.includes(s.name) : withPending || !pendingSites.has(s.name)))
+  const chosen = all.filter((s) => (named ? named.includes(s.name) : s.state === 'ready' && (withPending || !pendingTenants.has(s.name))))
   const apps = listBenchApps(bench)
   const plan = planApps(resolveInstallOrder(bench, apps.map((a) => a.name)))
-  const jobs: SiteJob[] = sites.map((s) => ({ site: s.name, path: bench.sitePath(s.name), dryRun: options.dryRun }))
 
   const results: SiteResult[] = []
   let stop = false
   const record = (result: SiteResult) => {
     results.push(result)
     if (result.status === 'failed' && !options.skipFailing) stop = true
-    options.onSite?.(result, results.length, jobs.length)
+    options.onSite?.(result, results.length, chosen.length)
   }
-  const concurrency = Math.max(1, Math.min(options.concurrency ?? bench.config.migrate.concurrency ?? availableParallelism(), jobs.length))
-  const queue = [...jobs]
-  const next = () => (stop || options.signal?.aborted ? undefined : queue.shift())
+  const skip = (site: string, why: string) => record({ site, status: 'skipped', applied: [], error: why, duration_ms: 0 })
+  const queue = [...chosen]
+  const leases = new Map<string, TenantLease>()
+  // A pending tenant's site can be pulled (renamed) at any moment: hold the tenant's lease while
+  // its site migrates, which pulls and pending-clear respect, and skip it if that is not possible.
+  const next = async (): Promise<SiteJob | undefined> => {
+    for (let site = queue.shift(); site; site = queue.shift()) {
+      if (stop || options.signal?.aborted) {
+        queue.unshift(site)
+        return undefined
+      }
+      if (site.state !== 'ready') {
+        skip(site.name, `site is in state "${site.state}"; see "tenancy doctor"`)
+        continue
+      }
+      const tenantId = pendingTenants.get(site.name)
+      if (tenantId !== undefined) {
+        const lease = await tryTenantLease(bench, tenantId).catch(() => undefined)
+        if (!lease || !('owner' in lease)) {
+          skip(site.name, 'its pending tenant is being pulled or provisioned; run migrate again')
+          continue
+        }
+        const still = await registry.db.selectFrom('tenants').select('site').where('id', '=', tenantId).where('pending_since', 'is not', null).executeTakeFirst()
+        if (still?.site !== site.name) {
+          await lease.release()
+          skip(site.name, 'its tenant was pulled from the pool meanwhile; run migrate again')
+          continue
+        }
+        leases.set(site.name, lease)
+      }
+      return { site: site.name, path: bench.sitePath(site.name), dryRun: options.dryRun }
+    }
+    return undefined
+  }
+  const finish = async (result: SiteResult) => {
+    await leases.get(result.site)?.release()
+    leases.delete(result.site)
+    if (result.apps) await registry.setSiteApps(result.site, result.apps)
+    record(result)
+  }
+  const concurrency = Math.max(1, Math.min(options.concurrency ?? bench.config.migrate.concurrency ?? availableParallelism(), chosen.length))
 
-  if (concurrency === 1 || jobs.length < INLINE_BELOW) {
-    for (let job = next(); job; job = next()) record(await migrateSite(plan, job))
+  if (concurrency === 1 || chosen.length < INLINE_BELOW) {
+    for (let job = await next(); job; job = await next()) await finish(await migrateSite(plan, job))
   } else {
-    await runInThreads(plan, concurrency, next, record)
+    await runInThreads(plan, concurrency, next, finish)
   }
-  for (const job of queue) record({ site: job.site, status: 'skipped', applied: [], error: null, duration_ms: 0 })
+  for (const site of queue) skip(site.name, 'not started: an earlier site failed (use --skip-failing to try every site)')
   const count = (status: SiteResult['status']) => results.filter((r) => r.status === status).length
   return {
     sites: results,
@@ -86,7 +124,12 @@ export async function migrate(bench: Bench, options: MigrateOptions = {}): Promi
 }
 
 /** A pool of worker threads, each taking the next site from the shared queue when it is free. */
-async function runInThreads(plan: MigrationPlan, size: number, next: () => SiteJob | undefined, record: (r: SiteResult) => void): Promise<void> {
+async function runInThreads(
+  plan: MigrationPlan,
+  size: number,
+  next: () => Promise<SiteJob | undefined>,
+  finish: (r: SiteResult) => Promise<void>,
+): Promise<void> {
   const entry = join(packageRoot(), 'dist', 'migrate-worker.js')
   let id = 0
   await Promise.all(
@@ -96,8 +139,8 @@ async function runInThreads(plan: MigrationPlan, size: number, next: () => SiteJ
         new Promise<void>((resolve) => {
           const worker = new Worker(entry, { workerData: { plan } })
           const inFlight = new Map<number, SiteJob>()
-          const feed = () => {
-            const job = next()
+          const feed = async () => {
+            const job = await next()
             if (!job) {
               worker.postMessage({ exit: true })
               return
@@ -108,16 +151,15 @@ async function runInThreads(plan: MigrationPlan, size: number, next: () => SiteJ
           }
           worker.on('message', (message: { id: number; result: SiteResult }) => {
             inFlight.delete(message.id)
-            record(message.result)
-            feed()
+            void finish(message.result).then(feed)
           })
           // A crashed thread fails its own site; the other threads go on with the queue.
           worker.on('error', (error) => {
-            for (const job of inFlight.values()) record({ site: job.site, status: 'failed', applied: [], error: `migrate worker crashed: ${error.message}`, duration_ms: 0 })
+            for (const job of inFlight.values()) void finish({ site: job.site, status: 'failed', applied: [], error: `migrate worker crashed: ${error.message}`, duration_ms: 0 })
             inFlight.clear()
           })
           worker.on('exit', () => resolve())
-          feed()
+          void feed()
         }),
     ),
   )

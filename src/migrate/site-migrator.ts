@@ -37,7 +37,11 @@ export interface SiteResult {
   applied: string[]
   /** With --dry-run: what would be applied. */
   pending?: string[]
+  /** The site's installed apps after the run, when they changed (for the registry's summary). */
+  apps?: { name: string; version: string }[]
   fixtures_synced?: string[]
+  /** App versions recorded anew: `tenant_ops 1.0.0 -> 1.1.0`. */
+  versions?: string[]
   error: string | null
   app?: string
   migration?: string
@@ -102,6 +106,7 @@ export async function migrateSite(plan: MigrationPlan, job: SiteJob): Promise<Si
     if (job.dryRun) return result(first.migrations.length > 0 ? 'pending' : 'up_to_date', { pending: first.migrations, fixtures_synced: [] })
     const ctx = { sql, dbType: conn.dbType, site: job.site }
     const dbType = conn.dbType
+    const bumped: string[] = []
     const done = await conn.transaction(async (trx, exec) => {
       await ensureLedger(trx)
       const state = await readState(trx)
@@ -118,11 +123,16 @@ export async function migrateSite(plan: MigrationPlan, job: SiteJob): Promise<Si
           await recordFixtureDigest(trx, dbType, app.name, app.digest)
           synced.push(app.name)
         }
-        if (version !== app.version) await trx.updateTable('installed_apps').set({ version: app.version, updated_at: now() }).where('name', '=', app.name).execute()
+        if (version !== app.version) {
+          await trx.updateTable('installed_apps').set({ version: app.version, updated_at: now() }).where('name', '=', app.name).execute()
+          bumped.push(`${app.name} ${version} -> ${app.version}`)
+        }
       }
-      return { applied, synced }
+      const apps = (await trx.selectFrom('installed_apps').select(['name', 'version']).orderBy('installed_at').orderBy('name').execute()) as { name: string; version: string }[]
+      return { applied, synced, apps }
     })
-    return result(done.applied.length > 0 || done.synced.length > 0 ? 'migrated' : 'up_to_date', { applied: done.applied, fixtures_synced: done.synced })
+    const changed = done.applied.length > 0 || done.synced.length > 0 || bumped.length > 0
+    return result(changed ? 'migrated' : 'up_to_date', { applied: done.applied, fixtures_synced: done.synced, ...(changed ? { apps: done.apps } : {}), ...(bumped.length ? { versions: bumped } : {}) })
   } catch (error) {
     const where = error instanceof MigrationError ? { app: error.app, migration: error.migration } : {}
     return result('failed', { error: messageOf(error), ...where })

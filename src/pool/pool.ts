@@ -3,8 +3,8 @@ import { existsSync, renameSync } from 'node:fs'
 import type { Kysely } from 'kysely'
 import type { Bench } from '../bench.js'
 import { TenancyError, messageOf, usageError } from '../errors.js'
-import { assertTenantName } from '../names.js'
-import { now, ownerAlive } from '../registry/registry.js'
+import { assertSiteName, assertTenantName } from '../names.js'
+import { PROCESS_OWNER, now, ownerAlive } from '../registry/registry.js'
 import type { RegistrySchema } from '../registry/schema.js'
 import { generateKeysFor } from '../sites/api-keys.js'
 import { dropSite } from '../sites/drop-site.js'
@@ -56,7 +56,12 @@ export async function pendingCount(bench: Bench): Promise<number> {
 
 function placeholder(bench: Bench): { name: string; site: string } {
   const name = `pending-${randomBytes(5).toString('hex')}`
-  return { name, site: `${name}.${bench.config.default_site_domain}` }
+  return { name, site: assertSiteName(`${name}.${bench.config.default_site_domain}`) }
+}
+
+/** The placeholder name a pending tenant had, from its placeholder site (`pending-….<domain>`). */
+function placeholderName(site: string): string {
+  return site.split('.')[0]!
 }
 
 /**
@@ -184,7 +189,7 @@ export async function pendingClear(bench: Bench, options: { olderThanDays?: numb
         await trx.deleteFrom('steps').where('tenant_id', '=', tenant.id).execute()
         await trx.deleteFrom('jobs').where('tenant_id', '=', tenant.id).execute()
         // The site is marked first, so a crash before it is dropped leaves a row doctor finishes.
-        if (tenant.site) await trx.updateTable('sites').set({ state: 'dropping', updated_at: now() }).where('name', '=', tenant.site).where('tenant_id', '=', tenant.id).execute()
+        if (tenant.site) await trx.updateTable('sites').set({ state: 'dropping', owner: PROCESS_OWNER, updated_at: now() }).where('name', '=', tenant.site).where('tenant_id', '=', tenant.id).execute()
         return true
       })
     } finally {
@@ -231,7 +236,12 @@ async function claim(bench: Bench, attrs: PullAttributes, owner: string): Promis
     if (!tenant) return undefined
     const name = attrs.name ?? tenant.name
     const site = attrs.name || attrs.site || attrs.siteUrl ? siteFor(bench, name, attrs) : tenant.site!
-    if (name !== tenant.name || site !== tenant.site) await assertFree(trx, name, site)
+    if (name !== tenant.name || site !== tenant.site) {
+      await assertFree(trx, name, site)
+      if (site !== tenant.site && existsSync(bench.sitePath(site))) {
+        throw usageError(`directory ${bench.sitePath(site)} exists but no site is registered under that name; move it away or give another --site`)
+      }
+    }
     const data = { ...parseData(tenant.data), ...(attrs.data ?? {}) }
     const claimed = await trx
       .updateTable('tenants')
@@ -263,7 +273,8 @@ export async function finishPull(bench: Bench, tenant: TenantRow): Promise<void>
     fsyncDirectory(bench.sitesPath)
   }
   faultPoint('pull-after-rename')
-  const oldUser = apiUserFor(bench.config, { name: tenant.name, site: from })
+  // The API user was made for the placeholder: its name and site, whatever the tenant is called now.
+  const oldUser = apiUserFor(bench.config, { name: placeholderName(from), site: from })
   const newUser = apiUserFor(bench.config, { name: tenant.name, site })
   const keys = await usingSite(bench, site, ({ conn }) =>
     conn.transaction(async (trx) => {
@@ -295,8 +306,24 @@ export async function recoverPulls(bench: Bench): Promise<string[]> {
   for (const row of rows) {
     const dead = !row.lease_owner || (row.lease_expires_at !== null && row.lease_expires_at < now()) || ownerAlive(row.lease_owner) === false
     if (!dead) continue
-    await finishPull(bench, row)
-    done.push(row.name)
+    // Take the pull over from its dead holder first, so two commands never finish it twice.
+    const owner = newOwner()
+    const taken = await registry.db
+      .updateTable('tenants')
+      .set({ lease_owner: owner, lease_expires_at: inFuture(LEASE_MS) })
+      .where('id', '=', row.id)
+      .where('pull_from', 'is not', null)
+      .where((eb) => (row.lease_owner === null ? eb('lease_owner', 'is', null) : eb('lease_owner', '=', row.lease_owner)))
+      .executeTakeFirst()
+    if (Number(taken.numUpdatedRows) !== 1) continue
+    try {
+      await finishPull(bench, { ...row, lease_owner: owner })
+      done.push(row.name)
+    } catch (error) {
+      // Not fatal to the command that opened the bench: logged, released, and shown by doctor.
+      await registry.db.updateTable('tenants').set({ lease_owner: null, lease_expires_at: null }).where('id', '=', row.id).where('lease_owner', '=', owner).execute()
+      await registry.logError({ tenant: row.name, site: row.site, step: 'pull', message: `finishing the pull of tenant "${row.name}" failed: ${messageOf(error)}` })
+    }
   }
   return done
 }

@@ -11,7 +11,18 @@ import { enqueueJob, ensureWorker, workerAlive } from './worker.js'
 
 /** One thing doctor found, and what `--fix` did about it. */
 export interface Finding {
-  kind: 'stray_directory' | 'missing_site' | 'unfinished_site' | 'stuck_tenant' | 'failed_tenant' | 'lost_job' | 'orphan_job' | 'no_worker' | 'queued_without_job'
+  kind:
+    | 'stray_directory'
+    | 'missing_site'
+    | 'unfinished_site'
+    | 'stuck_tenant'
+    | 'failed_tenant'
+    | 'tenant_without_site'
+    | 'stuck_pull'
+    | 'lost_job'
+    | 'orphan_job'
+    | 'no_worker'
+    | 'queued_without_job'
   subject: string
   problem: string
   fix: string
@@ -74,6 +85,7 @@ export async function doctor(bench: Bench, options: { fix?: boolean; onFinding?:
   const sites = await registry.listSites()
   const known = new Set(sites.map((s) => s.name))
   const tenants = await registry.db.selectFrom('tenants').selectAll().execute()
+  const pulling = new Set(tenants.flatMap((t) => (t.pull_from ? [t.pull_from] : [])))
   const tenantById = new Map(tenants.map((t) => [t.id, t]))
 
   // Directories nobody registered.
@@ -81,6 +93,9 @@ export async function doctor(bench: Bench, options: { fix?: boolean; onFinding?:
     for (const entry of readdirSync(bench.sitesPath)) {
       const path = join(bench.sitesPath, entry)
       if (known.has(entry) || entry.startsWith('.') || !statSync(path).isDirectory()) continue
+      // A site being created or pulled right now has its directory before (or its row after) this look.
+      if (Date.now() - statSync(path).mtimeMs < 60_000) continue
+      if ((await registry.getSite(entry)) || pulling.has(entry)) continue
       await act(
         { kind: 'stray_directory', subject: entry, problem: `directory ${path} has no registry row`, fix: 'move it to archived/sites/' },
         async () => archiveDirectory(bench, path, `${entry}-stray`),
@@ -92,7 +107,7 @@ export async function doctor(bench: Bench, options: { fix?: boolean; onFinding?:
   for (const site of sites) {
     const tenant = site.tenant_id !== null ? tenantById.get(site.tenant_id) : undefined
     if (site.state === 'ready') {
-      if (await siteComplete(bench, site)) continue
+      if (tenant?.pull_from || (await siteComplete(bench, site))) continue
       await act(
         {
           kind: 'missing_site',
@@ -130,6 +145,30 @@ export async function doctor(bench: Bench, options: { fix?: boolean; onFinding?:
   const jobTenants = new Set(jobs.map((j) => j.tenant_id))
   const at = now()
   for (const tenant of tenants) {
+    if (tenant.pull_from) {
+      const holderGone = !tenant.lease_owner || (tenant.lease_expires_at !== null && tenant.lease_expires_at < at) || ownerAlive(tenant.lease_owner) === false
+      if (holderGone) {
+        await act(
+          { kind: 'stuck_pull', subject: tenant.name, problem: `the pull of tenant "${tenant.name}" from "${tenant.pull_from}" did not finish`, fix: 'finish moving its site and keys' },
+          async () => {
+            const { finishPull } = await import('../pool/pool.js')
+            await finishPull(bench, tenant)
+          },
+        )
+      }
+      continue
+    }
+    if (tenant.provisioning_status === 'completed' && tenant.site && !known.has(tenant.site)) {
+      await act(
+        { kind: 'tenant_without_site', subject: tenant.name, problem: `tenant "${tenant.name}" is active but its site "${tenant.site}" is not registered`, fix: 'provision its site again' },
+        async () => {
+          await registry.db.updateTable('steps').set({ status: 'pending', error: null }).where('tenant_id', '=', tenant.id).execute()
+          await registry.db.updateTable('tenants').set({ status: 'inactive', provisioning_status: 'failed', provisioned_at: null, updated_at: now() }).where('id', '=', tenant.id).execute()
+          await resume(tenant.name)
+        },
+      )
+      continue
+    }
     const leaseDead = !tenant.lease_owner || (tenant.lease_expires_at !== null && tenant.lease_expires_at < at) || ownerAlive(tenant.lease_owner) === false
     if (tenant.provisioning_status === 'in_progress' && leaseDead && !jobTenants.has(tenant.id)) {
       await act(
@@ -142,9 +181,18 @@ export async function doctor(bench: Bench, options: { fix?: boolean; onFinding?:
         () => resume(tenant.name),
       )
     } else if (tenant.provisioning_status === 'queued' && !jobTenants.has(tenant.id)) {
+      // Pool reservations have no job: pending-create provisions them itself. Only one left
+      // for ten minutes means the run that made it is gone.
+      const pendingReservation = tenant.pending_since !== null
+      if (pendingReservation && Date.parse(tenant.updated_at) > Date.now() - 600_000) continue
       await act(
-        { kind: 'queued_without_job', subject: tenant.name, problem: `tenant "${tenant.name}" is queued but has no job`, fix: 'queue a job for it' },
-        () => registry.writeTransaction((trx) => enqueueJob(trx, tenant.id)),
+        {
+          kind: 'queued_without_job',
+          subject: tenant.name,
+          problem: `tenant "${tenant.name}" is queued but nobody will provision it`,
+          fix: pendingReservation ? 'provision it (a pool reservation left by a run that stopped)' : 'queue a job for it',
+        },
+        () => (pendingReservation ? resume(tenant.name) : registry.writeTransaction((trx) => enqueueJob(trx, tenant.id))),
       )
     }
   }

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import type { Bench } from '../bench.js'
+import { usageError } from '../errors.js'
 import { PROCESS_OWNER, now, ownerAlive } from '../registry/registry.js'
 
 /** How long a lease lasts without renewal; renewed every third of it while work runs. */
@@ -35,9 +36,11 @@ export async function tryTenantLease(bench: Bench, tenantId: number): Promise<Te
     .where((eb) => eb.or([eb('lease_owner', 'is', null), eb('lease_expires_at', '<', at)]))
     .executeTakeFirst()
   if (Number(taken.numUpdatedRows) !== 1) {
-    const row = await registry.db.selectFrom('tenants').select(['lease_owner', 'lease_expires_at']).where('id', '=', tenantId).executeTakeFirst()
-    const holder = row?.lease_owner
-    if (!holder || ownerAlive(holder) !== false) return { heldBy: holder ?? 'unknown', until: row?.lease_expires_at ?? null }
+    const row = await registry.db.selectFrom('tenants').select(['name', 'lease_owner', 'lease_expires_at']).where('id', '=', tenantId).executeTakeFirst()
+    if (!row) throw usageError('the tenant no longer exists (it was deleted or cleared from the pool meanwhile)')
+    const holder = row.lease_owner
+    if (!holder) return { heldBy: 'another process', until: null }
+    if (ownerAlive(holder) !== false) return { heldBy: holder, until: row.lease_expires_at }
     // The holder died on this host: take over from exactly that holder.
     const stolen = await registry.db
       .updateTable('tenants')

@@ -85,7 +85,10 @@ export async function provisionTenant(bench: Bench, name: string, options: Provi
         continue
       }
       if (options.signal?.aborted) throw new InterruptedError(`provisioning of tenant "${name}"`)
-      if (lease.lost) throw new TenancyError(`lost the provisioning lease of tenant "${name}" to another process; it goes on from here`)
+      if (lease.lost) {
+        // Another process took over (this one looked dead to it): leave the tenant to it.
+        return done('busy', `another process took over the provisioning of tenant "${name}"`)
+      }
       current = row.name
       const step: PlannedStep = { name: row.name, spec: JSON.parse(row.spec ?? 'null') as StepSpec }
       if (!step.spec) throw new TenancyError(`step "${row.name}" of tenant "${name}" has no definition in the registry; run "tenancy doctor"`)

@@ -3,7 +3,7 @@ import type { Bench } from '../bench.js'
 import type { RegistrySchema } from '../registry/schema.js'
 import { TenancyError, usageError } from '../errors.js'
 import { assertSiteName, assertTenantName } from '../names.js'
-import { now } from '../registry/registry.js'
+import { PROCESS_OWNER, now } from '../registry/registry.js'
 import { coerceConfigValue } from '../sites/config-commands.js'
 import { dropSite } from '../sites/drop-site.js'
 import { tryTenantLease } from './lease.js'
@@ -178,24 +178,25 @@ export async function deleteTenant(bench: Bench, name: string, options: { keepSi
   }
   const registry = await bench.registry()
   try {
-    let dropped = false
-    let archivedTo: string | null = null
     const site = row.site ? await registry.getSite(row.site) : undefined
-    if (site && site.tenant_id === row.id) {
-      if (options.keepSite) {
-        await registry.db.updateTable('sites').set({ tenant_id: null, updated_at: now() }).where('name', '=', site.name).execute()
-      } else {
-        const result = await dropSite(bench, { site: site.name, force: true })
-        dropped = true
-        archivedTo = result.archived_to
-      }
-    }
+    const owned = site !== undefined && site.tenant_id === row.id
+    // The tenant goes first, in one transaction that also marks its site `dropping` (or frees
+    // it with --keep-site): a crash after it leaves a row doctor knows how to finish.
     await registry.writeTransaction(async (trx) => {
       await trx.deleteFrom('jobs').where('tenant_id', '=', row.id).execute()
       await trx.deleteFrom('steps').where('tenant_id', '=', row.id).execute()
       await trx.deleteFrom('tenants').where('id', '=', row.id).execute()
+      if (owned) {
+        await trx
+          .updateTable('sites')
+          .set(options.keepSite ? { tenant_id: null, updated_at: now() } : { state: 'dropping', owner: PROCESS_OWNER, updated_at: now() })
+          .where('name', '=', site.name)
+          .execute()
+      }
     })
-    return { tenant: name, site: row.site, site_dropped: dropped, archived_to: archivedTo }
+    let archivedTo: string | null = null
+    if (owned && !options.keepSite) archivedTo = (await dropSite(bench, { site: site.name, force: true })).archived_to
+    return { tenant: name, site: row.site, site_dropped: owned && !options.keepSite, archived_to: archivedTo }
   } finally {
     await lease.release()
   }

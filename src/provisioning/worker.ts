@@ -196,6 +196,9 @@ export async function runWorker(bench: Bench, options: WorkerOptions = {}): Prom
     clearInterval(heartbeat)
     await registry.db.deleteFrom('leases').where('name', '=', leaseName).execute()
   }
+  // A job queued between this worker's last look and its lease going away saw a live
+  // worker and started none: hand it to a new one.
+  if (options.once && !options.signal?.aborted && (await jobsLeft(bench)).count > 0) await ensureWorker(bench)
   return totals
 }
 
