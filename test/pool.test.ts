@@ -281,3 +281,24 @@ describe('pulls: the edges', () => {
     expect(query(join(bench, 'sites', pending.site, 'db.sqlite'), "select count(*) as n from sqlite_master where name = 'slow_things'")).toEqual([{ n: 1 }])
   })
 })
+
+describe('pulls: what the sign-up gets', () => {
+  it('an up-to-date site (migrated at the pull), a notification for the real tenant only, its own name space', async () => {
+    const bench = makeBench()
+    const log = join(bench, 'notify.log')
+    writeFileSync(join(bench, 'notify.mjs'), `import { appendFileSync } from 'node:fs'\nappendFileSync(${JSON.stringify(log)}, process.env.TENANCY_EVENT + ' ' + process.env.TENANCY_TENANT + '\\n')\n`)
+    setConfig(bench, (c) => (c.provision.notify = { run: 'node notify.mjs' }))
+    await tenancy(bench, ['pending-create', '--count', '1'])
+    writeFileSync(join(bench, 'apps', 'shared_lib', 'migrations', '0009_credit_notes.sql'), 'CREATE TABLE credit_notes (id VARCHAR(32) PRIMARY KEY);\n')
+    // A deploy that leaves pending sites out, as include_in_queries=false does by default.
+    expect((await tenancy(bench, ['migrate', '--json'])).json.sites).toEqual([])
+    const r = await tenancy(bench, ['tenant', 'create', 'acme', '--json'])
+    expect(r.json).toMatchObject({ mode: 'pulled', migrated: ['shared_lib/0009_credit_notes'] })
+    const apps = await tenancy(bench, ['list-apps', '--site', 'acme.localhost', '--json'])
+    expect(apps.json.apps.every((a: any) => a.pending_migrations.length === 0)).toBe(true)
+    expect(readFileSync(log, 'utf8')).toBe('tenant.active acme\n')
+    const reserved = await tenancy(bench, ['tenant', 'create', 'pending-mine'])
+    expect(reserved.exitCode).toBe(2)
+    expect(reserved.stderr).toMatch(/kept for the pending pool/)
+  })
+})

@@ -113,6 +113,7 @@ export function registerTenantCommands(program: Command): void {
           if (result.status === 'active') return `Tenant ${name} is active: site ${result.site}, api_key ${result.api_key}`
           return undefined
         })
+        if (provisioning?.notify_error) ctx.out.warn(provisioning.notify_error)
         if (provisioning) settle(ctx.out, provisioning)
       })
     })

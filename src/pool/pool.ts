@@ -3,7 +3,7 @@ import { existsSync, renameSync } from 'node:fs'
 import type { Kysely } from 'kysely'
 import type { Bench } from '../bench.js'
 import { TenancyError, messageOf, usageError } from '../errors.js'
-import { assertSiteName, assertTenantName } from '../names.js'
+import { assertSiteName } from '../names.js'
 import { PROCESS_OWNER, now, ownerAlive } from '../registry/registry.js'
 import type { RegistrySchema } from '../registry/schema.js'
 import { generateKeysFor } from '../sites/api-keys.js'
@@ -15,7 +15,10 @@ import { LEASE_MS, inFuture, newOwner, tryTenantLease } from '../provisioning/le
 import { provisionTenant, type ProvisionResult } from '../provisioning/runner.js'
 import { apiUserFor, preflight } from '../provisioning/steps.js'
 import { parseData, requireTenant, stepJson, tenantJson, tenantSteps, type StepJson, type TenantJson, type TenantRow } from '../provisioning/tenant-record.js'
-import { assertFree, createTenant, insertTenant, siteFor, type CreateTenantOptions, type CreateTenantResult } from '../provisioning/tenants.js'
+import { assertFree, assertUserTenantName, createTenant, insertTenant, siteFor, type CreateTenantOptions, type CreateTenantResult } from '../provisioning/tenants.js'
+import { notify } from '../provisioning/notify.js'
+import { listBenchApps, resolveInstallOrder } from '../apps/manifest.js'
+import { migrateSite, planApps } from '../migrate/site-migrator.js'
 
 /** Default attributes for pending tenants: a function in code, or `pending.attributes` in the config. */
 export type PendingAttributesHook = () => Record<string, unknown> | Promise<Record<string, unknown>>
@@ -70,7 +73,7 @@ function placeholderName(site: string): string {
  * over `target`. Returns the names reserved.
  */
 export async function reservePending(bench: Bench, target: number, options: PoolOptions = {}): Promise<string[]> {
-  const steps = preflight(bench)
+  const steps = await preflight(bench)
   const data = await defaultAttributes(bench, options)
   const registry = await bench.registry()
   return registry.writeTransaction(async (trx) => {
@@ -137,7 +140,7 @@ export async function pendingCreate(
 
 /** `createPending(attrs)`: adds one pending tenant to the pool now, whatever the pool's size. */
 export async function createPending(bench: Bench, attrs: Record<string, unknown> = {}, options: PoolOptions = {}): Promise<TenantJson> {
-  const steps = preflight(bench)
+  const steps = await preflight(bench)
   const data = { ...(await defaultAttributes(bench, options)), ...attrs }
   const { name, site } = placeholder(bench)
   const registry = await bench.registry()
@@ -216,6 +219,10 @@ export interface PullAttributes {
 
 export interface PullResult extends TenantJson {
   pulled_from: string
+  /** Migrations applied to the pulled site to bring it up to date. */
+  migrated?: string[]
+  /** Something that went wrong after the pull itself succeeded (migration, notification). */
+  warning?: string
 }
 
 /** Claims the oldest ready pending tenant for `attrs` in one transaction; undefined when none is ready. */
@@ -245,7 +252,8 @@ async function claim(bench: Bench, attrs: PullAttributes, owner: string): Promis
     const data = { ...parseData(tenant.data), ...(attrs.data ?? {}) }
     const claimed = await trx
       .updateTable('tenants')
-      .set({ name, site, data: JSON.stringify(data), pending_since: null, pull_from: tenant.site, lease_owner: owner, lease_expires_at: inFuture(LEASE_MS), updated_at: at })
+      // created_at becomes the sign-up time: the pool time is kept in the steps' timings.
+      .set({ name, site, data: JSON.stringify(data), pending_since: null, pull_from: tenant.site, lease_owner: owner, lease_expires_at: inFuture(LEASE_MS), created_at: at, updated_at: at })
       .where('id', '=', tenant.id)
       .where('pending_since', 'is not', null)
       .where((eb) => (tenant.lease_owner === null ? eb('lease_owner', 'is', null) : eb('lease_owner', '=', tenant.lease_owner)))
@@ -335,7 +343,7 @@ export async function recoverPulls(bench: Bench): Promise<string[]> {
  * ready tenant, unless `firstOrCreate`, which provisions a new tenant then.
  */
 export async function pullPendingFromPool(bench: Bench, firstOrCreate = false, attrs: PullAttributes = {}): Promise<PullResult | null> {
-  if (attrs.name !== undefined) assertTenantName(attrs.name)
+  if (attrs.name !== undefined) assertUserTenantName(attrs.name)
   const owner = newOwner()
   const claimed = await claim(bench, attrs, owner)
   if (!claimed) {
@@ -357,8 +365,25 @@ export async function pullPendingFromPool(bench: Bench, firstOrCreate = false, a
       { cause: error },
     )
   }
+  // A pool site may predate the last deploy's migrations (migrate leaves pending sites out
+  // unless asked): bring it up to date now, which costs one read when it already is.
+  const registry = await bench.registry()
+  const plan = planApps(resolveInstallOrder(bench, listBenchApps(bench).map((a) => a.name)))
+  const migration = await migrateSite(plan, { site: claimed.site!, path: bench.sitePath(claimed.site!) })
+  if (migration.apps) await registry.setSiteApps(claimed.site!, migration.apps)
+  let warning: string | undefined
+  if (migration.status === 'failed') {
+    warning = `tenant "${claimed.name}" was pulled but its site could not be brought up to date: ${migration.error}; run "tenancy migrate --site ${claimed.site}"`
+    await registry.logError({ tenant: claimed.name, site: claimed.site, step: 'pull', message: warning })
+  }
   const row = await requireTenant(bench, claimed.name)
-  return { ...tenantJson(row), pulled_from: claimed.pull_from! }
+  const notifyError = await notify(bench, 'tenant.active', row)
+  return {
+    ...tenantJson(row),
+    pulled_from: claimed.pull_from!,
+    migrated: migration.applied,
+    ...(warning || notifyError ? { warning: [warning, notifyError].filter(Boolean).join('; ') } : {}),
+  }
 }
 
 /** `pullPending(attrs)`: a tenant from the pool, or a newly provisioned one when the pool is empty. */
@@ -377,7 +402,7 @@ export interface SignUpOptions extends CreateTenantOptions {
  * (instant), else records and provisions a new tenant (now, or queued with `background`).
  */
 export async function createOrPullTenant(bench: Bench, options: SignUpOptions): Promise<CreateTenantResult | (PullResult & { mode: 'pulled'; steps: StepJson[] })> {
-  const name = assertTenantName(options.name)
+  const name = assertUserTenantName(options.name)
   // As the SPEC orders it: a ready pending tenant is pulled whether or not auto-provisioning is on.
   if (options.pool !== false) {
     const pulled = await pullPendingFromPool(bench, false, { name, site: options.site, siteUrl: options.siteUrl, data: options.data })

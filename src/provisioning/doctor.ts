@@ -103,16 +103,33 @@ export async function doctor(bench: Bench, options: { fix?: boolean; onFinding?:
     }
   }
 
+  // When every ready site is missing, the likelier story is a wrong sites_path (or an
+  // unmounted disk) than lost sites: report, and repair nothing that would re-provision.
+  const ready = sites.filter((s) => s.state === 'ready')
+  const missing = new Set<string>()
+  for (const site of ready) if (!(await siteComplete(bench, site))) missing.add(site.name)
+  const allGone = ready.length > 1 && missing.size === ready.length
+  if (allGone) {
+    findings.push({
+      kind: 'missing_site',
+      subject: bench.sitesPath,
+      problem: `none of the ${ready.length} registered sites is in ${bench.sitesPath}`,
+      fix: 'nothing: check "sites_path" in tenancy.config.json and that the directory is mounted',
+      ...(options.fix ? { fixed: false, fix_error: 'refused: it would re-provision every tenant onto empty sites' } : {}),
+    })
+    options.onFinding?.(findings[findings.length - 1]!)
+  }
+
   // Rows whose site is half-made, or whose directory or database is gone.
   for (const site of sites) {
     const tenant = site.tenant_id !== null ? tenantById.get(site.tenant_id) : undefined
     if (site.state === 'ready') {
-      if (tenant?.pull_from || (await siteComplete(bench, site))) continue
+      if (allGone || tenant?.pull_from || !missing.has(site.name)) continue
       await act(
         {
           kind: 'missing_site',
           subject: site.name,
-          problem: `site "${site.name}" is registered but its directory or database is missing`,
+          problem: `site "${site.name}" is registered but its directory or database is missing from ${bench.sitePath(site.name)}`,
           fix: tenant ? `remove the row and provision tenant "${tenant.name}" again` : 'remove the registry row',
         },
         async () => {

@@ -40,7 +40,8 @@ export async function notify(bench: Bench, event: TenantEvent, tenant: TenantRow
     }
     return undefined
   } catch (error) {
-    const message = `notifying ${event} for tenant "${tenant.name}" failed: ${messageOf(error)}`
+    const cause = error instanceof Error && error.cause ? ` (${messageOf(error.cause)})` : ''
+    const message = `notifying ${event} for tenant "${tenant.name}" failed: ${messageOf(error)}${cause}`
     const registry = await bench.registry()
     await registry.logError({ tenant: tenant.name, site: tenant.site, step: 'notify', message })
     return message

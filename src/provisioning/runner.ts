@@ -3,7 +3,7 @@ import { InterruptedError, TenancyError, messageOf } from '../errors.js'
 import { now } from '../registry/registry.js'
 import { tryTenantLease, type TenantLease } from './lease.js'
 import { notify } from './notify.js'
-import { runStep, type PlannedStep, type StepOutcome, type StepSpec } from './steps.js'
+import { planSteps, runStep, type PlannedStep, type StepOutcome, type StepSpec } from './steps.js'
 import { requireTenant, stepJson, tenantSteps, type StepJson, type TenantRow } from './tenant-record.js'
 
 export type StepEvent =
@@ -35,6 +35,30 @@ export interface ProvisionResult {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+/**
+ * Steps not yet done follow the current `provision.steps`: an operator who fixes a failing
+ * `run` command (or removes the step) and runs `provision` again gets what the config now
+ * says. A removed step is marked `skipped`; done steps are history and stay as they are.
+ */
+async function refreshSteps(bench: Bench, tenantId: number): Promise<void> {
+  const registry = await bench.registry()
+  const current = new Map(planSteps(bench.config).map((s) => [s.name, JSON.stringify(s.spec)]))
+  for (const row of await tenantSteps(bench, tenantId)) {
+    if (row.status === 'done' || row.status === 'skipped') continue
+    const spec = current.get(row.name)
+    if (spec === undefined) {
+      await registry.db
+        .updateTable('steps')
+        .set({ status: 'skipped', output: 'removed from provision.steps', error: null })
+        .where('tenant_id', '=', tenantId)
+        .where('idx', '=', row.idx)
+        .execute()
+    } else if (spec !== row.spec) {
+      await registry.db.updateTable('steps').set({ spec }).where('tenant_id', '=', tenantId).where('idx', '=', row.idx).execute()
+    }
+  }
+}
 
 /** Waits for the tenant's lease: another live process provisioning it finishes or dies first. */
 async function acquire(bench: Bench, tenant: TenantRow, options: ProvisionOptions): Promise<TenantLease | undefined> {
@@ -78,6 +102,7 @@ export async function provisionTenant(bench: Bench, name: string, options: Provi
     tenant = await requireTenant(bench, name)
     if (tenant.provisioning_status === 'completed') return done('already_active', null)
     await registry.db.updateTable('tenants').set({ provisioning_status: 'in_progress', error: null, updated_at: now() }).where('id', '=', tenant.id).execute()
+    await refreshSteps(bench, tenant.id)
     const steps = await tenantSteps(bench, tenant.id)
     for (const row of steps) {
       if (row.status === 'done' || row.status === 'skipped') {
@@ -112,7 +137,8 @@ export async function provisionTenant(bench: Bench, name: string, options: Provi
       current = undefined
     }
     tenant = await requireTenant(bench, name)
-    const notifyError = await notify(bench, 'tenant.active', tenant)
+    // A pending tenant is nobody's yet: it is announced when a sign-up pulls it.
+    const notifyError = tenant.pending_since === null ? await notify(bench, 'tenant.active', tenant) : undefined
     return done('completed', null, notifyError ? { notify_error: notifyError } : {})
   } catch (error) {
     const interrupted = error instanceof InterruptedError || options.signal?.aborted === true
@@ -132,7 +158,7 @@ export async function provisionTenant(bench: Bench, name: string, options: Provi
     await registry.logError({ tenant: name, site: tenant.site, step: current ?? null, message })
     tenant = await requireTenant(bench, name)
     let notifyError: string | undefined
-    if (!interrupted && options.notifyFailure !== false) notifyError = await notify(bench, 'tenant.failed', tenant)
+    if (!interrupted && options.notifyFailure !== false && tenant.pending_since === null) notifyError = await notify(bench, 'tenant.failed', tenant)
     return done(interrupted ? 'interrupted' : 'failed', message, notifyError ? { notify_error: notifyError } : {})
   } finally {
     await lease.release()

@@ -14,6 +14,7 @@ import { dropSite } from '../sites/drop-site.js'
 import { adminPasswordSources, newSite } from '../sites/new-site.js'
 import { readSiteConfig } from '../sites/site.js'
 import { addSystemManager } from '../sites/users.js'
+import { getDriver } from '../databases/index.js'
 import { libraryPath } from '../util/library-path.js'
 import type { TenantRow } from './tenant-record.js'
 
@@ -70,15 +71,39 @@ export function planSteps(config: BenchConfig): PlannedStep[] {
   return steps
 }
 
-/** Checks, before a tenant is recorded, what the pipeline will need: its apps and the encryption key. */
-export function preflight(bench: Bench): PlannedStep[] {
+/**
+ * Checks, before a tenant is recorded, what the pipeline will need: a valid pipeline, its
+ * apps, a database driver for `db.type`, and the right encryption key.
+ */
+export async function preflight(bench: Bench): Promise<PlannedStep[]> {
   const steps = planSteps(bench.config)
   resolveInstallOrder(
     bench,
     steps.flatMap((s) => (s.spec.kind === 'install-app' ? [s.spec.app] : [])),
   )
-  bench.secretBox()
+  await getDriver(bench.config.db.type)
+  await checkEncryptionKey(bench)
   return steps
+}
+
+/**
+ * Makes sure the key in use is the one the registry's secrets were written with: a check
+ * value sealed with the first key is opened with every later one, so a wrong
+ * TENANCY_ENCRYPTION_KEY fails before it writes a secret nobody can read back.
+ */
+export async function checkEncryptionKey(bench: Bench): Promise<void> {
+  const box = bench.secretBox()
+  const registry = await bench.registry()
+  const row = await registry.db.selectFrom('meta').select('value').where('key', '=', 'key_check').executeTakeFirst()
+  if (row) {
+    box.decrypt(row.value)
+    return
+  }
+  await registry.db
+    .insertInto('meta')
+    .values({ key: 'key_check', value: box.encrypt('tenancy') })
+    .onConflict((oc) => oc.column('key').doNothing())
+    .execute()
 }
 
 /** The API user of a tenant: `provision.api_user` with `{site}` and `{tenant}` filled in. */

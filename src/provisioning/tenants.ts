@@ -108,10 +108,17 @@ export interface CreateTenantResult extends TenantJson {
  * `auto_provision_tenant_sites`) provisions it now, or queues it for a worker with
  * `background`.
  */
+/** A tenant name an operator or application may give: a slug, and not in the pool's `pending-` namespace. */
+export function assertUserTenantName(name: string): string {
+  assertTenantName(name)
+  if (name.startsWith('pending-')) throw usageError(`invalid tenant name "${name}": names starting with "pending-" are kept for the pending pool`)
+  return name
+}
+
 export async function createTenant(bench: Bench, options: CreateTenantOptions): Promise<CreateTenantResult> {
-  const name = assertTenantName(options.name)
+  const name = assertUserTenantName(options.name)
   const site = siteFor(bench, name, options)
-  const steps = preflight(bench)
+  const steps = await preflight(bench)
   const registry = await bench.registry()
   const auto = bench.config.auto_provision_tenant_sites
   const queued = auto && options.background === true

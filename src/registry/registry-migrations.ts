@@ -107,6 +107,17 @@ export const REGISTRY_MIGRATIONS: RegistryMigration[] = [
       await db.schema.createIndex('jobs_tenant').on('jobs').column('tenant_id').execute()
     },
   },
+  {
+    version: 3,
+    async up(db) {
+      // Bench-wide facts, such as the check value that tells a wrong encryption key.
+      await db.schema
+        .createTable('meta')
+        .addColumn('key', 'varchar(64)', (c) => c.primaryKey())
+        .addColumn('value', 'text', (c) => c.notNull())
+        .execute()
+    },
+  },
 ]
 
 export const REGISTRY_VERSION = REGISTRY_MIGRATIONS[REGISTRY_MIGRATIONS.length - 1]!.version

@@ -85,6 +85,11 @@ export interface LeasesTable {
   expires_at: string
 }
 
+export interface MetaTable {
+  key: string
+  value: string
+}
+
 export interface RegistryMigrationsTable {
   version: number
   applied_at: string
@@ -98,5 +103,6 @@ export interface RegistrySchema {
   jobs: JobsTable
   error_log: ErrorLogTable
   leases: LeasesTable
+  meta: MetaTable
   registry_migrations: RegistryMigrationsTable
 }

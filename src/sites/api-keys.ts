@@ -31,10 +31,20 @@ export async function generateKeysFor(db: Kysely<any>, user: string, site = 'SIT
   return { api_key: key, api_secret: secret }
 }
 
-/** `tenancy generate-keys`: a stable api_key and a fresh api_secret for an existing user. */
+/**
+ * `tenancy generate-keys`: a stable api_key and a fresh api_secret for an existing user. When
+ * the user is the API user a tenant's credentials are stored for, the tenant's stored
+ * (encrypted) secret is replaced too, so `tenant show --show-secrets` stays right.
+ */
 export async function generateKeys(bench: Bench, options: { site: string; email: string }): Promise<ApiCredentials> {
   const email = assertEmail(options.email)
-  return usingSite(bench, options.site, ({ conn }) => conn.transaction((trx) => generateKeysFor(trx, email, options.site)))
+  const keys = await usingSite(bench, options.site, ({ conn }) => conn.transaction((trx) => generateKeysFor(trx, email, options.site)))
+  const registry = await bench.registry()
+  const tenant = await registry.db.selectFrom('tenants').select(['id', 'api_key']).where('site', '=', options.site).executeTakeFirst()
+  if (tenant && tenant.api_key === keys.api_key) {
+    await registry.db.updateTable('tenants').set({ api_secret_enc: bench.secretBox().encrypt(keys.api_secret), updated_at: now() }).where('id', '=', tenant.id).execute()
+  }
+  return keys
 }
 
 /** `tenancy verify-key`: whether `secret` is the current secret of `apiKey` (constant-time), for an enabled user. */
