@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { readFileSync } from 'node:fs'
+import { readFileSync, statSync } from 'node:fs'
 import { basename } from 'node:path'
 import { sql, type Kysely } from 'kysely'
 import type { DbType } from '../config/config.js'
@@ -37,11 +37,24 @@ function readFixture(file: string): FixtureFile {
   return fixture
 }
 
-/** A digest of an app's fixture files (names and contents); changes when any fixture changes. */
+const digests = new Map<string, string>()
+
+/**
+ * A digest of an app's fixture files (names and contents); changes when any fixture changes.
+ * Cached per process by each file's size and modification time.
+ */
 export function fixturesDigest(files: readonly string[]): string {
+  const stamp = files.map((f) => {
+    const st = statSync(f)
+    return `${f}:${st.size}:${st.mtimeMs}`
+  }).join('|')
+  const cached = digests.get(stamp)
+  if (cached) return cached
   const hash = createHash('sha256')
   for (const file of files) hash.update(basename(file)).update('\0').update(readFileSync(file)).update('\0')
-  return hash.digest('hex')
+  const digest = hash.digest('hex')
+  digests.set(stamp, digest)
+  return digest
 }
 
 /** Records that an app's fixtures are synced as of `digest` (inside the caller's transaction). */

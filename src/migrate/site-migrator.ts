@@ -3,6 +3,7 @@ import { fixturesDigest, recordFixtureDigest, syncFixtures } from '../apps/fixtu
 import type { MigrationFile } from '../apps/manifest.js'
 import { MigrationError, applyMigrations, ensureLedger, readLedger, sql } from '../apps/migrations.js'
 import { getDriver } from '../databases/index.js'
+import type { SiteConnection } from '../databases/driver.js'
 import { messageOf } from '../errors.js'
 import { now } from '../registry/registry.js'
 import { CORE_APP, CORE_MIGRATIONS } from '../sites/core-schema.js'
@@ -88,6 +89,22 @@ function whatIsPending(plan: MigrationPlan, state: SiteState) {
  * the whole site back where the database allows (SQLite, PostgreSQL). Never throws.
  */
 export async function migrateSite(plan: MigrationPlan, job: SiteJob): Promise<SiteResult> {
+  let conn: SiteConnection | undefined
+  try {
+    const config = readSiteConfig(job.path)
+    conn = await (await getDriver(config.db_type)).connect(config, job.path)
+  } catch (error) {
+    return { site: job.site, status: 'failed', applied: [], error: messageOf(error), duration_ms: 0 }
+  }
+  try {
+    return await migrateOpenSite(plan, job, conn)
+  } finally {
+    await conn.close().catch(() => {})
+  }
+}
+
+/** `migrateSite` on a connection the caller holds (and closes). */
+export async function migrateOpenSite(plan: MigrationPlan, job: SiteJob, conn: SiteConnection): Promise<SiteResult> {
   const started = performance.now()
   const result = (status: SiteStatus, extra: Partial<SiteResult> = {}): SiteResult => ({
     site: job.site,
@@ -97,10 +114,7 @@ export async function migrateSite(plan: MigrationPlan, job: SiteJob): Promise<Si
     ...extra,
     duration_ms: Math.round(performance.now() - started),
   })
-  let conn
   try {
-    const config = readSiteConfig(job.path)
-    conn = await (await getDriver(config.db_type)).connect(config, job.path)
     const first = whatIsPending(plan, await readState(conn.db))
     if (first.migrations.length === 0 && first.fixtures.length === 0 && first.versions.length === 0) return result('up_to_date')
     if (job.dryRun) return result(first.migrations.length > 0 ? 'pending' : 'up_to_date', { pending: first.migrations, fixtures_synced: [] })
@@ -136,8 +150,6 @@ export async function migrateSite(plan: MigrationPlan, job: SiteJob): Promise<Si
   } catch (error) {
     const where = error instanceof MigrationError ? { app: error.app, migration: error.migration } : {}
     return result('failed', { error: messageOf(error), ...where })
-  } finally {
-    await conn?.close().catch(() => {})
   }
 }
 

@@ -18,7 +18,7 @@ import { parseData, requireTenant, stepJson, tenantJson, tenantSteps, type StepJ
 import { assertFree, assertUserTenantName, createTenant, insertTenant, siteFor, type CreateTenantOptions, type CreateTenantResult } from '../provisioning/tenants.js'
 import { notify } from '../provisioning/notify.js'
 import { listBenchApps, resolveInstallOrder } from '../apps/manifest.js'
-import { migrateSite, planApps } from '../migrate/site-migrator.js'
+import { migrateOpenSite, planApps, type SiteResult } from '../migrate/site-migrator.js'
 
 /** Default attributes for pending tenants: a function in code, or `pending.attributes` in the config. */
 export type PendingAttributesHook = () => Record<string, unknown> | Promise<Record<string, unknown>>
@@ -269,11 +269,11 @@ async function claim(bench: Bench, attrs: PullAttributes, owner: string): Promis
  * directory, moves the placeholder's API user to the tenant's own, issues new keys for it,
  * then clears the marker. Safe to run again after a crash at any point.
  */
-export async function finishPull(bench: Bench, tenant: TenantRow): Promise<void> {
+export async function finishPull(bench: Bench, tenant: TenantRow): Promise<SiteResult | undefined> {
   const registry = await bench.registry()
   const from = tenant.pull_from
   const site = tenant.site
-  if (!from || !site) return
+  if (!from || !site) return undefined
   const oldPath = bench.sitePath(from)
   const newPath = bench.sitePath(site)
   if (from !== site && existsSync(oldPath) && !existsSync(newPath)) {
@@ -284,8 +284,12 @@ export async function finishPull(bench: Bench, tenant: TenantRow): Promise<void>
   // The API user was made for the placeholder: its name and site, whatever the tenant is called now.
   const oldUser = apiUserFor(bench.config, { name: placeholderName(from), site: from })
   const newUser = apiUserFor(bench.config, { name: tenant.name, site })
-  const keys = await usingSite(bench, site, ({ conn }) =>
-    conn.transaction(async (trx) => {
+  // A pool site may predate the last deploy's migrations (migrate leaves pending sites out
+  // unless asked): it is brought up to date on the same connection, one read when it is.
+  const plan = planApps(resolveInstallOrder(bench, listBenchApps(bench).map((a) => a.name)))
+  let migration: SiteResult | undefined
+  const keys = await usingSite(bench, site, async ({ conn }) => {
+    const issued = await conn.transaction(async (trx) => {
       if (oldUser !== newUser) {
         const has = async (user: string) => (await trx.selectFrom('users').select('name').where('name', '=', user).executeTakeFirst()) !== undefined
         if ((await has(oldUser)) && !(await has(newUser))) {
@@ -297,13 +301,17 @@ export async function finishPull(bench: Bench, tenant: TenantRow): Promise<void>
       // Keys issued while the tenant sat in the pool are replaced: new key, new secret.
       await trx.deleteFrom('api_keys').where('user_name', '=', newUser).execute()
       return generateKeysFor(trx, newUser, site)
-    }),
-  )
+    })
+    migration = await migrateOpenSite(plan, { site, path: newPath }, conn)
+    return issued
+  })
+  if (migration?.apps) await registry.setSiteApps(site, migration.apps)
   await registry.db
     .updateTable('tenants')
     .set({ api_key: keys.api_key, api_secret_enc: bench.secretBox().encrypt(keys.api_secret), pull_from: null, lease_owner: null, lease_expires_at: null, updated_at: now() })
     .where('id', '=', tenant.id)
     .execute()
+  return migration
 }
 
 /** Finishes pulls a crashed process left half-done (their holder is gone). Returns the tenants finished. */
@@ -357,22 +365,18 @@ export async function pullPendingFromPool(bench: Bench, firstOrCreate = false, a
     return { ...tenant, pulled_from: '' }
   }
   faultPoint('pull-after-claim')
+  let migration: SiteResult | undefined
   try {
-    await finishPull(bench, claimed)
+    migration = await finishPull(bench, claimed)
   } catch (error) {
     throw new TenancyError(
       `pulled tenant "${claimed.name}" but could not finish moving its site from "${claimed.pull_from}": ${messageOf(error)}; run "tenancy doctor --fix"`,
       { cause: error },
     )
   }
-  // A pool site may predate the last deploy's migrations (migrate leaves pending sites out
-  // unless asked): bring it up to date now, which costs one read when it already is.
   const registry = await bench.registry()
-  const plan = planApps(resolveInstallOrder(bench, listBenchApps(bench).map((a) => a.name)))
-  const migration = await migrateSite(plan, { site: claimed.site!, path: bench.sitePath(claimed.site!) })
-  if (migration.apps) await registry.setSiteApps(claimed.site!, migration.apps)
   let warning: string | undefined
-  if (migration.status === 'failed') {
+  if (migration?.status === 'failed') {
     warning = `tenant "${claimed.name}" was pulled but its site could not be brought up to date: ${migration.error}; run "tenancy migrate --site ${claimed.site}"`
     await registry.logError({ tenant: claimed.name, site: claimed.site, step: 'pull', message: warning })
   }
@@ -381,7 +385,7 @@ export async function pullPendingFromPool(bench: Bench, firstOrCreate = false, a
   return {
     ...tenantJson(row),
     pulled_from: claimed.pull_from!,
-    migrated: migration.applied,
+    migrated: migration?.applied ?? [],
     ...(warning || notifyError ? { warning: [warning, notifyError].filter(Boolean).join('; ') } : {}),
   }
 }
