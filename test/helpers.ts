@@ -1,5 +1,6 @@
 import { execa, type Options } from 'execa'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import Database from 'better-sqlite3'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -69,4 +70,22 @@ export async function tenancy(cwd: string, args: string[], options: { env?: Reco
 /** Starts the binary without waiting, for races and kills. */
 export function spawnTenancy(cwd: string, args: string[], env: Record<string, string> = {}) {
   return execa(process.execPath, [BIN, ...args], { cwd, env: cleanEnv(env), extendEnv: false, reject: false, stdin: 'ignore' })
+}
+
+/** Changes a bench's tenancy.config.json in place. */
+export function setConfig(bench: string, patch: (config: any) => void): void {
+  const file = join(bench, 'tenancy.config.json')
+  const config = JSON.parse(readFileSync(file, 'utf8'))
+  patch(config)
+  writeFileSync(file, JSON.stringify(config, null, 2))
+}
+
+/** Rows from an SQLite file, read-only. */
+export function query<T = any>(file: string, sql: string, ...params: unknown[]): T[] {
+  const db = new Database(file, { readonly: true, fileMustExist: true })
+  try {
+    return db.prepare(sql).all(...params) as T[]
+  } finally {
+    db.close()
+  }
 }

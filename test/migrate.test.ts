@@ -2,24 +2,10 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { describe, expect, it } from 'vitest'
-import { makeBench, spawnTenancy, tenancy } from './helpers.js'
+import { makeBench, spawnTenancy, tenancy, query, setConfig } from './helpers.js'
 import { newSite, usingBench } from '../src/index.js'
 
-function setConfig(bench: string, patch: (config: any) => void): void {
-  const file = join(bench, 'tenancy.config.json')
-  const config = JSON.parse(readFileSync(file, 'utf8'))
-  patch(config)
-  writeFileSync(file, JSON.stringify(config, null, 2))
-}
 
-function query<T = any>(file: string, sql: string, ...params: unknown[]): T[] {
-  const db = new Database(file, { readonly: true, fileMustExist: true })
-  try {
-    return db.prepare(sql).all(...params) as T[]
-  } finally {
-    db.close()
-  }
-}
 
 const siteDb = (bench: string, site: string) => join(bench, 'sites', site, 'db.sqlite')
 const addMigration = (bench: string, file: string, text: string) => writeFileSync(join(bench, 'apps', 'shared_lib', 'migrations', file), text)

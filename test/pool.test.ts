@@ -2,24 +2,10 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { describe, expect, it } from 'vitest'
-import { makeBench, spawnTenancy, tenancy } from './helpers.js'
+import { makeBench, spawnTenancy, tenancy, query, setConfig } from './helpers.js'
 import { openBench, pendingCount, pullPending, pullPendingFromPool, createPending } from '../src/index.js'
 
-function setConfig(bench: string, patch: (config: any) => void): void {
-  const file = join(bench, 'tenancy.config.json')
-  const config = JSON.parse(readFileSync(file, 'utf8'))
-  patch(config)
-  writeFileSync(file, JSON.stringify(config, null, 2))
-}
 
-function query<T = any>(file: string, sql: string, ...params: unknown[]): T[] {
-  const db = new Database(file, { readonly: true, fileMustExist: true })
-  try {
-    return db.prepare(sql).all(...params) as T[]
-  } finally {
-    db.close()
-  }
-}
 
 const registry = (bench: string) => join(bench, '.tenancy', 'registry.db')
 const pendingRows = (bench: string) => query(registry(bench), 'select name, site, provisioning_status from tenants where pending_since is not null order by id')

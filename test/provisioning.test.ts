@@ -3,23 +3,9 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { execa } from 'execa'
 import { describe, expect, it } from 'vitest'
-import { BIN, cleanEnv, makeBench, tenancy } from './helpers.js'
+import { BIN, cleanEnv, makeBench, tenancy, query, setConfig } from './helpers.js'
 
-function setConfig(bench: string, patch: (config: any) => void): void {
-  const file = join(bench, 'tenancy.config.json')
-  const config = JSON.parse(readFileSync(file, 'utf8'))
-  patch(config)
-  writeFileSync(file, JSON.stringify(config, null, 2))
-}
 
-function query<T = any>(file: string, sql: string, ...params: unknown[]): T[] {
-  const db = new Database(file, { readonly: true, fileMustExist: true })
-  try {
-    return db.prepare(sql).all(...params) as T[]
-  } finally {
-    db.close()
-  }
-}
 
 /** Hook code that SIGKILLs the nearest ancestor running tenancy (the hook's parent may be a shell). */
 const KILL_TENANCY = `function killTenancy() {
