@@ -15,7 +15,8 @@ export interface PlannedApp {
   version: string
   migrations: MigrationFile[]
   fixtures: string[]
-  digest: string
+  /** The fixture files' digest; null: not checked (fixtures are synced only with new migrations). */
+  digest: string | null
 }
 
 /** Every app of the bench, requirements first. */
@@ -75,7 +76,7 @@ function whatIsPending(plan: MigrationPlan, state: SiteState) {
     if (version === undefined) continue
     const applied = state.ledger.get(app.name)
     for (const m of app.migrations) if (!applied?.has(m.name)) migrations.push(`${app.name}/${m.name}`)
-    if (state.digests.get(app.name) !== app.digest) fixtures.push(app.name)
+    if (app.digest !== null && state.digests.get(app.name) !== app.digest) fixtures.push(app.name)
     if (version !== app.version) versions.push(app)
   }
   return { migrations, fixtures, versions }
@@ -132,9 +133,9 @@ export async function migrateOpenSite(plan: MigrationPlan, job: SiteJob, conn: S
         if (version === undefined) continue
         const names = await applyMigrations(trx, exec, app.name, app.migrations, state.ledger.get(app.name) ?? new Set(), ctx)
         for (const name of names) applied.push(`${app.name}/${name}`)
-        if (names.length > 0 || state.digests.get(app.name) !== app.digest) {
+        if (names.length > 0 || (app.digest !== null && state.digests.get(app.name) !== app.digest)) {
           await syncFixtures(trx, dbType, app.name, app.fixtures)
-          await recordFixtureDigest(trx, dbType, app.name, app.digest)
+          await recordFixtureDigest(trx, dbType, app.name, app.digest ?? fixturesDigest(app.fixtures))
           synced.push(app.name)
         }
         if (version !== app.version) {
@@ -154,6 +155,7 @@ export async function migrateOpenSite(plan: MigrationPlan, job: SiteJob, conn: S
 }
 
 /** The plan for `apps` (already in requirement order): plain data with each app's fixture digest. */
-export function planApps(apps: readonly { name: string; version: string; migrations: MigrationFile[]; fixtures: string[] }[]): MigrationPlan {
-  return { apps: apps.map((a) => ({ name: a.name, version: a.version, migrations: a.migrations, fixtures: a.fixtures, digest: fixturesDigest(a.fixtures) })) }
+export function planApps(apps: readonly { name: string; version: string; migrations: MigrationFile[]; fixtures: string[] }[], options: { checkFixtures?: boolean } = {}): MigrationPlan {
+  const check = options.checkFixtures ?? true
+  return { apps: apps.map((a) => ({ name: a.name, version: a.version, migrations: a.migrations, fixtures: a.fixtures, digest: check ? fixturesDigest(a.fixtures) : null })) }
 }

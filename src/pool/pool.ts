@@ -286,7 +286,9 @@ export async function finishPull(bench: Bench, tenant: TenantRow): Promise<SiteR
   const newUser = apiUserFor(bench.config, { name: tenant.name, site })
   // A pool site may predate the last deploy's migrations (migrate leaves pending sites out
   // unless asked): it is brought up to date on the same connection, one read when it is.
-  const plan = planApps(resolveInstallOrder(bench, listBenchApps(bench).map((a) => a.name)))
+  // Migrations only: changed fixture files reach the site with the next `migrate`, which
+  // includes it now that it is no longer pending. That keeps the pull to one cheap read.
+  const plan = planApps(resolveInstallOrder(bench, listBenchApps(bench).map((a) => a.name)), { checkFixtures: false })
   let migration: SiteResult | undefined
   const keys = await usingSite(bench, site, async ({ conn }) => {
     const issued = await conn.transaction(async (trx) => {
