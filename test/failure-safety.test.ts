@@ -175,6 +175,20 @@ describe('races and kills, with real processes', () => {
     db.close()
   })
 
+  it('two processes installing the same app on one site: one installs, the other finds it installed', async () => {
+    const bench = makeBench()
+    await tenancy(bench, ['new-site', 'a.localhost'])
+    const runs = await Promise.all([0, 1].map(() => spawnTenancy(bench, ['install-app', 'shared_lib', '--site', 'a.localhost', '--json'])))
+    const statuses = runs.map((r) => {
+      expect(r.exitCode, String(r.stderr)).toBe(0)
+      return JSON.parse(String(r.stdout)).apps[0].status
+    })
+    expect(statuses.sort()).toEqual(['already_installed', 'installed'])
+    const db = new Database(join(bench, 'sites', 'a.localhost', 'db.sqlite'), { readonly: true })
+    expect(db.prepare("select count(*) as n from tenancy_migrations where app = 'shared_lib'").get()).toEqual({ n: 4 })
+    db.close()
+  })
+
   it('eight processes creating different sites on a fresh bench all succeed', async () => {
     const bench = makeBench()
     const runs = await Promise.all(Array.from({ length: 8 }, (_, i) => spawnTenancy(bench, ['new-site', `s${i}.localhost`, '--install-app', 'shared_lib'])))
@@ -216,6 +230,7 @@ describe('races and kills, with real processes', () => {
       expect(listed.json.sites[0]).toMatchObject({ site: 'x.localhost', state: 'creating' })
       const blocked = await tenancy(bench, ['new-site', 'x.localhost'])
       expect(blocked.exitCode).toBe(2)
+      expect(blocked.stderr).toMatch(/an earlier new-site of "x.localhost" was interrupted/)
       const fixed = await tenancy(bench, cleanup)
       expect(fixed.exitCode, fixed.stderr).toBe(0)
       if (cleanup[0] === 'drop-site') {

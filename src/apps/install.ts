@@ -82,7 +82,15 @@ export async function installAppsOn(
         const ledger = await readLedger(trx)
         // The core schema is kept current before any app is installed on it.
         await applyMigrations(trx, exec, CORE_APP, CORE_MIGRATIONS, ledger.get(CORE_APP) ?? new Set(), ctx)
+        // Read again under the write lock: another process may have installed some meanwhile.
+        const installedNow = new Set((await installedApps(trx)).map((a) => a.name))
         for (const app of group) {
+          if (installedNow.has(app.name)) {
+            const result: AppInstallResult = { app: app.name, version: app.version, status: 'already_installed', migrations: [], fixtures: 0 }
+            partial.push(result)
+            options.onProgress?.({ app: app.name, phase: 'skip', result })
+            continue
+          }
           current = app
           options.onProgress?.({ app: app.name, phase: 'start' })
           const migrations = await applyMigrations(trx, exec, app.name, app.migrations, ledger.get(app.name) ?? new Set(), ctx)
@@ -99,7 +107,7 @@ export async function installAppsOn(
       })
       prelude = undefined
       for (const result of partial) {
-        if (withHook && result.app === withHook.name) {
+        if (withHook && result.app === withHook.name && result.status === 'installed') {
           current = withHook
           const hook = await runAfterInstall(bench, withHook, { name: site.name, path: site.path, dbType: site.conn.dbType }, options.signal)
           await record(site.conn.db, withHook)

@@ -48,7 +48,7 @@ export function registerSiteCommands(program: Command): void {
       const ctx = contextFor(command)
       const { initBench } = await import('./core.js')
       const result = initBench(dir, { withExampleApps: Boolean(ctx.opts.withExampleApps) })
-      const next = `tenancy new-site acme.localhost${result.apps.length ? ' --install-app tenant_ops' : ''}`
+      const next = result.apps.length ? 'tenancy tenant create acme' : 'tenancy new-site acme.localhost'
       ctx.out.result(result, () => `Created bench in ${result.path}${result.apps.length ? ` with apps ${result.apps.join(', ')}` : ''}\nNext: ${dir === '.' ? '' : `cd ${dir} && `}${next}`)
     })
 
@@ -230,7 +230,11 @@ export function registerSiteCommands(program: Command): void {
         const o = ctx.opts as Record<string, string | undefined>
         const result = await addSystemManager(bench, { site, email, firstName: o.firstName, lastName: o.lastName })
         ctx.out.result(result, () =>
-          result.created ? `Created ${email} as System Manager on ${site}` : result.role_added ? `Gave ${email} the System Manager role on ${site}` : `${email} is already a System Manager on ${site}`,
+          result.created
+            ? `Created ${result.email} as System Manager on ${site}`
+            : result.role_added
+              ? `Gave ${result.email} the System Manager role on ${site}`
+              : `${result.email} is already a System Manager on ${site}`,
         )
       })
     })

@@ -6,6 +6,7 @@ import { getDriver } from '../databases/index.js'
 import type { SiteConnection } from '../databases/driver.js'
 import { InterruptedError, TenancyError, messageOf, usageError } from '../errors.js'
 import { assertDbName, assertSiteName, generateDbName } from '../names.js'
+import { ownerAlive } from '../registry/registry.js'
 import { resolveInstallOrder } from '../apps/manifest.js'
 import { installAppsOn, installedApps, type AppInstallResult, type InstallProgress } from '../apps/install.js'
 import { generatePassword, hashPassword } from '../secrets/hashing.js'
@@ -111,10 +112,13 @@ export async function newSite(bench: Bench, options: NewSiteOptions): Promise<Ne
   const intent = { name, db_type: dbType, db_name: dbName, tenant_id: options.tenantId ?? null }
   let replaced: string | null | undefined
   if (!(await registry.insertSiteIntent(intent))) {
+    const existing = await registry.getSite(name)
     if (!options.force) {
+      if (existing?.state === 'creating' && existing.owner && ownerAlive(existing.owner) === false) {
+        throw usageError(`an earlier new-site of "${name}" was interrupted and left it half-made; remove it with "tenancy drop-site ${name}", or use --force`)
+      }
       throw usageError(`site "${name}" already exists (or is being created by another process); pick another name, or use --force to replace it`)
     }
-    const existing = await registry.getSite(name)
     if (existing?.tenant_id != null && existing.tenant_id !== options.tenantId) {
       throw usageError(`site "${name}" belongs to a tenant; remove it with "tenancy tenant delete" instead of replacing it`)
     }
