@@ -347,6 +347,14 @@ describe('output', () => {
     expect(verbose.stderr).toMatch(/TenancyError/)
   })
 
+  it('stops quietly when the reader of its output goes away (| head)', async () => {
+    const { execa } = await import('execa')
+    const { BIN } = await import('./helpers.js')
+    const r = await execa('sh', ['-c', `"${process.execPath}" "${BIN}" --help | head -1`], { reject: false })
+    expect(r.stdout).toMatch(/^Usage: tenancy/)
+    expect(r.stderr).toBe('')
+  })
+
   it('answers --version and --help with exit 0 and unknown commands or flags with exit 2', async () => {
     const dir = tempDir()
     const version = await tenancy(dir, ['--version'])

@@ -39,6 +39,13 @@ export function buildProgram(): Command {
 
 /** Runs the CLI with `argv` and sets `process.exitCode`; never throws. */
 export async function main(argv: string[]): Promise<void> {
+  // `tenancy list-sites | head`: a reader that stops early is not an error.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0)
+      throw error
+    })
+  }
   let signals = 0
   const onSignal = (signal: NodeJS.Signals) => {
     signals++
