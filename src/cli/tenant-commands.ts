@@ -204,7 +204,7 @@ export function registerTenantCommands(program: Command): void {
           },
         })
         ctx.out.result(result, () =>
-          `Pool: ${result.pool.ready} ready, ${result.pool.provisioning} being provisioned${result.pool.failed ? `, ${result.pool.failed} failed` : ''} (target ${result.target}); created ${result.reserved.length}`,
+          `Pool: ${result.pool.ready} ready, ${result.pool.provisioning} being provisioned${result.pool.failed ? `, ${result.pool.failed} failed` : ''} (target ${result.target}); this run reserved ${result.reserved.length} and provisioned ${result.provisioned.length}`,
         )
         if (result.failed.length > 0) process.exitCode = EXIT_FAILED
       })
