@@ -64,6 +64,9 @@ async function loadModule(file: string): Promise<MigrationModule> {
       const m = typeof mod.up === 'function' ? mod : mod.default
       if (!m || typeof m.up !== 'function') throw new TenancyError(`migration ${file} must export an "up(db)" function`)
       return m as MigrationModule
+    }, (error: unknown) => {
+      // V8's SyntaxError names neither the file nor the line: at least name the file.
+      throw new TenancyError(`${file}: ${messageOf(error)}`, { cause: error })
     })
     modules.set(file, loading)
   }
