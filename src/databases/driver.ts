@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely'
 import type { DbType } from '../config/config.js'
+import type { ServerAdmin } from './server-admin.js'
 
 /** How a site reaches its database: the `db_*` keys of `site_config.json`. */
 export interface SiteDbSettings {
@@ -33,15 +34,16 @@ export interface SiteConnection {
  */
 export interface DatabaseDriver {
   readonly type: DbType
-  /** Fills in the settings for a new site: file name, user and password where the kind has them. */
-  plan(dbName: string): SiteDbSettings
+  /** Fills in the settings for a new site: file name, or server, user and a new random password. */
+  plan(dbName: string, admin?: ServerAdmin): SiteDbSettings
   /** Creates the database (and its user). Adopts nothing: an existing database is an error. */
-  create(settings: SiteDbSettings, sitePath: string): Promise<void>
+  create(settings: SiteDbSettings, sitePath: string, admin?: ServerAdmin): Promise<void>
   /** Drops the database and its user; what is already gone is not an error. */
-  drop(settings: SiteDbSettings, sitePath: string): Promise<void>
+  drop(settings: SiteDbSettings, sitePath: string, admin?: ServerAdmin): Promise<void>
+  /** Whether the database is there (for servers: the site's own user can reach it). */
   exists(settings: SiteDbSettings, sitePath: string): Promise<boolean>
   /** Connects as the site's own user: everything a site does goes through this. */
   connect(settings: SiteDbSettings, sitePath: string): Promise<SiteConnection>
   /** Connects with the server's admin (root) credentials, only to create and drop. */
-  connectAdmin(settings: SiteDbSettings, sitePath: string): Promise<SiteConnection>
+  connectAdmin(settings: SiteDbSettings, sitePath: string, admin?: ServerAdmin): Promise<SiteConnection>
 }

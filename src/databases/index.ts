@@ -8,9 +8,10 @@ export async function getDriver(type: DbType): Promise<DatabaseDriver> {
   switch (type) {
     case 'sqlite':
       return sqliteDriver
-    case 'mariadb':
     case 'postgres':
-      throw usageError(`database type "${type}" is not supported by this version of tenancy yet; use sqlite (--db-type sqlite, or "db.type": "sqlite" in tenancy.config.json)`)
+      return (await import('./postgres-driver.js')).postgresDriver
+    case 'mariadb':
+      throw usageError(`database type "${type}" is not supported by this version of tenancy yet; use sqlite or postgres (--db-type, or "db.type" in tenancy.config.json)`)
     default:
       throw usageError(`unknown database type "${type satisfies never}"; use sqlite, mariadb or postgres`)
   }

@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Bench } from '../bench.js'
 import { getDriver } from '../databases/index.js'
+import { resolveServerAdmin } from '../databases/server-admin.js'
 import { usageError } from '../errors.js'
 import { assertSiteName } from '../names.js'
 import { readSiteConfig, requireSite } from './site.js'
@@ -49,8 +50,19 @@ export async function dropSite(bench: Bench, options: DropSiteOptions): Promise<
     ? readSiteConfig(sitePath)
     : { db_type: site.db_type, db_name: site.db_name, db_host: site.db_host ?? undefined, db_port: site.db_port ?? undefined, db_user: site.db_user ?? undefined }
   const driver = await getDriver(settings.db_type)
-  if (await driver.exists(settings, sitePath)) {
-    await driver.drop(settings, sitePath)
+  if (settings.db_type === 'sqlite') {
+    if (await driver.exists(settings, sitePath)) {
+      await driver.drop(settings, sitePath)
+      databaseDropped = true
+    }
+  } else {
+    // A server database is dropped with its user even when half-made (the site's own login
+    // may not work yet), so always through the admin connection.
+    const admin = await resolveServerAdmin(bench, settings.db_type, {
+      dbHost: settings.db_host,
+      dbPort: settings.db_port,
+    })
+    await driver.drop(settings, sitePath, admin)
     databaseDropped = true
   }
   let archivedTo: string | null = null

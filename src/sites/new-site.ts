@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, rmSync } from 'node:fs'
 import type { Bench } from '../bench.js'
 import type { DbType } from '../config/config.js'
 import { getDriver } from '../databases/index.js'
+import { resolveServerAdmin } from '../databases/server-admin.js'
 import type { SiteConnection } from '../databases/driver.js'
 import { InterruptedError, TenancyError, messageOf, usageError } from '../errors.js'
 import { assertDbName, assertSiteName, generateDbName } from '../names.js'
@@ -105,11 +106,30 @@ export async function newSite(bench: Bench, options: NewSiteOptions): Promise<Ne
   const adminHash = hashPassword(adminPassword)
   adminHash.catch(() => {})
 
+  const serverAdmin =
+    dbType === 'sqlite'
+      ? undefined
+      : await resolveServerAdmin(bench, dbType, {
+          dbHost: options.dbHost,
+          dbPort: options.dbPort,
+          dbRootUsername: options.dbRootUsername,
+          dbRootPasswordFile: options.dbRootPasswordFile,
+          prompt: options.prompt,
+          onWarning: options.onWarning,
+        })
   const registry = await bench.registry()
   const sitePath = bench.sitePath(name)
-  const settings = driver.plan(dbName)
+  const settings = driver.plan(dbName, serverAdmin)
 
-  const intent = { name, db_type: dbType, db_name: dbName, tenant_id: options.tenantId ?? null }
+  const intent = {
+    name,
+    db_type: dbType,
+    db_name: dbName,
+    db_host: settings.db_host ?? null,
+    db_port: settings.db_port ?? null,
+    db_user: settings.db_user ?? null,
+    tenant_id: options.tenantId ?? null,
+  }
   let replaced: string | null | undefined
   if (!(await registry.insertSiteIntent(intent))) {
     const existing = await registry.getSite(name)
@@ -150,8 +170,8 @@ export async function newSite(bench: Bench, options: NewSiteOptions): Promise<Ne
     options.onProgress?.({ app: CORE_APP, phase: 'start' })
     coreOpen = true
 
-    await driver.create(settings, sitePath)
-    cleanup.push('database', () => driver.drop(settings, sitePath))
+    await driver.create(settings, sitePath, serverAdmin)
+    cleanup.push('database', () => driver.drop(settings, sitePath, serverAdmin))
     conn = await driver.connect(settings, sitePath)
     const open = conn
     cleanup.push('connection', () => open.close())

@@ -1,0 +1,165 @@
+import { Kysely, PostgresDialect, sql } from 'kysely'
+import { TenancyError, messageOf } from '../errors.js'
+import { assertDbName } from '../names.js'
+import { generatePassword } from '../secrets/hashing.js'
+import type { DatabaseDriver, SiteConnection, SiteDbSettings } from './driver.js'
+import type { ServerAdmin } from './server-admin.js'
+
+/** database already exists */
+const PG_DUPLICATE_DATABASE = '42P04'
+/** role already exists */
+const PG_DUPLICATE_OBJECT = '42710'
+/** connection refused at the socket level */
+const ECONNREFUSED = 'ECONNREFUSED'
+
+async function loadPg() {
+  return (await import('pg')).default
+}
+
+// Names are validated ([a-z0-9_]) before they get here; the quotes keep the leading "_".
+const ident = (name: string) => `"${assertDbName(name)}"`
+
+function where(settings: { db_host?: string; db_port?: number }): string {
+  return `PostgreSQL at ${settings.db_host ?? '127.0.0.1'}:${settings.db_port ?? 5432}`
+}
+
+/** A one-line error for a server that is down, refuses the login or lacks a privilege. */
+export function serverError(what: string, server: string, error: unknown): TenancyError {
+  const code = (error as { code?: string }).code
+  const hint =
+    code === ECONNREFUSED
+      ? 'is it running, and are db.host and db.port right?'
+      : code === '28P01' || code === '28000'
+        ? 'check the user and password (TENANCY_DB_ROOT_PASSWORD or --db-root-password-file)'
+        : code === '42501'
+          ? 'the user lacks the privilege; use a superuser or one with CREATEDB and CREATEROLE'
+          : 'check the server'
+  return new TenancyError(`${what} on ${server} failed: ${messageOf(error)}; ${hint}`, { cause: error })
+}
+
+async function withAdmin<T>(admin: ServerAdmin, fn: (client: import('pg').Client) => Promise<T>): Promise<T> {
+  const pg = await loadPg()
+  const client = new pg.Client({ host: admin.host, port: admin.port, user: admin.user, password: admin.password, database: 'postgres' })
+  client.on('error', () => {})
+  try {
+    await client.connect()
+  } catch (error) {
+    throw serverError('connecting as the admin user', `PostgreSQL at ${admin.host}:${admin.port}`, error)
+  }
+  try {
+    return await fn(client)
+  } finally {
+    await client.end().catch(() => {})
+  }
+}
+
+function kyselyFor(settings: SiteDbSettings, user: string, password: string, pg: typeof import('pg').default): Kysely<any> {
+  const pool = new pg.Pool({
+    host: settings.db_host,
+    port: settings.db_port,
+    user,
+    password,
+    database: settings.db_name,
+    max: 2,
+    connectionTimeoutMillis: 10_000,
+  })
+  pool.on('error', () => {})
+  return new Kysely<any>({ dialect: new PostgresDialect({ pool }) })
+}
+
+function connection(db: Kysely<any>): SiteConnection {
+  return {
+    db,
+    dbType: 'postgres',
+    transactionalDdl: true,
+    // A script without parameters goes through pg's simple protocol, which runs several
+    // statements in one call, inside the transaction.
+    transaction: (fn) => db.transaction().execute((trx) => fn(trx, async (script) => void (await sql.raw(script).execute(trx)))),
+    close: () => db.destroy(),
+  }
+}
+
+/**
+ * PostgreSQL: a database owned by a login role of its own (`CONNECT` revoked from PUBLIC),
+ * so one site's credentials cannot reach another's data. The admin connection only creates
+ * and drops; everything a site does runs as its own role.
+ */
+export const postgresDriver: DatabaseDriver = {
+  type: 'postgres',
+
+  plan(dbName, admin) {
+    return {
+      db_type: 'postgres',
+      db_name: dbName,
+      db_user: dbName,
+      db_password: generatePassword(),
+      db_host: admin?.host ?? '127.0.0.1',
+      db_port: admin?.port ?? 5432,
+    }
+  },
+
+  async create(settings, _sitePath, admin) {
+    if (!admin) throw new TenancyError('creating a PostgreSQL database needs the admin connection')
+    const user = settings.db_user ?? settings.db_name
+    await withAdmin(admin, async (client) => {
+      try {
+        // The password is a generated base64url string: no quote can appear in it.
+        await client.query(`CREATE ROLE ${ident(user)} LOGIN PASSWORD '${settings.db_password}'`)
+      } catch (error) {
+        if ((error as { code?: string }).code === PG_DUPLICATE_OBJECT) throw new TenancyError(`database user "${user}" exists already on ${where(settings)}; pick another --db-name or drop it`, { cause: error })
+        throw serverError(`creating the database user "${user}"`, where(settings), error)
+      }
+      try {
+        await client.query(`CREATE DATABASE ${ident(settings.db_name)} OWNER ${ident(user)}`)
+        await client.query(`REVOKE ALL ON DATABASE ${ident(settings.db_name)} FROM PUBLIC`)
+      } catch (error) {
+        await client.query(`DROP ROLE IF EXISTS ${ident(user)}`).catch(() => {})
+        if ((error as { code?: string }).code === PG_DUPLICATE_DATABASE) throw new TenancyError(`database "${settings.db_name}" exists already on ${where(settings)}; pick another --db-name`, { cause: error })
+        throw serverError(`creating the database "${settings.db_name}"`, where(settings), error)
+      }
+    })
+  },
+
+  async drop(settings, _sitePath, admin) {
+    if (!admin) throw new TenancyError('dropping a PostgreSQL database needs the admin connection')
+    const user = settings.db_user ?? settings.db_name
+    await withAdmin(admin, async (client) => {
+      try {
+        await client.query(`DROP DATABASE IF EXISTS ${ident(settings.db_name)} WITH (FORCE)`)
+        await client.query(`DROP ROLE IF EXISTS ${ident(user)}`)
+      } catch (error) {
+        throw serverError(`dropping the database "${settings.db_name}"`, where(settings), error)
+      }
+    })
+  },
+
+  async exists(settings) {
+    const pg = await loadPg()
+    const client = new pg.Client({ host: settings.db_host, port: settings.db_port, user: settings.db_user, password: settings.db_password, database: settings.db_name })
+    client.on('error', () => {})
+    try {
+      await client.connect()
+      return true
+    } catch {
+      return false
+    } finally {
+      await client.end().catch(() => {})
+    }
+  },
+
+  async connectAdmin(settings, _sitePath, admin) {
+    if (!admin) throw new TenancyError('the admin connection needs the admin credentials')
+    return connection(kyselyFor(settings, admin.user, admin.password, await loadPg()))
+  },
+
+  async connect(settings) {
+    const db = kyselyFor(settings, settings.db_user ?? settings.db_name, settings.db_password ?? '', await loadPg())
+    try {
+      await sql`select 1`.execute(db)
+    } catch (error) {
+      await db.destroy().catch(() => {})
+      throw serverError(`connecting to the site database "${settings.db_name}"`, where(settings), error)
+    }
+    return connection(db)
+  },
+}
