@@ -5,6 +5,7 @@ import { sql, type Kysely } from 'kysely'
 import type { DbType } from '../config/config.js'
 import { TenancyError, messageOf, usageError } from '../errors.js'
 import { readJsonFile } from '../util/json-file.js'
+import { upsert } from '../databases/upsert.js'
 
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,63}$/
 
@@ -60,12 +61,7 @@ export function fixturesDigest(files: readonly string[]): string {
 /** Records that an app's fixtures are synced as of `digest` (inside the caller's transaction). */
 export async function recordFixtureDigest(db: Kysely<any>, dbType: DbType, app: string, digest: string): Promise<void> {
   const at = new Date().toISOString()
-  let query = db.insertInto('tenancy_fixtures').values({ app, digest, synced_at: at })
-  query =
-    dbType === 'mariadb'
-      ? query.onDuplicateKeyUpdate({ digest, synced_at: at })
-      : query.onConflict((oc) => oc.column('app').doUpdateSet({ digest, synced_at: at }))
-  await query.execute()
+  await upsert(db, dbType, 'tenancy_fixtures', { app, digest, synced_at: at }, ['app'], { digest, synced_at: at }).execute()
 }
 
 /** How many rows a fixture file holds. */

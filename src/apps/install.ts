@@ -4,6 +4,7 @@ import { TenancyError } from '../errors.js'
 import { now, type InstalledAppSummary } from '../registry/registry.js'
 import { usingSite, type OpenSite } from '../sites/site.js'
 import { fixturesDigest, recordFixtureDigest, syncFixtures } from './fixtures.js'
+import { upsert } from '../databases/upsert.js'
 import { CORE_APP, CORE_MIGRATIONS } from '../sites/core-schema.js'
 import { runAfterInstall } from './hooks.js'
 import { resolveInstallOrder, type AppManifest } from './manifest.js'
@@ -60,11 +61,7 @@ export async function installAppsOn(
   })
   const record = async (db: Kysely<any>, app: AppManifest) => {
     const at = now()
-    await db
-      .insertInto('installed_apps')
-      .values({ name: app.name, version: app.version, installed_at: at, updated_at: at })
-      .onConflict((oc) => oc.column('name').doUpdateSet({ version: app.version, updated_at: at }))
-      .execute()
+    await upsert(db, site.conn.dbType, 'installed_apps', { name: app.name, version: app.version, installed_at: at, updated_at: at }, ['name'], { version: app.version, updated_at: at }).execute()
   }
   let current: AppManifest | undefined
   try {

@@ -56,7 +56,7 @@ export function registerSiteCommands(program: Command): void {
     .command('new-site')
     .description('create a site: directory, database (and on servers its own user), core tables, Administrator')
     .argument('[site]', 'site name, a hostname such as acme.localhost (or --site)')
-    .addOption(new Option('--db-type <type>', 'database type (this version: sqlite, postgres)').choices(['sqlite', 'postgres']))
+    .addOption(new Option('--db-type <type>', 'database type').choices(['sqlite', 'mariadb', 'mysql', 'postgres']))
     .option('--db-name <name>', 'database name ([a-z0-9_]{1,63}); generated when absent')
     .option('--db-host <host>', 'database server host')
     .option('--db-port <port>', 'database server port', parsePort)

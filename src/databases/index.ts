@@ -11,7 +11,7 @@ export async function getDriver(type: DbType): Promise<DatabaseDriver> {
     case 'postgres':
       return (await import('./postgres-driver.js')).postgresDriver
     case 'mariadb':
-      throw usageError(`database type "${type}" is not supported by this version of tenancy yet; use sqlite or postgres (--db-type, or "db.type" in tenancy.config.json)`)
+      return (await import('./mariadb-driver.js')).mariadbDriver
     default:
       throw usageError(`unknown database type "${type satisfies never}"; use sqlite, mariadb or postgres`)
   }

@@ -187,7 +187,8 @@ export async function newSite(bench: Bench, options: NewSiteOptions): Promise<Ne
     })
     // Last, so the scrypt hash started above had the app installs' time to finish.
     const hash = await adminHash
-    await conn.transaction((trx) => upsertAdministrator(trx, hash))
+    const siteConn = conn
+    await siteConn.transaction((trx) => upsertAdministrator(trx, siteConn.dbType, hash))
     const summary = await installedApps(conn.db)
     await conn.close()
     conn = undefined

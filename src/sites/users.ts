@@ -3,20 +3,25 @@ import type { Bench } from '../bench.js'
 import { usageError } from '../errors.js'
 import { assertEmail } from '../names.js'
 import { now } from '../registry/registry.js'
+import type { DbType } from '../config/config.js'
+import { upsert } from '../databases/upsert.js'
 import { usingSite } from './site.js'
 
 export const ADMINISTRATOR = 'Administrator'
 export const SYSTEM_MANAGER = 'System Manager'
 
 /** Creates or updates the Administrator user with a password hash and the Administrator role. */
-export async function upsertAdministrator(db: Kysely<any>, passwordHash: string): Promise<void> {
+export async function upsertAdministrator(db: Kysely<any>, dbType: DbType, passwordHash: string): Promise<void> {
   const at = now()
-  await db
-    .insertInto('users')
-    .values({ name: ADMINISTRATOR, email: null, first_name: ADMINISTRATOR, last_name: null, enabled: 1, password_hash: passwordHash, created_at: at, updated_at: at })
-    .onConflict((oc) => oc.column('name').doUpdateSet({ password_hash: passwordHash, updated_at: at }))
-    .execute()
-  await db.insertInto('user_roles').values({ user_name: ADMINISTRATOR, role: 'Administrator' }).onConflict((oc) => oc.doNothing()).execute()
+  await upsert(
+    db,
+    dbType,
+    'users',
+    { name: ADMINISTRATOR, email: null, first_name: ADMINISTRATOR, last_name: null, enabled: 1, password_hash: passwordHash, created_at: at, updated_at: at },
+    ['name'],
+    { password_hash: passwordHash, updated_at: at },
+  ).execute()
+  await upsert(db, dbType, 'user_roles', { user_name: ADMINISTRATOR, role: 'Administrator' }, ['user_name', 'role']).execute()
 }
 
 export interface AddSystemManagerOptions {
@@ -34,22 +39,18 @@ export interface AddSystemManagerResult {
 }
 
 /** Adds the System Manager role to `db`'s user `email`, creating the user first when needed. Idempotent. */
-export async function addSystemManagerTo(db: Kysely<any>, options: Omit<AddSystemManagerOptions, 'site'>): Promise<{ created: boolean; role_added: boolean }> {
+export async function addSystemManagerTo(db: Kysely<any>, dbType: DbType, options: Omit<AddSystemManagerOptions, 'site'>): Promise<{ created: boolean; role_added: boolean }> {
   const at = now()
-  const inserted = await db
-    .insertInto('users')
-    .values({
-      name: options.email,
-      email: options.email,
-      first_name: options.firstName ?? null,
-      last_name: options.lastName ?? null,
-      enabled: 1,
-      password_hash: null,
-      created_at: at,
-      updated_at: at,
-    })
-    .onConflict((oc) => oc.column('name').doNothing())
-    .executeTakeFirst()
+  const inserted = await upsert(db, dbType, 'users', {
+    name: options.email,
+    email: options.email,
+    first_name: options.firstName ?? null,
+    last_name: options.lastName ?? null,
+    enabled: 1,
+    password_hash: null,
+    created_at: at,
+    updated_at: at,
+  }, ['name']).executeTakeFirst()
   const created = Number(inserted.numInsertedOrUpdatedRows ?? 0) === 1
   if (!created && (options.firstName !== undefined || options.lastName !== undefined)) {
     await db
@@ -58,11 +59,7 @@ export async function addSystemManagerTo(db: Kysely<any>, options: Omit<AddSyste
       .where('name', '=', options.email)
       .execute()
   }
-  const role = await db
-    .insertInto('user_roles')
-    .values({ user_name: options.email, role: SYSTEM_MANAGER })
-    .onConflict((oc) => oc.doNothing())
-    .executeTakeFirst()
+  const role = await upsert(db, dbType, 'user_roles', { user_name: options.email, role: SYSTEM_MANAGER }, ['user_name', 'role']).executeTakeFirst()
   return { created, role_added: Number(role.numInsertedOrUpdatedRows ?? 0) === 1 }
 }
 
@@ -71,7 +68,7 @@ export async function addSystemManager(bench: Bench, options: AddSystemManagerOp
   const email = assertEmail(options.email)
   if (email === ADMINISTRATOR) throw usageError('"Administrator" already has every role; give an email address')
   return usingSite(bench, options.site, async ({ conn }) => {
-    const result = await conn.transaction((trx) => addSystemManagerTo(trx, { ...options, email }))
+    const result = await conn.transaction((trx) => addSystemManagerTo(trx, conn.dbType, { ...options, email }))
     return { site: options.site, email, ...result }
   })
 }

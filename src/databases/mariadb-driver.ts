@@ -1,0 +1,173 @@
+import { Kysely, MysqlDialect, sql } from 'kysely'
+import { TenancyError, messageOf } from '../errors.js'
+import { assertDbName } from '../names.js'
+import { generatePassword } from '../secrets/hashing.js'
+import type { DatabaseDriver, SiteConnection, SiteDbSettings } from './driver.js'
+import type { ServerAdmin } from './server-admin.js'
+
+/** ER_DB_CREATE_EXISTS: database exists */
+const MY_DB_EXISTS = 1007
+/** ER_CANNOT_USER: CREATE USER failed (the user exists) */
+const MY_CANNOT_USER = 1396
+
+async function loadMysql() {
+  return (await import('mysql2/promise')).default
+}
+
+// Names are validated ([a-z0-9_]) before they get here.
+const ident = (name: string) => `\`${assertDbName(name)}\``
+/** Users are created for any host ('%'); the password is the access control. */
+const HOST_SCOPE = '%'
+
+function where(settings: { db_host?: string; db_port?: number; db_socket?: string }): string {
+  return settings.db_socket ? `MariaDB at ${settings.db_socket}` : `MariaDB at ${settings.db_host ?? '127.0.0.1'}:${settings.db_port ?? 3306}`
+}
+
+function serverError(what: string, server: string, error: unknown): TenancyError {
+  const code = (error as { code?: string }).code
+  const hint =
+    code === 'ECONNREFUSED' || code === 'ENOENT'
+      ? 'is it running, and are db.host, db.port (or db.socket) right?'
+      : code === 'ER_ACCESS_DENIED_ERROR'
+        ? 'check the user and password (TENANCY_DB_ROOT_PASSWORD or --db-root-password-file)'
+        : code === 'ER_DBACCESS_DENIED_ERROR' || code === 'ER_SPECIFIC_ACCESS_DENIED_ERROR'
+          ? 'the user lacks the privilege; use root or a user with CREATE, CREATE USER and GRANT OPTION'
+          : 'check the server'
+  return new TenancyError(`${what} on ${server} failed: ${messageOf(error)}; ${hint}`, { cause: error })
+}
+
+async function withAdmin<T>(admin: ServerAdmin, fn: (conn: import('mysql2/promise').Connection) => Promise<T>): Promise<T> {
+  const mysql = await loadMysql()
+  let conn
+  try {
+    conn = await mysql.createConnection({ host: admin.host, port: admin.port, socketPath: admin.socket, user: admin.user, password: admin.password })
+  } catch (error) {
+    throw serverError('connecting as the admin user', where({ db_host: admin.host, db_port: admin.port, db_socket: admin.socket }), error)
+  }
+  try {
+    return await fn(conn)
+  } finally {
+    await conn.end().catch(() => {})
+  }
+}
+
+/** Kysely's MysqlDialect drives mysql2's callback pool (the promise pool would never answer it). */
+async function loadMysqlCallbacks() {
+  return (await import('mysql2')).default
+}
+
+function kyselyFor(settings: SiteDbSettings, user: string, password: string, mysql: Awaited<ReturnType<typeof loadMysqlCallbacks>>): Kysely<any> {
+  const pool = mysql.createPool({
+    host: settings.db_host,
+    port: settings.db_port,
+    socketPath: settings.db_socket,
+    user,
+    password,
+    database: settings.db_name,
+    connectionLimit: 2,
+    // .sql migrations are scripts of several statements.
+    multipleStatements: true,
+  })
+  return new Kysely<any>({ dialect: new MysqlDialect({ pool }) })
+}
+
+function connection(db: Kysely<any>): SiteConnection {
+  return {
+    db,
+    dbType: 'mariadb',
+    // DDL commits implicitly on MariaDB: the ledger records each migration as it completes,
+    // so a rerun resumes where a failure stopped.
+    transactionalDdl: false,
+    transaction: (fn) => db.transaction().execute((trx) => fn(trx, async (script) => void (await sql.raw(script).execute(trx)))),
+    close: () => db.destroy(),
+  }
+}
+
+/**
+ * MariaDB / MySQL: a database and a user of its own granted rights on that database only
+ * (`GRANT ALL ON db.* TO user@'%'`). The admin connection only creates and drops.
+ */
+export const mariadbDriver: DatabaseDriver = {
+  type: 'mariadb',
+
+  plan(dbName, admin) {
+    return {
+      db_type: 'mariadb',
+      db_name: dbName,
+      db_user: dbName,
+      db_password: generatePassword(),
+      db_host: admin?.host ?? '127.0.0.1',
+      db_port: admin?.port ?? 3306,
+      ...(admin?.socket ? { db_socket: admin.socket } : {}),
+    }
+  },
+
+  async create(settings, _sitePath, admin) {
+    if (!admin) throw new TenancyError('creating a MariaDB database needs the admin connection')
+    const user = assertDbName(settings.db_user ?? settings.db_name)
+    await withAdmin(admin, async (conn) => {
+      try {
+        await conn.query(`CREATE DATABASE ${ident(settings.db_name)} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`)
+      } catch (error) {
+        if ((error as { errno?: number }).errno === MY_DB_EXISTS) throw new TenancyError(`database "${settings.db_name}" exists already on ${where(settings)}; pick another --db-name`, { cause: error })
+        throw serverError(`creating the database "${settings.db_name}"`, where(settings), error)
+      }
+      try {
+        // The password is a generated base64url string: no quote can appear in it.
+        await conn.query(`CREATE USER '${user}'@'${HOST_SCOPE}' IDENTIFIED BY '${settings.db_password}'`)
+        await conn.query(`GRANT ALL PRIVILEGES ON ${ident(settings.db_name)}.* TO '${user}'@'${HOST_SCOPE}'`)
+      } catch (error) {
+        await conn.query(`DROP DATABASE IF EXISTS ${ident(settings.db_name)}`).catch(() => {})
+        if ((error as { errno?: number }).errno === MY_CANNOT_USER) throw new TenancyError(`database user "${user}" exists already on ${where(settings)}; pick another --db-name or drop it`, { cause: error })
+        throw serverError(`creating the database user "${user}"`, where(settings), error)
+      }
+    })
+  },
+
+  async drop(settings, _sitePath, admin) {
+    if (!admin) throw new TenancyError('dropping a MariaDB database needs the admin connection')
+    const user = assertDbName(settings.db_user ?? settings.db_name)
+    await withAdmin(admin, async (conn) => {
+      try {
+        await conn.query(`DROP DATABASE IF EXISTS ${ident(settings.db_name)}`)
+        await conn.query(`DROP USER IF EXISTS '${user}'@'${HOST_SCOPE}'`)
+      } catch (error) {
+        throw serverError(`dropping the database "${settings.db_name}"`, where(settings), error)
+      }
+    })
+  },
+
+  async exists(settings) {
+    const mysql = await loadMysql()
+    try {
+      const conn = await mysql.createConnection({
+        host: settings.db_host,
+        port: settings.db_port,
+        socketPath: settings.db_socket,
+        user: settings.db_user,
+        password: settings.db_password,
+        database: settings.db_name,
+      })
+      await conn.end()
+      return true
+    } catch {
+      return false
+    }
+  },
+
+  async connectAdmin(settings, _sitePath, admin) {
+    if (!admin) throw new TenancyError('the admin connection needs the admin credentials')
+    return connection(kyselyFor(settings, admin.user, admin.password, await loadMysqlCallbacks()))
+  },
+
+  async connect(settings) {
+    const db = kyselyFor(settings, settings.db_user ?? settings.db_name, settings.db_password ?? '', await loadMysqlCallbacks())
+    try {
+      await sql`select 1`.execute(db)
+    } catch (error) {
+      await db.destroy().catch(() => {})
+      throw serverError(`connecting to the site database "${settings.db_name}"`, where(settings), error)
+    }
+    return connection(db)
+  },
+}
