@@ -1,7 +1,9 @@
+import { createHash } from 'node:crypto'
 import { Kysely, MysqlDialect, sql } from 'kysely'
 import { TenancyError, messageOf } from '../errors.js'
 import { assertDbName } from '../names.js'
 import { generatePassword } from '../secrets/hashing.js'
+import { faultPoint } from '../util/fault.js'
 import type { DatabaseDriver, SiteConnection, SiteDbSettings } from './driver.js'
 import type { ServerAdmin } from './server-admin.js'
 
@@ -71,14 +73,35 @@ function kyselyFor(settings: SiteDbSettings, user: string, password: string, mys
   return new Kysely<any>({ dialect: new MysqlDialect({ pool }) })
 }
 
-function connection(db: Kysely<any>): SiteConnection {
+/** How long a second migrator of the same database waits for the first, in seconds. */
+const SITE_LOCK_WAIT_S = 600
+
+/** The name of a database's own lock: GET_LOCK names are server-wide, so each database gets its own. */
+function siteLockName(dbName: string): string {
+  const name = `tenancy:${dbName}`
+  return name.length <= 64 ? name : `tenancy:${createHash('sha1').update(dbName).digest('hex')}`
+}
+
+function connection(db: Kysely<any>, dbName: string): SiteConnection {
+  const lock = siteLockName(dbName)
   return {
     db,
     dbType: 'mariadb',
     // DDL commits implicitly on MariaDB: the ledger records each migration as it completes,
     // so a rerun resumes where a failure stopped.
     transactionalDdl: false,
-    transaction: (fn) => db.transaction().execute((trx) => fn(trx, async (script) => void (await sql.raw(script).execute(trx)))),
+    // A row lock would not survive the implicit commits of DDL, so the lock is a named lock
+    // of this database's own, held by the connection around the transaction.
+    transaction: (fn) =>
+      db.connection().execute(async (conn) => {
+        const { rows } = await sql<{ got: number | null }>`select get_lock(${lock}, ${SITE_LOCK_WAIT_S}) as got`.execute(conn)
+        if (Number(rows[0]?.got) !== 1) throw new TenancyError(`another process held the lock on database "${dbName}" for ${SITE_LOCK_WAIT_S} s; check "tenancy migrate" or installs still running on it`)
+        try {
+          return await conn.transaction().execute((trx) => fn(trx, async (script) => void (await sql.raw(script).execute(trx))))
+        } finally {
+          await sql`select release_lock(${lock})`.execute(conn).catch(() => {})
+        }
+      }),
     close: () => db.destroy(),
   }
 }
@@ -112,6 +135,7 @@ export const mariadbDriver: DatabaseDriver = {
         if ((error as { errno?: number }).errno === MY_DB_EXISTS) throw new TenancyError(`database "${settings.db_name}" exists already on ${where(settings)}; pick another --db-name`, { cause: error })
         throw serverError(`creating the database "${settings.db_name}"`, where(settings), error)
       }
+      faultPoint('between-database-and-user')
       try {
         // The password is a generated base64url string: no quote can appear in it.
         await conn.query(`CREATE USER '${user}'@'${HOST_SCOPE}' IDENTIFIED BY '${settings.db_password}'`)
@@ -157,7 +181,7 @@ export const mariadbDriver: DatabaseDriver = {
 
   async connectAdmin(settings, _sitePath, admin) {
     if (!admin) throw new TenancyError('the admin connection needs the admin credentials')
-    return connection(kyselyFor(settings, admin.user, admin.password, await loadMysqlCallbacks()))
+    return connection(kyselyFor(settings, admin.user, admin.password, await loadMysqlCallbacks()), settings.db_name)
   },
 
   async connect(settings) {
@@ -168,6 +192,6 @@ export const mariadbDriver: DatabaseDriver = {
       await db.destroy().catch(() => {})
       throw serverError(`connecting to the site database "${settings.db_name}"`, where(settings), error)
     }
-    return connection(db)
+    return connection(db, settings.db_name)
   },
 }

@@ -2,6 +2,7 @@ import { Kysely, PostgresDialect, sql } from 'kysely'
 import { TenancyError, messageOf } from '../errors.js'
 import { assertDbName } from '../names.js'
 import { generatePassword } from '../secrets/hashing.js'
+import { faultPoint } from '../util/fault.js'
 import type { DatabaseDriver, SiteConnection, SiteDbSettings } from './driver.js'
 import type { ServerAdmin } from './server-admin.js'
 
@@ -9,6 +10,9 @@ import type { ServerAdmin } from './server-admin.js'
 const PG_DUPLICATE_DATABASE = '42P04'
 /** role already exists */
 const PG_DUPLICATE_OBJECT = '42710'
+/** The key of a site database's own migration lock (advisory locks are per database). */
+const SITE_LOCK_KEY = 0x7465_6e61_6e74
+
 /** connection refused at the socket level */
 const ECONNREFUSED = 'ECONNREFUSED'
 
@@ -74,7 +78,13 @@ function connection(db: Kysely<any>): SiteConnection {
     transactionalDdl: true,
     // A script without parameters goes through pg's simple protocol, which runs several
     // statements in one call, inside the transaction.
-    transaction: (fn) => db.transaction().execute((trx) => fn(trx, async (script) => void (await sql.raw(script).execute(trx)))),
+    // Advisory lock keys are scoped to the current database: this one is the site's own
+    // migration lock, held to the end of the transaction.
+    transaction: (fn) =>
+      db.transaction().execute(async (trx) => {
+        await sql`select pg_advisory_xact_lock(${SITE_LOCK_KEY})`.execute(trx)
+        return fn(trx, async (script) => void (await sql.raw(script).execute(trx)))
+      }),
     close: () => db.destroy(),
   }
 }
@@ -109,6 +119,7 @@ export const postgresDriver: DatabaseDriver = {
         if ((error as { code?: string }).code === PG_DUPLICATE_OBJECT) throw new TenancyError(`database user "${user}" exists already on ${where(settings)}; pick another --db-name or drop it`, { cause: error })
         throw serverError(`creating the database user "${user}"`, where(settings), error)
       }
+      faultPoint('between-database-and-user')
       try {
         await client.query(`CREATE DATABASE ${ident(settings.db_name)} OWNER ${ident(user)}`)
         await client.query(`REVOKE ALL ON DATABASE ${ident(settings.db_name)} FROM PUBLIC`)

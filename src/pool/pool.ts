@@ -228,16 +228,13 @@ export interface PullResult extends TenantJson {
 /** Claims the oldest ready pending tenant for `attrs` in one transaction; undefined when none is ready. */
 async function claim(bench: Bench, attrs: PullAttributes, owner: string): Promise<TenantRow | undefined> {
   const registry = await bench.registry()
-  return registry.writeTransaction(async (trx: Kysely<RegistrySchema>) => {
+  return registry.claimTransaction(async (trx: Kysely<RegistrySchema>) => {
     const at = now()
-    const candidates = await trx
-      .selectFrom('tenants')
-      .selectAll()
-      .where('pending_since', 'is not', null)
-      .where('provisioning_status', '=', 'completed')
-      .orderBy('pending_since')
-      .orderBy('id')
-      .limit(20)
+    const candidates = await registry
+      .lockCandidates(
+        trx.selectFrom('tenants').selectAll().where('pending_since', 'is not', null).where('provisioning_status', '=', 'completed').orderBy('pending_since').orderBy('id').limit(20),
+        'tenants',
+      )
       .execute()
     const tenant = candidates.find((t) => !t.lease_owner || (t.lease_expires_at !== null && t.lease_expires_at < at) || ownerAlive(t.lease_owner) === false)
     if (!tenant) return undefined

@@ -28,23 +28,28 @@ export function backoffMs(bench: Bench, attempt: number): number {
 }
 
 /**
- * Claims the next job atomically (under the registry's write lock): a queued job whose time
+ * Claims the next job atomically (SQLite: under the write lock; PostgreSQL: `FOR UPDATE SKIP
+ * LOCKED`, so workers on several machines take different jobs): a queued job whose time
  * has come, or a running one whose worker died (lease expired, or its process is gone on
  * this host). Returns undefined when there is none.
  */
 export async function claimJob(bench: Bench, owner: string): Promise<(JobRow & { tenant: string }) | undefined> {
   const registry = await bench.registry()
-  return registry.writeTransaction(async (trx) => {
+  return registry.claimTransaction(async (trx) => {
     const at = now()
-    const candidates = await trx
-      .selectFrom('jobs')
-      .innerJoin('tenants', 'tenants.id', 'jobs.tenant_id')
-      .selectAll('jobs')
-      .select('tenants.name as tenant')
-      .where((eb) => eb.or([eb.and([eb('jobs.status', 'in', ['queued', 'retry']), eb('jobs.run_at', '<=', at)]), eb('jobs.status', '=', 'running')]))
-      .orderBy('jobs.run_at')
-      .orderBy('jobs.id')
-      .limit(100)
+    const candidates = await registry
+      .lockCandidates(
+        trx
+          .selectFrom('jobs')
+          .innerJoin('tenants', 'tenants.id', 'jobs.tenant_id')
+          .selectAll('jobs')
+          .select('tenants.name as tenant')
+          .where((eb) => eb.or([eb.and([eb('jobs.status', 'in', ['queued', 'retry']), eb('jobs.run_at', '<=', at)]), eb('jobs.status', '=', 'running')]))
+          .orderBy('jobs.run_at')
+          .orderBy('jobs.id')
+          .limit(100),
+        'jobs',
+      )
       .execute()
     const job = candidates.find(
       (j) => j.status !== 'running' || (j.lease_expires_at !== null && j.lease_expires_at < at) || (j.lease_owner !== null && ownerAlive(j.lease_owner) === false),

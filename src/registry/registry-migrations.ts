@@ -13,7 +13,7 @@ export const REGISTRY_MIGRATIONS: RegistryMigration[] = [
   {
     version: 1,
     async up(db, kind) {
-      const id = kind === 'postgres' ? 'bigserial' : 'integer'
+      const id = kind === 'postgres' ? 'serial' : 'integer'
       const autoId = (col: any) => (kind === 'postgres' ? col.primaryKey() : col.primaryKey().autoIncrement())
       await db.schema
         .createTable('sites')

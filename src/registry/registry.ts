@@ -1,8 +1,8 @@
 import { closeSync, mkdirSync, openSync } from 'node:fs'
 import { dirname, isAbsolute, resolve } from 'node:path'
 import { hostname } from 'node:os'
-import { Kysely, SqliteDialect, type Transaction } from 'kysely'
-import { TenancyError, usageError } from '../errors.js'
+import { Kysely, PostgresDialect, SqliteDialect, sql, type SelectQueryBuilder, type Transaction } from 'kysely'
+import { TenancyError, messageOf, usageError } from '../errors.js'
 import type { DbType } from '../config/config.js'
 import { REGISTRY_MIGRATIONS, REGISTRY_VERSION, type RegistryKind } from './registry-migrations.js'
 import type { RegistrySchema, SiteState, SitesTable } from './schema.js'
@@ -71,9 +71,17 @@ export class Registry {
       await registry.#migrate()
       return registry
     }
-    throw usageError(
-      `registry "${url.replace(/\/\/[^@]*@/, '//…@')}" is not supported by this version of tenancy; use "sqlite:.tenancy/registry.db"`,
-    )
+    if (/^postgres(ql)?:\/\//.test(url)) {
+      const registry = new Registry(await openPostgres(url), 'postgres')
+      try {
+        await registry.#migrate()
+      } catch (error) {
+        await registry.close().catch(() => {})
+        throw registryError(url, error)
+      }
+      return registry
+    }
+    throw usageError(`registry "${maskUrl(url)}" is not supported; use "sqlite:PATH" or a "postgres://" URL`)
   }
 
   async close(): Promise<void> {
@@ -86,7 +94,28 @@ export class Registry {
    * with another process. `fn` must use the transaction it is given.
    */
   async writeTransaction<T>(fn: (trx: Kysely<RegistrySchema>) => Promise<T>): Promise<T> {
-    return immediateTransaction(this.db, fn)
+    if (this.kind === 'sqlite') return immediateTransaction(this.db, fn)
+    // PostgreSQL: one advisory lock held to the end of the transaction plays the part of
+    // SQLite's write lock, for every machine that shares the registry.
+    return this.db.transaction().execute(async (trx) => {
+      await sql`select pg_advisory_xact_lock(${WRITE_LOCK_KEY})`.execute(trx)
+      return fn(trx)
+    })
+  }
+
+  /**
+   * Runs a claim (a job, a pooled tenant): on SQLite under the write lock; on PostgreSQL in a
+   * plain transaction whose candidate rows are read with `lockCandidates`, so concurrent
+   * claimers on any machine each take a different row instead of queueing on one lock.
+   */
+  async claimTransaction<T>(fn: (trx: Kysely<RegistrySchema>) => Promise<T>): Promise<T> {
+    if (this.kind === 'sqlite') return immediateTransaction(this.db, fn)
+    return this.db.transaction().execute(fn)
+  }
+
+  /** `FOR UPDATE SKIP LOCKED` on PostgreSQL (of `table` only); SQLite's write lock already serializes claims. */
+  lockCandidates<DB, TB extends keyof DB & string, O>(query: SelectQueryBuilder<DB, TB, O>, table: TB): SelectQueryBuilder<DB, TB, O> {
+    return this.kind === 'postgres' ? query.forUpdate([table] as never).skipLocked() : query
   }
 
   async #schemaVersion(db: Kysely<RegistrySchema>): Promise<number> {
@@ -219,6 +248,41 @@ export class Registry {
 }
 
 export type RegistryTransaction = Transaction<RegistrySchema>
+
+/** The key of the advisory lock that serializes registry writers on PostgreSQL ("tenancy" in ASCII). */
+const WRITE_LOCK_KEY = 0x74656e616e6379
+
+/** A URL with its password hidden, for messages. */
+export function maskUrl(url: string): string {
+  return url.replace(/(\/\/[^:/@]*):[^@]*@/, '$1:***@')
+}
+
+function registryError(url: string, error: unknown): TenancyError {
+  if (error instanceof TenancyError) return error
+  const code = (error as { code?: string }).code
+  const hint =
+    code === 'ECONNREFUSED'
+      ? 'is the server running, and are host and port right?'
+      : code === '28P01' || code === '28000'
+        ? 'check the user and password in the URL'
+        : code === '3D000'
+          ? 'create the database first (createdb), or name an existing one'
+          : 'check the server and the URL'
+  return new TenancyError(`cannot open the registry ${maskUrl(url)}: ${messageOf(error)}; ${hint}`, { cause: error })
+}
+
+async function openPostgres(url: string): Promise<Kysely<RegistrySchema>> {
+  const { default: pg } = await import('pg')
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: 4,
+    connectionTimeoutMillis: 10_000,
+    // Ids and counts are far below 2^53: read int8 as numbers, as SQLite gives them.
+    types: { getTypeParser: ((oid: number, format?: 'text' | 'binary') => (oid === 20 ? Number : pg.types.getTypeParser(oid, format as never))) as never },
+  })
+  pool.on('error', () => {})
+  return new Kysely<RegistrySchema>({ dialect: new PostgresDialect({ pool }) })
+}
 
 async function openSqlite(path: string): Promise<Kysely<RegistrySchema>> {
   const { default: Database } = await import('better-sqlite3')
