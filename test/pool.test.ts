@@ -3,19 +3,20 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { describe, expect, it } from 'vitest'
 import { makeBench, spawnTenancy, tenancy, query, setConfig } from './helpers.js'
+import { REGISTRIES, registryRows, useRegistry } from './backends.js'
 import { openBench, pendingCount, pullPending, pullPendingFromPool, createPending } from '../src/index.js'
 
 
 
 const registry = (bench: string) => join(bench, '.tenancy', 'registry.db')
-const pendingRows = (bench: string) => query(registry(bench), 'select name, site, provisioning_status from tenants where pending_since is not null order by id')
+const pendingRows = (bench: string) => registryRows(bench, 'select name, site, provisioning_status from tenants where pending_since is not null order by id')
 
 async function pulledCorrectly(bench: string, name: string, site = `${name}.localhost`): Promise<void> {
   const show = await tenancy(bench, ['tenant', 'show', name, '--show-secrets', '--json'])
   expect(show.json, show.stderr).toMatchObject({ name, site, status: 'active', provisioning_status: 'completed', pending_since: null })
   expect(existsSync(join(bench, 'sites', site, 'db.sqlite'))).toBe(true)
-  expect(query(registry(bench), 'select state, tenant_id is not null as owned from sites where name = ?', site)).toEqual([{ state: 'ready', owned: 1 }])
-  expect(query(registry(bench), 'select count(*) as n from tenants where pull_from is not null')).toEqual([{ n: 0 }])
+  expect(await registryRows(bench, 'select state, tenant_id is not null as owned from sites where name = ?', site)).toEqual([{ state: 'ready', owned: 1 }])
+  expect(await registryRows(bench, 'select count(*) as n from tenants where pull_from is not null')).toEqual([{ n: 0 }])
   const db = join(bench, 'sites', site, 'db.sqlite')
   expect(query(db, "select name from users where name like 'api@%'")).toEqual([{ name: `api@${site}` }])
   const verify = await tenancy(bench, ['verify-key', show.json.api_key, '--site', site], { input: show.json.api_secret })
@@ -29,7 +30,7 @@ describe('pending-create and pending-clear', () => {
     expect(first.exitCode, first.stderr).toBe(0)
     expect(first.json).toMatchObject({ target: 2, pool: { ready: 2, provisioning: 0, failed: 0 } })
     expect(first.json.reserved).toHaveLength(2)
-    const rows = pendingRows(bench)
+    const rows = await pendingRows(bench)
     expect(rows.map((r) => r.provisioning_status)).toEqual(['completed', 'completed'])
     const list = await tenancy(bench, ['tenant', 'list', '--only-pending', '--json'])
     expect(list.json.tenants.every((t: any) => t.pending_since !== null && t.status === 'active')).toBe(true)
@@ -40,7 +41,7 @@ describe('pending-create and pending-clear', () => {
     expect(config.json.reserved).toHaveLength(1)
     const none = await tenancy(bench, ['pending-create', '--count', '2', '--json'])
     expect(none.json.reserved).toEqual([])
-    expect(pendingRows(bench)).toHaveLength(4)
+    expect(await pendingRows(bench)).toHaveLength(4)
     // Pending tenants have complete, usable sites.
     const sample = rows[0]
     const db = join(bench, 'sites', sample.site, 'db.sqlite')
@@ -50,7 +51,7 @@ describe('pending-create and pending-clear', () => {
   it('clears all, or only those older than the bound; both bounds are exit 2', async () => {
     const bench = makeBench()
     await tenancy(bench, ['pending-create', '--count', '3'])
-    const [old] = pendingRows(bench)
+    const [old] = await pendingRows(bench)
     const db = new Database(registry(bench))
     db.prepare('update tenants set pending_since = ? where name = ?').run(new Date(Date.now() - 3 * 86_400_000).toISOString(), old.name)
     db.close()
@@ -59,12 +60,12 @@ describe('pending-create and pending-clear', () => {
     const days = await tenancy(bench, ['pending-clear', '--older-than-days', '2', '--json'])
     expect(days.json.cleared).toEqual([old.name])
     expect(existsSync(join(bench, 'sites', old.site))).toBe(false)
-    expect(pendingRows(bench)).toHaveLength(2)
+    expect(await pendingRows(bench)).toHaveLength(2)
     const hours = await tenancy(bench, ['pending-clear', '--older-than-hours', '1', '--json'])
     expect(hours.json.cleared).toEqual([])
     const all = await tenancy(bench, ['pending-clear', '--json'])
     expect(all.json.cleared).toHaveLength(2)
-    expect(pendingRows(bench)).toEqual([])
+    expect(await pendingRows(bench)).toEqual([])
     expect(readdirSync(join(bench, 'sites'))).toEqual([])
     expect(query(registry(bench), 'select count(*) as n from sites')).toEqual([{ n: 0 }])
     expect((await tenancy(bench, ['doctor'])).exitCode).toBe(0)
@@ -76,7 +77,7 @@ describe('pulling from the pool', () => {
     const bench = makeBench()
     setConfig(bench, (c) => (c.pending.attributes = { plan: 'trial', region: 'eu' }))
     await tenancy(bench, ['pending-create', '--count', '2'])
-    const [first] = pendingRows(bench)
+    const [first] = await pendingRows(bench)
     const placeholder = (await tenancy(bench, ['tenant', 'show', first.name, '--json'])).json
     const r = await tenancy(bench, ['tenant', 'create', 'acme', '--data', 'plan=pro', '--json'])
     expect(r.exitCode, r.stderr).toBe(0)
@@ -84,7 +85,7 @@ describe('pulling from the pool', () => {
     expect(r.json.api_key).not.toBe(placeholder.api_key)
     expect(existsSync(join(bench, 'sites', first.site))).toBe(false)
     await pulledCorrectly(bench, 'acme')
-    expect(pendingRows(bench)).toHaveLength(1)
+    expect(await pendingRows(bench)).toHaveLength(1)
     // The pulled tenant keeps its provisioning history.
     expect(r.json.steps.every((s: any) => s.status === 'done')).toBe(true)
   })
@@ -96,18 +97,18 @@ describe('pulling from the pool', () => {
     await tenancy(bench, ['pending-create', '--count', '1'])
     const skip = await tenancy(bench, ['tenant', 'create', 'beta', '--no-pool', '--json'])
     expect(skip.json.mode).toBe('provisioned')
-    expect(pendingRows(bench)).toHaveLength(1)
+    expect(await pendingRows(bench)).toHaveLength(1)
   })
 
   it('a pull whose attributes cannot apply leaves the tenant in the pool', async () => {
     const bench = makeBench()
     await tenancy(bench, ['new-site', 'taken.localhost'])
     await tenancy(bench, ['pending-create', '--count', '1'])
-    const before = pendingRows(bench)
+    const before = await pendingRows(bench)
     const r = await tenancy(bench, ['tenant', 'create', 'x', '--site', 'taken.localhost'])
     expect(r.exitCode).toBe(2)
     expect(r.stderr).toMatch(/site "taken.localhost" exists already/)
-    expect(pendingRows(bench)).toEqual(before)
+    expect(await pendingRows(bench)).toEqual(before)
     expect(existsSync(join(bench, 'sites', before[0].site))).toBe(true)
   })
 
@@ -164,66 +165,72 @@ describe('pending tenants in queries', () => {
   })
 })
 
-describe('races and crashes, with real processes', () => {
-  it('8 concurrent tenant create against a pool of 4: 4 pulled, 4 provisioned, 8 distinct sites', async () => {
-    const bench = makeBench()
-    await tenancy(bench, ['pending-create', '--count', '4'])
-    const runs = await Promise.all(Array.from({ length: 8 }, (_, i) => spawnTenancy(bench, ['tenant', 'create', `c${i}`, '--json'])))
-    const modes = runs.map((r) => {
-      expect(r.exitCode, String(r.stderr)).toBe(0)
-      return JSON.parse(String(r.stdout)).mode
+describe.each(REGISTRIES)('races and crashes, with real processes (registry: $name)', ({ name: kind, skip }) => {
+  describe.skipIf(skip)('', () => {
+    it('8 concurrent tenant create against a pool of 4: 4 pulled, 4 provisioned, 8 distinct sites', async () => {
+      const bench = makeBench()
+      await useRegistry(bench, kind)
+      await tenancy(bench, ['pending-create', '--count', '4'])
+      const runs = await Promise.all(Array.from({ length: 8 }, (_, i) => spawnTenancy(bench, ['tenant', 'create', `c${i}`, '--json'])))
+      const modes = runs.map((r) => {
+        expect(r.exitCode, String(r.stderr)).toBe(0)
+        return JSON.parse(String(r.stdout)).mode
+      })
+      expect(modes.filter((m) => m === 'pulled')).toHaveLength(4)
+      expect(modes.filter((m) => m === 'provisioned')).toHaveLength(4)
+      const sites = (await registryRows(bench, 'select site from tenants order by site')).map((r: any) => r.site)
+      expect(sites).toEqual(Array.from({ length: 8 }, (_, i) => `c${i}.localhost`).sort())
+      expect(readdirSync(join(bench, 'sites')).sort()).toEqual(sites)
+      for (let i = 0; i < 8; i++) await pulledCorrectly(bench, `c${i}`)
     })
-    expect(modes.filter((m) => m === 'pulled')).toHaveLength(4)
-    expect(modes.filter((m) => m === 'provisioned')).toHaveLength(4)
-    const sites = query(registry(bench), 'select site from tenants order by site').map((r: any) => r.site)
-    expect(sites).toEqual(Array.from({ length: 8 }, (_, i) => `c${i}.localhost`).sort())
-    expect(readdirSync(join(bench, 'sites')).sort()).toEqual(sites)
-    for (let i = 0; i < 8; i++) await pulledCorrectly(bench, `c${i}`)
-  })
 
-  it('4 overlapping pending-create --count 6 end with exactly 6, all exit 0', async () => {
-    const bench = makeBench()
-    const runs = await Promise.all(Array.from({ length: 4 }, () => spawnTenancy(bench, ['pending-create', '--count', '6', '--json'])))
-    for (const r of runs) expect(r.exitCode, String(r.stderr)).toBe(0)
-    const reserved = runs.flatMap((r) => JSON.parse(String(r.stdout)).reserved)
-    expect(reserved).toHaveLength(6)
-    const rows = pendingRows(bench)
-    expect(rows).toHaveLength(6)
-    expect(rows.every((r) => r.provisioning_status === 'completed')).toBe(true)
-    expect(readdirSync(join(bench, 'sites'))).toHaveLength(6)
-  })
+    it('4 overlapping pending-create --count 6 end with exactly 6, all exit 0', async () => {
+      const bench = makeBench()
+      await useRegistry(bench, kind)
+      const runs = await Promise.all(Array.from({ length: 4 }, () => spawnTenancy(bench, ['pending-create', '--count', '6', '--json'])))
+      for (const r of runs) expect(r.exitCode, String(r.stderr)).toBe(0)
+      const reserved = runs.flatMap((r) => JSON.parse(String(r.stdout)).reserved)
+      expect(reserved).toHaveLength(6)
+      const rows = await pendingRows(bench)
+      expect(rows).toHaveLength(6)
+      expect(rows.every((r) => r.provisioning_status === 'completed')).toBe(true)
+      expect(readdirSync(join(bench, 'sites'))).toHaveLength(6)
+    })
 
-  it('pending-clear racing pulls never deletes a pulled tenant', async () => {
-    const bench = makeBench()
-    await tenancy(bench, ['pending-create', '--count', '6'])
-    const pulls = Array.from({ length: 3 }, (_, i) => spawnTenancy(bench, ['tenant', 'create', `p${i}`, '--json']))
-    const clear = spawnTenancy(bench, ['pending-clear', '--json'])
-    const results = await Promise.all([...pulls, clear])
-    for (const r of results) expect(r.exitCode, String(r.stderr)).toBe(0)
-    for (let i = 0; i < 3; i++) {
-      const mode = JSON.parse(String(results[i]!.stdout)).mode
-      expect(['pulled', 'provisioned']).toContain(mode)
-      await pulledCorrectly(bench, `p${i}`)
-    }
-    expect(pendingRows(bench)).toEqual([])
-    expect(readdirSync(join(bench, 'sites')).sort()).toEqual(['p0.localhost', 'p1.localhost', 'p2.localhost'])
-  })
+    it('pending-clear racing pulls never deletes a pulled tenant', async () => {
+      const bench = makeBench()
+      await useRegistry(bench, kind)
+      await tenancy(bench, ['pending-create', '--count', '6'])
+      const pulls = Array.from({ length: 3 }, (_, i) => spawnTenancy(bench, ['tenant', 'create', `p${i}`, '--json']))
+      const clear = spawnTenancy(bench, ['pending-clear', '--json'])
+      const results = await Promise.all([...pulls, clear])
+      for (const r of results) expect(r.exitCode, String(r.stderr)).toBe(0)
+      for (let i = 0; i < 3; i++) {
+        const mode = JSON.parse(String(results[i]!.stdout)).mode
+        expect(['pulled', 'provisioned']).toContain(mode)
+        await pulledCorrectly(bench, `p${i}`)
+      }
+      expect(await pendingRows(bench)).toEqual([])
+      expect(readdirSync(join(bench, 'sites')).sort()).toEqual(['p0.localhost', 'p1.localhost', 'p2.localhost'])
+    })
 
-  it('SIGKILL in the middle of a pull: the next command finishes it', async () => {
-    const bench = makeBench()
-    await tenancy(bench, ['pending-create', '--count', '2'])
-    for (const [i, fault] of ['pull-after-claim', 'pull-after-rename'].entries()) {
-      const name = `k${i}`
-      const r = await tenancy(bench, ['tenant', 'create', name], { env: { TENANCY_FAULT: fault } })
-      expect(r.exitCode).not.toBe(0)
-      expect(query(registry(bench), 'select count(*) as n from tenants where pull_from is not null')).toEqual([{ n: 1 }])
-      // Any command that opens the bench finishes the pull.
-      const list = await tenancy(bench, ['tenant', 'list', '--json'])
-      expect(list.exitCode, list.stderr).toBe(0)
-      await pulledCorrectly(bench, name)
-    }
-    expect(pendingRows(bench)).toEqual([])
-    expect((await tenancy(bench, ['doctor'])).exitCode).toBe(0)
+    it('SIGKILL in the middle of a pull: the next command finishes it', async () => {
+      const bench = makeBench()
+      await useRegistry(bench, kind)
+      await tenancy(bench, ['pending-create', '--count', '2'])
+      for (const [i, fault] of ['pull-after-claim', 'pull-after-rename'].entries()) {
+        const name = `k${i}`
+        const r = await tenancy(bench, ['tenant', 'create', name], { env: { TENANCY_FAULT: fault } })
+        expect(r.exitCode).not.toBe(0)
+        expect(await registryRows(bench, 'select count(*) as n from tenants where pull_from is not null')).toEqual([{ n: 1 }])
+        // Any command that opens the bench finishes the pull.
+        const list = await tenancy(bench, ['tenant', 'list', '--json'])
+        expect(list.exitCode, list.stderr).toBe(0)
+        await pulledCorrectly(bench, name)
+      }
+      expect(await pendingRows(bench)).toEqual([])
+      expect((await tenancy(bench, ['doctor'])).exitCode).toBe(0)
+    })
   })
 })
 
@@ -239,11 +246,11 @@ describe('pulls: the edges', () => {
     expect(query(db, "select name from users where name like 'api-%'")).toEqual([{ name: 'api-beta@example.com' }])
     const { mkdirSync } = await import('node:fs')
     mkdirSync(join(bench, 'sites', 'gamma.localhost'))
-    const before = pendingRows(bench)
+    const before = await pendingRows(bench)
     const stray = await tenancy(bench, ['tenant', 'create', 'gamma'])
     expect(stray.exitCode).toBe(2)
     expect(stray.stderr).toMatch(/directory .*gamma.localhost exists but no site is registered/)
-    expect(pendingRows(bench)).toEqual(before)
+    expect(await pendingRows(bench)).toEqual(before)
     expect((await tenancy(bench, ['tenant', 'list', '--json'])).exitCode).toBe(0)
   })
 
@@ -263,7 +270,7 @@ describe('pulls: the edges', () => {
     const m = await migrating
     expect(m.exitCode, String(m.stderr)).toBe(0)
     expect(JSON.parse(String(m.stdout)).sites[0]).toMatchObject({ status: 'migrated', applied: ['shared_lib/0009_slow'] })
-    const [pending] = pendingRows(bench)
+    const [pending] = await pendingRows(bench)
     expect(query(join(bench, 'sites', pending.site, 'db.sqlite'), "select count(*) as n from sqlite_master where name = 'slow_things'")).toEqual([{ n: 1 }])
   })
 })

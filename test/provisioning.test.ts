@@ -4,6 +4,7 @@ import Database from 'better-sqlite3'
 import { execa } from 'execa'
 import { describe, expect, it } from 'vitest'
 import { BIN, cleanEnv, makeBench, tenancy, query, setConfig } from './helpers.js'
+import { REGISTRIES, registryRows, useRegistry } from './backends.js'
 
 
 
@@ -314,32 +315,54 @@ describe('background provisioning and the worker', () => {
     const errors = (await tenancy(bench, ['errors', '--tenant', 'never', '--json'])).json.errors
     expect(errors[0].message).toMatch(/provisioning failed after 3 attempt\(s\)/)
   })
+})
 
-  it('drains a queue of 20 tenants with --concurrency 2, each exactly once', async () => {
-    const bench = makeBench()
-    setConfig(bench, (c) => (c.auto_provision_tenant_sites = true))
-    // Record 20 queued tenants without starting workers: a live worker lease makes --background skip the spawn.
-    const db = new Database(registry(bench))
-    void db
-    db.close()
-    for (let i = 0; i < 20; i++) {
-      const r = await tenancy(bench, ['tenant', 'create', `q${i}`, '--background', '--json'], { env: { TENANCY_TEST_NO_WORKER: '1' } })
-      expect(r.exitCode, r.stderr).toBe(0)
-    }
-    // Any worker --background started may be running too: that is the race we want.
-    const w = await tenancy(bench, ['worker', '--once', '--concurrency', '2', '--json'], { timeout: 120_000 })
-    expect(w.exitCode, w.stderr).toBe(0)
-    for (let i = 0; i < 200; i++) {
-      const left = query(registry(bench), "select count(*) as n from jobs where status != 'done'")[0].n
-      if (left === 0) break
-      await new Promise((res) => setTimeout(res, 100))
-    }
-    const tenants = (await tenancy(bench, ['tenant', 'list', '--json'])).json.tenants
-    expect(tenants).toHaveLength(20)
-    expect(tenants.every((t: any) => t.status === 'active')).toBe(true)
-    expect(query(registry(bench), 'select count(*) as n from jobs where status = ? and attempts = 1', 'done')).toEqual([{ n: 20 }])
-    expect(query(registry(bench), 'select max(attempts) as n from steps')).toEqual([{ n: 1 }])
-    expect(readdirSync(join(bench, 'sites')).sort()).toEqual(Array.from({ length: 20 }, (_, i) => `q${i}.localhost`).sort())
+describe.each(REGISTRIES)('the worker (registry: $name)', ({ name: kind, skip }) => {
+  describe.skipIf(skip)('', () => {
+    it('drains a queue of 20 tenants with --concurrency 2, each exactly once', async () => {
+      const bench = makeBench()
+      await useRegistry(bench, kind)
+      setConfig(bench, (c) => (c.auto_provision_tenant_sites = true))
+      // Record 20 queued tenants without starting workers: a live worker lease makes --background skip the spawn.
+      for (let i = 0; i < 20; i++) {
+        const r = await tenancy(bench, ['tenant', 'create', `q${i}`, '--background', '--json'], { env: { TENANCY_TEST_NO_WORKER: '1' } })
+        expect(r.exitCode, r.stderr).toBe(0)
+      }
+      // Any worker --background started may be running too: that is the race we want.
+      const w = await tenancy(bench, ['worker', '--once', '--concurrency', '2', '--json'], { timeout: 120_000 })
+      expect(w.exitCode, w.stderr).toBe(0)
+      for (let i = 0; i < 200; i++) {
+        const left = (await registryRows(bench, "select count(*) as n from jobs where status != 'done'"))[0].n
+        if (left === 0) break
+        await new Promise((res) => setTimeout(res, 100))
+      }
+      const tenants = (await tenancy(bench, ['tenant', 'list', '--json'])).json.tenants
+      expect(tenants).toHaveLength(20)
+      expect(tenants.every((t: any) => t.status === 'active')).toBe(true)
+      expect(await registryRows(bench, 'select count(*) as n from jobs where status = ? and attempts = 1', 'done')).toEqual([{ n: 20 }])
+      expect(await registryRows(bench, 'select max(attempts) as n from steps')).toEqual([{ n: 1 }])
+      expect(readdirSync(join(bench, 'sites')).sort()).toEqual(Array.from({ length: 20 }, (_, i) => `q${i}.localhost`).sort())
+    })
+
+    it('several workers racing for one queue: every job runs exactly once', async () => {
+      const bench = makeBench()
+      await useRegistry(bench, kind)
+      setConfig(bench, (c) => (c.auto_provision_tenant_sites = true))
+      for (let i = 0; i < 12; i++) {
+        const r = await tenancy(bench, ['tenant', 'create', `w${i}`, '--background', '--json'], { env: { TENANCY_TEST_NO_WORKER: '1' } })
+        expect(r.exitCode, r.stderr).toBe(0)
+      }
+      // With the worker --background started, three or more workers race for the jobs.
+      const workers = await Promise.all([0, 1].map(() => tenancy(bench, ['worker', '--once', '--concurrency', '2', '--json'], { timeout: 120_000 })))
+      for (const w of workers) expect(w.exitCode, w.stderr).toBe(0)
+      for (let i = 0; i < 200; i++) {
+        if ((await registryRows(bench, "select count(*) as n from jobs where status != 'done'"))[0].n === 0) break
+        await new Promise((res) => setTimeout(res, 100))
+      }
+      expect(await registryRows(bench, "select count(*) as n from jobs where status = 'done' and attempts = 1")).toEqual([{ n: 12 }])
+      expect(await registryRows(bench, 'select max(attempts) as n from steps')).toEqual([{ n: 1 }])
+      expect(readdirSync(join(bench, 'sites'))).toHaveLength(12)
+    })
   })
 })
 
