@@ -18,7 +18,7 @@ export interface BenchConfig {
   sites_path: string
   apps_path: string
   registry: string
-  db: { type: DbType; host?: string; port?: number; socket?: string; root_user?: string }
+  db: { type: DbType; host?: string; port?: number; socket?: string; root_user?: string; user_host?: string }
   default_site_domain: string
   auto_provision_tenant_sites: boolean
   provision: {
@@ -101,6 +101,7 @@ const KEYS: Record<string, { check: Check; fallback?: () => unknown }> = {
   'db.port': { check: intRange(1, 65_535) },
   'db.socket': { check: str },
   'db.root_user': { check: str },
+  'db.user_host': { check: (v) => (typeof v === 'string' && /^[A-Za-z0-9.%_:-]{1,255}$/.test(v) ? null : 'a MariaDB host pattern such as "%", "localhost" or "10.0.%"') },
   default_site_domain: {
     check: (v) => (typeof v === 'string' && /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/.test(v) && v.length <= 180 ? null : 'a lower-case domain such as "localhost" or "example.com"'),
     fallback: () => 'localhost',

@@ -12,6 +12,8 @@ export interface SiteDbSettings {
   db_host?: string
   db_port?: number
   db_socket?: string
+  /** MariaDB: the host part of the site's user, when not `%`. */
+  db_user_host?: string
 }
 
 /** An open connection to one site's database, as the site's own user. */

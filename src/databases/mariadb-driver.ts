@@ -18,8 +18,13 @@ async function loadMysql() {
 
 // Names are validated ([a-z0-9_]) before they get here.
 const ident = (name: string) => `\`${assertDbName(name)}\``
-/** Users are created for any host ('%'); the password is the access control. */
-const HOST_SCOPE = '%'
+/** Site users are created for any host ('%') unless `db.user_host` narrows it. */
+const ANY_HOST = '%'
+const hostOf = (settings: SiteDbSettings) => {
+  const host = settings.db_user_host ?? ANY_HOST
+  if (!/^[A-Za-z0-9.%_:-]{1,255}$/.test(host)) throw new TenancyError(`invalid db_user_host "${host}"; use a host pattern such as "%" or "10.0.%"`)
+  return host
+}
 
 function where(settings: { db_host?: string; db_port?: number; db_socket?: string }): string {
   return settings.db_socket ? `MariaDB at ${settings.db_socket}` : `MariaDB at ${settings.db_host ?? '127.0.0.1'}:${settings.db_port ?? 3306}`
@@ -49,7 +54,8 @@ async function withAdmin<T>(admin: ServerAdmin, fn: (conn: import('mysql2/promis
   try {
     return await fn(conn)
   } finally {
-    await conn.end().catch(() => {})
+    // Not awaited: the goodbye round trip is not worth waiting for.
+    void conn.end().catch(() => {})
   }
 }
 
@@ -122,6 +128,7 @@ export const mariadbDriver: DatabaseDriver = {
       db_host: admin?.host ?? '127.0.0.1',
       db_port: admin?.port ?? 3306,
       ...(admin?.socket ? { db_socket: admin.socket } : {}),
+      ...(admin?.userHost && admin.userHost !== ANY_HOST ? { db_user_host: admin.userHost } : {}),
     }
   },
 
@@ -138,8 +145,8 @@ export const mariadbDriver: DatabaseDriver = {
       faultPoint('between-database-and-user')
       try {
         // The password is a generated base64url string: no quote can appear in it.
-        await conn.query(`CREATE USER '${user}'@'${HOST_SCOPE}' IDENTIFIED BY '${settings.db_password}'`)
-        await conn.query(`GRANT ALL PRIVILEGES ON ${ident(settings.db_name)}.* TO '${user}'@'${HOST_SCOPE}'`)
+        await conn.query(`CREATE USER '${user}'@'${hostOf(settings)}' IDENTIFIED BY '${settings.db_password}'`)
+        await conn.query(`GRANT ALL PRIVILEGES ON ${ident(settings.db_name)}.* TO '${user}'@'${hostOf(settings)}'`)
       } catch (error) {
         await conn.query(`DROP DATABASE IF EXISTS ${ident(settings.db_name)}`).catch(() => {})
         if ((error as { errno?: number }).errno === MY_CANNOT_USER) throw new TenancyError(`database user "${user}" exists already on ${where(settings)}; pick another --db-name or drop it`, { cause: error })
@@ -154,7 +161,7 @@ export const mariadbDriver: DatabaseDriver = {
     await withAdmin(admin, async (conn) => {
       try {
         await conn.query(`DROP DATABASE IF EXISTS ${ident(settings.db_name)}`)
-        await conn.query(`DROP USER IF EXISTS '${user}'@'${HOST_SCOPE}'`)
+        await conn.query(`DROP USER IF EXISTS '${user}'@'${hostOf(settings)}'`)
       } catch (error) {
         throw serverError(`dropping the database "${settings.db_name}"`, where(settings), error)
       }

@@ -53,7 +53,8 @@ async function withAdmin<T>(admin: ServerAdmin, fn: (client: import('pg').Client
   try {
     return await fn(client)
   } finally {
-    await client.end().catch(() => {})
+    // Not awaited: the goodbye round trip is not worth waiting for.
+    void client.end().catch(() => {})
   }
 }
 

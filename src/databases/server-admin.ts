@@ -7,6 +7,8 @@ export interface ServerAdmin {
   host: string
   port: number
   socket?: string
+  /** MariaDB: the host part of new site users (`db.user_host`, default `%`). */
+  userHost?: string
   user: string
   password: string
 }
@@ -51,6 +53,7 @@ export async function resolveServerAdmin(bench: Bench, dbType: Exclude<DbType, '
     host: options.dbHost ?? (sameKind ? db.host : undefined) ?? '127.0.0.1',
     port: options.dbPort ?? (sameKind ? db.port : undefined) ?? DEFAULTS[dbType].port,
     socket: sameKind ? db.socket : undefined,
+    userHost: sameKind ? db.user_host : undefined,
     user: options.dbRootUsername ?? (sameKind ? db.root_user : undefined) ?? DEFAULTS[dbType].user,
     password: password.value,
   }
