@@ -32,6 +32,8 @@ export interface MigrateResult {
 
 // Below this many sites, thread start-up costs more than it saves.
 const INLINE_BELOW = 16
+/** Server sites migrated at once by default: the work is round trips, not CPU. */
+const SERVER_LANES = 8
 
 /**
  * `tenancy migrate`: every ready site (or those named), pending tenants' sites per
@@ -104,15 +106,27 @@ export async function migrate(bench: Bench, options: MigrateOptions = {}): Promi
     if (result.apps) await registry.setSiteApps(result.site, result.apps)
     record(result)
   }
-  const concurrency = Math.max(1, Math.min(options.concurrency ?? bench.config.migrate.concurrency ?? availableParallelism(), chosen.length))
-
-  if (concurrency === 1 || chosen.length < INLINE_BELOW) {
+  // Server sites wait on the network, not the CPU: they run as async lanes on this thread,
+  // more of them than there are cores. SQLite sites (or a mix) use worker threads.
+  const serversOnly = chosen.length > 0 && chosen.every((s) => s.db_type !== 'sqlite')
+  const wanted = options.concurrency ?? bench.config.migrate.concurrency ?? (serversOnly ? Math.max(SERVER_LANES, availableParallelism()) : availableParallelism())
+  const concurrency = Math.max(1, Math.min(wanted, chosen.length))
+  const lane = async () => {
     for (let job = await next(); job; job = await next()) await finish(await migrateSite(plan, job))
+  }
+
+  if (serversOnly) {
+    await Promise.all(Array.from({ length: concurrency }, lane))
+  } else if (concurrency === 1 || chosen.length < INLINE_BELOW) {
+    await lane()
   } else {
     await runInThreads(plan, concurrency, next, finish)
   }
   for (const site of queue) skip(site.name, 'not started: an earlier site failed (use --skip-failing to try every site)')
   const count = (status: SiteResult['status']) => results.filter((r) => r.status === status).length
+  // Sites finish in any order; the result lists them in the order they were taken up.
+  const order = new Map(chosen.map((s, i) => [s.name, i]))
+  results.sort((a, b) => (order.get(a.site) ?? 0) - (order.get(b.site) ?? 0))
   return {
     sites: results,
     migrated: count('migrated'),

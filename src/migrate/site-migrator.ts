@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely'
 import { fixturesDigest, recordFixtureDigest, syncFixtures } from '../apps/fixtures.js'
 import type { MigrationFile } from '../apps/manifest.js'
-import { MigrationError, applyMigrations, ensureLedger, readLedger, sql } from '../apps/migrations.js'
+import { MigrationError, applyMigrations, readLedger, sql } from '../apps/migrations.js'
 import { getDriver } from '../databases/index.js'
 import type { SiteConnection } from '../databases/driver.js'
 import { messageOf } from '../errors.js'
@@ -122,8 +122,8 @@ export async function migrateOpenSite(plan: MigrationPlan, job: SiteJob, conn: S
     const ctx = { sql, dbType: conn.dbType, site: job.site }
     const dbType = conn.dbType
     const bumped: string[] = []
+    // The ledger exists: readState above read it.
     const done = await conn.transaction(async (trx, exec) => {
-      await ensureLedger(trx)
       const state = await readState(trx)
       const applied: string[] = []
       for (const name of await applyMigrations(trx, exec, CORE_APP, CORE_MIGRATIONS, state.ledger.get(CORE_APP) ?? new Set(), ctx)) applied.push(`${CORE_APP}/${name}`)
