@@ -221,6 +221,31 @@ describe.each(SERVERS)('server sites on $name', ({ name: backend, skip }) => {
       expect(await serverHas(backend, halfSite.db_name)).toEqual({ database: false, user: false })
     })
 
+    it('without the admin password, tenant create, tenant delete and pending-clear change nothing (exit 2)', async () => {
+      const bench = makeBench()
+      const env = useBackend(bench, backend)
+      const refused = await tenancy(bench, ['tenant', 'create', 'nopw'])
+      expect(refused.exitCode).toBe(2)
+      expect(refused.stderr).toMatch(/missing .* root password: looked in the TENANCY_DB_ROOT_PASSWORD environment variable/)
+      expect(refused.stderr).not.toMatch(/--db-root-password-file/)
+      expect(await registryRows(bench, 'select name from tenants')).toEqual([])
+
+      expect((await tenancy(bench, ['tenant', 'create', 'keep', '--json'], { env })).exitCode).toBe(0)
+      expect((await tenancy(bench, ['pending-create', '--count', '1'], { env })).exitCode).toBe(0)
+      const cfg = siteConfig(bench, 'keep.localhost')
+      for (const args of [['tenant', 'delete', 'keep', '--yes'], ['drop-site', 'keep.localhost', '--yes'], ['pending-clear']]) {
+        const r = await tenancy(bench, args)
+        expect(r.exitCode, args.join(' ')).toBe(2)
+      }
+      expect(await registryRows(bench, 'select name, state from sites order by name')).toHaveLength(2)
+      expect((await registryRows(bench, "select state from sites where name = 'keep.localhost'"))[0].state).toBe('ready')
+      expect(await registryRows(bench, 'select count(*) as n from tenants')).toEqual([{ n: 2 }])
+      expect(await serverHas(backend, cfg.db_name)).toEqual({ database: true, user: true })
+      const del = await tenancy(bench, ['tenant', 'delete', 'keep', '--yes'], { env })
+      expect(del.exitCode, del.stderr).toBe(0)
+      expect(await serverHas(backend, cfg.db_name)).toEqual({ database: false, user: false })
+    })
+
     it('an existing database that is not ours is refused, not adopted', async () => {
       const bench = makeBench()
       const env = useBackend(bench, backend)

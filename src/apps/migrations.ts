@@ -86,12 +86,19 @@ function loadScript(file: string): string {
 export class MigrationError extends TenancyError {
   readonly app: string
   readonly migration: string
+  /** What went wrong, without the "migration app/name failed" prefix (for listings that name it already). */
+  readonly detail: string
 
-  constructor(app: string, migration: string, cause: unknown) {
-    super(`migration ${app}/${migration} failed: ${messageOf(cause)}`, { cause })
+  constructor(app: string, migration: string, cause: unknown, dbType?: DbType) {
+    // MariaDB commits each DDL statement as it runs: say so, since a rerun meets what stayed.
+    const detail = `${messageOf(cause)}${
+      dbType === 'mariadb' ? '; MariaDB commits DDL as it runs, so statements of this migration before the failing one may be in place: make it safe to run again (IF NOT EXISTS) or undo them' : ''
+    }`
+    super(`migration ${app}/${migration} failed: ${detail}`, { cause })
     this.name = 'MigrationError'
     this.app = app
     this.migration = migration
+    this.detail = detail
   }
 }
 
@@ -122,7 +129,7 @@ export async function applyMigrations(
       else await (await loadModule(migration.file)).up(trx, ctx)
       await trx.insertInto(LEDGER_TABLE).values({ app, name: migration.name, applied_at: now() }).execute()
     } catch (error) {
-      throw new MigrationError(app, migration.name, error)
+      throw new MigrationError(app, migration.name, error, ctx.dbType)
     }
     done.push(migration.name)
   }

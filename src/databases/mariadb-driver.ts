@@ -30,12 +30,14 @@ function where(settings: { db_host?: string; db_port?: number; db_socket?: strin
   return settings.db_socket ? `MariaDB at ${settings.db_socket}` : `MariaDB at ${settings.db_host ?? '127.0.0.1'}:${settings.db_port ?? 3306}`
 }
 
-function serverError(what: string, server: string, error: unknown): TenancyError {
+function serverError(what: string, server: string, error: unknown, asSite = false): TenancyError {
   const code = (error as { code?: string }).code
   const hint =
     code === 'ECONNREFUSED' || code === 'ENOENT'
       ? 'is it running, and are db.host, db.port (or db.socket) right?'
-      : code === 'ER_ACCESS_DENIED_ERROR'
+      : code === 'ER_ACCESS_DENIED_ERROR' && asSite
+        ? "the site's own user was refused: check db_user and db_password in its site_config.json, and that db.user_host admits this machine"
+        : code === 'ER_ACCESS_DENIED_ERROR'
         ? 'check the user and password (TENANCY_DB_ROOT_PASSWORD or --db-root-password-file)'
         : code === 'ER_DBACCESS_DENIED_ERROR' || code === 'ER_SPECIFIC_ACCESS_DENIED_ERROR'
           ? 'the user lacks the privilege; use root or a user with CREATE, CREATE USER and GRANT OPTION'
@@ -197,7 +199,7 @@ export const mariadbDriver: DatabaseDriver = {
       await sql`select 1`.execute(db)
     } catch (error) {
       await db.destroy().catch(() => {})
-      throw serverError(`connecting to the site database "${settings.db_name}"`, where(settings), error)
+      throw serverError(`connecting to the site database "${settings.db_name}"`, where(settings), error, true)
     }
     return connection(db, settings.db_name)
   },

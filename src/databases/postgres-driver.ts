@@ -28,12 +28,14 @@ function where(settings: { db_host?: string; db_port?: number }): string {
 }
 
 /** A one-line error for a server that is down, refuses the login or lacks a privilege. */
-export function serverError(what: string, server: string, error: unknown): TenancyError {
+export function serverError(what: string, server: string, error: unknown, asSite = false): TenancyError {
   const code = (error as { code?: string }).code
   const hint =
     code === ECONNREFUSED
       ? 'is it running, and are db.host and db.port right?'
-      : code === '28P01' || code === '28000'
+      : (code === '28P01' || code === '28000') && asSite
+        ? "the site's own role was refused: check db_user and db_password in its site_config.json, and pg_hba.conf"
+        : code === '28P01' || code === '28000'
         ? 'check the user and password (TENANCY_DB_ROOT_PASSWORD or --db-root-password-file)'
         : code === '42501'
           ? 'the user lacks the privilege; use a superuser or one with CREATEDB and CREATEROLE'
@@ -170,7 +172,7 @@ export const postgresDriver: DatabaseDriver = {
       await sql`select 1`.execute(db)
     } catch (error) {
       await db.destroy().catch(() => {})
-      throw serverError(`connecting to the site database "${settings.db_name}"`, where(settings), error)
+      throw serverError(`connecting to the site database "${settings.db_name}"`, where(settings), error, true)
     }
     return connection(db)
   },

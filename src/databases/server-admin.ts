@@ -20,6 +20,8 @@ export interface ServerAdminOptions {
   dbRootPasswordFile?: string
   prompt?: SecretSources['prompt']
   onWarning?: (message: string) => void
+  /** Whether the command has `--db-root-password-file` (tenant and pool commands do not). */
+  fileFlag?: boolean
 }
 
 const DEFAULTS: Record<Exclude<DbType, 'sqlite'>, { port: number; user: string }> = {
@@ -38,7 +40,7 @@ export async function resolveServerAdmin(bench: Bench, dbType: Exclude<DbType, '
   const sameKind = db.type === dbType
   const sources: SecretSources = {
     label: `${dbType} root password`,
-    fileFlag: '--db-root-password-file',
+    fileFlag: options.fileFlag === false ? undefined : '--db-root-password-file',
     filePath: options.dbRootPasswordFile,
     envVar: 'TENANCY_DB_ROOT_PASSWORD',
     env: bench.env,

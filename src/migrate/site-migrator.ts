@@ -149,8 +149,8 @@ export async function migrateOpenSite(plan: MigrationPlan, job: SiteJob, conn: S
     const changed = done.applied.length > 0 || done.synced.length > 0 || bumped.length > 0
     return result(changed ? 'migrated' : 'up_to_date', { applied: done.applied, fixtures_synced: done.synced, ...(changed ? { apps: done.apps } : {}), ...(bumped.length ? { versions: bumped } : {}) })
   } catch (error) {
-    const where = error instanceof MigrationError ? { app: error.app, migration: error.migration } : {}
-    return result('failed', { error: messageOf(error), ...where })
+    if (error instanceof MigrationError) return result('failed', { error: error.detail, app: error.app, migration: error.migration })
+    return result('failed', { error: messageOf(error) })
   }
 }
 

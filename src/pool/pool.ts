@@ -7,7 +7,7 @@ import { assertSiteName } from '../names.js'
 import { PROCESS_OWNER, now, ownerAlive } from '../registry/registry.js'
 import type { RegistrySchema } from '../registry/schema.js'
 import { generateKeysFor } from '../sites/api-keys.js'
-import { dropSite } from '../sites/drop-site.js'
+import { adminToDropSite, dropSite } from '../sites/drop-site.js'
 import { usingSite } from '../sites/site.js'
 import { faultPoint } from '../util/fault.js'
 import { fsyncDirectory } from '../util/json-file.js'
@@ -73,7 +73,7 @@ function placeholderName(site: string): string {
  * over `target`. Returns the names reserved.
  */
 export async function reservePending(bench: Bench, target: number, options: PoolOptions = {}): Promise<string[]> {
-  const steps = await preflight(bench)
+  const steps = await preflight(bench, { provisionsHere: true })
   const data = await defaultAttributes(bench, options)
   const registry = await bench.registry()
   return registry.writeTransaction(async (trx) => {
@@ -140,7 +140,7 @@ export async function pendingCreate(
 
 /** `createPending(attrs)`: adds one pending tenant to the pool now, whatever the pool's size. */
 export async function createPending(bench: Bench, attrs: Record<string, unknown> = {}, options: PoolOptions = {}): Promise<TenantJson> {
-  const steps = await preflight(bench)
+  const steps = await preflight(bench, { provisionsHere: true })
   const data = { ...(await defaultAttributes(bench, options)), ...attrs }
   const { name, site } = placeholder(bench)
   const registry = await bench.registry()
@@ -174,6 +174,8 @@ export async function pendingClear(bench: Bench, options: { olderThanDays?: numb
   const candidates = await query.orderBy('pending_since').execute()
   const result: ClearResult = { cleared: [], skipped: [] }
   for (const tenant of candidates) {
+    // Before anything changes: a missing admin password must not leave a tenant half-deleted.
+    const admin = tenant.site ? await adminToDropSite(bench, tenant.site) : undefined
     const lease = await tryTenantLease(bench, tenant.id)
     if (!('owner' in lease)) {
       result.skipped.push({ tenant: tenant.name, reason: `held by ${lease.heldBy}` })
@@ -202,7 +204,7 @@ export async function pendingClear(bench: Bench, options: { olderThanDays?: numb
       result.skipped.push({ tenant: tenant.name, reason: 'pulled meanwhile' })
       continue
     }
-    if (tenant.site && (await registry.getSite(tenant.site))) await dropSite(bench, { site: tenant.site, archive: false, force: true })
+    if (tenant.site && (await registry.getSite(tenant.site))) await dropSite(bench, { site: tenant.site, archive: false, force: true, admin })
     result.cleared.push(tenant.name)
   }
   return result

@@ -14,6 +14,7 @@ import { dropSite } from '../sites/drop-site.js'
 import { adminPasswordSources, newSite } from '../sites/new-site.js'
 import { readSiteConfig } from '../sites/site.js'
 import { addSystemManager } from '../sites/users.js'
+import { resolveServerAdmin } from '../databases/server-admin.js'
 import { getDriver } from '../databases/index.js'
 import { libraryPath } from '../util/library-path.js'
 import type { TenantRow } from './tenant-record.js'
@@ -73,15 +74,18 @@ export function planSteps(config: BenchConfig): PlannedStep[] {
 
 /**
  * Checks, before a tenant is recorded, what the pipeline will need: a valid pipeline, its
- * apps, a database driver for `db.type`, and the right encryption key.
+ * apps, a database driver for `db.type`, the right encryption key, and (when this process
+ * is about to provision on a database server) the server's admin password.
  */
-export async function preflight(bench: Bench): Promise<PlannedStep[]> {
+export async function preflight(bench: Bench, options: { provisionsHere?: boolean } = {}): Promise<PlannedStep[]> {
   const steps = planSteps(bench.config)
   resolveInstallOrder(
     bench,
     steps.flatMap((s) => (s.spec.kind === 'install-app' ? [s.spec.app] : [])),
   )
-  await getDriver(bench.config.db.type)
+  const type = bench.config.db.type
+  await getDriver(type)
+  if (options.provisionsHere && type !== 'sqlite') await resolveServerAdmin(bench, type, { fileFlag: false })
   await checkEncryptionKey(bench)
   return steps
 }

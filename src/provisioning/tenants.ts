@@ -5,7 +5,7 @@ import { TenancyError, usageError } from '../errors.js'
 import { assertSiteName, assertTenantName } from '../names.js'
 import { PROCESS_OWNER, now } from '../registry/registry.js'
 import { coerceConfigValue } from '../sites/config-commands.js'
-import { dropSite } from '../sites/drop-site.js'
+import { adminToDropSite, dropSite } from '../sites/drop-site.js'
 import { tryTenantLease } from './lease.js'
 import { provisionTenant, type ProvisionOptions, type ProvisionResult } from './runner.js'
 import { preflight, type PlannedStep } from './steps.js'
@@ -118,10 +118,10 @@ export function assertUserTenantName(name: string): string {
 export async function createTenant(bench: Bench, options: CreateTenantOptions): Promise<CreateTenantResult> {
   const name = assertUserTenantName(options.name)
   const site = siteFor(bench, name, options)
-  const steps = await preflight(bench)
-  const registry = await bench.registry()
   const auto = bench.config.auto_provision_tenant_sites
   const queued = auto && options.background === true
+  const steps = await preflight(bench, { provisionsHere: auto && !queued })
+  const registry = await bench.registry()
   const tenantId = await registry.writeTransaction(async (trx) => {
     await assertFree(trx, name, site)
     return insertTenant(trx, { name, site, data: options.data ?? {}, provisioningStatus: queued ? 'queued' : 'not_started', pendingSince: null, queueJob: queued }, steps)
@@ -187,6 +187,8 @@ export async function deleteTenant(bench: Bench, name: string, options: { keepSi
   try {
     const site = row.site ? await registry.getSite(row.site) : undefined
     const owned = site !== undefined && site.tenant_id === row.id
+    // Before anything changes: a missing admin password must not leave a tenant half-deleted.
+    const admin = owned && !options.keepSite ? await adminToDropSite(bench, site.name) : undefined
     // The tenant goes first, in one transaction that also marks its site `dropping` (or frees
     // it with --keep-site): a crash after it leaves a row doctor knows how to finish.
     await registry.writeTransaction(async (trx) => {
@@ -202,7 +204,7 @@ export async function deleteTenant(bench: Bench, name: string, options: { keepSi
       }
     })
     let archivedTo: string | null = null
-    if (owned && !options.keepSite) archivedTo = (await dropSite(bench, { site: site.name, force: true })).archived_to
+    if (owned && !options.keepSite) archivedTo = (await dropSite(bench, { site: site.name, force: true, admin })).archived_to
     return { tenant: name, site: row.site, site_dropped: owned && !options.keepSite, archived_to: archivedTo }
   } finally {
     await lease.release()

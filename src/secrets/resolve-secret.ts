@@ -5,8 +5,8 @@ import { usageError } from '../errors.js'
 export interface SecretSources {
   /** What the secret is, for messages: "admin password". */
   label: string
-  /** The `--…-file` flag's name and the path it was given. */
-  fileFlag: string
+  /** The `--…-file` flag's name and the path it was given (absent where the command has no such flag). */
+  fileFlag?: string
   filePath?: string
   envVar: string
   env?: NodeJS.ProcessEnv
@@ -49,7 +49,7 @@ export async function resolveSecret(sources: SecretSources): Promise<ResolvedSec
       value: sources.config[sources.configKey] as string,
       source: 'config',
       where: `"${sources.configKey}" in tenancy.config.json`,
-      warning: `${sources.label} is read from "${sources.configKey}" in tenancy.config.json; move it to the environment (${sources.envVar}) or a ${sources.fileFlag}`,
+      warning: `${sources.label} is read from "${sources.configKey}" in tenancy.config.json; move it to the environment (${sources.envVar})${sources.fileFlag ? ` or a ${sources.fileFlag}` : ''}`,
     }
   }
   if (sources.prompt) {
@@ -61,7 +61,7 @@ export async function resolveSecret(sources: SecretSources): Promise<ResolvedSec
 
 /** The sentence for a secret that is needed and found nowhere. */
 export function missingSecretError(sources: SecretSources): Error {
-  const places = [`${sources.fileFlag} FILE`, `the ${sources.envVar} environment variable`]
+  const places = [...(sources.fileFlag ? [`${sources.fileFlag} FILE`] : []), `the ${sources.envVar} environment variable`]
   if (sources.configKey) places.push(`"${sources.configKey}" in tenancy.config.json`)
   places.push('an interactive prompt (stdin is not a terminal)')
   return usageError(`missing ${sources.label}: looked in ${places.join(', ')}; set one of them`)

@@ -2,7 +2,8 @@ import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Bench } from '../bench.js'
 import { getDriver } from '../databases/index.js'
-import { resolveServerAdmin } from '../databases/server-admin.js'
+import { resolveServerAdmin, type ServerAdmin } from '../databases/server-admin.js'
+import type { SiteDbSettings } from '../databases/driver.js'
 import { usageError } from '../errors.js'
 import { assertSiteName } from '../names.js'
 import { readSiteConfig, requireSite } from './site.js'
@@ -13,6 +14,8 @@ export interface DropSiteOptions {
   archive?: boolean
   /** Drop even a site that a tenant owns (used by `tenant delete` and `new-site --force`). */
   force?: boolean
+  /** The server's admin connection, when the caller resolved it already (before changing anything). */
+  admin?: ServerAdmin
 }
 
 export interface DropSiteResult {
@@ -30,6 +33,28 @@ export function archiveDirectory(bench: Bench, path: string, name: string): stri
   return target
 }
 
+/** How to reach a site's database for dropping it: its config, or what its registry row recorded. */
+function dropSettings(bench: Bench, site: { name: string; db_type: SiteDbSettings['db_type']; db_name: string; db_host: string | null; db_port: number | null; db_user: string | null }): SiteDbSettings {
+  const sitePath = bench.sitePath(site.name)
+  return existsSync(join(sitePath, 'site_config.json'))
+    ? readSiteConfig(sitePath)
+    : { db_type: site.db_type, db_name: site.db_name, db_host: site.db_host ?? undefined, db_port: site.db_port ?? undefined, db_user: site.db_user ?? undefined }
+}
+
+function adminForDrop(bench: Bench, settings: SiteDbSettings): Promise<ServerAdmin | undefined> {
+  if (settings.db_type === 'sqlite') return Promise.resolve(undefined)
+  return resolveServerAdmin(bench, settings.db_type, { dbHost: settings.db_host, dbPort: settings.db_port, fileFlag: false })
+}
+
+/**
+ * The admin connection needed to drop `site` (undefined for SQLite), resolved up front by
+ * callers that change the registry before dropping, so a missing password changes nothing.
+ */
+export async function adminToDropSite(bench: Bench, name: string): Promise<ServerAdmin | undefined> {
+  const site = await (await bench.registry()).getSite(name)
+  return site ? adminForDrop(bench, dropSettings(bench, site)) : undefined
+}
+
 /**
  * `tenancy drop-site`: marks the row `dropping`, drops the database and its user, moves the
  * directory to `archived/sites/` (or deletes it), then removes the row. Works on half-made
@@ -40,15 +65,16 @@ export async function dropSite(bench: Bench, options: DropSiteOptions): Promise<
   const registry = await bench.registry()
   const site = await requireSite(bench, name, { allowAnyState: true })
   if (site.tenant_id !== null && !options.force) {
+    // A site whose tenant row is gone (a `tenant delete` that stopped half-way) is anyone's to drop.
     const owner = (await registry.tenantsBySite()).get(name)
-    throw usageError(`site "${name}" belongs to tenant "${owner?.name ?? site.tenant_id}"; remove it with "tenancy tenant delete ${owner?.name ?? '<tenant>'}"`)
+    if (owner) throw usageError(`site "${name}" belongs to tenant "${owner.name}"; remove it with "tenancy tenant delete ${owner.name}"`)
   }
-  await registry.setSiteState(name, 'dropping')
   const sitePath = bench.sitePath(name)
+  const settings = dropSettings(bench, site)
+  // The admin password is found (or its absence reported) before anything changes.
+  const admin = options.admin ?? (await adminForDrop(bench, settings))
+  await registry.setSiteState(name, 'dropping')
   let databaseDropped = false
-  const settings = existsSync(join(sitePath, 'site_config.json'))
-    ? readSiteConfig(sitePath)
-    : { db_type: site.db_type, db_name: site.db_name, db_host: site.db_host ?? undefined, db_port: site.db_port ?? undefined, db_user: site.db_user ?? undefined }
   const driver = await getDriver(settings.db_type)
   if (settings.db_type === 'sqlite') {
     if (await driver.exists(settings, sitePath)) {
@@ -58,10 +84,6 @@ export async function dropSite(bench: Bench, options: DropSiteOptions): Promise<
   } else {
     // A server database is dropped with its user even when half-made (the site's own login
     // may not work yet), so always through the admin connection.
-    const admin = await resolveServerAdmin(bench, settings.db_type, {
-      dbHost: settings.db_host,
-      dbPort: settings.db_port,
-    })
     await driver.drop(settings, sitePath, admin)
     databaseDropped = true
   }
