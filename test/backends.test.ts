@@ -1,9 +1,9 @@
-import { mkdirSync, statSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import { makeBench, setConfig, tenancy } from './helpers.js'
-import { SITE_BACKENDS, asSite, registryRows, serverHas, serverQuery, siteConfig, useBackend, type BackendName } from './backends.js'
+import { REGISTRIES, SITE_BACKENDS, asSite, useRegistry, registryRows, serverHas, serverQuery, siteConfig, useBackend, type BackendName } from './backends.js'
 
 // The same bodies on SQLite, MariaDB and PostgreSQL: site commands, the pipeline, the pool
 // and migrate. Server-only promises (own users, isolation, server errors) follow.
@@ -295,5 +295,31 @@ describe.each(SERVERS)('server sites on $name', ({ name: backend, skip }) => {
       expect(missing.exitCode).toBe(2)
       expect(missing.stderr).toMatch(new RegExp(`missing ${backend} root password: looked in --db-root-password-file FILE, the TENANCY_DB_ROOT_PASSWORD environment variable`))
     })
+  })
+})
+
+describe.skipIf(!REGISTRIES.find((r) => r.name === 'postgres' && !r.skip))('the registry on PostgreSQL', () => {
+  it('a registry database that is not there is exit 2 with the fix; a server that is down is exit 1; the password is never shown', async () => {
+    const bench = makeBench()
+    const url = new URL(process.env.TENANCY_TEST_POSTGRES_URL!)
+    url.password = 'hunter2-secret'
+    url.pathname = '/tenancy_no_such_registry'
+    const missing = await tenancy(bench, ['tenant', 'list'], { env: { TENANCY_REGISTRY_URL: url.toString() } })
+    expect(missing.exitCode).toBe(2)
+    expect(missing.stderr).toMatch(/cannot open the registry postgres:\/\/[^:]+:\*\*\*@.*tenancy_no_such_registry.*createdb/)
+    url.port = '1'
+    const down = await tenancy(bench, ['tenant', 'list'], { env: { TENANCY_REGISTRY_URL: url.toString() } })
+    expect(down.exitCode).toBe(1)
+    expect(down.stderr).toMatch(/is the server running/)
+    for (const r of [missing, down]) expect(r.stderr + r.stdout).not.toMatch(/hunter2/)
+
+    // The same registry from the config: tenants recorded by one bench directory are seen by another.
+    await useRegistry(bench, 'postgres')
+    const other = makeBench()
+    setConfig(other, (c) => (c.registry = JSON.parse(readFileSync(join(bench, 'tenancy.config.json'), 'utf8')).registry))
+    setConfig(bench, (c) => (c.auto_provision_tenant_sites = false))
+    expect((await tenancy(bench, ['tenant', 'create', 'shared'])).exitCode).toBe(0)
+    const seen = await tenancy(other, ['tenant', 'list', '--json'])
+    expect(seen.json.tenants.map((t: any) => t.name)).toEqual(['shared'])
   })
 })

@@ -34,7 +34,7 @@ function serverError(what: string, server: string, error: unknown, asSite = fals
   const code = (error as { code?: string }).code
   const hint =
     code === 'ECONNREFUSED' || code === 'ENOENT'
-      ? 'is it running, and are db.host, db.port (or db.socket) right?'
+      ? 'is it running, and are the host and port (--db-host, --db-port, or db.host, db.port, db.socket in the config) right?'
       : code === 'ER_ACCESS_DENIED_ERROR' && asSite
         ? "the site's own user was refused: check db_user and db_password in its site_config.json, and that db.user_host admits this machine"
         : code === 'ER_ACCESS_DENIED_ERROR'

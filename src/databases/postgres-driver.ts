@@ -32,7 +32,7 @@ export function serverError(what: string, server: string, error: unknown, asSite
   const code = (error as { code?: string }).code
   const hint =
     code === ECONNREFUSED
-      ? 'is it running, and are db.host and db.port right?'
+      ? 'is it running, and are the host and port (--db-host, --db-port, or db.host, db.port in the config) right?'
       : (code === '28P01' || code === '28000') && asSite
         ? "the site's own role was refused: check db_user and db_password in its site_config.json, and pg_hba.conf"
         : code === '28P01' || code === '28000'

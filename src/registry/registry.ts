@@ -268,7 +268,8 @@ function registryError(url: string, error: unknown): TenancyError {
         : code === '3D000'
           ? 'create the database first (createdb), or name an existing one'
           : 'check the server and the URL'
-  return new TenancyError(`cannot open the registry ${maskUrl(url)}: ${messageOf(error)}; ${hint}`, { cause: error })
+  // A URL naming a database that is not there is a configuration error (exit 2).
+  return new TenancyError(`cannot open the registry ${maskUrl(url)}: ${messageOf(error)}; ${hint}`, { cause: error, exitCode: code === '3D000' ? 2 : undefined })
 }
 
 async function openPostgres(url: string): Promise<Kysely<RegistrySchema>> {
