@@ -257,6 +257,14 @@ describe.each(SERVERS)('server sites on $name', ({ name: backend, skip }) => {
         expect(r.stderr).toMatch(new RegExp(`database "${name}" exists already on .*pick another --db-name`))
         expect(await serverHas(backend, name)).toEqual({ database: true, user: false })
         expect(await registryRows(bench, 'select name from sites')).toEqual([])
+        // Another site's database, recorded in the registry, is refused before anything is made.
+        const own = `_${randomBytes(8).toString('hex')}`
+        expect((await tenancy(bench, ['new-site', 'first.localhost', '--db-name', own], { env })).exitCode).toBe(0)
+        const second = await tenancy(bench, ['new-site', 'second.localhost', '--db-name', own], { env })
+        expect(second.exitCode).toBe(2)
+        expect(second.stderr).toMatch(new RegExp(`database "${own}" on .* belongs to site "first.localhost"; pick another --db-name`))
+        expect(await registryRows(bench, 'select name from sites')).toEqual([{ name: 'first.localhost' }])
+        expect(await serverHas(backend, own)).toEqual({ database: true, user: true })
       } finally {
         await serverQuery(backend, backend === 'postgres' ? `drop database if exists "${name}"` : `drop database if exists \`${name}\``)
       }

@@ -118,6 +118,15 @@ export const REGISTRY_MIGRATIONS: RegistryMigration[] = [
         .execute()
     },
   },
+  {
+    version: 4,
+    async up(db) {
+      // One server database belongs to one site: a second site naming it (`--db-name`) is
+      // refused by the registry itself, so a later drop of one can never drop the other's.
+      // SQLite sites have no host (NULL), and NULLs never collide.
+      await db.schema.createIndex('sites_server_database').on('sites').columns(['db_type', 'db_host', 'db_port', 'db_name']).unique().execute()
+    },
+  },
 ]
 
 export const REGISTRY_VERSION = REGISTRY_MIGRATIONS[REGISTRY_MIGRATIONS.length - 1]!.version

@@ -167,7 +167,7 @@ export class Registry {
     tenant_id?: number | null
   }): Promise<boolean> {
     const at = now()
-    const result = await this.db
+    const insert = this.db
       .insertInto('sites')
       .values({
         name: site.name,
@@ -184,7 +184,16 @@ export class Registry {
         updated_at: at,
       })
       .onConflict((oc) => oc.column('name').doNothing())
-      .executeTakeFirst()
+    let result
+    try {
+      result = await insert.executeTakeFirst()
+    } catch (error) {
+      // A name clash is "do nothing" above; any other unique violation is the database's.
+      const code = (error as { code?: string }).code
+      if (code !== 'SQLITE_CONSTRAINT_UNIQUE' && code !== '23505') throw error
+      const other = await this.db.selectFrom('sites').select('name').where('db_type', '=', site.db_type).where('db_name', '=', site.db_name).where('db_host', '=', site.db_host ?? null).executeTakeFirst()
+      throw usageError(`database "${site.db_name}" on ${site.db_host}:${site.db_port} belongs to site "${other?.name ?? '?'}"; pick another --db-name`)
+    }
     return Number(result.numInsertedOrUpdatedRows ?? 0) === 1
   }
 
