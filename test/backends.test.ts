@@ -299,6 +299,8 @@ describe.each(SERVERS)('server sites on $name', ({ name: backend, skip }) => {
       expect(await registryRows(bench, 'select name from sites')).toEqual([])
       void env2
 
+      await serverQuery(backend, backend === 'postgres' ? `drop role if exists ${rootUser}` : `drop user if exists '${rootUser}'@'%'`)
+
       const missing = await tenancy(bench, ['new-site', 'nopw.localhost'])
       expect(missing.exitCode).toBe(2)
       expect(missing.stderr).toMatch(new RegExp(`missing ${backend} root password: looked in --db-root-password-file FILE, the TENANCY_DB_ROOT_PASSWORD environment variable`))
