@@ -185,6 +185,11 @@ describe.each(SERVERS)('server sites on $name', ({ name: backend, skip }) => {
       })
       if (backend === 'mariadb') expect(crossRead.error).toMatch(/denied/)
       else expect(crossRead.rows[0].n).toBeGreaterThan(0) // its own table: PostgreSQL has no cross-database queries
+      // The grant names one database: `_` is not a wildcard that would let A make (or reach) `x<hex>`.
+      if (backend === 'mariadb') {
+        const lookalike = await serverQuery(backend, `create database \`x${a.db_name.slice(1)}\``, { user: a.db_user, password: a.db_password, database: a.db_name })
+        expect(lookalike.error).toMatch(/denied/)
+      }
       // (The test PostgreSQL trusts local logins, so only MariaDB checks passwords here.)
       if (backend === 'mariadb') {
         const wrongPassword = await serverQuery(backend, 'select 1', { user: a.db_user, password: b.db_password, database: a.db_name })

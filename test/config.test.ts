@@ -38,6 +38,13 @@ describe('config', () => {
     expect(usage(() => resolveConfig({ provision: { apps: 'x' } }, 'x.json', {}))).toMatch(/"provision\.apps" must be a list of strings/)
     expect(usage(() => resolveConfig({ db: 'sqlite' }, 'x.json', {}))).toMatch(/"db" must be an object/)
     expect(usage(() => resolveConfig([], 'x.json', {}))).toMatch(/must hold a JSON object/)
+    // A registry URL's password never reaches the message, even one with "@" in it.
+    const bad = usage(() => resolveConfig({ registry: 'mysql://u:S3cret@pw@db.internal/reg' }, 'x.json', {}))
+    expect(bad).toMatch(/"registry" must be .*\(got "mysql:\/\/u:\*\*\*@db\.internal\/reg"\)/)
+    expect(bad).not.toMatch(/S3cret|pw@/)
+    const fromEnv = usage(() => resolveConfig({}, 'x.json', { TENANCY_REGISTRY_URL: 'mysql://u:S3cret@db/reg' }))
+    expect(fromEnv).toMatch(/TENANCY_REGISTRY_URL must be/)
+    expect(fromEnv).not.toMatch(/S3cret/)
     expect(usage(() => resolveConfig({ provision: { steps: [{ run: 'x', timeout: 0 }] } }, 'x.json', {}))).toMatch(/timeout/)
   })
 

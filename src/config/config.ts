@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os'
 import { usageError } from '../errors.js'
+import { maskUrl } from '../util/mask-url.js'
 
 /** The kinds of database a site can live on. `mysql` in config is read as `mariadb`. */
 export type DbType = 'sqlite' | 'mariadb' | 'postgres'
@@ -70,6 +71,8 @@ const oneOf =
 const obj: Check = (v) => (isObject(v) ? null : 'an object')
 const stringList: Check = (v) =>
   Array.isArray(v) && v.every((x) => typeof x === 'string' && x.length > 0) ? null : 'a list of strings'
+/** A value for an error message: a URL's password hidden (the registry URL may carry one). */
+const shown = (key: string, value: unknown): string => (typeof value === 'string' && key === 'registry' ? JSON.stringify(maskUrl(value)) : JSON.stringify(value))
 const registryUrl: Check = (v) =>
   typeof v === 'string' && /^(sqlite:.+|postgres(ql)?:\/\/.+)$/.test(v) ? null : 'a "sqlite:PATH" or "postgres://…" URL'
 const steps: Check = (v) => {
@@ -173,12 +176,12 @@ export function resolveConfig(raw: unknown, file: string, env: NodeJS.ProcessEnv
     }
     const expected = check(value)
     if (expected) {
-      throw usageError(`${file}: "${key}" must be ${expected} (got ${JSON.stringify(value)}); fix the value or remove the key`)
+      throw usageError(`${file}: "${key}" must be ${expected} (got ${shown(key, value)}); fix the value or remove the key`)
     }
   }
   for (const [key, source, value] of overrides) {
     const expected = KEYS[key]!.check(value)
-    if (expected) throw usageError(`${source} must be ${expected} (got ${JSON.stringify(value)})`)
+    if (expected) throw usageError(`${source} must be ${expected} (got ${shown(key, value)})`)
     setPath(config, key, value)
   }
   const db = config.db as Record<string, unknown>

@@ -18,6 +18,11 @@ async function loadMysql() {
 
 // Names are validated ([a-z0-9_]) before they get here.
 const ident = (name: string) => `\`${assertDbName(name)}\``
+/**
+ * The database in a GRANT: there `_` and `%` are wildcards, so `_abc` would also match `xabc`
+ * (a database the user could then create, or another site's). Escaped, it names one database.
+ */
+const grantIdent = (name: string) => `\`${assertDbName(name).replace(/[_%]/g, '\\$&')}\``
 /** Site users are created for any host ('%') unless `db.user_host` narrows it. */
 const ANY_HOST = '%'
 const hostOf = (settings: SiteDbSettings) => {
@@ -145,11 +150,15 @@ export const mariadbDriver: DatabaseDriver = {
         throw serverError(`creating the database "${settings.db_name}"`, where(settings), error)
       }
       faultPoint('between-database-and-user')
+      let userMade = false
       try {
         // The password is a generated base64url string: no quote can appear in it.
         await conn.query(`CREATE USER '${user}'@'${hostOf(settings)}' IDENTIFIED BY '${settings.db_password}'`)
-        await conn.query(`GRANT ALL PRIVILEGES ON ${ident(settings.db_name)}.* TO '${user}'@'${hostOf(settings)}'`)
+        userMade = true
+        await conn.query(`GRANT ALL PRIVILEGES ON ${grantIdent(settings.db_name)}.* TO '${user}'@'${hostOf(settings)}'`)
       } catch (error) {
+        // Undo what this call made, so a failed grant leaves neither database nor user.
+        if (userMade) await conn.query(`DROP USER IF EXISTS '${user}'@'${hostOf(settings)}'`).catch(() => {})
         await conn.query(`DROP DATABASE IF EXISTS ${ident(settings.db_name)}`).catch(() => {})
         if ((error as { errno?: number }).errno === MY_CANNOT_USER) throw new TenancyError(`database user "${user}" exists already on ${where(settings)}; pick another --db-name or drop it`, { cause: error })
         throw serverError(`creating the database user "${user}"`, where(settings), error)

@@ -123,10 +123,14 @@ export const postgresDriver: DatabaseDriver = {
         throw serverError(`creating the database user "${user}"`, where(settings), error)
       }
       faultPoint('between-database-and-user')
+      let databaseMade = false
       try {
         await client.query(`CREATE DATABASE ${ident(settings.db_name)} OWNER ${ident(user)}`)
+        databaseMade = true
         await client.query(`REVOKE ALL ON DATABASE ${ident(settings.db_name)} FROM PUBLIC`)
       } catch (error) {
+        // Undo what this call made: the database first, or the role (its owner) cannot go.
+        if (databaseMade) await client.query(`DROP DATABASE IF EXISTS ${ident(settings.db_name)} WITH (FORCE)`).catch(() => {})
         await client.query(`DROP ROLE IF EXISTS ${ident(user)}`).catch(() => {})
         if ((error as { code?: string }).code === PG_DUPLICATE_DATABASE) throw new TenancyError(`database "${settings.db_name}" exists already on ${where(settings)}; pick another --db-name`, { cause: error })
         throw serverError(`creating the database "${settings.db_name}"`, where(settings), error)

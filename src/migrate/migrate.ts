@@ -109,14 +109,17 @@ export async function migrate(bench: Bench, options: MigrateOptions = {}): Promi
   // Server sites wait on the network, not the CPU: they run as async lanes on this thread,
   // more of them than there are cores. SQLite sites (or a mix) use worker threads.
   const serversOnly = chosen.length > 0 && chosen.every((s) => s.db_type !== 'sqlite')
-  const wanted = options.concurrency ?? bench.config.migrate.concurrency ?? (serversOnly ? Math.max(SERVER_LANES, availableParallelism()) : availableParallelism())
+  const wanted = options.concurrency ?? bench.config.migrate.concurrency ?? (serversOnly ? SERVER_LANES : availableParallelism())
   const concurrency = Math.max(1, Math.min(wanted, chosen.length))
   const lane = async () => {
     for (let job = await next(); job; job = await next()) await finish(await migrateSite(plan, job))
   }
 
   if (serversOnly) {
-    await Promise.all(Array.from({ length: concurrency }, lane))
+    // Every lane finishes (and releases its leases) before an error is reported.
+    const lanes = await Promise.allSettled(Array.from({ length: concurrency }, lane))
+    const broken = lanes.find((l): l is PromiseRejectedResult => l.status === 'rejected')
+    if (broken) throw broken.reason
   } else if (concurrency === 1 || chosen.length < INLINE_BELOW) {
     await lane()
   } else {

@@ -249,16 +249,26 @@ async function claim(bench: Bench, attrs: PullAttributes, owner: string): Promis
       }
     }
     const data = { ...parseData(tenant.data), ...(attrs.data ?? {}) }
-    const claimed = await trx
-      .updateTable('tenants')
-      // created_at becomes the sign-up time: the pool time is kept in the steps' timings.
-      .set({ name, site, data: JSON.stringify(data), pending_since: null, pull_from: tenant.site, lease_owner: owner, lease_expires_at: inFuture(LEASE_MS), created_at: at, updated_at: at })
-      .where('id', '=', tenant.id)
-      .where('pending_since', 'is not', null)
-      .where((eb) => (tenant.lease_owner === null ? eb('lease_owner', 'is', null) : eb('lease_owner', '=', tenant.lease_owner)))
-      .executeTakeFirst()
-    if (Number(claimed.numUpdatedRows) !== 1) return undefined
-    if (site !== tenant.site) await trx.updateTable('sites').set({ name: site, updated_at: at }).where('name', '=', tenant.site!).execute()
+    // assertFree read the names without a lock another machine respects (claims do not take the
+    // registry's write lock): a name taken meanwhile surfaces as the unique index's violation.
+    try {
+      const claimed = await trx
+        .updateTable('tenants')
+        // created_at becomes the sign-up time: the pool time is kept in the steps' timings.
+        .set({ name, site, data: JSON.stringify(data), pending_since: null, pull_from: tenant.site, lease_owner: owner, lease_expires_at: inFuture(LEASE_MS), created_at: at, updated_at: at })
+        .where('id', '=', tenant.id)
+        .where('pending_since', 'is not', null)
+        .where((eb) => (tenant.lease_owner === null ? eb('lease_owner', 'is', null) : eb('lease_owner', '=', tenant.lease_owner)))
+        .executeTakeFirst()
+      if (Number(claimed.numUpdatedRows) !== 1) return undefined
+      if (site !== tenant.site) await trx.updateTable('sites').set({ name: site, updated_at: at }).where('name', '=', tenant.site!).execute()
+    } catch (error) {
+      const code = (error as { code?: string }).code
+      if (code === '23505' || code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
+        throw usageError(`tenant "${name}" or site "${site}" was taken by another process just now; pick another name`)
+      }
+      throw error
+    }
     return { ...tenant, name, site, data: JSON.stringify(data), pending_since: null, pull_from: tenant.site, lease_owner: owner }
   })
 }

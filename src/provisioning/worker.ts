@@ -1,3 +1,4 @@
+import { hostname } from 'node:os'
 import { closeSync, mkdirSync, openSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Kysely, Selectable } from 'kysely'
@@ -44,7 +45,14 @@ export async function claimJob(bench: Bench, owner: string): Promise<(JobRow & {
           .innerJoin('tenants', 'tenants.id', 'jobs.tenant_id')
           .selectAll('jobs')
           .select('tenants.name as tenant')
-          .where((eb) => eb.or([eb.and([eb('jobs.status', 'in', ['queued', 'retry']), eb('jobs.run_at', '<=', at)]), eb('jobs.status', '=', 'running')]))
+          // Running jobs only when their worker may be gone: lease expired, or held on this host
+          // (checked below); a busy fleet's live jobs never crowd out the queued ones.
+          .where((eb) =>
+            eb.or([
+              eb.and([eb('jobs.status', 'in', ['queued', 'retry']), eb('jobs.run_at', '<=', at)]),
+              eb.and([eb('jobs.status', '=', 'running'), eb.or([eb('jobs.lease_expires_at', '<', at), eb('jobs.lease_owner', 'like', `%@${hostname()}%`)])]),
+            ]),
+          )
           .orderBy('jobs.run_at')
           .orderBy('jobs.id')
           .limit(100),

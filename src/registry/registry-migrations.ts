@@ -124,6 +124,17 @@ export const REGISTRY_MIGRATIONS: RegistryMigration[] = [
       // One server database belongs to one site: a second site naming it (`--db-name`) is
       // refused by the registry itself, so a later drop of one can never drop the other's.
       // SQLite sites have no host (NULL), and NULLs never collide.
+      const clashes = await db
+        .selectFrom('sites')
+        .select(['db_name', (eb) => eb.fn.count<number>('name').as('n')])
+        .where('db_host', 'is not', null)
+        .groupBy(['db_type', 'db_host', 'db_port', 'db_name'])
+        .having((eb) => eb.fn.count('name'), '>', 1)
+        .execute()
+      // An older registry may already hold two rows naming one database (a half-made site's
+      // name reused): refusing to open it would also block the drop-site that fixes it, so
+      // such a registry goes without the index (doctor still reports the half-made row).
+      if (clashes.length > 0) return
       await db.schema.createIndex('sites_server_database').on('sites').columns(['db_type', 'db_host', 'db_port', 'db_name']).unique().execute()
     },
   },

@@ -7,6 +7,9 @@ import type { DbType } from '../config/config.js'
 import { REGISTRY_MIGRATIONS, REGISTRY_VERSION, type RegistryKind } from './registry-migrations.js'
 import type { RegistrySchema, SiteState, SitesTable } from './schema.js'
 import { immediateTransaction } from '../databases/sqlite-transaction.js'
+import { maskUrl } from '../util/mask-url.js'
+
+export { maskUrl }
 
 /** A site row as callers see it: `apps` parsed. */
 export interface SiteRecord extends Omit<SitesTable, 'apps'> {
@@ -191,7 +194,10 @@ export class Registry {
       // A name clash is "do nothing" above; any other unique violation is the database's.
       const code = (error as { code?: string }).code
       if (code !== 'SQLITE_CONSTRAINT_UNIQUE' && code !== '23505') throw error
-      const other = await this.db.selectFrom('sites').select('name').where('db_type', '=', site.db_type).where('db_name', '=', site.db_name).where('db_host', '=', site.db_host ?? null).executeTakeFirst()
+      let others = this.db.selectFrom('sites').select('name').where('db_type', '=', site.db_type).where('db_name', '=', site.db_name)
+      if (site.db_host != null) others = others.where('db_host', '=', site.db_host)
+      if (site.db_port != null) others = others.where('db_port', '=', site.db_port)
+      const other = await others.executeTakeFirst()
       throw usageError(`database "${site.db_name}" on ${site.db_host}:${site.db_port} belongs to site "${other?.name ?? '?'}"; pick another --db-name`)
     }
     return Number(result.numInsertedOrUpdatedRows ?? 0) === 1
@@ -258,13 +264,9 @@ export class Registry {
 
 export type RegistryTransaction = Transaction<RegistrySchema>
 
-/** The key of the advisory lock that serializes registry writers on PostgreSQL ("tenancy" in ASCII). */
-const WRITE_LOCK_KEY = 0x74656e616e6379
+/** The key of the advisory lock that serializes registry writers on PostgreSQL ("tena" in ASCII). */
+const WRITE_LOCK_KEY = 0x74656e61
 
-/** A URL with its password hidden, for messages. */
-export function maskUrl(url: string): string {
-  return url.replace(/(\/\/[^:/@]*):[^@]*@/, '$1:***@')
-}
 
 function registryError(url: string, error: unknown): TenancyError {
   if (error instanceof TenancyError) return error

@@ -151,7 +151,10 @@ export async function newSite(bench: Bench, options: NewSiteOptions): Promise<Ne
   }
 
   const cleanup = new CleanupStack()
-  cleanup.push('registry row', () => registry.deleteSite(name))
+  // When the database cannot be dropped, the row and the site's config stay: they are what
+  // tells `drop-site` (or doctor) which database and user to remove later.
+  let databaseKept = false
+  cleanup.push('registry row', () => (databaseKept ? registry.setSiteState(name, 'failed') : registry.deleteSite(name)))
   let conn: SiteConnection | undefined
   let coreOpen = false
   try {
@@ -164,14 +167,23 @@ export async function newSite(bench: Bench, options: NewSiteOptions): Promise<Ne
     }
     mkdirSync(bench.sitesPath, { recursive: true })
     mkdirSync(sitePath, { mode: 0o750 })
-    cleanup.push('site directory', () => rmSync(sitePath, { recursive: true, force: true }))
+    cleanup.push('site directory', () => {
+      if (!databaseKept) rmSync(sitePath, { recursive: true, force: true })
+    })
     writeSiteConfig(sitePath, settings as SiteConfig)
     options.signal?.throwIfAborted()
     options.onProgress?.({ app: CORE_APP, phase: 'start' })
     coreOpen = true
 
     await driver.create(settings, sitePath, serverAdmin)
-    cleanup.push('database', () => driver.drop(settings, sitePath, serverAdmin))
+    cleanup.push('database', async () => {
+      try {
+        await driver.drop(settings, sitePath, serverAdmin)
+      } catch (error) {
+        databaseKept = true
+        throw error
+      }
+    })
     conn = await driver.connect(settings, sitePath)
     const open = conn
     cleanup.push('connection', () => open.close())
