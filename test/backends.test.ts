@@ -251,6 +251,26 @@ describe.each(SERVERS)('server sites on $name', ({ name: backend, skip }) => {
       expect(await serverHas(backend, cfg.db_name)).toEqual({ database: false, user: false })
     })
 
+    it('the server is given a verifier of the site password, one the server itself would compute', async () => {
+      const { mysqlNativeHash, scramSha256Verifier } = await import('../src/secrets/server-verifiers.js')
+      const password = 'Zx9_-abcDEF123ghi456JKL'
+      if (backend === 'mariadb') {
+        const r = await serverQuery(backend, `select password('${password}') as h`)
+        expect(r.rows[0].h).toBe(mysqlNativeHash(password))
+        return
+      }
+      // Let PostgreSQL hash the password, then recompute with its salt and iteration count.
+      const role = `tenancy_scram_${randomBytes(4).toString('hex')}`
+      try {
+        await serverQuery(backend, `set password_encryption = 'scram-sha-256'; create role ${role} password '${password}'`)
+        const stored = (await serverQuery(backend, `select rolpassword as p from pg_authid where rolname = '${role}'`)).rows[0].p as string
+        const [, iterations, salt] = /^SCRAM-SHA-256\$(\d+):([^$]+)\$/.exec(stored)!
+        expect(await scramSha256Verifier(password, Buffer.from(salt!, 'base64'), Number(iterations))).toBe(stored)
+      } finally {
+        await serverQuery(backend, `drop role if exists ${role}`)
+      }
+    })
+
     it('an existing database that is not ours is refused, not adopted', async () => {
       const bench = makeBench()
       const env = useBackend(bench, backend)

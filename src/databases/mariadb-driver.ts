@@ -4,6 +4,7 @@ import { TenancyError, messageOf } from '../errors.js'
 import { assertDbName } from '../names.js'
 import { generatePassword } from '../secrets/hashing.js'
 import { faultPoint } from '../util/fault.js'
+import { mysqlNativeHash } from '../secrets/server-verifiers.js'
 import type { DatabaseDriver, SiteConnection, SiteDbSettings } from './driver.js'
 import type { ServerAdmin } from './server-admin.js'
 
@@ -152,8 +153,12 @@ export const mariadbDriver: DatabaseDriver = {
       faultPoint('between-database-and-user')
       let userMade = false
       try {
-        // The password is a generated base64url string: no quote can appear in it.
-        await conn.query(`CREATE USER '${user}'@'${hostOf(settings)}' IDENTIFIED BY '${settings.db_password}'`)
+        // MariaDB is given the password's hash, not the password (the general log shows a hash).
+        // MySQL 8 dropped that syntax and may not have the plugin: it gets the password, which
+        // is a generated base64url string (no quote can appear in it).
+        const mariadb = /mariadb/i.test(String(((await conn.query('SELECT VERSION() AS v')) as [{ v: string }[], unknown])[0][0]?.v))
+        const identified = mariadb ? `IDENTIFIED BY PASSWORD '${mysqlNativeHash(settings.db_password ?? '')}'` : `IDENTIFIED BY '${settings.db_password}'`
+        await conn.query(`CREATE USER '${user}'@'${hostOf(settings)}' ${identified}`)
         userMade = true
         await conn.query(`GRANT ALL PRIVILEGES ON ${grantIdent(settings.db_name)}.* TO '${user}'@'${hostOf(settings)}'`)
       } catch (error) {

@@ -3,6 +3,7 @@ import { TenancyError, messageOf } from '../errors.js'
 import { assertDbName } from '../names.js'
 import { generatePassword } from '../secrets/hashing.js'
 import { faultPoint } from '../util/fault.js'
+import { scramSha256Verifier } from '../secrets/server-verifiers.js'
 import type { DatabaseDriver, SiteConnection, SiteDbSettings } from './driver.js'
 import type { ServerAdmin } from './server-admin.js'
 
@@ -116,8 +117,8 @@ export const postgresDriver: DatabaseDriver = {
     const user = settings.db_user ?? settings.db_name
     await withAdmin(admin, async (client) => {
       try {
-        // The password is a generated base64url string: no quote can appear in it.
-        await client.query(`CREATE ROLE ${ident(user)} LOGIN PASSWORD '${settings.db_password}'`)
+        // A SCRAM verifier, not the password: a failing statement in the server log shows a hash.
+        await client.query(`CREATE ROLE ${ident(user)} LOGIN PASSWORD '${await scramSha256Verifier(settings.db_password ?? '')}'`)
       } catch (error) {
         if ((error as { code?: string }).code === PG_DUPLICATE_OBJECT) throw new TenancyError(`database user "${user}" exists already on ${where(settings)}; pick another --db-name or drop it`, { cause: error })
         throw serverError(`creating the database user "${user}"`, where(settings), error)
