@@ -8,19 +8,13 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, write
 import { randomBytes, scrypt } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import Database from 'better-sqlite3'
+import { ROOT, lib, median, newBench } from './common.mjs'
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const BIN = join(ROOT, 'bin', 'tenancy.js')
 const quick = process.argv.includes('--quick')
 const ROUNDS = quick ? 5 : 15
-const lib = await import(join(ROOT, 'dist', 'index.js'))
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
-}
 
 function timeProcess(args, options = {}) {
   const started = process.hrtime.bigint()
@@ -51,16 +45,6 @@ async function sideBySideAsync(rounds, a, b) {
   return { a: median(as), b: median(bs) }
 }
 
-/** A bench with the example apps, plus `tenant_ops_nohook`: tenant_ops without its after_install hook. */
-function newBench() {
-  const dir = mkdtempSync(join(tmpdir(), 'tenancy-bench-'))
-  lib.initBench(dir, { withExampleApps: true })
-  const copy = join(dir, 'apps', 'tenant_ops_nohook')
-  cpSync(join(dir, 'apps', 'tenant_ops'), copy, { recursive: true })
-  const manifest = JSON.parse(readFileSync(join(copy, 'app.json'), 'utf8'))
-  writeFileSync(join(copy, 'app.json'), JSON.stringify({ ...manifest, name: 'tenant_ops_nohook', hooks: {} }))
-  return dir
-}
 
 /** Every CREATE statement and every row of a site, to replay with plain better-sqlite3. */
 function snapshotSite(file) {

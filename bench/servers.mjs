@@ -8,30 +8,23 @@
 //
 //   node bench/servers.mjs [--quick]
 import { execFileSync, spawnSync } from 'node:child_process'
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import mysql from 'mysql2/promise'
+import { ROOT, lib, median, newBench } from './common.mjs'
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const BIN = join(ROOT, 'bin', 'tenancy.js')
 const quick = process.argv.includes('--quick')
 const ROUNDS = quick ? 5 : 11
 const SITES = quick ? 50 : 200
-const lib = await import(join(ROOT, 'dist', 'index.js'))
 
 const SERVERS = {
   postgres: new URL(process.env.TENANCY_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'),
   mariadb: new URL(process.env.TENANCY_TEST_MARIADB_URL ?? 'mysql://root@127.0.0.1:3306/'),
 }
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
-}
 
 const results = {}
 function report(name, ours, raw, target, extra = '') {
@@ -66,13 +59,8 @@ async function reachable(kind) {
 }
 
 /** A bench with the example apps on `kind`, plus tenant_ops without its hook (a plain script has no hook). */
-function newBench(kind) {
-  const dir = mkdtempSync(join(tmpdir(), `tenancy-bench-${kind}-`))
-  lib.initBench(dir, { withExampleApps: true })
-  const copy = join(dir, 'apps', 'tenant_ops_nohook')
-  cpSync(join(dir, 'apps', 'tenant_ops'), copy, { recursive: true })
-  const manifest = JSON.parse(readFileSync(join(copy, 'app.json'), 'utf8'))
-  writeFileSync(join(copy, 'app.json'), JSON.stringify({ ...manifest, name: 'tenant_ops_nohook', hooks: {} }))
+function serverBench(kind) {
+  const dir = newBench(`tenancy-bench-${kind}-`)
   const url = SERVERS[kind]
   const file = join(dir, 'tenancy.config.json')
   const config = JSON.parse(readFileSync(file, 'utf8'))
@@ -145,7 +133,7 @@ async function dropRaw(kind, names) {
 async function dropBench(kind, bench) {
   const sites = join(bench, 'sites')
   const names = []
-  for (const site of (await import('node:fs')).readdirSync(sites)) {
+  for (const site of readdirSync(sites)) {
     try {
       names.push(JSON.parse(readFileSync(join(sites, site, 'site_config.json'), 'utf8')).db_name)
     } catch {}
@@ -162,7 +150,7 @@ for (const kind of ['postgres', 'mariadb']) {
 
   // new-site with both sample apps, in-process, against the plain script.
   {
-    const bench = newBench(kind)
+    const bench = serverBench(kind)
     const b = await lib.openBench({ cwd: bench, env: envFor(kind) })
     // PostgreSQL: the DDL and rows from pg_dump. MariaDB: the very statements tenancy sent
     // (from the general log), because a dump folds indexes into CREATE TABLE, which InnoDB
@@ -225,7 +213,7 @@ for (const kind of ['postgres', 'mariadb']) {
 
   // migrate over SITES server sites: set up with the plain script (fast), registered as tenancy sites.
   {
-    const bench = newBench(kind)
+    const bench = serverBench(kind)
     const b = await lib.openBench({ cwd: bench, env: envFor(kind) })
     await lib.newSite(b, { site: 'template.localhost', installApps: ['shared_lib'] })
     const templateCfg = lib.readSiteConfig(join(bench, 'sites', 'template.localhost'))

@@ -71,6 +71,8 @@ const oneOf =
 const obj: Check = (v) => (isObject(v) ? null : 'an object')
 const stringList: Check = (v) =>
   Array.isArray(v) && v.every((x) => typeof x === 'string' && x.length > 0) ? null : 'a list of strings'
+/** A MariaDB host pattern for site users (`db.user_host`): what may stand between the quotes of 'user'@'host'. */
+export const USER_HOST = /^[A-Za-z0-9.%_:-]{1,255}$/
 /** A value for an error message: a URL's password hidden (the registry URL may carry one). */
 const shown = (key: string, value: unknown): string => (typeof value === 'string' && key === 'registry' ? JSON.stringify(maskUrl(value)) : JSON.stringify(value))
 const registryUrl: Check = (v) =>
@@ -104,7 +106,7 @@ const KEYS: Record<string, { check: Check; fallback?: () => unknown }> = {
   'db.port': { check: intRange(1, 65_535) },
   'db.socket': { check: str },
   'db.root_user': { check: str },
-  'db.user_host': { check: (v) => (typeof v === 'string' && /^[A-Za-z0-9.%_:-]{1,255}$/.test(v) ? null : 'a MariaDB host pattern such as "%", "localhost" or "10.0.%"') },
+  'db.user_host': { check: (v) => (typeof v === 'string' && USER_HOST.test(v) ? null : 'a MariaDB host pattern such as "%", "localhost" or "10.0.%"') },
   default_site_domain: {
     check: (v) => (typeof v === 'string' && /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/.test(v) && v.length <= 180 ? null : 'a lower-case domain such as "localhost" or "example.com"'),
     fallback: () => 'localhost',

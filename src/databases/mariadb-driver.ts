@@ -1,12 +1,14 @@
 import { createHash } from 'node:crypto'
 import { Kysely, MysqlDialect, sql } from 'kysely'
-import { TenancyError, messageOf } from '../errors.js'
+import { TenancyError } from '../errors.js'
 import { assertDbName } from '../names.js'
+import { USER_HOST } from '../config/config.js'
 import { generatePassword } from '../secrets/hashing.js'
 import { faultPoint } from '../util/fault.js'
 import { mysqlNativeHash } from '../secrets/server-verifiers.js'
 import type { DatabaseDriver, SiteConnection, SiteDbSettings } from './driver.js'
 import type { ServerAdmin } from './server-admin.js'
+import { ADMIN_LOGIN_HINT, provenConnection, serverFailure } from './server-common.js'
 
 /** ER_DB_CREATE_EXISTS: database exists */
 const MY_DB_EXISTS = 1007
@@ -28,7 +30,7 @@ const grantIdent = (name: string) => `\`${assertDbName(name).replace(/[_%]/g, '\
 const ANY_HOST = '%'
 const hostOf = (settings: SiteDbSettings) => {
   const host = settings.db_user_host ?? ANY_HOST
-  if (!/^[A-Za-z0-9.%_:-]{1,255}$/.test(host)) throw new TenancyError(`invalid db_user_host "${host}"; use a host pattern such as "%" or "10.0.%"`)
+  if (!USER_HOST.test(host)) throw new TenancyError(`invalid db_user_host "${host}"; use a host pattern such as "%" or "10.0.%"`)
   return host
 }
 
@@ -44,11 +46,11 @@ function serverError(what: string, server: string, error: unknown, asSite = fals
       : code === 'ER_ACCESS_DENIED_ERROR' && asSite
         ? "the site's own user was refused: check db_user and db_password in its site_config.json, and that db.user_host admits this machine"
         : code === 'ER_ACCESS_DENIED_ERROR'
-        ? 'check the user and password (TENANCY_DB_ROOT_PASSWORD or --db-root-password-file)'
+        ? ADMIN_LOGIN_HINT
         : code === 'ER_DBACCESS_DENIED_ERROR' || code === 'ER_SPECIFIC_ACCESS_DENIED_ERROR'
           ? 'the user lacks the privilege; use root or a user with CREATE, CREATE USER and GRANT OPTION'
           : 'check the server'
-  return new TenancyError(`${what} on ${server} failed: ${messageOf(error)}; ${hint}`, { cause: error })
+  return serverFailure(what, server, error, hint)
 }
 
 async function withAdmin<T>(admin: ServerAdmin, fn: (conn: import('mysql2/promise').Connection) => Promise<T>): Promise<T> {
@@ -209,12 +211,6 @@ export const mariadbDriver: DatabaseDriver = {
 
   async connect(settings) {
     const db = kyselyFor(settings, settings.db_user ?? settings.db_name, settings.db_password ?? '', await loadMysqlCallbacks())
-    try {
-      await sql`select 1`.execute(db)
-    } catch (error) {
-      await db.destroy().catch(() => {})
-      throw serverError(`connecting to the site database "${settings.db_name}"`, where(settings), error, true)
-    }
-    return connection(db, settings.db_name)
+    return connection(await provenConnection(db, (error) => serverError(`connecting to the site database "${settings.db_name}"`, where(settings), error, true)), settings.db_name)
   },
 }

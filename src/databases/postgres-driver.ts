@@ -1,11 +1,12 @@
 import { Kysely, PostgresDialect, sql } from 'kysely'
-import { TenancyError, messageOf } from '../errors.js'
+import { TenancyError } from '../errors.js'
 import { assertDbName } from '../names.js'
 import { generatePassword } from '../secrets/hashing.js'
 import { faultPoint } from '../util/fault.js'
 import { scramSha256Verifier } from '../secrets/server-verifiers.js'
 import type { DatabaseDriver, SiteConnection, SiteDbSettings } from './driver.js'
 import type { ServerAdmin } from './server-admin.js'
+import { ADMIN_LOGIN_HINT, provenConnection, serverFailure } from './server-common.js'
 
 /** database already exists */
 const PG_DUPLICATE_DATABASE = '42P04'
@@ -29,7 +30,7 @@ function where(settings: { db_host?: string; db_port?: number }): string {
 }
 
 /** A one-line error for a server that is down, refuses the login or lacks a privilege. */
-export function serverError(what: string, server: string, error: unknown, asSite = false): TenancyError {
+function serverError(what: string, server: string, error: unknown, asSite = false): TenancyError {
   const code = (error as { code?: string }).code
   const hint =
     code === ECONNREFUSED
@@ -37,11 +38,11 @@ export function serverError(what: string, server: string, error: unknown, asSite
       : (code === '28P01' || code === '28000') && asSite
         ? "the site's own role was refused: check db_user and db_password in its site_config.json, and pg_hba.conf"
         : code === '28P01' || code === '28000'
-        ? 'check the user and password (TENANCY_DB_ROOT_PASSWORD or --db-root-password-file)'
+        ? ADMIN_LOGIN_HINT
         : code === '42501'
           ? 'the user lacks the privilege; use a superuser or one with CREATEDB and CREATEROLE'
           : 'check the server'
-  return new TenancyError(`${what} on ${server} failed: ${messageOf(error)}; ${hint}`, { cause: error })
+  return serverFailure(what, server, error, hint)
 }
 
 async function withAdmin<T>(admin: ServerAdmin, fn: (client: import('pg').Client) => Promise<T>): Promise<T> {
@@ -173,12 +174,6 @@ export const postgresDriver: DatabaseDriver = {
 
   async connect(settings) {
     const db = kyselyFor(settings, settings.db_user ?? settings.db_name, settings.db_password ?? '', await loadPg())
-    try {
-      await sql`select 1`.execute(db)
-    } catch (error) {
-      await db.destroy().catch(() => {})
-      throw serverError(`connecting to the site database "${settings.db_name}"`, where(settings), error, true)
-    }
-    return connection(db)
+    return connection(await provenConnection(db, (error) => serverError(`connecting to the site database "${settings.db_name}"`, where(settings), error, true)))
   },
 }

@@ -4,7 +4,7 @@ import type { Kysely } from 'kysely'
 import type { Bench } from '../bench.js'
 import { TenancyError, messageOf, usageError } from '../errors.js'
 import { assertSiteName } from '../names.js'
-import { PROCESS_OWNER, now, ownerAlive } from '../registry/registry.js'
+import { PROCESS_OWNER, isUniqueViolation, now, ownerAlive } from '../registry/registry.js'
 import type { RegistrySchema } from '../registry/schema.js'
 import { generateKeysFor } from '../sites/api-keys.js'
 import { adminToDropSite, dropSite } from '../sites/drop-site.js'
@@ -263,10 +263,7 @@ async function claim(bench: Bench, attrs: PullAttributes, owner: string): Promis
       if (Number(claimed.numUpdatedRows) !== 1) return undefined
       if (site !== tenant.site) await trx.updateTable('sites').set({ name: site, updated_at: at }).where('name', '=', tenant.site!).execute()
     } catch (error) {
-      const code = (error as { code?: string }).code
-      if (code === '23505' || code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
-        throw usageError(`tenant "${name}" or site "${site}" was taken by another process just now; pick another name`)
-      }
+      if (isUniqueViolation(error)) throw usageError(`tenant "${name}" or site "${site}" was taken by another process just now; pick another name`)
       throw error
     }
     return { ...tenant, name, site, data: JSON.stringify(data), pending_since: null, pull_from: tenant.site, lease_owner: owner }

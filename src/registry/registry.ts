@@ -9,8 +9,6 @@ import type { RegistrySchema, SiteState, SitesTable } from './schema.js'
 import { immediateTransaction } from '../databases/sqlite-transaction.js'
 import { maskUrl } from '../util/mask-url.js'
 
-export { maskUrl }
-
 /** A site row as callers see it: `apps` parsed. */
 export interface SiteRecord extends Omit<SitesTable, 'apps'> {
   apps: InstalledAppSummary[]
@@ -192,8 +190,7 @@ export class Registry {
       result = await insert.executeTakeFirst()
     } catch (error) {
       // A name clash is "do nothing" above; any other unique violation is the database's.
-      const code = (error as { code?: string }).code
-      if (code !== 'SQLITE_CONSTRAINT_UNIQUE' && code !== '23505') throw error
+      if (!isUniqueViolation(error)) throw error
       let others = this.db.selectFrom('sites').select('name').where('db_type', '=', site.db_type).where('db_name', '=', site.db_name)
       if (site.db_host != null) others = others.where('db_host', '=', site.db_host)
       if (site.db_port != null) others = others.where('db_port', '=', site.db_port)
@@ -267,6 +264,11 @@ export type RegistryTransaction = Transaction<RegistrySchema>
 /** The key of the advisory lock that serializes registry writers on PostgreSQL ("tena" in ASCII). */
 const WRITE_LOCK_KEY = 0x74656e61
 
+/** Whether a registry write failed on a unique index or primary key, on SQLite or PostgreSQL. */
+export function isUniqueViolation(error: unknown): boolean {
+  const code = (error as { code?: string }).code
+  return code === '23505' || code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY'
+}
 
 function registryError(url: string, error: unknown): TenancyError {
   if (error instanceof TenancyError) return error
