@@ -4,7 +4,8 @@ import { resolveConfig, type BenchConfig } from './config/config.js'
 import { usageError } from './errors.js'
 import { readJsonFile } from './util/json-file.js'
 import { Registry } from './registry/registry.js'
-import { loadSecretBox, type SecretBox } from './secrets/secret-box.js'
+import { verifiedSecretBox } from './secrets/key-check.js'
+import type { SecretBox } from './secrets/secret-box.js'
 
 export const CONFIG_FILE = 'tenancy.config.json'
 
@@ -51,7 +52,7 @@ export class Bench {
   readonly env: NodeJS.ProcessEnv
   #registry: Promise<Registry> | undefined
   #recovered = false
-  #secretBox: SecretBox | undefined
+  #secretBox: Promise<SecretBox> | undefined
 
   constructor(configFile: string, env: NodeJS.ProcessEnv = process.env) {
     this.configFile = configFile
@@ -102,8 +103,15 @@ export class Bench {
     return registry
   }
 
-  secretBox(): SecretBox {
-    this.#secretBox ??= loadSecretBox(join(this.stateDir, 'secret.key'), this.env)
+  /**
+   * The secret box, the only way to reach the bench's key: checked against the registry on
+   * first use (a wrong or lost key is exit 2), so no command can read or write a secret with
+   * another key. Commands that write a secret get it before they change anything.
+   */
+  async secretBox(): Promise<SecretBox> {
+    // The registry first: opening it may finish a pull, which itself asks for the box.
+    const registry = await this.registry()
+    this.#secretBox ??= verifiedSecretBox(registry, join(this.stateDir, 'secret.key'), this.env)
     return this.#secretBox
   }
 

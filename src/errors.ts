@@ -39,3 +39,98 @@ export function messageOf(error: unknown): string {
   if (error instanceof Error) return error.message
   return String(error)
 }
+
+/** No space left on the filesystem (Node errno). */
+const ENOSPC = 'ENOSPC'
+/** The user's disk quota is used up (Node errno). */
+const EDQUOT = 'EDQUOT'
+/** SQLite: "database or disk is full". */
+const SQLITE_FULL = 'SQLITE_FULL'
+/** SQLite: "file is not a database" (a garbage header). */
+const SQLITE_NOTADB = 'SQLITE_NOTADB'
+/** SQLite: "database disk image is malformed"; extended codes start with it (SQLITE_CORRUPT_INDEX, …). */
+const SQLITE_CORRUPT = 'SQLITE_CORRUPT'
+/** SQLite could not grow the WAL index (`-shm`) file: on a full filesystem, the first thing to fail. */
+const SQLITE_IOERR_SHMSIZE = 'SQLITE_IOERR_SHMSIZE'
+/** SQLite: any other I/O error; extended codes start with it (SQLITE_IOERR_WRITE, SQLITE_IOERR_FSYNC, …). */
+const SQLITE_IOERR = 'SQLITE_IOERR'
+/** An I/O error from the kernel (Node errno). */
+const EIO = 'EIO'
+
+/** Why a file or database could not be used: its filesystem is full, its content is damaged, or the device failed. */
+export type StorageProblem = 'disk_full' | 'corrupt' | 'io'
+
+/** The storage problem an error code names, if any. Decided by code, never by message text. */
+export function storageProblemOf(error: unknown): StorageProblem | undefined {
+  const code = (error as { code?: unknown } | null)?.code
+  if (typeof code !== 'string') return undefined
+  if (code === ENOSPC || code === EDQUOT || code === SQLITE_FULL || code === SQLITE_IOERR_SHMSIZE) return 'disk_full'
+  if (code === SQLITE_NOTADB || code.startsWith(SQLITE_CORRUPT)) return 'corrupt'
+  if (code === EIO || code.startsWith(SQLITE_IOERR)) return 'io'
+  return undefined
+}
+
+/**
+ * A file or database a command needs could not be written or read: the disk is full (exit
+ * 1; free space and run again), or the file is damaged. A damaged registry is exit 2, like
+ * a malformed config file: the bench itself is unusable until the operator restores it.
+ */
+export class StorageError extends TenancyError {
+  readonly file: string
+  readonly problem: StorageProblem
+
+  constructor(message: string, options: { file: string; problem: StorageProblem; exitCode?: number; cause?: unknown }) {
+    super(message, { exitCode: options.exitCode, cause: options.cause })
+    this.name = 'StorageError'
+    this.file = options.file
+    this.problem = options.problem
+  }
+}
+
+/**
+ * The one-line error for a storage failure of `file` (`what` names it for humans: "the
+ * registry", "the site database"), or undefined when `error` is not one.
+ */
+export function storageError(error: unknown, file: string, what: string, options: { corruptExitCode?: number } = {}): StorageError | undefined {
+  if (error instanceof StorageError) return error
+  const problem = storageProblemOf(error)
+  if (!problem) return undefined
+  if (problem === 'disk_full') {
+    return new StorageError(`disk full: cannot write ${what} ${file}; free some space on its filesystem and run the command again`, { file, problem, cause: error })
+  }
+  if (problem === 'io') {
+    return new StorageError(`cannot read or write ${what} ${file}: ${messageOf(error)}; check that its filesystem is writable, healthy and not full, then run the command again`, {
+      file,
+      problem,
+      cause: error,
+    })
+  }
+  return new StorageError(`${what} ${file} is corrupt (${messageOf(error)}); restore it from a backup`, {
+    file,
+    problem,
+    exitCode: options.corruptExitCode,
+    cause: error,
+  })
+}
+
+/**
+ * A storage failure that reached the top without being named where it happened: the one
+ * line to print instead of "a bug". A Node errno error names its path; a bare SQLite error
+ * (the registry and site databases name theirs) does not.
+ */
+export function knownErrorOf(error: unknown): TenancyError | undefined {
+  if (error instanceof TenancyError) return error
+  const path = (error as { path?: unknown } | null)?.path
+  if (typeof path === 'string') return storageError(error, path, 'the file')
+  const problem = storageProblemOf(error)
+  if (problem === 'disk_full') {
+    return new StorageError('disk full: a database tenancy writes has no space left; free some space and run the command again', { file: '', problem, cause: error })
+  }
+  if (problem === 'io') {
+    return new StorageError(`a database tenancy uses failed: ${messageOf(error)}; check that its filesystem is writable, healthy and not full`, { file: '', problem, cause: error })
+  }
+  if (problem === 'corrupt') {
+    return new StorageError(`a database tenancy reads is corrupt (${messageOf(error)}); run "tenancy doctor" to find which, and restore it from a backup`, { file: '', problem, cause: error })
+  }
+  return undefined
+}

@@ -1,7 +1,8 @@
 import type { Command } from 'commander'
-import { EXIT_FAILED, usageError } from '../errors.js'
+import { EXIT_FAILED } from '../errors.js'
 import type { SiteResult } from '../migrate/site-migrator.js'
 import { contextFor } from './context.js'
+import { integerFlag } from './flags.js'
 import { parsePendingFlag } from './tenant-commands.js'
 
 function describe(r: SiteResult): string {
@@ -25,10 +26,7 @@ export function registerMigrateCommand(program: Command): void {
     .command('migrate')
     .description('apply each installed app\'s new migrations and fixtures on every site (or --site S ...), in parallel')
     .option('--with-pending [bool]', 'include sites of pending tenants (true/1/false/0)')
-    .option('--concurrency <n>', 'sites at once (default: migrate.concurrency, else CPU count)', (v: string) => {
-      if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 1024) throw usageError(`invalid --concurrency "${v}": give a whole number from 1 to 1024`)
-      return Number(v)
-    })
+    .option('--concurrency <n>', 'sites at once (default: migrate.concurrency, else CPU count)', integerFlag('--concurrency', { min: 1, max: 1024, unit: 'sites' }))
     .option('--skip-failing', 'try every site even after one fails')
     .option('--dry-run', 'list pending migrations per site; change nothing')
     .addHelpText('after', '\nExit 1 if any site failed; the summary names each failed site, app, migration and error.')

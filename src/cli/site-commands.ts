@@ -4,14 +4,9 @@ import { usageError } from '../errors.js'
 import type { AppInstallResult, InstallProgress } from '../apps/install.js'
 import type { Output, TaskHandle } from '../output/output.js'
 import { contextFor } from './context.js'
+import { integerFlag } from './flags.js'
 
 const collect = (value: string, previous: string[] = []) => [...previous, value]
-
-function parsePort(value: string): number {
-  const port = Number(value)
-  if (!/^\d+$/.test(value) || port < 1 || port > 65_535) throw usageError(`invalid --db-port "${value}": give a port from 1 to 65535`)
-  return port
-}
 
 function describeApp(r: AppInstallResult): string {
   if (r.status === 'already_installed') return `${r.app} is already installed`
@@ -59,7 +54,7 @@ export function registerSiteCommands(program: Command): void {
     .addOption(new Option('--db-type <type>', 'database type').choices(['sqlite', 'mariadb', 'mysql', 'postgres']))
     .option('--db-name <name>', 'database name ([a-z0-9_]{1,63}); generated when absent')
     .option('--db-host <host>', 'database server host')
-    .option('--db-port <port>', 'database server port', parsePort)
+    .option('--db-port <port>', 'database server port', integerFlag('--db-port', { min: 1, max: 65_535 }))
     .option('--db-root-username <user>', 'server user that creates the database')
     .option('--db-root-password-file <file>', 'file holding the server root password')
     .option('--admin-password-file <file>', 'file holding the Administrator password')

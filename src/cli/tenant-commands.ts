@@ -4,6 +4,7 @@ import type { Output, TaskHandle } from '../output/output.js'
 import type { StepEvent, ProvisionResult } from '../provisioning/runner.js'
 import type { StepJson } from '../provisioning/tenant-record.js'
 import { contextFor } from './context.js'
+import { integerFlag } from './flags.js'
 import { table } from './site-commands.js'
 
 const collect = (value: string, previous: string[] = []) => [...previous, value]
@@ -24,13 +25,8 @@ export function pendingChoice(o: Record<string, unknown>): 'with' | 'only' | 'wi
   return o.onlyPending ? 'only' : o.withoutPending ? 'without' : withPending === undefined ? undefined : withPending ? 'with' : 'without'
 }
 
-function positiveInt(flag: string) {
-  return (value: string) => {
-    const n = Number(value)
-    if (!/^\d+$/.test(value) || n < 1 || n > 10_000) throw usageError(`invalid ${flag} "${value}": give a whole number from 1 to 10000`)
-    return n
-  }
-}
+/** `--concurrency` of pending-create and worker: tenants provisioned at once. */
+const CONCURRENCY = { min: 1, max: 10_000, unit: 'tenants' }
 
 /** Shows each pipeline step as a task: a spinner on a TTY, one line per step otherwise. */
 function stepProgress(out: Output): { onStep: (e: StepEvent) => void; settle: () => Promise<void> } {
@@ -184,11 +180,8 @@ export function registerTenantCommands(program: Command): void {
   program
     .command('pending-create')
     .description('keep N pending tenants in the pool: creates only the shortfall')
-    .option('--count <n>', 'pool size (default: TENANCY_PENDING_COUNT, else pending.count)', (v: string) => {
-      if (!/^\d+$/.test(v)) throw usageError(`invalid --count "${v}": give a whole number`)
-      return Number(v)
-    })
-    .option('--concurrency <n>', 'tenants provisioned at once', positiveInt('--concurrency'), 1)
+    .option('--count <n>', 'pool size (default: TENANCY_PENDING_COUNT, else pending.count)', integerFlag('--count', { min: 0, max: 100_000, unit: 'tenants' }))
+    .option('--concurrency <n>', 'tenants provisioned at once', integerFlag('--concurrency', CONCURRENCY), 1)
     .action(async (_o, command: Command) => {
       const ctx = contextFor(command)
       const o = ctx.opts as Record<string, any>
@@ -213,8 +206,8 @@ export function registerTenantCommands(program: Command): void {
   program
     .command('pending-clear')
     .description('delete pending tenants (all, or older than a bound) with their sites')
-    .option('--older-than-days <n>', 'only those pending for more than N days', Number)
-    .option('--older-than-hours <n>', 'only those pending for more than N hours', Number)
+    .option('--older-than-days <n>', 'only those pending for more than N days', integerFlag('--older-than-days', { min: 0, max: 36_500, unit: 'days' }))
+    .option('--older-than-hours <n>', 'only those pending for more than N hours', integerFlag('--older-than-hours', { min: 0, max: 876_000, unit: 'hours' }))
     .action(async (_o, command: Command) => {
       const ctx = contextFor(command)
       const o = ctx.opts as Record<string, any>
@@ -259,7 +252,7 @@ export function registerTenantCommands(program: Command): void {
     .command('worker')
     .description('run queued provisioning jobs with retries until stopped (--once: until the queue is empty)')
     .option('--once', 'stop when no job is left')
-    .option('--concurrency <n>', 'jobs at once', positiveInt('--concurrency'), 1)
+    .option('--concurrency <n>', 'jobs at once', integerFlag('--concurrency', CONCURRENCY), 1)
     .action(async (_o, command: Command) => {
       const ctx = contextFor(command)
       const o = ctx.opts as Record<string, any>
@@ -288,7 +281,7 @@ export function registerTenantCommands(program: Command): void {
     .command('errors')
     .description('the error log: failed steps and jobs with their full messages')
     .option('--tenant <name>', 'only this tenant\'s errors')
-    .option('--limit <n>', 'at most this many, newest first', positiveInt('--limit'), 50)
+    .option('--limit <n>', 'at most this many, newest first', integerFlag('--limit', { min: 1, max: 10_000, unit: 'errors' }), 50)
     .action(async (_o, command: Command) => {
       const ctx = contextFor(command)
       const o = ctx.opts as Record<string, any>

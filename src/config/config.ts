@@ -207,3 +207,14 @@ export function maskSecrets(value: unknown, key = ''): unknown {
   if (typeof value === 'string') return value.replace(/(\/\/[^:/@\s]+:)[^@\s]*@/g, '$1********@')
   return value
 }
+
+/**
+ * Whether a config document holds a secret: a `*password*` (or other secret) key with a
+ * value, or a URL with a password in it. Such a file is written 0600 and stays 0600.
+ */
+export function holdsSecret(value: unknown, key = ''): boolean {
+  if ((/password/i.test(key) || isSecretKey(key)) && value !== undefined && value !== null && value !== '') return true
+  if (Array.isArray(value)) return value.some((v) => holdsSecret(v))
+  if (isObject(value)) return Object.entries(value).some(([k, v]) => holdsSecret(v, k))
+  return typeof value === 'string' && /\/\/[^:/@\s]+:[^@\s]+@/.test(value)
+}

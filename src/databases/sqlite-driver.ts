@@ -4,6 +4,7 @@ import { Kysely, SqliteDialect } from 'kysely'
 import { TenancyError } from '../errors.js'
 import type { DatabaseDriver, SiteConnection, SiteDbSettings } from './driver.js'
 import { immediateTransaction } from './sqlite-transaction.js'
+import { guardedDatabase, sqliteGuard } from './sqlite-guard.js'
 
 const DB_FILE = 'db.sqlite'
 
@@ -68,14 +69,15 @@ export const sqliteDriver: DatabaseDriver = {
     } catch (error) {
       throw new TenancyError(`cannot open the site database ${file}: ${(error as Error).message}; run "tenancy doctor"`, { cause: error })
     }
-    const db = new Kysely<any>({ dialect: new SqliteDialect({ database: raw }) })
+    const guard = sqliteGuard(file, 'the site database')
+    const db = new Kysely<any>({ dialect: new SqliteDialect({ database: guardedDatabase(raw, guard) }) })
     return {
       db,
       dbType: 'sqlite',
       transactionalDdl: true,
       // better-sqlite3's exec runs a multi-statement script on the same connection, so it
       // joins the transaction Kysely opened.
-      transaction: (fn) => immediateTransaction(db, (conn) => fn(conn, async (script) => void raw.exec(script))),
+      transaction: (fn) => immediateTransaction(db, (conn) => fn(conn, async (script) => void guard(() => raw.exec(script)))),
       close: () => db.destroy(),
     }
   },

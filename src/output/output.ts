@@ -1,6 +1,6 @@
 import type { ChalkInstance } from 'chalk'
 import { Chalk } from 'chalk'
-import { EXIT_FAILED, InterruptedError, TenancyError, messageOf } from '../errors.js'
+import { EXIT_FAILED, InterruptedError, TenancyError, knownErrorOf, messageOf } from '../errors.js'
 
 /** How a command's messages and result reach the user. */
 export interface OutputOptions {
@@ -138,7 +138,9 @@ export class Output {
    * --json also `{"error": {"message", "exit_code"}}` on stdout, so scripts always get a
    * document. Returns the exit code.
    */
-  error(error: unknown): number {
+  error(thrown: unknown): number {
+    // A full disk or a damaged database is the operator's to fix, not a bug: one line naming it.
+    const error = knownErrorOf(thrown) ?? thrown
     const code = error instanceof TenancyError ? error.exitCode : EXIT_FAILED
     if (this.json && !this.#resultPrinted) {
       this.#resultPrinted = true

@@ -280,6 +280,8 @@ export async function finishPull(bench: Bench, tenant: TenantRow): Promise<SiteR
   const from = tenant.pull_from
   const site = tenant.site
   if (!from || !site) return undefined
+  // The key is checked before the site moves: the new secret is stored with it at the end.
+  const box = await bench.secretBox()
   const oldPath = bench.sitePath(from)
   const newPath = bench.sitePath(site)
   if (from !== site && existsSync(oldPath) && !existsSync(newPath)) {
@@ -316,7 +318,7 @@ export async function finishPull(bench: Bench, tenant: TenantRow): Promise<SiteR
   if (migration?.apps) await registry.setSiteApps(site, migration.apps)
   await registry.db
     .updateTable('tenants')
-    .set({ api_key: keys.api_key, api_secret_enc: bench.secretBox().encrypt(keys.api_secret), pull_from: null, lease_owner: null, lease_expires_at: null, updated_at: now() })
+    .set({ api_key: keys.api_key, api_secret_enc: box.encrypt(keys.api_secret), pull_from: null, lease_owner: null, lease_expires_at: null, updated_at: now() })
     .where('id', '=', tenant.id)
     .execute()
   return migration
@@ -360,6 +362,8 @@ export async function recoverPulls(bench: Bench): Promise<string[]> {
  */
 export async function pullPendingFromPool(bench: Bench, firstOrCreate = false, attrs: PullAttributes = {}): Promise<PullResult | null> {
   if (attrs.name !== undefined) assertUserTenantName(attrs.name)
+  // A pull stores a new secret: a wrong key must fail here, while the tenant is still in the pool.
+  await bench.secretBox()
   const owner = newOwner()
   const claimed = await claim(bench, attrs, owner)
   if (!claimed) {

@@ -91,23 +91,11 @@ export async function preflight(bench: Bench, options: { provisionsHere?: boolea
 }
 
 /**
- * Makes sure the key in use is the one the registry's secrets were written with: a check
- * value sealed with the first key is opened with every later one, so a wrong
- * TENANCY_ENCRYPTION_KEY fails before it writes a secret nobody can read back.
+ * Makes sure the key in use is the one the registry's secrets were written with (exit 2
+ * otherwise), before a command changes anything: `bench.secretBox()` checks it.
  */
 export async function checkEncryptionKey(bench: Bench): Promise<void> {
-  const box = bench.secretBox()
-  const registry = await bench.registry()
-  const row = await registry.db.selectFrom('meta').select('value').where('key', '=', 'key_check').executeTakeFirst()
-  if (row) {
-    box.decrypt(row.value)
-    return
-  }
-  await registry.db
-    .insertInto('meta')
-    .values({ key: 'key_check', value: box.encrypt('tenancy') })
-    .onConflict((oc) => oc.column('key').doNothing())
-    .execute()
+  await bench.secretBox()
 }
 
 /** The API user of a tenant: `provision.api_user` with `{site}` and `{tenant}` filled in. */
@@ -133,7 +121,7 @@ async function updateTenant(bench: Bench, id: number, values: Partial<Omit<Tenan
 
 /** The admin password of a tenant's site: the one stored (encrypted) on the tenant, else configured, else generated, stored before use. */
 async function adminPasswordFor(ctx: StepContext): Promise<string> {
-  const box = ctx.bench.secretBox()
+  const box = await ctx.bench.secretBox()
   if (ctx.tenant.admin_password_enc) return box.decrypt(ctx.tenant.admin_password_enc)
   const configured = await resolveSecret({ ...adminPasswordSources(ctx.bench), prompt: undefined })
   const password = configured?.value || generatePassword()
@@ -182,8 +170,9 @@ export async function runStep(ctx: StepContext, step: PlannedStep): Promise<Step
     }
     case 'api-keys': {
       const email = apiUserFor(bench.config, { name: tenant.name, site })
+      const box = await bench.secretBox()
       const keys = await generateKeys(bench, { site, email })
-      await updateTenant(bench, tenant.id, { api_key: keys.api_key, api_secret_enc: bench.secretBox().encrypt(keys.api_secret) })
+      await updateTenant(bench, tenant.id, { api_key: keys.api_key, api_secret_enc: box.encrypt(keys.api_secret) })
       return { output: `api_key ${keys.api_key} for ${email}` }
     }
     case 'activate': {

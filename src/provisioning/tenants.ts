@@ -169,7 +169,7 @@ export async function showTenant(bench: Bench, name: string, options: { showSecr
   const row = await requireTenant(bench, name)
   const result: ShowTenantResult = { ...tenantJson(row), steps: (await tenantSteps(bench, row.id)).map(stepJson) }
   if (options.showSecrets) {
-    const box = bench.secretBox()
+    const box = await bench.secretBox()
     result.api_secret = row.api_secret_enc ? box.decrypt(row.api_secret_enc) : null
     result.admin_password = row.admin_password_enc ? box.decrypt(row.admin_password_enc) : null
   }

@@ -2,11 +2,12 @@ import { closeSync, mkdirSync, openSync } from 'node:fs'
 import { dirname, isAbsolute, resolve } from 'node:path'
 import { hostname } from 'node:os'
 import { Kysely, PostgresDialect, SqliteDialect, sql, type SelectQueryBuilder, type Transaction } from 'kysely'
-import { TenancyError, messageOf, usageError } from '../errors.js'
+import { EXIT_USAGE, TenancyError, messageOf, storageError, usageError } from '../errors.js'
 import type { DbType } from '../config/config.js'
 import { REGISTRY_MIGRATIONS, REGISTRY_VERSION, type RegistryKind } from './registry-migrations.js'
 import type { RegistrySchema, SiteState, SitesTable } from './schema.js'
 import { immediateTransaction } from '../databases/sqlite-transaction.js'
+import { guardedDatabase, sqliteGuard } from '../databases/sqlite-guard.js'
 import { maskUrl } from '../util/mask-url.js'
 
 /** A site row as callers see it: `apps` parsed. */
@@ -300,26 +301,28 @@ async function openPostgres(url: string): Promise<Kysely<RegistrySchema>> {
 
 async function openSqlite(path: string): Promise<Kysely<RegistrySchema>> {
   const { default: Database } = await import('better-sqlite3')
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 })
-  closeSync(openSync(path, 'a', 0o600))
+  // A damaged registry is the bench's configuration broken (exit 2), like a malformed config file.
+  const guard = sqliteGuard(path, 'the registry', { corruptExitCode: EXIT_USAGE })
   let raw
   try {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 })
+    closeSync(openSync(path, 'a', 0o600))
     raw = new Database(path, { timeout: 15_000 })
   } catch (error) {
-    throw new TenancyError(`cannot open the registry ${path}: ${(error as Error).message}`, { cause: error })
+    throw storageError(error, path, 'the registry') ?? new TenancyError(`cannot open the registry ${path}: ${(error as Error).message}`, { cause: error })
   }
   // Switching to WAL needs a moment of exclusive access; a concurrent first open may see
   // SQLITE_BUSY without the busy handler, so retry briefly.
   for (let attempt = 0; ; attempt++) {
     try {
-      raw.pragma('journal_mode = WAL')
+      guard(() => raw.pragma('journal_mode = WAL'))
       break
     } catch (error) {
       if ((error as { code?: string }).code !== 'SQLITE_BUSY' || attempt > 200) throw error
       await new Promise((r) => setTimeout(r, 10 + Math.random() * 20))
     }
   }
-  raw.pragma('synchronous = NORMAL')
-  raw.pragma('foreign_keys = ON')
-  return new Kysely<RegistrySchema>({ dialect: new SqliteDialect({ database: raw }) })
+  guard(() => raw.pragma('synchronous = NORMAL'))
+  guard(() => raw.pragma('foreign_keys = ON'))
+  return new Kysely<RegistrySchema>({ dialect: new SqliteDialect({ database: guardedDatabase(raw, guard) }) })
 }

@@ -1,9 +1,18 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
-import { linkSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { TenancyError, usageError } from '../errors.js'
+import { createFileOnce } from '../util/json-file.js'
 
 const VERSION = 1
+
+/** A sealed value that the key in use does not open: it was encrypted with another key. */
+export class WrongKeyError extends TenancyError {
+  constructor() {
+    super('cannot decrypt a stored secret: wrong encryption key; use the .tenancy/secret.key (or TENANCY_ENCRYPTION_KEY) the secret was written with')
+    this.name = 'WrongKeyError'
+  }
+}
 const NONCE_BYTES = 12
 const TAG_BYTES = 16
 
@@ -39,9 +48,7 @@ export class SecretBox {
     try {
       return Buffer.concat([decipher.update(data.subarray(1 + NONCE_BYTES + TAG_BYTES)), decipher.final()]).toString('utf8')
     } catch {
-      throw new TenancyError(
-        'cannot decrypt a stored secret: wrong encryption key; use the .tenancy/secret.key (or TENANCY_ENCRYPTION_KEY) the secret was written with',
-      )
+      throw new WrongKeyError()
     }
   }
 }
@@ -52,28 +59,38 @@ function parseKey(text: string, source: string): Buffer {
   return key
 }
 
-/**
- * Loads the bench's secret box: `TENANCY_ENCRYPTION_KEY` when set, else `keyFile`, created
- * with mode 0600 on first use. Creation is race-free: the key is written to a private
- * temporary file and hard-linked into place, so a concurrent process either links first
- * or reads the complete winner.
- */
-export function loadSecretBox(keyFile: string, env: NodeJS.ProcessEnv = process.env): SecretBox {
+/** Where a bench's key comes from, for messages: the environment or the key file. */
+export function keySource(keyFile: string, env: NodeJS.ProcessEnv = process.env): string {
+  return env.TENANCY_ENCRYPTION_KEY ? 'TENANCY_ENCRYPTION_KEY' : keyFile
+}
+
+/** The key in use, `TENANCY_ENCRYPTION_KEY` when set, else `keyFile`; undefined when neither exists. */
+export function readSecretBox(keyFile: string, env: NodeJS.ProcessEnv = process.env): SecretBox | undefined {
   if (env.TENANCY_ENCRYPTION_KEY) return new SecretBox(parseKey(env.TENANCY_ENCRYPTION_KEY, 'TENANCY_ENCRYPTION_KEY'))
   try {
     return new SecretBox(parseKey(readFileSync(keyFile, 'utf8'), keyFile))
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
+    return undefined
   }
+}
+
+/**
+ * Makes a new random key in `keyFile` (mode 0600) and returns its box. Race-free: the key
+ * is written whole to a private temporary file and hard-linked into place, so a concurrent
+ * process either links first or reads the complete winner.
+ */
+export function createSecretBox(keyFile: string): SecretBox {
   mkdirSync(dirname(keyFile), { recursive: true, mode: 0o700 })
-  const temp = `${keyFile}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`
-  writeFileSync(temp, `${randomBytes(32).toString('base64')}\n`, { mode: 0o600, flag: 'wx' })
-  try {
-    linkSync(temp, keyFile)
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
-  } finally {
-    rmSync(temp, { force: true })
-  }
+  createFileOnce(keyFile, `${randomBytes(32).toString('base64')}\n`, 0o600)
   return new SecretBox(parseKey(readFileSync(keyFile, 'utf8'), keyFile))
+}
+
+/**
+ * Loads a secret box: `TENANCY_ENCRYPTION_KEY` when set, else `keyFile`, created with mode
+ * 0600 on first use. A bench checks the key against its registry (`bench.secretBox()`);
+ * this is the bare loader.
+ */
+export function loadSecretBox(keyFile: string, env: NodeJS.ProcessEnv = process.env): SecretBox {
+  return readSecretBox(keyFile, env) ?? createSecretBox(keyFile)
 }

@@ -1,5 +1,5 @@
 import type { Bench } from '../bench.js'
-import { getConfigPath, maskSecrets, resolveConfig, setConfigPath } from '../config/config.js'
+import { getConfigPath, holdsSecret, maskSecrets, resolveConfig, setConfigPath } from '../config/config.js'
 import { usageError } from '../errors.js'
 import { assertConfigKey } from '../names.js'
 import { parseJson, writeJsonAtomic } from '../util/json-file.js'
@@ -43,7 +43,8 @@ export async function setConfig(bench: Bench, options: SetConfigOptions): Promis
       const reason = (error as Error).message.replace(/^.*?: "[^"]+" must be /, 'it must be ').replace(/; fix the value or remove the key$/, '')
       throw usageError(`cannot set "${key}" to ${JSON.stringify(value)}: ${reason}`)
     }
-    writeJsonAtomic(bench.configFile, next)
+    // A rewrite keeps the file's mode; once the config holds a secret, it is 0600 for good.
+    writeJsonAtomic(bench.configFile, next, holdsSecret(next) ? 0o600 : undefined)
     return { file: bench.configFile, key, value: maskSecrets(value, key) }
   }
   if (!options.site) throw usageError('set-config needs --site SITE, or --global for tenancy.config.json')

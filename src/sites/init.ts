@@ -1,10 +1,10 @@
-import { cpSync, existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { cpSync, existsSync, mkdirSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { CONFIG_FILE } from '../bench.js'
 import { DEFAULT_APPS, initialConfig } from '../config/config.js'
 import { TenancyError, usageError } from '../errors.js'
 import { packageRoot } from '../util/library-path.js'
-import { writeJsonAtomic } from '../util/json-file.js'
+import { writeFileAtomic, writeJsonAtomic } from '../util/json-file.js'
 
 export interface InitResult {
   path: string
@@ -35,7 +35,7 @@ export function initBench(dir: string, options: { withExampleApps?: boolean; cwd
       apps.push(app)
     }
   }
-  if (!existsSync(join(root, '.gitignore'))) writeFileSync(join(root, '.gitignore'), 'sites/\narchived/\n.tenancy/\n')
+  if (!existsSync(join(root, '.gitignore'))) writeFileAtomic(join(root, '.gitignore'), 'sites/\narchived/\n.tenancy/\n')
   const config = initialConfig()
   // Without the example apps the pipeline installs nothing until apps are added and listed here.
   if (!options.withExampleApps) (config.provision as { apps: string[] }).apps = []

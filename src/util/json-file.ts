@@ -1,7 +1,8 @@
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs'
+import { closeSync, fchmodSync, fsyncSync, linkSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { randomBytes } from 'node:crypto'
-import { usageError } from '../errors.js'
+import { TenancyError, messageOf, storageError, usageError } from '../errors.js'
+import { faultActive } from './fault.js'
 
 /** Line and column (1-based) of a character offset in a text. */
 function lineAndColumn(text: string, offset: number): { line: number; column: number } {
@@ -146,33 +147,103 @@ export function fsyncDirectory(dir: string): void {
   }
 }
 
-/**
- * Writes a file atomically: a temporary file beside it, fsync, rename over the target,
- * fsync the directory. Readers see the old or the new content, never a torn one.
- */
-export function writeFileAtomic(file: string, content: string, mode = 0o644): void {
-  const dir = dirname(file)
-  const temp = join(dir, `.${basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`)
-  const fd = openSync(temp, 'wx', mode)
-  try {
-    writeSync(fd, content)
-    fsyncSync(fd)
-  } catch (error) {
-    closeSync(fd)
-    rmSync(temp, { force: true })
-    throw error
+/** At most this many bytes per write under the `short-write` fault. */
+const SHORT_WRITE_BYTES = 1000
+
+/** One `write(2)`, shortened or failed as the `short-write` / `disk-full` faults say. */
+function writeSome(fd: number, data: Buffer, offset: number, calls: number): number {
+  const length = data.length - offset
+  if (faultActive('short-write')) return writeSync(fd, data, offset, Math.min(length, SHORT_WRITE_BYTES))
+  if (faultActive('disk-full')) {
+    if (calls > 0) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', errno: -28, syscall: 'write' })
+    return writeSync(fd, data, offset, Math.ceil(length / 2))
   }
-  closeSync(fd)
+  return writeSync(fd, data, offset, length)
+}
+
+/**
+ * Writes `data` to a new temporary file beside `file` with `mode` (exactly, whatever the
+ * umask): every byte (a short write is not success), then fsync. Returns its path. On any
+ * error the temporary file is removed and the error names `file` ("disk full" for ENOSPC).
+ */
+function writeTempFile(file: string, data: Buffer, mode: number): string {
+  const temp = join(dirname(file), `.${basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`)
+  let fd: number | undefined
+  try {
+    fd = openSync(temp, 'wx', mode)
+    fchmodSync(fd, mode)
+    for (let offset = 0, calls = 0; offset < data.length; calls++) {
+      const written = writeSome(fd, data, offset, calls)
+      if (written <= 0) throw Object.assign(new Error('write made no progress'), { code: 'EIO' })
+      offset += written
+    }
+    fsyncSync(fd)
+    closeSync(fd)
+    fd = undefined
+    return temp
+  } catch (error) {
+    if (fd !== undefined) closeSync(fd)
+    rmSync(temp, { force: true })
+    throw writeError(file, error)
+  }
+}
+
+/** The error for a failed write of `file`: one line naming it, the old file kept. */
+function writeError(file: string, error: unknown): TenancyError {
+  return (
+    storageError(error, file, 'the file') ??
+    new TenancyError(`cannot write ${file}: ${messageOf(error)}; the old file is unchanged`, { cause: error })
+  )
+}
+
+/** The mode a rewrite of `file` gets: `mode` when given, else the existing file's, else 0644. */
+function modeFor(file: string, mode: number | undefined): number {
+  if (mode !== undefined) return mode
+  try {
+    return statSync(file).mode & 0o7777
+  } catch {
+    return 0o644
+  }
+}
+
+/**
+ * Writes a file atomically: a temporary file beside it holding every byte, fsync, rename
+ * over the target, fsync the directory. Readers see the old or the new content, never a
+ * torn one; on any failure (a full disk included) the old file is left as it was and the
+ * error, a `TenancyError`, names the file. `mode` (for files holding secrets: 0600) is set
+ * exactly; without it a rewrite keeps the existing file's mode.
+ */
+export function writeFileAtomic(file: string, content: string | Buffer, mode?: number): void {
+  const temp = writeTempFile(file, Buffer.from(content), modeFor(file, mode))
   try {
     renameSync(temp, file)
   } catch (error) {
     rmSync(temp, { force: true })
-    throw error
+    throw writeError(file, error)
   }
-  fsyncDirectory(dir)
+  fsyncDirectory(dirname(file))
 }
 
-/** Writes a JSON document atomically, pretty-printed with a trailing newline. */
-export function writeJsonAtomic(file: string, value: unknown, mode = 0o644): void {
+/**
+ * Creates `file` with `content` only if it does not exist yet, whole or not at all (a
+ * hard link of a complete temporary file). Returns false when another writer was first;
+ * its file is then complete too.
+ */
+export function createFileOnce(file: string, content: string, mode: number): boolean {
+  const temp = writeTempFile(file, Buffer.from(content), mode)
+  try {
+    linkSync(temp, file)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false
+    throw writeError(file, error)
+  } finally {
+    rmSync(temp, { force: true })
+  }
+  fsyncDirectory(dirname(file))
+  return true
+}
+
+/** Writes a JSON document atomically, pretty-printed with a trailing newline (`mode` as writeFileAtomic). */
+export function writeJsonAtomic(file: string, value: unknown, mode?: number): void {
   writeFileAtomic(file, `${JSON.stringify(value, null, 2)}\n`, mode)
 }

@@ -1,0 +1,64 @@
+import { usageError } from '../errors.js'
+import type { Registry } from '../registry/registry.js'
+import { WrongKeyError, createSecretBox, keySource, readSecretBox, type SecretBox } from './secret-box.js'
+
+/** The `meta` row holding a value sealed with the bench's key on its first use. */
+const KEY_CHECK = 'key_check'
+
+/** A sealed value this bench's key must open: the check value, else any stored secret. */
+async function sealedSample(registry: Registry): Promise<string | undefined> {
+  const check = await registry.db.selectFrom('meta').select('value').where('key', '=', KEY_CHECK).executeTakeFirst()
+  if (check) return check.value
+  // Secrets written before the check value existed count too: a new key must not join them.
+  const row = await registry.db
+    .selectFrom('tenants')
+    .select(['api_secret_enc', 'admin_password_enc'])
+    .where((eb) => eb.or([eb('api_secret_enc', 'is not', null), eb('admin_password_enc', 'is not', null)]))
+    .limit(1)
+    .executeTakeFirst()
+  return row?.api_secret_enc ?? row?.admin_password_enc ?? undefined
+}
+
+function assertOpens(box: SecretBox, sealed: string, source: string): void {
+  try {
+    box.decrypt(sealed)
+  } catch (error) {
+    if (!(error instanceof WrongKeyError)) throw error
+    throw usageError(
+      `${source} is not the key this registry's secrets were encrypted with; nothing was changed. Use the bench's original .tenancy/secret.key${source === 'TENANCY_ENCRYPTION_KEY' ? ', or unset TENANCY_ENCRYPTION_KEY' : ' (or set TENANCY_ENCRYPTION_KEY to that key)'}`,
+      error,
+    )
+  }
+}
+
+/**
+ * The bench's secret box, checked against the registry before anyone may use it: a wrong
+ * `TENANCY_ENCRYPTION_KEY` or key file is exit 2, and a missing key file next to a registry
+ * that holds secrets is exit 2 instead of a new key. On first use the registry records a
+ * check value sealed with the key, so every later key is held to it.
+ */
+export async function verifiedSecretBox(registry: Registry, keyFile: string, env: NodeJS.ProcessEnv): Promise<SecretBox> {
+  const source = keySource(keyFile, env)
+  const sealed = await sealedSample(registry)
+  let box = readSecretBox(keyFile, env)
+  if (!box) {
+    if (sealed !== undefined) {
+      throw usageError(
+        `${keyFile} is missing, and the registry holds secrets encrypted with it; restore the file from a backup (or set TENANCY_ENCRYPTION_KEY to that key): a new key could not read them`,
+      )
+    }
+    box = createSecretBox(keyFile)
+  }
+  if (sealed !== undefined) {
+    assertOpens(box, sealed, source)
+    return box
+  }
+  await registry.db
+    .insertInto('meta')
+    .values({ key: KEY_CHECK, value: box.encrypt('tenancy') })
+    .onConflict((oc) => oc.column('key').doNothing())
+    .execute()
+  // Two first uses with different keys: the check value that won decides.
+  assertOpens(box, (await sealedSample(registry))!, source)
+  return box
+}
