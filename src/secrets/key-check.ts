@@ -5,11 +5,12 @@ import { WrongKeyError, createSecretBox, keySource, readSecretBox, type SecretBo
 /** The `meta` row holding a value sealed with the bench's key on its first use. */
 const KEY_CHECK = 'key_check'
 
-/** A sealed value this bench's key must open: the check value, else any stored secret. */
-async function sealedSample(registry: Registry): Promise<string | undefined> {
-  const check = await registry.db.selectFrom('meta').select('value').where('key', '=', KEY_CHECK).executeTakeFirst()
-  if (check) return check.value
-  // Secrets written before the check value existed count too: a new key must not join them.
+async function checkValue(registry: Registry): Promise<string | undefined> {
+  return (await registry.db.selectFrom('meta').select('value').where('key', '=', KEY_CHECK).executeTakeFirst())?.value
+}
+
+/** A stored secret, for registries whose secrets predate the check value (or lost it). */
+async function storedSecret(registry: Registry): Promise<string | undefined> {
   const row = await registry.db
     .selectFrom('tenants')
     .select(['api_secret_enc', 'admin_password_enc'])
@@ -39,7 +40,9 @@ function assertOpens(box: SecretBox, sealed: string, source: string): void {
  */
 export async function verifiedSecretBox(registry: Registry, keyFile: string, env: NodeJS.ProcessEnv): Promise<SecretBox> {
   const source = keySource(keyFile, env)
-  const sealed = await sealedSample(registry)
+  const check = await checkValue(registry)
+  // A sealed value the key must open: the check value, else any secret already stored.
+  const sealed = check ?? (await storedSecret(registry))
   let box = readSecretBox(keyFile, env)
   if (!box) {
     if (sealed !== undefined) {
@@ -49,16 +52,14 @@ export async function verifiedSecretBox(registry: Registry, keyFile: string, env
     }
     box = createSecretBox(keyFile)
   }
-  if (sealed !== undefined) {
-    assertOpens(box, sealed, source)
-    return box
-  }
+  if (sealed !== undefined) assertOpens(box, sealed, source)
+  if (check !== undefined) return box
   await registry.db
     .insertInto('meta')
     .values({ key: KEY_CHECK, value: box.encrypt('tenancy') })
     .onConflict((oc) => oc.column('key').doNothing())
     .execute()
   // Two first uses with different keys: the check value that won decides.
-  assertOpens(box, (await sealedSample(registry))!, source)
+  assertOpens(box, (await checkValue(registry))!, source)
   return box
 }
