@@ -231,7 +231,7 @@ describe('one key per registry', () => {
     const site = siteSnapshot(pool, pending.site)
     const r = await tenancy(pool, ['tenant', 'create', 'acme', '--json'], { env: { TENANCY_ENCRYPTION_KEY: wrongKey } })
     expect(r.exitCode, r.stderr).toBe(2)
-    expect(oneLine(r.stderr)).toMatch(/^error: TENANCY_ENCRYPTION_KEY is not the key this registry's secrets were encrypted with; nothing was changed/)
+    expect(oneLine(r.stderr)).toMatch(/^error: wrong encryption key: TENANCY_ENCRYPTION_KEY is not the key this registry's secrets were encrypted with; nothing was changed/)
     expect(r.json.error.exit_code).toBe(2)
     expect(registrySnapshot(pool)).toEqual(registry)
     expect(siteSnapshot(pool, pending.site)).toEqual(site)

@@ -26,7 +26,7 @@ function assertOpens(box: SecretBox, sealed: string, source: string): void {
   } catch (error) {
     if (!(error instanceof WrongKeyError)) throw error
     throw usageError(
-      `${source} is not the key this registry's secrets were encrypted with; nothing was changed. Use the bench's original .tenancy/secret.key${source === 'TENANCY_ENCRYPTION_KEY' ? ', or unset TENANCY_ENCRYPTION_KEY' : ' (or set TENANCY_ENCRYPTION_KEY to that key)'}`,
+      `wrong encryption key: ${source} is not the key this registry's secrets were encrypted with; nothing was changed. Use the bench's original .tenancy/secret.key${source === 'TENANCY_ENCRYPTION_KEY' ? ', or unset TENANCY_ENCRYPTION_KEY' : ' (or set TENANCY_ENCRYPTION_KEY to that key)'}`,
       error,
     )
   }
