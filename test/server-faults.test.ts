@@ -1,9 +1,9 @@
 import { execa, type ResultPromise } from 'execa'
-import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { makeBench, query, setConfig, spawnTenancy, tenancy, type CliResult } from './helpers.js'
 
 // SPEC §6 "No crash is fatal": a database server that goes away mid-command is one line naming
@@ -294,4 +294,115 @@ describe.each(SERVERS)('$kind server that goes away mid-command', ({ kind, skip,
     expect(again.exitCode, again.stderr).toBe(0)
     expect(again.json.sites.map((s: any) => s.status).sort()).toEqual(['migrated', 'migrated', 'migrated'])
   }, 90_000)
+})
+
+// SPEC §6 "No step runs unbounded": a hook, `run` step or notify command that leaves a daemon
+// holding its stdout is still stopped at its timeout, and tenancy stops waiting on the pipes.
+describe('a command that leaves a daemon behind', () => {
+  const daemons: string[] = []
+  afterEach(() => {
+    for (const file of daemons.splice(0)) {
+      if (!existsSync(file)) continue
+      try {
+        process.kill(Number(readFileSync(file, 'utf8')), 'SIGKILL')
+      } catch {
+        // Gone already.
+      }
+    }
+  })
+
+  /** `setsid sleep 1000 & echo started`, with the sleep's pid written down so the test can end it. */
+  const daemonCommand = (bench: string) => {
+    const file = join(bench, 'daemon.pid')
+    daemons.push(file)
+    return `setsid sh -c 'echo $$ > ${file}; exec sleep 1000' & echo started`
+  }
+  const daemonStarted = (bench: string) => until('the daemon', async () => existsSync(join(bench, 'daemon.pid')))
+
+  const benchWithHook = (hook: string) => {
+    const bench = makeBench({ exampleApps: false })
+    mkdirSync(join(bench, 'apps', 'hook_app', 'migrations'), { recursive: true })
+    writeFileSync(join(bench, 'apps', 'hook_app', 'app.json'), JSON.stringify({ name: 'hook_app', title: 'Hook', version: '1.0.0', description: 'a hook', requires: [], hooks: { after_install: hook } }))
+    setConfig(bench, (c) => (c.provision.step_timeout = 3))
+    return bench
+  }
+
+  it('an after_install hook: fails "timed out after 3 s" within seconds, and the site is rolled back', async () => {
+    const bench = makeBench({ exampleApps: false })
+    const hooked = benchWithHook(daemonCommand(bench))
+    const started = Date.now()
+    const r = await tenancy(hooked, ['new-site', 'd.localhost', '--install-app', 'hook_app', '--json'], { timeout: 30_000 })
+    expect(Date.now() - started).toBeLessThan(10_000)
+    expect(r.exitCode).toBe(1)
+    expect(r.json.error.message).toMatch(/the after_install hook of app "hook_app" on site "d.localhost" timed out after 3 s; output:\nstarted/)
+    expect(existsSync(join(bench, 'daemon.pid'))).toBe(true)
+    expect(siteRow(hooked, 'd.localhost')).toBeUndefined()
+    expect(existsSync(join(hooked, 'sites', 'd.localhost'))).toBe(false)
+  })
+
+  it('SIGTERM while such a hook runs ends tenancy at once (exit 130), rolled back', async () => {
+    const bench = makeBench({ exampleApps: false })
+    const hooked = benchWithHook(daemonCommand(bench))
+    setConfig(hooked, (c) => (c.provision.step_timeout = 600))
+    const child = spawnTenancy(hooked, ['new-site', 'd.localhost', '--install-app', 'hook_app', '--json'])
+    await daemonStarted(bench)
+    const signalled = Date.now()
+    child.kill('SIGTERM')
+    const r = await child
+    expect(Date.now() - signalled).toBeLessThan(5_000)
+    expect(r.exitCode).toBe(130)
+    expect(String(r.stderr)).toMatch(/interrupted/)
+    expect(siteRow(hooked, 'd.localhost')).toBeUndefined()
+  })
+
+  it('a run step: the step fails "timed out after 3 s" in the registry', async () => {
+    const bench = makeBench({ exampleApps: false })
+    setConfig(bench, (c) => {
+      c.provision.step_timeout = 3
+      c.provision.steps = ['create-site', { name: 'daemon', run: daemonCommand(bench) }, 'activate']
+    })
+    const started = Date.now()
+    const r = await tenancy(bench, ['tenant', 'create', 'acme', '--json'], { timeout: 30_000 })
+    expect(Date.now() - started).toBeLessThan(10_000)
+    expect(r.exitCode).toBe(1)
+    expect(r.stderr).toMatch(/step "daemon" failed: its command timed out after 3 s/)
+    const [step] = query(join(bench, '.tenancy', 'registry.db'), "select status, error from steps where name = 'daemon'")
+    expect(step.status).toBe('failed')
+    expect(step.error).toMatch(/timed out after 3 s/)
+  })
+
+  it('a notify command: stopped at the timeout; the tenant stays active', async () => {
+    const bench = makeBench({ exampleApps: false })
+    setConfig(bench, (c) => {
+      c.provision.step_timeout = 3
+      c.provision.steps = ['create-site', 'activate']
+      c.provision.notify = { run: daemonCommand(bench) }
+    })
+    const started = Date.now()
+    const r = await tenancy(bench, ['tenant', 'create', 'acme', '--json'], { timeout: 30_000 })
+    expect(Date.now() - started).toBeLessThan(10_000)
+    expect(r.exitCode, r.stderr).toBe(0)
+    expect(r.stderr).toMatch(/the provision.notify command timed out after 3 s/)
+    expect(query(join(bench, '.tenancy', 'registry.db'), "select status from tenants where name = 'acme'")[0].status).toBe('active')
+  })
+
+  it('5 MB of output: the step keeps the last 64 KiB after "[… N bytes cut]", a hook likewise', async () => {
+    const bench = makeBench({ exampleApps: false })
+    const print = `node -e "process.stdout.write('x'.repeat(5 * 1024 * 1024)); process.stdout.write('\\\\nEND\\\\n')"`
+    const total = 5 * 1024 * 1024 + 5
+    setConfig(bench, (c) => (c.provision.steps = ['create-site', { name: 'loud', run: print }, 'activate']))
+    const r = await tenancy(bench, ['tenant', 'create', 'acme', '--json'])
+    expect(r.exitCode, r.stderr).toBe(0)
+    const [step] = query<{ output: string }>(join(bench, '.tenancy', 'registry.db'), "select output from steps where name = 'loud'")
+    expect(step!.output.startsWith(`[… ${total - 64 * 1024} bytes cut]\nxxx`)).toBe(true)
+    expect(step!.output.endsWith('x\nEND')).toBe(true)
+    expect(Buffer.byteLength(step!.output)).toBeLessThanOrEqual(64 * 1024 + 40)
+
+    const hooked = benchWithHook(print)
+    const site = await tenancy(hooked, ['new-site', 'loud.localhost', '--install-app', 'hook_app', '--json'])
+    expect(site.exitCode, site.stderr).toBe(0)
+    const hookOutput: string = site.json.apps.find((a: any) => a.app === 'hook_app' || a.name === 'hook_app').hook_output
+    expect(hookOutput.startsWith(`[… ${total - 64 * 1024} bytes cut]\n`)).toBe(true)
+    expect(hookOutput.endsWith('END')).toBe(true)
+  })
 })
