@@ -274,6 +274,31 @@ describe.each(SERVERS)('$kind server that goes away mid-command', ({ kind, skip,
     expect(await orphans(bench)).toEqual([])
   }, 90_000)
 
+  it.skipIf(skip || kind !== 'postgres')('a registry on the server: one line naming the registry, and doctor --fix finishes the half-made site', async () => {
+    const bench = makeBench()
+    await server.query('create database f_registry')
+    setConfig(bench, (c) => (c.registry = `postgres://postgres@127.0.0.1:${server.port}/f_registry`))
+    // The site is on SQLite; its app's migration takes 2 s, in which the registry's server goes.
+    const app = join(bench, 'apps', 'slow_app')
+    mkdirSync(join(app, 'migrations'), { recursive: true })
+    writeFileSync(join(app, 'app.json'), JSON.stringify({ name: 'slow_app', title: 'Slow', version: '1.0.0', description: 'slow', requires: [] }))
+    writeFileSync(join(app, 'migrations', '0001_wait.mjs'), 'export async function up() {\n  await new Promise((r) => setTimeout(r, 2000))\n}\n')
+    const r = await killDuring(bench, server, ['new-site', 'reg.localhost', '--install-app', 'slow_app', '--json'], (_c, stderr) =>
+      until('the site created', async () => /created site/.test(stderr())),
+    )
+    expectCleanFailure(r)
+    const registry = new RegExp(`the registry postgres://postgres@127\\.0\\.0\\.1:${server.port}/f_registry (closed the connection|stopped accepting connections)`)
+    expect(r.stderr.split('\n').find((l) => l.startsWith('error: '))).toMatch(registry)
+    expect(r.json.error.message).toMatch(registry)
+    await server.start()
+    const fix = await tenancy(bench, ['doctor', '--fix', '--json'], { env: ENV })
+    expect(fix.exitCode, fix.stderr).toBe(0)
+    expect((await tenancy(bench, ['list-sites', '--json'], { env: ENV })).json.sites).toEqual([])
+    expect(existsSync(join(bench, 'sites', 'reg.localhost'))).toBe(false)
+    const again = await tenancy(bench, ['new-site', 'reg.localhost', '--json'], { env: ENV })
+    expect(again.exitCode, again.stderr).toBe(0)
+  }, 60_000)
+
   it.skipIf(skip)('migrate over several sites: each failed site names the server, and the next migrate finishes them', async () => {
     const bench = benchOn()
     const sites = ['m1.localhost', 'm2.localhost', 'm3.localhost']
