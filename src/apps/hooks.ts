@@ -1,7 +1,8 @@
 import { delimiter, dirname } from 'node:path'
 import type { Bench } from '../bench.js'
-import { InterruptedError, TenancyError } from '../errors.js'
+import { InterruptedError, TenancyError, messageOf } from '../errors.js'
 import { libraryPath } from '../util/library-path.js'
+import { OutputTail } from '../util/output-tail.js'
 import type { AppManifest } from './manifest.js'
 
 /** Names of environment variables that hold secrets (case-insensitive): never passed on to hooks, steps or notify commands. */
@@ -27,75 +28,99 @@ export interface CommandResult {
   durationMs: number
 }
 
+/** After SIGTERM, how long a command's process group has before SIGKILL. */
+const KILL_GRACE_MS = 2000
+/** After the group is gone, how long a descendant that left it may keep the pipes open. */
+const PIPE_GRACE_MS = 200
+
+const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+/** Whether any process of process group `pgid` is still there. */
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+function signalGroup(pgid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pgid, signal)
+  } catch {
+    // Already gone.
+  }
+}
+
+/** SIGTERM to the group, SIGKILL to whatever is left of it after `KILL_GRACE_MS`. */
+async function stopGroup(pgid: number): Promise<void> {
+  signalGroup(pgid, 'SIGTERM')
+  const deadline = Date.now() + KILL_GRACE_MS
+  while (groupAlive(pgid) && Date.now() < deadline) await delay(50)
+  if (groupAlive(pgid)) signalGroup(pgid, 'SIGKILL')
+}
+
 /**
- * Runs a configured command (a hook, a `run` step, a notify command) with execa through
- * `/bin/sh`, as cron or CI would, so quotes, pipes and `$TENANCY_SITE` work; `node` is this
- * Node (its directory leads PATH). Names travel in the environment, never secrets in argv.
- * Output is captured; a failure or timeout throws an error carrying the output's tail.
+ * Runs a configured command (a hook, a `run` step, a notify command) through `/bin/sh`, as
+ * cron or CI would, so quotes, pipes and `$TENANCY_SITE` work; `node` is this Node (its
+ * directory leads PATH). Names travel in the environment, never secrets in argv. It is done
+ * when its output closes; the last 64 KiB of stdout and stderr are kept (`OutputTail`). At
+ * the timeout or an abort its process group is stopped and tenancy stops waiting on the
+ * pipes, even when a descendant that left the group (`setsid`, a daemon) still holds them.
+ * A failure or timeout throws an error carrying the output's tail.
  */
 export async function runCommand(
   command: string,
   options: { cwd: string; env: Record<string, string>; timeoutSeconds: number; what: string; signal?: AbortSignal },
 ): Promise<CommandResult> {
-  const { execa } = await import('execa')
   if (command.trim() === '') throw new TenancyError(`${options.what}: the command is empty`)
+  const { spawn } = await import('node:child_process')
   const started = performance.now()
   const path = [dirname(process.execPath), options.env.PATH ?? ''].filter(Boolean).join(delimiter)
-  // Its own process group, so a timeout or Ctrl-C stops the shell and everything it started.
-  const child = execa(command, {
-    shell: true,
-    detached: true,
-    cwd: options.cwd,
-    env: { ...options.env, PATH: path },
-    extendEnv: false,
-    all: true,
-    reject: false,
-    stdin: 'ignore',
+  // Its own process group (detached), so a timeout or Ctrl-C stops the shell and everything it started.
+  const child = spawn('/bin/sh', ['-c', command], { cwd: options.cwd, env: { ...options.env, PATH: path }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
+  const tail = new OutputTail()
+  child.stdout.on('data', (chunk: Buffer) => tail.push(chunk))
+  child.stderr.on('data', (chunk: Buffer) => tail.push(chunk))
+  // 'close': the shell has exited and every process holding its stdout and stderr closed them.
+  const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null } | Error>((resolve) => {
+    child.once('close', (code: number | null, signal: NodeJS.Signals | null) => resolve({ code, signal }))
+    child.once('error', resolve)
   })
-  let timedOut = false
-  let canceled = false
-  const stop = () => {
-    const signal = (name: NodeJS.Signals) => {
-      try {
-        if (child.pid) process.kill(-child.pid, name)
-      } catch {
-        // Already gone.
-      }
-    }
-    signal('SIGTERM')
-    setTimeout(() => signal('SIGKILL'), 2000).unref()
-  }
-  const timer = setTimeout(() => {
-    timedOut = true
-    stop()
-  }, options.timeoutSeconds * 1000)
-  const onAbort = () => {
-    canceled = true
-    stop()
-  }
+  let halt!: (why: 'timeout' | 'abort') => void
+  const halted = new Promise<'timeout' | 'abort'>((resolve) => (halt = resolve))
+  const timer = setTimeout(() => halt('timeout'), options.timeoutSeconds * 1000)
+  const onAbort = () => halt('abort')
   if (options.signal?.aborted) onAbort()
   options.signal?.addEventListener('abort', onAbort, { once: true })
-  let result
+  let outcome
   try {
-    result = await child
+    outcome = await Promise.race([closed, halted])
+    if (typeof outcome === 'string' && child.pid !== undefined) {
+      await stopGroup(child.pid)
+      await Promise.race([closed, delay(PIPE_GRACE_MS)])
+    }
   } finally {
     clearTimeout(timer)
     options.signal?.removeEventListener('abort', onAbort)
+    child.stdout.destroy()
+    child.stderr.destroy()
   }
-  const output = (result.all ?? '').toString().trim()
-  const tail = output.length > 2000 ? `…${output.slice(-2000)}` : output
-  if (canceled) throw new InterruptedError(options.what)
-  if (timedOut) throw new TenancyError(`${options.what} timed out after ${options.timeoutSeconds} s${tail ? `; output:\n${tail}` : ''}`)
-  if (result.failed) {
+  const output = tail.text().trim()
+  const excerpt = output.length > 2000 ? `…${output.slice(-2000)}` : output
+  const withOutput = (message: string) => new TenancyError(`${message}${excerpt ? `; output:\n${excerpt}` : ''}`)
+  if (outcome === 'abort') throw new InterruptedError(options.what)
+  if (outcome === 'timeout') throw withOutput(`${options.what} timed out after ${options.timeoutSeconds} s`)
+  if (outcome instanceof Error) throw withOutput(`${options.what} could not start: ${messageOf(outcome)}`)
+  if (outcome.code !== 0) {
     const why =
-      result.exitCode === 127
-        ? `could not find its program (exit 127)`
-        : result.exitCode !== undefined
-          ? `exited with code ${result.exitCode}`
-          : result.signal
-            ? `was killed by ${result.signal}`
-            : result.shortMessage
-    throw new TenancyError(`${options.what} ${why}${tail ? `; output:\n${tail}` : ''}`)
+      outcome.code === 127
+        ? 'could not find its program (exit 127)'
+        : outcome.code !== null
+          ? `exited with code ${outcome.code}`
+          : `was killed by ${outcome.signal ?? 'a signal'}`
+    throw withOutput(`${options.what} ${why}`)
   }
   return { output, durationMs: performance.now() - started }
 }

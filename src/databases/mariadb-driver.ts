@@ -9,11 +9,31 @@ import { mysqlNativeHash } from '../secrets/server-verifiers.js'
 import type { DatabaseDriver, SiteConnection, SiteDbSettings } from './driver.js'
 import type { ServerAdmin } from './server-admin.js'
 import { ADMIN_LOGIN_HINT, provenConnection, serverFailure } from './server-common.js'
+import { guardDialect, type ServerLoss } from './server-gone.js'
 
 /** ER_DB_CREATE_EXISTS: database exists */
 const MY_DB_EXISTS = 1007
 /** ER_CANNOT_USER: CREATE USER failed (the user exists) */
 const MY_CANNOT_USER = 1396
+
+/** ER_SERVER_SHUTDOWN: the server is shutting down */
+const MY_SERVER_SHUTDOWN = 1053
+/** ER_CONNECTION_KILLED: the connection was killed (KILL, or a shutdown) */
+const MY_CONNECTION_KILLED = 1927
+/** mysql2's codes for a connection the server closed or that broke under a command. */
+const SOCKET_CLOSED = new Set(['PROTOCOL_CONNECTION_LOST', 'ECONNRESET', 'EPIPE'])
+/** Nothing listens on the host and port, or the socket file is gone. */
+const REFUSED = new Set(['ECONNREFUSED', 'ENOENT'])
+
+/** Whether a mysql2 error means the server closed the connection, refused a new one, or neither. */
+function serverLoss(error: unknown): ServerLoss {
+  const { code, errno, fatal } = (error ?? {}) as { code?: string; errno?: number; fatal?: boolean }
+  if ((code !== undefined && SOCKET_CLOSED.has(code)) || errno === MY_SERVER_SHUTDOWN || errno === MY_CONNECTION_KILLED) return 'closed'
+  // A fatal error without a code is mysql2's own "connection is in closed state".
+  if (fatal === true && code === undefined) return 'closed'
+  if (code !== undefined && REFUSED.has(code)) return 'refused'
+  return undefined
+}
 
 async function loadMysql() {
   return (await import('mysql2/promise')).default
@@ -40,8 +60,9 @@ function where(settings: { db_host?: string; db_port?: number; db_socket?: strin
 
 function serverError(what: string, server: string, error: unknown, asSite = false): TenancyError {
   const code = (error as { code?: string }).code
+  const loss = serverLoss(error)
   const hint =
-    code === 'ECONNREFUSED' || code === 'ENOENT'
+    loss === 'refused'
       ? 'is it running, and are the host and port (--db-host, --db-port, or db.host, db.port, db.socket in the config) right?'
       : code === 'ER_ACCESS_DENIED_ERROR' && asSite
         ? "the site's own user was refused: check db_user and db_password in its site_config.json, and that db.user_host admits this machine"
@@ -50,7 +71,7 @@ function serverError(what: string, server: string, error: unknown, asSite = fals
         : code === 'ER_DBACCESS_DENIED_ERROR' || code === 'ER_SPECIFIC_ACCESS_DENIED_ERROR'
           ? 'the user lacks the privilege; use root or a user with CREATE, CREATE USER and GRANT OPTION'
           : 'check the server'
-  return serverFailure(what, server, error, hint)
+  return serverFailure(what, server, error, hint, loss)
 }
 
 async function withAdmin<T>(admin: ServerAdmin, fn: (conn: import('mysql2/promise').Connection) => Promise<T>): Promise<T> {
@@ -61,6 +82,8 @@ async function withAdmin<T>(admin: ServerAdmin, fn: (conn: import('mysql2/promis
   } catch (error) {
     throw serverError('connecting as the admin user', where({ db_host: admin.host, db_port: admin.port, db_socket: admin.socket }), error)
   }
+  // A connection that breaks while idle emits `error`; unheard, that would end the process.
+  conn.on('error', () => {})
   try {
     return await fn(conn)
   } finally {
@@ -86,7 +109,10 @@ function kyselyFor(settings: SiteDbSettings, user: string, password: string, mys
     // .sql migrations are scripts of several statements.
     multipleStatements: true,
   })
-  return new Kysely<any>({ dialect: new MysqlDialect({ pool }) })
+  // mysql2 emits `error` on a pooled connection each time it breaks but listens only once
+  // itself: a second one, unheard, would end the process.
+  pool.on('connection', (conn) => conn.on('error', () => {}))
+  return new Kysely<any>({ dialect: guardDialect(new MysqlDialect({ pool }), where(settings), serverLoss) })
 }
 
 /** How long a second migrator of the same database waits for the first, in seconds. */

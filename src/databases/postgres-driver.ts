@@ -7,6 +7,8 @@ import { scramSha256Verifier } from '../secrets/server-verifiers.js'
 import type { DatabaseDriver, SiteConnection, SiteDbSettings } from './driver.js'
 import type { ServerAdmin } from './server-admin.js'
 import { ADMIN_LOGIN_HINT, provenConnection, serverFailure } from './server-common.js'
+import { guardDialect } from './server-gone.js'
+import { pgServerLoss, watchPgClient, watchPgPool } from './postgres-errors.js'
 
 /** database already exists */
 const PG_DUPLICATE_DATABASE = '42P04'
@@ -14,9 +16,6 @@ const PG_DUPLICATE_DATABASE = '42P04'
 const PG_DUPLICATE_OBJECT = '42710'
 /** The key of a site database's own migration lock (advisory locks are per database). */
 const SITE_LOCK_KEY = 0x7465_6e61_6e74
-
-/** connection refused at the socket level */
-const ECONNREFUSED = 'ECONNREFUSED'
 
 async function loadPg() {
   return (await import('pg')).default
@@ -29,11 +28,15 @@ function where(settings: { db_host?: string; db_port?: number }): string {
   return `PostgreSQL at ${settings.db_host ?? '127.0.0.1'}:${settings.db_port ?? 5432}`
 }
 
-/** A one-line error for a server that is down, refuses the login or lacks a privilege. */
-function serverError(what: string, server: string, error: unknown, asSite = false): TenancyError {
+/**
+ * A one-line error for a server that is down, went away, refuses the login or lacks a
+ * privilege; `client` is the admin client the error came from, if any.
+ */
+function serverError(what: string, server: string, error: unknown, asSite = false, client?: object): TenancyError {
   const code = (error as { code?: string }).code
+  const loss = pgServerLoss(error, client)
   const hint =
-    code === ECONNREFUSED
+    loss === 'refused'
       ? 'is it running, and are the host and port (--db-host, --db-port, or db.host, db.port in the config) right?'
       : (code === '28P01' || code === '28000') && asSite
         ? "the site's own role was refused: check db_user and db_password in its site_config.json, and pg_hba.conf"
@@ -42,13 +45,13 @@ function serverError(what: string, server: string, error: unknown, asSite = fals
         : code === '42501'
           ? 'the user lacks the privilege; use a superuser or one with CREATEDB and CREATEROLE'
           : 'check the server'
-  return serverFailure(what, server, error, hint)
+  return serverFailure(what, server, error, hint, loss)
 }
 
 async function withAdmin<T>(admin: ServerAdmin, fn: (client: import('pg').Client) => Promise<T>): Promise<T> {
   const pg = await loadPg()
   const client = new pg.Client({ host: admin.host, port: admin.port, user: admin.user, password: admin.password, database: 'postgres' })
-  client.on('error', () => {})
+  watchPgClient(client)
   try {
     await client.connect()
   } catch (error) {
@@ -72,8 +75,8 @@ function kyselyFor(settings: SiteDbSettings, user: string, password: string, pg:
     max: 2,
     connectionTimeoutMillis: 10_000,
   })
-  pool.on('error', () => {})
-  return new Kysely<any>({ dialect: new PostgresDialect({ pool }) })
+  watchPgPool(pool)
+  return new Kysely<any>({ dialect: guardDialect(new PostgresDialect({ pool }), where(settings), pgServerLoss) })
 }
 
 function connection(db: Kysely<any>): SiteConnection {
@@ -122,7 +125,7 @@ export const postgresDriver: DatabaseDriver = {
         await client.query(`CREATE ROLE ${ident(user)} LOGIN PASSWORD '${await scramSha256Verifier(settings.db_password ?? '')}'`)
       } catch (error) {
         if ((error as { code?: string }).code === PG_DUPLICATE_OBJECT) throw new TenancyError(`database user "${user}" exists already on ${where(settings)}; pick another --db-name or drop it`, { cause: error })
-        throw serverError(`creating the database user "${user}"`, where(settings), error)
+        throw serverError(`creating the database user "${user}"`, where(settings), error, false, client)
       }
       faultPoint('between-database-and-user')
       let databaseMade = false
@@ -135,7 +138,7 @@ export const postgresDriver: DatabaseDriver = {
         if (databaseMade) await client.query(`DROP DATABASE IF EXISTS ${ident(settings.db_name)} WITH (FORCE)`).catch(() => {})
         await client.query(`DROP ROLE IF EXISTS ${ident(user)}`).catch(() => {})
         if ((error as { code?: string }).code === PG_DUPLICATE_DATABASE) throw new TenancyError(`database "${settings.db_name}" exists already on ${where(settings)}; pick another --db-name`, { cause: error })
-        throw serverError(`creating the database "${settings.db_name}"`, where(settings), error)
+        throw serverError(`creating the database "${settings.db_name}"`, where(settings), error, false, client)
       }
     })
   },
@@ -148,7 +151,7 @@ export const postgresDriver: DatabaseDriver = {
         await client.query(`DROP DATABASE IF EXISTS ${ident(settings.db_name)} WITH (FORCE)`)
         await client.query(`DROP ROLE IF EXISTS ${ident(user)}`)
       } catch (error) {
-        throw serverError(`dropping the database "${settings.db_name}"`, where(settings), error)
+        throw serverError(`dropping the database "${settings.db_name}"`, where(settings), error, false, client)
       }
     })
   },
@@ -156,7 +159,7 @@ export const postgresDriver: DatabaseDriver = {
   async exists(settings) {
     const pg = await loadPg()
     const client = new pg.Client({ host: settings.db_host, port: settings.db_port, user: settings.db_user, password: settings.db_password, database: settings.db_name })
-    client.on('error', () => {})
+    watchPgClient(client)
     try {
       await client.connect()
       return true

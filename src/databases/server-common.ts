@@ -1,13 +1,19 @@
 import { sql, type Kysely } from 'kysely'
 import { TenancyError, messageOf } from '../errors.js'
+import { ServerGoneError, type ServerLoss } from './server-gone.js'
 
 // What the MariaDB and PostgreSQL drivers share; each keeps its own error codes and hints.
 
 /** The hint for an admin login the server refused. */
 export const ADMIN_LOGIN_HINT = 'check the user and password (TENANCY_DB_ROOT_PASSWORD or --db-root-password-file)'
 
-/** One line for a failed server operation: what, where, the server's words, and what to check. */
-export function serverFailure(what: string, server: string, error: unknown, hint: string): TenancyError {
+/**
+ * One line for a failed server operation: what, where, the server's words, and what to check;
+ * a server that closed the connection under it says so (`loss`, from the driver's codes).
+ */
+export function serverFailure(what: string, server: string, error: unknown, hint: string, loss?: ServerLoss): TenancyError {
+  if (error instanceof ServerGoneError) return error
+  if (loss === 'closed') return new ServerGoneError(server, 'closed', error, what)
   return new TenancyError(`${what} on ${server} failed: ${messageOf(error)}; ${hint}`, { cause: error })
 }
 

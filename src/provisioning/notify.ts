@@ -5,9 +5,13 @@ import { tenantJson, type TenantRow } from './tenant-record.js'
 
 export type TenantEvent = 'tenant.active' | 'tenant.failed'
 
+/** The longest a notify command may run, in seconds (less when `provision.step_timeout` is less). */
+const NOTIFY_TIMEOUT_S = 60
+
 /**
  * Tells `provision.notify` that a tenant became active or failed: a webhook gets a JSON POST
- * (10 s timeout), a command gets the event in its environment. A notification that fails is
+ * (10 s timeout), a command gets the event in its environment (60 s, or `provision.step_timeout`
+ * when that is less). A notification that fails is
  * logged and reported, never fatal: the tenant's state is already recorded.
  */
 export async function notify(bench: Bench, event: TenantEvent, tenant: TenantRow): Promise<string | undefined> {
@@ -28,7 +32,7 @@ export async function notify(bench: Bench, event: TenantEvent, tenant: TenantRow
       await runCommand(target.run, {
         cwd: bench.root,
         what: 'the provision.notify command',
-        timeoutSeconds: 60,
+        timeoutSeconds: Math.min(NOTIFY_TIMEOUT_S, bench.config.provision.step_timeout),
         env: childEnvironment(bench.env, {
           TENANCY_EVENT: event,
           TENANCY_TENANT: tenant.name,

@@ -9,6 +9,8 @@ import type { RegistrySchema, SiteState, SitesTable } from './schema.js'
 import { immediateTransaction } from '../databases/sqlite-transaction.js'
 import { guardedDatabase, sqliteGuard } from '../databases/sqlite-guard.js'
 import { maskUrl } from '../util/mask-url.js'
+import { guardDialect } from '../databases/server-gone.js'
+import { pgServerLoss, watchPgPool } from '../databases/postgres-errors.js'
 
 /** A site row as callers see it: `apps` parsed. */
 export interface SiteRecord extends Omit<SitesTable, 'apps'> {
@@ -295,8 +297,8 @@ async function openPostgres(url: string): Promise<Kysely<RegistrySchema>> {
     // Ids and counts are far below 2^53: read int8 as numbers, as SQLite gives them.
     types: { getTypeParser: ((oid: number, format?: 'text' | 'binary') => (oid === 20 ? Number : pg.types.getTypeParser(oid, format as never))) as never },
   })
-  pool.on('error', () => {})
-  return new Kysely<RegistrySchema>({ dialect: new PostgresDialect({ pool }) })
+  watchPgPool(pool)
+  return new Kysely<RegistrySchema>({ dialect: guardDialect(new PostgresDialect({ pool }), `the registry ${maskUrl(url)}`, pgServerLoss) })
 }
 
 async function openSqlite(path: string): Promise<Kysely<RegistrySchema>> {

@@ -5,6 +5,7 @@ import type { DbType } from '../config/config.js'
 import { getDriver } from '../databases/index.js'
 import { resolveServerAdmin } from '../databases/server-admin.js'
 import type { SiteConnection } from '../databases/driver.js'
+import { ServerGoneError } from '../databases/server-gone.js'
 import { InterruptedError, TenancyError, messageOf, usageError } from '../errors.js'
 import { assertDbName, assertSiteName, generateDbName } from '../names.js'
 import { ownerAlive } from '../registry/registry.js'
@@ -175,15 +176,23 @@ export async function newSite(bench: Bench, options: NewSiteOptions): Promise<Ne
     options.onProgress?.({ app: CORE_APP, phase: 'start' })
     coreOpen = true
 
-    await driver.create(settings, sitePath, serverAdmin)
-    cleanup.push('database', async () => {
+    const dropDatabase = async () => {
       try {
         await driver.drop(settings, sitePath, serverAdmin)
       } catch (error) {
         databaseKept = true
         throw error
       }
-    })
+    }
+    try {
+      await driver.create(settings, sitePath, serverAdmin)
+    } catch (error) {
+      // A server that went away mid-create may have kept the user or database it was making
+      // (its own undo could not reach it): drop them by name, or keep the row for drop-site.
+      if (error instanceof ServerGoneError) cleanup.push('database', dropDatabase)
+      throw error
+    }
+    cleanup.push('database', dropDatabase)
     conn = await driver.connect(settings, sitePath)
     const open = conn
     cleanup.push('connection', () => open.close())

@@ -41,8 +41,9 @@ const sitePath = process.env.TENANCY_SITE_PATH
 const appPath = process.env.TENANCY_APP_PATH || process.cwd()
 
 let withSiteDatabase
+let TenancyError
 try {
-  ;({ withSiteDatabase } = await import(pathToFileURL(process.env.TENANCY_LIB).href))
+  ;({ withSiteDatabase, TenancyError } = await import(pathToFileURL(process.env.TENANCY_LIB).href))
 } catch (error) {
   fail(`cannot load the tenancy library from TENANCY_LIB=${process.env.TENANCY_LIB}: ${error.message}`)
 }
@@ -254,7 +255,9 @@ try {
     return db.isTransaction ? run(db, dbType) : db.transaction().execute((trx) => run(trx, dbType))
   })
 } catch (error) {
-  fail(error instanceof HookError ? error.message : `unexpected error: ${error?.stack ?? error}`)
+  // tenancy's own errors (a database server that went away, say) are one sentence already.
+  const known = error instanceof HookError || (TenancyError && error instanceof TenancyError)
+  fail(known ? error.message : `unexpected error: ${error?.stack ?? error}`)
 }
 
 const { project, audited, installed } = result
