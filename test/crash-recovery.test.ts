@@ -260,3 +260,45 @@ describe('kill -9 during MariaDB migrate, then migrate finishes it', () => {
     expect(await rows(bench, site, "select count(*) as n from tenancy_migrations where app = 'crashy'")).toEqual([{ n: files }])
   })
 })
+
+describe('kill -9 during MariaDB pending-create: stuck pool tenants are finished, not counted forever', () => {
+  it.skipIf(mariadb.skip)('doctor --fix and the next pending-create finish what the killed runs left', { timeout: 180_000 }, async () => {
+    const bench = makeBench()
+    const env = useBackend(bench, 'mariadb')
+    const [first, full] = await timed(() => tenancy(bench, ['pending-create', '--count', '1', '--json'], { env }))
+    expect(first.exitCode, first.stderr).toBe(0)
+    const pendingSites = async () => (await registryRows(bench, 'select site from tenants where pending_since is not null order by id')).map((r) => r.site as string)
+    const [refSite] = await pendingSites()
+    const reference = await siteShape(bench, refSite!, 'mariadb')
+    const planned = new Map<string, string[]>()
+    const remember = async () => {
+      for (const site of await pendingSites()) planned.set(site, [...(planned.get(site) ?? []), ...(await plannedDatabases(bench, site))])
+    }
+
+    // Killed inside the install of the second pool tenant; doctor --fix finishes it.
+    expect(await killAt(bench, ['pending-create', '--count', '3'], Math.round(full * 0.6), env)).toBe(true)
+    await remember()
+    const statuses = async () => (await registryRows(bench, 'select provisioning_status as s from tenants where pending_since is not null')).map((r) => r.s as string)
+    expect(await statuses()).toContain('in_progress')
+    const doctor = await tenancy(bench, ['doctor', '--fix', '--json'], { env })
+    expect(doctor.exitCode, `${doctor.stdout}\n${doctor.stderr}`).toBe(0)
+    expect(doctor.json.findings.map((f: any) => [f.kind, f.fixed])).toContainEqual(['stuck_tenant', true])
+    // Reservations not yet started stay queued for pending-create; none is left half-made.
+    expect((await statuses()).filter((s) => s !== 'completed' && s !== 'queued')).toEqual([])
+
+    // Killed again; the next pending-create resumes every unfinished reservation.
+    await killAt(bench, ['pending-create', '--count', '3'], Math.round(full * 0.6), env)
+    await remember()
+    const again = await tenancy(bench, ['pending-create', '--count', '3', '--json'], { env })
+    expect(again.exitCode, `${again.stdout}\n${again.stderr}`).toBe(0)
+    expect(again.json.pool).toEqual({ ready: 3, provisioning: 0, failed: 0 })
+    const sites = await pendingSites()
+    expect(sites.length).toBe(3)
+    for (const site of sites) {
+      expect(await siteShape(bench, site, 'mariadb'), site).toEqual(reference)
+      const current = siteConfig(bench, site).db_name
+      expect(await serverHas('mariadb', current)).toEqual({ database: true, user: true })
+      for (const name of new Set(planned.get(site) ?? [])) if (name !== current) expect(await serverHas('mariadb', name), `${site}: earlier database ${name}`).toEqual({ database: false, user: false })
+    }
+  })
+})
