@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import { execa } from 'execa'
 import { describe, expect, it } from 'vitest'
 import { BIN, cleanEnv, makeBench, setConfig, tenancy } from './helpers.js'
+import { splitSqlScript } from '../src/apps/sql-script.js'
 import { SITE_BACKENDS, asSite, registryRows, serverHas, siteConfig, useBackend, type BackendName } from './backends.js'
 
 // SPEC §6: a kill -9 at any instant on any driver, MariaDB included (its DDL commits as it
@@ -35,6 +36,18 @@ async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
   const started = performance.now()
   const result = await fn()
   return [result, performance.now() - started]
+}
+
+/** Runs a statement that returns no rows (DDL) as a MariaDB site's own user. */
+async function siteStatement(bench: string, site: string, text: string): Promise<void> {
+  const cfg = siteConfig(bench, site)
+  const { default: mysql } = await import('mysql2/promise')
+  const conn = await mysql.createConnection({ host: cfg.db_host, port: cfg.db_port, user: cfg.db_user, password: cfg.db_password, database: cfg.db_name })
+  try {
+    await conn.query(text)
+  } finally {
+    await conn.end()
+  }
 }
 
 async function rows(bench: string, site: string, text: string): Promise<any[]> {
@@ -300,5 +313,77 @@ describe('kill -9 during MariaDB pending-create: stuck pool tenants are finished
       expect(await serverHas('mariadb', current)).toEqual({ database: true, user: true })
       for (const name of new Set(planned.get(site) ?? [])) if (name !== current) expect(await serverHas('mariadb', name), `${site}: earlier database ${name}`).toEqual({ database: false, user: false })
     }
+  })
+})
+
+describe('splitting a .sql migration into statements (MariaDB runs them one at a time)', () => {
+  it('splits at top-level semicolons only: not in quotes, comments or a stored-program body', () => {
+    const script = `-- a comment; with a semicolon
+INSERT INTO a VALUES ('x;y', "q\\"; ", 'it''s;'); # another; comment
+/* block; comment */ CREATE TABLE \`we;ird\` (id INT);
+CREATE TRIGGER t BEFORE INSERT ON a FOR EACH ROW BEGIN
+  IF NEW.x = 1 THEN SET NEW.y = CASE WHEN NEW.z THEN 2 ELSE 3 END; END IF;
+  lbl: LOOP LEAVE lbl; END LOOP lbl;
+END;
+CREATE TRIGGER t2 BEFORE UPDATE ON a FOR EACH ROW IF NEW.x = 1 THEN SET NEW.y = IF(NEW.z, 1, 2); END IF;
+CREATE TABLE IF NOT EXISTS b (id INT);;
+SELECT 1`
+    expect(splitSqlScript(script)).toEqual([
+      `INSERT INTO a VALUES ('x;y', "q\\"; ", 'it''s;')`,
+      'CREATE TABLE `we;ird` (id INT)',
+      'CREATE TRIGGER t BEFORE INSERT ON a FOR EACH ROW BEGIN\n  IF NEW.x = 1 THEN SET NEW.y = CASE WHEN NEW.z THEN 2 ELSE 3 END; END IF;\n  lbl: LOOP LEAVE lbl; END LOOP lbl;\nEND',
+      'CREATE TRIGGER t2 BEFORE UPDATE ON a FOR EACH ROW IF NEW.x = 1 THEN SET NEW.y = IF(NEW.z, 1, 2); END IF',
+      'CREATE TABLE IF NOT EXISTS b (id INT)',
+      'SELECT 1',
+    ])
+  })
+})
+
+describe('MariaDB migrations after a failure: resumed at the failed statement, never guessed', () => {
+  it.skipIf(mariadb.skip)('a clash that was there before is not taken as done; a fixed statement resumes; other statements are refused', { timeout: 120_000 }, async () => {
+    const bench = makeBench({ exampleApps: false })
+    const env = useBackend(bench, 'mariadb')
+    const dir = join(bench, 'apps', 'solo', 'migrations')
+    mkdirSync(dir, { recursive: true })
+    writeFileSync(join(bench, 'apps', 'solo', 'app.json'), JSON.stringify({ name: 'solo', version: '0.1.0' }))
+    writeFileSync(join(dir, '0001_base.sql'), 'CREATE TABLE base (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, note VARCHAR(20));\n')
+    const site = 's.localhost'
+    const made = await tenancy(bench, ['new-site', site, '--install-app', 'solo'], { env })
+    expect(made.exitCode, made.stderr).toBe(0)
+    const migrate = () => tenancy(bench, ['migrate', '--json'], { env })
+    const solo = async () => (await rows(bench, site, "select name from tenancy_migrations where app = 'solo' order by name")).map((r) => r.name)
+
+    // The operator's own table clashes with the migration's third statement.
+    await siteStatement(bench, site, 'CREATE TABLE clash (x INT)')
+    writeFileSync(join(dir, '0002_clash.sql'), "INSERT INTO base (note) VALUES ('once');\nCREATE TABLE mine (id INT);\nCREATE TABLE clash (id INT);\nINSERT INTO base (note) VALUES ('after');\n")
+    for (let i = 0; i < 2; i++) {
+      const r = await migrate()
+      expect(r.exitCode).toBe(1)
+      expect(r.json.sites[0]).toMatchObject({ status: 'failed', migration: '0002_clash' })
+      expect(r.json.sites[0].error).toMatch(/Table 'clash' already exists/)
+    }
+    expect(await solo()).toEqual(['0001_base'])
+    // Fixed: the rerun starts at the failed statement; the first two are not run again.
+    await siteStatement(bench, site, 'DROP TABLE clash')
+    const fixed = await migrate()
+    expect(fixed.exitCode, fixed.stdout).toBe(0)
+    expect(await rows(bench, site, 'select note from base order by id')).toEqual([{ note: 'once' }, { note: 'after' }])
+    expect(await solo()).toEqual(['0001_base', '0002_clash'])
+
+    // A JS migration that fails after some statements, then is changed before that point.
+    const js = (first: string, fail: boolean) =>
+      `export async function up(db) {\n  await db.insertInto('base').values({ note: '${first}' }).execute()\n  await db.schema.createTable('js_made').addColumn('id', 'integer').execute()\n${fail ? "  throw new Error('not yet')\n" : ''}  await db.insertInto('base').values({ note: 'js-end' }).execute()\n}\n`
+    writeFileSync(join(dir, '0003_code.mjs'), js('js-start', true))
+    expect((await migrate()).json.sites[0]).toMatchObject({ status: 'failed', migration: '0003_code', error: expect.stringMatching(/not yet/) })
+    writeFileSync(join(dir, '0003_code.mjs'), js('something-else', false))
+    const refused = await migrate()
+    expect(refused.exitCode).toBe(1)
+    expect(refused.json.sites[0].error).toMatch(/migration solo\/0003_code was interrupted at statement 2, and it now issues other statements before that one/)
+    writeFileSync(join(dir, '0003_code.mjs'), js('js-start', false))
+    const resumed = await migrate()
+    expect(resumed.exitCode, resumed.stdout).toBe(0)
+    expect((await rows(bench, site, 'select note from base order by id')).map((r) => r.note)).toEqual(['once', 'after', 'js-start', 'js-end'])
+    expect(await solo()).toEqual(['0001_base', '0002_clash', '0003_code'])
+    expect(await rows(bench, site, 'select count(*) as n from tenancy_migration_progress')).toEqual([{ n: 0 }])
   })
 })

@@ -143,7 +143,12 @@ export async function applyMigrations(
       else if (migration.kind === 'sql') await exec(loadScript(migration.file))
       else await (await loadModule(migration.file)).up(trx, ctx)
       await trx.insertInto(LEDGER_TABLE).values({ app, name: migration.name, applied_at: now() }).execute()
-      if (ddl) await clearPosition(trx, app, migration.name)
+      if (ddl) {
+        await clearPosition(trx, app, migration.name)
+        // Its DDL is committed already: commit its ledger row now too, so the ledger names
+        // every migration that completed even when a later one fails and rolls back.
+        await sql`commit`.execute(trx)
+      }
     } catch (error) {
       throw new MigrationError(app, migration.name, error, ctx.dbType)
     }
