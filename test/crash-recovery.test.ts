@@ -372,14 +372,14 @@ describe('MariaDB migrations after a failure: resumed at the failed statement, n
 
     // A JS migration that fails after some statements, then is changed before that point.
     const js = (first: string, fail: boolean) =>
-      `export async function up(db) {\n  await db.insertInto('base').values({ note: '${first}' }).execute()\n  await db.schema.createTable('js_made').addColumn('id', 'integer').execute()\n${fail ? "  throw new Error('not yet')\n" : ''}  await db.insertInto('base').values({ note: 'js-end' }).execute()\n}\n`
-    writeFileSync(join(dir, '0003_code.mjs'), js('js-start', true))
+      `export async function up(db) {\n  await db.insertInto('base').values(${first}).execute()\n  await db.schema.createTable('js_made').addColumn('id', 'integer').execute()\n${fail ? "  throw new Error('not yet')\n" : ''}  await db.insertInto('base').values({ note: 'js-end' }).execute()\n}\n`
+    writeFileSync(join(dir, '0003_code.mjs'), js("{ note: 'js-start' }", true))
     expect((await migrate()).json.sites[0]).toMatchObject({ status: 'failed', migration: '0003_code', error: expect.stringMatching(/not yet/) })
-    writeFileSync(join(dir, '0003_code.mjs'), js('something-else', false))
+    writeFileSync(join(dir, '0003_code.mjs'), js("{ id: 99, note: 'other' }", false))
     const refused = await migrate()
     expect(refused.exitCode).toBe(1)
     expect(refused.json.sites[0].error).toMatch(/migration solo\/0003_code was interrupted at statement 2, and it now issues other statements before that one/)
-    writeFileSync(join(dir, '0003_code.mjs'), js('js-start', false))
+    writeFileSync(join(dir, '0003_code.mjs'), js("{ note: 'js-start' }", false))
     const resumed = await migrate()
     expect(resumed.exitCode, resumed.stdout).toBe(0)
     expect((await rows(bench, site, 'select note from base order by id')).map((r) => r.note)).toEqual(['once', 'after', 'js-start', 'js-end'])
