@@ -199,6 +199,7 @@ INSERT INTO crash_log (rnd, step) VALUES (${round}, 'sql-c');
   await db.insertInto('${t}_js').values([{ id: 1, v: 10 }, { id: 2, v: 20 }]).execute()
   await db.insertInto('crash_log').values({ rnd: ${round}, step: 'js-a' }).execute()
   await sql\`select sleep(0.02)\`.execute(db)
+  await sql.raw("CREATE TABLE ${t}_m1 (id INT); INSERT INTO crash_log (rnd, step) VALUES (${round}, 'js-raw;'); CREATE TABLE ${t}_m2 (id INT)").execute(db)
   await db.schema.alterTable('${t}_js').addColumn('w', 'integer', (c) => c.notNull().defaultTo(0)).execute()
   await db.updateTable('${t}_js').set({ w: sql\`w + 7\` }).execute()
   const rows = await db.selectFrom('${t}_js').select('id').execute()
@@ -227,10 +228,10 @@ async function expectRound(bench: string, site: string, round: number, names: st
     { id: 2, w: 7 },
   ])
   const columns = await rows(bench, site, `select table_name as t, column_name as c from information_schema.columns where table_schema = database() and table_name like '${t}\\_%' order by 1, 2`)
-  expect(columns.map((c) => `${c.t}.${c.c}`)).toEqual([`${t}_items.id`, `${t}_items.label`, `${t}_items.price`, `${t}_js.id`, `${t}_js.w`])
+  expect(columns.map((c) => `${c.t}.${c.c}`)).toEqual([`${t}_items.id`, `${t}_items.label`, `${t}_items.price`, `${t}_js.id`, `${t}_js.w`, `${t}_m1.id`, `${t}_m2.id`])
   const indexes = await rows(bench, site, `select distinct index_name as i from information_schema.statistics where table_schema = database() and table_name = '${t}_items' order by 1`)
   expect(indexes.map((i) => i.i).sort()).toEqual(['PRIMARY', `idx_${t}_label`].sort())
-  expect((await rows(bench, site, `select step from crash_log where rnd = ${round} order by id`)).map((r) => r.step)).toEqual(['sql-a', 'sql-b', 'sql-c', 'js-a', 'js-b2', 'js-c'])
+  expect((await rows(bench, site, `select step from crash_log where rnd = ${round} order by id`)).map((r) => r.step)).toEqual(['sql-a', 'sql-b', 'sql-c', 'js-a', 'js-raw;', 'js-b2', 'js-c'])
 }
 
 describe('kill -9 during MariaDB migrate, then migrate finishes it', () => {

@@ -5,7 +5,7 @@ import type { ResumableDdl } from '../databases/driver.js'
 import { upsert } from '../databases/upsert.js'
 import { TenancyError } from '../errors.js'
 import { now } from '../registry/registry.js'
-import { isReadStatement, isSchemaStatement } from './sql-script.js'
+import { isReadStatement, isSchemaStatement, splitSqlScript } from './sql-script.js'
 
 /**
  * Where a migration stopped on a database whose DDL commits as it runs: one row per
@@ -86,6 +86,14 @@ export async function runResumable(
   }
 
   const run = async (query: CompiledQuery): Promise<QueryResult<unknown>> => {
+    // A raw script of several statements (sql.raw in a JS migration) is as many positions:
+    // run as one, a rerun would stop at its first statement's "already exists".
+    const parts = query.parameters.length === 0 ? splitSqlScript(query.sql) : []
+    if (parts.length > 1) {
+      let result = SKIPPED
+      for (const part of parts) result = await run(CompiledQuery.raw(part))
+      return result
+    }
     const index = next++
     const before = digest
     digest = chain(digest, query.sql)
