@@ -78,7 +78,7 @@ export async function installAppsOn(
         await ensureLedger(trx)
         const ledger = await readLedger(trx)
         // The core schema is kept current before any app is installed on it.
-        await applyMigrations(trx, exec, CORE_APP, CORE_MIGRATIONS, ledger.get(CORE_APP) ?? new Set(), ctx)
+        await applyMigrations(trx, exec, CORE_APP, CORE_MIGRATIONS, ledger.get(CORE_APP) ?? new Set(), ctx, site.conn)
         // Read again under the write lock: another process may have installed some meanwhile.
         const installedNow = new Set((await installedApps(trx)).map((a) => a.name))
         for (const app of group) {
@@ -90,7 +90,7 @@ export async function installAppsOn(
           }
           current = app
           options.onProgress?.({ app: app.name, phase: 'start' })
-          const migrations = await applyMigrations(trx, exec, app.name, app.migrations, ledger.get(app.name) ?? new Set(), ctx)
+          const migrations = await applyMigrations(trx, exec, app.name, app.migrations, ledger.get(app.name) ?? new Set(), ctx, site.conn)
           const fixtures = await syncFixtures(trx, site.conn.dbType, app.name, app.fixtures)
           await recordFixtureDigest(trx, site.conn.dbType, app.name, fixturesDigest(app.fixtures))
           const result: AppInstallResult = { app: app.name, version: app.version, status: 'installed', migrations, fixtures }

@@ -4,7 +4,10 @@ import { sql, type Kysely } from 'kysely'
 import type { DbType } from '../config/config.js'
 import { TenancyError, messageOf } from '../errors.js'
 import { now } from '../registry/registry.js'
+import type { SiteConnection } from '../databases/driver.js'
 import type { MigrationFile } from './manifest.js'
+import { CompiledQuery, clearPosition, ensureProgressTable, runResumable } from './resumable-migration.js'
+import { splitSqlScript } from './sql-script.js'
 
 // Why not Kysely's Migrator: it keeps a ledger and a lock table per app, introspects every
 // table of the site on each run, wraps each app in its own transaction and takes a
@@ -92,7 +95,7 @@ export class MigrationError extends TenancyError {
   constructor(app: string, migration: string, cause: unknown, dbType?: DbType) {
     // MariaDB commits each DDL statement as it runs: say so, since a rerun meets what stayed.
     const detail = `${messageOf(cause)}${
-      dbType === 'mariadb' ? '; MariaDB commits DDL as it runs, so statements of this migration before the failing one may be in place: make it safe to run again (IF NOT EXISTS) or undo them' : ''
+      dbType === 'mariadb' ? '; MariaDB commits DDL as it runs, so the statements of this migration before the failing one stay in place, and a rerun resumes at the failing one' : ''
     }`
     super(`migration ${app}/${migration} failed: ${detail}`, { cause })
     this.name = 'MigrationError'
@@ -111,6 +114,9 @@ export interface InlineMigration {
 /**
  * Applies, inside the caller's transaction, every migration of `app` that the ledger does
  * not hold, in order, recording each in the ledger as it completes. Returns the names applied.
+ * On a connection without transactional DDL (`conn.resumableDdl`), each migration runs one
+ * statement at a time with its position recorded, so a rerun after a crash or a failure
+ * resumes inside the migration instead of meeting its own tables.
  */
 export async function applyMigrations(
   trx: Kysely<any>,
@@ -119,15 +125,30 @@ export async function applyMigrations(
   migrations: readonly (MigrationFile | InlineMigration)[],
   applied: ReadonlySet<string>,
   ctx: MigrationContext,
+  conn?: Pick<SiteConnection, 'resumableDdl'>,
 ): Promise<string[]> {
   const done: string[] = []
+  const ddl = conn?.resumableDdl
+  if (ddl && migrations.some((m) => !applied.has(m.name))) await ensureProgressTable(trx)
   for (const migration of migrations) {
     if (applied.has(migration.name)) continue
     try {
-      if ('up' in migration) await migration.up(trx, ctx)
+      if (ddl) {
+        await runResumable(trx, ddl, ctx.dbType, app, migration.name, async (run, db) => {
+          if ('up' in migration) await migration.up(db, ctx)
+          else if (migration.kind === 'sql') for (const statement of splitSqlScript(loadScript(migration.file))) await run(CompiledQuery.raw(statement))
+          else await (await loadModule(migration.file)).up(db, ctx)
+        })
+      } else if ('up' in migration) await migration.up(trx, ctx)
       else if (migration.kind === 'sql') await exec(loadScript(migration.file))
       else await (await loadModule(migration.file)).up(trx, ctx)
       await trx.insertInto(LEDGER_TABLE).values({ app, name: migration.name, applied_at: now() }).execute()
+      if (ddl) {
+        await clearPosition(trx, app, migration.name)
+        // Its DDL is committed already: commit its ledger row now too, so the ledger names
+        // every migration that completed even when a later one fails and rolls back.
+        await sql`commit`.execute(trx)
+      }
     } catch (error) {
       throw new MigrationError(app, migration.name, error, ctx.dbType)
     }

@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely'
+import type { CompiledQuery, Kysely, QueryResult } from 'kysely'
 import type { DbType } from '../config/config.js'
 import type { ServerAdmin } from './server-admin.js'
 
@@ -27,7 +27,26 @@ export interface SiteConnection {
    * processes migrating the same site take turns instead of deadlocking.
    */
   transaction<T>(fn: (trx: Kysely<any>, exec: (script: string) => Promise<void>) => Promise<T>): Promise<T>
+  /** Without transactional DDL: what lets a migration run one statement at a time and resume after a crash. */
+  readonly resumableDdl?: ResumableDdl
   close(): Promise<void>
+}
+
+/**
+ * How migrations resume on a database whose DDL commits as it runs (MariaDB): each
+ * statement goes through `run`, which records the migration's position before it, and the
+ * one statement whose commit raced a crash is recognised by its error when run again.
+ */
+export interface ResumableDdl {
+  /** Calls `fn` with a transaction in this SQL dialect that sends every statement through `run` (which executes it). */
+  through<T>(run: (query: CompiledQuery) => Promise<QueryResult<unknown>>, fn: (db: Kysely<any>) => Promise<T>): Promise<T>
+  /** Whether a schema statement failed because its change is in place already (the table exists, the column is gone, …). */
+  alreadyApplied(error: unknown): boolean
+  /**
+   * After a schema statement failed: commits what `write` writes, when the failed statement's
+   * implicit commit left nothing else uncommitted (so nothing the rollback should undo is kept).
+   */
+  commitAlone(trx: Kysely<any>, write: () => Promise<void>): Promise<void>
 }
 
 /**

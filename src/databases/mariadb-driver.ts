@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto'
-import { Kysely, MysqlDialect, sql } from 'kysely'
+import { Kysely, MysqlAdapter, MysqlDialect, MysqlIntrospector, MysqlQueryCompiler, sql, type DatabaseConnection, type Driver } from 'kysely'
 import { TenancyError } from '../errors.js'
 import { assertDbName } from '../names.js'
 import { USER_HOST } from '../config/config.js'
 import { generatePassword } from '../secrets/hashing.js'
 import { faultPoint } from '../util/fault.js'
 import { mysqlNativeHash } from '../secrets/server-verifiers.js'
-import type { DatabaseDriver, SiteConnection, SiteDbSettings } from './driver.js'
+import type { DatabaseDriver, ResumableDdl, SiteConnection, SiteDbSettings } from './driver.js'
 import type { ServerAdmin } from './server-admin.js'
 import { ADMIN_LOGIN_HINT, provenConnection, serverFailure } from './server-common.js'
 import { guardDialect, type ServerLoss } from './server-gone.js'
@@ -33,6 +33,67 @@ function serverLoss(error: unknown): ServerLoss {
   if (fatal === true && code === undefined) return 'closed'
   if (code !== undefined && REFUSED.has(code)) return 'refused'
   return undefined
+}
+
+/**
+ * Errors of a schema statement whose change is already there: what the one statement whose
+ * commit raced a crash says when a resumed migration runs it again.
+ */
+const MY_ALREADY_APPLIED: ReadonlySet<number> = new Set([
+  /** ER_TABLE_EXISTS_ERROR: CREATE TABLE / VIEW, RENAME TABLE onto a table that exists */
+  1050,
+  /** ER_BAD_TABLE_ERROR: DROP TABLE of a table that is gone */
+  1051,
+  /** ER_BAD_FIELD_ERROR: renaming (CHANGE / RENAME COLUMN) a column already renamed */
+  1054,
+  /** ER_DUP_FIELDNAME: ADD COLUMN of a column that exists */
+  1060,
+  /** ER_DUP_KEYNAME: CREATE INDEX / ADD INDEX of an index that exists */
+  1061,
+  /** ER_CANT_DROP_FIELD_OR_KEY: DROP COLUMN / DROP INDEX of one that is gone */
+  1091,
+  /** ER_NO_SUCH_TABLE: ALTER / RENAME of a table already renamed or dropped */
+  1146,
+  /** ER_FK_DUP_NAME: ADD CONSTRAINT of a foreign key that exists */
+  1826,
+])
+
+/**
+ * Migration statements one at a time: a Kysely whose only connection hands each compiled
+ * statement to `run`. Its transaction joins the site's open one (begin and commit do nothing
+ * here), so a migration gets a transaction as on the other drivers.
+ */
+const resumableDdl: ResumableDdl = {
+  through(run, fn) {
+    const connection: DatabaseConnection = {
+      executeQuery: (query) => run(query) as never,
+      async *streamQuery() {
+        throw new TenancyError('a migration on MariaDB cannot stream a query; use execute()')
+      },
+    }
+    const driver: Driver = {
+      init: async () => {},
+      acquireConnection: async () => connection,
+      beginTransaction: async () => {},
+      commitTransaction: async () => {},
+      rollbackTransaction: async () => {},
+      releaseConnection: async () => {},
+      destroy: async () => {},
+    }
+    const db = new Kysely<any>({
+      dialect: { createAdapter: () => new MysqlAdapter(), createDriver: () => driver, createQueryCompiler: () => new MysqlQueryCompiler(), createIntrospector: (k) => new MysqlIntrospector(k) },
+    })
+    return db.transaction().execute(fn)
+  },
+  alreadyApplied: (error) => MY_ALREADY_APPLIED.has((error as { errno?: number }).errno ?? 0),
+  async commitAlone(trx, write) {
+    // A failed DDL statement committed what came before it, unless it failed before running
+    // (a syntax error): then the transaction still holds work that the rollback must undo.
+    const { rows } = await sql<{ open: number }>`select @@in_transaction as open`.execute(trx)
+    if (Number(rows[0]?.open) !== 0) return
+    await write()
+    await sql`commit`.execute(trx)
+  },
 }
 
 async function loadMysql() {
@@ -129,18 +190,24 @@ function connection(db: Kysely<any>, dbName: string): SiteConnection {
   return {
     db,
     dbType: 'mariadb',
-    // DDL commits implicitly on MariaDB: the ledger records each migration as it completes,
-    // so a rerun resumes where a failure stopped.
+    // DDL commits implicitly on MariaDB: migrations record their position statement by
+    // statement (see resumableDdl), so a rerun resumes where a crash or failure stopped.
     transactionalDdl: false,
+    resumableDdl,
     // A row lock would not survive the implicit commits of DDL, so the lock is a named lock
     // of this database's own, held by the connection around the transaction.
     transaction: (fn) =>
       db.connection().execute(async (conn) => {
         const { rows } = await sql<{ got: number | null }>`select get_lock(${lock}, ${SITE_LOCK_WAIT_S}) as got`.execute(conn)
         if (Number(rows[0]?.got) !== 1) throw new TenancyError(`another process held the lock on database "${dbName}" for ${SITE_LOCK_WAIT_S} s; check "tenancy migrate" or installs still running on it`)
+        // autocommit off: after each implicit commit of a DDL statement the statements that
+        // follow form a new transaction again (with it on, each would commit on its own), so
+        // data and the migration's recorded position commit together.
+        await sql`set autocommit = 0`.execute(conn)
         try {
           return await conn.transaction().execute((trx) => fn(trx, async (script) => void (await sql.raw(script).execute(trx))))
         } finally {
+          await sql`set autocommit = 1`.execute(conn).catch(() => {})
           await sql`select release_lock(${lock})`.execute(conn).catch(() => {})
         }
       }),

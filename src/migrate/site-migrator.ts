@@ -126,12 +126,12 @@ export async function migrateOpenSite(plan: MigrationPlan, job: SiteJob, conn: S
     const done = await conn.transaction(async (trx, exec) => {
       const state = await readState(trx)
       const applied: string[] = []
-      for (const name of await applyMigrations(trx, exec, CORE_APP, CORE_MIGRATIONS, state.ledger.get(CORE_APP) ?? new Set(), ctx)) applied.push(`${CORE_APP}/${name}`)
+      for (const name of await applyMigrations(trx, exec, CORE_APP, CORE_MIGRATIONS, state.ledger.get(CORE_APP) ?? new Set(), ctx, conn)) applied.push(`${CORE_APP}/${name}`)
       const synced: string[] = []
       for (const app of plan.apps) {
         const version = state.installed.get(app.name)
         if (version === undefined) continue
-        const names = await applyMigrations(trx, exec, app.name, app.migrations, state.ledger.get(app.name) ?? new Set(), ctx)
+        const names = await applyMigrations(trx, exec, app.name, app.migrations, state.ledger.get(app.name) ?? new Set(), ctx, conn)
         for (const name of names) applied.push(`${app.name}/${name}`)
         if (names.length > 0 || (app.digest !== null && state.digests.get(app.name) !== app.digest)) {
           await syncFixtures(trx, dbType, app.name, app.fixtures)
