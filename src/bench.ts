@@ -102,6 +102,11 @@ export class Bench {
     return registry
   }
 
+  /** Whether this command has opened the registry (so work on it costs no new connection). */
+  get registryOpen(): boolean {
+    return this.#registry !== undefined
+  }
+
   secretBox(): SecretBox {
     this.#secretBox ??= loadSecretBox(join(this.stateDir, 'secret.key'), this.env)
     return this.#secretBox

@@ -35,7 +35,7 @@ export interface CommandResult {
  */
 export async function runCommand(
   command: string,
-  options: { cwd: string; env: Record<string, string>; timeoutSeconds: number; what: string; signal?: AbortSignal },
+  options: { cwd: string; env: Record<string, string>; timeoutSeconds: number; what: string; signal?: AbortSignal; input?: string },
 ): Promise<CommandResult> {
   const { execa } = await import('execa')
   if (command.trim() === '') throw new TenancyError(`${options.what}: the command is empty`)
@@ -50,7 +50,7 @@ export async function runCommand(
     extendEnv: false,
     all: true,
     reject: false,
-    stdin: 'ignore',
+    ...(options.input !== undefined ? { input: options.input } : { stdin: 'ignore' as const }),
   })
   let timedOut = false
   let canceled = false

@@ -13,6 +13,11 @@ export function newOwner(): string {
   return `${PROCESS_OWNER}#${randomBytes(3).toString('hex')}`
 }
 
+/** Whether a lease's holder is gone: none, its lease ran out, or its process died on this host. */
+export function leaseHolderGone(row: { lease_owner: string | null; lease_expires_at: string | null }, at = now()): boolean {
+  return !row.lease_owner || (row.lease_expires_at !== null && row.lease_expires_at < at) || ownerAlive(row.lease_owner) === false
+}
+
 export interface TenantLease {
   owner: string
   /** True once a renewal found the lease taken: stop after the current step. */

@@ -8,7 +8,7 @@ import { now, ownerAlive } from '../registry/registry.js'
 import type { JobsTable, RegistrySchema } from '../registry/schema.js'
 import { packageRoot } from '../util/library-path.js'
 import { LEASE_MS, inFuture, newOwner } from './lease.js'
-import { notify } from './notify.js'
+import { deliverEvents, recordEvent } from '../events/outbox.js'
 import { provisionTenant, type StepEvent } from './runner.js'
 
 type JobRow = Selectable<JobsTable>
@@ -165,28 +165,32 @@ export async function runWorker(bench: Bench, options: WorkerOptions = {}): Prom
     }
     const at = now()
     if (status === 'retry') retryAt = new Date(Date.now() + backoffMs(bench, job.attempts)).toISOString()
-    await registry.db
-      .updateTable('jobs')
-      .set({
-        status: status === 'requeued' ? 'queued' : status,
-        // An interrupted attempt does not count against the tenant.
-        attempts: status === 'requeued' ? job.attempts - 1 : job.attempts,
-        run_at: retryAt ?? (status === 'requeued' ? at : job.run_at),
-        lease_owner: null,
-        lease_expires_at: null,
-        last_error: error ?? null,
-        updated_at: at,
-      })
-      .where('id', '=', job.id)
-      .where('lease_owner', '=', owner)
-      .execute()
+    // A job that gives up and its `tenant.failed` event commit together.
+    await registry.writeTransaction(async (trx) => {
+      const updated = await trx
+        .updateTable('jobs')
+        .set({
+          status: status === 'requeued' ? 'queued' : status,
+          // An interrupted attempt does not count against the tenant.
+          attempts: status === 'requeued' ? job.attempts - 1 : job.attempts,
+          run_at: retryAt ?? (status === 'requeued' ? at : job.run_at),
+          lease_owner: null,
+          lease_expires_at: null,
+          last_error: error ?? null,
+          updated_at: at,
+        })
+        .where('id', '=', job.id)
+        .where('lease_owner', '=', owner)
+        .executeTakeFirst()
+      if (status !== 'failed' || Number(updated.numUpdatedRows) !== 1) return
+      const tenant = await trx.selectFrom('tenants').selectAll().where('name', '=', job.tenant).executeTakeFirst()
+      if (tenant) await recordEvent(bench, trx, 'tenant.failed', tenant)
+    })
     if (status === 'retry' || status === 'requeued') {
       await registry.db.updateTable('tenants').set({ provisioning_status: 'queued', updated_at: at }).where('name', '=', job.tenant).where('provisioning_status', '!=', 'completed').execute()
     }
     if (status === 'failed') {
       await registry.logError({ tenant: job.tenant, job_id: job.id, message: `provisioning failed after ${job.attempts} attempt(s): ${error ?? 'unknown error'}` })
-      const tenant = await registry.db.selectFrom('tenants').selectAll().where('name', '=', job.tenant).executeTakeFirst()
-      if (tenant) await notify(bench, 'tenant.failed', tenant)
     }
     if (status === 'done') totals.done++
     else if (status === 'failed') totals.failed++
@@ -202,6 +206,8 @@ export async function runWorker(bench: Bench, options: WorkerOptions = {}): Prom
         await runJob(job, owner)
         continue
       }
+      // Between jobs the worker drains the outbox: events a crash (or a failing receiver) left.
+      if ((await deliverEvents(bench, { limit: 50 })).delivered > 0) continue
       if (options.once) {
         const left = await jobsLeft(bench)
         if (left.count === 0) return
