@@ -1,5 +1,6 @@
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import Database from 'better-sqlite3'
 import { describe, expect, it } from 'vitest'
 import { makeBench, query, setConfig, tenancy } from './helpers.js'
 import { REGISTRIES, registryRows, useRegistry } from './backends.js'
@@ -236,4 +237,78 @@ describe('a pull that cannot finish leaves the pool as it was', () => {
     expect(shown).toMatchObject({ status: 'active', provisioning_status: 'completed' })
     expect(shown.api_key).not.toBe(placeholder.api_key)
   })
+})
+
+/**
+ * Live `tenancy worker` processes of a bench, from /proc. A child the worker forks (a hook)
+ * carries its parent's command line until it execs: a match whose parent matches is not counted.
+ */
+function workerProcesses(bench: string): number[] {
+  const found = new Map<number, number>()
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    let args: string[]
+    try {
+      args = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0')
+    } catch {
+      continue
+    }
+    if (args.includes('worker') && args.includes(join(bench, 'tenancy.config.json'))) {
+      let stat: string[]
+      try {
+        stat = readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]!.split(' ')
+      } catch {
+        continue
+      }
+      // A zombie (exited, not yet reaped) is not alive.
+      if (stat[0] !== 'Z') found.set(Number(entry), Number(stat[1]))
+    }
+  }
+  return [...found].filter(([, parent]) => !found.has(parent)).map(([pid]) => pid)
+}
+
+describe('one background worker per machine', () => {
+  it('15 concurrent tenant create --background start at most one worker alive at any time, and every job is done once', async () => {
+    const bench = makeBench()
+    let most = 0
+    const seen = new Set<number>()
+    let sampling = true
+    const sampler = (async () => {
+      while (sampling) {
+        const alive = workerProcesses(bench)
+        alive.forEach((p) => seen.add(p))
+        most = Math.max(most, alive.length)
+        await new Promise((r) => setTimeout(r, 20))
+      }
+    })()
+    const names = Array.from({ length: 15 }, (_, i) => `bg${i}`)
+    const registry = join(bench, '.tenancy', 'registry.db')
+    expect((await tenancy(bench, ['tenant', 'list'])).exitCode).toBe(0)
+    // Hold the registry's write lock while all 15 start, so they record their tenants and look
+    // for a worker in one burst, faster than a worker can start and register.
+    const lock = new Database(registry)
+    lock.exec('BEGIN IMMEDIATE')
+    const running = names.map((n) => tenancy(bench, ['tenant', 'create', n, '--background', '--json']))
+    await new Promise((r) => setTimeout(r, 3000))
+    lock.exec('COMMIT')
+    lock.close()
+    const created = await Promise.all(running)
+    for (const r of created) expect(r.exitCode, r.stderr).toBe(0)
+    for (let i = 0; i < 600; i++) {
+      if (query(registry, "select count(*) as n from jobs where status != 'done'")[0].n === 0 && workerProcesses(bench).length === 0) break
+      await new Promise((r) => setTimeout(r, 100))
+    }
+    sampling = false
+    await sampler
+    expect(most, `${[...seen]} ${readFileSync(join(bench, ".tenancy", "worker.log"), "utf8")} ${created.filter((r) => r.json.worker_started).length}`).toBe(1)
+    const started = created.filter((r) => r.json.worker_started).length
+    expect(started).toBeGreaterThanOrEqual(1)
+    expect(seen.size).toBe(started)
+    const log = readFileSync(join(bench, '.tenancy', 'worker.log'), 'utf8')
+    expect(log.match(/^worker \d+ started/gm)).toHaveLength(started)
+    expect(query(registry, "select count(*) as n from jobs where status = 'done' and attempts = 1")).toEqual([{ n: 15 }])
+    const tenants = (await tenancy(bench, ['tenant', 'list', '--json'])).json.tenants
+    expect(tenants.map((t: any) => [t.name, t.status]).sort()).toEqual(names.map((n) => [n, 'active']).sort())
+    expect(query(registry, "select count(*) as n from leases where name like 'worker%'")).toEqual([{ n: 0 }])
+  }, 120_000)
 })
