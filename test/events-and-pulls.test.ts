@@ -312,3 +312,25 @@ describe('one background worker per machine', () => {
     expect(query(registry, "select count(*) as n from leases where name like 'worker%'")).toEqual([{ n: 0 }])
   }, 120_000)
 })
+
+describe('two migrate runs at once', () => {
+  it('each pool site is migrated by one run and found up to date by the other; none is skipped with a wrong reason', async () => {
+    const bench = makeBench()
+    expect((await tenancy(bench, ['pending-create', '--count', '3'])).exitCode).toBe(0)
+    writeFileSync(
+      join(bench, 'apps', 'shared_lib', 'migrations', '0009_slow.mjs'),
+      `export async function up(db) {\n  await new Promise((r) => setTimeout(r, 400))\n  await db.schema.createTable('slow_things').addColumn('id', 'integer').execute()\n}\n`,
+    )
+    const runs = await Promise.all([0, 1].map(() => tenancy(bench, ['migrate', '--with-pending', '--json', '--concurrency', '1'])))
+    for (const r of runs) expect(r.exitCode, r.stderr).toBe(0)
+    const sites = (await tenancy(bench, ['tenant', 'list', '--only-pending', '--json'])).json.tenants.map((t: any) => t.site).sort()
+    expect(sites).toHaveLength(3)
+    for (const r of runs) expect(r.json.sites.map((s: any) => s.site).sort()).toEqual(sites)
+    for (const site of sites) {
+      const outcomes = runs.map((r) => r.json.sites.find((s: any) => s.site === site))
+      expect(outcomes.map((o) => o.status).sort(), JSON.stringify(outcomes)).toEqual(['migrated', 'up_to_date'])
+      expect(outcomes.find((o) => o.status === 'migrated').applied).toEqual(['shared_lib/0009_slow'])
+      expect(query(join(bench, 'sites', site, 'db.sqlite'), "select count(*) as n from sqlite_master where name = 'slow_things'")).toEqual([{ n: 1 }])
+    }
+  })
+})
