@@ -103,6 +103,11 @@ export class Bench {
     return registry
   }
 
+  /** Whether this command has opened the registry (so work on it costs no new connection). */
+  get registryOpen(): boolean {
+    return this.#registry !== undefined
+  }
+
   /**
    * The secret box, the only way to reach the bench's key: checked against the registry on
    * first use (a wrong or lost key is exit 2), so no command can read or write a secret with

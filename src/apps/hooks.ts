@@ -72,14 +72,18 @@ async function stopGroup(pgid: number): Promise<void> {
  */
 export async function runCommand(
   command: string,
-  options: { cwd: string; env: Record<string, string>; timeoutSeconds: number; what: string; signal?: AbortSignal },
+  options: { cwd: string; env: Record<string, string>; timeoutSeconds: number; what: string; signal?: AbortSignal; input?: string },
 ): Promise<CommandResult> {
   if (command.trim() === '') throw new TenancyError(`${options.what}: the command is empty`)
   const { spawn } = await import('node:child_process')
   const started = performance.now()
   const path = [dirname(process.execPath), options.env.PATH ?? ''].filter(Boolean).join(delimiter)
   // Its own process group (detached), so a timeout or Ctrl-C stops the shell and everything it started.
-  const child = spawn('/bin/sh', ['-c', command], { cwd: options.cwd, env: { ...options.env, PATH: path }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn('/bin/sh', ['-c', command], { cwd: options.cwd, env: { ...options.env, PATH: path }, detached: true, stdio: ['pipe', 'pipe', 'pipe'] })
+  // stdin: the input when given, else at once the end of it. A command that does not read it
+  // (and exits first) must not fail the write.
+  child.stdin.on('error', () => {})
+  child.stdin.end(options.input ?? '')
   const tail = new OutputTail()
   child.stdout.on('data', (chunk: Buffer) => tail.push(chunk))
   child.stderr.on('data', (chunk: Buffer) => tail.push(chunk))

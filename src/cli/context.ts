@@ -44,8 +44,17 @@ export function contextFor(command: Command): CommandContext {
     signal: interruption.signal,
     benchOptions,
     async withBench(fn) {
-      const { usingBench } = await import('./core.js')
-      return usingBench(benchOptions, fn)
+      const { usingBench, deliverEvents } = await import('./core.js')
+      return usingBench(benchOptions, async (bench) => {
+        try {
+          return await fn(bench)
+        } finally {
+          // After the command's own work, whatever its outcome: a few due events a crash or a
+          // failing receiver left (one index probe when there are none), bounded in time.
+          // Failures are logged by the outbox and retried later; they never change the command's result.
+          if (bench.registryOpen && !interruption.signal.aborted) await deliverEvents(bench, { limit: 5, budgetMs: 2000 }).catch(() => undefined)
+        }
+      })
     },
     requireSite() {
       if (!opts.site) throw usageError(`"${command.name()}" needs --site SITE; run "tenancy list-sites" to see the sites`)

@@ -6,7 +6,7 @@ import { listBenchApps, resolveInstallOrder } from '../apps/manifest.js'
 import { usageError } from '../errors.js'
 import { assertSiteName } from '../names.js'
 import { packageRoot } from '../util/library-path.js'
-import { tryTenantLease, type TenantLease } from '../provisioning/lease.js'
+import { ownerPurpose, tryTenantLease, type TenantLease } from '../provisioning/lease.js'
 import { migrateSite, planApps, type MigrationPlan, type SiteJob, type SiteResult } from './site-migrator.js'
 
 export interface MigrateOptions {
@@ -83,9 +83,14 @@ export async function migrate(bench: Bench, options: MigrateOptions = {}): Promi
       }
       const tenantId = pendingTenants.get(site.name)
       if (tenantId !== undefined) {
-        const lease = await tryTenantLease(bench, tenantId).catch(() => undefined)
+        let lease = await tryTenantLease(bench, tenantId, 'migrate').catch(() => undefined)
+        // Another migrate has the site: wait for it, then see the site as it left it (up to date).
+        while (lease && !('owner' in lease) && ownerPurpose(lease.heldBy) === 'migrate' && !options.signal?.aborted) {
+          await new Promise((r) => setTimeout(r, 100 + Math.random() * 100))
+          lease = await tryTenantLease(bench, tenantId, 'migrate').catch(() => undefined)
+        }
         if (!lease || !('owner' in lease)) {
-          skip(site.name, 'its pending tenant is being pulled or provisioned; run migrate again')
+          skip(site.name, options.signal?.aborted ? 'interrupted while another migrate held it' : 'its pending tenant is being pulled, provisioned or cleared by another process; run migrate again')
           continue
         }
         const still = await registry.db.selectFrom('tenants').select('site').where('id', '=', tenantId).where('pending_since', 'is not', null).executeTakeFirst()

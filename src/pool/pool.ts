@@ -8,17 +8,17 @@ import { PROCESS_OWNER, isUniqueViolation, now, ownerAlive } from '../registry/r
 import type { RegistrySchema } from '../registry/schema.js'
 import { generateKeysFor } from '../sites/api-keys.js'
 import { adminToDropSite, dropSite } from '../sites/drop-site.js'
-import { usingSite } from '../sites/site.js'
+import { readSiteConfig, usingSite } from '../sites/site.js'
 import { faultPoint } from '../util/fault.js'
 import { fsyncDirectory } from '../util/json-file.js'
-import { LEASE_MS, inFuture, newOwner, tryTenantLease } from '../provisioning/lease.js'
-import { provisionTenant, type ProvisionResult } from '../provisioning/runner.js'
+import { LEASE_MS, inFuture, leaseHolderGone, newOwner, tryTenantLease } from '../provisioning/lease.js'
+import { deliverNow, provisionTenant, type ProvisionResult } from '../provisioning/runner.js'
 import { apiUserFor, preflight } from '../provisioning/steps.js'
 import { parseData, requireTenant, stepJson, tenantJson, tenantSteps, type StepJson, type TenantJson, type TenantRow } from '../provisioning/tenant-record.js'
 import { assertFree, assertUserTenantName, createTenant, insertTenant, siteFor, type CreateTenantOptions, type CreateTenantResult } from '../provisioning/tenants.js'
-import { notify } from '../provisioning/notify.js'
-import { listBenchApps, resolveInstallOrder } from '../apps/manifest.js'
-import { migrateOpenSite, planApps, type SiteResult } from '../migrate/site-migrator.js'
+import { recordEvent } from '../events/outbox.js'
+import { resolveInstallOrder } from '../apps/manifest.js'
+import { migrateOpenSite, planApps, type MigrationPlan, type SiteResult } from '../migrate/site-migrator.js'
 
 /** Default attributes for pending tenants: a function in code, or `pending.attributes` in the config. */
 export type PendingAttributesHook = () => Record<string, unknown> | Promise<Record<string, unknown>>
@@ -227,8 +227,39 @@ export interface PullResult extends TenantJson {
   warning?: string
 }
 
-/** Claims the oldest ready pending tenant for `attrs` in one transaction; undefined when none is ready. */
-async function claim(bench: Bench, attrs: PullAttributes, owner: string): Promise<TenantRow | undefined> {
+/**
+ * What finishing a pull migrates: the apps installed on the pool site (from its registry
+ * row), requirements first. Only those: an unrelated app of the bench, even a broken one,
+ * has nothing to do with this site, so it cannot stop a sign-up (`migrate` and
+ * `install-app` still report it where it matters).
+ */
+async function pullPlan(trx: Kysely<RegistrySchema>, bench: Bench, site: string): Promise<MigrationPlan> {
+  const row = await trx.selectFrom('sites').select('apps').where('name', '=', site).executeTakeFirst()
+  let installed: { name: string }[] = []
+  try {
+    installed = JSON.parse(row?.apps ?? '[]') as { name: string }[]
+  } catch {
+    installed = []
+  }
+  // Migrations only: changed fixture files reach the site with the next `migrate`, which
+  // includes it now that it is no longer pending. That keeps the pull to one cheap read.
+  return planApps(resolveInstallOrder(bench, installed.map((a) => a.name)), { checkFixtures: false })
+}
+
+interface Claimed {
+  /** The tenant as the pull made it (`pull_from` set, leased to the puller). */
+  tenant: TenantRow
+  /** The row as it was in the pool, to put it back if the pull cannot finish. */
+  original: TenantRow
+  plan: MigrationPlan
+}
+
+/**
+ * Claims the oldest ready pending tenant for `attrs` in one transaction; undefined when none
+ * is ready. Everything the rest of the pull needs (its apps, the site's config) is checked
+ * inside that transaction, so a pull that could not finish never commits its claim.
+ */
+async function claim(bench: Bench, attrs: PullAttributes, owner: string): Promise<Claimed | undefined> {
   const registry = await bench.registry()
   return registry.claimTransaction(async (trx: Kysely<RegistrySchema>) => {
     const at = now()
@@ -249,6 +280,14 @@ async function claim(bench: Bench, attrs: PullAttributes, owner: string): Promis
       }
     }
     const data = { ...parseData(tenant.data), ...(attrs.data ?? {}) }
+    let plan: MigrationPlan
+    try {
+      plan = await pullPlan(trx, bench, tenant.site!)
+      readSiteConfig(bench.sitePath(tenant.site!))
+    } catch (error) {
+      const exitCode = error instanceof TenancyError ? error.exitCode : undefined
+      throw new TenancyError(`cannot pull a tenant from the pool: ${messageOf(error)}; the pool is unchanged`, { cause: error, exitCode })
+    }
     // assertFree read the names without a lock another machine respects (claims do not take the
     // registry's write lock): a name taken meanwhile surfaces as the unique index's violation.
     try {
@@ -266,7 +305,34 @@ async function claim(bench: Bench, attrs: PullAttributes, owner: string): Promis
       if (isUniqueViolation(error)) throw usageError(`tenant "${name}" or site "${site}" was taken by another process just now; pick another name`)
       throw error
     }
-    return { ...tenant, name, site, data: JSON.stringify(data), pending_since: null, pull_from: tenant.site, lease_owner: owner }
+    return { tenant: { ...tenant, name, site, data: JSON.stringify(data), pending_since: null, pull_from: tenant.site, lease_owner: owner }, original: tenant, plan }
+  })
+}
+
+/**
+ * Undoes a committed claim whose pull could not finish before it changed the site's
+ * database: the directory and the registry rows go back to the placeholder, and the tenant
+ * back to the pool. A crash in here leaves `pull_from` set, which recovery finishes forward.
+ */
+async function returnToPool(bench: Bench, claimed: Claimed): Promise<void> {
+  const { tenant, original } = claimed
+  const registry = await bench.registry()
+  const oldPath = bench.sitePath(original.site!)
+  const newPath = bench.sitePath(tenant.site!)
+  if (oldPath !== newPath && existsSync(newPath) && !existsSync(oldPath)) {
+    renameSync(newPath, oldPath)
+    fsyncDirectory(bench.sitesPath)
+  }
+  await registry.writeTransaction(async (trx) => {
+    const at = now()
+    const back = await trx
+      .updateTable('tenants')
+      .set({ name: original.name, site: original.site, data: original.data, pending_since: original.pending_since, created_at: original.created_at, pull_from: null, lease_owner: null, lease_expires_at: null, updated_at: at })
+      .where('id', '=', tenant.id)
+      .where('lease_owner', '=', tenant.lease_owner)
+      .where('pull_from', 'is not', null)
+      .executeTakeFirst()
+    if (Number(back.numUpdatedRows) === 1 && tenant.site !== original.site) await trx.updateTable('sites').set({ name: original.site!, updated_at: at }).where('name', '=', tenant.site!).execute()
   })
 }
 
@@ -275,7 +341,7 @@ async function claim(bench: Bench, attrs: PullAttributes, owner: string): Promis
  * directory, moves the placeholder's API user to the tenant's own, issues new keys for it,
  * then clears the marker. Safe to run again after a crash at any point.
  */
-export async function finishPull(bench: Bench, tenant: TenantRow): Promise<SiteResult | undefined> {
+export async function finishPull(bench: Bench, tenant: TenantRow, options: { plan?: MigrationPlan; progress?: { siteChanged: boolean } } = {}): Promise<SiteResult | undefined> {
   const registry = await bench.registry()
   const from = tenant.pull_from
   const site = tenant.site
@@ -294,9 +360,7 @@ export async function finishPull(bench: Bench, tenant: TenantRow): Promise<SiteR
   const newUser = apiUserFor(bench.config, { name: tenant.name, site })
   // A pool site may predate the last deploy's migrations (migrate leaves pending sites out
   // unless asked): it is brought up to date on the same connection, one read when it is.
-  // Migrations only: changed fixture files reach the site with the next `migrate`, which
-  // includes it now that it is no longer pending. That keeps the pull to one cheap read.
-  const plan = planApps(resolveInstallOrder(bench, listBenchApps(bench).map((a) => a.name)), { checkFixtures: false })
+  const plan = options.plan ?? (await pullPlan(registry.db, bench, site))
   let migration: SiteResult | undefined
   const keys = await usingSite(bench, site, async ({ conn }) => {
     const issued = await conn.transaction(async (trx) => {
@@ -312,15 +376,26 @@ export async function finishPull(bench: Bench, tenant: TenantRow): Promise<SiteR
       await trx.deleteFrom('api_keys').where('user_name', '=', newUser).execute()
       return generateKeysFor(trx, newUser, site)
     })
+    // From here the site's database knows the tenant: the pull can only go forward.
+    if (options.progress) options.progress.siteChanged = true
     migration = await migrateOpenSite(plan, { site, path: newPath }, conn)
     return issued
   })
   if (migration?.apps) await registry.setSiteApps(site, migration.apps)
-  await registry.db
-    .updateTable('tenants')
-    .set({ api_key: keys.api_key, api_secret_enc: box.encrypt(keys.api_secret), pull_from: null, lease_owner: null, lease_expires_at: null, updated_at: now() })
-    .where('id', '=', tenant.id)
-    .execute()
+  // The finished pull and its events commit together: a crash anywhere before leaves
+  // `pull_from` set, and whoever finishes the pull writes them.
+  await registry.writeTransaction(async (trx) => {
+    const finished = await trx
+      .updateTable('tenants')
+      .set({ api_key: keys.api_key, api_secret_enc: box.encrypt(keys.api_secret), pull_from: null, lease_owner: null, lease_expires_at: null, updated_at: now() })
+      .where('id', '=', tenant.id)
+      .where('pull_from', '=', from)
+      .executeTakeFirst()
+    if (Number(finished.numUpdatedRows) !== 1) return
+    const row = await trx.selectFrom('tenants').selectAll().where('id', '=', tenant.id).executeTakeFirstOrThrow()
+    await recordEvent(bench, trx, 'tenant.pulled', row, { pulled_from: from })
+    await recordEvent(bench, trx, 'tenant.active', row)
+  })
   return migration
 }
 
@@ -330,8 +405,7 @@ export async function recoverPulls(bench: Bench): Promise<string[]> {
   const rows = await registry.db.selectFrom('tenants').selectAll().where('pull_from', 'is not', null).execute()
   const done: string[] = []
   for (const row of rows) {
-    const dead = !row.lease_owner || (row.lease_expires_at !== null && row.lease_expires_at < now()) || ownerAlive(row.lease_owner) === false
-    if (!dead) continue
+    if (!leaseHolderGone(row)) continue
     // Take the pull over from its dead holder first, so two commands never finish it twice.
     const owner = newOwner()
     const taken = await registry.db
@@ -365,8 +439,8 @@ export async function pullPendingFromPool(bench: Bench, firstOrCreate = false, a
   // A pull stores a new secret: a wrong key must fail here, while the tenant is still in the pool.
   await bench.secretBox()
   const owner = newOwner()
-  const claimed = await claim(bench, attrs, owner)
-  if (!claimed) {
+  const taken = await claim(bench, attrs, owner)
+  if (!taken) {
     if (!firstOrCreate) return null
     if (!attrs.name) throw usageError('the pool is empty and a new tenant needs a name; pass attrs.name')
     const created = await createTenant(bench, { name: attrs.name, site: attrs.site, siteUrl: attrs.siteUrl, data: attrs.data })
@@ -377,10 +451,19 @@ export async function pullPendingFromPool(bench: Bench, firstOrCreate = false, a
     return { ...tenant, pulled_from: '' }
   }
   faultPoint('pull-after-claim')
+  const claimed = taken.tenant
   let migration: SiteResult | undefined
+  const progress = { siteChanged: false }
   try {
-    migration = await finishPull(bench, claimed)
+    migration = await finishPull(bench, claimed, { plan: taken.plan, progress })
   } catch (error) {
+    if (!progress.siteChanged) {
+      const undone = await returnToPool(bench, taken).then(
+        () => true,
+        () => false,
+      )
+      if (undone) throw new TenancyError(`pulling a tenant from the pool failed: ${messageOf(error)}; the tenant stays in the pool`, { cause: error })
+    }
     throw new TenancyError(
       `pulled tenant "${claimed.name}" but could not finish moving its site from "${claimed.pull_from}": ${messageOf(error)}; run "tenancy doctor --fix"`,
       { cause: error },
@@ -393,7 +476,7 @@ export async function pullPendingFromPool(bench: Bench, firstOrCreate = false, a
     await registry.logError({ tenant: claimed.name, site: claimed.site, step: 'pull', message: warning })
   }
   const row = await requireTenant(bench, claimed.name)
-  const notifyError = await notify(bench, 'tenant.active', row)
+  const notifyError = (await deliverNow(bench, row.id)).notify_error
   return {
     ...tenantJson(row),
     pulled_from: claimed.pull_from!,

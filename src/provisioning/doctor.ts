@@ -8,6 +8,7 @@ import { archiveDirectory, dropSite } from '../sites/drop-site.js'
 import { readSiteConfig } from '../sites/site.js'
 import { provisionTenant } from './runner.js'
 import { enqueueJob, ensureWorker, workerAlive } from './worker.js'
+import { deliverEvents, undeliveredEvents } from '../events/outbox.js'
 
 /** One thing doctor found, and what `--fix` did about it. */
 export interface Finding {
@@ -23,6 +24,7 @@ export interface Finding {
     | 'orphan_job'
     | 'no_worker'
     | 'queued_without_job'
+    | 'undelivered_event'
   subject: string
   problem: string
   fix: string
@@ -232,6 +234,25 @@ export async function doctor(bench: Bench, options: { fix?: boolean; onFinding?:
     await act(
       { kind: 'no_worker', subject: 'worker', problem: `${waiting.length} job(s) wait and no worker is running`, fix: 'start "tenancy worker --once" in the background' },
       () => ensureWorker(bench),
+    )
+  }
+
+  // Last, so events written by the repairs above (a finished pull, say) are sent too.
+  const undelivered = await undeliveredEvents(bench)
+  if (undelivered.length > 0) {
+    const oldest = undelivered[0]!
+    await act(
+      {
+        kind: 'undelivered_event',
+        subject: 'events',
+        problem: `${undelivered.length} event(s) not yet delivered to provision.notify, the oldest ${oldest.type} of ${oldest.created_at}${oldest.last_error ? ` (${oldest.last_error})` : ''}`,
+        fix: bench.config.provision.notify ? 'deliver them now' : 'nothing: set provision.notify to deliver them',
+      },
+      async () => {
+        if (!bench.config.provision.notify) throw new Error('provision.notify is not set')
+        const { failed } = await deliverEvents(bench, { evenIfNotDue: true })
+        if (failed.length > 0) throw new Error(failed.map((f) => f.error).join('; '))
+      },
     )
   }
 

@@ -8,9 +8,22 @@ export const LEASE_MS = 30_000
 
 export const inFuture = (ms: number): string => new Date(Date.now() + ms).toISOString()
 
-/** A lease owner name unique to this holder: `pid@host#tag`, so liveness can be checked on this host. */
-export function newOwner(): string {
-  return `${PROCESS_OWNER}#${randomBytes(3).toString('hex')}`
+/**
+ * A lease owner name unique to this holder: `pid@host#tag`, so liveness can be checked on
+ * this host; with a `purpose`, `pid@host#purpose-tag`, so others can tell what holds it.
+ */
+export function newOwner(purpose?: 'migrate'): string {
+  return `${PROCESS_OWNER}#${purpose ? `${purpose}-` : ''}${randomBytes(3).toString('hex')}`
+}
+
+/** The purpose a lease owner was named with (`newOwner('migrate')`), if any. */
+export function ownerPurpose(owner: string): 'migrate' | undefined {
+  return /#migrate-[0-9a-f]+$/.test(owner) ? 'migrate' : undefined
+}
+
+/** Whether a lease's holder is gone: none, its lease ran out, or its process died on this host. */
+export function leaseHolderGone(row: { lease_owner: string | null; lease_expires_at: string | null }, at = now()): boolean {
+  return !row.lease_owner || (row.lease_expires_at !== null && row.lease_expires_at < at) || ownerAlive(row.lease_owner) === false
 }
 
 export interface TenantLease {
@@ -25,9 +38,9 @@ export interface TenantLease {
  * held by a process on this host that is no longer alive. Returns undefined (with the
  * holder) when another live process holds it.
  */
-export async function tryTenantLease(bench: Bench, tenantId: number): Promise<TenantLease | { heldBy: string; until: string | null }> {
+export async function tryTenantLease(bench: Bench, tenantId: number, purpose?: 'migrate'): Promise<TenantLease | { heldBy: string; until: string | null }> {
   const registry = await bench.registry()
-  const owner = newOwner()
+  const owner = newOwner(purpose)
   const at = now()
   const taken = await registry.db
     .updateTable('tenants')

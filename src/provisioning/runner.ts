@@ -2,7 +2,7 @@ import type { Bench } from '../bench.js'
 import { InterruptedError, TenancyError, messageOf } from '../errors.js'
 import { now } from '../registry/registry.js'
 import { tryTenantLease, type TenantLease } from './lease.js'
-import { notify } from './notify.js'
+import { deliverEvents, recordEvent } from '../events/outbox.js'
 import { planSteps, runStep, type PlannedStep, type StepOutcome, type StepSpec } from './steps.js'
 import { requireTenant, stepJson, tenantSteps, type StepJson, type TenantRow } from './tenant-record.js'
 
@@ -34,30 +34,62 @@ export interface ProvisionResult {
   notify_error?: string
 }
 
+/**
+ * Delivers the events a command just wrote for a tenant, so its receiver hears at once; a
+ * failure is a warning for the command's output (the outbox sends it again later).
+ */
+export async function deliverNow(bench: Bench, tenantId: number): Promise<{ notify_error?: string }> {
+  const { failed } = await deliverEvents(bench, { tenantId, limit: 10 })
+  return failed.length > 0 ? { notify_error: failed.map((f) => f.error).join('; ') } : {}
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 /**
  * Steps not yet done follow the current `provision.steps`: an operator who fixes a failing
- * `run` command (or removes the step) and runs `provision` again gets what the config now
- * says. A removed step is marked `skipped`; done steps are history and stay as they are.
+ * `run` command (or removes or adds a step) and runs `provision` again gets what the config
+ * now says. A removed step is marked `skipped`; an added one is placed just before the next
+ * step of the config the tenant already has, and runs in that order; done steps are history
+ * and stay as they are.
  */
 async function refreshSteps(bench: Bench, tenantId: number): Promise<void> {
   const registry = await bench.registry()
-  const current = new Map(planSteps(bench.config).map((s) => [s.name, JSON.stringify(s.spec)]))
-  for (const row of await tenantSteps(bench, tenantId)) {
-    if (row.status === 'done' || row.status === 'skipped') continue
-    const spec = current.get(row.name)
-    if (spec === undefined) {
-      await registry.db
-        .updateTable('steps')
-        .set({ status: 'skipped', output: 'removed from provision.steps', error: null })
-        .where('tenant_id', '=', tenantId)
-        .where('idx', '=', row.idx)
-        .execute()
-    } else if (spec !== row.spec) {
-      await registry.db.updateTable('steps').set({ spec }).where('tenant_id', '=', tenantId).where('idx', '=', row.idx).execute()
+  const plan = planSteps(bench.config)
+  const current = new Map(plan.map((s) => [s.name, JSON.stringify(s.spec)]))
+  const rows = await tenantSteps(bench, tenantId)
+  const have = new Set(rows.map((r) => r.name))
+  const added = new Map<string, PlannedStep[]>()
+  let waiting: PlannedStep[] = []
+  for (const step of plan) {
+    if (!have.has(step.name)) waiting.push(step)
+    else if (waiting.length > 0) {
+      added.set(step.name, waiting)
+      waiting = []
     }
   }
+  const updated = rows.map((row) => {
+    if (row.status === 'done' || row.status === 'skipped') return row
+    const spec = current.get(row.name)
+    if (spec === undefined) return { ...row, status: 'skipped', output: 'removed from provision.steps', error: null }
+    return { ...row, spec }
+  })
+  const fresh = (s: PlannedStep) => ({ tenant_id: tenantId, name: s.name, status: 'pending', attempts: 0, started_at: null, finished_at: null, error: null, output: null, spec: JSON.stringify(s.spec) })
+  const ordered = [...updated.flatMap((row) => [...(added.get(row.name) ?? []).map(fresh), row]), ...waiting.map(fresh)]
+  if (ordered.length === rows.length) {
+    for (const [i, row] of updated.entries()) {
+      if (row === rows[i]) continue
+      await registry.db.updateTable('steps').set({ status: row.status, output: row.output, error: row.error, spec: row.spec }).where('tenant_id', '=', tenantId).where('idx', '=', row.idx).execute()
+    }
+    return
+  }
+  // Steps are numbered by their place in the pipeline: renumbered in one transaction.
+  await registry.writeTransaction(async (trx) => {
+    await trx.deleteFrom('steps').where('tenant_id', '=', tenantId).execute()
+    await trx
+      .insertInto('steps')
+      .values(ordered.map((row, idx) => ({ ...row, idx })))
+      .execute()
+  })
 }
 
 /** Waits for the tenant's lease: another live process provisioning it finishes or dies first. */
@@ -137,9 +169,7 @@ export async function provisionTenant(bench: Bench, name: string, options: Provi
       current = undefined
     }
     tenant = await requireTenant(bench, name)
-    // A pending tenant is nobody's yet: it is announced when a sign-up pulls it.
-    const notifyError = tenant.pending_since === null ? await notify(bench, 'tenant.active', tenant) : undefined
-    return done('completed', null, notifyError ? { notify_error: notifyError } : {})
+    return done('completed', null, await deliverNow(bench, tenant.id))
   } catch (error) {
     const interrupted = error instanceof InterruptedError || options.signal?.aborted === true
     const message = interrupted
@@ -154,12 +184,15 @@ export async function provisionTenant(bench: Bench, name: string, options: Provi
         .execute()
       options.onStep?.({ step: current, phase: 'failed', error: message })
     }
-    await registry.db.updateTable('tenants').set({ provisioning_status: 'failed', error: message, updated_at: now() }).where('id', '=', tenant.id).execute()
+    // The failure and its `tenant.failed` event commit together.
+    await registry.writeTransaction(async (trx) => {
+      await trx.updateTable('tenants').set({ provisioning_status: 'failed', error: message, updated_at: now() }).where('id', '=', tenant.id).execute()
+      const row = await trx.selectFrom('tenants').selectAll().where('id', '=', tenant.id).executeTakeFirst()
+      if (row && !interrupted && options.notifyFailure !== false && row.pending_since === null) await recordEvent(bench, trx, 'tenant.failed', row)
+    })
     await registry.logError({ tenant: name, site: tenant.site, step: current ?? null, message })
     tenant = await requireTenant(bench, name)
-    let notifyError: string | undefined
-    if (!interrupted && options.notifyFailure !== false && tenant.pending_since === null) notifyError = await notify(bench, 'tenant.failed', tenant)
-    return done(interrupted ? 'interrupted' : 'failed', message, notifyError ? { notify_error: notifyError } : {})
+    return done(interrupted ? 'interrupted' : 'failed', message, await deliverNow(bench, tenant.id))
   } finally {
     await lease.release()
   }

@@ -17,6 +17,7 @@ import { addSystemManager } from '../sites/users.js'
 import { resolveServerAdmin } from '../databases/server-admin.js'
 import { getDriver } from '../databases/index.js'
 import { libraryPath } from '../util/library-path.js'
+import { recordEvent } from '../events/outbox.js'
 import type { TenantRow } from './tenant-record.js'
 
 /** One step of the pipeline, as stored with the tenant. */
@@ -176,8 +177,15 @@ export async function runStep(ctx: StepContext, step: PlannedStep): Promise<Step
       return { output: `api_key ${keys.api_key} for ${email}` }
     }
     case 'activate': {
-      const at = now()
-      await updateTenant(bench, tenant.id, { status: 'active', provisioning_status: 'completed', provisioned_at: at, error: null })
+      const registry = await bench.registry()
+      // The tenant and its `tenant.active` event commit together: a crash cannot lose the event.
+      await registry.writeTransaction(async (trx) => {
+        const at = now()
+        await trx.updateTable('tenants').set({ status: 'active', provisioning_status: 'completed', provisioned_at: at, error: null, updated_at: at }).where('id', '=', tenant.id).execute()
+        const row = await trx.selectFrom('tenants').selectAll().where('id', '=', tenant.id).executeTakeFirstOrThrow()
+        // A pending tenant is nobody's yet: it is announced when a sign-up pulls it.
+        if (row.pending_since === null) await recordEvent(bench, trx, 'tenant.active', row)
+      })
       return { output: 'tenant is active' }
     }
     case 'run': {

@@ -48,14 +48,16 @@ export function parseData(text: string): Record<string, unknown> {
 }
 
 export function tenantJson(row: TenantRow): TenantJson {
+  // While a pull is unfinished the stored keys are still the placeholder's: not the tenant's to show.
+  const pulling = row.pull_from !== null
   return {
     name: row.name,
     site: row.site,
-    status: row.status as TenantStatus,
-    provisioning_status: row.provisioning_status as ProvisioningStatus,
+    status: (pulling ? 'inactive' : row.status) as TenantStatus,
+    provisioning_status: (pulling ? 'in_progress' : row.provisioning_status) as ProvisioningStatus,
     pending_since: row.pending_since,
     data: parseData(row.data),
-    api_key: row.api_key,
+    api_key: pulling ? null : row.api_key,
     created_at: row.created_at,
     updated_at: row.updated_at,
     provisioned_at: row.provisioned_at,

@@ -4,11 +4,11 @@ import { join } from 'node:path'
 import type { Kysely, Selectable } from 'kysely'
 import type { Bench } from '../bench.js'
 import { TenancyError, messageOf } from '../errors.js'
-import { now, ownerAlive } from '../registry/registry.js'
+import { PROCESS_OWNER, now, ownerAlive } from '../registry/registry.js'
 import type { JobsTable, RegistrySchema } from '../registry/schema.js'
 import { packageRoot } from '../util/library-path.js'
 import { LEASE_MS, inFuture, newOwner } from './lease.js'
-import { notify } from './notify.js'
+import { deliverEvents, recordEvent } from '../events/outbox.js'
 import { provisionTenant, type StepEvent } from './runner.js'
 
 type JobRow = Selectable<JobsTable>
@@ -73,9 +73,9 @@ export async function claimJob(bench: Bench, owner: string): Promise<(JobRow & {
 }
 
 /** Whether any job is still waiting or running (a `--once` worker stops when none is). */
-async function jobsLeft(bench: Bench): Promise<{ count: number; nextRunAt: string | null }> {
-  const registry = await bench.registry()
-  const row = await registry.db
+async function jobsLeft(bench: Bench, trx?: Kysely<RegistrySchema>): Promise<{ count: number; nextRunAt: string | null }> {
+  const db = trx ?? (await bench.registry()).db
+  const row = await db
     .selectFrom('jobs')
     .select((eb) => [eb.fn.countAll<number>().as('count'), eb.fn.min('run_at').as('next')])
     .where('status', 'in', ['queued', 'retry', 'running'])
@@ -126,7 +126,11 @@ export async function runWorker(bench: Bench, options: WorkerOptions = {}): Prom
   const registry = await bench.registry()
   const workerOwner = newOwner()
   const leaseName = `worker:${workerOwner}`
-  await registry.db.insertInto('leases').values({ name: leaseName, owner: workerOwner, expires_at: inFuture(LEASE_MS) }).execute()
+  // Registered, this worker stands for the one being started: the starter's claim can go.
+  await registry.writeTransaction(async (trx) => {
+    await trx.insertInto('leases').values({ name: leaseName, owner: workerOwner, expires_at: inFuture(LEASE_MS) }).execute()
+    await trx.deleteFrom('leases').where('name', '=', STARTING_LEASE).execute()
+  })
   const heartbeat = setInterval(() => {
     registry.db.updateTable('leases').set({ expires_at: inFuture(LEASE_MS) }).where('name', '=', leaseName).execute().catch(() => {})
   }, LEASE_MS / 3)
@@ -165,28 +169,32 @@ export async function runWorker(bench: Bench, options: WorkerOptions = {}): Prom
     }
     const at = now()
     if (status === 'retry') retryAt = new Date(Date.now() + backoffMs(bench, job.attempts)).toISOString()
-    await registry.db
-      .updateTable('jobs')
-      .set({
-        status: status === 'requeued' ? 'queued' : status,
-        // An interrupted attempt does not count against the tenant.
-        attempts: status === 'requeued' ? job.attempts - 1 : job.attempts,
-        run_at: retryAt ?? (status === 'requeued' ? at : job.run_at),
-        lease_owner: null,
-        lease_expires_at: null,
-        last_error: error ?? null,
-        updated_at: at,
-      })
-      .where('id', '=', job.id)
-      .where('lease_owner', '=', owner)
-      .execute()
+    // A job that gives up and its `tenant.failed` event commit together.
+    await registry.writeTransaction(async (trx) => {
+      const updated = await trx
+        .updateTable('jobs')
+        .set({
+          status: status === 'requeued' ? 'queued' : status,
+          // An interrupted attempt does not count against the tenant.
+          attempts: status === 'requeued' ? job.attempts - 1 : job.attempts,
+          run_at: retryAt ?? (status === 'requeued' ? at : job.run_at),
+          lease_owner: null,
+          lease_expires_at: null,
+          last_error: error ?? null,
+          updated_at: at,
+        })
+        .where('id', '=', job.id)
+        .where('lease_owner', '=', owner)
+        .executeTakeFirst()
+      if (status !== 'failed' || Number(updated.numUpdatedRows) !== 1) return
+      const tenant = await trx.selectFrom('tenants').selectAll().where('name', '=', job.tenant).executeTakeFirst()
+      if (tenant) await recordEvent(bench, trx, 'tenant.failed', tenant)
+    })
     if (status === 'retry' || status === 'requeued') {
       await registry.db.updateTable('tenants').set({ provisioning_status: 'queued', updated_at: at }).where('name', '=', job.tenant).where('provisioning_status', '!=', 'completed').execute()
     }
     if (status === 'failed') {
       await registry.logError({ tenant: job.tenant, job_id: job.id, message: `provisioning failed after ${job.attempts} attempt(s): ${error ?? 'unknown error'}` })
-      const tenant = await registry.db.selectFrom('tenants').selectAll().where('name', '=', job.tenant).executeTakeFirst()
-      if (tenant) await notify(bench, 'tenant.failed', tenant)
     }
     if (status === 'done') totals.done++
     else if (status === 'failed') totals.failed++
@@ -202,6 +210,8 @@ export async function runWorker(bench: Bench, options: WorkerOptions = {}): Prom
         await runJob(job, owner)
         continue
       }
+      // Between jobs the worker drains the outbox: events a crash (or a failing receiver) left.
+      if ((await deliverEvents(bench, { limit: 50 })).delivered > 0) continue
       if (options.once) {
         const left = await jobsLeft(bench)
         if (left.count === 0) return
@@ -211,14 +221,23 @@ export async function runWorker(bench: Bench, options: WorkerOptions = {}): Prom
   }
 
   try {
-    await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 1) }, lane))
+    for (;;) {
+      await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 1) }, lane))
+      if (!options.once || options.signal?.aborted) break
+      // A `--once` worker retires only if no job is left, checked under the write lock that
+      // `ensureWorker` takes: a job queued meanwhile either sees this worker (and this one
+      // runs it) or sees it gone (and starts another), never neither, never both.
+      const retired = await registry.writeTransaction(async (trx) => {
+        if ((await jobsLeft(bench, trx)).count > 0) return false
+        await trx.deleteFrom('leases').where('name', '=', leaseName).execute()
+        return true
+      })
+      if (retired) break
+    }
   } finally {
     clearInterval(heartbeat)
     await registry.db.deleteFrom('leases').where('name', '=', leaseName).execute()
   }
-  // A job queued between this worker's last look and its lease going away saw a live
-  // worker and started none: hand it to a new one.
-  if (options.once && !options.signal?.aborted && (await jobsLeft(bench)).count > 0) await ensureWorker(bench)
   return totals
 }
 
@@ -229,12 +248,33 @@ export async function workerAlive(bench: Bench): Promise<boolean> {
   return rows.some((r) => ownerAlive(r.owner) !== false)
 }
 
+/** The lease a process takes to start this machine's background worker, until the worker registers. */
+const STARTING_LEASE = `worker-starting:${hostname()}`
+/** Long enough for a worker to start and register; a starter that died frees it after this. */
+const STARTING_MS = 20_000
+
 /**
- * Starts a detached `tenancy worker --once` unless a live worker is registered. Its output
+ * Starts a detached `tenancy worker --once` unless a live worker is registered or one is
+ * being started: the check and the claim of the starting lease are one write transaction,
+ * so concurrent `tenant create --background` runs start one worker between them. Its output
  * goes to `.tenancy/worker.log`. Returns whether one was started.
  */
 export async function ensureWorker(bench: Bench): Promise<boolean> {
-  if (await workerAlive(bench)) return false
+  const registry = await bench.registry()
+  const claimed = await registry.writeTransaction(async (trx) => {
+    const at = now()
+    const live = await trx
+      .selectFrom('leases')
+      .select(['name', 'owner'])
+      .where((eb) => eb.or([eb('name', 'like', 'worker:%'), eb('name', '=', STARTING_LEASE)]))
+      .where('expires_at', '>', at)
+      .execute()
+    if (live.some((l) => l.name === STARTING_LEASE || ownerAlive(l.owner) !== false)) return false
+    await trx.deleteFrom('leases').where('name', '=', STARTING_LEASE).execute()
+    await trx.insertInto('leases').values({ name: STARTING_LEASE, owner: PROCESS_OWNER, expires_at: inFuture(STARTING_MS) }).execute()
+    return true
+  })
+  if (!claimed) return false
   const { execa } = await import('execa')
   mkdirSync(bench.stateDir, { recursive: true, mode: 0o700 })
   // The worker writes straight to the log file (a descriptor it inherits), so it needs

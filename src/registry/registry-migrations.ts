@@ -138,6 +138,30 @@ export const REGISTRY_MIGRATIONS: RegistryMigration[] = [
       await db.schema.createIndex('sites_server_database').on('sites').columns(['db_type', 'db_host', 'db_port', 'db_name']).unique().execute()
     },
   },
+  {
+    version: 5,
+    async up(db, kind) {
+      // The outbox: an event is written in the transaction of the change it announces and
+      // delivered afterwards, at least once. `next_attempt_at` is null once delivered, so
+      // "anything due?" is one probe of its index.
+      await db.schema
+        .createTable('events')
+        .addColumn('seq', kind === 'postgres' ? 'serial' : 'integer', (c) => (kind === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement()))
+        .addColumn('id', 'varchar(36)', (c) => c.notNull().unique())
+        .addColumn('type', 'varchar(32)', (c) => c.notNull())
+        .addColumn('tenant_id', 'integer')
+        .addColumn('payload', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'varchar(32)', (c) => c.notNull())
+        .addColumn('delivered_at', 'varchar(32)')
+        .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('next_attempt_at', 'varchar(32)')
+        .addColumn('last_error', 'text')
+        .addColumn('lease_owner', 'varchar(255)')
+        .addColumn('lease_expires_at', 'varchar(32)')
+        .execute()
+      await db.schema.createIndex('events_due').on('events').column('next_attempt_at').execute()
+    },
+  },
 ]
 
 export const REGISTRY_VERSION = REGISTRY_MIGRATIONS[REGISTRY_MIGRATIONS.length - 1]!.version

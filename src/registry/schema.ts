@@ -90,6 +90,26 @@ export interface MetaTable {
   value: string
 }
 
+/** The outbox: one row per event, delivered at least once to `provision.notify`. */
+export interface EventsTable {
+  seq: Generated<number>
+  /** A UUID, the same on every delivery attempt, so receivers can drop duplicates. */
+  id: string
+  type: string
+  tenant_id: number | null
+  /** The event's JSON, as delivered: `{"id", "type", "at", "tenant": {…}}`. */
+  payload: string
+  created_at: string
+  delivered_at: string | null
+  attempts: number
+  /** When to try (again); null once delivered. */
+  next_attempt_at: string | null
+  last_error: string | null
+  /** The process sending it right now, so two never send one event at once. */
+  lease_owner: string | null
+  lease_expires_at: string | null
+}
+
 export interface RegistryMigrationsTable {
   version: number
   applied_at: string
@@ -104,5 +124,6 @@ export interface RegistrySchema {
   error_log: ErrorLogTable
   leases: LeasesTable
   meta: MetaTable
+  events: EventsTable
   registry_migrations: RegistryMigrationsTable
 }
