@@ -8,6 +8,7 @@ import { PROCESS_OWNER, isUniqueViolation, now, ownerAlive } from '../registry/r
 import type { RegistrySchema } from '../registry/schema.js'
 import { generateKeysFor } from '../sites/api-keys.js'
 import { adminToDropSite, dropSite } from '../sites/drop-site.js'
+import { homeName, isHomedHere } from '../sites/site-home.js'
 import { usingSite } from '../sites/site.js'
 import { faultPoint } from '../util/fault.js'
 import { fsyncDirectory } from '../util/json-file.js'
@@ -174,8 +175,14 @@ export async function pendingClear(bench: Bench, options: { olderThanDays?: numb
   const candidates = await query.orderBy('pending_since').execute()
   const result: ClearResult = { cleared: [], skipped: [] }
   for (const tenant of candidates) {
+    // Another machine's pool tenant: its site is out of reach from here.
+    const site = tenant.site ? await registry.getSite(tenant.site) : undefined
+    if (site && !isHomedHere(bench, registry.kind, site)) {
+      result.skipped.push({ tenant: tenant.name, reason: `its site lives on ${homeName(site)}` })
+      continue
+    }
     // Before anything changes: a missing admin password must not leave a tenant half-deleted.
-    const admin = tenant.site ? await adminToDropSite(bench, tenant.site) : undefined
+    const admin = tenant.site ? await adminToDropSite(bench, tenant.site, 'pending-clear') : undefined
     const lease = await tryTenantLease(bench, tenant.id)
     if (!('owner' in lease)) {
       result.skipped.push({ tenant: tenant.name, reason: `held by ${lease.heldBy}` })
@@ -234,7 +241,24 @@ async function claim(bench: Bench, attrs: PullAttributes, owner: string): Promis
     const at = now()
     const candidates = await registry
       .lockCandidates(
-        trx.selectFrom('tenants').selectAll().where('pending_since', 'is not', null).where('provisioning_status', '=', 'completed').orderBy('pending_since').orderBy('id').limit(20),
+        trx
+          .selectFrom('tenants')
+          .selectAll()
+          .where('pending_since', 'is not', null)
+          .where('provisioning_status', '=', 'completed')
+          // Only pool sites homed on this machine: a pull renames the site's directory here
+          // (rows from before homes were recorded have none, and are anyone's, as before).
+          .where(({ exists, selectFrom }) =>
+            exists(
+              selectFrom('sites')
+                .select('sites.name')
+                .whereRef('sites.name', '=', 'tenants.site')
+                .where((eb) => eb.or([eb('sites.host', '=', bench.host), eb('sites.host', 'is', null)])),
+            ),
+          )
+          .orderBy('pending_since')
+          .orderBy('id')
+          .limit(20),
         'tenants',
       )
       .execute()
