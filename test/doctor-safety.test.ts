@@ -195,6 +195,15 @@ describe.skipIf(!enabled('postgres'))('two machines, one PostgreSQL registry', (
     expect(await registryRows(one, 'select count(*) as n from tenants where pending_since is not null')).toEqual([{ n: 1 }])
     expect(await registryRows(one, "select host from sites where name = 'b2.localhost'")).toEqual([{ host: 'm2' }])
 
+    // A job for the first machine's tenant: the second machine's doctor and worker leave it to the first.
+    const at = new Date().toISOString()
+    await registryRows(one, `insert into jobs (tenant_id, kind, status, attempts, run_at, created_at, updated_at) select id, 'provision', 'queued', 0, ?, ?, ? from tenants where name = 'a1'`, at, at, at)
+    expect((await tenancy(two, ['doctor', '--json'], { env: m2 })).json.findings).toEqual([])
+    expect((await tenancy(two, ['worker', '--once'], { env: m2 })).exitCode).toBe(0)
+    expect(await registryRows(one, 'select status, attempts from jobs')).toEqual([{ status: 'queued', attempts: 0 }])
+    expect((await tenancy(one, ['worker', '--once'], { env: m1 })).exitCode).toBe(0)
+    expect(await registryRows(one, 'select status from jobs')).toEqual([{ status: 'done' }])
+
     // The first machine's site still works.
     expect((await tenancy(one, ['doctor'], { env: m1 })).exitCode).toBe(0)
     const secrets = (await tenancy(one, ['tenant', 'show', 'a1', '--show-secrets', '--json'], { env: m1 })).json

@@ -8,7 +8,7 @@ import { PROCESS_OWNER, isUniqueViolation, now, ownerAlive } from '../registry/r
 import type { RegistrySchema } from '../registry/schema.js'
 import { generateKeysFor } from '../sites/api-keys.js'
 import { adminToDropSite, dropSite } from '../sites/drop-site.js'
-import { homeName, isHomedHere } from '../sites/site-home.js'
+import { homeName, isHomedHere, notHomedElsewhere } from '../sites/site-home.js'
 import { usingSite } from '../sites/site.js'
 import { faultPoint } from '../util/fault.js'
 import { fsyncDirectory } from '../util/json-file.js'
@@ -246,16 +246,8 @@ async function claim(bench: Bench, attrs: PullAttributes, owner: string): Promis
           .selectAll()
           .where('pending_since', 'is not', null)
           .where('provisioning_status', '=', 'completed')
-          // Only pool sites homed on this machine: a pull renames the site's directory here
-          // (rows from before homes were recorded have none, and are anyone's, as before).
-          .where(({ exists, selectFrom }) =>
-            exists(
-              selectFrom('sites')
-                .select('sites.name')
-                .whereRef('sites.name', '=', 'tenants.site')
-                .where((eb) => eb.or([eb('sites.host', '=', bench.host), eb('sites.host', 'is', null)])),
-            ),
-          )
+          // A pull renames the site's directory on this machine: only pool sites homed here.
+          .$if(registry.kind === 'postgres', (q) => q.where(notHomedElsewhere(bench.host)))
           .orderBy('pending_since')
           .orderBy('id')
           .limit(20),

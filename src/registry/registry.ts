@@ -80,8 +80,8 @@ export class Registry {
       const path = isAbsolute(file) ? file : resolve(benchRoot, file)
       const shown = relative(benchRoot, path).startsWith('..') ? path : relative(benchRoot, path)
       // Asked before the file (or its directory, or a WAL file) is created.
-      if (!existsSync(path)) options.onEmpty?.(shown, 'missing')
-      else if (statSync(path).size === 0) options.onEmpty?.(shown, 'empty')
+      if (!existsSync(path)) await askGuard(() => options.onEmpty?.(shown, 'missing'), () => !existsSync(path))
+      else if (statSync(path).size === 0) await askGuard(() => options.onEmpty?.(shown, 'empty'), () => statSync(path).size === 0)
       const registry = new Registry(await openSqlite(path), 'sqlite')
       try {
         await registry.#migrate(() => options.onEmpty?.(shown, 'empty'))
@@ -161,7 +161,7 @@ export class Registry {
     const version = await this.#schemaVersion(this.db)
     // No schema, or a schema with nothing in it (as an earlier tenancy left after recreating a
     // deleted registry): the guard decides before any table is made.
-    if (version === 0 || (await this.#holdsNothing())) onEmpty()
+    if (version === 0 || (await this.#holdsNothing())) await askGuard(onEmpty, async () => (await this.#schemaVersion(this.db)) === 0 || (await this.#holdsNothing()))
     if (version >= REGISTRY_VERSION) return
     await this.writeTransaction(async (trx) => {
       await trx.schema
@@ -295,6 +295,19 @@ export class Registry {
 }
 
 export type RegistryTransaction = Transaction<RegistrySchema>
+
+/**
+ * Asks the empty-registry guard; a refusal stands only if the registry is still empty. A
+ * site's row is written before its directory, so a site the guard saw being made by another
+ * process on a fresh bench has its row by now, and that registry is not empty after all.
+ */
+async function askGuard(ask: () => void, stillEmpty: () => boolean | Promise<boolean>): Promise<void> {
+  try {
+    ask()
+  } catch (error) {
+    if (await stillEmpty()) throw error
+  }
+}
 
 /** The key of the advisory lock that serializes registry writers on PostgreSQL ("tena" in ASCII). */
 const WRITE_LOCK_KEY = 0x74656e61

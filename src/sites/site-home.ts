@@ -1,9 +1,10 @@
 import { existsSync, lstatSync, readdirSync, realpathSync } from 'node:fs'
 import { dirname, join } from 'node:path'
+import type { Expression, ExpressionBuilder, SqlBool } from 'kysely'
 import type { Bench } from '../bench.js'
 import { usageError } from '../errors.js'
 import type { RegistryKind } from '../registry/registry-migrations.js'
-import type { SitesTable } from '../registry/schema.js'
+import type { RegistrySchema, SitesTable } from '../registry/schema.js'
 
 // The names site.ts and the SQLite driver use, spelled out so the bench (which imports this
 // file to guard the registry) does not load the site and driver modules.
@@ -28,13 +29,27 @@ export function looksLikeSite(path: string): boolean {
 }
 
 /**
- * Whether a site lives on this machine (SPEC §10). A row from before homes were recorded
- * (no `host`) counts as here on an SQLite registry (one machine), and on a shared registry
- * only when its directory is here.
+ * Whether a site lives on this machine (SPEC §10). An SQLite registry belongs to one machine,
+ * so all its sites do (even after the hostname changed, as a container's does). On a shared
+ * registry a site lives where its row says; a row from before homes were recorded (no
+ * `host`) counts as here only when its directory is here.
  */
 export function isHomedHere(bench: Bench, kind: RegistryKind, site: Pick<SitesTable, 'name' | 'host'>): boolean {
+  if (kind === 'sqlite') return true
   if (site.host !== null) return site.host === bench.host
-  return kind === 'sqlite' || existsSync(bench.sitePath(site.name))
+  return existsSync(bench.sitePath(site.name))
+}
+
+/**
+ * A condition for queries over `tenants` of a shared registry: the tenant's site is not homed
+ * on another machine (it lives on `host`, has no home recorded, or does not exist yet).
+ * Workers and pool pulls take only such tenants, so no machine works on a site it cannot see.
+ */
+export function notHomedElsewhere(host: string): (eb: ExpressionBuilder<RegistrySchema, 'tenants'>) => Expression<SqlBool> {
+  return (eb) =>
+    eb.not(
+      eb.exists(eb.selectFrom('sites').select('sites.name').whereRef('sites.name', '=', 'tenants.site').where('sites.host', 'is not', null).where('sites.host', '!=', host)),
+    )
 }
 
 /** Where a site lives, for messages: its host, or "another machine" for an old row. */
@@ -48,7 +63,8 @@ export function homeName(site: Pick<SitesTable, 'host'>): string {
  */
 export function assertHomedHere(bench: Bench, kind: RegistryKind, site: Pick<SitesTable, 'name' | 'host'>, command: string): void {
   if (isHomedHere(bench, kind, site)) return
-  throw usageError(`site "${site.name}" lives on ${homeName(site)}, not on this machine (${bench.host}); run "tenancy ${command}" there`)
+  const rename = site.host ? ` (if this is that machine under a new name, set TENANCY_HOST=${site.host})` : ''
+  throw usageError(`site "${site.name}" lives on ${homeName(site)}, not on this machine (${bench.host}); run "tenancy ${command}" there${rename}`)
 }
 
 /**
