@@ -1,11 +1,13 @@
 import { existsSync, statSync } from 'node:fs'
-import { dirname, isAbsolute, join, resolve } from 'node:path'
+import { hostname } from 'node:os'
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path'
 import { resolveConfig, type BenchConfig } from './config/config.js'
 import { usageError } from './errors.js'
 import { readJsonFile } from './util/json-file.js'
 import { Registry } from './registry/registry.js'
 import { verifiedSecretBox } from './secrets/key-check.js'
 import type { SecretBox } from './secrets/secret-box.js'
+import { siteDirectories } from './sites/site-home.js'
 
 export const CONFIG_FILE = 'tenancy.config.json'
 
@@ -83,6 +85,12 @@ export class Bench {
     return this.path('.tenancy')
   }
 
+  /** This machine's name, the home recorded on the sites it makes: `TENANCY_HOST`, else `host` in the config, else the hostname. */
+  get host(): string {
+    const configured = this.rawConfig.host
+    return this.env.TENANCY_HOST || (typeof configured === 'string' && configured) || hostname()
+  }
+
   sitePath(site: string): string {
     return join(this.sitesPath, site)
   }
@@ -90,9 +98,20 @@ export class Bench {
   /**
    * The registry, opened on first use. The first opener also finishes any pool pull that a
    * killed process left half-done (its registry part committed, its site not yet moved).
+   * A registry that is missing or empty while site directories exist is refused (exit 2)
+   * without creating anything, unless `adopt` (`doctor --adopt`, which rebuilds it from them).
    */
-  async registry(): Promise<Registry> {
-    this.#registry ??= Registry.open(this.config.registry, this.root)
+  async registry(options: { adopt?: boolean } = {}): Promise<Registry> {
+    this.#registry ??= Registry.open(this.config.registry, this.root, {
+      onEmpty: (registry, state) => {
+        if (options.adopt) return
+        const sites = siteDirectories(this.sitesPath).length
+        if (sites === 0) return
+        const where = relative(this.root, this.sitesPath)
+        const shown = where && !where.startsWith('..') ? `${where}/` : `${this.sitesPath}/`
+        throw usageError(`registry ${registry} is ${state} but ${shown} holds ${sites} site${sites === 1 ? '' : 's'}; run "tenancy doctor --adopt" to rebuild it from them`)
+      },
+    })
     const registry = await this.#registry
     if (!this.#recovered) {
       this.#recovered = true

@@ -131,8 +131,8 @@ export function registerSiteCommands(program: Command): void {
         ctx.out.result({ sites }, () => {
           if (sites.length === 0) return 'No sites yet; create one with "tenancy new-site acme.localhost"'
           return table(
-            ['SITE', 'DB', 'APPS', 'TENANT', 'STATE'],
-            sites.map((s) => [s.site, s.db_type, s.apps.map((a) => a.name).join(',') || '-', s.tenant ? `${s.tenant}${s.pending ? ' (pending)' : ''}` : '-', s.state]),
+            ['SITE', 'DB', 'APPS', 'TENANT', 'STATE', 'HOST'],
+            sites.map((s) => [s.site, s.db_type, s.apps.map((a) => a.name).join(',') || '-', s.tenant ? `${s.tenant}${s.pending ? ' (pending)' : ''}` : '-', s.state, s.host ?? '-']),
           )
         })
       })

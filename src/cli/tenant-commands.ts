@@ -300,6 +300,7 @@ export function registerTenantCommands(program: Command): void {
     .command('doctor')
     .description('find sites, rows, tenants and jobs that disagree; --fix repairs or removes them')
     .option('--fix', 'repair or remove what is found')
+    .option('--adopt', 'register every intact site directory that has no registry row (rebuilds a lost registry)')
     .action(async (_o, command: Command) => {
       const ctx = contextFor(command)
       await ctx.withBench(async (bench) => {
@@ -307,6 +308,7 @@ export function registerTenantCommands(program: Command): void {
         const fix = Boolean(ctx.opts.fix)
         const result = await doctor(bench, {
           fix,
+          adopt: Boolean(ctx.opts.adopt),
           onFinding: (f) => {
             if (ctx.out.json) return
             if (f.fixed) ctx.out.success(`${f.problem}: fixed (${f.fix})`)
@@ -314,6 +316,7 @@ export function registerTenantCommands(program: Command): void {
             else ctx.out.info(`${ctx.out.color.yellow('!')} ${f.problem} (--fix would ${f.fix})`)
           },
         })
+        if (!ctx.out.json) for (const { site, host } of result.elsewhere) ctx.out.info(`site ${site} is on ${host}: not judged from this machine`)
         ctx.out.result(result, () =>
           result.findings.length === 0 ? 'Nothing wrong' : result.remaining === 0 ? `Fixed ${result.fixed} problem(s)` : `${result.remaining} problem(s) remain${fix ? '' : '; run "tenancy doctor --fix"'}`,
         )

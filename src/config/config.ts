@@ -100,6 +100,7 @@ const KEYS: Record<string, { check: Check; fallback?: () => unknown }> = {
   sites_path: { check: str, fallback: () => 'sites' },
   apps_path: { check: str, fallback: () => 'apps' },
   registry: { check: registryUrl, fallback: () => 'sqlite:.tenancy/registry.db' },
+  host: { check: str },
   db: { check: obj, fallback: () => ({}) },
   'db.type': { check: oneOf('sqlite', 'mariadb', 'mysql', 'postgres'), fallback: () => 'sqlite' },
   'db.host': { check: str },

@@ -5,6 +5,7 @@ import type { Bench } from '../bench.js'
 import { listBenchApps, resolveInstallOrder } from '../apps/manifest.js'
 import { usageError } from '../errors.js'
 import { assertSiteName } from '../names.js'
+import { homeName, isHomedHere } from '../sites/site-home.js'
 import { packageRoot } from '../util/library-path.js'
 import { ownerPurpose, tryTenantLease, type TenantLease } from '../provisioning/lease.js'
 import { migrateSite, planApps, type MigrationPlan, type SiteJob, type SiteResult } from './site-migrator.js'
@@ -79,6 +80,10 @@ export async function migrate(bench: Bench, options: MigrateOptions = {}): Promi
       }
       if (site.state !== 'ready') {
         skip(site.name, `site is in state "${site.state}"; see "tenancy doctor"`)
+        continue
+      }
+      if (!isHomedHere(bench, registry.kind, site)) {
+        skip(site.name, `the site lives on ${homeName(site)}; run migrate there`)
         continue
       }
       const tenantId = pendingTenants.get(site.name)

@@ -8,6 +8,7 @@ import { PROCESS_OWNER, isUniqueViolation, now, ownerAlive } from '../registry/r
 import type { RegistrySchema } from '../registry/schema.js'
 import { generateKeysFor } from '../sites/api-keys.js'
 import { adminToDropSite, dropSite } from '../sites/drop-site.js'
+import { homeName, isHomedHere, notHomedElsewhere } from '../sites/site-home.js'
 import { readSiteConfig, usingSite } from '../sites/site.js'
 import { faultPoint } from '../util/fault.js'
 import { fsyncDirectory } from '../util/json-file.js'
@@ -174,8 +175,14 @@ export async function pendingClear(bench: Bench, options: { olderThanDays?: numb
   const candidates = await query.orderBy('pending_since').execute()
   const result: ClearResult = { cleared: [], skipped: [] }
   for (const tenant of candidates) {
+    // Another machine's pool tenant: its site is out of reach from here.
+    const site = tenant.site ? await registry.getSite(tenant.site) : undefined
+    if (site && !isHomedHere(bench, registry.kind, site)) {
+      result.skipped.push({ tenant: tenant.name, reason: `its site lives on ${homeName(site)}` })
+      continue
+    }
     // Before anything changes: a missing admin password must not leave a tenant half-deleted.
-    const admin = tenant.site ? await adminToDropSite(bench, tenant.site) : undefined
+    const admin = tenant.site ? await adminToDropSite(bench, tenant.site, 'pending-clear') : undefined
     const lease = await tryTenantLease(bench, tenant.id)
     if (!('owner' in lease)) {
       result.skipped.push({ tenant: tenant.name, reason: `held by ${lease.heldBy}` })
@@ -265,7 +272,16 @@ async function claim(bench: Bench, attrs: PullAttributes, owner: string): Promis
     const at = now()
     const candidates = await registry
       .lockCandidates(
-        trx.selectFrom('tenants').selectAll().where('pending_since', 'is not', null).where('provisioning_status', '=', 'completed').orderBy('pending_since').orderBy('id').limit(20),
+        trx
+          .selectFrom('tenants')
+          .selectAll()
+          .where('pending_since', 'is not', null)
+          .where('provisioning_status', '=', 'completed')
+          // A pull renames the site's directory on this machine: only pool sites homed here.
+          .$if(registry.kind === 'postgres', (q) => q.where(notHomedElsewhere(bench.host)))
+          .orderBy('pending_since')
+          .orderBy('id')
+          .limit(20),
         'tenants',
       )
       .execute()

@@ -1,11 +1,15 @@
-import { existsSync, readdirSync, statSync } from 'node:fs'
+import { existsSync, lstatSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Bench } from '../bench.js'
+import { installedApps } from '../apps/install.js'
 import { getDriver } from '../databases/index.js'
+import type { SiteConnection } from '../databases/driver.js'
 import { messageOf } from '../errors.js'
-import { now, ownerAlive, type SiteRecord } from '../registry/registry.js'
+import { assertSiteName } from '../names.js'
+import { now, ownerAlive, type InstalledAppSummary, type SiteRecord } from '../registry/registry.js'
 import { archiveDirectory, dropSite } from '../sites/drop-site.js'
-import { readSiteConfig } from '../sites/site.js'
+import { readSiteConfig, type SiteConfig } from '../sites/site.js'
+import { homeName, isHomedHere, looksLikeSite } from '../sites/site-home.js'
 import { provisionTenant } from './runner.js'
 import { enqueueJob, ensureWorker, workerAlive } from './worker.js'
 import { deliverEvents, undeliveredEvents } from '../events/outbox.js'
@@ -14,6 +18,8 @@ import { deliverEvents, undeliveredEvents } from '../events/outbox.js'
 export interface Finding {
   kind:
     | 'stray_directory'
+    | 'unregistered_site'
+    | 'unreadable_site'
     | 'missing_site'
     | 'unfinished_site'
     | 'stuck_tenant'
@@ -36,6 +42,16 @@ export interface DoctorResult {
   findings: Finding[]
   fixed: number
   remaining: number
+  /** Sites that live on other machines (a shared registry): listed, never judged or touched here. */
+  elsewhere: { site: string; host: string }[]
+}
+
+export interface DoctorOptions {
+  /** Repair or remove what is found. */
+  fix?: boolean
+  /** Register every intact site directory that has no row (also when the registry is missing or empty). */
+  adopt?: boolean
+  onFinding?: (f: Finding) => void
 }
 
 /** Whether a site's directory and database are both there. */
@@ -50,6 +66,37 @@ async function siteComplete(bench: Bench, site: SiteRecord): Promise<boolean> {
   }
 }
 
+/**
+ * What it takes to register an unregistered site directory: its config readable and its
+ * database reachable with the site's own credentials, whose core tables say which apps
+ * are installed. Otherwise the reason it cannot be adopted (and so must not be moved either).
+ */
+async function inspectSite(name: string, path: string): Promise<{ config: SiteConfig; apps: InstalledAppSummary[] } | { reason: string }> {
+  if (lstatSync(path).isSymbolicLink()) return { reason: 'it is a symbolic link, not a site directory' }
+  try {
+    assertSiteName(name)
+  } catch {
+    return { reason: `"${name}" is not a valid site name` }
+  }
+  let config: SiteConfig
+  try {
+    config = readSiteConfig(path)
+  } catch (error) {
+    return { reason: messageOf(error) }
+  }
+  let conn: SiteConnection | undefined
+  try {
+    const driver = await getDriver(config.db_type)
+    if (!(await driver.exists(config, path))) return { reason: `its ${config.db_type} database "${config.db_name}" is missing or cannot be reached with the site's credentials` }
+    conn = await driver.connect(config, path)
+    return { config, apps: await installedApps(conn.db) }
+  } catch (error) {
+    return { reason: `its database cannot be read: ${messageOf(error)}` }
+  } finally {
+    await conn?.close().catch(() => {})
+  }
+}
+
 /** A half-made row is abandoned when its writer is gone (this host) or it is older than a minute. */
 function abandoned(site: SiteRecord): boolean {
   if (site.owner && ownerAlive(site.owner) === true) return false
@@ -60,15 +107,20 @@ function abandoned(site: SiteRecord): boolean {
  * `tenancy doctor`: compares the registry with what is on disk and in the queue: site
  * directories without rows, rows without directories or databases, half-made sites whose
  * creator died, tenants stuck in provisioning, jobs that will never run. With `fix`, each
- * is repaired (resumed) or removed; a stray directory is moved to `archived/sites/`, never
- * deleted.
+ * is repaired (resumed) or removed. A site directory without a row is adopted (with `fix`
+ * or `adopt`), never moved; only a directory that is no site at all is moved to
+ * `archived/sites/`, never deleted. Sites homed on another machine are left alone.
  */
-export async function doctor(bench: Bench, options: { fix?: boolean; onFinding?: (f: Finding) => void } = {}): Promise<DoctorResult> {
-  const registry = await bench.registry()
+export async function doctor(bench: Bench, options: DoctorOptions = {}): Promise<DoctorResult> {
+  const registry = await bench.registry({ adopt: options.adopt })
   const findings: Finding[] = []
-  const act = async (finding: Finding, repair: () => Promise<unknown>) => {
+  const report = (finding: Finding) => {
     findings.push(finding)
-    if (options.fix) {
+    options.onFinding?.(finding)
+  }
+  const act = async (finding: Finding, repair: () => Promise<unknown>, repairing = options.fix) => {
+    findings.push(finding)
+    if (repairing) {
       try {
         await repair()
         finding.fixed = true
@@ -84,8 +136,12 @@ export async function doctor(bench: Bench, options: { fix?: boolean; onFinding?:
     if (result.status !== 'completed' && result.status !== 'already_active') throw new Error(result.error ?? `provisioning ended ${result.status}`)
   }
 
-  const sites = await registry.listSites()
-  const known = new Set(sites.map((s) => s.name))
+  const all = await registry.listSites()
+  const known = new Set(all.map((s) => s.name))
+  // With a shared registry, only sites homed on this machine are judged (SPEC §10).
+  const sites = all.filter((s) => isHomedHere(bench, registry.kind, s))
+  const elsewhere = all.filter((s) => !sites.includes(s))
+  const remote = new Set(elsewhere.map((s) => s.name))
   const tenants = await registry.db.selectFrom('tenants').selectAll().execute()
   const pulling = new Set(tenants.flatMap((t) => (t.pull_from ? [t.pull_from] : [])))
   const tenantById = new Map(tenants.map((t) => [t.id, t]))
@@ -94,10 +150,43 @@ export async function doctor(bench: Bench, options: { fix?: boolean; onFinding?:
   if (existsSync(bench.sitesPath)) {
     for (const entry of readdirSync(bench.sitesPath)) {
       const path = join(bench.sitesPath, entry)
-      if (known.has(entry) || entry.startsWith('.') || !statSync(path).isDirectory()) continue
-      // A site being created or pulled right now has its directory before (or its row after) this look.
-      if (Date.now() - statSync(path).mtimeMs < 60_000) continue
-      if ((await registry.getSite(entry)) || pulling.has(entry)) continue
+      if (known.has(entry) || entry.startsWith('.') || pulling.has(entry)) continue
+      const stat = lstatSync(path)
+      if (!stat.isDirectory() && !stat.isSymbolicLink()) continue
+      // Rows come before directories (intent first), and a pull renames its row before its
+      // directory: a row found now means the directory is someone's site after all.
+      if (looksLikeSite(path) || stat.isSymbolicLink()) {
+        const found = await inspectSite(entry, path)
+        if (await registry.getSite(entry)) continue
+        if ('reason' in found) {
+          const refused = options.fix || options.adopt ? { fixed: false, fix_error: 'refused: it may hold data, so it is neither adopted nor moved' } : {}
+          report({
+            kind: 'unreadable_site',
+            subject: entry,
+            problem: `directory ${path} has no registry row and cannot be adopted: ${found.reason}`,
+            fix: 'nothing: repair its site_config.json or database, then run "tenancy doctor --adopt"',
+            ...refused,
+          })
+          continue
+        }
+        const owner = tenants.find((t) => t.site === entry)
+        await act(
+          { kind: 'unregistered_site', subject: entry, problem: `site ${path} has no registry row`, fix: `adopt it (register it as a site${owner ? ` of tenant "${owner.name}"` : ' with no tenant'})` },
+          async () => {
+            const { config, apps } = found
+            const row = { name: entry, db_type: config.db_type, db_name: config.db_name, db_host: config.db_host ?? null, db_port: config.db_port ?? null, db_user: config.db_user ?? null }
+            if (!(await registry.insertSiteIntent({ ...row, tenant_id: owner?.id ?? null, host: bench.host, state: 'ready', apps }))) {
+              throw new Error('another process registered it meanwhile')
+            }
+            known.add(entry)
+          },
+          options.fix || options.adopt,
+        )
+        continue
+      }
+      // No config and no database: not a site. A young one may be a site on its way in.
+      if (Date.now() - stat.mtimeMs < 60_000) continue
+      if (await registry.getSite(entry)) continue
       await act(
         { kind: 'stray_directory', subject: entry, problem: `directory ${path} has no registry row`, fix: 'move it to archived/sites/' },
         async () => archiveDirectory(bench, path, `${entry}-stray`),
@@ -112,14 +201,13 @@ export async function doctor(bench: Bench, options: { fix?: boolean; onFinding?:
   for (const site of ready) if (!(await siteComplete(bench, site))) missing.add(site.name)
   const allGone = ready.length > 1 && missing.size === ready.length
   if (allGone) {
-    findings.push({
+    report({
       kind: 'missing_site',
       subject: bench.sitesPath,
       problem: `none of the ${ready.length} registered sites is in ${bench.sitesPath}`,
       fix: 'nothing: check "sites_path" in tenancy.config.json and that the directory is mounted',
       ...(options.fix ? { fixed: false, fix_error: 'refused: it would re-provision every tenant onto empty sites' } : {}),
     })
-    options.onFinding?.(findings[findings.length - 1]!)
   }
 
   // Rows whose site is half-made, or whose directory or database is gone.
@@ -164,6 +252,8 @@ export async function doctor(bench: Bench, options: { fix?: boolean; onFinding?:
   const jobTenants = new Set(jobs.map((j) => j.tenant_id))
   const at = now()
   for (const tenant of tenants) {
+    // Another machine's tenant: its site is out of sight here, so nothing is repaired.
+    if ((tenant.site && remote.has(tenant.site)) || (tenant.pull_from && remote.has(tenant.pull_from))) continue
     if (tenant.pull_from) {
       const holderGone = !tenant.lease_owner || (tenant.lease_expires_at !== null && tenant.lease_expires_at < at) || ownerAlive(tenant.lease_owner) === false
       if (holderGone) {
@@ -229,7 +319,8 @@ export async function doctor(bench: Bench, options: { fix?: boolean; onFinding?:
       )
     }
   }
-  const waiting = await registry.db.selectFrom('jobs').select('id').where('status', 'in', ['queued', 'retry', 'running']).execute()
+  const remoteTenants = new Set(tenants.filter((t) => t.site && remote.has(t.site)).map((t) => t.id))
+  const waiting = (await registry.db.selectFrom('jobs').select('tenant_id').where('status', 'in', ['queued', 'retry', 'running']).execute()).filter((j) => !remoteTenants.has(j.tenant_id))
   if (waiting.length > 0 && !(await workerAlive(bench))) {
     await act(
       { kind: 'no_worker', subject: 'worker', problem: `${waiting.length} job(s) wait and no worker is running`, fix: 'start "tenancy worker --once" in the background' },
@@ -257,5 +348,5 @@ export async function doctor(bench: Bench, options: { fix?: boolean; onFinding?:
   }
 
   const fixed = findings.filter((f) => f.fixed).length
-  return { findings, fixed, remaining: findings.length - fixed }
+  return { findings, fixed, remaining: findings.length - fixed, elsewhere: elsewhere.map((s) => ({ site: s.name, host: homeName(s) })) }
 }

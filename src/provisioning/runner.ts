@@ -1,5 +1,6 @@
 import type { Bench } from '../bench.js'
 import { InterruptedError, TenancyError, messageOf } from '../errors.js'
+import { assertHomedHere } from '../sites/site-home.js'
 import { now } from '../registry/registry.js'
 import { tryTenantLease, type TenantLease } from './lease.js'
 import { deliverEvents, recordEvent } from '../events/outbox.js'
@@ -126,6 +127,8 @@ export async function provisionTenant(bench: Bench, name: string, options: Provi
   if (tenant.provisioning_status === 'completed') return done('already_active', null)
   const site = tenant.site
   if (!site) throw new TenancyError(`tenant "${name}" has no site to provision; delete it and create it again with --site`)
+  const siteRow = await registry.getSite(site)
+  if (siteRow) assertHomedHere(bench, registry.kind, siteRow, `provision ${name}`)
 
   const lease = await acquire(bench, tenant, options)
   if (!lease) return done('busy', null)

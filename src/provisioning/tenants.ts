@@ -188,7 +188,7 @@ export async function deleteTenant(bench: Bench, name: string, options: { keepSi
     const site = row.site ? await registry.getSite(row.site) : undefined
     const owned = site !== undefined && site.tenant_id === row.id
     // Before anything changes: a missing admin password must not leave a tenant half-deleted.
-    const admin = owned && !options.keepSite ? await adminToDropSite(bench, site.name) : undefined
+    const admin = owned && !options.keepSite ? await adminToDropSite(bench, site.name, `tenant delete ${name}`) : undefined
     // The tenant goes first, in one transaction that also marks its site `dropping` (or frees
     // it with --keep-site): a crash after it leaves a row doctor knows how to finish.
     await registry.writeTransaction(async (trx) => {

@@ -6,6 +6,7 @@ import type { Bench } from '../bench.js'
 import { TenancyError, messageOf } from '../errors.js'
 import { PROCESS_OWNER, now, ownerAlive } from '../registry/registry.js'
 import type { JobsTable, RegistrySchema } from '../registry/schema.js'
+import { notHomedElsewhere } from '../sites/site-home.js'
 import { packageRoot } from '../util/library-path.js'
 import { LEASE_MS, inFuture, newOwner } from './lease.js'
 import { deliverEvents, recordEvent } from '../events/outbox.js'
@@ -53,6 +54,8 @@ export async function claimJob(bench: Bench, owner: string): Promise<(JobRow & {
               eb.and([eb('jobs.status', '=', 'running'), eb.or([eb('jobs.lease_expires_at', '<', at), eb('jobs.lease_owner', 'like', `%@${hostname()}%`)])]),
             ]),
           )
+          // A tenant whose site lives on another machine is that machine's to provision.
+          .$if(registry.kind === 'postgres', (q) => q.where(notHomedElsewhere(bench.host)))
           .orderBy('jobs.run_at')
           .orderBy('jobs.id')
           .limit(100),
@@ -72,13 +75,16 @@ export async function claimJob(bench: Bench, owner: string): Promise<(JobRow & {
   })
 }
 
-/** Whether any job is still waiting or running (a `--once` worker stops when none is). */
+/** Whether any job this machine may run is still waiting or running (a `--once` worker stops when none is). */
 async function jobsLeft(bench: Bench, trx?: Kysely<RegistrySchema>): Promise<{ count: number; nextRunAt: string | null }> {
-  const db = trx ?? (await bench.registry()).db
+  const registry = await bench.registry()
+  const db = trx ?? registry.db
   const row = await db
     .selectFrom('jobs')
-    .select((eb) => [eb.fn.countAll<number>().as('count'), eb.fn.min('run_at').as('next')])
-    .where('status', 'in', ['queued', 'retry', 'running'])
+    .innerJoin('tenants', 'tenants.id', 'jobs.tenant_id')
+    .select((eb) => [eb.fn.countAll<number>().as('count'), eb.fn.min('jobs.run_at').as('next')])
+    .where('jobs.status', 'in', ['queued', 'retry', 'running'])
+    .$if(registry.kind === 'postgres', (q) => q.where(notHomedElsewhere(bench.host)))
     .executeTakeFirst()
   return { count: Number(row?.count ?? 0), nextRunAt: (row?.next as string | null) ?? null }
 }

@@ -162,6 +162,15 @@ export const REGISTRY_MIGRATIONS: RegistryMigration[] = [
       await db.schema.createIndex('events_due').on('events').column('next_attempt_at').execute()
     },
   },
+  {
+    version: 6,
+    async up(db) {
+      // The machine a site lives on (its home, SPEC §10), so that with a shared registry no
+      // machine repairs, drops or re-provisions a site it cannot see. Rows made before it
+      // have none (NULL): see `isHomedHere`.
+      await db.schema.alterTable('sites').addColumn('host', 'varchar(255)').execute()
+    },
+  },
 ]
 
 export const REGISTRY_VERSION = REGISTRY_MIGRATIONS[REGISTRY_MIGRATIONS.length - 1]!.version

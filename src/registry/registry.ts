@@ -1,5 +1,5 @@
-import { closeSync, mkdirSync, openSync } from 'node:fs'
-import { dirname, isAbsolute, resolve } from 'node:path'
+import { closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs'
+import { dirname, isAbsolute, relative, resolve } from 'node:path'
 import { hostname } from 'node:os'
 import { Kysely, PostgresDialect, SqliteDialect, sql, type SelectQueryBuilder, type Transaction } from 'kysely'
 import { EXIT_USAGE, TenancyError, messageOf, storageError, usageError } from '../errors.js'
@@ -42,6 +42,13 @@ export function ownerAlive(owner: string): boolean | undefined {
 
 export const now = (): string => new Date().toISOString()
 
+/**
+ * Told, before anything is created or migrated, that the registry (named as `registry`) is
+ * missing or holds nothing; it throws to refuse opening it. The bench refuses while site
+ * directories exist, so a lost registry is never silently replaced by an empty one.
+ */
+export type EmptyRegistryGuard = (registry: string, state: 'missing' | 'empty') => void
+
 function toRecord(row: SitesTable): SiteRecord {
   let apps: InstalledAppSummary[] = []
   try {
@@ -66,19 +73,31 @@ export class Registry {
     this.kind = kind
   }
 
-  /** Opens the registry named by `url` (relative paths from `benchRoot`) and brings its schema up to date. */
-  static async open(url: string, benchRoot: string): Promise<Registry> {
+  /**
+   * Opens the registry named by `url` (relative paths from `benchRoot`) and brings its schema
+   * up to date. `onEmpty` is asked first when the registry is missing or holds nothing.
+   */
+  static async open(url: string, benchRoot: string, options: { onEmpty?: EmptyRegistryGuard } = {}): Promise<Registry> {
     if (url.startsWith('sqlite:')) {
       const file = url.slice('sqlite:'.length)
       const path = isAbsolute(file) ? file : resolve(benchRoot, file)
+      const shown = relative(benchRoot, path).startsWith('..') ? path : relative(benchRoot, path)
+      // Asked before the file (or its directory, or a WAL file) is created.
+      if (!existsSync(path)) await askGuard(() => options.onEmpty?.(shown, 'missing'), () => !existsSync(path))
+      else if (statSync(path).size === 0) await askGuard(() => options.onEmpty?.(shown, 'empty'), () => statSync(path).size === 0)
       const registry = new Registry(await openSqlite(path), 'sqlite')
-      await registry.#migrate()
+      try {
+        await registry.#migrate(() => options.onEmpty?.(shown, 'empty'))
+      } catch (error) {
+        await registry.close().catch(() => {})
+        throw error
+      }
       return registry
     }
     if (/^postgres(ql)?:\/\//.test(url)) {
       const registry = new Registry(await openPostgres(url), 'postgres')
       try {
-        await registry.#migrate()
+        await registry.#migrate(() => options.onEmpty?.(maskUrl(url), 'empty'))
       } catch (error) {
         await registry.close().catch(() => {})
         throw registryError(url, error)
@@ -132,10 +151,21 @@ export class Registry {
     }
   }
 
+  /** Whether the registry has no sites and no tenants (a schema, but nothing in it). */
+  async #holdsNothing(): Promise<boolean> {
+    const site = await this.db.selectFrom('sites').select('name').limit(1).executeTakeFirst()
+    if (site) return false
+    return !(await this.db.selectFrom('tenants').select('id').limit(1).executeTakeFirst())
+  }
+
   // Concurrent first runs are safe: the version is read again under the write lock and
   // only the process that still sees it old applies the migrations.
-  async #migrate(): Promise<void> {
-    if ((await this.#schemaVersion(this.db)) >= REGISTRY_VERSION) return
+  async #migrate(onEmpty: () => void): Promise<void> {
+    const version = await this.#schemaVersion(this.db)
+    // No schema, or a schema with nothing in it (as an earlier tenancy left after recreating a
+    // deleted registry): the guard decides before any table is made.
+    if (version === 0 || (await this.#holdsNothing())) await askGuard(onEmpty, async () => (await this.#schemaVersion(this.db)) === 0 || (await this.#holdsNothing()))
+    if (version >= REGISTRY_VERSION) return
     await this.writeTransaction(async (trx) => {
       await trx.schema
         .createTable('registry_migrations')
@@ -158,8 +188,9 @@ export class Registry {
   // ---- sites ---------------------------------------------------------------------------
 
   /**
-   * Records the intent to create a site before anything exists on disk or on a server.
-   * Returns false when a row with that name exists already (another process won).
+   * Records the intent to create a site before anything exists on disk or on a server (or,
+   * with `state: 'ready'` and its `apps`, a site doctor adopts). Returns false when a row
+   * with that name exists already (another process won).
    */
   async insertSiteIntent(site: {
     name: string
@@ -169,21 +200,25 @@ export class Registry {
     db_port?: number | null
     db_user?: string | null
     tenant_id?: number | null
+    host: string
+    state?: SiteState
+    apps?: InstalledAppSummary[]
   }): Promise<boolean> {
     const at = now()
     const insert = this.db
       .insertInto('sites')
       .values({
         name: site.name,
-        state: 'creating',
+        state: site.state ?? 'creating',
         db_type: site.db_type,
         db_name: site.db_name,
         db_host: site.db_host ?? null,
         db_port: site.db_port ?? null,
         db_user: site.db_user ?? null,
-        apps: '[]',
+        apps: JSON.stringify(site.apps ?? []),
         tenant_id: site.tenant_id ?? null,
         owner: PROCESS_OWNER,
+        host: site.host,
         created_at: at,
         updated_at: at,
       })
@@ -263,6 +298,19 @@ export class Registry {
 }
 
 export type RegistryTransaction = Transaction<RegistrySchema>
+
+/**
+ * Asks the empty-registry guard; a refusal stands only if the registry is still empty. A
+ * site's row is written before its directory, so a site the guard saw being made by another
+ * process on a fresh bench has its row by now, and that registry is not empty after all.
+ */
+async function askGuard(ask: () => void, stillEmpty: () => boolean | Promise<boolean>): Promise<void> {
+  try {
+    ask()
+  } catch (error) {
+    if (await stillEmpty()) throw error
+  }
+}
 
 /** The key of the advisory lock that serializes registry writers on PostgreSQL ("tena" in ASCII). */
 const WRITE_LOCK_KEY = 0x74656e61

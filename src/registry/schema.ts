@@ -17,6 +17,8 @@ export interface SitesTable {
   tenant_id: number | null
   /** `pid@hostname` of the process that wrote the intent row. */
   owner: string | null
+  /** The machine the site lives on (`TENANCY_HOST`, `host` in the config, or the hostname); NULL in rows older than schema 6. */
+  host: string | null
   created_at: string
   updated_at: string
 }

@@ -6,7 +6,10 @@ import { resolveServerAdmin, type ServerAdmin } from '../databases/server-admin.
 import type { SiteDbSettings } from '../databases/driver.js'
 import { usageError } from '../errors.js'
 import { assertSiteName } from '../names.js'
+import type { SiteRecord } from '../registry/registry.js'
+import type { RegistryKind } from '../registry/registry-migrations.js'
 import { readSiteConfig, requireSite } from './site.js'
+import { assertHomedHere, assertRealSiteDirectory } from './site-home.js'
 
 export interface DropSiteOptions {
   site: string
@@ -26,6 +29,7 @@ export interface DropSiteResult {
 
 /** Moves a directory into `archived/sites/`, under `name` or, when taken, `name-<timestamp>`. Returns where it went. */
 export function archiveDirectory(bench: Bench, path: string, name: string): string {
+  assertRealSiteDirectory(bench, path)
   mkdirSync(bench.archivePath, { recursive: true })
   let target = join(bench.archivePath, name)
   if (existsSync(target)) target = join(bench.archivePath, `${name}-${new Date().toISOString().replace(/[:.]/g, '-')}`)
@@ -50,9 +54,18 @@ function adminForDrop(bench: Bench, settings: SiteDbSettings): Promise<ServerAdm
  * The admin connection needed to drop `site` (undefined for SQLite), resolved up front by
  * callers that change the registry before dropping, so a missing password changes nothing.
  */
-export async function adminToDropSite(bench: Bench, name: string): Promise<ServerAdmin | undefined> {
-  const site = await (await bench.registry()).getSite(name)
-  return site ? adminForDrop(bench, dropSettings(bench, site)) : undefined
+export async function adminToDropSite(bench: Bench, name: string, command = `drop-site ${name}`): Promise<ServerAdmin | undefined> {
+  const registry = await bench.registry()
+  const site = await registry.getSite(name)
+  if (!site) return undefined
+  assertDroppable(bench, registry.kind, site, command)
+  return adminForDrop(bench, dropSettings(bench, site))
+}
+
+/** Before anything changes: the site lives here, and its directory is a real one (not a link to elsewhere). */
+function assertDroppable(bench: Bench, kind: RegistryKind, site: SiteRecord, command = `drop-site ${site.name}`): void {
+  assertHomedHere(bench, kind, site, command)
+  assertRealSiteDirectory(bench, bench.sitePath(site.name))
 }
 
 /**
@@ -69,6 +82,7 @@ export async function dropSite(bench: Bench, options: DropSiteOptions): Promise<
     const owner = (await registry.tenantsBySite()).get(name)
     if (owner) throw usageError(`site "${name}" belongs to tenant "${owner.name}"; remove it with "tenancy tenant delete ${owner.name}"`)
   }
+  assertDroppable(bench, registry.kind, site)
   const sitePath = bench.sitePath(name)
   const settings = dropSettings(bench, site)
   // The admin password is found (or its absence reported) before anything changes.

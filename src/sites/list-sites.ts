@@ -9,6 +9,8 @@ export interface SiteListing {
   apps: InstalledAppSummary[]
   tenant: string | null
   pending: boolean
+  /** The machine the site lives on (null in rows from before homes were recorded). */
+  host: string | null
   created_at: string
 }
 
@@ -28,6 +30,7 @@ export async function listSites(bench: Bench, options: { pending?: 'with' | 'onl
         apps: s.apps,
         tenant: tenant?.name ?? null,
         pending: tenant?.pending_since != null,
+        host: s.host,
         created_at: s.created_at,
       }
     })

@@ -130,6 +130,7 @@ export async function newSite(bench: Bench, options: NewSiteOptions): Promise<Ne
     db_port: settings.db_port ?? null,
     db_user: settings.db_user ?? null,
     tenant_id: options.tenantId ?? null,
+    host: bench.host,
   }
   let replaced: string | null | undefined
   if (!(await registry.insertSiteIntent(intent))) {

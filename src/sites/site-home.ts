@@ -1,0 +1,91 @@
+import { existsSync, lstatSync, readdirSync, realpathSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import type { Expression, ExpressionBuilder, SqlBool } from 'kysely'
+import type { Bench } from '../bench.js'
+import { usageError } from '../errors.js'
+import type { RegistryKind } from '../registry/registry-migrations.js'
+import type { RegistrySchema, SitesTable } from '../registry/schema.js'
+
+// The names site.ts and the SQLite driver use, spelled out so the bench (which imports this
+// file to guard the registry) does not load the site and driver modules.
+const SITE_CONFIG = 'site_config.json'
+const SITE_DB_FILE = 'db.sqlite'
+
+/**
+ * Names of the directories in `sitesPath` that hold a site (a `site_config.json` or an
+ * SQLite database): what a lost registry must be rebuilt from, never archived.
+ */
+export function siteDirectories(sitesPath: string): string[] {
+  if (!existsSync(sitesPath)) return []
+  return readdirSync(sitesPath, { withFileTypes: true })
+    .filter((entry) => !entry.name.startsWith('.') && (entry.isDirectory() || entry.isSymbolicLink()))
+    .filter((entry) => looksLikeSite(join(sitesPath, entry.name)))
+    .map((entry) => entry.name)
+}
+
+/** Whether a directory holds a site's config or database (and so may hold data). */
+export function looksLikeSite(path: string): boolean {
+  return existsSync(join(path, SITE_CONFIG)) || existsSync(join(path, SITE_DB_FILE))
+}
+
+/**
+ * Whether a site lives on this machine (SPEC §10). An SQLite registry belongs to one machine,
+ * so all its sites do (even after the hostname changed, as a container's does). On a shared
+ * registry a site lives where its row says; a row from before homes were recorded (no
+ * `host`) counts as here only when its directory is here.
+ */
+export function isHomedHere(bench: Bench, kind: RegistryKind, site: Pick<SitesTable, 'name' | 'host'>): boolean {
+  if (kind === 'sqlite') return true
+  if (site.host !== null) return site.host === bench.host
+  return existsSync(bench.sitePath(site.name))
+}
+
+/**
+ * A condition for queries over `tenants` of a shared registry: the tenant's site is not homed
+ * on another machine (it lives on `host`, has no home recorded, or does not exist yet).
+ * Workers and pool pulls take only such tenants, so no machine works on a site it cannot see.
+ */
+export function notHomedElsewhere(host: string): (eb: ExpressionBuilder<RegistrySchema, 'tenants'>) => Expression<SqlBool> {
+  return (eb) =>
+    eb.not(
+      eb.exists(eb.selectFrom('sites').select('sites.name').whereRef('sites.name', '=', 'tenants.site').where('sites.host', 'is not', null).where('sites.host', '!=', host)),
+    )
+}
+
+/** Where a site lives, for messages: its host, or "another machine" for an old row. */
+export function homeName(site: Pick<SitesTable, 'host'>): string {
+  return site.host ?? 'another machine'
+}
+
+/**
+ * Refuses (exit 2) to act on a site that lives on another machine: with a shared registry
+ * this one cannot see its files or database, so it must never repair, drop or re-provision it.
+ */
+export function assertHomedHere(bench: Bench, kind: RegistryKind, site: Pick<SitesTable, 'name' | 'host'>, command: string): void {
+  if (isHomedHere(bench, kind, site)) return
+  const rename = site.host ? ` (if this is that machine under a new name, set TENANCY_HOST=${site.host})` : ''
+  throw usageError(`site "${site.name}" lives on ${homeName(site)}, not on this machine (${bench.host}); run "tenancy ${command}" there${rename}`)
+}
+
+/**
+ * Refuses (exit 2) to remove or move `path` unless it is a real directory right inside the
+ * bench's sites directory: a symbolic link there would make a drop delete what it points to.
+ * A path that does not exist passes (there is nothing to remove).
+ */
+export function assertRealSiteDirectory(bench: Bench, path: string): void {
+  let stat
+  try {
+    stat = lstatSync(path)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return
+    throw error
+  }
+  if (stat.isSymbolicLink()) {
+    throw usageError(`${path} is a symbolic link, not a site directory; tenancy will not remove or move what it points to: replace the link with the site's own directory, or remove the link yourself`)
+  }
+  if (!stat.isDirectory()) throw usageError(`${path} is not a directory; move it out of ${bench.sitesPath} yourself`)
+  const real = realpathSync(path)
+  if (dirname(real) !== realpathSync(bench.sitesPath)) {
+    throw usageError(`${path} resolves to ${real}, outside ${bench.sitesPath}; tenancy will not remove or move it`)
+  }
+}
