@@ -270,22 +270,32 @@ async function claim(bench: Bench, attrs: PullAttributes, owner: string): Promis
   const registry = await bench.registry()
   return registry.claimTransaction(async (trx: Kysely<RegistrySchema>) => {
     const at = now()
-    const candidates = await registry
+    const ready = trx
+      .selectFrom('tenants')
+      .selectAll()
+      .where('pending_since', 'is not', null)
+      .where('provisioning_status', '=', 'completed')
+      // A pull renames the site's directory on this machine: only pool sites homed here.
+      .$if(registry.kind === 'postgres', (q) => q.where(notHomedElsewhere(bench.host)))
+      .orderBy('pending_since')
+      .orderBy('id')
+    // One row at a time: with SKIP LOCKED, locking every candidate would make concurrent
+    // sign-ups find the pool "empty" while one claimer holds rows it does not take.
+    let tenant: TenantRow | undefined = await registry
       .lockCandidates(
-        trx
-          .selectFrom('tenants')
-          .selectAll()
-          .where('pending_since', 'is not', null)
-          .where('provisioning_status', '=', 'completed')
-          // A pull renames the site's directory on this machine: only pool sites homed here.
-          .$if(registry.kind === 'postgres', (q) => q.where(notHomedElsewhere(bench.host)))
-          .orderBy('pending_since')
-          .orderBy('id')
-          .limit(20),
+        ready.where((eb) => eb.or([eb('lease_owner', 'is', null), eb('lease_expires_at', '<', at)])).limit(1),
         'tenants',
       )
-      .execute()
-    const tenant = candidates.find((t) => !t.lease_owner || (t.lease_expires_at !== null && t.lease_expires_at < at) || ownerAlive(t.lease_owner) === false)
+      .executeTakeFirst()
+    if (!tenant) {
+      // A lease whose holder died on this machine before it expired: free to take as well.
+      const leased = await ready.where('lease_owner', 'is not', null).limit(20).execute()
+      for (const candidate of leased.filter((t) => ownerAlive(t.lease_owner!) === false)) {
+        tenant = await registry.lockCandidates(ready.where('id', '=', candidate.id), 'tenants').executeTakeFirst()
+        if (tenant && tenant.lease_owner === candidate.lease_owner) break
+        tenant = undefined
+      }
+    }
     if (!tenant) return undefined
     const name = attrs.name ?? tenant.name
     const site = attrs.name || attrs.site || attrs.siteUrl ? siteFor(bench, name, attrs) : tenant.site!
