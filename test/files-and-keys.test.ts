@@ -148,6 +148,8 @@ describe('a full disk never leaves a half-written file', () => {
     // Now the registry on the small disk.
     const registry = join(bench, '.tenancy', 'registry.db')
     setConfig(bench, (c) => (c.registry = 'sqlite:.tenancy/registry.db'))
+    // A new registry beside existing sites is refused until it is built from them.
+    expect((await tenancy(bench, ['doctor', '--adopt'])).exitCode).toBe(0)
     expect((await tenancy(bench, ['list-sites'])).exitCode).toBe(0)
     fillDisk(disk, 0)
     const list = await tenancy(bench, ['new-site', 'c.localhost', '--json'])
