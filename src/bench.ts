@@ -16,6 +16,20 @@ export interface BenchOptions {
   config?: string
   cwd?: string
   env?: NodeJS.ProcessEnv
+  /** Password flags of the command that opens the bench, for the secrets it may need on the way. */
+  passwordFlags?: PasswordFlags
+}
+
+/**
+ * The password flags a command offers (bench's `--db-root-password`, `--admin-password` and
+ * their `-file` variants). Set, it also means the command has them, so a missing secret's
+ * error names them.
+ */
+export interface PasswordFlags {
+  dbRootPasswordFile?: string
+  dbRootPassword?: string
+  adminPasswordFile?: string
+  adminPassword?: string
 }
 
 /** Finds `tenancy.config.json` as the SPEC says, or explains how to make one. */
@@ -52,16 +66,20 @@ export class Bench {
   readonly rawConfig: Record<string, unknown>
   readonly config: BenchConfig
   readonly env: NodeJS.ProcessEnv
+  readonly passwordFlags: PasswordFlags | undefined
   #registry: Promise<Registry> | undefined
   #recovered = false
   #secretBox: Promise<SecretBox> | undefined
 
-  constructor(configFile: string, env: NodeJS.ProcessEnv = process.env) {
+  constructor(configFile: string, env: NodeJS.ProcessEnv = process.env, passwordFlags?: PasswordFlags) {
     this.configFile = configFile
     this.root = dirname(configFile)
     this.env = env
-    this.rawConfig = (readJsonFile(configFile) ?? {}) as Record<string, unknown>
-    this.config = resolveConfig(this.rawConfig, configFile, env)
+    this.passwordFlags = passwordFlags
+    const raw = readJsonFile(configFile)
+    // resolveConfig refuses anything but an object (`null` included) with exit 2.
+    this.config = resolveConfig(raw, configFile, env)
+    this.rawConfig = raw as Record<string, unknown>
   }
 
   /** Absolute path of a config path (relative ones are relative to the bench). */
@@ -148,7 +166,7 @@ export class Bench {
 
 /** Opens the bench found from `options`. */
 export async function openBench(options: BenchOptions = {}): Promise<Bench> {
-  return new Bench(findConfigFile(options), options.env)
+  return new Bench(findConfigFile(options), options.env, options.passwordFlags)
 }
 
 /** Opens the bench, runs `fn`, and closes the bench whatever happens. */

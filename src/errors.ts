@@ -28,9 +28,18 @@ export function usageError(message: string, cause?: unknown): TenancyError {
 
 /** The operation was interrupted (SIGINT/SIGTERM); exit 130. */
 export class InterruptedError extends TenancyError {
-  constructor(what = 'operation') {
-    super(`${what} interrupted`, { exitCode: EXIT_INTERRUPTED })
+  /** `what` was interrupted; `after` says what was done about it ("rolled back"). */
+  constructor(what = 'operation', after?: string) {
+    super(`${what} was interrupted${after ? `; ${after}` : ''}`, { exitCode: EXIT_INTERRUPTED })
     this.name = 'InterruptedError'
+  }
+}
+
+/** The user answered "no" to a confirmation: nothing was changed (exit 1, not shown as an error). */
+export class CancelledError extends TenancyError {
+  constructor() {
+    super('Cancelled; nothing changed.', { exitCode: EXIT_FAILED })
+    this.name = 'CancelledError'
   }
 }
 

@@ -62,6 +62,19 @@ export function assertEmail(email: string): string {
   return email === 'Administrator' ? email : email.toLowerCase()
 }
 
+/**
+ * Names that would reach an object's prototype instead of a key of its own: JavaScript
+ * drops or misroutes them silently, so a config key or data key holding one is refused.
+ */
+const PROTOTYPE_KEYS = new Set(['__proto__', 'prototype', 'constructor'])
+
+/** Refuses `__proto__`, `prototype` and `constructor` as a key or a segment of a dotted key. */
+export function assertNotPrototypeKey(key: string, what: string): string {
+  const bad = key.split('.').find((part) => PROTOTYPE_KEYS.has(part))
+  if (bad) throw usageError(`invalid ${what} ${describe(key)}: "${bad}" cannot be used as a key; choose another name`)
+  return key
+}
+
 /** A config key: identifiers joined by dots for nested keys (`db.type`). */
 export function assertConfigKey(key: string): string {
   if (typeof key !== 'string' || !CONFIG_KEY.test(key)) {
@@ -69,7 +82,7 @@ export function assertConfigKey(key: string): string {
       `invalid config key ${describe(String(key))}: use letters, digits, "_" and "-", with "." between nested keys (e.g. "developer_mode" or "db.type")`,
     )
   }
-  return key
+  return assertNotPrototypeKey(key, 'config key')
 }
 
 /** Splits a migration file name into its order and name, or returns null when it is not one. */

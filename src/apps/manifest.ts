@@ -58,7 +58,7 @@ function listFixtures(appPath: string): string[] {
 }
 
 /** Reads and checks one app's manifest (cached per process). An unknown app is a usage error. */
-export function loadApp(bench: Bench, name: string): AppManifest {
+export function loadApp(bench: Pick<Bench, 'appsPath'>, name: string): AppManifest {
   assertAppName(name)
   const path = join(bench.appsPath, name)
   const cached = cache.get(path)
@@ -109,7 +109,7 @@ export function listBenchApps(bench: Bench): AppManifest[] {
  * The apps to install for `names`, requirements first (depth-first), each once.
  * A missing requirement or a cycle is a usage error naming the chain.
  */
-export function resolveInstallOrder(bench: Bench, names: string[]): AppManifest[] {
+export function resolveInstallOrder(bench: Pick<Bench, 'appsPath'>, names: string[]): AppManifest[] {
   const order: AppManifest[] = []
   const done = new Set<string>()
   const visiting: string[] = []

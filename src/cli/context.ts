@@ -1,7 +1,8 @@
 import type { Command } from 'commander'
 import type { Bench, BenchOptions } from '../bench.js'
-import { usageError } from '../errors.js'
+import { CancelledError, usageError } from '../errors.js'
 import { Output } from '../output/output.js'
+import { passwordFlagsFrom } from './password-flags.js'
 
 /** The global flags every command sees (before or after the subcommand). */
 export interface GlobalOptions {
@@ -31,13 +32,37 @@ export interface CommandContext {
 
 export const interruption = new AbortController()
 
+/** The commands that act on a site (or, for `tenant create`, name the new tenant's site): every other command refuses --site. */
+const TAKES_SITE = new Set([
+  'new-site',
+  'drop-site',
+  'install-app',
+  'list-apps',
+  'set-config',
+  'show-config',
+  'add-system-manager',
+  'generate-keys',
+  'verify-key',
+  'migrate',
+  'tenant create',
+])
+
+/** A command's full name as typed: `tenant create`, `doctor`. */
+function commandPath(command: Command): string {
+  const names: string[] = []
+  for (let c: Command | null = command; c?.parent; c = c.parent) names.unshift(c.name())
+  return names.join(' ')
+}
+
 export function contextFor(command: Command): CommandContext {
   const raw = command.optsWithGlobals() as Record<string, unknown>
   const sites = Array.isArray(raw.site) ? (raw.site as string[]) : typeof raw.site === 'string' ? [raw.site] : []
-  if (sites.length > 1 && command.name() !== 'migrate') throw usageError(`"${command.name()}" acts on one site; give --site once`)
+  const name = commandPath(command)
+  if (sites.length > 0 && !TAKES_SITE.has(name)) throw usageError(`"${name}" takes no --site; leave it out (run "tenancy ${name} --help" for its flags)`)
+  if (sites.length > 1 && name !== 'migrate') throw usageError(`"${name}" acts on one site; give --site once`)
   const opts = { ...raw, site: sites[sites.length - 1], sites } as GlobalOptions & Record<string, unknown>
   const out = new Output({ json: opts.json, verbose: opts.verbose })
-  const benchOptions: BenchOptions = { config: opts.config }
+  const benchOptions: BenchOptions = { config: opts.config, passwordFlags: passwordFlagsFrom(command, raw, (m) => out.warn(m)) }
   return {
     out,
     opts,
@@ -70,7 +95,7 @@ export function contextFor(command: Command): CommandContext {
       if (opts.yes) return
       const answer = await out.confirm(question)
       if (answer === undefined) throw usageError(`${refusal}: no terminal to confirm on; pass --yes`)
-      if (!answer) throw usageError('cancelled; nothing was changed')
+      if (!answer) throw new CancelledError()
     },
   }
 }

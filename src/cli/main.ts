@@ -56,6 +56,8 @@ export async function main(argv: string[]): Promise<void> {
   process.on('SIGTERM', onSignal)
   // Stack traces point into the bundle; with --verbose, map them back to src/.
   if (argv.includes('--verbose') || argv.includes('-v')) process.setSourceMapsEnabled(true)
+  // `tenancy help tenant create`: commander's help command goes one level deep only.
+  if (argv[2] === 'help' && argv.length > 4) argv = [...argv.slice(0, 2), ...argv.slice(3), '--help']
   const program = buildProgram()
   try {
     await program.parseAsync(argv)

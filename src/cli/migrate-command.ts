@@ -1,5 +1,5 @@
 import type { Command } from 'commander'
-import { EXIT_FAILED } from '../errors.js'
+import { EXIT_FAILED, EXIT_INTERRUPTED } from '../errors.js'
 import type { SiteResult } from '../migrate/site-migrator.js'
 import { contextFor } from './context.js'
 import { integerFlag } from './flags.js'
@@ -15,6 +15,8 @@ function describe(r: SiteResult): string {
       return `would apply ${r.pending?.join(', ')}`
     case 'skipped':
       return `skipped: ${r.error ?? 'not started'}`
+    case 'interrupted':
+      return 'not started (interrupted)'
     case 'failed':
       return `FAILED${r.app ? ` at ${r.app}/${r.migration}` : ''}: ${r.error}`
   }
@@ -63,12 +65,13 @@ export function registerMigrateCommand(program: Command): void {
         const failed = result.sites.filter((s) => s.status === 'failed')
         ctx.out.result(result, () => {
           const lines = [
-            `${o.dryRun ? 'Dry run: ' : ''}${result.sites.length} site(s): ${result.migrated} migrated, ${result.up_to_date} up to date, ${result.failed} failed, ${result.skipped} skipped${o.dryRun ? `, ${result.sites.filter((s) => s.status === 'pending').length} with pending migrations` : ''} in ${result.duration_ms} ms`,
+            `${o.dryRun ? 'Dry run: ' : ''}${result.sites.length} site(s): ${result.migrated} migrated, ${result.up_to_date} up to date, ${result.failed} failed, ${result.skipped} skipped${result.interrupted ? `, ${result.sites.filter((s) => s.status === 'interrupted').length} not started (interrupted)` : ''}${o.dryRun ? `, ${result.sites.filter((s) => s.status === 'pending').length} with pending migrations` : ''} in ${result.duration_ms} ms`,
           ]
           for (const f of failed) lines.push(`  failed: ${f.site}${f.app ? ` (${f.app}/${f.migration})` : ''}: ${f.error}`)
           return lines.join('\n')
         })
-        if (failed.length > 0) process.exitCode = EXIT_FAILED
+        if (result.interrupted) process.exitCode = EXIT_INTERRUPTED
+        else if (failed.length > 0) process.exitCode = EXIT_FAILED
       })
     })
 }

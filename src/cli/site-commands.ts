@@ -5,6 +5,7 @@ import type { AppInstallResult, InstallProgress } from '../apps/install.js'
 import type { Output, TaskHandle } from '../output/output.js'
 import { contextFor } from './context.js'
 import { integerFlag } from './flags.js'
+import { addPasswordFlags } from './password-flags.js'
 
 const collect = (value: string, previous: string[] = []) => [...previous, value]
 
@@ -47,7 +48,7 @@ export function registerSiteCommands(program: Command): void {
       ctx.out.result(result, () => `Created bench in ${result.path}${result.apps.length ? ` with apps ${result.apps.join(', ')}` : ''}\nNext: ${dir === '.' ? '' : `cd ${dir} && `}${next}`)
     })
 
-  program
+  const newSiteCommand = program
     .command('new-site')
     .description('create a site: directory, database (and on servers its own user), core tables, Administrator')
     .argument('[site]', 'site name, a hostname such as acme.localhost (or --site)')
@@ -56,12 +57,11 @@ export function registerSiteCommands(program: Command): void {
     .option('--db-host <host>', 'database server host')
     .option('--db-port <port>', 'database server port', integerFlag('--db-port', { min: 1, max: 65_535 }))
     .option('--db-root-username <user>', 'server user that creates the database')
-    .option('--db-root-password-file <file>', 'file holding the server root password')
-    .option('--admin-password-file <file>', 'file holding the Administrator password')
     .option('--install-app <app>', 'install an app after creating the site (repeatable)', collect)
     .option('--force', 'replace an existing site (its database and directory are dropped)')
     .option('--keep-on-failure', 'leave a failed site in place for debugging instead of rolling it back')
-    .action(async (positional: string | undefined, _o, command: Command) => {
+  addPasswordFlags(newSiteCommand, { admin: true })
+  newSiteCommand.action(async (positional: string | undefined, _o, command: Command) => {
       const ctx = contextFor(command)
       const site = ctx.siteArgument(positional)
       const o = ctx.opts as Record<string, any>
@@ -77,8 +77,6 @@ export function registerSiteCommands(program: Command): void {
             dbHost: o.dbHost,
             dbPort: o.dbPort,
             dbRootUsername: o.dbRootUsername,
-            dbRootPasswordFile: o.dbRootPasswordFile,
-            adminPasswordFile: o.adminPasswordFile,
             installApps: o.installApp,
             force: o.force,
             keepOnFailure: o.keepOnFailure,
@@ -97,12 +95,13 @@ export function registerSiteCommands(program: Command): void {
       })
     })
 
-  program
+  const dropSiteCommand = program
     .command('drop-site')
     .description('drop a site\'s database (and its user), and archive its directory')
     .argument('[site]', 'site name (or --site)')
     .option('--no-archive', 'delete the site directory instead of moving it to archived/sites/')
-    .action(async (positional: string | undefined, _o, command: Command) => {
+  addPasswordFlags(dropSiteCommand)
+  dropSiteCommand.action(async (positional: string | undefined, _o, command: Command) => {
       const ctx = contextFor(command)
       const site = ctx.siteArgument(positional)
       await ctx.withBench(async (bench) => {
@@ -266,9 +265,20 @@ export function registerSiteCommands(program: Command): void {
     })
 }
 
+/** The most `verify-key` reads from stdin: an API secret is tens of bytes, so more is a mistake (or an attack on memory). */
+const MAX_SECRET_BYTES = 4096
+
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = []
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer)
+  let bytes = 0
+  for await (const chunk of process.stdin) {
+    bytes += (chunk as Buffer).length
+    if (bytes > MAX_SECRET_BYTES) {
+      process.stdin.destroy()
+      throw usageError(`verify-key read more than ${MAX_SECRET_BYTES} bytes from stdin; pipe in only the API secret`)
+    }
+    chunks.push(chunk as Buffer)
+  }
   return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '')
 }
 

@@ -5,6 +5,7 @@ import type { StepEvent, ProvisionResult } from '../provisioning/runner.js'
 import type { StepJson } from '../provisioning/tenant-record.js'
 import { contextFor } from './context.js'
 import { integerFlag } from './flags.js'
+import { addPasswordFlags } from './password-flags.js'
 import { table } from './site-commands.js'
 
 const collect = (value: string, previous: string[] = []) => [...previous, value]
@@ -56,7 +57,11 @@ function renderSteps(steps: StepJson[]): string {
 /** Exit code and closing message of a provisioning run, after its result was printed. */
 function settle(out: Output, result: ProvisionResult): void {
   if (result.status === 'failed') {
-    process.exitCode = out.error(new TenancyError(`provisioning tenant "${result.tenant}" failed: ${result.error}; fix the cause and run "tenancy provision ${result.tenant}" to resume`, { exitCode: EXIT_FAILED }))
+    // The hint goes on the first line, before any output of a child that the error carries.
+    const [first, ...rest] = (result.error ?? 'unknown error').split('\n')
+    const hint = `fix the cause and run "tenancy provision ${result.tenant}" to resume`
+    const message = `provisioning tenant "${result.tenant}" failed: ${first!.replace(/[;:]\s*(output:)?\s*$/, '')}; ${hint}${rest.length ? `\n${rest.join('\n')}` : ''}`
+    process.exitCode = out.error(new TenancyError(message, { exitCode: EXIT_FAILED }))
   } else if (result.status === 'interrupted') {
     process.exitCode = out.error(new TenancyError(`provisioning tenant "${result.tenant}" ${result.error}`, { exitCode: EXIT_INTERRUPTED }))
   }
@@ -160,12 +165,13 @@ export function registerTenantCommands(program: Command): void {
       })
     })
 
-  tenant
+  const deleteCommand = tenant
     .command('delete')
     .description('remove a tenant and (unless --keep-site) drop its site')
     .argument('<name>', 'tenant name')
     .option('--keep-site', 'keep the site; it stays registered without a tenant')
-    .action(async (name: string, _o, command: Command) => {
+  addPasswordFlags(deleteCommand)
+  deleteCommand.action(async (name: string, _o, command: Command) => {
       const ctx = contextFor(command)
       await ctx.withBench(async (bench) => {
         const { deleteTenant, requireTenant } = await import('./core.js')
@@ -203,12 +209,13 @@ export function registerTenantCommands(program: Command): void {
       })
     })
 
-  program
+  const clearCommand = program
     .command('pending-clear')
     .description('delete pending tenants (all, or older than a bound) with their sites')
     .option('--older-than-days <n>', 'only those pending for more than N days', integerFlag('--older-than-days', { min: 0, max: 36_500, unit: 'days' }))
     .option('--older-than-hours <n>', 'only those pending for more than N hours', integerFlag('--older-than-hours', { min: 0, max: 876_000, unit: 'hours' }))
-    .action(async (_o, command: Command) => {
+  addPasswordFlags(clearCommand)
+  clearCommand.action(async (_o, command: Command) => {
       const ctx = contextFor(command)
       const o = ctx.opts as Record<string, any>
       await ctx.withBench(async (bench) => {
@@ -273,7 +280,7 @@ export function registerTenantCommands(program: Command): void {
             }
           },
         })
-        ctx.out.result(result, () => `worker ${process.pid} stopped: ${result.jobs} job(s), ${result.done} done, ${result.retried} to retry, ${result.failed} failed`)
+        ctx.out.result(result, () => `worker ${process.pid} stopped: ${result.jobs} job(s)${result.attempts > result.jobs ? ` in ${result.attempts} attempts` : ''}, ${result.done} done, ${result.retried} to retry, ${result.failed} failed`)
       })
     })
 

@@ -38,10 +38,13 @@ const DEFAULTS: Record<Exclude<DbType, 'sqlite'>, { port: number; user: string }
 export async function resolveServerAdmin(bench: Bench, dbType: Exclude<DbType, 'sqlite'>, options: ServerAdminOptions = {}): Promise<ServerAdmin> {
   const db = bench.config.db
   const sameKind = db.type === dbType
+  const flags = bench.passwordFlags
   const sources: SecretSources = {
     label: `${dbType} root password`,
-    fileFlag: options.fileFlag === false ? undefined : '--db-root-password-file',
-    filePath: options.dbRootPasswordFile,
+    fileFlag: options.fileFlag === false && !flags ? undefined : '--db-root-password-file',
+    filePath: options.dbRootPasswordFile ?? flags?.dbRootPasswordFile,
+    flag: '--db-root-password',
+    flagValue: flags?.dbRootPassword,
     envVar: 'TENANCY_DB_ROOT_PASSWORD',
     env: bench.env,
     configKey: dbType === 'mariadb' ? 'provision_mariadb_root_password' : undefined,

@@ -28,6 +28,8 @@ export interface MigrateResult {
   failed: number
   up_to_date: number
   skipped: number
+  /** Whether Ctrl-C (or SIGTERM) stopped the run; the sites it did not start have status `interrupted`. */
+  interrupted: boolean
   duration_ms: number
 }
 
@@ -135,7 +137,11 @@ export async function migrate(bench: Bench, options: MigrateOptions = {}): Promi
   } else {
     await runInThreads(plan, concurrency, next, finish)
   }
-  for (const site of queue) skip(site.name, 'not started: an earlier site failed (use --skip-failing to try every site)')
+  const interrupted = options.signal?.aborted === true
+  for (const site of queue) {
+    if (interrupted) record({ site: site.name, status: 'interrupted', applied: [], error: 'not started: migrate was interrupted', duration_ms: 0 })
+    else skip(site.name, 'not started: an earlier site failed (use --skip-failing to try every site)')
+  }
   const count = (status: SiteResult['status']) => results.filter((r) => r.status === status).length
   // Sites finish in any order; the result lists them in the order they were taken up.
   const order = new Map(chosen.map((s, i) => [s.name, i]))
@@ -146,6 +152,7 @@ export async function migrate(bench: Bench, options: MigrateOptions = {}): Promi
     failed: count('failed'),
     up_to_date: count('up_to_date'),
     skipped: count('skipped'),
+    interrupted,
     duration_ms: Math.round(performance.now() - started),
   }
 }

@@ -30,7 +30,8 @@ export interface SiteJob {
   dryRun?: boolean
 }
 
-export type SiteStatus = 'migrated' | 'up_to_date' | 'failed' | 'skipped' | 'pending'
+/** `interrupted`: not started because the run was stopped by a signal. */
+export type SiteStatus = 'migrated' | 'up_to_date' | 'failed' | 'skipped' | 'pending' | 'interrupted'
 
 /** One site's outcome, in the SPEC's `--json` shape plus where a failure happened. */
 export interface SiteResult {

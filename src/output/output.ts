@@ -1,6 +1,6 @@
 import type { ChalkInstance } from 'chalk'
 import { Chalk } from 'chalk'
-import { EXIT_FAILED, InterruptedError, TenancyError, knownErrorOf, messageOf } from '../errors.js'
+import { CancelledError, EXIT_FAILED, InterruptedError, TenancyError, knownErrorOf, messageOf } from '../errors.js'
 
 /** How a command's messages and result reach the user. */
 export interface OutputOptions {
@@ -110,14 +110,28 @@ export class Output {
     }
   }
 
-  /** Asks yes/no on a TTY; `undefined` when there is no terminal to ask. */
+  /**
+   * Asks yes/no on a TTY (default no); `undefined` when there is no terminal to ask. A plain
+   * question and answer, so "no" is not shown as a green tick; Ctrl-C interrupts (exit 130).
+   */
   async confirm(message: string): Promise<boolean | undefined> {
     if (!this.interactive) return undefined
-    const { default: prompts } = await import('prompts')
-    let canceled = false
-    const answer = await prompts({ type: 'confirm', name: 'ok', message, initial: false, stdout: this.stderr }, { onCancel: () => ((canceled = true), false) })
-    if (canceled) throw new InterruptedError('confirmation')
-    return answer.ok === true
+    const { createInterface } = await import('node:readline/promises')
+    const rl = createInterface({ input: process.stdin, output: this.stderr, terminal: true })
+    const aborted = new AbortController()
+    rl.once('SIGINT', () => aborted.abort())
+    try {
+      const answer = await rl.question(`${message} ${this.color.dim('[y/N]')} `, { signal: aborted.signal })
+      return /^y(es)?$/i.test(answer.trim())
+    } catch (error) {
+      if (aborted.signal.aborted) {
+        this.stderr.write('\n')
+        throw new InterruptedError('confirmation')
+      }
+      throw error
+    } finally {
+      rl.close()
+    }
   }
 
   /**
@@ -145,6 +159,10 @@ export class Output {
     if (this.json && !this.#resultPrinted) {
       this.#resultPrinted = true
       this.stdout.write(`${JSON.stringify({ error: { message: messageOf(error), exit_code: code } }, null, 2)}\n`)
+    }
+    if (error instanceof CancelledError) {
+      this.stderr.write(`${error.message}\n`)
+      return error.exitCode
     }
     if (error instanceof TenancyError) {
       this.stderr.write(`${this.color.red('error:')} ${error.message}\n`)

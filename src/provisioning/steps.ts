@@ -9,7 +9,7 @@ import { now } from '../registry/registry.js'
 import { generatePassword } from '../secrets/hashing.js'
 import { resolveSecret } from '../secrets/resolve-secret.js'
 import { generateKeys } from '../sites/api-keys.js'
-import { setConfig } from '../sites/config-commands.js'
+import { setSiteConfig } from '../sites/config-commands.js'
 import { dropSite } from '../sites/drop-site.js'
 import { adminPasswordSources, newSite } from '../sites/new-site.js'
 import { readSiteConfig } from '../sites/site.js'
@@ -74,16 +74,32 @@ export function planSteps(config: BenchConfig): PlannedStep[] {
 }
 
 /**
+ * Checks a bench config the way the pipeline will use it: the steps, the apps they install
+ * (present, with their requirements) and the API user pattern. `set-config -g` runs it on
+ * the config it is about to write, so cron's next `pending-create` cannot be broken by it.
+ */
+export function checkPipeline(config: BenchConfig, apps: { appsPath: string }): PlannedStep[] {
+  const steps = planSteps(config)
+  resolveInstallOrder(
+    apps,
+    steps.flatMap((s) => (s.spec.kind === 'install-app' ? [s.spec.app] : [])),
+  )
+  const template = config.provision.api_user
+  try {
+    apiUserFor(config, { name: 'acme', site: 'acme.localhost' })
+  } catch (error) {
+    throw usageError(`provision.api_user ${JSON.stringify(template)} does not make an email address; use a pattern such as "api@{site}"`, error)
+  }
+  return steps
+}
+
+/**
  * Checks, before a tenant is recorded, what the pipeline will need: a valid pipeline, its
  * apps, a database driver for `db.type`, the right encryption key, and (when this process
  * is about to provision on a database server) the server's admin password.
  */
 export async function preflight(bench: Bench, options: { provisionsHere?: boolean } = {}): Promise<PlannedStep[]> {
-  const steps = planSteps(bench.config)
-  resolveInstallOrder(
-    bench,
-    steps.flatMap((s) => (s.spec.kind === 'install-app' ? [s.spec.app] : [])),
-  )
+  const steps = checkPipeline(bench.config, bench)
   const type = bench.config.db.type
   await getDriver(type)
   if (options.provisionsHere && type !== 'sqlite') await resolveServerAdmin(bench, type, { fileFlag: false })
@@ -153,7 +169,7 @@ export async function runStep(ctx: StepContext, step: PlannedStep): Promise<Step
     }
     case 'developer-mode': {
       if (!bench.config.provision.developer_mode) return { skipped: true, output: 'provision.developer_mode is false' }
-      await setConfig(bench, { key: 'developer_mode', value: '1', site })
+      await setSiteConfig(bench, { key: 'developer_mode', value: '1', site })
       return { output: 'developer_mode = 1' }
     }
     case 'install-app': {

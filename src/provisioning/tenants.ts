@@ -2,7 +2,8 @@ import type { Kysely } from 'kysely'
 import type { Bench } from '../bench.js'
 import type { RegistrySchema } from '../registry/schema.js'
 import { TenancyError, usageError } from '../errors.js'
-import { assertSiteName, assertTenantName } from '../names.js'
+import { maskUrl } from '../util/mask-url.js'
+import { assertNotPrototypeKey, assertSiteName, assertTenantName } from '../names.js'
 import { PROCESS_OWNER, now } from '../registry/registry.js'
 import { coerceConfigValue } from '../sites/config-commands.js'
 import { adminToDropSite, dropSite } from '../sites/drop-site.js'
@@ -14,14 +15,24 @@ import { enqueueJob, ensureWorker } from './worker.js'
 
 const DATA_KEY = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/
 
-/** Parses `--data k=v` pairs; values are coerced as set-config does ("1" → 1, "true" → true). */
+/**
+ * A `--data` value: tenant attributes are JSON-like, so integers (without a leading zero: a zip
+ * code stays text) and true/false are typed; everything else is text.
+ */
+function dataValue(text: string): unknown {
+  if (/^-?(0|[1-9]\d*)$/.test(text) && Number.isSafeInteger(Number(text))) return Number(text)
+  return coerceConfigValue(text, false)
+}
+
+/** Parses `--data k=v` pairs: integers and true/false typed, the rest text. */
 export function parseDataPairs(pairs: readonly string[]): Record<string, unknown> {
   const data: Record<string, unknown> = {}
   for (const pair of pairs) {
     const at = pair.indexOf('=')
     const key = at > 0 ? pair.slice(0, at) : ''
     if (!DATA_KEY.test(key)) throw usageError(`invalid --data "${pair}": use key=value with a key of letters, digits and _`)
-    data[key] = coerceConfigValue(pair.slice(at + 1), false)
+    assertNotPrototypeKey(key, '--data key')
+    data[key] = dataValue(pair.slice(at + 1))
   }
   return data
 }
@@ -29,14 +40,22 @@ export function parseDataPairs(pairs: readonly string[]): Record<string, unknown
 /** The site a new tenant gets: `--site`, the host of `--site-url`, or `<name>.<default_site_domain>`. */
 export function siteFor(bench: Bench, name: string, options: { site?: string; siteUrl?: string }): string {
   if (options.site && options.siteUrl) throw usageError('give either --site or --site-url, not both')
-  if (options.siteUrl) {
-    let host: string
+  if (options.siteUrl !== undefined) {
+    const given = options.siteUrl
+    const refuse = (why: string) => usageError(`invalid --site-url ${JSON.stringify(maskUrl(given))}: ${why}; give a URL such as https://acme.example.com`)
+    if (!/^https?:\/\//i.test(given)) throw refuse('it must be an absolute http:// or https:// URL')
+    let url: URL
     try {
-      host = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(options.siteUrl) ? options.siteUrl : `https://${options.siteUrl}`).hostname
+      url = new URL(given)
     } catch {
-      throw usageError(`invalid --site-url "${options.siteUrl}": give a URL such as https://acme.example.com`)
+      throw refuse('it is not a valid URL')
     }
-    return assertSiteName(host)
+    if (url.username || url.password) throw refuse('it must not carry a user name or password')
+    try {
+      return assertSiteName(url.hostname)
+    } catch {
+      throw refuse(`its host "${url.hostname}" is not a valid site name (a lower-case hostname such as acme.example.com)`)
+    }
   }
   return assertSiteName(options.site ?? `${name}.${bench.config.default_site_domain}`)
 }

@@ -104,7 +104,10 @@ export interface WorkerOptions {
 }
 
 export interface WorkerResult {
+  /** Distinct jobs this worker ran (a job retried here counts once). */
   jobs: number
+  /** Attempts made: a job retried here counts once per attempt. */
+  attempts: number
   done: number
   failed: number
   retried: number
@@ -141,11 +144,14 @@ export async function runWorker(bench: Bench, options: WorkerOptions = {}): Prom
     registry.db.updateTable('leases').set({ expires_at: inFuture(LEASE_MS) }).where('name', '=', leaseName).execute().catch(() => {})
   }, LEASE_MS / 3)
   heartbeat.unref()
-  const totals: WorkerResult = { jobs: 0, done: 0, failed: 0, retried: 0 }
+  const totals: WorkerResult = { jobs: 0, attempts: 0, done: 0, failed: 0, retried: 0 }
+  const seen = new Set<number>()
   const poll = options.pollMs ?? 500
 
   const runJob = async (job: JobRow & { tenant: string }, owner: string) => {
-    totals.jobs++
+    totals.attempts++
+    seen.add(job.id)
+    totals.jobs = seen.size
     options.onEvent?.({ type: 'claimed', job: job.id, tenant: job.tenant, attempt: job.attempts })
     const renew = setInterval(() => {
       registry.db.updateTable('jobs').set({ lease_expires_at: inFuture(LEASE_MS) }).where('id', '=', job.id).where('lease_owner', '=', owner).execute().catch(() => {})

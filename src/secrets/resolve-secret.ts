@@ -8,6 +8,9 @@ export interface SecretSources {
   /** The `--…-file` flag's name and the path it was given (absent where the command has no such flag). */
   fileFlag?: string
   filePath?: string
+  /** The plain password flag (`--db-root-password`) and the value it was given; the CLI warns when it is used. */
+  flag?: string
+  flagValue?: string
   envVar: string
   env?: NodeJS.ProcessEnv
   configKey?: string
@@ -20,7 +23,7 @@ export interface SecretSources {
 
 export interface ResolvedSecret {
   value: string
-  source: 'file' | 'env' | 'config' | 'prompt'
+  source: 'file' | 'flag' | 'env' | 'config' | 'prompt'
   /** Where it came from, for messages: "TENANCY_ADMIN_PASSWORD". */
   where: string
   warning?: string
@@ -42,6 +45,7 @@ export async function resolveSecret(sources: SecretSources): Promise<ResolvedSec
     }
     return { value: text.replace(/\r?\n$/, ''), source: 'file', where: `${sources.fileFlag} ${sources.filePath}` }
   }
+  if (sources.flagValue !== undefined) return { value: sources.flagValue, source: 'flag', where: sources.flag ?? 'the command line' }
   const fromEnv = env[sources.envVar]
   if (fromEnv !== undefined) return { value: fromEnv, source: 'env', where: sources.envVar }
   if (sources.configKey && sources.config && typeof sources.config[sources.configKey] === 'string') {

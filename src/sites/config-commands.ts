@@ -1,23 +1,25 @@
 import type { Bench } from '../bench.js'
-import { getConfigPath, holdsSecret, maskSecrets, resolveConfig, setConfigPath } from '../config/config.js'
+import { getConfigPath, maskSecrets, setConfigPath } from '../config/config.js'
 import { usageError } from '../errors.js'
 import { assertConfigKey } from '../names.js'
-import { parseJson, writeJsonAtomic } from '../util/json-file.js'
+import { parseJson } from '../util/json-file.js'
 import { readSiteConfig, requireSite, writeSiteConfig } from './site.js'
 
 /**
- * The value `set-config` stores: as bench does, `"1"`/`"0"` become numbers and
- * `"true"`/`"false"` booleans; with `parse`, the text is read as JSON.
+ * The value `set-config` stores: as bench does, only `"1"`/`"0"` become numbers and
+ * `"true"`/`"false"` booleans (`"42"` stays a string, as Frappe's own tests expect); with
+ * `parse`, the text is read as JSON, the way to store any other number.
  */
 export function coerceConfigValue(text: string, parse: boolean): unknown {
   if (parse) return parseJson(text, 'the value given to --parse', 'fix the value')
   if (text === 'true') return true
   if (text === 'false') return false
-  // Integers only, and none with a leading zero: "01234" (a zip code) stays a string.
-  if (/^-?(0|[1-9]\d*)$/.test(text) && Number.isSafeInteger(Number(text))) return Number(text)
+  if (text === '1') return 1
+  if (text === '0') return 0
   return text
 }
 
+/** Keys tenancy writes itself: changing one (or anything below one) would disconnect the site from its database. */
 const DB_KEYS = new Set(['db_type', 'db_name', 'db_file', 'db_user', 'db_password', 'db_host', 'db_port', 'db_socket'])
 
 export interface SetConfigOptions {
@@ -28,27 +30,19 @@ export interface SetConfigOptions {
   global?: boolean
 }
 
-/** `tenancy set-config`: writes one key to site_config.json, or to tenancy.config.json with `global`. */
-export async function setConfig(bench: Bench, options: SetConfigOptions): Promise<{ file: string; key: string; value: unknown }> {
+export interface SetConfigResult {
+  file: string
+  key: string
+  value: unknown
+}
+
+/** `tenancy set-config KEY VALUE --site S`: writes one key to the site's site_config.json. */
+export async function setSiteConfig(bench: Bench, options: Omit<SetConfigOptions, 'global'>): Promise<SetConfigResult> {
   const key = assertConfigKey(options.key)
+  const top = key.split('.')[0]!
+  if (DB_KEYS.has(top)) throw usageError(`"${key}" is managed by tenancy and would disconnect the site from its database; it cannot be set`)
   const value = coerceConfigValue(options.value, options.parse ?? false)
-  if (options.global) {
-    if (options.site) throw usageError('give either --site or --global, not both')
-    const next = structuredClone(bench.rawConfig)
-    setConfigPath(next, key, value)
-    // Refuse a value that would break the bench before it is written.
-    try {
-      resolveConfig(next, bench.configFile, {})
-    } catch (error) {
-      const reason = (error as Error).message.replace(/^.*?: "[^"]+" must be /, 'it must be ').replace(/; fix the value or remove the key$/, '')
-      throw usageError(`cannot set "${key}" to ${JSON.stringify(value)}: ${reason}`)
-    }
-    // A rewrite keeps the file's mode; once the config holds a secret, it is 0600 for good.
-    writeJsonAtomic(bench.configFile, next, holdsSecret(next) ? 0o600 : undefined)
-    return { file: bench.configFile, key, value: maskSecrets(value, key) }
-  }
   if (!options.site) throw usageError('set-config needs --site SITE, or --global for tenancy.config.json')
-  if (DB_KEYS.has(key)) throw usageError(`"${key}" is managed by tenancy and would disconnect the site from its database; it cannot be set`)
   await requireSite(bench, options.site)
   const path = bench.sitePath(options.site)
   const config = readSiteConfig(path)

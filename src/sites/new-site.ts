@@ -62,7 +62,9 @@ export function adminPasswordSources(bench: Bench, filePath?: string, prompt?: S
   return {
     label: 'admin password',
     fileFlag: '--admin-password-file',
-    filePath,
+    filePath: filePath ?? bench.passwordFlags?.adminPasswordFile,
+    flag: '--admin-password',
+    flagValue: bench.passwordFlags?.adminPassword,
     envVar: 'TENANCY_ADMIN_PASSWORD',
     env: bench.env,
     configKey: 'provision_admin_password',
@@ -89,7 +91,8 @@ export async function newSite(bench: Bench, options: NewSiteOptions): Promise<Ne
         ['--db-host', options.dbHost],
         ['--db-port', options.dbPort],
         ['--db-root-username', options.dbRootUsername],
-        ['--db-root-password-file', options.dbRootPasswordFile],
+        ['--db-root-password-file', options.dbRootPasswordFile ?? bench.passwordFlags?.dbRootPasswordFile],
+        ['--db-root-password', bench.passwordFlags?.dbRootPassword],
       ] as const
     ).filter(([, value]) => value !== undefined)
     if (serverOnly.length > 0) options.onWarning?.(`${serverOnly.map(([flag]) => flag).join(', ')} ignored: SQLite sites have no database server`)
@@ -244,7 +247,7 @@ export async function newSite(bench: Bench, options: NewSiteOptions): Promise<Ne
 }
 
 function wrapFailure(site: string, error: unknown, what: string, interrupted: boolean): TenancyError {
-  if (interrupted) return new InterruptedError(`new-site "${site}" (${what})`)
+  if (interrupted) return new InterruptedError(`new-site "${site}"`, what)
   const exitCode = error instanceof TenancyError && error.exitCode === 2 ? 2 : 1
   return new TenancyError(`new-site "${site}" failed (${what}): ${messageOf(error)}`, { exitCode, cause: error })
 }
