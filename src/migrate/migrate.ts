@@ -75,6 +75,9 @@ export async function migrate(bench: Bench, options: MigrateOptions = {}): Promi
   // A pending tenant's site can be pulled (renamed) at any moment: hold the tenant's lease while
   // its site migrates, which pulls and pending-clear respect, and skip it if that is not possible.
   const next = async (): Promise<SiteJob | undefined> => {
+    // better-sqlite3 answers synchronously, so a lane of SQLite sites is one long chain of
+    // microtasks: yield to the event loop once per site, or Ctrl-C is not seen until the end.
+    await new Promise((resolve) => setImmediate(resolve))
     for (let site = queue.shift(); site; site = queue.shift()) {
       if (stop || options.signal?.aborted) {
         queue.unshift(site)
@@ -140,7 +143,7 @@ export async function migrate(bench: Bench, options: MigrateOptions = {}): Promi
   const interrupted = options.signal?.aborted === true
   for (const site of queue) {
     if (interrupted) record({ site: site.name, status: 'interrupted', applied: [], error: 'not started: migrate was interrupted', duration_ms: 0 })
-    else skip(site.name, 'not started: an earlier site failed (use --skip-failing to try every site)')
+    else skip(site.name, 'an earlier site failed, so it was not started (use --skip-failing to try every site)')
   }
   const count = (status: SiteResult['status']) => results.filter((r) => r.status === status).length
   // Sites finish in any order; the result lists them in the order they were taken up.
