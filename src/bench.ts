@@ -36,6 +36,9 @@ export interface PasswordFlags {
 export function findConfigFile(options: BenchOptions = {}): string {
   const env = options.env ?? process.env
   const cwd = options.cwd ?? process.cwd()
+  if (options.config !== undefined && options.config.trim() === '') {
+    throw usageError(`invalid --config ${JSON.stringify(options.config)}: give the path of tenancy.config.json (or leave the flag out to find it upward from here)`)
+  }
   const given = options.config ?? env.TENANCY_CONFIG
   if (given) {
     const file = resolve(cwd, given)

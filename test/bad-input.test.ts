@@ -76,6 +76,8 @@ const CASES: BadCase[] = [
   { args: ['doctor', '--site', 's.localhost'], says: /"doctor" takes no --site/ },
   { args: ['--site', 's.localhost', 'pending-create'], says: /"pending-create" takes no --site/ },
   { args: ['--site', 's.localhost', 'list-sites'], says: /"list-sites" takes no --site/ },
+  // An empty --config (an unset variable) must not fall back to walking up to some other bench.
+  { args: ['--config', '', 'list-sites'], says: /invalid --config "": give the path of tenancy\.config\.json/ },
   // --site-url must be an absolute http(s) URL whose host is a site name.
   { args: ['tenant', 'create', 'y', '--site-url', 'notaurl'], says: /invalid --site-url "notaurl": it must be an absolute http:\/\/ or https:\/\/ URL/ },
   { args: ['tenant', 'create', 'y', '--site-url', 'ftp://y.example.com'], says: /invalid --site-url "ftp:\/\/y\.example\.com"/ },
