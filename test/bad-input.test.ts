@@ -76,6 +76,16 @@ const CASES: BadCase[] = [
   { args: ['doctor', '--site', 's.localhost'], says: /"doctor" takes no --site/ },
   { args: ['--site', 's.localhost', 'pending-create'], says: /"pending-create" takes no --site/ },
   { args: ['--site', 's.localhost', 'list-sites'], says: /"list-sites" takes no --site/ },
+  // Paths that lead nowhere, JSON that does not parse.
+  { args: ['--config', '/nonexistent/tenancy.config.json', 'list-sites'], says: /config file "\/nonexistent\/tenancy\.config\.json" \(from --config\) does not exist/ },
+  { args: ['new-site', 'n.localhost', '--admin-password-file', '/nonexistent/pw'], says: /cannot read admin password from --admin-password-file "\/nonexistent\/pw": ENOENT/ },
+  { args: ['set-config', 'limits', '{oops', '-p', '--site', 's.localhost'], says: /malformed JSON in the value given to --parse at line 1, column 2/ },
+  { args: ['set-config', '-g', 'provision.steps', '[', '-p'], says: /malformed JSON in the value given to --parse/ },
+  // Names that would reach SQL or the filesystem.
+  { args: ['new-site', '../etc'], says: /invalid site name "\.\.\/etc"/ },
+  { args: ['install-app', 'x/../y', '--site', 's.localhost'], says: /invalid app name "x\/\.\.\/y"/ },
+  { args: ['new-site', 'n.localhost', '--db-name', 'x;drop'], says: /invalid database name "x;drop"/ },
+  { args: ['tenant', 'create', 'Acme'], says: /invalid tenant name "Acme"/ },
   // An empty --config (an unset variable) must not fall back to walking up to some other bench.
   { args: ['--config', '', 'list-sites'], says: /invalid --config "": give the path of tenancy\.config\.json/ },
   // --site-url must be an absolute http(s) URL whose host is a site name.
