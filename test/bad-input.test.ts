@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, utimesSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import { join, relative } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { execa } from 'execa'
@@ -207,6 +207,25 @@ describe('messages that say what is true', () => {
     expect(r.stdout).toMatch(/Cancelled; nothing changed\./)
     expect(r.stdout).not.toMatch(/✔|error:/)
     expect(snapshot(bench)).toEqual(before)
+  })
+
+  it('doctor says when it leaves a young stray directory alone, and judges it once it is old', async () => {
+    const bench = makeBench()
+    await tenancy(bench, ['new-site', 'real.localhost'])
+    const stray = join(bench, 'sites', 'junk')
+    mkdirSync(stray)
+    const young = await tenancy(bench, ['doctor', '--fix'])
+    expect(young.exitCode).toBe(0)
+    expect(young.stderr).toMatch(/directory .*sites\/junk is \d+ s old, too young to judge \(a site may be on its way in\): left alone/)
+    expect(existsSync(stray)).toBe(true)
+    const json = await tenancy(bench, ['doctor', '--json'])
+    expect(json.json.too_young).toEqual([{ directory: stray, age_s: expect.any(Number) }])
+    const old = new Date(Date.now() - 120_000)
+    utimesSync(stray, old, old)
+    const later = await tenancy(bench, ['doctor', '--fix', '--json'])
+    expect(later.json.too_young).toEqual([])
+    expect(later.json.findings).toMatchObject([{ kind: 'stray_directory', subject: 'junk', fixed: true }])
+    expect(existsSync(stray)).toBe(false)
   })
 
   it('"tenancy help tenant create" prints the command\'s help, not the group\'s', async () => {

@@ -324,6 +324,11 @@ export function registerTenantCommands(program: Command): void {
           },
         })
         if (!ctx.out.json) for (const { site, host } of result.elsewhere) ctx.out.info(`site ${site} is on ${host}: not judged from this machine`)
+        if (!ctx.out.json) {
+          for (const { directory, age_s } of result.too_young) {
+            ctx.out.info(`directory ${directory} is ${age_s} s old, too young to judge (a site may be on its way in): left alone; run "tenancy doctor" again in a minute`)
+          }
+        }
         ctx.out.result(result, () =>
           result.findings.length === 0 ? 'Nothing wrong' : result.remaining === 0 ? `Fixed ${result.fixed} problem(s)` : `${result.remaining} problem(s) remain${fix ? '' : '; run "tenancy doctor --fix"'}`,
         )

@@ -44,6 +44,8 @@ export interface DoctorResult {
   remaining: number
   /** Sites that live on other machines (a shared registry): listed, never judged or touched here. */
   elsewhere: { site: string; host: string }[]
+  /** Directories left alone this time because they are too young to judge (a site may be on its way in). */
+  too_young: { directory: string; age_s: number }[]
 }
 
 export interface DoctorOptions {
@@ -53,6 +55,9 @@ export interface DoctorOptions {
   adopt?: boolean
   onFinding?: (f: Finding) => void
 }
+
+/** A directory with no config and no database is judged a stray only when older than this: a new site may be on its way in. */
+const STRAY_MIN_AGE_MS = 60_000
 
 /** Whether a site's directory and database are both there. */
 async function siteComplete(bench: Bench, site: SiteRecord): Promise<boolean> {
@@ -114,6 +119,7 @@ function abandoned(site: SiteRecord): boolean {
 export async function doctor(bench: Bench, options: DoctorOptions = {}): Promise<DoctorResult> {
   const registry = await bench.registry({ adopt: options.adopt })
   const findings: Finding[] = []
+  const tooYoung: DoctorResult['too_young'] = []
   const report = (finding: Finding) => {
     findings.push(finding)
     options.onFinding?.(finding)
@@ -185,7 +191,11 @@ export async function doctor(bench: Bench, options: DoctorOptions = {}): Promise
         continue
       }
       // No config and no database: not a site. A young one may be a site on its way in.
-      if (Date.now() - stat.mtimeMs < 60_000) continue
+      const age = Date.now() - stat.mtimeMs
+      if (age < STRAY_MIN_AGE_MS) {
+        tooYoung.push({ directory: path, age_s: Math.round(age / 1000) })
+        continue
+      }
       if (await registry.getSite(entry)) continue
       await act(
         { kind: 'stray_directory', subject: entry, problem: `directory ${path} has no registry row`, fix: 'move it to archived/sites/' },
@@ -348,5 +358,5 @@ export async function doctor(bench: Bench, options: DoctorOptions = {}): Promise
   }
 
   const fixed = findings.filter((f) => f.fixed).length
-  return { findings, fixed, remaining: findings.length - fixed, elsewhere: elsewhere.map((s) => ({ site: s.name, host: homeName(s) })) }
+  return { findings, fixed, remaining: findings.length - fixed, elsewhere: elsewhere.map((s) => ({ site: s.name, host: homeName(s) })), too_young: tooYoung }
 }
