@@ -318,9 +318,11 @@ export function registerTenantCommands(program: Command): void {
           adopt: Boolean(ctx.opts.adopt),
           onFinding: (f) => {
             if (ctx.out.json) return
+            // A finding doctor will not repair says so as "nothing: what to do instead".
+            const advice = f.fix.startsWith('nothing: ') ? f.fix.slice('nothing: '.length) : undefined
             if (f.fixed) ctx.out.success(`${f.problem}: fixed (${f.fix})`)
-            else if (f.fixed === false) ctx.out.info(`${ctx.out.color.red('✖')} ${f.problem}: could not ${f.fix}: ${f.fix_error}`)
-            else ctx.out.info(`${ctx.out.color.yellow('!')} ${f.problem} (--fix would ${f.fix})`)
+            else if (f.fixed === false) ctx.out.info(`${ctx.out.color.red('✖')} ${f.problem}: ${advice ? `${f.fix_error}; ${advice}` : `could not ${f.fix}: ${f.fix_error}`}`)
+            else ctx.out.info(`${ctx.out.color.yellow('!')} ${f.problem} (${advice ?? `--fix would ${f.fix}`})`)
           },
         })
         if (!ctx.out.json) for (const { site, host } of result.elsewhere) ctx.out.info(`site ${site} is on ${host}: not judged from this machine`)

@@ -21,6 +21,7 @@ export interface Finding {
     | 'unregistered_site'
     | 'unreadable_site'
     | 'missing_site'
+    | 'damaged_site'
     | 'unfinished_site'
     | 'stuck_tenant'
     | 'failed_tenant'
@@ -58,6 +59,29 @@ export interface DoctorOptions {
 
 /** A directory with no config and no database is judged a stray only when older than this: a new site may be on its way in. */
 const STRAY_MIN_AGE_MS = 60_000
+
+/**
+ * Why a registered site that cannot be opened may still hold data, so doctor must leave it
+ * alone; undefined when nothing of its database is left to lose. A server database outlives
+ * a lost directory, config or password, so only an SQLite site whose file is gone qualifies.
+ */
+function mayStillHoldData(bench: Bench, site: SiteRecord): string | undefined {
+  const path = bench.sitePath(site.name)
+  if (site.db_type !== 'sqlite') {
+    return `its ${site.db_type} database "${site.db_name}" lives on the server and may still hold data (its directory, site_config.json or credentials are what is missing or wrong)`
+  }
+  if (!existsSync(path)) return undefined
+  const files = readdirSync(path).filter((f) => /\.(sqlite|db)$/.test(f))
+  if (!existsSync(join(path, 'site_config.json'))) {
+    return files.length > 0 ? `${join(path, 'site_config.json')} is missing but ${join(path, files[0]!)} is there` : undefined
+  }
+  try {
+    readSiteConfig(path)
+  } catch (error) {
+    return `its site_config.json cannot be read (${messageOf(error)})`
+  }
+  return files.length > 0 ? `its database file ${join(path, files[0]!)} is there but cannot be opened` : undefined
+}
 
 /** Whether a site's directory and database are both there. */
 async function siteComplete(bench: Bench, site: SiteRecord): Promise<boolean> {
@@ -225,6 +249,18 @@ export async function doctor(bench: Bench, options: DoctorOptions = {}): Promise
     const tenant = site.tenant_id !== null ? tenantById.get(site.tenant_id) : undefined
     if (site.state === 'ready') {
       if (allGone || tenant?.pull_from || !missing.has(site.name)) continue
+      const keep = mayStillHoldData(bench, site)
+      if (keep) {
+        // SPEC §6: --fix never moves or deletes a site whose database may hold data.
+        report({
+          kind: 'damaged_site',
+          subject: site.name,
+          problem: `site "${site.name}" cannot be opened: ${keep}`,
+          fix: `nothing: restore what is missing (or remove the site on purpose with "tenancy ${tenant ? `tenant delete ${tenant.name}` : `drop-site ${site.name}`}")`,
+          ...(options.fix ? { fixed: false, fix_error: 'refused: its database may hold data' } : {}),
+        })
+        continue
+      }
       await act(
         {
           kind: 'missing_site',
@@ -233,7 +269,8 @@ export async function doctor(bench: Bench, options: DoctorOptions = {}): Promise
           fix: tenant ? `remove the row and provision tenant "${tenant.name}" again` : 'remove the registry row',
         },
         async () => {
-          await dropSite(bench, { site: site.name, archive: false, force: true })
+          // Nothing of its database is left; what remains of the directory is archived, not deleted.
+          await dropSite(bench, { site: site.name, archive: true, force: true })
           if (tenant) {
             await registry.db.updateTable('steps').set({ status: 'pending', error: null }).where('tenant_id', '=', tenant.id).execute()
             await registry.db.updateTable('tenants').set({ status: 'inactive', provisioning_status: 'failed', provisioned_at: null, updated_at: now() }).where('id', '=', tenant.id).execute()
