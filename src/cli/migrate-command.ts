@@ -55,7 +55,7 @@ export function registerMigrateCommand(program: Command): void {
               const eta = (total - done) / Math.max(rate, 0.001)
               ctx.out.stderr.write(`\r\u001b[2K${done}/${total} sites, ${rate.toFixed(0)}/s, ETA ${eta.toFixed(0)} s`)
               // A terminal gets the one progress line; only failures (and a dry run's findings) get lines of their own.
-              if (r.status === 'failed' || r.status === 'pending') ctx.out.stderr.write(`\r\u001b[2K${r.site}: ${describe(r)}\n`)
+              if (r.status === 'failed' || r.status === 'pending' || r.status === 'interrupted') ctx.out.stderr.write(`\r\u001b[2K${r.site}: ${describe(r)}\n`)
             } else {
               ctx.out.info(`${r.site}: ${describe(r)}`)
             }

@@ -255,7 +255,13 @@ export function registerSiteCommands(program: Command): void {
       const ctx = contextFor(command)
       const site = ctx.requireSite()
       const secret = process.stdin.isTTY ? await ctx.out.password('API secret:') : await readStdin()
-      if (!secret) throw usageError('verify-key reads the API secret from stdin; pipe it in (echo "$SECRET" | tenancy verify-key KEY --site S)')
+      if (!secret) {
+        throw usageError(
+          process.stdin.isTTY
+            ? 'verify-key needs the API secret; type it at the prompt, or pipe it in (echo "$SECRET" | tenancy verify-key KEY --site S)'
+            : 'verify-key read an empty API secret from stdin; pipe in the secret itself (echo "$SECRET" | tenancy verify-key KEY --site S)',
+        )
+      }
       await ctx.withBench(async (bench) => {
         const { verifyKey } = await import('./core.js')
         const result = await verifyKey(bench, { site, apiKey, secret })

@@ -221,7 +221,7 @@ export function registerTenantCommands(program: Command): void {
       await ctx.withBench(async (bench) => {
         const { pendingClear } = await import('./core.js')
         const result = await pendingClear(bench, { olderThanDays: o.olderThanDays, olderThanHours: o.olderThanHours })
-        ctx.out.result(result, () => `Cleared ${result.cleared.length} pending tenant(s)${result.skipped.length ? `; left ${result.skipped.length} that were in use` : ''}`)
+        ctx.out.result(result, () => `Cleared ${result.cleared.length} pending tenant(s)${result.skipped.length ? `; left ${result.skipped.map((s) => `${s.tenant} (${s.reason})`).join(', ')}` : ''}`)
       })
     })
 

@@ -27,27 +27,45 @@ export async function setGlobalConfig(bench: Bench, options: Omit<SetConfigOptio
   try {
     check(next)
   } catch (error) {
-    // A key the bench config types as a number (`pending.count 3`): bench's set-config would
-    // keep "3" a string, which such a key cannot hold, so the number is what was meant.
-    const number = typeof value === 'string' && /^-?(0|[1-9]\d*)$/.test(value) ? Number(value) : undefined
+    // A key the bench config types (`pending.count 3`, `provision.retry_delay 1.5`,
+    // `pending.attributes '{"plan": "trial"}'`): bench's set-config would keep the text a
+    // string, which such a key cannot hold, so the typed value is what was meant.
     let fixed = false
-    if (number !== undefined) {
-      try {
-        check(candidate(number))
-        ;[value, next, fixed] = [number, candidate(number), true]
-      } catch {
-        // Not that either: report the first error.
+    let refused = error
+    if (!options.parse) {
+      for (const typed of typedReadings(options.value)) {
+        try {
+          check(candidate(typed))
+          ;[value, next, fixed] = [typed, candidate(typed), true]
+          break
+        } catch (typedError) {
+          // A list or object was clearly meant: its own error says more than the string's.
+          if (typeof typed === 'object' && typed !== null) [refused, value] = [typedError, typed]
+        }
       }
     }
     if (!fixed) {
-      if (!(error instanceof TenancyError)) throw error
-      const reason = error.message.replace(/^.*?: "[^"]+" must be /, 'it must be ').replace(/; fix the value or remove the key$/, '')
-      throw usageError(`cannot set "${key}" to ${JSON.stringify(maskSecrets(value, key))}: ${reason}`)
+      if (!(refused instanceof TenancyError)) throw refused
+      const reason = refused.message.replace(/^.*?: "[^"]+" must be /, 'it must be ').replace(/; fix the value or remove the key$/, '')
+      const hint = options.parse || refused !== error ? '' : '; to give a JSON value (a number, list or object) add -p'
+      throw usageError(`cannot set "${key}" to ${JSON.stringify(maskSecrets(value, key))}: ${reason}${hint}`)
     }
   }
   // A rewrite keeps the file's mode; once the config holds a secret, it is 0600 for good.
   writeJsonAtomic(bench.configFile, next, holdsSecret(next) ? 0o600 : undefined)
   return { file: bench.configFile, key, value: maskSecrets(value, key) }
+}
+
+/** Typed readings of a set-config text for a typed bench key: its JSON value, and `1`/`0` as true/false. */
+function typedReadings(text: string): unknown[] {
+  const readings: unknown[] = []
+  try {
+    readings.push(JSON.parse(text))
+  } catch {
+    // Not JSON: no typed reading but the booleans below.
+  }
+  if (text === '1' || text === '0') readings.push(text === '1')
+  return readings
 }
 
 /** `tenancy set-config`: the site's site_config.json, or tenancy.config.json with `global`. */

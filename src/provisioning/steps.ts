@@ -68,6 +68,13 @@ export function planSteps(config: BenchConfig): PlannedStep[] {
       )
     }
   }
+  const builtins = steps.filter((s) => s.spec.kind !== 'run' && s.spec.kind !== 'install-app')
+  const twice = builtins.find((s, i) => builtins.findIndex((t) => t.spec.kind === s.spec.kind) !== i)
+  if (twice) throw usageError(`provision.steps: "${twice.spec.kind}" is listed twice; give each built-in step once`)
+  const at = (kind: StepSpec['kind']) => steps.findIndex((s) => s.spec.kind === kind)
+  if (at('api-keys') !== -1 && (at('api-user') === -1 || at('api-user') > at('api-keys'))) {
+    throw usageError('provision.steps: "api-keys" needs "api-user" before it (the keys are the API user\'s)')
+  }
   if (steps[0]?.spec.kind !== 'create-site') throw usageError('provision.steps must start with "create-site"')
   if (steps[steps.length - 1]?.spec.kind !== 'activate') throw usageError('provision.steps must end with "activate"')
   return steps

@@ -110,6 +110,7 @@ export interface WorkerResult {
   attempts: number
   done: number
   failed: number
+  /** Jobs whose last attempt here failed and that wait for a retry. */
   retried: number
 }
 
@@ -146,6 +147,7 @@ export async function runWorker(bench: Bench, options: WorkerOptions = {}): Prom
   heartbeat.unref()
   const totals: WorkerResult = { jobs: 0, attempts: 0, done: 0, failed: 0, retried: 0 }
   const seen = new Set<number>()
+  const outcomes = new Map<number, string>()
   const poll = options.pollMs ?? 500
 
   const runJob = async (job: JobRow & { tenant: string }, owner: string) => {
@@ -208,9 +210,10 @@ export async function runWorker(bench: Bench, options: WorkerOptions = {}): Prom
     if (status === 'failed') {
       await registry.logError({ tenant: job.tenant, job_id: job.id, message: `provisioning failed after ${job.attempts} attempt(s): ${error ?? 'unknown error'}` })
     }
-    if (status === 'done') totals.done++
-    else if (status === 'failed') totals.failed++
-    else if (status === 'retry') totals.retried++
+    // Each job counts once, by where its last attempt here left it.
+    outcomes.set(job.id, status)
+    const count = (wanted: string) => [...outcomes.values()].filter((s) => s === wanted).length
+    ;[totals.done, totals.failed, totals.retried] = [count('done'), count('failed'), count('retry')]
     options.onEvent?.({ type: 'finished', job: job.id, tenant: job.tenant, status, error, retry_at: retryAt })
   }
 

@@ -92,7 +92,7 @@ export async function newSite(bench: Bench, options: NewSiteOptions): Promise<Ne
         ['--db-port', options.dbPort],
         ['--db-root-username', options.dbRootUsername],
         ['--db-root-password-file', options.dbRootPasswordFile ?? bench.passwordFlags?.dbRootPasswordFile],
-        ['--db-root-password', bench.passwordFlags?.dbRootPassword],
+        ['--db-root-password (or --mariadb-root-password)', bench.passwordFlags?.dbRootPassword],
       ] as const
     ).filter(([, value]) => value !== undefined)
     if (serverOnly.length > 0) options.onWarning?.(`${serverOnly.map(([flag]) => flag).join(', ')} ignored: SQLite sites have no database server`)
