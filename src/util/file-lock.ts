@@ -1,7 +1,7 @@
-import { linkSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { randomBytes } from 'node:crypto'
+import { readFileSync, rmSync } from 'node:fs'
 import { TenancyError } from '../errors.js'
 import { PROCESS_OWNER, ownerAlive } from '../registry/registry.js'
+import { createFileOnce } from './json-file.js'
 
 /** How long a command waits for another one's lock on a config file before it gives up. */
 const LOCK_WAIT_MS = 10_000
@@ -18,24 +18,8 @@ function holderOf(lock: string): string | undefined {
   }
 }
 
-/**
- * Creates `lock` holding `PROCESS_OWNER`, or returns false when it exists. The content is
- * written to a private file first and hard-linked into place, so a lock is never seen empty.
- */
-function tryCreate(lock: string): boolean {
-  const temp = `${lock}.${process.pid}.${randomBytes(4).toString('hex')}`
-  writeFileSync(temp, PROCESS_OWNER, { mode: 0o600, flag: 'wx' })
-  try {
-    linkSync(temp, lock)
-    return true
-  } catch (error) {
-    // EEXIST: someone holds the lock.
-    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false
-    throw error
-  } finally {
-    rmSync(temp, { force: true })
-  }
-}
+/** Creates `lock` holding `PROCESS_OWNER` (whole, never seen empty), or returns false when it exists. */
+const tryCreate = (lock: string): boolean => createFileOnce(lock, PROCESS_OWNER, 0o600)
 
 /**
  * Removes `lock` if it still names `holder`, a process found dead on this host. Two takers
