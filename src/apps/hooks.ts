@@ -23,6 +23,26 @@ export function childEnvironment(env: NodeJS.ProcessEnv, extra: Record<string, s
   return { ...out, ...extra }
 }
 
+/** How much of a failed command's output its error message quotes (the whole tail is `CommandError.output`). */
+const EXCERPT_BYTES = 2000
+
+/** A command that failed or timed out: the message quotes the end of its output, `output` keeps its capped tail. */
+export class CommandError extends TenancyError {
+  readonly output: string
+
+  constructor(message: string, output: string) {
+    super(message)
+    this.name = 'CommandError'
+    this.output = output
+  }
+}
+
+/** The output of the failed command behind `error` (itself or a cause of it), if one is. */
+export function failedCommandOutput(error: unknown): string | undefined {
+  for (let e = error; e instanceof Error; e = e.cause) if (e instanceof CommandError) return e.output
+  return undefined
+}
+
 export interface CommandResult {
   output: string
   durationMs: number
@@ -112,8 +132,8 @@ export async function runCommand(
     child.stderr.destroy()
   }
   const output = tail.text().trim()
-  const excerpt = output.length > 2000 ? `…${output.slice(-2000)}` : output
-  const withOutput = (message: string) => new TenancyError(`${message}${excerpt ? `; output:\n${excerpt}` : ''}`)
+  const excerpt = tail.text(EXCERPT_BYTES).trim()
+  const withOutput = (message: string) => new CommandError(`${message}${excerpt ? `; output:\n${excerpt}` : ''}`, output)
   if (outcome === 'abort') throw new InterruptedError(options.what)
   if (outcome === 'timeout') throw withOutput(`${options.what} timed out after ${options.timeoutSeconds} s`)
   if (outcome instanceof Error) throw withOutput(`${options.what} could not start: ${messageOf(outcome)}`)

@@ -3,7 +3,8 @@ import { holdsSecret, maskSecrets, resolveConfig, setConfigPath } from '../confi
 import { TenancyError, usageError } from '../errors.js'
 import { assertConfigKey } from '../names.js'
 import { coerceConfigValue, setSiteConfig, type SetConfigOptions, type SetConfigResult } from '../sites/config-commands.js'
-import { writeJsonAtomic } from '../util/json-file.js'
+import { withFileLock } from '../util/file-lock.js'
+import { readJsonFile, writeJsonAtomic } from '../util/json-file.js'
 import { checkPipeline } from './steps.js'
 
 /**
@@ -13,9 +14,14 @@ import { checkPipeline } from './steps.js'
  */
 export async function setGlobalConfig(bench: Bench, options: Omit<SetConfigOptions, 'global' | 'site'>): Promise<SetConfigResult> {
   const key = assertConfigKey(options.key)
-  let value = coerceConfigValue(options.value, options.parse ?? false)
+  const value = coerceConfigValue(options.value, options.parse ?? false)
+  // Read inside the lock (not bench.rawConfig from startup), so a concurrent set-config's key is not lost.
+  return withFileLock(bench.configFile, () => setGlobalKey(bench, readJsonFile(bench.configFile) as Record<string, unknown>, key, value))
+}
+
+function setGlobalKey(bench: Bench, current: Record<string, unknown>, key: string, value: unknown): SetConfigResult {
   const candidate = (v: unknown) => {
-    const next = structuredClone(bench.rawConfig)
+    const next = structuredClone(current)
     setConfigPath(next, key, v)
     return next
   }

@@ -1,4 +1,5 @@
 import type { Bench } from '../bench.js'
+import { failedCommandOutput } from '../apps/hooks.js'
 import { InterruptedError, TenancyError, messageOf } from '../errors.js'
 import { assertHomedHere } from '../sites/site-home.js'
 import { now } from '../registry/registry.js'
@@ -181,7 +182,7 @@ export async function provisionTenant(bench: Bench, name: string, options: Provi
     if (current) {
       await registry.db
         .updateTable('steps')
-        .set({ status: interrupted ? 'pending' : 'failed', finished_at: now(), error: message })
+        .set({ status: interrupted ? 'pending' : 'failed', finished_at: now(), error: message, output: failedCommandOutput(error) ?? null })
         .where('tenant_id', '=', tenant.id)
         .where('name', '=', current)
         .execute()

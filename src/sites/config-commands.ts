@@ -3,7 +3,8 @@ import { getConfigPath, maskSecrets, setConfigPath } from '../config/config.js'
 import { usageError } from '../errors.js'
 import { assertConfigKey } from '../names.js'
 import { parseJson } from '../util/json-file.js'
-import { readSiteConfig, requireSite, writeSiteConfig } from './site.js'
+import { withFileLock } from '../util/file-lock.js'
+import { readSiteConfig, requireSite, siteConfigPath, writeSiteConfig } from './site.js'
 
 /**
  * The value `set-config` stores: as bench does, only `"1"`/`"0"` become numbers and
@@ -45,9 +46,12 @@ export async function setSiteConfig(bench: Bench, options: Omit<SetConfigOptions
   if (!options.site) throw usageError('set-config needs --site SITE, or --global for tenancy.config.json')
   await requireSite(bench, options.site)
   const path = bench.sitePath(options.site)
-  const config = readSiteConfig(path)
-  setConfigPath(config, key, value)
-  writeSiteConfig(path, config)
+  // Read inside the lock, so a concurrent set-config's key is not lost.
+  await withFileLock(siteConfigPath(path), () => {
+    const config = readSiteConfig(path)
+    setConfigPath(config, key, value)
+    writeSiteConfig(path, config)
+  })
   return { file: `${path}/site_config.json`, key, value: maskSecrets(value, key) }
 }
 

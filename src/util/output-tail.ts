@@ -39,9 +39,14 @@ export class OutputTail {
     }
   }
 
-  /** The kept output as text, after a line `[… N bytes cut]` when anything was dropped. */
-  text(): string {
-    const kept = Buffer.concat(this.#chunks).toString('utf8')
-    return this.#cut > 0 ? `[… ${this.#cut} bytes cut]\n${kept}` : kept
+  /**
+   * The kept output as text, after a line `[… N bytes cut]` when anything was dropped; with
+   * `limit`, only its last `limit` bytes (an error message's excerpt), N counting all the rest.
+   */
+  text(limit = this.#limit): string {
+    const all = Buffer.concat(this.#chunks)
+    const kept = all.subarray(Math.max(0, all.length - limit))
+    const cut = this.#cut + all.length - kept.length
+    return cut > 0 ? `[… ${cut} bytes cut]\n${kept.toString('utf8')}` : kept.toString('utf8')
   }
 }
