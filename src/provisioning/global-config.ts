@@ -16,10 +16,16 @@ export async function setGlobalConfig(bench: Bench, options: Omit<SetConfigOptio
   const key = assertConfigKey(options.key)
   const value = coerceConfigValue(options.value, options.parse ?? false)
   // Read inside the lock (not bench.rawConfig from startup), so a concurrent set-config's key is not lost.
-  return withFileLock(bench.configFile, () => setGlobalKey(bench, readJsonFile(bench.configFile) as Record<string, unknown>, key, value))
+  return withFileLock(bench.configFile, () => setGlobalKey(bench, readJsonFile(bench.configFile) as Record<string, unknown>, key, value, options))
 }
 
-function setGlobalKey(bench: Bench, current: Record<string, unknown>, key: string, value: unknown): SetConfigResult {
+function setGlobalKey(
+  bench: Bench,
+  current: Record<string, unknown>,
+  key: string,
+  value: unknown,
+  options: Pick<SetConfigOptions, 'value' | 'parse'>,
+): SetConfigResult {
   const candidate = (v: unknown) => {
     const next = structuredClone(current)
     setConfigPath(next, key, v)
