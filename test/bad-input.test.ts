@@ -65,6 +65,8 @@ const CASES: BadCase[] = [
   // A global config the pipeline would then reject.
   { args: ['set-config', '-g', 'provision.steps', '["activate"]', '-p'], says: /cannot set "provision\.steps".*must start with "create-site"/ },
   { args: ['set-config', '-g', 'provision.steps', '["create-site", "nosuch", "activate"]', '-p'], says: /unknown step "nosuch"/ },
+  { args: ['set-config', '-g', 'provision.steps', '["create-site", "activate", "activate"]', '-p'], says: /"activate" is listed twice/ },
+  { args: ['set-config', '-g', 'provision.steps', '["create-site", "api-keys", "activate"]'], says: /"api-keys" needs "api-user" before it/ },
   { args: ['set-config', '-g', 'provision.apps', '["nosuch"]', '-p'], says: /cannot set "provision\.apps".*app "nosuch" is not in/ },
   { args: ['set-config', '-g', 'provision.api_user', 'bad{site}'], says: /provision\.api_user "bad\{site\}" does not make an email address/ },
   { args: ['set-config', '-g', 'db.type', 'oracle'], says: /cannot set "db\.type"/ },
@@ -135,7 +137,13 @@ describe('set-config coerces as bench does', () => {
     // pending.count must be a number, so "3" is read as the number bench's users mean.
     expect((await tenancy(bench, ['set-config', '-g', 'pending.count', '3'])).exitCode).toBe(0)
     expect((await tenancy(bench, ['set-config', '-g', 'custom_key', '42'])).exitCode).toBe(0)
+    // Likewise a typed key's JSON or boolean reading.
+    expect((await tenancy(bench, ['set-config', '-g', 'provision.retry_delay', '1.5'])).exitCode).toBe(0)
+    expect((await tenancy(bench, ['set-config', '-g', 'provision.developer_mode', '0'])).exitCode).toBe(0)
+    expect((await tenancy(bench, ['set-config', '-g', 'pending.attributes', '{"plan": "trial"}'])).exitCode).toBe(0)
     const config = JSON.parse(readFileSync(join(bench, 'tenancy.config.json'), 'utf8'))
+    expect(config.provision).toMatchObject({ retry_delay: 1.5, developer_mode: false })
+    expect(config.pending.attributes).toEqual({ plan: 'trial' })
     expect(config.pending.count).toBe(3)
     expect(config.custom_key).toBe('42')
   })
