@@ -142,6 +142,8 @@ function abandoned(site: SiteRecord): boolean {
  */
 export async function doctor(bench: Bench, options: DoctorOptions = {}): Promise<DoctorResult> {
   const registry = await bench.registry({ adopt: options.adopt })
+  // Repairs resume provisioning, which writes secrets: a wrong key is exit 2 before any.
+  if (options.fix) await bench.secretBox()
   const findings: Finding[] = []
   const tooYoung: DoctorResult['too_young'] = []
   const report = (finding: Finding) => {

@@ -130,6 +130,8 @@ export async function provisionTenant(bench: Bench, name: string, options: Provi
   if (!site) throw new TenancyError(`tenant "${name}" has no site to provision; delete it and create it again with --site`)
   const siteRow = await registry.getSite(site)
   if (siteRow) assertHomedHere(bench, registry.kind, siteRow, `provision ${name}`)
+  // The steps write secrets: a wrong key is exit 2 before the tenant is touched.
+  await bench.secretBox()
 
   const lease = await acquire(bench, tenant, options)
   if (!lease) return done('busy', null)

@@ -5,6 +5,7 @@ import type { Kysely, Selectable } from 'kysely'
 import type { Bench } from '../bench.js'
 import { TenancyError, messageOf } from '../errors.js'
 import { PROCESS_OWNER, now, ownerAlive } from '../registry/registry.js'
+import { KeyRefusedError } from '../secrets/key-check.js'
 import type { JobsTable, RegistrySchema } from '../registry/schema.js'
 import { notHomedElsewhere } from '../sites/site-home.js'
 import { packageRoot } from '../util/library-path.js'
@@ -134,6 +135,8 @@ const sleep = (ms: number, signal?: AbortSignal) =>
  */
 export async function runWorker(bench: Bench, options: WorkerOptions = {}): Promise<WorkerResult> {
   const registry = await bench.registry()
+  // Jobs write secrets: a wrong key is exit 2 before any job is claimed.
+  await bench.secretBox()
   const workerOwner = newOwner()
   const leaseName = `worker:${workerOwner}`
   // Registered, this worker stands for the one being started: the starter's claim can go.
@@ -149,6 +152,8 @@ export async function runWorker(bench: Bench, options: WorkerOptions = {}): Prom
   const seen = new Set<number>()
   const outcomes = new Map<number, string>()
   const poll = options.pollMs ?? 500
+  // A key refused inside a job: its job goes back as it was, and no lane claims another.
+  let keyRefused: KeyRefusedError | undefined
 
   const runJob = async (job: JobRow & { tenant: string }, owner: string) => {
     totals.attempts++
@@ -177,7 +182,8 @@ export async function runWorker(bench: Bench, options: WorkerOptions = {}): Prom
     } catch (thrown) {
       // The tenant was deleted, or the registry failed: the job cannot go on.
       error = messageOf(thrown)
-      status = thrown instanceof TenancyError && thrown.exitCode === 2 ? 'failed' : job.attempts >= bench.config.provision.max_attempts ? 'failed' : 'retry'
+      if (thrown instanceof KeyRefusedError) keyRefused = thrown
+      status = keyRefused ? 'requeued' : thrown instanceof TenancyError && thrown.exitCode === 2 ? 'failed' : job.attempts >= bench.config.provision.max_attempts ? 'failed' : 'retry'
     } finally {
       clearInterval(renew)
     }
@@ -194,7 +200,7 @@ export async function runWorker(bench: Bench, options: WorkerOptions = {}): Prom
           run_at: retryAt ?? (status === 'requeued' ? at : job.run_at),
           lease_owner: null,
           lease_expires_at: null,
-          last_error: error ?? null,
+          last_error: keyRefused ? job.last_error : (error ?? null),
           updated_at: at,
         })
         .where('id', '=', job.id)
@@ -219,7 +225,7 @@ export async function runWorker(bench: Bench, options: WorkerOptions = {}): Prom
 
   const lane = async () => {
     const owner = newOwner()
-    while (!options.signal?.aborted) {
+    while (!options.signal?.aborted && !keyRefused) {
       const job = await claimJob(bench, owner)
       if (job) {
         await runJob(job, owner)
@@ -238,6 +244,7 @@ export async function runWorker(bench: Bench, options: WorkerOptions = {}): Prom
   try {
     for (;;) {
       await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 1) }, lane))
+      if (keyRefused) throw keyRefused
       if (!options.once || options.signal?.aborted) break
       // A `--once` worker retires only if no job is left, checked under the write lock that
       // `ensureWorker` takes: a job queued meanwhile either sees this worker (and this one

@@ -1,9 +1,21 @@
-import { usageError } from '../errors.js'
+import { EXIT_USAGE, TenancyError } from '../errors.js'
 import type { Registry } from '../registry/registry.js'
 import { WrongKeyError, createSecretBox, keySource, readSecretBox, type SecretBox } from './secret-box.js'
 
 /** The `meta` row holding a value sealed with the bench's key on its first use. */
 const KEY_CHECK = 'key_check'
+
+/**
+ * The bench's key is refused: not the one the registry's secrets were written with, or its
+ * file is gone while secrets remain (exit 2). Nothing may change under it; a worker that meets
+ * it puts the job back as it was instead of counting an attempt.
+ */
+export class KeyRefusedError extends TenancyError {
+  constructor(message: string, cause?: unknown) {
+    super(message, { exitCode: EXIT_USAGE, cause })
+    this.name = 'KeyRefusedError'
+  }
+}
 
 async function checkValue(registry: Registry): Promise<string | undefined> {
   return (await registry.db.selectFrom('meta').select('value').where('key', '=', KEY_CHECK).executeTakeFirst())?.value
@@ -25,7 +37,7 @@ function assertOpens(box: SecretBox, sealed: string, source: string): void {
     box.decrypt(sealed)
   } catch (error) {
     if (!(error instanceof WrongKeyError)) throw error
-    throw usageError(
+    throw new KeyRefusedError(
       `wrong encryption key: ${source} is not the key this registry's secrets were encrypted with; nothing was changed. Use the bench's original .tenancy/secret.key${source === 'TENANCY_ENCRYPTION_KEY' ? ', or unset TENANCY_ENCRYPTION_KEY' : ' (or set TENANCY_ENCRYPTION_KEY to that key)'}`,
       error,
     )
@@ -46,7 +58,7 @@ export async function verifiedSecretBox(registry: Registry, keyFile: string, env
   let box = readSecretBox(keyFile, env)
   if (!box) {
     if (sealed !== undefined) {
-      throw usageError(
+      throw new KeyRefusedError(
         `${keyFile} is missing, and the registry holds secrets encrypted with it; restore the file from a backup (or set TENANCY_ENCRYPTION_KEY to that key): a new key could not read them`,
       )
     }

@@ -37,12 +37,52 @@ export function archiveDirectory(bench: Bench, path: string, name: string): stri
   return target
 }
 
-/** How to reach a site's database for dropping it: its config, or what its registry row recorded. */
-function dropSettings(bench: Bench, site: { name: string; db_type: SiteDbSettings['db_type']; db_name: string; db_host: string | null; db_port: number | null; db_user: string | null }): SiteDbSettings {
+/** What the registry records of a site's database, and so what a drop may touch. */
+const RECORDED_KEYS = ['db_type', 'db_name', 'db_user', 'db_host', 'db_port'] as const
+
+const shown = (value: unknown) => (value === null ? '(none)' : `"${String(value)}"`)
+
+/**
+ * How to reach a site's database for dropping it: what its registry row recorded (the
+ * record of what tenancy created), never what `site_config.json` says now. A config that
+ * disagrees with the row is refused (exit 2) before anything changes, and so is a row whose
+ * database or user another site's row names: a drop removes this site's data and no other.
+ */
+async function dropSettings(bench: Bench, site: SiteRecord): Promise<SiteDbSettings> {
+  const recorded = { db_type: site.db_type, db_name: site.db_name, db_host: site.db_host ?? undefined, db_port: site.db_port ?? undefined, db_user: site.db_user ?? undefined }
   const sitePath = bench.sitePath(site.name)
-  return existsSync(join(sitePath, 'site_config.json'))
-    ? readSiteConfig(sitePath)
-    : { db_type: site.db_type, db_name: site.db_name, db_host: site.db_host ?? undefined, db_port: site.db_port ?? undefined, db_user: site.db_user ?? undefined }
+  let config: SiteDbSettings | undefined
+  if (existsSync(join(sitePath, 'site_config.json'))) {
+    config = readSiteConfig(sitePath)
+    for (const key of RECORDED_KEYS) {
+      const have = config[key] ?? null
+      const want = site[key] ?? null
+      if (String(have) === String(want)) continue
+      throw usageError(
+        `${join(sitePath, 'site_config.json')} says ${key} ${shown(have)}, but the registry recorded ${shown(want)} for site "${site.name}"; nothing was changed. Restore ${key} to ${shown(want)} in that file and run the command again (tenancy drops only the database it recorded for the site; one moved by hand is yours to drop by hand)`,
+      )
+    }
+  }
+  if (site.db_type !== 'sqlite') {
+    // A SQLite database is a file inside the site's own directory; a server's is shared ground.
+    const userOf = (s: SiteRecord) => s.db_user ?? s.db_name
+    const other = (await (await bench.registry()).listSites()).find(
+      (s) =>
+        s.name !== site.name &&
+        s.db_type === site.db_type &&
+        (s.db_host ?? null) === (site.db_host ?? null) &&
+        (s.db_port ?? null) === (site.db_port ?? null) &&
+        (s.db_name === site.db_name || userOf(s) === userOf(site)),
+    )
+    if (other) {
+      throw usageError(
+        `site "${site.name}" and site "${other.name}" are both recorded with database ${shown(site.db_name === other.db_name ? site.db_name : userOf(site))} on the same server; nothing was dropped. Run "tenancy doctor" and repair the registry row of the one that is wrong before dropping either`,
+      )
+    }
+  }
+  // The config adds only what stays inside this site: the SQLite file's name in its
+  // directory, the MariaDB user's host part, the password and socket.
+  return { ...config, ...recorded }
 }
 
 function adminForDrop(bench: Bench, settings: SiteDbSettings): Promise<ServerAdmin | undefined> {
@@ -59,7 +99,7 @@ export async function adminToDropSite(bench: Bench, name: string, command = `dro
   const site = await registry.getSite(name)
   if (!site) return undefined
   assertDroppable(bench, registry.kind, site, command)
-  return adminForDrop(bench, dropSettings(bench, site))
+  return adminForDrop(bench, await dropSettings(bench, site))
 }
 
 /** Before anything changes: the site lives here, and its directory is a real one (not a link to elsewhere). */
@@ -84,7 +124,7 @@ export async function dropSite(bench: Bench, options: DropSiteOptions): Promise<
   }
   assertDroppable(bench, registry.kind, site)
   const sitePath = bench.sitePath(name)
-  const settings = dropSettings(bench, site)
+  const settings = await dropSettings(bench, site)
   // The admin password is found (or its absence reported) before anything changes.
   const admin = options.admin ?? (await adminForDrop(bench, settings))
   await registry.setSiteState(name, 'dropping')

@@ -1,5 +1,5 @@
 import { readFileSync, rmSync } from 'node:fs'
-import { TenancyError } from '../errors.js'
+import { StorageError, TenancyError } from '../errors.js'
 import { PROCESS_OWNER, ownerAlive } from '../registry/registry.js'
 import { createFileOnce } from './json-file.js'
 
@@ -52,7 +52,17 @@ export async function withFileLock<T>(file: string, fn: () => Promise<T> | T): P
   const deadline = Date.now() + LOCK_WAIT_MS
   let wait = 5
   for (;;) {
-    if (tryCreate(lock)) break
+    let created: boolean
+    try {
+      created = tryCreate(lock)
+    } catch (error) {
+      // No room even for the lock: say so of the file the command wanted to write.
+      if (error instanceof StorageError && error.problem === 'disk_full') {
+        throw new StorageError(`disk full: cannot write the file ${file}; free some space on its filesystem and run the command again`, { file, problem: 'disk_full', cause: error })
+      }
+      throw error
+    }
+    if (created) break
     const holder = holderOf(lock)
     if (holder === undefined) continue
     if (ownerAlive(holder) === false && removeStale(lock, holder)) continue
