@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { describe, expect, it } from 'vitest'
-import { makeBench, query, setConfig, spawnTenancy, tenancy } from './helpers.js'
+import { makeBench, query, setConfig, tenancy } from './helpers.js'
 import { SITE_BACKENDS, registryRows, serverHas, siteConfig, useBackend } from './backends.js'
 
 const configFile = (bench: string, site: string) => join(bench, 'sites', site, 'site_config.json')
@@ -80,8 +80,8 @@ describe('dropping goes by the registry row, not by site_config.json', () => {
       const r = await tenancy(bench, ['tenant', 'delete', 'a', '--yes'], { env })
       expect(r.exitCode, r.stderr).toBe(2)
       expect(r.stderr).toContain('site "b.localhost"')
-      expect(await serverHas(backend.name, b.db_name)).toEqual({ database: true, user: true })
-      expect(await serverHas(backend.name, cfg.db_name)).toMatchObject({ database: true })
+      expect(await serverHas(backend.name as 'mariadb' | 'postgres', b.db_name)).toEqual({ database: true, user: true })
+      expect(await serverHas(backend.name as 'mariadb' | 'postgres', cfg.db_name)).toMatchObject({ database: true })
       expect(await snapshot(bench)).toEqual(before)
     })
   }
