@@ -16,7 +16,8 @@ const URLS: Record<Exclude<BackendName, 'sqlite'>, string | undefined> = {
   mariadb: process.env.TENANCY_TEST_MARIADB_URL,
 }
 const warned = new Set<string>()
-function serverUrl(name: Exclude<BackendName, 'sqlite'>): string {
+/** The connection URL of a test server (throws when it is required but not set). */
+export function serverUrl(name: Exclude<BackendName, 'sqlite'>): string {
   const url = URLS[name]
   if (!url) throw new Error(`TENANCY_REQUIRE_SERVERS=1 but TENANCY_TEST_${name.toUpperCase()}_URL is not set`)
   return url

@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, utimesSync, readFileSync, readdirSync, statSync,
 import { join, relative } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { execa } from 'execa'
+import { enabled, serverUrl } from './backends.js'
 import { BIN, makeBench, query, setConfig, spawnTenancy, tenancy } from './helpers.js'
 
 /**
@@ -121,6 +122,20 @@ describe('bad input is refused before anything changes', () => {
     const r = await tenancy(bench, ['list-sites'])
     expect(r.exitCode).toBe(2)
     expect(r.stderr).toMatch(/tenancy\.config\.json must hold a JSON object/)
+    expect(snapshot(bench)).toEqual(before)
+  })
+})
+
+describe('a registry URL naming a database that does not exist', () => {
+  it.skipIf(!enabled('postgres'))('says so (exit 2), also next to sites, instead of offering to adopt them', async () => {
+    const bench = await populatedBench()
+    const before = snapshot(bench)
+    const url = new URL(serverUrl('postgres'))
+    url.pathname = '/tenancy_no_such_database'
+    const r = await tenancy(bench, ['list-sites'], { env: { TENANCY_REGISTRY_URL: url.toString() } })
+    expect(r.exitCode).toBe(2)
+    expect(r.stderr).toMatch(/database "tenancy_no_such_database" does not exist; create the database first/)
+    expect(r.stderr).not.toMatch(/doctor --adopt/)
     expect(snapshot(bench)).toEqual(before)
   })
 })

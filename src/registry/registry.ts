@@ -22,6 +22,9 @@ export interface InstalledAppSummary {
   version: string
 }
 
+/** PostgreSQL: relation does not exist (the registry's ledger table is not there yet). */
+const PG_UNDEFINED_TABLE = '42P01'
+
 /** Who we are, for intent rows and leases: `pid@hostname`. */
 export const PROCESS_OWNER = `${process.pid}@${hostname()}`
 
@@ -146,7 +149,9 @@ export class Registry {
       const row = await db.selectFrom('registry_migrations').select((eb) => eb.fn.max('version').as('v')).executeTakeFirst()
       return Number(row?.v ?? 0)
     } catch (error) {
-      if (/no such table|does not exist/.test((error as Error).message)) return 0
+      // No ledger yet: PostgreSQL says so by code; SQLite only in its message (its code is the generic SQLITE_ERROR).
+      const code = (error as { code?: string }).code
+      if (code === PG_UNDEFINED_TABLE || (code === 'SQLITE_ERROR' && /no such table/.test((error as Error).message))) return 0
       throw error
     }
   }
