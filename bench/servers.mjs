@@ -25,14 +25,15 @@ const SERVERS = {
   mariadb: new URL(process.env.TENANCY_TEST_MARIADB_URL ?? 'mysql://root@127.0.0.1:3306/'),
 }
 
-
 const results = {}
 function report(name, ours, raw, target, extra = '') {
   const ratio = ours / raw
   const limit = /<= ([\d.]+)x/.exec(target)
   const verdict = limit ? (ratio <= Number(limit[1]) ? 'met' : 'MISSED') : ''
   results[name] = { ours_ms: +ours.toFixed(1), raw_ms: +raw.toFixed(1), ratio: +ratio.toFixed(2), target, verdict }
-  console.log(`${name.padEnd(66)} ${ours.toFixed(1).padStart(8)} ms  vs ${raw.toFixed(1).padStart(8)} ms  = ${ratio.toFixed(2).padStart(5)}x  (target ${target}${verdict ? `: ${verdict}` : ''})${extra}`)
+  console.log(
+    `${name.padEnd(66)} ${ours.toFixed(1).padStart(8)} ms  vs ${raw.toFixed(1).padStart(8)} ms  = ${ratio.toFixed(2).padStart(5)}x  (target ${target}${verdict ? `: ${verdict}` : ''})${extra}`,
+  )
 }
 
 /** Admin access to a server: run statements, and close. */
@@ -43,7 +44,13 @@ async function admin(kind) {
     await client.connect()
     return { query: (q) => client.query(q), close: () => client.end() }
   }
-  const conn = await mysql.createConnection({ host: url.hostname, port: Number(url.port || 3306), user: decodeURIComponent(url.username || 'root'), password: decodeURIComponent(url.password), multipleStatements: true })
+  const conn = await mysql.createConnection({
+    host: url.hostname,
+    port: Number(url.port || 3306),
+    user: decodeURIComponent(url.username || 'root'),
+    password: decodeURIComponent(url.password),
+    multipleStatements: true,
+  })
   return { query: (q) => conn.query(q), close: () => conn.end() }
 }
 
@@ -64,28 +71,70 @@ function serverBench(kind) {
   const url = SERVERS[kind]
   const file = join(dir, 'tenancy.config.json')
   const config = JSON.parse(readFileSync(file, 'utf8'))
-  config.db = { type: kind, host: url.hostname, port: Number(url.port || (kind === 'postgres' ? 5432 : 3306)), root_user: decodeURIComponent(url.username) }
+  config.db = {
+    type: kind,
+    host: url.hostname,
+    port: Number(url.port || (kind === 'postgres' ? 5432 : 3306)),
+    root_user: decodeURIComponent(url.username),
+  }
   writeFileSync(file, JSON.stringify(config, null, 2))
   return dir
 }
 
-const envFor = (kind) => ({ ...process.env, NO_COLOR: '1', TENANCY_ADMIN_PASSWORD: 'bench-pw', TENANCY_DB_ROOT_PASSWORD: decodeURIComponent(SERVERS[kind].password) })
+const envFor = (kind) => ({
+  ...process.env,
+  NO_COLOR: '1',
+  TENANCY_ADMIN_PASSWORD: 'bench-pw',
+  TENANCY_DB_ROOT_PASSWORD: decodeURIComponent(SERVERS[kind].password),
+})
 
 /** The DDL and rows of a site tenancy made, as one script (what the plain side replays). */
 function dumpSite(kind, cfg) {
   const url = SERVERS[kind]
   if (kind === 'postgres') {
-    return execFileSync('pg_dump', ['--no-owner', '--no-privileges', '--inserts', '-h', url.hostname, '-p', url.port || '5432', '-U', cfg.db_user, cfg.db_name], {
-      env: { ...process.env, PGPASSWORD: cfg.db_password },
-    })
+    return execFileSync(
+      'pg_dump',
+      [
+        '--no-owner',
+        '--no-privileges',
+        '--inserts',
+        '-h',
+        url.hostname,
+        '-p',
+        url.port || '5432',
+        '-U',
+        cfg.db_user,
+        cfg.db_name,
+      ],
+      {
+        env: { ...process.env, PGPASSWORD: cfg.db_password },
+      },
+    )
       .toString()
       .split('\n')
       .filter((l) => !/^(SET|SELECT pg_catalog\.set_config|--|\\)/.test(l))
       .join('\n')
   }
-  return execFileSync('mariadb-dump', ['--skip-comments', '--skip-add-locks', '--skip-lock-tables', '--skip-dump-date', '--compact', '-h', url.hostname, '-P', url.port || '3306', '-u', cfg.db_user, cfg.db_name], {
-    env: { ...process.env, MYSQL_PWD: cfg.db_password },
-  }).toString()
+  return execFileSync(
+    'mariadb-dump',
+    [
+      '--skip-comments',
+      '--skip-add-locks',
+      '--skip-lock-tables',
+      '--skip-dump-date',
+      '--compact',
+      '-h',
+      url.hostname,
+      '-P',
+      url.port || '3306',
+      '-u',
+      cfg.db_user,
+      cfg.db_name,
+    ],
+    {
+      env: { ...process.env, MYSQL_PWD: cfg.db_password },
+    },
+  ).toString()
 }
 
 /** What new-site does, with a plain client and nothing else: user, database, grants, DDL and rows. */
@@ -99,7 +148,13 @@ async function rawNewSite(kind, script) {
     await a.query(`CREATE DATABASE "${name}" OWNER "${name}"`)
     await a.query(`REVOKE ALL ON DATABASE "${name}" FROM PUBLIC`)
     await a.close()
-    const site = new pg.Client({ host: url.hostname, port: Number(url.port || 5432), user: name, password, database: name })
+    const site = new pg.Client({
+      host: url.hostname,
+      port: Number(url.port || 5432),
+      user: name,
+      password,
+      database: name,
+    })
     await site.connect()
     await site.query(`BEGIN;\n${script}\nCOMMIT;`)
     await site.end()
@@ -108,7 +163,14 @@ async function rawNewSite(kind, script) {
     await a.query(`CREATE USER '${name}'@'%' IDENTIFIED BY '${password}'`)
     await a.query(`GRANT ALL PRIVILEGES ON \`${name}\`.* TO '${name}'@'%'`)
     await a.close()
-    const site = await mysql.createConnection({ host: url.hostname, port: Number(url.port || 3306), user: name, password, database: name, multipleStatements: true })
+    const site = await mysql.createConnection({
+      host: url.hostname,
+      port: Number(url.port || 3306),
+      user: name,
+      password,
+      database: name,
+      multipleStatements: true,
+    })
     await site.query(script)
     await site.end()
   }
@@ -142,7 +204,9 @@ async function dropBench(kind, bench) {
   rmSync(bench, { recursive: true, force: true })
 }
 
-console.log(`tenancy server benchmarks (${ROUNDS} rounds, medians; ${SITES} sites for migrate; node ${process.version}, ${execFileSync('nproc').toString().trim()} cores)\n`)
+console.log(
+  `tenancy server benchmarks (${ROUNDS} rounds, medians; ${SITES} sites for migrate; node ${process.version}, ${execFileSync('nproc').toString().trim()} cores)\n`,
+)
 
 for (const kind of ['postgres', 'mariadb']) {
   if (!(await reachable(kind))) continue
@@ -187,10 +251,15 @@ for (const kind of ['postgres', 'mariadb']) {
       plain.push(performance.now() - t)
     }
     for (let i = 0; i < ROUNDS * 2; i++) {
-      if (i % 2) await plainOnce(), await oursOnce(i)
-      else await oursOnce(i), await plainOnce()
+      if (i % 2) (await plainOnce(), await oursOnce(i))
+      else (await oursOnce(i), await plainOnce())
     }
-    report(`${label}: new-site shared_lib + tenant_ops (in-process) vs plain script`, median(ours), median(plain), '<= 1.5x')
+    report(
+      `${label}: new-site shared_lib + tenant_ops (in-process) vs plain script`,
+      median(ours),
+      median(plain),
+      '<= 1.5x',
+    )
     const withHook = []
     for (let i = 0; i < Math.min(ROUNDS, 5); i++) {
       const t = performance.now()
@@ -201,7 +270,11 @@ for (const kind of ['postgres', 'mariadb']) {
     const proc = []
     for (let i = 0; i < Math.min(ROUNDS, 5); i++) {
       const t = performance.now()
-      const r = spawnSync(process.execPath, [BIN, 'new-site', `p${i}.localhost`, '--install-app', 'tenant_ops_nohook'], { cwd: bench, env: envFor(kind), stdio: ['ignore', 'ignore', 'pipe'] })
+      const r = spawnSync(
+        process.execPath,
+        [BIN, 'new-site', `p${i}.localhost`, '--install-app', 'tenant_ops_nohook'],
+        { cwd: bench, env: envFor(kind), stdio: ['ignore', 'ignore', 'pipe'] },
+      )
       if (r.status !== 0) throw new Error(String(r.stderr))
       proc.push(performance.now() - t)
     }
@@ -232,13 +305,21 @@ for (const kind of ['postgres', 'mariadb']) {
         await a.query(`CREATE ROLE "${s.db_name}" LOGIN PASSWORD '${s.db_password}'`)
         // Not TEMPLATE: the copies' objects would stay owned by the template's role.
         await a.query(`CREATE DATABASE "${s.db_name}" OWNER "${s.db_name}"`)
-        const c = new pg.Client({ host: SERVERS.postgres.hostname, port: Number(SERVERS.postgres.port || 5432), user: s.db_name, password: s.db_password, database: s.db_name })
+        const c = new pg.Client({
+          host: SERVERS.postgres.hostname,
+          port: Number(SERVERS.postgres.port || 5432),
+          user: s.db_name,
+          password: s.db_password,
+          database: s.db_name,
+        })
         await c.connect()
         await c.query(script)
         await c.end()
         await a.query(`REVOKE ALL ON DATABASE "${s.db_name}" FROM PUBLIC`)
       } else {
-        await a.query(`CREATE DATABASE \`${s.db_name}\`; CREATE USER '${s.db_name}'@'%' IDENTIFIED BY '${s.db_password}'; GRANT ALL PRIVILEGES ON \`${s.db_name}\`.* TO '${s.db_name}'@'%'; USE \`${s.db_name}\`; ${script}`)
+        await a.query(
+          `CREATE DATABASE \`${s.db_name}\`; CREATE USER '${s.db_name}'@'%' IDENTIFIED BY '${s.db_password}'; GRANT ALL PRIVILEGES ON \`${s.db_name}\`.* TO '${s.db_name}'@'%'; USE \`${s.db_name}\`; ${script}`,
+        )
       }
     }
     await a.close()
@@ -247,8 +328,21 @@ for (const kind of ['postgres', 'mariadb']) {
     for (const s of ours) {
       const dir = join(bench, 'sites', s.site)
       mkdirSync(dir)
-      writeFileSync(join(dir, 'site_config.json'), JSON.stringify({ ...templateCfg, db_name: s.db_name, db_user: s.db_name, db_password: s.db_password }), { mode: 0o600 })
-      await registry.db.insertInto('sites').values({ ...template, apps: JSON.stringify(template.apps), name: s.site, db_name: s.db_name, db_user: s.db_name }).execute()
+      writeFileSync(
+        join(dir, 'site_config.json'),
+        JSON.stringify({ ...templateCfg, db_name: s.db_name, db_user: s.db_name, db_password: s.db_password }),
+        { mode: 0o600 },
+      )
+      await registry.db
+        .insertInto('sites')
+        .values({
+          ...template,
+          apps: JSON.stringify(template.apps),
+          name: s.site,
+          db_name: s.db_name,
+          db_user: s.db_name,
+        })
+        .execute()
     }
     await lib.dropSite(b, { site: 'template.localhost', archive: false })
     await b.close()
@@ -256,22 +350,44 @@ for (const kind of ['postgres', 'mariadb']) {
     const env = envFor(kind)
     const run = () => {
       const t = performance.now()
-      const r = spawnSync(process.execPath, [BIN, 'migrate', '--json'], { cwd: bench, env, stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 * 1024 * 1024 })
+      const r = spawnSync(process.execPath, [BIN, 'migrate', '--json'], {
+        cwd: bench,
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        maxBuffer: 64 * 1024 * 1024,
+      })
       if (r.status !== 0) throw new Error(String(r.stderr))
       return { ms: performance.now() - t, out: JSON.parse(String(r.stdout)) }
     }
     const connectAs = async (s) => {
       const url = SERVERS[kind]
       if (kind === 'postgres') {
-        const c = new pg.Client({ host: url.hostname, port: Number(url.port || 5432), user: s.db_name, password: s.db_password, database: s.db_name })
+        const c = new pg.Client({
+          host: url.hostname,
+          port: Number(url.port || 5432),
+          user: s.db_name,
+          password: s.db_password,
+          database: s.db_name,
+        })
         await c.connect()
         return { query: (q, p) => c.query(q, p), close: () => c.end() }
       }
-      const c = await mysql.createConnection({ host: url.hostname, port: Number(url.port || 3306), user: s.db_name, password: s.db_password, database: s.db_name, multipleStatements: true })
+      const c = await mysql.createConnection({
+        host: url.hostname,
+        port: Number(url.port || 3306),
+        user: s.db_name,
+        password: s.db_password,
+        database: s.db_name,
+        multipleStatements: true,
+      })
       return { query: (q, p) => c.query(q, p), close: () => c.end() }
     }
-    const ledger = kind === 'postgres' ? 'INSERT INTO tenancy_migrations (app, name, applied_at) VALUES ($1, $2, $3)' : 'INSERT INTO tenancy_migrations (app, name, applied_at) VALUES (?, ?, ?)'
-    const ddl = 'CREATE TABLE bench_invoices (id VARCHAR(32) PRIMARY KEY, customer VARCHAR(64), amount DECIMAL(12,2), issued_at VARCHAR(32));\nCREATE INDEX bench_invoices_customer ON bench_invoices (customer);\n'
+    const ledger =
+      kind === 'postgres'
+        ? 'INSERT INTO tenancy_migrations (app, name, applied_at) VALUES ($1, $2, $3)'
+        : 'INSERT INTO tenancy_migrations (app, name, applied_at) VALUES (?, ?, ?)'
+    const ddl =
+      'CREATE TABLE bench_invoices (id VARCHAR(32) PRIMARY KEY, customer VARCHAR(64), amount DECIMAL(12,2), issued_at VARCHAR(32));\nCREATE INDEX bench_invoices_customer ON bench_invoices (customer);\n'
 
     const noop = run()
     const t0 = performance.now()
@@ -281,7 +397,13 @@ for (const kind of ['postgres', 'mariadb']) {
       await c.close()
     }
     const rawNoop = performance.now() - t0
-    report(`${label}: migrate ${SITES} sites, nothing pending (process) vs plain loop`, noop.ms, rawNoop, 'info', `  ${(SITES / (noop.ms / 1000)).toFixed(0)} sites/s`)
+    report(
+      `${label}: migrate ${SITES} sites, nothing pending (process) vs plain loop`,
+      noop.ms,
+      rawNoop,
+      'info',
+      `  ${(SITES / (noop.ms / 1000)).toFixed(0)} sites/s`,
+    )
 
     writeFileSync(join(bench, 'apps', 'shared_lib', 'migrations', '0100_bench_invoices.sql'), ddl)
     const applied = run()
@@ -297,11 +419,23 @@ for (const kind of ['postgres', 'mariadb']) {
       await c.close()
     }
     const rawMs = performance.now() - t1
-    report(`${label}: migrate ${SITES} sites, one new migration (process) vs plain loop`, applied.ms, rawMs, 'info', `  ${(SITES / (applied.ms / 1000)).toFixed(0)} sites/s vs ${(SITES / (rawMs / 1000)).toFixed(0)}`)
-    await dropRaw(kind, sites.map((s) => s.db_name))
+    report(
+      `${label}: migrate ${SITES} sites, one new migration (process) vs plain loop`,
+      applied.ms,
+      rawMs,
+      'info',
+      `  ${(SITES / (applied.ms / 1000)).toFixed(0)} sites/s vs ${(SITES / (rawMs / 1000)).toFixed(0)}`,
+    )
+    await dropRaw(
+      kind,
+      sites.map((s) => s.db_name),
+    )
     rmSync(bench, { recursive: true, force: true })
   }
 }
 
 mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true })
-writeFileSync(join(ROOT, 'bench', 'results', 'servers.json'), `${JSON.stringify({ at: new Date().toISOString(), node: process.version, results }, null, 2)}\n`)
+writeFileSync(
+  join(ROOT, 'bench', 'results', 'servers.json'),
+  `${JSON.stringify({ at: new Date().toISOString(), node: process.version, results }, null, 2)}\n`,
+)

@@ -29,8 +29,25 @@ const common = {
 
 // The CLI: commander and the output module up front; everything a command does in one
 // lazily loaded chunk; execa, ora and prompts only when used.
-await build({ ...common, entryPoints: { cli: 'src/cli/main.ts' }, outdir: 'dist', splitting: true, chunkNames: 'chunks/[name]-[hash]' })
+await build({
+  ...common,
+  entryPoints: { cli: 'src/cli/main.ts' },
+  outdir: 'dist',
+  splitting: true,
+  chunkNames: 'chunks/[name]-[hash]',
+})
 // migrate's worker threads: one self-contained file each thread loads.
-await build({ ...common, entryPoints: { 'migrate-worker': 'src/migrate/worker-entry.ts' }, outdir: 'dist', splitting: false })
+await build({
+  ...common,
+  entryPoints: { 'migrate-worker': 'src/migrate/worker-entry.ts' },
+  outdir: 'dist',
+  splitting: false,
+})
 // The library (and TENANCY_LIB for hooks): one file, its own lazy chunks.
-await build({ ...common, entryPoints: { index: 'src/index.ts' }, outdir: 'dist', splitting: true, chunkNames: 'lib/[name]-[hash]' })
+await build({
+  ...common,
+  entryPoints: { index: 'src/index.ts' },
+  outdir: 'dist',
+  splitting: true,
+  chunkNames: 'lib/[name]-[hash]',
+})

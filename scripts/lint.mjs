@@ -27,7 +27,8 @@ function check(path) {
     if (rel.startsWith('src/') && !rel.startsWith('src/cli/') && /\bprocess\.exit\(/.test(line)) {
       problems.push(`${where}: process.exit outside src/cli; throw a TenancyError instead`)
     }
-    if (rel.startsWith('test/') && /\b(it|test|describe)\.only\(/.test(line)) problems.push(`${where}: .only( left in a test`)
+    if (rel.startsWith('test/') && /\b(it|test|describe)\.only\(/.test(line))
+      problems.push(`${where}: .only( left in a test`)
     if (/\s+$/.test(line)) problems.push(`${where}: trailing whitespace`)
   })
 }

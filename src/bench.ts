@@ -37,13 +37,16 @@ export function findConfigFile(options: BenchOptions = {}): string {
   const env = options.env ?? process.env
   const cwd = options.cwd ?? process.cwd()
   if (options.config !== undefined && options.config.trim() === '') {
-    throw usageError(`invalid --config ${JSON.stringify(options.config)}: give the path of tenancy.config.json (or leave the flag out to find it upward from here)`)
+    throw usageError(
+      `invalid --config ${JSON.stringify(options.config)}: give the path of tenancy.config.json (or leave the flag out to find it upward from here)`,
+    )
   }
   const given = options.config ?? env.TENANCY_CONFIG
   if (given) {
     const file = resolve(cwd, given)
     const source = options.config ? '--config' : 'TENANCY_CONFIG'
-    if (!existsSync(file)) throw usageError(`config file "${file}" (from ${source}) does not exist; check the path or run "tenancy init"`)
+    if (!existsSync(file))
+      throw usageError(`config file "${file}" (from ${source}) does not exist; check the path or run "tenancy init"`)
     if (statSync(file).isDirectory()) {
       const inside = join(file, CONFIG_FILE)
       if (existsSync(inside)) return inside
@@ -56,7 +59,9 @@ export function findConfigFile(options: BenchOptions = {}): string {
     if (existsSync(candidate)) return candidate
     if (dirname(dir) === dir) break
   }
-  throw usageError(`no ${CONFIG_FILE} found in "${cwd}" or any parent directory; run "tenancy init" to create a bench, or pass --config FILE`)
+  throw usageError(
+    `no ${CONFIG_FILE} found in "${cwd}" or any parent directory; run "tenancy init" to create a bench, or pass --config FILE`,
+  )
 }
 
 /**
@@ -130,13 +135,20 @@ export class Bench {
         if (sites === 0) return
         const where = relative(this.root, this.sitesPath)
         const shown = where && !where.startsWith('..') ? `${where}/` : `${this.sitesPath}/`
-        throw usageError(`registry ${registry} is ${state} but ${shown} holds ${sites} site${sites === 1 ? '' : 's'}; run "tenancy doctor --adopt" to rebuild it from them`)
+        throw usageError(
+          `registry ${registry} is ${state} but ${shown} holds ${sites} site${sites === 1 ? '' : 's'}; run "tenancy doctor --adopt" to rebuild it from them`,
+        )
       },
     })
     const registry = await this.#registry
     if (!this.#recovered) {
       this.#recovered = true
-      const stuck = await registry.db.selectFrom('tenants').select('id').where('pull_from', 'is not', null).limit(1).execute()
+      const stuck = await registry.db
+        .selectFrom('tenants')
+        .select('id')
+        .where('pull_from', 'is not', null)
+        .limit(1)
+        .execute()
       // recoverPulls never throws for one tenant: failures are logged and doctor reports them.
       if (stuck.length > 0) await (await import('./pool/pool.js')).recoverPulls(this)
     }

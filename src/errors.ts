@@ -100,19 +100,30 @@ export class StorageError extends TenancyError {
  * The one-line error for a storage failure of `file` (`what` names it for humans: "the
  * registry", "the site database"), or undefined when `error` is not one.
  */
-export function storageError(error: unknown, file: string, what: string, options: { corruptExitCode?: number } = {}): StorageError | undefined {
+export function storageError(
+  error: unknown,
+  file: string,
+  what: string,
+  options: { corruptExitCode?: number } = {},
+): StorageError | undefined {
   if (error instanceof StorageError) return error
   const problem = storageProblemOf(error)
   if (!problem) return undefined
   if (problem === 'disk_full') {
-    return new StorageError(`disk full: cannot write ${what} ${file}; free some space on its filesystem and run the command again`, { file, problem, cause: error })
+    return new StorageError(
+      `disk full: cannot write ${what} ${file}; free some space on its filesystem and run the command again`,
+      { file, problem, cause: error },
+    )
   }
   if (problem === 'io') {
-    return new StorageError(`cannot read or write ${what} ${file}: ${messageOf(error)}; check that its filesystem is writable, healthy and not full, then run the command again`, {
-      file,
-      problem,
-      cause: error,
-    })
+    return new StorageError(
+      `cannot read or write ${what} ${file}: ${messageOf(error)}; check that its filesystem is writable, healthy and not full, then run the command again`,
+      {
+        file,
+        problem,
+        cause: error,
+      },
+    )
   }
   return new StorageError(`${what} ${file} is corrupt (${messageOf(error)}); restore it from a backup`, {
     file,
@@ -133,13 +144,22 @@ export function knownErrorOf(error: unknown): TenancyError | undefined {
   if (typeof path === 'string') return storageError(error, path, 'the file')
   const problem = storageProblemOf(error)
   if (problem === 'disk_full') {
-    return new StorageError('disk full: a database tenancy writes has no space left; free some space and run the command again', { file: '', problem, cause: error })
+    return new StorageError(
+      'disk full: a database tenancy writes has no space left; free some space and run the command again',
+      { file: '', problem, cause: error },
+    )
   }
   if (problem === 'io') {
-    return new StorageError(`a database tenancy uses failed: ${messageOf(error)}; check that its filesystem is writable, healthy and not full`, { file: '', problem, cause: error })
+    return new StorageError(
+      `a database tenancy uses failed: ${messageOf(error)}; check that its filesystem is writable, healthy and not full`,
+      { file: '', problem, cause: error },
+    )
   }
   if (problem === 'corrupt') {
-    return new StorageError(`a database tenancy reads is corrupt (${messageOf(error)}); run "tenancy doctor" to find which, and restore it from a backup`, { file: '', problem, cause: error })
+    return new StorageError(
+      `a database tenancy reads is corrupt (${messageOf(error)}); run "tenancy doctor" to find which, and restore it from a backup`,
+      { file: '', problem, cause: error },
+    )
   }
   return undefined
 }

@@ -41,19 +41,33 @@ export interface SiteDatabaseContext {
  * const { withSiteDatabase } = await import(pathToFileURL(process.env.TENANCY_LIB).href)
  * await withSiteDatabase(process.env.TENANCY_SITE_PATH, (db) => db.insertInto('audit_log').values(row).execute())
  */
-export async function withSiteDatabase<T>(sitePath: string, fn: (db: Kysely<any>, ctx: SiteDatabaseContext) => Promise<T>): Promise<T> {
+export async function withSiteDatabase<T>(
+  sitePath: string,
+  fn: (db: Kysely<any>, ctx: SiteDatabaseContext) => Promise<T>,
+): Promise<T> {
   const config = readSiteConfig(sitePath)
   const driver = await getDriver(config.db_type)
   const conn = await driver.connect(config, sitePath)
   try {
-    const site = sitePath.replace(/[\\/]+$/, '').split(/[\\/]/).pop() ?? ''
+    const site =
+      sitePath
+        .replace(/[\\/]+$/, '')
+        .split(/[\\/]/)
+        .pop() ?? ''
     return await conn.db.transaction().execute((trx) => fn(trx, { sql, dbType: conn.dbType, site }))
   } finally {
     await conn.close()
   }
 }
 export { SecretBox, loadSecretBox } from './secrets/secret-box.js'
-export { createTenant, listTenants, showTenant, deleteTenant, type CreateTenantOptions, type CreateTenantResult } from './provisioning/tenants.js'
+export {
+  createTenant,
+  listTenants,
+  showTenant,
+  deleteTenant,
+  type CreateTenantOptions,
+  type CreateTenantResult,
+} from './provisioning/tenants.js'
 export { provisionTenant, type ProvisionOptions, type ProvisionResult, type StepEvent } from './provisioning/runner.js'
 export { runWorker, type WorkerOptions, type WorkerResult } from './provisioning/worker.js'
 export { doctor, type DoctorResult, type Finding } from './provisioning/doctor.js'
@@ -62,12 +76,23 @@ export type { TenantJson, StepJson } from './provisioning/tenant-record.js'
 
 // ---- the pending pool ----------------------------------------------------------------
 
-import { usingBench as usingBenchForPool, type Bench as PoolBench, type BenchOptions as PoolBenchOptions } from './bench.js'
+import {
+  usingBench as usingBenchForPool,
+  type Bench as PoolBench,
+  type BenchOptions as PoolBenchOptions,
+} from './bench.js'
 import * as poolModule from './pool/pool.js'
 import type { PoolOptions, PullAttributes, PullResult } from './pool/pool.js'
 import type { TenantJson as PoolTenantJson } from './provisioning/tenant-record.js'
 
-export type { PendingAttributesHook, PoolOptions, PullAttributes, PullResult, PendingCreateResult, ClearResult } from './pool/pool.js'
+export type {
+  PendingAttributesHook,
+  PoolOptions,
+  PullAttributes,
+  PullResult,
+  PendingCreateResult,
+  ClearResult,
+} from './pool/pool.js'
 export { pendingCreate, pendingClear, createOrPullTenant } from './pool/pool.js'
 
 /**
@@ -82,7 +107,10 @@ function withPoolBench<T>(options: PoolCallOptions, fn: (bench: PoolBench) => Pr
 }
 
 /** Adds one fully provisioned pending tenant to the pool. */
-export function createPending(attrs: Record<string, unknown> = {}, options: PoolCallOptions = {}): Promise<PoolTenantJson> {
+export function createPending(
+  attrs: Record<string, unknown> = {},
+  options: PoolCallOptions = {},
+): Promise<PoolTenantJson> {
   return withPoolBench(options, (bench) => poolModule.createPending(bench, attrs, options))
 }
 
@@ -93,12 +121,19 @@ export function createPending(attrs: Record<string, unknown> = {}, options: Pool
  * @example
  * const tenant = await pullPending({ name: 'acme', data: { plan: 'pro' } })
  */
-export function pullPending(attrs: PullAttributes & { name: string }, options: PoolCallOptions = {}): Promise<PullResult> {
+export function pullPending(
+  attrs: PullAttributes & { name: string },
+  options: PoolCallOptions = {},
+): Promise<PullResult> {
   return withPoolBench(options, (bench) => poolModule.pullPending(bench, attrs))
 }
 
 /** Takes a ready pending tenant; null when the pool has none (unless `firstOrCreate`). */
-export function pullPendingFromPool(firstOrCreate = false, attrs: PullAttributes = {}, options: PoolCallOptions = {}): Promise<PullResult | null> {
+export function pullPendingFromPool(
+  firstOrCreate = false,
+  attrs: PullAttributes = {},
+  options: PoolCallOptions = {},
+): Promise<PullResult | null> {
   return withPoolBench(options, (bench) => poolModule.pullPendingFromPool(bench, firstOrCreate, attrs))
 }
 

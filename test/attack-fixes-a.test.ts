@@ -11,7 +11,10 @@ const configFile = (bench: string, site: string) => join(bench, 'sites', site, '
 /** What the registry holds of sites and tenants, to prove a refused command changed nothing. */
 async function snapshot(bench: string): Promise<unknown> {
   return {
-    sites: await registryRows(bench, 'select name, state, db_type, db_name, db_host, db_port, db_user, tenant_id from sites order by name'),
+    sites: await registryRows(
+      bench,
+      'select name, state, db_type, db_name, db_host, db_port, db_user, tenant_id from sites order by name',
+    ),
     tenants: await registryRows(bench, 'select name, site, provisioning_status from tenants order by name'),
   }
 }
@@ -25,65 +28,80 @@ async function databaseThere(bench: string, backend: string, cfg: Record<string,
 
 describe('dropping goes by the registry row, not by site_config.json', () => {
   for (const backend of SITE_BACKENDS) {
-    it.skipIf(backend.skip)(`${backend.name}: a config pointing at another site's database is refused; both databases survive`, async () => {
-      const bench = makeBench({ exampleApps: false })
-      const env = useBackend(bench, backend.name)
-      for (const name of ['a', 'b']) {
-        const r = await tenancy(bench, ['tenant', 'create', name], { env })
-        expect(r.exitCode, r.stderr).toBe(0)
-      }
-      const a = siteConfig(bench, 'a.localhost')
-      const b = siteConfig(bench, 'b.localhost')
-      const original = readFileSync(configFile(bench, 'a.localhost'), 'utf8')
-      // The hostile edit: every mention of A's database becomes B's.
-      writeFileSync(configFile(bench, 'a.localhost'), original.replaceAll(a.db_name, b.db_name))
-      const before = await snapshot(bench)
-      for (const args of [['tenant', 'delete', 'a', '--yes'], ['drop-site', 'a.localhost', '--yes'], ['new-site', 'a.localhost', '--force']]) {
-        const r = await tenancy(bench, args, { env })
-        expect(r.exitCode, `${args.join(' ')}: ${r.stderr}`).toBe(2)
-        if (args[0] === 'tenant') {
-          expect(r.stderr).toContain(`"${b.db_name}"`)
-          expect(r.stderr).toContain(`"${a.db_name}"`)
-          expect(r.stderr).toMatch(/nothing was changed/)
+    it.skipIf(backend.skip)(
+      `${backend.name}: a config pointing at another site's database is refused; both databases survive`,
+      async () => {
+        const bench = makeBench({ exampleApps: false })
+        const env = useBackend(bench, backend.name)
+        for (const name of ['a', 'b']) {
+          const r = await tenancy(bench, ['tenant', 'create', name], { env })
+          expect(r.exitCode, r.stderr).toBe(0)
         }
-      }
-      expect(await databaseThere(bench, backend.name, b, 'b.localhost')).toBe(true)
-      expect(await databaseThere(bench, backend.name, a, 'a.localhost')).toBe(true)
-      expect(await snapshot(bench)).toEqual(before)
-      // Doctor's repairs drop nothing through it either.
-      await tenancy(bench, ['doctor', '--fix'], { env })
-      expect(await databaseThere(bench, backend.name, b, 'b.localhost')).toBe(true)
-      // Restored, the config agrees with the row: the delete drops A's database and only it.
-      writeFileSync(configFile(bench, 'a.localhost'), original)
-      const del = await tenancy(bench, ['tenant', 'delete', 'a', '--yes'], { env })
-      expect(del.exitCode, del.stderr).toBe(0)
-      if (backend.name !== 'sqlite') expect(await serverHas(backend.name, a.db_name)).toEqual({ database: false, user: false })
-      expect(await databaseThere(bench, backend.name, b, 'b.localhost')).toBe(true)
-      expect((await tenancy(bench, ['tenant', 'show', 'b'], { env })).exitCode).toBe(0)
-    })
+        const a = siteConfig(bench, 'a.localhost')
+        const b = siteConfig(bench, 'b.localhost')
+        const original = readFileSync(configFile(bench, 'a.localhost'), 'utf8')
+        // The hostile edit: every mention of A's database becomes B's.
+        writeFileSync(configFile(bench, 'a.localhost'), original.replaceAll(a.db_name, b.db_name))
+        const before = await snapshot(bench)
+        for (const args of [
+          ['tenant', 'delete', 'a', '--yes'],
+          ['drop-site', 'a.localhost', '--yes'],
+          ['new-site', 'a.localhost', '--force'],
+        ]) {
+          const r = await tenancy(bench, args, { env })
+          expect(r.exitCode, `${args.join(' ')}: ${r.stderr}`).toBe(2)
+          if (args[0] === 'tenant') {
+            expect(r.stderr).toContain(`"${b.db_name}"`)
+            expect(r.stderr).toContain(`"${a.db_name}"`)
+            expect(r.stderr).toMatch(/nothing was changed/)
+          }
+        }
+        expect(await databaseThere(bench, backend.name, b, 'b.localhost')).toBe(true)
+        expect(await databaseThere(bench, backend.name, a, 'a.localhost')).toBe(true)
+        expect(await snapshot(bench)).toEqual(before)
+        // Doctor's repairs drop nothing through it either.
+        await tenancy(bench, ['doctor', '--fix'], { env })
+        expect(await databaseThere(bench, backend.name, b, 'b.localhost')).toBe(true)
+        // Restored, the config agrees with the row: the delete drops A's database and only it.
+        writeFileSync(configFile(bench, 'a.localhost'), original)
+        const del = await tenancy(bench, ['tenant', 'delete', 'a', '--yes'], { env })
+        expect(del.exitCode, del.stderr).toBe(0)
+        if (backend.name !== 'sqlite')
+          expect(await serverHas(backend.name, a.db_name)).toEqual({ database: false, user: false })
+        expect(await databaseThere(bench, backend.name, b, 'b.localhost')).toBe(true)
+        expect((await tenancy(bench, ['tenant', 'show', 'b'], { env })).exitCode).toBe(0)
+      },
+    )
   }
 
   for (const backend of SITE_BACKENDS.filter((b) => b.name !== 'sqlite')) {
-    it.skipIf(backend.skip)(`${backend.name}: a registry row naming another site's database user is never dropped through this site`, async () => {
-      const bench = makeBench({ exampleApps: false })
-      const env = useBackend(bench, backend.name)
-      for (const name of ['a', 'b']) expect((await tenancy(bench, ['tenant', 'create', name], { env })).exitCode).toBe(0)
-      const b = siteConfig(bench, 'b.localhost')
-      const bUser = b.db_user ?? b.db_name
-      // Row and config agree, and both name B's user: the registry itself was tampered with.
-      const db = new Database(join(bench, '.tenancy', 'registry.db'))
-      db.prepare('update sites set db_user = ? where name = ?').run(bUser, 'a.localhost')
-      db.close()
-      const cfg = siteConfig(bench, 'a.localhost')
-      writeFileSync(configFile(bench, 'a.localhost'), JSON.stringify({ ...cfg, db_user: bUser }, null, 2))
-      const before = await snapshot(bench)
-      const r = await tenancy(bench, ['tenant', 'delete', 'a', '--yes'], { env })
-      expect(r.exitCode, r.stderr).toBe(2)
-      expect(r.stderr).toContain('site "b.localhost"')
-      expect(await serverHas(backend.name as 'mariadb' | 'postgres', b.db_name)).toEqual({ database: true, user: true })
-      expect(await serverHas(backend.name as 'mariadb' | 'postgres', cfg.db_name)).toMatchObject({ database: true })
-      expect(await snapshot(bench)).toEqual(before)
-    })
+    it.skipIf(backend.skip)(
+      `${backend.name}: a registry row naming another site's database user is never dropped through this site`,
+      async () => {
+        const bench = makeBench({ exampleApps: false })
+        const env = useBackend(bench, backend.name)
+        for (const name of ['a', 'b'])
+          expect((await tenancy(bench, ['tenant', 'create', name], { env })).exitCode).toBe(0)
+        const b = siteConfig(bench, 'b.localhost')
+        const bUser = b.db_user ?? b.db_name
+        // Row and config agree, and both name B's user: the registry itself was tampered with.
+        const db = new Database(join(bench, '.tenancy', 'registry.db'))
+        db.prepare('update sites set db_user = ? where name = ?').run(bUser, 'a.localhost')
+        db.close()
+        const cfg = siteConfig(bench, 'a.localhost')
+        writeFileSync(configFile(bench, 'a.localhost'), JSON.stringify({ ...cfg, db_user: bUser }, null, 2))
+        const before = await snapshot(bench)
+        const r = await tenancy(bench, ['tenant', 'delete', 'a', '--yes'], { env })
+        expect(r.exitCode, r.stderr).toBe(2)
+        expect(r.stderr).toContain('site "b.localhost"')
+        expect(await serverHas(backend.name as 'mariadb' | 'postgres', b.db_name)).toEqual({
+          database: true,
+          user: true,
+        })
+        expect(await serverHas(backend.name as 'mariadb' | 'postgres', cfg.db_name)).toMatchObject({ database: true })
+        expect(await snapshot(bench)).toEqual(before)
+      },
+    )
   }
 })
 
@@ -92,8 +110,22 @@ describe('a wrong encryption key changes nothing in the worker', () => {
     const bench = makeBench({ exampleApps: false })
     const marker = join(bench, 'slow-started')
     // The first run of this step blocks, so the spawned worker can be caught in the middle.
-    writeFileSync(join(bench, 'slow.mjs'), `import { existsSync, writeFileSync } from 'node:fs'\nif (!existsSync(${JSON.stringify(marker)})) { writeFileSync(${JSON.stringify(marker)}, String(process.pid)); await new Promise((r) => setTimeout(r, 30000)) }\n`)
-    setConfig(bench, (c) => (c.provision.steps = ['create-site', { name: 'slow', run: 'node slow.mjs' }, 'install-apps', 'api-user', 'api-keys', 'activate']))
+    writeFileSync(
+      join(bench, 'slow.mjs'),
+      `import { existsSync, writeFileSync } from 'node:fs'\nif (!existsSync(${JSON.stringify(marker)})) { writeFileSync(${JSON.stringify(marker)}, String(process.pid)); await new Promise((r) => setTimeout(r, 30000)) }\n`,
+    )
+    setConfig(
+      bench,
+      (c) =>
+        (c.provision.steps = [
+          'create-site',
+          { name: 'slow', run: 'node slow.mjs' },
+          'install-apps',
+          'api-user',
+          'api-keys',
+          'activate',
+        ]),
+    )
     const created = await tenancy(bench, ['tenant', 'create', 'wq', '--background', '--json'])
     expect(created.exitCode, created.stderr).toBe(0)
     expect(created.json.worker_started).toBe(true)
@@ -120,7 +152,12 @@ describe('a wrong encryption key changes nothing in the worker', () => {
     const before = state()
     expect(before.jobs).toMatchObject([{ status: 'running', attempts: 1 }])
     const wrong = { TENANCY_ENCRYPTION_KEY: randomBytes(32).toString('base64') }
-    for (const args of [['worker', '--once'], ['provision', 'wq'], ['doctor', '--fix'], ['pending-create', '--count', '1']]) {
+    for (const args of [
+      ['worker', '--once'],
+      ['provision', 'wq'],
+      ['doctor', '--fix'],
+      ['pending-create', '--count', '1'],
+    ]) {
       const r = await tenancy(bench, args, { env: wrong })
       expect(r.exitCode, `${args.join(' ')}: ${r.stderr}`).toBe(2)
       expect(r.stderr).toMatch(/wrong encryption key/)

@@ -91,7 +91,10 @@ function expectCapped(output: string | null, error: string): void {
 async function failedStep(bench: string) {
   const r = await tenancy(bench, ['tenant', 'create', 'acme'])
   expect(r.exitCode).toBe(1)
-  const rows = query<{ name: string; output: string | null; error: string }>(join(bench, '.tenancy', 'registry.db'), "select name, output, error from steps where status = 'failed'")
+  const rows = query<{ name: string; output: string | null; error: string }>(
+    join(bench, '.tenancy', 'registry.db'),
+    "select name, output, error from steps where status = 'failed'",
+  )
   expect(rows).toHaveLength(1)
   const errors = await tenancy(bench, ['errors', '--json'])
   return { row: rows[0]!, logged: errors.json.errors[0].message as string }
@@ -101,7 +104,10 @@ describe('a failed child keeps its capped output', () => {
   it('a run step that prints 300 KB and times out: output is the capped tail, the error a marked excerpt', async () => {
     const bench = makeBench()
     writeFileSync(join(bench, 'chatty.mjs'), chattyScript(TOTAL))
-    setConfig(bench, (c) => (c.provision.steps = ['create-site', { name: 'chatty', run: 'node chatty.mjs', timeout: 2 }, 'activate']))
+    setConfig(
+      bench,
+      (c) => (c.provision.steps = ['create-site', { name: 'chatty', run: 'node chatty.mjs', timeout: 2 }, 'activate']),
+    )
     const { row, logged } = await failedStep(bench)
     expect(row.name).toBe('chatty')
     expect(row.error).toMatch(/^step "chatty" failed: its command timed out after 2 s; output:\n/)
@@ -113,7 +119,10 @@ describe('a failed child keeps its capped output', () => {
     const bench = makeBench()
     const app = join(bench, 'apps', 'chatty')
     mkdirSync(app, { recursive: true })
-    writeFileSync(join(app, 'app.json'), JSON.stringify({ name: 'chatty', version: '0.1.0', hooks: { after_install: 'node hook.mjs' } }))
+    writeFileSync(
+      join(app, 'app.json'),
+      JSON.stringify({ name: 'chatty', version: '0.1.0', hooks: { after_install: 'node hook.mjs' } }),
+    )
     writeFileSync(join(app, 'hook.mjs'), chattyScript(TOTAL))
     setConfig(bench, (c) => {
       c.provision.apps = ['chatty']

@@ -3,13 +3,29 @@ import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import { makeBench, setConfig, tenancy } from './helpers.js'
-import { REGISTRIES, SITE_BACKENDS, asSite, useRegistry, registryRows, serverHas, serverQuery, siteConfig, useBackend, type BackendName } from './backends.js'
+import {
+  REGISTRIES,
+  SITE_BACKENDS,
+  asSite,
+  useRegistry,
+  registryRows,
+  serverHas,
+  serverQuery,
+  siteConfig,
+  useBackend,
+  type BackendName,
+} from './backends.js'
 
 // The same bodies on SQLite, MariaDB and PostgreSQL: site commands, the pipeline, the pool
 // and migrate. Server-only promises (own users, isolation, server errors) follow.
 
 /** Whether the database behind a site config is gone (SQLite: its file). */
-async function databaseGone(backend: BackendName, bench: string, site: string, cfg: Record<string, any>): Promise<boolean> {
+async function databaseGone(
+  backend: BackendName,
+  bench: string,
+  site: string,
+  cfg: Record<string, any>,
+): Promise<boolean> {
   if (backend === 'sqlite') {
     try {
       statSync(join(bench, 'sites', site, cfg.db_file))
@@ -45,8 +61,12 @@ describe.each(SITE_BACKENDS)('sites on $name', ({ name: backend, skip }) => {
         expect(await serverHas(backend, cfg.db_name)).toEqual({ database: true, user: true })
       }
       // Fixtures and the after_install hook's rows are there, read as the site's own user.
-      expect(await count(bench, 'one.localhost', "select count(*) as n from projects where id = 'PRJ-ONBOARDING'")).toBe(1)
-      expect(await count(bench, 'one.localhost', 'select count(*) as n from tenancy_migrations')).toBeGreaterThanOrEqual(10)
+      expect(
+        await count(bench, 'one.localhost', "select count(*) as n from projects where id = 'PRJ-ONBOARDING'"),
+      ).toBe(1)
+      expect(
+        await count(bench, 'one.localhost', 'select count(*) as n from tenancy_migrations'),
+      ).toBeGreaterThanOrEqual(10)
 
       const again = await tenancy(bench, ['install-app', 'tenant_ops', '--site', 'one.localhost', '--json'], { env })
       expect(again.json.apps.map((a: any) => a.status)).toEqual(['already_installed', 'already_installed'])
@@ -56,13 +76,31 @@ describe.each(SITE_BACKENDS)('sites on $name', ({ name: backend, skip }) => {
         ['tenant_ops', []],
       ])
 
-      expect((await tenancy(bench, ['add-system-manager', 'ops@example.com', '--site', 'one.localhost'], { env })).exitCode).toBe(0)
-      expect((await tenancy(bench, ['add-system-manager', 'ops@example.com', '--site', 'one.localhost'], { env })).exitCode).toBe(0)
-      const keys = await tenancy(bench, ['generate-keys', 'ops@example.com', '--site', 'one.localhost', '--json'], { env })
+      expect(
+        (await tenancy(bench, ['add-system-manager', 'ops@example.com', '--site', 'one.localhost'], { env })).exitCode,
+      ).toBe(0)
+      expect(
+        (await tenancy(bench, ['add-system-manager', 'ops@example.com', '--site', 'one.localhost'], { env })).exitCode,
+      ).toBe(0)
+      const keys = await tenancy(bench, ['generate-keys', 'ops@example.com', '--site', 'one.localhost', '--json'], {
+        env,
+      })
       expect(keys.exitCode, keys.stderr).toBe(0)
-      expect((await tenancy(bench, ['verify-key', keys.json.api_key, '--site', 'one.localhost'], { env, input: keys.json.api_secret })).exitCode).toBe(0)
-      expect((await tenancy(bench, ['verify-key', keys.json.api_key, '--site', 'one.localhost'], { env, input: 'wrong' })).exitCode).toBe(1)
-      expect(await count(bench, 'one.localhost', "select count(*) as n from users where name = 'ops@example.com'")).toBe(1)
+      expect(
+        (
+          await tenancy(bench, ['verify-key', keys.json.api_key, '--site', 'one.localhost'], {
+            env,
+            input: keys.json.api_secret,
+          })
+        ).exitCode,
+      ).toBe(0)
+      expect(
+        (await tenancy(bench, ['verify-key', keys.json.api_key, '--site', 'one.localhost'], { env, input: 'wrong' }))
+          .exitCode,
+      ).toBe(1)
+      expect(
+        await count(bench, 'one.localhost', "select count(*) as n from users where name = 'ops@example.com'"),
+      ).toBe(1)
 
       const drop = await tenancy(bench, ['drop-site', 'one.localhost', '--yes', '--no-archive', '--json'], { env })
       expect(drop.exitCode, drop.stderr).toBe(0)
@@ -75,9 +113,16 @@ describe.each(SITE_BACKENDS)('sites on $name', ({ name: backend, skip }) => {
       const env = useBackend(bench, backend)
       mkdirSync(join(bench, 'apps', 'broken', 'migrations'), { recursive: true })
       writeFileSync(join(bench, 'apps', 'broken', 'app.json'), JSON.stringify({ name: 'broken', version: '0.1.0' }))
-      writeFileSync(join(bench, 'apps', 'broken', 'migrations', '0001_boom.sql'), 'CREATE TABLE ok_table (id INTEGER);\nSELECT * FROM missing_table;\n')
+      writeFileSync(
+        join(bench, 'apps', 'broken', 'migrations', '0001_boom.sql'),
+        'CREATE TABLE ok_table (id INTEGER);\nSELECT * FROM missing_table;\n',
+      )
       const dbName = `_${randomBytes(8).toString('hex')}`
-      const r = await tenancy(bench, ['new-site', 'x.localhost', '--install-app', 'broken', '--db-name', dbName, '--json'], { env })
+      const r = await tenancy(
+        bench,
+        ['new-site', 'x.localhost', '--install-app', 'broken', '--db-name', dbName, '--json'],
+        { env },
+      )
       expect(r.exitCode).toBe(1)
       expect(r.json.error.message).toMatch(/broken\/0001_boom.*missing_table/)
       expect(r.json.error.message).toMatch(/rolled back/)
@@ -92,7 +137,9 @@ describe.each(SITE_BACKENDS)('sites on $name', ({ name: backend, skip }) => {
       const r = await tenancy(bench, ['tenant', 'create', 'acme', '--json'], { env })
       expect(r.exitCode, r.stderr).toBe(0)
       expect(r.json).toMatchObject({ status: 'active', provisioning_status: 'completed', site: 'acme.localhost' })
-      expect(await registryRows(bench, "select db_type from sites where name = 'acme.localhost'")).toEqual([{ db_type: backend }])
+      expect(await registryRows(bench, "select db_type from sites where name = 'acme.localhost'")).toEqual([
+        { db_type: backend },
+      ])
       const acme = siteConfig(bench, 'acme.localhost')
 
       const pool = await tenancy(bench, ['pending-create', '--count', '2', '--json'], { env })
@@ -102,7 +149,10 @@ describe.each(SITE_BACKENDS)('sites on $name', ({ name: backend, skip }) => {
       expect(pulled.json).toMatchObject({ mode: 'pulled', site: 'beta.localhost', status: 'active' })
       for (const tenant of ['acme', 'beta']) {
         const show = (await tenancy(bench, ['tenant', 'show', tenant, '--show-secrets', '--json'], { env })).json
-        const verify = await tenancy(bench, ['verify-key', show.api_key, '--site', show.site], { env, input: show.api_secret })
+        const verify = await tenancy(bench, ['verify-key', show.api_key, '--site', show.site], {
+          env,
+          input: show.api_secret,
+        })
         expect(verify.exitCode, verify.stderr).toBe(0)
         expect(await count(bench, show.site, `select count(*) as n from users where name = 'api@${show.site}'`)).toBe(1)
       }
@@ -119,9 +169,13 @@ describe.each(SITE_BACKENDS)('sites on $name', ({ name: backend, skip }) => {
     it('migrate applies a new migration to every site once; a failing one leaves the site as its database allows', async () => {
       const bench = makeBench()
       const env = useBackend(bench, backend)
-      for (const site of ['m1.localhost', 'm2.localhost']) expect((await tenancy(bench, ['new-site', site, '--install-app', 'shared_lib'], { env })).exitCode).toBe(0)
+      for (const site of ['m1.localhost', 'm2.localhost'])
+        expect((await tenancy(bench, ['new-site', site, '--install-app', 'shared_lib'], { env })).exitCode).toBe(0)
       const dir = join(bench, 'apps', 'shared_lib', 'migrations')
-      writeFileSync(join(dir, '0005_notes.sql'), 'CREATE TABLE site_notes (id INTEGER PRIMARY KEY, body VARCHAR(200));\nINSERT INTO site_notes (id, body) VALUES (1, \'hello\');\n')
+      writeFileSync(
+        join(dir, '0005_notes.sql'),
+        "CREATE TABLE site_notes (id INTEGER PRIMARY KEY, body VARCHAR(200));\nINSERT INTO site_notes (id, body) VALUES (1, 'hello');\n",
+      )
       const m = await tenancy(bench, ['migrate', '--json'], { env })
       expect(m.exitCode, m.stderr).toBe(0)
       expect(m.json.sites.map((s: any) => [s.site, s.status, s.applied])).toEqual([
@@ -137,20 +191,27 @@ describe.each(SITE_BACKENDS)('sites on $name', ({ name: backend, skip }) => {
       const failed = await tenancy(bench, ['migrate', '--site', 'm1.localhost', '--json'], { env })
       expect(failed.exitCode).toBe(1)
       expect(failed.json.sites[0]).toMatchObject({ status: 'failed', app: 'shared_lib', migration: '0007_fails' })
-      const pairs = await count(bench, 'm1.localhost', "select count(*) as n from tenancy_migrations where name = '0006_pair'")
+      const pairs = await count(
+        bench,
+        'm1.localhost',
+        "select count(*) as n from tenancy_migrations where name = '0006_pair'",
+      )
       // SQLite and PostgreSQL roll the whole site back; MariaDB's DDL commits as it goes, so
       // the ledger keeps what completed and the next run resumes after it.
       expect(pairs).toBe(backend === 'mariadb' ? 1 : 0)
       writeFileSync(join(dir, '0007_fails.sql'), 'CREATE TABLE fixed_now (id INTEGER);\n')
       const fixed = await tenancy(bench, ['migrate', '--site', 'm1.localhost', '--json'], { env })
       expect(fixed.exitCode, fixed.stderr).toBe(0)
-      expect(fixed.json.sites[0].applied).toEqual(backend === 'mariadb' ? ['shared_lib/0007_fails'] : ['shared_lib/0006_pair', 'shared_lib/0007_fails'])
+      expect(fixed.json.sites[0].applied).toEqual(
+        backend === 'mariadb' ? ['shared_lib/0007_fails'] : ['shared_lib/0006_pair', 'shared_lib/0007_fails'],
+      )
     })
 
     it('two migrate processes on the same sites take turns: each migration runs once', async () => {
       const bench = makeBench()
       const env = useBackend(bench, backend)
-      for (const site of ['r1.localhost', 'r2.localhost']) expect((await tenancy(bench, ['new-site', site, '--install-app', 'shared_lib'], { env })).exitCode).toBe(0)
+      for (const site of ['r1.localhost', 'r2.localhost'])
+        expect((await tenancy(bench, ['new-site', site, '--install-app', 'shared_lib'], { env })).exitCode).toBe(0)
       // A slow migration that fails if it runs twice (the table exists the second time).
       writeFileSync(
         join(bench, 'apps', 'shared_lib', 'migrations', '0005_slow.js'),
@@ -160,7 +221,10 @@ describe.each(SITE_BACKENDS)('sites on $name', ({ name: backend, skip }) => {
       for (const run of runs) expect(run.exitCode, run.stderr).toBe(0)
       const applied = runs.flatMap((run) => run.json.sites.flatMap((s: any) => s.applied))
       expect(applied.sort()).toEqual(['shared_lib/0005_slow', 'shared_lib/0005_slow'])
-      for (const site of ['r1.localhost', 'r2.localhost']) expect(await count(bench, site, "select count(*) as n from tenancy_migrations where name = '0005_slow'")).toBe(1)
+      for (const site of ['r1.localhost', 'r2.localhost'])
+        expect(await count(bench, site, "select count(*) as n from tenancy_migrations where name = '0005_slow'")).toBe(
+          1,
+        )
     })
   })
 })
@@ -172,27 +236,46 @@ describe.each(SERVERS)('server sites on $name', ({ name: backend, skip }) => {
     it("one site's credentials cannot connect to or read another site's database", async () => {
       const bench = makeBench()
       const env = useBackend(bench, backend)
-      for (const site of ['a.localhost', 'b.localhost']) expect((await tenancy(bench, ['new-site', site, '--install-app', 'shared_lib'], { env })).exitCode).toBe(0)
+      for (const site of ['a.localhost', 'b.localhost'])
+        expect((await tenancy(bench, ['new-site', site, '--install-app', 'shared_lib'], { env })).exitCode).toBe(0)
       const a = siteConfig(bench, 'a.localhost')
       const b = siteConfig(bench, 'b.localhost')
-      const intoB = await serverQuery(backend, 'select 1 as n', { user: a.db_user, password: a.db_password, database: b.db_name })
-      expect(intoB.error).toMatch(backend === 'postgres' ? /permission denied for database/ : /Access denied for user/)
-      // Connected to its own database, A cannot read B's tables either.
-      const crossRead = await serverQuery(backend, backend === 'postgres' ? `select count(*) as n from settings` : `select count(*) as n from \`${b.db_name}\`.settings`, {
+      const intoB = await serverQuery(backend, 'select 1 as n', {
         user: a.db_user,
         password: a.db_password,
-        database: a.db_name,
+        database: b.db_name,
       })
+      expect(intoB.error).toMatch(backend === 'postgres' ? /permission denied for database/ : /Access denied for user/)
+      // Connected to its own database, A cannot read B's tables either.
+      const crossRead = await serverQuery(
+        backend,
+        backend === 'postgres'
+          ? `select count(*) as n from settings`
+          : `select count(*) as n from \`${b.db_name}\`.settings`,
+        {
+          user: a.db_user,
+          password: a.db_password,
+          database: a.db_name,
+        },
+      )
       if (backend === 'mariadb') expect(crossRead.error).toMatch(/denied/)
       else expect(crossRead.rows[0].n).toBeGreaterThan(0) // its own table: PostgreSQL has no cross-database queries
       // The grant names one database: `_` is not a wildcard that would let A make (or reach) `x<hex>`.
       if (backend === 'mariadb') {
-        const lookalike = await serverQuery(backend, `create database \`x${a.db_name.slice(1)}\``, { user: a.db_user, password: a.db_password, database: a.db_name })
+        const lookalike = await serverQuery(backend, `create database \`x${a.db_name.slice(1)}\``, {
+          user: a.db_user,
+          password: a.db_password,
+          database: a.db_name,
+        })
         expect(lookalike.error).toMatch(/denied/)
       }
       // (The test PostgreSQL trusts local logins, so only MariaDB checks passwords here.)
       if (backend === 'mariadb') {
-        const wrongPassword = await serverQuery(backend, 'select 1', { user: a.db_user, password: b.db_password, database: a.db_name })
+        const wrongPassword = await serverQuery(backend, 'select 1', {
+          user: a.db_user,
+          password: b.db_password,
+          database: a.db_name,
+        })
         expect(wrongPassword.error).toMatch(/Access denied/)
       }
     })
@@ -200,7 +283,9 @@ describe.each(SERVERS)('server sites on $name', ({ name: backend, skip }) => {
     it('a crash between "create database" and "create user" resumes: provision finishes, drop-site clears a half-made site', async () => {
       const bench = makeBench()
       const env = useBackend(bench, backend)
-      const crashed = await tenancy(bench, ['tenant', 'create', 'acme'], { env: { ...env, TENANCY_FAULT: 'between-database-and-user' } })
+      const crashed = await tenancy(bench, ['tenant', 'create', 'acme'], {
+        env: { ...env, TENANCY_FAULT: 'between-database-and-user' },
+      })
       expect(crashed.exitCode).not.toBe(0)
       const half = siteConfig(bench, 'acme.localhost')
       const made = await serverHas(backend, half.db_name)
@@ -211,11 +296,21 @@ describe.each(SERVERS)('server sites on $name', ({ name: backend, skip }) => {
       expect(show).toMatchObject({ status: 'active', provisioning_status: 'completed' })
       const now = siteConfig(bench, 'acme.localhost')
       expect(await serverHas(backend, now.db_name)).toEqual({ database: true, user: true })
-      if (now.db_name !== half.db_name) expect(await serverHas(backend, half.db_name)).toEqual({ database: false, user: false })
-      expect((await tenancy(bench, ['verify-key', show.api_key, '--site', 'acme.localhost'], { env, input: show.api_secret })).exitCode).toBe(0)
+      if (now.db_name !== half.db_name)
+        expect(await serverHas(backend, half.db_name)).toEqual({ database: false, user: false })
+      expect(
+        (
+          await tenancy(bench, ['verify-key', show.api_key, '--site', 'acme.localhost'], {
+            env,
+            input: show.api_secret,
+          })
+        ).exitCode,
+      ).toBe(0)
 
       // The same crash under new-site: the half-made site is refused by name, and drop-site clears it.
-      const again = await tenancy(bench, ['new-site', 'half.localhost'], { env: { ...env, TENANCY_FAULT: 'between-database-and-user' } })
+      const again = await tenancy(bench, ['new-site', 'half.localhost'], {
+        env: { ...env, TENANCY_FAULT: 'between-database-and-user' },
+      })
       expect(again.exitCode).not.toBe(0)
       const halfSite = siteConfig(bench, 'half.localhost')
       const retry = await tenancy(bench, ['new-site', 'half.localhost'], { env })
@@ -231,19 +326,27 @@ describe.each(SERVERS)('server sites on $name', ({ name: backend, skip }) => {
       const env = useBackend(bench, backend)
       const refused = await tenancy(bench, ['tenant', 'create', 'nopw'])
       expect(refused.exitCode).toBe(2)
-      expect(refused.stderr).toMatch(/missing .* root password: looked in the TENANCY_DB_ROOT_PASSWORD environment variable/)
+      expect(refused.stderr).toMatch(
+        /missing .* root password: looked in the TENANCY_DB_ROOT_PASSWORD environment variable/,
+      )
       expect(refused.stderr).not.toMatch(/--db-root-password-file/)
       expect(await registryRows(bench, 'select name from tenants')).toEqual([])
 
       expect((await tenancy(bench, ['tenant', 'create', 'keep', '--json'], { env })).exitCode).toBe(0)
       expect((await tenancy(bench, ['pending-create', '--count', '1'], { env })).exitCode).toBe(0)
       const cfg = siteConfig(bench, 'keep.localhost')
-      for (const args of [['tenant', 'delete', 'keep', '--yes'], ['drop-site', 'keep.localhost', '--yes'], ['pending-clear']]) {
+      for (const args of [
+        ['tenant', 'delete', 'keep', '--yes'],
+        ['drop-site', 'keep.localhost', '--yes'],
+        ['pending-clear'],
+      ]) {
         const r = await tenancy(bench, args)
         expect(r.exitCode, args.join(' ')).toBe(2)
       }
       expect(await registryRows(bench, 'select name, state from sites order by name')).toHaveLength(2)
-      expect((await registryRows(bench, "select state from sites where name = 'keep.localhost'"))[0].state).toBe('ready')
+      expect((await registryRows(bench, "select state from sites where name = 'keep.localhost'"))[0].state).toBe(
+        'ready',
+      )
       expect(await registryRows(bench, 'select count(*) as n from tenants')).toEqual([{ n: 2 }])
       expect(await serverHas(backend, cfg.db_name)).toEqual({ database: true, user: true })
       const del = await tenancy(bench, ['tenant', 'delete', 'keep', '--yes'], { env })
@@ -262,8 +365,12 @@ describe.each(SERVERS)('server sites on $name', ({ name: backend, skip }) => {
       // Let PostgreSQL hash the password, then recompute with its salt and iteration count.
       const role = `tenancy_scram_${randomBytes(4).toString('hex')}`
       try {
-        await serverQuery(backend, `set password_encryption = 'scram-sha-256'; create role ${role} password '${password}'`)
-        const stored = (await serverQuery(backend, `select rolpassword as p from pg_authid where rolname = '${role}'`)).rows[0].p as string
+        await serverQuery(
+          backend,
+          `set password_encryption = 'scram-sha-256'; create role ${role} password '${password}'`,
+        )
+        const stored = (await serverQuery(backend, `select rolpassword as p from pg_authid where rolname = '${role}'`))
+          .rows[0].p as string
         const [, iterations, salt] = /^SCRAM-SHA-256\$(\d+):([^$]+)\$/.exec(stored)!
         expect(await scramSha256Verifier(password, Buffer.from(salt!, 'base64'), Number(iterations))).toBe(stored)
       } finally {
@@ -287,11 +394,16 @@ describe.each(SERVERS)('server sites on $name', ({ name: backend, skip }) => {
         expect((await tenancy(bench, ['new-site', 'first.localhost', '--db-name', own], { env })).exitCode).toBe(0)
         const second = await tenancy(bench, ['new-site', 'second.localhost', '--db-name', own], { env })
         expect(second.exitCode).toBe(2)
-        expect(second.stderr).toMatch(new RegExp(`database "${own}" on .* belongs to site "first.localhost"; pick another --db-name`))
+        expect(second.stderr).toMatch(
+          new RegExp(`database "${own}" on .* belongs to site "first.localhost"; pick another --db-name`),
+        )
         expect(await registryRows(bench, 'select name from sites')).toEqual([{ name: 'first.localhost' }])
         expect(await serverHas(backend, own)).toEqual({ database: true, user: true })
       } finally {
-        await serverQuery(backend, backend === 'postgres' ? `drop database if exists "${name}"` : `drop database if exists \`${name}\``)
+        await serverQuery(
+          backend,
+          backend === 'postgres' ? `drop database if exists "${name}"` : `drop database if exists \`${name}\``,
+        )
       }
     })
 
@@ -303,17 +415,25 @@ describe.each(SERVERS)('server sites on $name', ({ name: backend, skip }) => {
       expect(down.exitCode).toBe(1)
       expect(down.stderr.split('\n').filter((line) => line.startsWith('error:'))).toHaveLength(1)
       expect(down.stderr).not.toMatch(/\n\s+at /)
-      expect(down.stderr).toMatch(new RegExp(`${backend === 'postgres' ? 'PostgreSQL' : 'MariaDB'} at 127\\.0\\.0\\.1:1 failed: .*is it running`))
+      expect(down.stderr).toMatch(
+        new RegExp(`${backend === 'postgres' ? 'PostgreSQL' : 'MariaDB'} at 127\\.0\\.0\\.1:1 failed: .*is it running`),
+      )
       expect(await registryRows(bench, 'select name from sites')).toEqual([])
       expect(() => statSync(join(bench, 'sites', 'down.localhost'))).toThrow()
 
       const env2 = useBackend(bench, backend)
       const rootUser = 'tenancy_test_low'
-      if (backend === 'postgres') await serverQuery(backend, `do $$ begin if not exists (select from pg_roles where rolname = '${rootUser}') then create role ${rootUser} login password 'pw'; end if; end $$`)
+      if (backend === 'postgres')
+        await serverQuery(
+          backend,
+          `do $$ begin if not exists (select from pg_roles where rolname = '${rootUser}') then create role ${rootUser} login password 'pw'; end if; end $$`,
+        )
       else await serverQuery(backend, `create user if not exists '${rootUser}'@'%' identified by 'pw'`)
       // An unknown admin user: the test PostgreSQL trusts local logins, so a wrong password alone would pass there.
       setConfig(bench, (c) => (c.db.root_user = 'tenancy_no_such_user'))
-      const wrong = await tenancy(bench, ['new-site', 'wrong.localhost'], { env: { TENANCY_DB_ROOT_PASSWORD: 'not-it' } })
+      const wrong = await tenancy(bench, ['new-site', 'wrong.localhost'], {
+        env: { TENANCY_DB_ROOT_PASSWORD: 'not-it' },
+      })
       expect(wrong.exitCode).toBe(1)
       expect(wrong.stderr).toMatch(/check the user and password/)
       setConfig(bench, (c) => (c.db.root_user = rootUser))
@@ -324,11 +444,18 @@ describe.each(SERVERS)('server sites on $name', ({ name: backend, skip }) => {
       expect(await registryRows(bench, 'select name from sites')).toEqual([])
       void env2
 
-      await serverQuery(backend, backend === 'postgres' ? `drop role if exists ${rootUser}` : `drop user if exists '${rootUser}'@'%'`)
+      await serverQuery(
+        backend,
+        backend === 'postgres' ? `drop role if exists ${rootUser}` : `drop user if exists '${rootUser}'@'%'`,
+      )
 
       const missing = await tenancy(bench, ['new-site', 'nopw.localhost'])
       expect(missing.exitCode).toBe(2)
-      expect(missing.stderr).toMatch(new RegExp(`missing ${backend} root password: looked in --db-root-password-file FILE, the TENANCY_DB_ROOT_PASSWORD environment variable`))
+      expect(missing.stderr).toMatch(
+        new RegExp(
+          `missing ${backend} root password: looked in --db-root-password-file FILE, the TENANCY_DB_ROOT_PASSWORD environment variable`,
+        ),
+      )
     })
   })
 })
@@ -341,7 +468,9 @@ describe.skipIf(!REGISTRIES.find((r) => r.name === 'postgres' && !r.skip))('the 
     url.pathname = '/tenancy_no_such_registry'
     const missing = await tenancy(bench, ['tenant', 'list'], { env: { TENANCY_REGISTRY_URL: url.toString() } })
     expect(missing.exitCode).toBe(2)
-    expect(missing.stderr).toMatch(/cannot open the registry postgres:\/\/[^:]+:\*\*\*@.*tenancy_no_such_registry.*createdb/)
+    expect(missing.stderr).toMatch(
+      /cannot open the registry postgres:\/\/[^:]+:\*\*\*@.*tenancy_no_such_registry.*createdb/,
+    )
     url.port = '1'
     const down = await tenancy(bench, ['tenant', 'list'], { env: { TENANCY_REGISTRY_URL: url.toString() } })
     expect(down.exitCode).toBe(1)
@@ -351,7 +480,10 @@ describe.skipIf(!REGISTRIES.find((r) => r.name === 'postgres' && !r.skip))('the 
     // The same registry from the config: tenants recorded by one bench directory are seen by another.
     await useRegistry(bench, 'postgres')
     const other = makeBench()
-    setConfig(other, (c) => (c.registry = JSON.parse(readFileSync(join(bench, 'tenancy.config.json'), 'utf8')).registry))
+    setConfig(
+      other,
+      (c) => (c.registry = JSON.parse(readFileSync(join(bench, 'tenancy.config.json'), 'utf8')).registry),
+    )
     setConfig(bench, (c) => (c.auto_provision_tenant_sites = false))
     expect((await tenancy(bench, ['tenant', 'create', 'shared'])).exitCode).toBe(0)
     const seen = await tenancy(other, ['tenant', 'list', '--json'])

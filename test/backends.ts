@@ -34,10 +34,14 @@ export function enabled(name: BackendName): boolean {
 }
 
 /** The backends site tests loop over, each with whether it runs here. */
-export const SITE_BACKENDS: { name: BackendName; skip: boolean }[] = (['sqlite', 'mariadb', 'postgres'] as const).map((name) => ({ name, skip: !enabled(name) }))
+export const SITE_BACKENDS: { name: BackendName; skip: boolean }[] = (['sqlite', 'mariadb', 'postgres'] as const).map(
+  (name) => ({ name, skip: !enabled(name) }),
+)
 
 /** The registries the race tests loop over. */
-export const REGISTRIES: { name: 'sqlite' | 'postgres'; skip: boolean }[] = (['sqlite', 'postgres'] as const).map((name) => ({ name, skip: !enabled(name) }))
+export const REGISTRIES: { name: 'sqlite' | 'postgres'; skip: boolean }[] = (['sqlite', 'postgres'] as const).map(
+  (name) => ({ name, skip: !enabled(name) }),
+)
 
 export interface AsUser {
   user: string
@@ -51,7 +55,12 @@ export interface QueryResult {
 }
 
 /** Runs SQL on a server, as its admin (from the test URL) or as the given user; never throws. */
-export async function serverQuery(name: Exclude<BackendName, 'sqlite'>, text: string, as?: AsUser, database?: string): Promise<QueryResult> {
+export async function serverQuery(
+  name: Exclude<BackendName, 'sqlite'>,
+  text: string,
+  as?: AsUser,
+  database?: string,
+): Promise<QueryResult> {
   const url = new URL(serverUrl(name))
   if (name === 'postgres') {
     const { default: pg } = await import('pg')
@@ -61,7 +70,14 @@ export async function serverQuery(name: Exclude<BackendName, 'sqlite'>, text: st
       user: as?.user ?? decodeURIComponent(url.username || 'postgres'),
       password: as?.password ?? decodeURIComponent(url.password),
       database: as?.database ?? database ?? (url.pathname.slice(1) || 'postgres'),
-      types: { getTypeParser: ((oid: number, format: any) => (oid === 20 ? Number : oid === 16 ? (v: string) => (v === 't' ? 1 : 0) : pg.types.getTypeParser(oid, format))) as any },
+      types: {
+        getTypeParser: ((oid: number, format: any) =>
+          oid === 20
+            ? Number
+            : oid === 16
+              ? (v: string) => (v === 't' ? 1 : 0)
+              : pg.types.getTypeParser(oid, format)) as any,
+      },
     })
     client.on('error', () => {})
     try {
@@ -87,7 +103,11 @@ export async function serverQuery(name: Exclude<BackendName, 'sqlite'>, text: st
       decimalNumbers: true,
     })
     const [rows] = await conn.query(text)
-    return { rows: (rows as any[]).map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, typeof v === 'bigint' ? Number(v) : v]))) }
+    return {
+      rows: (rows as any[]).map((r) =>
+        Object.fromEntries(Object.entries(r).map(([k, v]) => [k, typeof v === 'bigint' ? Number(v) : v])),
+      ),
+    }
   } catch (error) {
     return { rows: [], error: (error as Error).message }
   } finally {
@@ -114,11 +134,20 @@ export async function asSite(bench: string, site: string, text: string): Promise
 }
 
 /** Whether a server database and a server user of that name exist (as the admin sees it). */
-export async function serverHas(name: Exclude<BackendName, 'sqlite'>, dbName: string): Promise<{ database: boolean; user: boolean }> {
+export async function serverHas(
+  name: Exclude<BackendName, 'sqlite'>,
+  dbName: string,
+): Promise<{ database: boolean; user: boolean }> {
   const [db, user] =
     name === 'postgres'
-      ? [`select count(*) as n from pg_database where datname = '${dbName}'`, `select count(*) as n from pg_roles where rolname = '${dbName}'`]
-      : [`select count(*) as n from information_schema.schemata where schema_name = '${dbName}'`, `select count(*) as n from mysql.user where user = '${dbName}'`]
+      ? [
+          `select count(*) as n from pg_database where datname = '${dbName}'`,
+          `select count(*) as n from pg_roles where rolname = '${dbName}'`,
+        ]
+      : [
+          `select count(*) as n from information_schema.schemata where schema_name = '${dbName}'`,
+          `select count(*) as n from mysql.user where user = '${dbName}'`,
+        ]
   const a = await serverQuery(name, db)
   const b = await serverQuery(name, user)
   if (a.error || b.error) throw new Error(a.error ?? b.error)
@@ -201,5 +230,6 @@ afterEach(async () => {
       }
     }
   }
-  for (const database of registryDatabases.splice(0)) await serverQuery('postgres', `drop database if exists ${database} with (force)`)
+  for (const database of registryDatabases.splice(0))
+    await serverQuery('postgres', `drop database if exists ${database} with (force)`)
 })

@@ -53,36 +53,73 @@ interface BadCase {
 
 const CASES: BadCase[] = [
   // Keys tenancy manages, at any depth: they hold the site's database credentials.
-  { args: ['set-config', 'db_password.rotated', 'true', '--site', 's.localhost'], says: /"db_password\.rotated" is managed by tenancy/ },
+  {
+    args: ['set-config', 'db_password.rotated', 'true', '--site', 's.localhost'],
+    says: /"db_password\.rotated" is managed by tenancy/,
+  },
   { args: ['set-config', 'db_name.x', '1', '--site', 's.localhost'], says: /"db_name\.x" is managed by tenancy/ },
   { args: ['set-config', 'db_file.x', '1', '--site', 's.localhost'], says: /"db_file\.x" is managed by tenancy/ },
   { args: ['set-config', 'db_password', 'x', '--site', 's.localhost'], says: /"db_password" is managed by tenancy/ },
   // Keys JavaScript would route to a prototype instead of storing.
-  { args: ['set-config', '__proto__', '1', '--site', 's.localhost'], says: /invalid config key "__proto__": "__proto__" cannot be used/ },
+  {
+    args: ['set-config', '__proto__', '1', '--site', 's.localhost'],
+    says: /invalid config key "__proto__": "__proto__" cannot be used/,
+  },
   { args: ['set-config', 'constructor.prototype.x', '1', '-g'], says: /"constructor" cannot be used as a key/ },
   { args: ['set-config', 'a.prototype', '1', '--site', 's.localhost'], says: /"prototype" cannot be used as a key/ },
   { args: ['tenant', 'create', 'x', '--data', '__proto__=1'], says: /invalid --data key "__proto__"/ },
   { args: ['tenant', 'create', 'x', '--data', 'constructor=1'], says: /invalid --data key "constructor"/ },
   // A global config the pipeline would then reject.
-  { args: ['set-config', '-g', 'provision.steps', '["activate"]', '-p'], says: /cannot set "provision\.steps".*must start with "create-site"/ },
-  { args: ['set-config', '-g', 'provision.steps', '["create-site", "nosuch", "activate"]', '-p'], says: /unknown step "nosuch"/ },
-  { args: ['set-config', '-g', 'provision.steps', '["create-site", "activate", "activate"]', '-p'], says: /"activate" is listed twice/ },
-  { args: ['set-config', '-g', 'provision.steps', '["create-site", "api-keys", "activate"]'], says: /"api-keys" needs "api-user" before it/ },
-  { args: ['set-config', '-g', 'provision.apps', '["nosuch"]', '-p'], says: /cannot set "provision\.apps".*app "nosuch" is not in/ },
-  { args: ['set-config', '-g', 'provision.api_user', 'bad{site}'], says: /provision\.api_user "bad\{site\}" does not make an email address/ },
+  {
+    args: ['set-config', '-g', 'provision.steps', '["activate"]', '-p'],
+    says: /cannot set "provision\.steps".*must start with "create-site"/,
+  },
+  {
+    args: ['set-config', '-g', 'provision.steps', '["create-site", "nosuch", "activate"]', '-p'],
+    says: /unknown step "nosuch"/,
+  },
+  {
+    args: ['set-config', '-g', 'provision.steps', '["create-site", "activate", "activate"]', '-p'],
+    says: /"activate" is listed twice/,
+  },
+  {
+    args: ['set-config', '-g', 'provision.steps', '["create-site", "api-keys", "activate"]'],
+    says: /"api-keys" needs "api-user" before it/,
+  },
+  {
+    args: ['set-config', '-g', 'provision.apps', '["nosuch"]', '-p'],
+    says: /cannot set "provision\.apps".*app "nosuch" is not in/,
+  },
+  {
+    args: ['set-config', '-g', 'provision.api_user', 'bad{site}'],
+    says: /provision\.api_user "bad\{site\}" does not make an email address/,
+  },
   { args: ['set-config', '-g', 'db.type', 'oracle'], says: /cannot set "db\.type"/ },
   { args: ['set-config', '-g', 'pending.count', 'many'], says: /cannot set "pending\.count"/ },
   // Unbounded stdin.
-  { args: ['verify-key', 'k', '--site', 's.localhost'], input: 'x'.repeat(5000), says: /verify-key read more than 4096 bytes from stdin/ },
+  {
+    args: ['verify-key', 'k', '--site', 's.localhost'],
+    input: 'x'.repeat(5000),
+    says: /verify-key read more than 4096 bytes from stdin/,
+  },
   // --site where a command takes none.
   { args: ['--site', 'nope', 'tenant', 'list'], says: /"tenant list" takes no --site/ },
   { args: ['doctor', '--site', 's.localhost'], says: /"doctor" takes no --site/ },
   { args: ['--site', 's.localhost', 'pending-create'], says: /"pending-create" takes no --site/ },
   { args: ['--site', 's.localhost', 'list-sites'], says: /"list-sites" takes no --site/ },
   // Paths that lead nowhere, JSON that does not parse.
-  { args: ['--config', '/nonexistent/tenancy.config.json', 'list-sites'], says: /config file "\/nonexistent\/tenancy\.config\.json" \(from --config\) does not exist/ },
-  { args: ['new-site', 'n.localhost', '--admin-password-file', '/nonexistent/pw'], says: /cannot read admin password from --admin-password-file "\/nonexistent\/pw": ENOENT/ },
-  { args: ['set-config', 'limits', '{oops', '-p', '--site', 's.localhost'], says: /malformed JSON in the value given to --parse at line 1, column 2/ },
+  {
+    args: ['--config', '/nonexistent/tenancy.config.json', 'list-sites'],
+    says: /config file "\/nonexistent\/tenancy\.config\.json" \(from --config\) does not exist/,
+  },
+  {
+    args: ['new-site', 'n.localhost', '--admin-password-file', '/nonexistent/pw'],
+    says: /cannot read admin password from --admin-password-file "\/nonexistent\/pw": ENOENT/,
+  },
+  {
+    args: ['set-config', 'limits', '{oops', '-p', '--site', 's.localhost'],
+    says: /malformed JSON in the value given to --parse at line 1, column 2/,
+  },
   { args: ['set-config', '-g', 'provision.steps', '[', '-p'], says: /malformed JSON in the value given to --parse/ },
   // Names that would reach SQL or the filesystem.
   { args: ['new-site', '../etc'], says: /invalid site name "\.\.\/etc"/ },
@@ -92,11 +129,26 @@ const CASES: BadCase[] = [
   // An empty --config (an unset variable) must not fall back to walking up to some other bench.
   { args: ['--config', '', 'list-sites'], says: /invalid --config "": give the path of tenancy\.config\.json/ },
   // --site-url must be an absolute http(s) URL whose host is a site name.
-  { args: ['tenant', 'create', 'y', '--site-url', 'notaurl'], says: /invalid --site-url "notaurl": it must be an absolute http:\/\/ or https:\/\/ URL/ },
-  { args: ['tenant', 'create', 'y', '--site-url', 'ftp://y.example.com'], says: /invalid --site-url "ftp:\/\/y\.example\.com"/ },
-  { args: ['tenant', 'create', 'y', '--site-url', 'https://'], says: /invalid --site-url "https:\/\/": it is not a valid URL/ },
-  { args: ['tenant', 'create', 'y', '--site-url', 'https://bad_host.com'], says: /its host "bad_host\.com" is not a valid site name/ },
-  { args: ['tenant', 'create', 'y', '--site-url', 'https://u:hunter2@y.example.com'], says: /must not carry a user name or password/ },
+  {
+    args: ['tenant', 'create', 'y', '--site-url', 'notaurl'],
+    says: /invalid --site-url "notaurl": it must be an absolute http:\/\/ or https:\/\/ URL/,
+  },
+  {
+    args: ['tenant', 'create', 'y', '--site-url', 'ftp://y.example.com'],
+    says: /invalid --site-url "ftp:\/\/y\.example\.com"/,
+  },
+  {
+    args: ['tenant', 'create', 'y', '--site-url', 'https://'],
+    says: /invalid --site-url "https:\/\/": it is not a valid URL/,
+  },
+  {
+    args: ['tenant', 'create', 'y', '--site-url', 'https://bad_host.com'],
+    says: /its host "bad_host\.com" is not a valid site name/,
+  },
+  {
+    args: ['tenant', 'create', 'y', '--site-url', 'https://u:hunter2@y.example.com'],
+    says: /must not carry a user name or password/,
+  },
 ]
 
 describe('bad input is refused before anything changes', () => {
@@ -127,17 +179,20 @@ describe('bad input is refused before anything changes', () => {
 })
 
 describe('a registry URL naming a database that does not exist', () => {
-  it.skipIf(!enabled('postgres'))('says so (exit 2), also next to sites, instead of offering to adopt them', async () => {
-    const bench = await populatedBench()
-    const before = snapshot(bench)
-    const url = new URL(serverUrl('postgres'))
-    url.pathname = '/tenancy_no_such_database'
-    const r = await tenancy(bench, ['list-sites'], { env: { TENANCY_REGISTRY_URL: url.toString() } })
-    expect(r.exitCode).toBe(2)
-    expect(r.stderr).toMatch(/database "tenancy_no_such_database" does not exist; create the database first/)
-    expect(r.stderr).not.toMatch(/doctor --adopt/)
-    expect(snapshot(bench)).toEqual(before)
-  })
+  it.skipIf(!enabled('postgres'))(
+    'says so (exit 2), also next to sites, instead of offering to adopt them',
+    async () => {
+      const bench = await populatedBench()
+      const before = snapshot(bench)
+      const url = new URL(serverUrl('postgres'))
+      url.pathname = '/tenancy_no_such_database'
+      const r = await tenancy(bench, ['list-sites'], { env: { TENANCY_REGISTRY_URL: url.toString() } })
+      expect(r.exitCode).toBe(2)
+      expect(r.stderr).toMatch(/database "tenancy_no_such_database" does not exist; create the database first/)
+      expect(r.stderr).not.toMatch(/doctor --adopt/)
+      expect(snapshot(bench)).toEqual(before)
+    },
+  )
 })
 
 describe('set-config coerces as bench does', () => {
@@ -173,12 +228,28 @@ describe('bench password flags', () => {
     writeFileSync(join(app, 'migrations', '0001_init.sql'), 'CREATE TABLE spy_seen (id INTEGER PRIMARY KEY);\n')
     writeFileSync(
       join(app, 'app.json'),
-      JSON.stringify({ name: 'spy', version: '1.0.0', hooks: { after_install: `node -e "require('fs').writeFileSync('seen.json', JSON.stringify({argv: process.argv, env: process.env}))"` } }),
+      JSON.stringify({
+        name: 'spy',
+        version: '1.0.0',
+        hooks: {
+          after_install: `node -e "require('fs').writeFileSync('seen.json', JSON.stringify({argv: process.argv, env: process.env}))"`,
+        },
+      }),
     )
     const secret = 'Sup3r-Secret-Admin-pw'
-    const r = await tenancy(bench, ['new-site', 'p.localhost', '--admin-password', secret, '--install-app', 'spy', '--json'])
+    const r = await tenancy(bench, [
+      'new-site',
+      'p.localhost',
+      '--admin-password',
+      secret,
+      '--install-app',
+      'spy',
+      '--json',
+    ])
     expect(r.exitCode).toBe(0)
-    expect(r.stderr).toMatch(/warning: --admin-password puts a password on the command line, where other users of this machine can read it; use --admin-password-file or TENANCY_ADMIN_PASSWORD instead/)
+    expect(r.stderr).toMatch(
+      /warning: --admin-password puts a password on the command line, where other users of this machine can read it; use --admin-password-file or TENANCY_ADMIN_PASSWORD instead/,
+    )
     // Given, not generated: never printed back.
     expect(r.json.admin_password).toBeUndefined()
     expect(r.stdout + r.stderr).not.toContain(secret)
@@ -214,7 +285,9 @@ describe('bench password flags', () => {
     })
     const r = await tenancy(bench, ['new-site', 'm.localhost'])
     expect(r.exitCode).toBe(2)
-    expect(r.stderr).toMatch(/missing mariadb root password: looked in --db-root-password-file FILE, the TENANCY_DB_ROOT_PASSWORD environment variable/)
+    expect(r.stderr).toMatch(
+      /missing mariadb root password: looked in --db-root-password-file FILE, the TENANCY_DB_ROOT_PASSWORD environment variable/,
+    )
   })
 })
 
@@ -224,7 +297,12 @@ describe('messages that say what is true', () => {
     await tenancy(bench, ['new-site', 'keep.localhost'])
     const before = snapshot(bench)
     // `script` gives the command a real terminal, as an operator's would be.
-    const r = await execa('script', ['-qec', `${process.execPath} ${BIN} drop-site keep.localhost`, '/dev/null'], { cwd: bench, input: 'n\n', reject: false, env: { NO_COLOR: '1' } })
+    const r = await execa('script', ['-qec', `${process.execPath} ${BIN} drop-site keep.localhost`, '/dev/null'], {
+      cwd: bench,
+      input: 'n\n',
+      reject: false,
+      env: { NO_COLOR: '1' },
+    })
     expect(r.exitCode).toBe(1)
     expect(r.stdout).toMatch(/Drop site keep\.localhost and its database\? \[y\/N\]/)
     expect(r.stdout).toMatch(/Cancelled; nothing changed\./)
@@ -239,7 +317,9 @@ describe('messages that say what is true', () => {
     mkdirSync(stray)
     const young = await tenancy(bench, ['doctor', '--fix'])
     expect(young.exitCode).toBe(0)
-    expect(young.stderr).toMatch(/directory .*sites\/junk is \d+ s old, too young to judge \(a site may be on its way in\): left alone/)
+    expect(young.stderr).toMatch(
+      /directory .*sites\/junk is \d+ s old, too young to judge \(a site may be on its way in\): left alone/,
+    )
     expect(existsSync(stray)).toBe(true)
     const json = await tenancy(bench, ['doctor', '--json'])
     expect(json.json.too_young).toEqual([{ directory: stray, age_s: expect.any(Number) }])
@@ -260,7 +340,8 @@ describe('messages that say what is true', () => {
 
   it('Ctrl-C during migrate: the sites not started are "interrupted", not skipped, and the exit code is 130', async () => {
     const bench = makeBench()
-    for (let i = 1; i <= 5; i++) expect((await tenancy(bench, ['new-site', `m${i}.localhost`, '--install-app', 'shared_lib'])).exitCode).toBe(0)
+    for (let i = 1; i <= 5; i++)
+      expect((await tenancy(bench, ['new-site', `m${i}.localhost`, '--install-app', 'shared_lib'])).exitCode).toBe(0)
     // A new migration that takes a while on every site.
     writeFileSync(
       join(bench, 'apps', 'shared_lib', 'migrations', '0099_slow.mjs'),
@@ -278,7 +359,8 @@ describe('messages that say what is true', () => {
     expect(statuses).toContain('interrupted')
     expect(statuses).not.toContain('skipped')
     expect(statuses).not.toContain('failed')
-    for (const s of json.sites.filter((x: any) => x.status === 'interrupted')) expect(s.error).toBe('not started: migrate was interrupted')
+    for (const s of json.sites.filter((x: any) => x.status === 'interrupted'))
+      expect(s.error).toBe('not started: migrate was interrupted')
     // Finishing the job later: every site ends migrated or up to date.
     const again = await tenancy(bench, ['migrate', '--json'])
     expect(again.exitCode).toBe(0)

@@ -33,9 +33,15 @@ describe('config', () => {
   })
 
   it('names the key and the expected type of a wrong value', () => {
-    expect(usage(() => resolveConfig({ db: { type: 'oracle' } }, 'x.json', {}))).toMatch(/x\.json: "db\.type" must be one of .*"sqlite".*\(got "oracle"\)/)
-    expect(usage(() => resolveConfig({ pending: { count: -1 } }, 'x.json', {}))).toMatch(/"pending\.count" must be a whole number/)
-    expect(usage(() => resolveConfig({ provision: { apps: 'x' } }, 'x.json', {}))).toMatch(/"provision\.apps" must be a list of strings/)
+    expect(usage(() => resolveConfig({ db: { type: 'oracle' } }, 'x.json', {}))).toMatch(
+      /x\.json: "db\.type" must be one of .*"sqlite".*\(got "oracle"\)/,
+    )
+    expect(usage(() => resolveConfig({ pending: { count: -1 } }, 'x.json', {}))).toMatch(
+      /"pending\.count" must be a whole number/,
+    )
+    expect(usage(() => resolveConfig({ provision: { apps: 'x' } }, 'x.json', {}))).toMatch(
+      /"provision\.apps" must be a list of strings/,
+    )
     expect(usage(() => resolveConfig({ db: 'sqlite' }, 'x.json', {}))).toMatch(/"db" must be an object/)
     expect(usage(() => resolveConfig([], 'x.json', {}))).toMatch(/must hold a JSON object/)
     // A registry URL's password never reaches the message, even one with "@" in it.
@@ -45,7 +51,9 @@ describe('config', () => {
     const fromEnv = usage(() => resolveConfig({}, 'x.json', { TENANCY_REGISTRY_URL: 'mysql://u:S3cret@db/reg' }))
     expect(fromEnv).toMatch(/TENANCY_REGISTRY_URL must be/)
     expect(fromEnv).not.toMatch(/S3cret/)
-    expect(usage(() => resolveConfig({ provision: { steps: [{ run: 'x', timeout: 0 }] } }, 'x.json', {}))).toMatch(/timeout/)
+    expect(usage(() => resolveConfig({ provision: { steps: [{ run: 'x', timeout: 0 }] } }, 'x.json', {}))).toMatch(
+      /timeout/,
+    )
   })
 
   it('reads mysql as mariadb and applies environment overrides', () => {
@@ -53,19 +61,25 @@ describe('config', () => {
     const config = resolveConfig({}, 'x', { TENANCY_PENDING_COUNT: '9', TENANCY_REGISTRY_URL: 'sqlite:/tmp/r.db' })
     expect(config.pending.count).toBe(9)
     expect(config.registry).toBe('sqlite:/tmp/r.db')
-    expect(usage(() => resolveConfig({}, 'x', { TENANCY_PENDING_COUNT: 'many' }))).toMatch(/TENANCY_PENDING_COUNT must be a whole number/)
+    expect(usage(() => resolveConfig({}, 'x', { TENANCY_PENDING_COUNT: 'many' }))).toMatch(
+      /TENANCY_PENDING_COUNT must be a whole number/,
+    )
   })
 
   it('reports malformed JSON with file, line and column', () => {
-    expect(usage(() => parseJson('{\n  "a": 1,\n  "b": }\n', 'bench.json'))).toMatch(/malformed JSON in bench\.json at line 3, column 8/)
+    expect(usage(() => parseJson('{\n  "a": 1,\n  "b": }\n', 'bench.json'))).toMatch(
+      /malformed JSON in bench\.json at line 3, column 8/,
+    )
     expect(usage(() => parseJson('{"a": 1', 'c.json'))).toMatch(/c\.json at line 1, column 8: the text ends/)
-    expect(usage(() => parseJson('{\n  "db": {"type": "sqlite",}\n}', 'd.json'))).toMatch(/line 2, column 27: unexpected "}"/)
+    expect(usage(() => parseJson('{\n  "db": {"type": "sqlite",}\n}', 'd.json'))).toMatch(
+      /line 2, column 27: unexpected "}"/,
+    )
   })
 
   it('finds the error offset exactly where JSON.parse fails, on mutated inputs', () => {
     const valid = JSON.stringify({ a: [1, -2.5e3, true, null, 'x\\"\\u00e9'], b: { c: 'd' }, e: [] }, null, 2)
     let seed = 42
-    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31)
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31
     for (let n = 0; n < 2000; n++) {
       const at = Math.floor(random() * valid.length)
       const ch = '{}[],:"01-eE. \ntrufalsn\\'[Math.floor(random() * 22)]!
@@ -92,7 +106,14 @@ describe('config', () => {
   })
 
   it('masks secrets at any depth', () => {
-    expect(maskSecrets({ db_password: 'p', nested: { api_secret: 's', name: 'n' }, provision_admin_password: 'x', registry: 'postgres://u:pw@h/db' })).toEqual({
+    expect(
+      maskSecrets({
+        db_password: 'p',
+        nested: { api_secret: 's', name: 'n' },
+        provision_admin_password: 'x',
+        registry: 'postgres://u:pw@h/db',
+      }),
+    ).toEqual({
       db_password: '********',
       nested: { api_secret: '********', name: 'n' },
       provision_admin_password: '********',
@@ -106,9 +127,13 @@ describe('config', () => {
     mkdirSync(join(root, 'a', 'b'), { recursive: true })
     expect(findConfigFile({ cwd: join(root, 'a', 'b'), env: {} })).toBe(join(root, 'tenancy.config.json'))
     const elsewhere = tempDir()
-    expect(findConfigFile({ cwd: elsewhere, config: join(root, 'tenancy.config.json'), env: {} })).toBe(join(root, 'tenancy.config.json'))
+    expect(findConfigFile({ cwd: elsewhere, config: join(root, 'tenancy.config.json'), env: {} })).toBe(
+      join(root, 'tenancy.config.json'),
+    )
     expect(findConfigFile({ cwd: elsewhere, env: { TENANCY_CONFIG: root } })).toBe(join(root, 'tenancy.config.json'))
-    expect(usage(() => findConfigFile({ cwd: elsewhere, env: {} }))).toMatch(/no tenancy\.config\.json found .* run "tenancy init"/)
+    expect(usage(() => findConfigFile({ cwd: elsewhere, env: {} }))).toMatch(
+      /no tenancy\.config\.json found .* run "tenancy init"/,
+    )
     expect(usage(() => findConfigFile({ cwd: elsewhere, config: 'nope.json', env: {} }))).toMatch(/does not exist/)
   })
 

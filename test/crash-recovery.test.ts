@@ -15,7 +15,14 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 /** Runs the binary in its own process group and SIGKILLs the group after `ms`; true when the kill landed. */
 async function killAt(bench: string, args: string[], ms: number, env: Record<string, string>): Promise<boolean> {
-  const child = execa(process.execPath, [BIN, ...args], { cwd: bench, env: cleanEnv(env), extendEnv: false, reject: false, detached: true, stdin: 'ignore' })
+  const child = execa(process.execPath, [BIN, ...args], {
+    cwd: bench,
+    env: cleanEnv(env),
+    extendEnv: false,
+    reject: false,
+    detached: true,
+    stdin: 'ignore',
+  })
   const finished = await Promise.race([child.then(() => true), sleep(ms).then(() => false)])
   if (!finished) {
     try {
@@ -42,7 +49,13 @@ async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
 async function siteStatement(bench: string, site: string, text: string): Promise<void> {
   const cfg = siteConfig(bench, site)
   const { default: mysql } = await import('mysql2/promise')
-  const conn = await mysql.createConnection({ host: cfg.db_host, port: cfg.db_port, user: cfg.db_user, password: cfg.db_password, database: cfg.db_name })
+  const conn = await mysql.createConnection({
+    host: cfg.db_host,
+    port: cfg.db_port,
+    user: cfg.db_user,
+    password: cfg.db_password,
+    database: cfg.db_name,
+  })
   try {
     await conn.query(text)
   } finally {
@@ -77,10 +90,14 @@ async function siteShape(bench: string, site: string, backend: BackendName) {
   return {
     columns: await rows(bench, site, SCHEMA[backend][0]!),
     indexes: await rows(bench, site, SCHEMA[backend][1]!),
-    ledger: (await rows(bench, site, 'select app, name from tenancy_migrations order by app, name')).map((r) => `${r.app}/${r.name}`),
+    ledger: (await rows(bench, site, 'select app, name from tenancy_migrations order by app, name')).map(
+      (r) => `${r.app}/${r.name}`,
+    ),
     counts: {
       installed_apps: await count('select count(*) as n from installed_apps'),
-      schema_version: await count("select count(*) as n from settings where setting_key = 'shared_lib.schema_version' and setting_value = '4'"),
+      schema_version: await count(
+        "select count(*) as n from settings where setting_key = 'shared_lib.schema_version' and setting_value = '4'",
+      ),
       settings: await count('select count(*) as n from settings'),
       tags: await count('select count(*) as n from tags'),
       onboarding: await count("select count(*) as n from projects where id = 'PRJ-ONBOARDING'"),
@@ -90,29 +107,52 @@ async function siteShape(bench: string, site: string, backend: BackendName) {
       api_keys: await count('select count(*) as n from api_keys'),
       admins: await count("select count(*) as n from user_roles where role = 'Administrator'"),
     },
-    ...(backend === 'mariadb' ? { in_flight: await count('select count(*) as n from tenancy_migration_progress') } : {}),
+    ...(backend === 'mariadb'
+      ? { in_flight: await count('select count(*) as n from tenancy_migration_progress') }
+      : {}),
   }
 }
 
 /** The database names a tenant's site was given so far (the intent row names one before it is made). */
 async function plannedDatabases(bench: string, site: string): Promise<string[]> {
-  const names = (await registryRows(bench, 'select db_name from sites where name = ?', site)).map((r) => r.db_name as string)
+  const names = (await registryRows(bench, 'select db_name from sites where name = ?', site)).map(
+    (r) => r.db_name as string,
+  )
   if (existsSync(join(bench, 'sites', site, 'site_config.json'))) names.push(siteConfig(bench, site).db_name)
   return names.filter(Boolean)
 }
 
 /** One active tenant, one ready site row, and (on a server) exactly one database and one user: every other name it was given is gone. */
-async function expectOneOfEverything(bench: string, tenant: string, backend: BackendName, planned: Iterable<string>): Promise<void> {
+async function expectOneOfEverything(
+  bench: string,
+  tenant: string,
+  backend: BackendName,
+  planned: Iterable<string>,
+): Promise<void> {
   const site = `${tenant}.localhost`
   const show = await tenancy(bench, ['tenant', 'show', tenant, '--json'])
   expect(show.json, show.stderr).toMatchObject({ status: 'active', provisioning_status: 'completed', site })
-  expect(show.json.steps.every((s: any) => s.status === 'done' || s.status === 'skipped'), JSON.stringify(show.json.steps)).toBe(true)
-  expect(await registryRows(bench, 'select state from sites where tenant_id = (select id from tenants where name = ?)', tenant)).toEqual([{ state: 'ready' }])
+  expect(
+    show.json.steps.every((s: any) => s.status === 'done' || s.status === 'skipped'),
+    JSON.stringify(show.json.steps),
+  ).toBe(true)
+  expect(
+    await registryRows(
+      bench,
+      'select state from sites where tenant_id = (select id from tenants where name = ?)',
+      tenant,
+    ),
+  ).toEqual([{ state: 'ready' }])
   expect(readdirSync(join(bench, 'sites')).filter((d) => d.startsWith(`${tenant}.`))).toEqual([site])
   if (backend === 'sqlite') return
   const current = siteConfig(bench, site).db_name
   expect(await serverHas(backend, current)).toEqual({ database: true, user: true })
-  for (const name of new Set(planned)) if (name !== current) expect(await serverHas(backend, name), `${tenant}: earlier database ${name}`).toEqual({ database: false, user: false })
+  for (const name of new Set(planned))
+    if (name !== current)
+      expect(await serverHas(backend, name), `${tenant}: earlier database ${name}`).toEqual({
+        database: false,
+        user: false,
+      })
 }
 
 /**
@@ -135,7 +175,10 @@ async function killProvisioning(backend: BackendName, n: number) {
     if (recorded.exitCode === 2) continue // killed before the tenant was recorded: nothing to finish
     const planned = await plannedDatabases(bench, `${tenant}.localhost`)
     // The last one is left to doctor --fix, the others to provision: both must finish it.
-    const finish = i === n - 1 ? await tenancy(bench, ['doctor', '--fix', '--json'], { env }) : await tenancy(bench, ['provision', tenant], { env })
+    const finish =
+      i === n - 1
+        ? await tenancy(bench, ['doctor', '--fix', '--json'], { env })
+        : await tenancy(bench, ['provision', tenant], { env })
     expect(finish.exitCode, `${backend} ${tenant} killed after ${ms} ms: ${finish.stdout}\n${finish.stderr}`).toBe(0)
     if (recorded.json.provisioning_status !== 'completed') resumed++
     await expectOneOfEverything(bench, tenant, backend, planned)
@@ -158,11 +201,15 @@ describe('kill -9 during provisioning, then provision (or doctor --fix) finishes
   })
 
   for (const backend of SITE_BACKENDS.filter((b) => b.name !== 'mariadb')) {
-    it.skipIf(backend.skip)(`${backend.name}: 4 instants over tenant create, no manual step`, { timeout: 120_000 }, async () => {
-      const { killed, resumed } = await killProvisioning(backend.name, 4)
-      console.log(`${backend.name} provisioning: ${killed} of 4 kills landed, ${resumed} resumed, 0 manual steps`)
-      expect(killed).toBeGreaterThanOrEqual(2)
-    })
+    it.skipIf(backend.skip)(
+      `${backend.name}: 4 instants over tenant create, no manual step`,
+      { timeout: 120_000 },
+      async () => {
+        const { killed, resumed } = await killProvisioning(backend.name, 4)
+        console.log(`${backend.name} provisioning: ${killed} of 4 kills landed, ${resumed} resumed, 0 manual steps`)
+        expect(killed).toBeGreaterThanOrEqual(2)
+      },
+    )
   }
 })
 
@@ -216,7 +263,9 @@ INSERT INTO crash_log (rnd, step) VALUES (${round}, 'sql-c');
 /** Every migration of `round` applied exactly once: its ledger rows, tables, columns, index, data. */
 async function expectRound(bench: string, site: string, round: number, names: string[]): Promise<void> {
   const t = `r${round}`
-  const ledger = (await rows(bench, site, "select name from tenancy_migrations where app = 'crashy' order by name")).map((r) => r.name)
+  const ledger = (
+    await rows(bench, site, "select name from tenancy_migrations where app = 'crashy' order by name")
+  ).map((r) => r.name)
   for (const name of names) expect(ledger.filter((n: string) => n === name)).toEqual([name])
   expect(await rows(bench, site, 'select count(*) as n from tenancy_migration_progress')).toEqual([{ n: 0 }])
   expect(await rows(bench, site, `select id, label, price from ${t}_items order by id`)).toEqual([
@@ -227,94 +276,141 @@ async function expectRound(bench: string, site: string, round: number, names: st
     { id: 1, w: 7 },
     { id: 2, w: 7 },
   ])
-  const columns = await rows(bench, site, `select table_name as t, column_name as c from information_schema.columns where table_schema = database() and table_name like '${t}\\_%' order by 1, 2`)
-  expect(columns.map((c) => `${c.t}.${c.c}`)).toEqual([`${t}_items.id`, `${t}_items.label`, `${t}_items.price`, `${t}_js.id`, `${t}_js.w`, `${t}_m1.id`, `${t}_m2.id`])
-  const indexes = await rows(bench, site, `select distinct index_name as i from information_schema.statistics where table_schema = database() and table_name = '${t}_items' order by 1`)
+  const columns = await rows(
+    bench,
+    site,
+    `select table_name as t, column_name as c from information_schema.columns where table_schema = database() and table_name like '${t}\\_%' order by 1, 2`,
+  )
+  expect(columns.map((c) => `${c.t}.${c.c}`)).toEqual([
+    `${t}_items.id`,
+    `${t}_items.label`,
+    `${t}_items.price`,
+    `${t}_js.id`,
+    `${t}_js.w`,
+    `${t}_m1.id`,
+    `${t}_m2.id`,
+  ])
+  const indexes = await rows(
+    bench,
+    site,
+    `select distinct index_name as i from information_schema.statistics where table_schema = database() and table_name = '${t}_items' order by 1`,
+  )
   expect(indexes.map((i) => i.i).sort()).toEqual(['PRIMARY', `idx_${t}_label`].sort())
-  expect((await rows(bench, site, `select step from crash_log where rnd = ${round} order by id`)).map((r) => r.step)).toEqual(['sql-a', 'sql-b', 'sql-c', 'js-a', 'js-raw;', 'js-b2', 'js-c'])
+  expect(
+    (await rows(bench, site, `select step from crash_log where rnd = ${round} order by id`)).map((r) => r.step),
+  ).toEqual(['sql-a', 'sql-b', 'sql-c', 'js-a', 'js-raw;', 'js-b2', 'js-c'])
 }
 
 describe('kill -9 during MariaDB migrate, then migrate finishes it', () => {
-  it.skipIf(mariadb.skip)('8 instants over a migrate of two multi-statement migrations, every statement applied once', { timeout: 180_000 }, async () => {
-    const bench = makeBench()
-    const env = useBackend(bench, 'mariadb')
-    setConfig(bench, (c) => (c.provision.apps = ['shared_lib']))
-    const app = join(bench, 'apps', 'crashy')
-    mkdirSync(join(app, 'migrations'), { recursive: true })
-    writeFileSync(join(app, 'app.json'), JSON.stringify({ name: 'crashy', version: '0.1.0' }))
-    writeFileSync(join(app, 'migrations', '0001_log.sql'), 'CREATE TABLE crash_log (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, rnd INT NOT NULL, step VARCHAR(20) NOT NULL);\n')
-    const created = await tenancy(bench, ['tenant', 'create', 'live', '--no-pool'], { env })
-    expect(created.exitCode, created.stderr).toBe(0)
-    const site = 'live.localhost'
-    const install = await tenancy(bench, ['install-app', 'crashy', '--site', site], { env })
-    expect(install.exitCode, install.stderr).toBe(0)
+  it.skipIf(mariadb.skip)(
+    '8 instants over a migrate of two multi-statement migrations, every statement applied once',
+    { timeout: 180_000 },
+    async () => {
+      const bench = makeBench()
+      const env = useBackend(bench, 'mariadb')
+      setConfig(bench, (c) => (c.provision.apps = ['shared_lib']))
+      const app = join(bench, 'apps', 'crashy')
+      mkdirSync(join(app, 'migrations'), { recursive: true })
+      writeFileSync(join(app, 'app.json'), JSON.stringify({ name: 'crashy', version: '0.1.0' }))
+      writeFileSync(
+        join(app, 'migrations', '0001_log.sql'),
+        'CREATE TABLE crash_log (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, rnd INT NOT NULL, step VARCHAR(20) NOT NULL);\n',
+      )
+      const created = await tenancy(bench, ['tenant', 'create', 'live', '--no-pool'], { env })
+      expect(created.exitCode, created.stderr).toBe(0)
+      const site = 'live.localhost'
+      const install = await tenancy(bench, ['install-app', 'crashy', '--site', site], { env })
+      expect(install.exitCode, install.stderr).toBe(0)
 
-    // Round 0 runs uninterrupted: it measures the run the others are killed in.
-    const names0 = addRound(bench, 0)
-    const [measured, duration] = await timed(() => tenancy(bench, ['migrate', '--json'], { env }))
-    expect(measured.exitCode, measured.stderr).toBe(0)
-    await expectRound(bench, site, 0, names0)
+      // Round 0 runs uninterrupted: it measures the run the others are killed in.
+      const names0 = addRound(bench, 0)
+      const [measured, duration] = await timed(() => tenancy(bench, ['migrate', '--json'], { env }))
+      expect(measured.exitCode, measured.stderr).toBe(0)
+      await expectRound(bench, site, 0, names0)
 
-    let killed = 0
-    let interrupted = 0
-    for (const [i, ms] of instants(duration, 8).entries()) {
-      const round = i + 1
-      const names = addRound(bench, round)
-      if (await killAt(bench, ['migrate'], ms, env)) killed++
-      const ledger = (await rows(bench, site, "select name from tenancy_migrations where app = 'crashy'")).map((r) => r.name)
-      if (names.some((n) => !ledger.includes(n))) interrupted++
-      const again = await tenancy(bench, ['migrate', '--json'], { env })
-      expect(again.exitCode, `round ${round} killed after ${ms} ms: ${again.stdout}\n${again.stderr}`).toBe(0)
-      await expectRound(bench, site, round, names)
-    }
-    console.log(`mariadb migrate: ${killed} of 8 kills landed, ${interrupted} left migrations to finish, 0 manual steps`)
-    expect(killed).toBeGreaterThanOrEqual(4)
-    expect(interrupted).toBeGreaterThanOrEqual(3)
-    const files = readdirSync(join(app, 'migrations')).length
-    expect(await rows(bench, site, "select count(*) as n from tenancy_migrations where app = 'crashy'")).toEqual([{ n: files }])
-  })
+      let killed = 0
+      let interrupted = 0
+      for (const [i, ms] of instants(duration, 8).entries()) {
+        const round = i + 1
+        const names = addRound(bench, round)
+        if (await killAt(bench, ['migrate'], ms, env)) killed++
+        const ledger = (await rows(bench, site, "select name from tenancy_migrations where app = 'crashy'")).map(
+          (r) => r.name,
+        )
+        if (names.some((n) => !ledger.includes(n))) interrupted++
+        const again = await tenancy(bench, ['migrate', '--json'], { env })
+        expect(again.exitCode, `round ${round} killed after ${ms} ms: ${again.stdout}\n${again.stderr}`).toBe(0)
+        await expectRound(bench, site, round, names)
+      }
+      console.log(
+        `mariadb migrate: ${killed} of 8 kills landed, ${interrupted} left migrations to finish, 0 manual steps`,
+      )
+      expect(killed).toBeGreaterThanOrEqual(4)
+      expect(interrupted).toBeGreaterThanOrEqual(3)
+      const files = readdirSync(join(app, 'migrations')).length
+      expect(await rows(bench, site, "select count(*) as n from tenancy_migrations where app = 'crashy'")).toEqual([
+        { n: files },
+      ])
+    },
+  )
 })
 
 describe('kill -9 during MariaDB pending-create: stuck pool tenants are finished, not counted forever', () => {
-  it.skipIf(mariadb.skip)('doctor --fix and the next pending-create finish what the killed runs left', { timeout: 180_000 }, async () => {
-    const bench = makeBench()
-    const env = useBackend(bench, 'mariadb')
-    const [first, full] = await timed(() => tenancy(bench, ['pending-create', '--count', '1', '--json'], { env }))
-    expect(first.exitCode, first.stderr).toBe(0)
-    const pendingSites = async () => (await registryRows(bench, 'select site from tenants where pending_since is not null order by id')).map((r) => r.site as string)
-    const [refSite] = await pendingSites()
-    const reference = await siteShape(bench, refSite!, 'mariadb')
-    const planned = new Map<string, string[]>()
-    const remember = async () => {
-      for (const site of await pendingSites()) planned.set(site, [...(planned.get(site) ?? []), ...(await plannedDatabases(bench, site))])
-    }
+  it.skipIf(mariadb.skip)(
+    'doctor --fix and the next pending-create finish what the killed runs left',
+    { timeout: 180_000 },
+    async () => {
+      const bench = makeBench()
+      const env = useBackend(bench, 'mariadb')
+      const [first, full] = await timed(() => tenancy(bench, ['pending-create', '--count', '1', '--json'], { env }))
+      expect(first.exitCode, first.stderr).toBe(0)
+      const pendingSites = async () =>
+        (await registryRows(bench, 'select site from tenants where pending_since is not null order by id')).map(
+          (r) => r.site as string,
+        )
+      const [refSite] = await pendingSites()
+      const reference = await siteShape(bench, refSite!, 'mariadb')
+      const planned = new Map<string, string[]>()
+      const remember = async () => {
+        for (const site of await pendingSites())
+          planned.set(site, [...(planned.get(site) ?? []), ...(await plannedDatabases(bench, site))])
+      }
 
-    // Killed inside the install of the second pool tenant; doctor --fix finishes it.
-    expect(await killAt(bench, ['pending-create', '--count', '3'], Math.round(full * 0.6), env)).toBe(true)
-    await remember()
-    const statuses = async () => (await registryRows(bench, 'select provisioning_status as s from tenants where pending_since is not null')).map((r) => r.s as string)
-    expect(await statuses()).toContain('in_progress')
-    const doctor = await tenancy(bench, ['doctor', '--fix', '--json'], { env })
-    expect(doctor.exitCode, `${doctor.stdout}\n${doctor.stderr}`).toBe(0)
-    expect(doctor.json.findings.map((f: any) => [f.kind, f.fixed])).toContainEqual(['stuck_tenant', true])
-    // Reservations not yet started stay queued for pending-create; none is left half-made.
-    expect((await statuses()).filter((s) => s !== 'completed' && s !== 'queued')).toEqual([])
+      // Killed inside the install of the second pool tenant; doctor --fix finishes it.
+      expect(await killAt(bench, ['pending-create', '--count', '3'], Math.round(full * 0.6), env)).toBe(true)
+      await remember()
+      const statuses = async () =>
+        (await registryRows(bench, 'select provisioning_status as s from tenants where pending_since is not null')).map(
+          (r) => r.s as string,
+        )
+      expect(await statuses()).toContain('in_progress')
+      const doctor = await tenancy(bench, ['doctor', '--fix', '--json'], { env })
+      expect(doctor.exitCode, `${doctor.stdout}\n${doctor.stderr}`).toBe(0)
+      expect(doctor.json.findings.map((f: any) => [f.kind, f.fixed])).toContainEqual(['stuck_tenant', true])
+      // Reservations not yet started stay queued for pending-create; none is left half-made.
+      expect((await statuses()).filter((s) => s !== 'completed' && s !== 'queued')).toEqual([])
 
-    // Killed again; the next pending-create resumes every unfinished reservation.
-    await killAt(bench, ['pending-create', '--count', '3'], Math.round(full * 0.6), env)
-    await remember()
-    const again = await tenancy(bench, ['pending-create', '--count', '3', '--json'], { env })
-    expect(again.exitCode, `${again.stdout}\n${again.stderr}`).toBe(0)
-    expect(again.json.pool).toEqual({ ready: 3, provisioning: 0, failed: 0 })
-    const sites = await pendingSites()
-    expect(sites.length).toBe(3)
-    for (const site of sites) {
-      expect(await siteShape(bench, site, 'mariadb'), site).toEqual(reference)
-      const current = siteConfig(bench, site).db_name
-      expect(await serverHas('mariadb', current)).toEqual({ database: true, user: true })
-      for (const name of new Set(planned.get(site) ?? [])) if (name !== current) expect(await serverHas('mariadb', name), `${site}: earlier database ${name}`).toEqual({ database: false, user: false })
-    }
-  })
+      // Killed again; the next pending-create resumes every unfinished reservation.
+      await killAt(bench, ['pending-create', '--count', '3'], Math.round(full * 0.6), env)
+      await remember()
+      const again = await tenancy(bench, ['pending-create', '--count', '3', '--json'], { env })
+      expect(again.exitCode, `${again.stdout}\n${again.stderr}`).toBe(0)
+      expect(again.json.pool).toEqual({ ready: 3, provisioning: 0, failed: 0 })
+      const sites = await pendingSites()
+      expect(sites.length).toBe(3)
+      for (const site of sites) {
+        expect(await siteShape(bench, site, 'mariadb'), site).toEqual(reference)
+        const current = siteConfig(bench, site).db_name
+        expect(await serverHas('mariadb', current)).toEqual({ database: true, user: true })
+        for (const name of new Set(planned.get(site) ?? []))
+          if (name !== current)
+            expect(await serverHas('mariadb', name), `${site}: earlier database ${name}`).toEqual({
+              database: false,
+              user: false,
+            })
+      }
+    },
+  )
 })
 
 describe('splitting a .sql migration into statements (MariaDB runs them one at a time)', () => {
@@ -341,50 +437,77 @@ SELECT 1`
 })
 
 describe('MariaDB migrations after a failure: resumed at the failed statement, never guessed', () => {
-  it.skipIf(mariadb.skip)('a clash that was there before is not taken as done; a fixed statement resumes; other statements are refused', { timeout: 120_000 }, async () => {
-    const bench = makeBench({ exampleApps: false })
-    const env = useBackend(bench, 'mariadb')
-    const dir = join(bench, 'apps', 'solo', 'migrations')
-    mkdirSync(dir, { recursive: true })
-    writeFileSync(join(bench, 'apps', 'solo', 'app.json'), JSON.stringify({ name: 'solo', version: '0.1.0' }))
-    writeFileSync(join(dir, '0001_base.sql'), 'CREATE TABLE base (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, note VARCHAR(20));\n')
-    const site = 's.localhost'
-    const made = await tenancy(bench, ['new-site', site, '--install-app', 'solo'], { env })
-    expect(made.exitCode, made.stderr).toBe(0)
-    const migrate = () => tenancy(bench, ['migrate', '--json'], { env })
-    const solo = async () => (await rows(bench, site, "select name from tenancy_migrations where app = 'solo' order by name")).map((r) => r.name)
+  it.skipIf(mariadb.skip)(
+    'a clash that was there before is not taken as done; a fixed statement resumes; other statements are refused',
+    { timeout: 120_000 },
+    async () => {
+      const bench = makeBench({ exampleApps: false })
+      const env = useBackend(bench, 'mariadb')
+      const dir = join(bench, 'apps', 'solo', 'migrations')
+      mkdirSync(dir, { recursive: true })
+      writeFileSync(join(bench, 'apps', 'solo', 'app.json'), JSON.stringify({ name: 'solo', version: '0.1.0' }))
+      writeFileSync(
+        join(dir, '0001_base.sql'),
+        'CREATE TABLE base (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, note VARCHAR(20));\n',
+      )
+      const site = 's.localhost'
+      const made = await tenancy(bench, ['new-site', site, '--install-app', 'solo'], { env })
+      expect(made.exitCode, made.stderr).toBe(0)
+      const migrate = () => tenancy(bench, ['migrate', '--json'], { env })
+      const solo = async () =>
+        (await rows(bench, site, "select name from tenancy_migrations where app = 'solo' order by name")).map(
+          (r) => r.name,
+        )
 
-    // The operator's own table clashes with the migration's third statement.
-    await siteStatement(bench, site, 'CREATE TABLE clash (x INT)')
-    writeFileSync(join(dir, '0002_clash.sql'), "INSERT INTO base (note) VALUES ('once');\nCREATE TABLE mine (id INT);\nCREATE TABLE clash (id INT);\nINSERT INTO base (note) VALUES ('after');\n")
-    for (let i = 0; i < 2; i++) {
-      const r = await migrate()
-      expect(r.exitCode).toBe(1)
-      expect(r.json.sites[0]).toMatchObject({ status: 'failed', migration: '0002_clash' })
-      expect(r.json.sites[0].error).toMatch(/Table 'clash' already exists/)
-    }
-    expect(await solo()).toEqual(['0001_base'])
-    // Fixed: the rerun starts at the failed statement; the first two are not run again.
-    await siteStatement(bench, site, 'DROP TABLE clash')
-    const fixed = await migrate()
-    expect(fixed.exitCode, fixed.stdout).toBe(0)
-    expect(await rows(bench, site, 'select note from base order by id')).toEqual([{ note: 'once' }, { note: 'after' }])
-    expect(await solo()).toEqual(['0001_base', '0002_clash'])
+      // The operator's own table clashes with the migration's third statement.
+      await siteStatement(bench, site, 'CREATE TABLE clash (x INT)')
+      writeFileSync(
+        join(dir, '0002_clash.sql'),
+        "INSERT INTO base (note) VALUES ('once');\nCREATE TABLE mine (id INT);\nCREATE TABLE clash (id INT);\nINSERT INTO base (note) VALUES ('after');\n",
+      )
+      for (let i = 0; i < 2; i++) {
+        const r = await migrate()
+        expect(r.exitCode).toBe(1)
+        expect(r.json.sites[0]).toMatchObject({ status: 'failed', migration: '0002_clash' })
+        expect(r.json.sites[0].error).toMatch(/Table 'clash' already exists/)
+      }
+      expect(await solo()).toEqual(['0001_base'])
+      // Fixed: the rerun starts at the failed statement; the first two are not run again.
+      await siteStatement(bench, site, 'DROP TABLE clash')
+      const fixed = await migrate()
+      expect(fixed.exitCode, fixed.stdout).toBe(0)
+      expect(await rows(bench, site, 'select note from base order by id')).toEqual([
+        { note: 'once' },
+        { note: 'after' },
+      ])
+      expect(await solo()).toEqual(['0001_base', '0002_clash'])
 
-    // A JS migration that fails after some statements, then is changed before that point.
-    const js = (first: string, fail: boolean) =>
-      `export async function up(db) {\n  await db.insertInto('base').values(${first}).execute()\n  await db.schema.createTable('js_made').addColumn('id', 'integer').execute()\n${fail ? "  throw new Error('not yet')\n" : ''}  await db.insertInto('base').values({ note: 'js-end' }).execute()\n}\n`
-    writeFileSync(join(dir, '0003_code.mjs'), js("{ note: 'js-start' }", true))
-    expect((await migrate()).json.sites[0]).toMatchObject({ status: 'failed', migration: '0003_code', error: expect.stringMatching(/not yet/) })
-    writeFileSync(join(dir, '0003_code.mjs'), js("{ id: 99, note: 'other' }", false))
-    const refused = await migrate()
-    expect(refused.exitCode).toBe(1)
-    expect(refused.json.sites[0].error).toMatch(/migration solo\/0003_code was interrupted at statement 2, and it now issues other statements before that one/)
-    writeFileSync(join(dir, '0003_code.mjs'), js("{ note: 'js-start' }", false))
-    const resumed = await migrate()
-    expect(resumed.exitCode, resumed.stdout).toBe(0)
-    expect((await rows(bench, site, 'select note from base order by id')).map((r) => r.note)).toEqual(['once', 'after', 'js-start', 'js-end'])
-    expect(await solo()).toEqual(['0001_base', '0002_clash', '0003_code'])
-    expect(await rows(bench, site, 'select count(*) as n from tenancy_migration_progress')).toEqual([{ n: 0 }])
-  })
+      // A JS migration that fails after some statements, then is changed before that point.
+      const js = (first: string, fail: boolean) =>
+        `export async function up(db) {\n  await db.insertInto('base').values(${first}).execute()\n  await db.schema.createTable('js_made').addColumn('id', 'integer').execute()\n${fail ? "  throw new Error('not yet')\n" : ''}  await db.insertInto('base').values({ note: 'js-end' }).execute()\n}\n`
+      writeFileSync(join(dir, '0003_code.mjs'), js("{ note: 'js-start' }", true))
+      expect((await migrate()).json.sites[0]).toMatchObject({
+        status: 'failed',
+        migration: '0003_code',
+        error: expect.stringMatching(/not yet/),
+      })
+      writeFileSync(join(dir, '0003_code.mjs'), js("{ id: 99, note: 'other' }", false))
+      const refused = await migrate()
+      expect(refused.exitCode).toBe(1)
+      expect(refused.json.sites[0].error).toMatch(
+        /migration solo\/0003_code was interrupted at statement 2, and it now issues other statements before that one/,
+      )
+      writeFileSync(join(dir, '0003_code.mjs'), js("{ note: 'js-start' }", false))
+      const resumed = await migrate()
+      expect(resumed.exitCode, resumed.stdout).toBe(0)
+      expect((await rows(bench, site, 'select note from base order by id')).map((r) => r.note)).toEqual([
+        'once',
+        'after',
+        'js-start',
+        'js-end',
+      ])
+      expect(await solo()).toEqual(['0001_base', '0002_clash', '0003_code'])
+      expect(await rows(bench, site, 'select count(*) as n from tenancy_migration_progress')).toEqual([{ n: 0 }])
+    },
+  )
 })

@@ -1,4 +1,16 @@
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, truncateSync, utimesSync, writeFileSync } from 'node:fs'
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  truncateSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { makeBench, query, setConfig, tempDir, tenancy } from './helpers.js'
@@ -39,12 +51,21 @@ describe('a lost registry is refused, never replaced by an empty one', () => {
     expect(before['a.localhost']).toEqual(['shared_lib@1.0.0', 'tenant_ops@1.0.0'])
     const sites = snapshot(join(bench, 'sites'))
 
-    for (const f of readdirSync(join(bench, '.tenancy'))) if (f.startsWith('registry.db')) rmSync(join(bench, '.tenancy', f))
+    for (const f of readdirSync(join(bench, '.tenancy')))
+      if (f.startsWith('registry.db')) rmSync(join(bench, '.tenancy', f))
     const left = stateFiles(bench)
-    for (const args of [['tenant', 'list'], ['list-sites'], ['doctor'], ['doctor', '--fix'], ['doctor', '--fix', '--json']]) {
+    for (const args of [
+      ['tenant', 'list'],
+      ['list-sites'],
+      ['doctor'],
+      ['doctor', '--fix'],
+      ['doctor', '--fix', '--json'],
+    ]) {
       const r = await tenancy(bench, args)
       expect(r.exitCode, args.join(' ')).toBe(2)
-      expect(r.stderr).toContain('registry .tenancy/registry.db is missing but sites/ holds 3 sites; run "tenancy doctor --adopt" to rebuild it from them')
+      expect(r.stderr).toContain(
+        'registry .tenancy/registry.db is missing but sites/ holds 3 sites; run "tenancy doctor --adopt" to rebuild it from them',
+      )
       expect(stateFiles(bench), `${args.join(' ')} created a file`).toEqual(left)
     }
     expect(existsSync(join(bench, 'archived'))).toBe(false)
@@ -59,14 +80,20 @@ describe('a lost registry is refused, never replaced by an empty one', () => {
     ])
     expect(await sitesWithApps(bench)).toEqual(before)
     const listed = (await tenancy(bench, ['list-sites', '--json'])).json.sites
-    expect(listed.map((s: any) => [s.state, s.tenant])).toEqual([['ready', null], ['ready', null], ['ready', null]])
+    expect(listed.map((s: any) => [s.state, s.tenant])).toEqual([
+      ['ready', null],
+      ['ready', null],
+      ['ready', null],
+    ])
     const fix = await tenancy(bench, ['doctor', '--fix', '--json'])
     expect(fix.exitCode, fix.stderr).toBe(0)
     expect(fix.json.findings).toEqual([])
     expect(existsSync(join(bench, 'archived'))).toBe(false)
     expect(snapshot(join(bench, 'sites'))).toEqual(sites)
     // The adopted sites work: their data is there and migrate reaches them.
-    expect((await asSite(bench, 'a.localhost', "select email from users where email = 'api@a.localhost'")).rows).toHaveLength(1)
+    expect(
+      (await asSite(bench, 'a.localhost', "select email from users where email = 'api@a.localhost'")).rows,
+    ).toHaveLength(1)
     const migrate = await tenancy(bench, ['migrate', '--json'])
     expect(migrate.exitCode, migrate.stderr).toBe(0)
     expect(migrate.json.sites.map((s: any) => s.status)).toEqual(['up_to_date', 'up_to_date', 'up_to_date'])
@@ -84,7 +111,9 @@ describe('a lost registry is refused, never replaced by an empty one', () => {
     const left = stateFiles(bench)
     const r = await tenancy(bench, ['doctor', '--fix'])
     expect(r.exitCode).toBe(2)
-    expect(r.stderr).toContain('registry .tenancy/registry.db is empty but sites/ holds 1 site; run "tenancy doctor --adopt"')
+    expect(r.stderr).toContain(
+      'registry .tenancy/registry.db is empty but sites/ holds 1 site; run "tenancy doctor --adopt"',
+    )
     expect(stateFiles(bench)).toEqual(left)
     expect(readFileSync(registryFile(bench)).length).toBe(0)
 
@@ -101,48 +130,76 @@ describe('a lost registry is refused, never replaced by an empty one', () => {
     expect(await sitesWithApps(bench)).toEqual({ 'one.localhost': ['shared_lib@1.0.0'] })
   })
 
-  it.skipIf(!enabled('postgres'))('an empty PostgreSQL registry next to sites is refused; doctor --adopt fills it', async () => {
-    const bench = makeBench()
-    expect((await tenancy(bench, ['tenant', 'create', 'a'])).exitCode).toBe(0)
-    await useRegistry(bench, 'postgres')
-    const r = await tenancy(bench, ['tenant', 'list'])
-    expect(r.exitCode).toBe(2)
-    expect(r.stderr).toMatch(/registry postgres:\/\/\S+ is empty but sites\/ holds 1 site; run "tenancy doctor --adopt"/)
-    expect(await registryRows(bench, "select count(*) as n from information_schema.tables where table_schema = 'public'")).toEqual([{ n: 0 }])
-    const adopt = await tenancy(bench, ['doctor', '--adopt'])
-    expect(adopt.exitCode, adopt.stderr).toBe(0)
-    expect(await sitesWithApps(bench)).toEqual({ 'a.localhost': ['shared_lib@1.0.0', 'tenant_ops@1.0.0'] })
-  })
+  it.skipIf(!enabled('postgres'))(
+    'an empty PostgreSQL registry next to sites is refused; doctor --adopt fills it',
+    async () => {
+      const bench = makeBench()
+      expect((await tenancy(bench, ['tenant', 'create', 'a'])).exitCode).toBe(0)
+      await useRegistry(bench, 'postgres')
+      const r = await tenancy(bench, ['tenant', 'list'])
+      expect(r.exitCode).toBe(2)
+      expect(r.stderr).toMatch(
+        /registry postgres:\/\/\S+ is empty but sites\/ holds 1 site; run "tenancy doctor --adopt"/,
+      )
+      expect(
+        await registryRows(bench, "select count(*) as n from information_schema.tables where table_schema = 'public'"),
+      ).toEqual([{ n: 0 }])
+      const adopt = await tenancy(bench, ['doctor', '--adopt'])
+      expect(adopt.exitCode, adopt.stderr).toBe(0)
+      expect(await sitesWithApps(bench)).toEqual({ 'a.localhost': ['shared_lib@1.0.0', 'tenant_ops@1.0.0'] })
+    },
+  )
 
-  it.skipIf(!enabled('postgres'))('doctor --fix adopts an intact server site without a row, keeps one it cannot read, and archives only a directory that is no site', async () => {
-    const bench = makeBench()
-    const env = useBackend(bench, 'postgres')
-    expect((await tenancy(bench, ['new-site', 'pg.localhost', '--install-app', 'shared_lib'], { env })).exitCode).toBe(0)
-    expect((await tenancy(bench, ['new-site', 'locked.localhost'], { env })).exitCode).toBe(0)
-    // A registered site: the registry is not empty, only two rows are lost.
-    expect((await tenancy(bench, ['new-site', 'kept.localhost', '--db-type', 'sqlite'], { env })).exitCode).toBe(0)
-    const db = new (await import('better-sqlite3')).default(registryFile(bench))
-    db.prepare("delete from sites where name in ('pg.localhost', 'locked.localhost')").run()
-    db.close()
-    // locked.localhost's server cannot be reached (as when it is down): it may hold data, so it stays.
-    const lockedFile = join(bench, 'sites', 'locked.localhost', 'site_config.json')
-    writeFileSync(lockedFile, JSON.stringify({ ...siteConfig(bench, 'locked.localhost'), db_port: 1 }))
-    const locked = snapshot(join(bench, 'sites', 'locked.localhost'))
-    mkdirSync(join(bench, 'sites', 'junk'))
-    age(join(bench, 'sites', 'junk'))
-    for (const site of ['pg.localhost', 'locked.localhost']) age(join(bench, 'sites', site))
+  it.skipIf(!enabled('postgres'))(
+    'doctor --fix adopts an intact server site without a row, keeps one it cannot read, and archives only a directory that is no site',
+    async () => {
+      const bench = makeBench()
+      const env = useBackend(bench, 'postgres')
+      expect(
+        (await tenancy(bench, ['new-site', 'pg.localhost', '--install-app', 'shared_lib'], { env })).exitCode,
+      ).toBe(0)
+      expect((await tenancy(bench, ['new-site', 'locked.localhost'], { env })).exitCode).toBe(0)
+      // A registered site: the registry is not empty, only two rows are lost.
+      expect((await tenancy(bench, ['new-site', 'kept.localhost', '--db-type', 'sqlite'], { env })).exitCode).toBe(0)
+      const db = new (await import('better-sqlite3')).default(registryFile(bench))
+      db.prepare("delete from sites where name in ('pg.localhost', 'locked.localhost')").run()
+      db.close()
+      // locked.localhost's server cannot be reached (as when it is down): it may hold data, so it stays.
+      const lockedFile = join(bench, 'sites', 'locked.localhost', 'site_config.json')
+      writeFileSync(lockedFile, JSON.stringify({ ...siteConfig(bench, 'locked.localhost'), db_port: 1 }))
+      const locked = snapshot(join(bench, 'sites', 'locked.localhost'))
+      mkdirSync(join(bench, 'sites', 'junk'))
+      age(join(bench, 'sites', 'junk'))
+      for (const site of ['pg.localhost', 'locked.localhost']) age(join(bench, 'sites', site))
 
-    const fix = await tenancy(bench, ['doctor', '--fix', '--json'], { env })
-    expect(fix.exitCode, fix.stderr).toBe(1)
-    const byKind = Object.fromEntries(fix.json.findings.map((f: any) => [f.subject, [f.kind, f.fixed]]))
-    expect(byKind).toEqual({ 'junk': ['stray_directory', true], 'locked.localhost': ['unreadable_site', false], 'pg.localhost': ['unregistered_site', true] })
-    expect(existsSync(join(bench, 'sites', 'junk'))).toBe(false)
-    expect(snapshot(join(bench, 'sites', 'locked.localhost'))).toEqual(locked)
-    const rows = await registryRows(bench, "select name, state, db_type, db_name, db_user, apps from sites where name = 'pg.localhost'")
-    expect(rows).toEqual([{ name: 'pg.localhost', state: 'ready', db_type: 'postgres', db_name: siteConfig(bench, 'pg.localhost').db_name, db_user: siteConfig(bench, 'pg.localhost').db_user, apps: JSON.stringify([{ name: 'shared_lib', version: '1.0.0' }]) }])
-    const migrate = await tenancy(bench, ['migrate', '--site', 'pg.localhost', '--json'], { env })
-    expect(migrate.json.sites[0].status, migrate.stderr).toBe('up_to_date')
-  })
+      const fix = await tenancy(bench, ['doctor', '--fix', '--json'], { env })
+      expect(fix.exitCode, fix.stderr).toBe(1)
+      const byKind = Object.fromEntries(fix.json.findings.map((f: any) => [f.subject, [f.kind, f.fixed]]))
+      expect(byKind).toEqual({
+        junk: ['stray_directory', true],
+        'locked.localhost': ['unreadable_site', false],
+        'pg.localhost': ['unregistered_site', true],
+      })
+      expect(existsSync(join(bench, 'sites', 'junk'))).toBe(false)
+      expect(snapshot(join(bench, 'sites', 'locked.localhost'))).toEqual(locked)
+      const rows = await registryRows(
+        bench,
+        "select name, state, db_type, db_name, db_user, apps from sites where name = 'pg.localhost'",
+      )
+      expect(rows).toEqual([
+        {
+          name: 'pg.localhost',
+          state: 'ready',
+          db_type: 'postgres',
+          db_name: siteConfig(bench, 'pg.localhost').db_name,
+          db_user: siteConfig(bench, 'pg.localhost').db_user,
+          apps: JSON.stringify([{ name: 'shared_lib', version: '1.0.0' }]),
+        },
+      ])
+      const migrate = await tenancy(bench, ['migrate', '--site', 'pg.localhost', '--json'], { env })
+      expect(migrate.json.sites[0].status, migrate.stderr).toBe('up_to_date')
+    },
+  )
 })
 
 describe.skipIf(!enabled('postgres'))('two machines, one PostgreSQL registry', () => {
@@ -177,7 +234,10 @@ describe.skipIf(!enabled('postgres'))('two machines, one PostgreSQL registry', (
     expect(text.stderr).toContain('site a1.localhost is on m1: not judged from this machine')
     expect(text.stderr).not.toMatch(/provision tenant|remove the row/)
 
-    for (const [args, site] of [[['drop-site', 'solo.localhost', '--yes'], 'solo.localhost'], [['tenant', 'delete', 'a1', '--yes'], 'a1.localhost']] as const) {
+    for (const [args, site] of [
+      [['drop-site', 'solo.localhost', '--yes'], 'solo.localhost'],
+      [['tenant', 'delete', 'a1', '--yes'], 'a1.localhost'],
+    ] as const) {
       const r = await tenancy(two, [...args], { env: m2 })
       expect(r.exitCode, args.join(' ')).toBe(2)
       expect(r.stderr).toContain(`site "${site}" lives on m1, not on this machine (m2)`)
@@ -186,18 +246,29 @@ describe.skipIf(!enabled('postgres'))('two machines, one PostgreSQL registry', (
     expect(clear.exitCode, clear.stderr).toBe(0)
     expect(clear.json.cleared).toEqual([])
     const migrate = await tenancy(two, ['migrate', '--json'], { env: m2 })
-    expect(migrate.json.sites.find((s: any) => s.site === 'a1.localhost')).toMatchObject({ status: 'skipped', error: expect.stringContaining('lives on m1') })
+    expect(migrate.json.sites.find((s: any) => s.site === 'a1.localhost')).toMatchObject({
+      status: 'skipped',
+      error: expect.stringContaining('lives on m1'),
+    })
     expect(await registry()).toEqual(before)
     // A sign-up on the second machine does not pull the first machine's pool tenant (its site is there).
     const signUp = await tenancy(two, ['tenant', 'create', 'b2', '--json'], { env: m2 })
     expect(signUp.exitCode, signUp.stderr).toBe(0)
     expect(signUp.json.pulled_from).toBeUndefined()
-    expect(await registryRows(one, 'select count(*) as n from tenants where pending_since is not null')).toEqual([{ n: 1 }])
+    expect(await registryRows(one, 'select count(*) as n from tenants where pending_since is not null')).toEqual([
+      { n: 1 },
+    ])
     expect(await registryRows(one, "select host from sites where name = 'b2.localhost'")).toEqual([{ host: 'm2' }])
 
     // A job for the first machine's tenant: the second machine's doctor and worker leave it to the first.
     const at = new Date().toISOString()
-    await registryRows(one, `insert into jobs (tenant_id, kind, status, attempts, run_at, created_at, updated_at) select id, 'provision', 'queued', 0, ?, ?, ? from tenants where name = 'a1'`, at, at, at)
+    await registryRows(
+      one,
+      `insert into jobs (tenant_id, kind, status, attempts, run_at, created_at, updated_at) select id, 'provision', 'queued', 0, ?, ?, ? from tenants where name = 'a1'`,
+      at,
+      at,
+      at,
+    )
     expect((await tenancy(two, ['doctor', '--json'], { env: m2 })).json.findings).toEqual([])
     expect((await tenancy(two, ['worker', '--once'], { env: m2 })).exitCode).toBe(0)
     expect(await registryRows(one, 'select status, attempts from jobs')).toEqual([{ status: 'queued', attempts: 0 }])
@@ -208,7 +279,10 @@ describe.skipIf(!enabled('postgres'))('two machines, one PostgreSQL registry', (
     expect((await tenancy(one, ['doctor'], { env: m1 })).exitCode).toBe(0)
     const secrets = (await tenancy(one, ['tenant', 'show', 'a1', '--show-secrets', '--json'], { env: m1 })).json
     expect(secrets.status).toBe('active')
-    const verify = await tenancy(one, ['verify-key', secrets.api_key, '--site', 'a1.localhost'], { env: m1, input: secrets.api_secret })
+    const verify = await tenancy(one, ['verify-key', secrets.api_key, '--site', 'a1.localhost'], {
+      env: m1,
+      input: secrets.api_secret,
+    })
     expect(verify.exitCode, verify.stderr).toBe(0)
   })
 })
@@ -244,7 +318,14 @@ describe('a site directory replaced by a symbolic link', () => {
     }
     const fix = await tenancy(bench, ['doctor', '--fix', '--json'])
     expect(fix.exitCode).toBe(1)
-    expect(fix.json.findings).toContainEqual(expect.objectContaining({ kind: 'unreadable_site', subject: 'c.localhost', fixed: false, problem: expect.stringContaining('symbolic link') }))
+    expect(fix.json.findings).toContainEqual(
+      expect.objectContaining({
+        kind: 'unreadable_site',
+        subject: 'c.localhost',
+        fixed: false,
+        problem: expect.stringContaining('symbolic link'),
+      }),
+    )
     expect(readFileSync(join(victim, 'db.sqlite'), 'utf8')).toBe('precious')
     expect(readdirSync(victim).sort()).toEqual(['db.sqlite', 'site_config.json'])
     // Nothing was half-done: the rows are as they were.

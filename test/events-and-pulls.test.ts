@@ -35,58 +35,74 @@ if (existsSync(${JSON.stringify(join(bench, 'receiver-down'))})) process.exit(1)
 }
 
 describe.each(REGISTRIES)('the outbox: no event is lost (registry: $name)', ({ name: kind, skip }) => {
-  it.skipIf(skip)('kill -9 between the claim of a pull and its notification: the next command (or doctor --fix) notifies exactly once, with an id', async () => {
-    const bench = makeBench()
-    await useRegistry(bench, kind)
-    const calls = notifyLogger(bench)
-    expect((await tenancy(bench, ['pending-create', '--count', '2'])).exitCode).toBe(0)
-    expect(calls()).toEqual([])
+  it.skipIf(skip)(
+    'kill -9 between the claim of a pull and its notification: the next command (or doctor --fix) notifies exactly once, with an id',
+    async () => {
+      const bench = makeBench()
+      await useRegistry(bench, kind)
+      const calls = notifyLogger(bench)
+      expect((await tenancy(bench, ['pending-create', '--count', '2'])).exitCode).toBe(0)
+      expect(calls()).toEqual([])
 
-    // The next ordinary command finishes the pull and delivers what it announces.
-    const killed = await tenancy(bench, ['tenant', 'create', 'x'], { env: { TENANCY_FAULT: 'pull-after-claim' } })
-    expect(killed.exitCode, killed.stderr).not.toBe(0)
-    expect(calls()).toEqual([])
-    const list = await tenancy(bench, ['tenant', 'list', '--json'])
-    expect(list.json.tenants.map((t: any) => [t.name, t.status])).toEqual([['x', 'active']])
-    expect(calls().map((c) => [c.type, c.tenant])).toEqual([
-      ['tenant.pulled', 'x'],
-      ['tenant.active', 'x'],
-    ])
+      // The next ordinary command finishes the pull and delivers what it announces.
+      const killed = await tenancy(bench, ['tenant', 'create', 'x'], { env: { TENANCY_FAULT: 'pull-after-claim' } })
+      expect(killed.exitCode, killed.stderr).not.toBe(0)
+      expect(calls()).toEqual([])
+      const list = await tenancy(bench, ['tenant', 'list', '--json'])
+      expect(list.json.tenants.map((t: any) => [t.name, t.status])).toEqual([['x', 'active']])
+      expect(calls().map((c) => [c.type, c.tenant])).toEqual([
+        ['tenant.pulled', 'x'],
+        ['tenant.active', 'x'],
+      ])
 
-    // Or doctor --fix, as the SPEC names it.
-    const again = await tenancy(bench, ['tenant', 'create', 'y'], { env: { TENANCY_FAULT: 'pull-after-claim' } })
-    expect(again.exitCode).not.toBe(0)
-    const fix = await tenancy(bench, ['doctor', '--fix', '--json'])
-    expect(fix.exitCode, fix.stderr).toBe(0)
-    expect((await tenancy(bench, ['tenant', 'show', 'y', '--json'])).json).toMatchObject({ status: 'active', provisioning_status: 'completed' })
-    expect((await tenancy(bench, ['doctor', '--json'])).exitCode).toBe(0)
+      // Or doctor --fix, as the SPEC names it.
+      const again = await tenancy(bench, ['tenant', 'create', 'y'], { env: { TENANCY_FAULT: 'pull-after-claim' } })
+      expect(again.exitCode).not.toBe(0)
+      const fix = await tenancy(bench, ['doctor', '--fix', '--json'])
+      expect(fix.exitCode, fix.stderr).toBe(0)
+      expect((await tenancy(bench, ['tenant', 'show', 'y', '--json'])).json).toMatchObject({
+        status: 'active',
+        provisioning_status: 'completed',
+      })
+      expect((await tenancy(bench, ['doctor', '--json'])).exitCode).toBe(0)
 
-    const all = calls()
-    expect(all.map((c) => `${c.type} ${c.tenant}`)).toEqual(['tenant.pulled x', 'tenant.active x', 'tenant.pulled y', 'tenant.active y'])
-    for (const c of all) {
-      expect(c.id).toMatch(UUID)
-      expect(c.stdinId).toBe(c.id)
-    }
-    expect(new Set(all.map((c) => c.id)).size).toBe(4)
-    expect(await registryRows(bench, 'select count(*) as n from events where next_attempt_at is not null')).toEqual([{ n: 0 }])
-  })
+      const all = calls()
+      expect(all.map((c) => `${c.type} ${c.tenant}`)).toEqual([
+        'tenant.pulled x',
+        'tenant.active x',
+        'tenant.pulled y',
+        'tenant.active y',
+      ])
+      for (const c of all) {
+        expect(c.id).toMatch(UUID)
+        expect(c.stdinId).toBe(c.id)
+      }
+      expect(new Set(all.map((c) => c.id)).size).toBe(4)
+      expect(await registryRows(bench, 'select count(*) as n from events where next_attempt_at is not null')).toEqual([
+        { n: 0 },
+      ])
+    },
+  )
 
-  it.skipIf(skip)('kill -9 after the receiver got an event but before it was marked: sent again with the same id', async () => {
-    const bench = makeBench()
-    await useRegistry(bench, kind)
-    const calls = notifyLogger(bench)
-    const killed = await tenancy(bench, ['tenant', 'create', 'acme'], { env: { TENANCY_FAULT: 'event-after-send' } })
-    expect(killed.exitCode).not.toBe(0)
-    expect(calls().map((c) => c.type)).toEqual(['tenant.active'])
-    // The tenant itself committed with its event.
-    expect((await tenancy(bench, ['tenant', 'show', 'acme', '--json'])).json.status).toBe('active')
-    const [first, second] = calls()
-    expect(second).toBeDefined()
-    expect(second!.id).toBe(first!.id)
-    expect(calls()).toHaveLength(2)
-    await tenancy(bench, ['tenant', 'list'])
-    expect(calls()).toHaveLength(2)
-  })
+  it.skipIf(skip)(
+    'kill -9 after the receiver got an event but before it was marked: sent again with the same id',
+    async () => {
+      const bench = makeBench()
+      await useRegistry(bench, kind)
+      const calls = notifyLogger(bench)
+      const killed = await tenancy(bench, ['tenant', 'create', 'acme'], { env: { TENANCY_FAULT: 'event-after-send' } })
+      expect(killed.exitCode).not.toBe(0)
+      expect(calls().map((c) => c.type)).toEqual(['tenant.active'])
+      // The tenant itself committed with its event.
+      expect((await tenancy(bench, ['tenant', 'show', 'acme', '--json'])).json.status).toBe('active')
+      const [first, second] = calls()
+      expect(second).toBeDefined()
+      expect(second!.id).toBe(first!.id)
+      expect(calls()).toHaveLength(2)
+      await tenancy(bench, ['tenant', 'list'])
+      expect(calls()).toHaveLength(2)
+    },
+  )
 })
 
 describe('the outbox: a receiver that is down', () => {
@@ -96,13 +112,20 @@ describe('the outbox: a receiver that is down', () => {
     writeFileSync(join(bench, 'receiver-down'), '')
     const created = await tenancy(bench, ['tenant', 'create', 'acme'])
     expect(created.exitCode, created.stderr).toBe(0)
-    expect(created.stderr).toMatch(/notifying tenant\.active for tenant "acme" failed: .*exited with code 1; it is sent again later/)
+    expect(created.stderr).toMatch(
+      /notifying tenant\.active for tenant "acme" failed: .*exited with code 1; it is sent again later/,
+    )
     // Backing off: the next command does not hammer the receiver.
     await tenancy(bench, ['tenant', 'list'])
     expect(calls()).toHaveLength(1)
     const check = await tenancy(bench, ['doctor', '--json'])
     expect(check.exitCode).toBe(1)
-    expect(check.json.findings).toEqual([expect.objectContaining({ kind: 'undelivered_event', problem: expect.stringMatching(/^1 event\(s\) not yet delivered .*tenant\.active/) })])
+    expect(check.json.findings).toEqual([
+      expect.objectContaining({
+        kind: 'undelivered_event',
+        problem: expect.stringMatching(/^1 event\(s\) not yet delivered .*tenant\.active/),
+      }),
+    ])
 
     rmSync(join(bench, 'receiver-down'))
     const fix = await tenancy(bench, ['doctor', '--fix', '--json'])
@@ -123,7 +146,11 @@ describe('the outbox: a receiver that is down', () => {
       let text = ''
       req.on('data', (c) => (text += c))
       req.on('end', () => {
-        seen.push({ id: req.headers['x-tenancy-event-id'] as string | undefined, body: JSON.parse(text), answered: status })
+        seen.push({
+          id: req.headers['x-tenancy-event-id'] as string | undefined,
+          body: JSON.parse(text),
+          answered: status,
+        })
         res.statusCode = status
         res.end()
       })
@@ -131,7 +158,10 @@ describe('the outbox: a receiver that is down', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
     try {
       const bench = makeBench()
-      setConfig(bench, (c) => (c.provision.notify = { webhook: `http://127.0.0.1:${(server.address() as any).port}/events` }))
+      setConfig(
+        bench,
+        (c) => (c.provision.notify = { webhook: `http://127.0.0.1:${(server.address() as any).port}/events` }),
+      )
       const created = await tenancy(bench, ['tenant', 'create', 'acme'])
       expect(created.exitCode).toBe(0)
       expect(created.stderr).toMatch(/the webhook answered HTTP 500/)
@@ -139,7 +169,12 @@ describe('the outbox: a receiver that is down', () => {
       expect((await tenancy(bench, ['doctor', '--fix'])).exitCode).toBe(0)
       expect(seen.map((s) => s.answered)).toEqual([500, 200])
       expect(seen[1]).toEqual({ ...seen[0], answered: 200 })
-      expect(seen[0]!.body).toMatchObject({ id: seen[0]!.id, type: 'tenant.active', at: expect.any(String), tenant: { name: 'acme', status: 'active' } })
+      expect(seen[0]!.body).toMatchObject({
+        id: seen[0]!.id,
+        type: 'tenant.active',
+        at: expect.any(String),
+        tenant: { name: 'acme', status: 'active' },
+      })
       expect(seen[0]!.id).toMatch(UUID)
     } finally {
       server.close()
@@ -154,7 +189,18 @@ describe('resuming follows the current provision.steps', () => {
     expect((await tenancy(bench, ['tenant', 'create', 'acme'])).exitCode).toBe(1)
     const log = join(bench, 'order.log')
     const step = (name: string) => ({ name, run: `echo ${name} >> ${JSON.stringify(log)}` })
-    setConfig(bench, (c) => (c.provision.steps = ['create-site', step('before-dns'), step('dns'), 'developer-mode', step('after-dns'), 'activate']))
+    setConfig(
+      bench,
+      (c) =>
+        (c.provision.steps = [
+          'create-site',
+          step('before-dns'),
+          step('dns'),
+          'developer-mode',
+          step('after-dns'),
+          'activate',
+        ]),
+    )
     const p = await tenancy(bench, ['provision', 'acme', '--json'])
     expect(p.exitCode, p.stderr).toBe(0)
     expect(p.json.steps.map((s: any) => [s.name, s.status, s.attempts])).toEqual([
@@ -172,7 +218,11 @@ describe('resuming follows the current provision.steps', () => {
 })
 
 describe('a pull that cannot finish leaves the pool as it was', () => {
-  const pending = async (bench: string) => (await tenancy(bench, ['tenant', 'list', '--only-pending', '--json'])).json.tenants.map((t: any) => [t.name, t.provisioning_status])
+  const pending = async (bench: string) =>
+    (await tenancy(bench, ['tenant', 'list', '--only-pending', '--json'])).json.tenants.map((t: any) => [
+      t.name,
+      t.provisioning_status,
+    ])
 
   it('an unrelated broken app.json does not stop sign-ups; a broken installed one stops the pull before its claim', async () => {
     const bench = makeBench()
@@ -190,7 +240,9 @@ describe('a pull that cannot finish leaves the pool as it was', () => {
     writeFileSync(manifest, '{"name": "shared_lib", ')
     const refused = await tenancy(bench, ['tenant', 'create', 'beta'])
     expect(refused.exitCode).toBe(2)
-    expect(refused.stderr).toMatch(/cannot pull a tenant from the pool: .*shared_lib.app\.json.*; the pool is unchanged/)
+    expect(refused.stderr).toMatch(
+      /cannot pull a tenant from the pool: .*shared_lib.app\.json.*; the pool is unchanged/,
+    )
     expect(await pending(bench)).toEqual(before)
     expect((await tenancy(bench, ['tenant', 'show', 'beta'])).exitCode).toBe(2)
     writeFileSync(manifest, good)
@@ -211,7 +263,13 @@ describe('a pull that cannot finish leaves the pool as it was', () => {
     expect(r.json.error.message).toMatch(/pulling a tenant from the pool failed: .*; the tenant stays in the pool/)
     expect((await tenancy(bench, ['tenant', 'show', 'acme'])).exitCode).toBe(2)
     const back = (await tenancy(bench, ['tenant', 'show', placeholder.name, '--json'])).json
-    expect(back).toMatchObject({ name: placeholder.name, site: placeholder.site, pending_since: placeholder.pending_since, provisioning_status: 'completed', api_key: placeholder.api_key })
+    expect(back).toMatchObject({
+      name: placeholder.name,
+      site: placeholder.site,
+      pending_since: placeholder.pending_since,
+      provisioning_status: 'completed',
+      api_key: placeholder.api_key,
+    })
     expect(existsSync(join(bench, 'sites', placeholder.site))).toBe(true)
     expect(existsSync(join(bench, 'sites', 'acme.localhost'))).toBe(false)
     writeFileSync(db, saved)
@@ -222,7 +280,7 @@ describe('a pull that cannot finish leaves the pool as it was', () => {
     expect((await tenancy(bench, ['doctor'])).exitCode).toBe(0)
   })
 
-  it('while a pull is unfinished (killed after its claim) the tenant is not shown completed with the placeholder\'s key', async () => {
+  it("while a pull is unfinished (killed after its claim) the tenant is not shown completed with the placeholder's key", async () => {
     const bench = makeBench()
     expect((await tenancy(bench, ['pending-create', '--count', '1'])).exitCode).toBe(0)
     const [placeholder] = (await tenancy(bench, ['tenant', 'list', '--only-pending', '--json'])).json.tenants
@@ -232,7 +290,12 @@ describe('a pull that cannot finish leaves the pool as it was', () => {
     expect(rows).toEqual([{ name: 'acme', pull_from: placeholder.site }])
     const { tenantJson } = await import('../src/provisioning/tenant-record.js')
     const row = query(join(bench, '.tenancy', 'registry.db'), 'select * from tenants')[0]
-    expect(tenantJson(row)).toMatchObject({ name: 'acme', status: 'inactive', provisioning_status: 'in_progress', api_key: null })
+    expect(tenantJson(row)).toMatchObject({
+      name: 'acme',
+      status: 'inactive',
+      provisioning_status: 'in_progress',
+      api_key: null,
+    })
     const shown = (await tenancy(bench, ['tenant', 'show', 'acme', '--json'])).json
     expect(shown).toMatchObject({ status: 'active', provisioning_status: 'completed' })
     expect(shown.api_key).not.toBe(placeholder.api_key)
@@ -295,18 +358,27 @@ describe('one background worker per machine', () => {
     const created = await Promise.all(running)
     for (const r of created) expect(r.exitCode, r.stderr).toBe(0)
     for (let i = 0; i < 600; i++) {
-      if (query(registry, "select count(*) as n from jobs where status != 'done'")[0].n === 0 && workerProcesses(bench).length === 0) break
+      if (
+        query(registry, "select count(*) as n from jobs where status != 'done'")[0].n === 0 &&
+        workerProcesses(bench).length === 0
+      )
+        break
       await new Promise((r) => setTimeout(r, 100))
     }
     sampling = false
     await sampler
-    expect(most, `${[...seen]} ${readFileSync(join(bench, ".tenancy", "worker.log"), "utf8")} ${created.filter((r) => r.json.worker_started).length}`).toBe(1)
+    expect(
+      most,
+      `${[...seen]} ${readFileSync(join(bench, '.tenancy', 'worker.log'), 'utf8')} ${created.filter((r) => r.json.worker_started).length}`,
+    ).toBe(1)
     const started = created.filter((r) => r.json.worker_started).length
     expect(started).toBeGreaterThanOrEqual(1)
     expect(seen.size).toBe(started)
     const log = readFileSync(join(bench, '.tenancy', 'worker.log'), 'utf8')
     expect(log.match(/^worker \d+ started/gm)).toHaveLength(started)
-    expect(query(registry, "select count(*) as n from jobs where status = 'done' and attempts = 1")).toEqual([{ n: 15 }])
+    expect(query(registry, "select count(*) as n from jobs where status = 'done' and attempts = 1")).toEqual([
+      { n: 15 },
+    ])
     const tenants = (await tenancy(bench, ['tenant', 'list', '--json'])).json.tenants
     expect(tenants.map((t: any) => [t.name, t.status]).sort()).toEqual(names.map((n) => [n, 'active']).sort())
     expect(query(registry, "select count(*) as n from leases where name like 'worker%'")).toEqual([{ n: 0 }])
@@ -321,16 +393,25 @@ describe('two migrate runs at once', () => {
       join(bench, 'apps', 'shared_lib', 'migrations', '0009_slow.mjs'),
       `export async function up(db) {\n  await new Promise((r) => setTimeout(r, 400))\n  await db.schema.createTable('slow_things').addColumn('id', 'integer').execute()\n}\n`,
     )
-    const runs = await Promise.all([0, 1].map(() => tenancy(bench, ['migrate', '--with-pending', '--json', '--concurrency', '1'])))
+    const runs = await Promise.all(
+      [0, 1].map(() => tenancy(bench, ['migrate', '--with-pending', '--json', '--concurrency', '1'])),
+    )
     for (const r of runs) expect(r.exitCode, r.stderr).toBe(0)
-    const sites = (await tenancy(bench, ['tenant', 'list', '--only-pending', '--json'])).json.tenants.map((t: any) => t.site).sort()
+    const sites = (await tenancy(bench, ['tenant', 'list', '--only-pending', '--json'])).json.tenants
+      .map((t: any) => t.site)
+      .sort()
     expect(sites).toHaveLength(3)
     for (const r of runs) expect(r.json.sites.map((s: any) => s.site).sort()).toEqual(sites)
     for (const site of sites) {
       const outcomes = runs.map((r) => r.json.sites.find((s: any) => s.site === site))
       expect(outcomes.map((o) => o.status).sort(), JSON.stringify(outcomes)).toEqual(['migrated', 'up_to_date'])
       expect(outcomes.find((o) => o.status === 'migrated').applied).toEqual(['shared_lib/0009_slow'])
-      expect(query(join(bench, 'sites', site, 'db.sqlite'), "select count(*) as n from sqlite_master where name = 'slow_things'")).toEqual([{ n: 1 }])
+      expect(
+        query(
+          join(bench, 'sites', site, 'db.sqlite'),
+          "select count(*) as n from sqlite_master where name = 'slow_things'",
+        ),
+      ).toEqual([{ n: 1 }])
     }
   })
 })

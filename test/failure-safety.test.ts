@@ -42,10 +42,15 @@ setTimeout(() => {}, 60_000)
 describe('a failed new-site leaves nothing behind', () => {
   it('rolls back directory, database and registry row when an app migration throws', async () => {
     const bench = makeBench()
-    addApp(bench, 'broken', { requires: ['shared_lib'] }, {
-      'migrations/0001_ok.sql': 'CREATE TABLE broken_things (id VARCHAR(20) PRIMARY KEY);\n',
-      'migrations/0002_boom.mjs': 'export async function up() { throw new Error("boom in migration") }\n',
-    })
+    addApp(
+      bench,
+      'broken',
+      { requires: ['shared_lib'] },
+      {
+        'migrations/0001_ok.sql': 'CREATE TABLE broken_things (id VARCHAR(20) PRIMARY KEY);\n',
+        'migrations/0002_boom.mjs': 'export async function up() { throw new Error("boom in migration") }\n',
+      },
+    )
     const r = await tenancy(bench, ['new-site', 'x.localhost', '--install-app', 'broken'])
     expect(r.exitCode).toBe(1)
     expect(r.stderr).toMatch(/migration broken\/0002_boom failed: boom in migration/)
@@ -56,9 +61,14 @@ describe('a failed new-site leaves nothing behind', () => {
 
   it('rolls back when an after_install hook fails, showing its output', async () => {
     const bench = makeBench()
-    addApp(bench, 'badhook', { hooks: { after_install: 'node hook.mjs' } }, {
-      'hook.mjs': 'console.error("cannot reach the billing service"); process.exit(3)\n',
-    })
+    addApp(
+      bench,
+      'badhook',
+      { hooks: { after_install: 'node hook.mjs' } },
+      {
+        'hook.mjs': 'console.error("cannot reach the billing service"); process.exit(3)\n',
+      },
+    )
     const r = await tenancy(bench, ['new-site', 'x.localhost', '--install-app', 'badhook'])
     expect(r.exitCode).toBe(1)
     expect(r.stderr).toMatch(/after_install hook of app "badhook" on site "x.localhost" exited with code 3/)
@@ -70,11 +80,20 @@ describe('a failed new-site leaves nothing behind', () => {
   it('gives hooks names in the environment and no secrets in the environment or argv', async () => {
     const bench = makeBench()
     const out = join(bench, 'hook-env.json')
-    addApp(bench, 'spy', { hooks: { after_install: 'node hook.mjs --flag' } }, {
-      'hook.mjs': `import { writeFileSync } from 'node:fs'\nwriteFileSync(${JSON.stringify(out)}, JSON.stringify({ env: process.env, argv: process.argv, cwd: process.cwd() }))\n`,
-    })
+    addApp(
+      bench,
+      'spy',
+      { hooks: { after_install: 'node hook.mjs --flag' } },
+      {
+        'hook.mjs': `import { writeFileSync } from 'node:fs'\nwriteFileSync(${JSON.stringify(out)}, JSON.stringify({ env: process.env, argv: process.argv, cwd: process.cwd() }))\n`,
+      },
+    )
     const r = await tenancy(bench, ['new-site', 'x.localhost', '--install-app', 'spy'], {
-      env: { TENANCY_ADMIN_PASSWORD: 'admin-pw-123', TENANCY_DB_ROOT_PASSWORD: 'root-pw-456', SMTP_PASSWORD: 'smtp-pw-789' },
+      env: {
+        TENANCY_ADMIN_PASSWORD: 'admin-pw-123',
+        TENANCY_DB_ROOT_PASSWORD: 'root-pw-456',
+        SMTP_PASSWORD: 'smtp-pw-789',
+      },
     })
     expect(r.exitCode, r.stderr).toBe(0)
     const seen = JSON.parse(readFileSync(out, 'utf8'))
@@ -95,12 +114,22 @@ describe('a failed new-site leaves nothing behind', () => {
   it('stops a hook that runs past provision.step_timeout and rolls back', async () => {
     const bench = makeBench()
     const config = JSON.parse(readFileSync(join(bench, 'tenancy.config.json'), 'utf8'))
-    writeFileSync(join(bench, 'tenancy.config.json'), JSON.stringify({ ...config, provision: { ...config.provision, step_timeout: 1 } }))
-    addApp(bench, 'sleepy', { hooks: { after_install: 'node hook.mjs' } }, { 'hook.mjs': 'console.log("warming up"); setTimeout(() => {}, 60_000)\n' })
+    writeFileSync(
+      join(bench, 'tenancy.config.json'),
+      JSON.stringify({ ...config, provision: { ...config.provision, step_timeout: 1 } }),
+    )
+    addApp(
+      bench,
+      'sleepy',
+      { hooks: { after_install: 'node hook.mjs' } },
+      { 'hook.mjs': 'console.log("warming up"); setTimeout(() => {}, 60_000)\n' },
+    )
     const started = Date.now()
     const r = await tenancy(bench, ['new-site', 'x.localhost', '--install-app', 'sleepy'])
     expect(r.exitCode).toBe(1)
-    expect(r.stderr).toMatch(/after_install hook of app "sleepy" on site "x.localhost" timed out after 1 s; output:\nwarming up/)
+    expect(r.stderr).toMatch(
+      /after_install hook of app "sleepy" on site "x.localhost" timed out after 1 s; output:\nwarming up/,
+    )
     expect(Date.now() - started).toBeLessThan(20_000)
     expect(readdirSync(join(bench, 'sites'))).toEqual([])
     expect(registryRows(bench)).toEqual([])
@@ -126,10 +155,16 @@ describe('a failed new-site leaves nothing behind', () => {
   it('a failing install-app on an existing site leaves the site as it was', async () => {
     const bench = makeBench()
     await tenancy(bench, ['new-site', 'a.localhost', '--install-app', 'shared_lib'])
-    addApp(bench, 'broken', {}, {
-      'migrations/0001_ok.sql': 'CREATE TABLE broken_things (id VARCHAR(20) PRIMARY KEY);\nINSERT INTO broken_things VALUES (\'x\');\n',
-      'migrations/0002_boom.sql': 'INSERT INTO missing_table VALUES (1);\n',
-    })
+    addApp(
+      bench,
+      'broken',
+      {},
+      {
+        'migrations/0001_ok.sql':
+          "CREATE TABLE broken_things (id VARCHAR(20) PRIMARY KEY);\nINSERT INTO broken_things VALUES ('x');\n",
+        'migrations/0002_boom.sql': 'INSERT INTO missing_table VALUES (1);\n',
+      },
+    )
     const r = await tenancy(bench, ['install-app', 'broken', '--site', 'a.localhost'])
     expect(r.exitCode).toBe(1)
     expect(r.stderr).toMatch(/migration broken\/0002_boom failed: no such table: missing_table/)
@@ -163,11 +198,15 @@ describe('a failed new-site leaves nothing behind', () => {
 describe('races and kills, with real processes', () => {
   it('two processes creating the same site: one site, one clear error', async () => {
     const bench = makeBench()
-    const runs = await Promise.all([0, 1].map(() => spawnTenancy(bench, ['new-site', 'same.localhost', '--install-app', 'tenant_ops'])))
+    const runs = await Promise.all(
+      [0, 1].map(() => spawnTenancy(bench, ['new-site', 'same.localhost', '--install-app', 'tenant_ops'])),
+    )
     const codes = runs.map((r) => r.exitCode).sort()
     expect(codes).toEqual([0, 2])
     const loser = runs.find((r) => r.exitCode === 2)!
-    expect(String(loser.stderr)).toMatch(/site "same.localhost" already exists \(or is being created by another process\)/)
+    expect(String(loser.stderr)).toMatch(
+      /site "same.localhost" already exists \(or is being created by another process\)/,
+    )
     expect(readdirSync(join(bench, 'sites'))).toEqual(['same.localhost'])
     expect(registryRows(bench)).toEqual([{ name: 'same.localhost', state: 'ready' }])
     const db = new Database(join(bench, 'sites', 'same.localhost', 'db.sqlite'), { readonly: true })
@@ -178,7 +217,9 @@ describe('races and kills, with real processes', () => {
   it('two processes installing the same app on one site: one installs, the other finds it installed', async () => {
     const bench = makeBench()
     await tenancy(bench, ['new-site', 'a.localhost'])
-    const runs = await Promise.all([0, 1].map(() => spawnTenancy(bench, ['install-app', 'shared_lib', '--site', 'a.localhost', '--json'])))
+    const runs = await Promise.all(
+      [0, 1].map(() => spawnTenancy(bench, ['install-app', 'shared_lib', '--site', 'a.localhost', '--json'])),
+    )
     const statuses = runs.map((r) => {
       expect(r.exitCode, String(r.stderr)).toBe(0)
       return JSON.parse(String(r.stdout)).apps[0].status
@@ -191,7 +232,11 @@ describe('races and kills, with real processes', () => {
 
   it('eight processes creating different sites on a fresh bench all succeed', async () => {
     const bench = makeBench()
-    const runs = await Promise.all(Array.from({ length: 8 }, (_, i) => spawnTenancy(bench, ['new-site', `s${i}.localhost`, '--install-app', 'shared_lib'])))
+    const runs = await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        spawnTenancy(bench, ['new-site', `s${i}.localhost`, '--install-app', 'shared_lib']),
+      ),
+    )
     for (const r of runs) expect(r.exitCode, String(r.stderr)).toBe(0)
     expect(registryRows(bench).map((r) => r.state)).toEqual(Array(8).fill('ready'))
   })
@@ -216,7 +261,10 @@ describe('races and kills, with real processes', () => {
     const bench = makeBench()
     const marker = join(bench, 'hook.pid')
     addApp(bench, 'slow', { hooks: { after_install: 'node hook.mjs' } }, { 'hook.mjs': SLOW_HOOK })
-    for (const cleanup of [['drop-site', 'x.localhost', '--yes', '--no-archive'], ['new-site', 'x.localhost', '--force']]) {
+    for (const cleanup of [
+      ['drop-site', 'x.localhost', '--yes', '--no-archive'],
+      ['new-site', 'x.localhost', '--force'],
+    ]) {
       const child = spawnTenancy(bench, ['new-site', 'x.localhost', '--install-app', 'slow'], { MARKER: marker })
       await waitFor(() => existsSync(marker), 'the hook to start')
       child.kill('SIGKILL')
@@ -248,7 +296,9 @@ describe('races and kills, with real processes', () => {
     const runs = await Promise.all(Array.from({ length: 8 }, () => spawnTenancy(bench, ['list-sites', '--json'])))
     for (const r of runs) expect(r.exitCode, String(r.stderr)).toBe(0)
     const db = new Database(join(bench, '.tenancy', 'registry.db'), { readonly: true })
-    const versions = db.prepare('select version from registry_migrations order by version').all() as { version: number }[]
+    const versions = db.prepare('select version from registry_migrations order by version').all() as {
+      version: number
+    }[]
     expect(versions.map((v) => v.version)).toEqual([...new Set(versions.map((v) => v.version))])
     expect(versions.length).toBeGreaterThanOrEqual(2)
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal')

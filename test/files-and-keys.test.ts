@@ -1,7 +1,21 @@
 // Issue 11, "no silent data loss": files written whole or not at all (a full disk included),
 // modes kept, one key per registry, numeric flags that never default to "everything", and
 // storage failures named instead of reported as bugs.
-import { chmodSync, closeSync, existsSync, ftruncateSync, fstatSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs'
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  ftruncateSync,
+  fstatSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -44,7 +58,9 @@ async function smallDisk(skip: () => void): Promise<string> {
   if (mount.exitCode !== 0) {
     rmSync(dir, { recursive: true, force: true })
     if (process.env.TENANCY_REQUIRE_SERVERS === '1') {
-      throw new Error(`cannot mount a tmpfs for the disk-full test (${mount.stderr.trim()}); it needs root. TENANCY_REQUIRE_SERVERS=1 makes this a failure, not a skip`)
+      throw new Error(
+        `cannot mount a tmpfs for the disk-full test (${mount.stderr.trim()}); it needs root. TENANCY_REQUIRE_SERVERS=1 makes this a failure, not a skip`,
+      )
     }
     skip()
   }
@@ -72,7 +88,9 @@ describe('a full disk never leaves a half-written file', () => {
     const global = await tenancy(bench, ['set-config', '-g', 'bigval', BIG], { env: { TENANCY_FAULT: 'short-write' } })
     expect(global.exitCode, global.stderr).toBe(0)
     expect(JSON.parse(readFileSync(configOf(bench), 'utf8')).bigval).toBe(BIG)
-    const site = await tenancy(bench, ['set-config', '--site', 'a.localhost', 'bigval', BIG], { env: { TENANCY_FAULT: 'short-write' } })
+    const site = await tenancy(bench, ['set-config', '--site', 'a.localhost', 'bigval', BIG], {
+      env: { TENANCY_FAULT: 'short-write' },
+    })
     expect(site.exitCode, site.stderr).toBe(0)
     expect(JSON.parse(readFileSync(siteConfigOf(bench, 'a.localhost'), 'utf8')).bigval).toBe(BIG)
   })
@@ -89,7 +107,9 @@ describe('a full disk never leaves a half-written file', () => {
       const r = await tenancy(bench, [...args], { env: { TENANCY_FAULT: 'disk-full' } })
       expect(r.exitCode, r.stderr).toBe(1)
       expect(r.stdout).not.toMatch(/Set bigval/)
-      expect(oneLine(r.stderr)).toBe(`error: disk full: cannot write the file ${file}; free some space on its filesystem and run the command again`)
+      expect(oneLine(r.stderr)).toBe(
+        `error: disk full: cannot write the file ${file}; free some space on its filesystem and run the command again`,
+      )
       expect(readFileSync(file, 'utf8')).toBe(before)
       expect(modeOf(file)).toBe(mode)
       expect(leftovers(join(file, '..'))).toEqual([])
@@ -110,10 +130,14 @@ describe('a full disk never leaves a half-written file', () => {
     fillDisk(disk)
     const global = await tenancy(bench, ['set-config', '-g', 'bigval', BIG])
     expect(global.exitCode, global.stderr).toBe(1)
-    expect(oneLine(global.stderr)).toMatch(/^error: disk full: cannot write the file .*tenancy\.config\.json; free some space/)
+    expect(oneLine(global.stderr)).toMatch(
+      /^error: disk full: cannot write the file .*tenancy\.config\.json; free some space/,
+    )
     const site = await tenancy(bench, ['set-config', '--site', 'a.localhost', 'bigval', BIG])
     expect(site.exitCode, site.stderr).toBe(1)
-    expect(oneLine(site.stderr)).toMatch(/^error: disk full: cannot write the file .*site_config\.json; free some space/)
+    expect(oneLine(site.stderr)).toMatch(
+      /^error: disk full: cannot write the file .*site_config\.json; free some space/,
+    )
     expect(files.map((f) => readFileSync(f, 'utf8'))).toEqual(before)
     expect(files.map(modeOf)).toEqual([0o600, 0o600])
     expect(leftovers(bench)).toEqual([])
@@ -142,7 +166,9 @@ describe('a full disk never leaves a half-written file', () => {
     const db = join(bench, 'sites', 'a.localhost', 'db.sqlite')
     const user = await tenancy(bench, ['add-system-manager', 'ops@example.com', '--site', 'a.localhost'])
     expect(user.exitCode, user.stderr).toBe(1)
-    expect(oneLine(user.stderr)).toBe(`error: disk full: cannot write the site database ${db}; free some space on its filesystem and run the command again`)
+    expect(oneLine(user.stderr)).toBe(
+      `error: disk full: cannot write the site database ${db}; free some space on its filesystem and run the command again`,
+    )
     expect(query(db, "select count(*) as n from users where name = 'ops@example.com'")).toEqual([{ n: 0 }])
     rmSync(join(disk, 'filler'))
     // Now the registry on the small disk.
@@ -154,7 +180,9 @@ describe('a full disk never leaves a half-written file', () => {
     fillDisk(disk, 0)
     const list = await tenancy(bench, ['new-site', 'c.localhost', '--json'])
     expect(list.exitCode, list.stderr).toBe(1)
-    expect(oneLine(list.stderr)).toBe(`error: disk full: cannot write the registry ${registry}; free some space on its filesystem and run the command again`)
+    expect(oneLine(list.stderr)).toBe(
+      `error: disk full: cannot write the registry ${registry}; free some space on its filesystem and run the command again`,
+    )
     expect(list.json.error).toMatchObject({ exit_code: 1 })
     expect(existsSync(join(bench, 'sites', 'c.localhost'))).toBe(false)
   })
@@ -203,12 +231,18 @@ let pending: { name: string; site: string }
 /** Everything the registry holds about sites and tenants, to prove "nothing changed". */
 function registrySnapshot(bench: string): unknown {
   const file = join(bench, '.tenancy', 'registry.db')
-  return Object.fromEntries(['sites', 'tenants', 'steps', 'jobs', 'meta'].map((t) => [t, query(file, `select * from ${t} order by 1`)]))
+  return Object.fromEntries(
+    ['sites', 'tenants', 'steps', 'jobs', 'meta'].map((t) => [t, query(file, `select * from ${t} order by 1`)]),
+  )
 }
 
 function siteSnapshot(bench: string, site: string): unknown {
   const db = join(bench, 'sites', site, 'db.sqlite')
-  return { users: query(db, 'select * from users order by name'), api_keys: query(db, 'select * from api_keys order by api_key'), dirs: readdirSync(join(bench, 'sites')).sort() }
+  return {
+    users: query(db, 'select * from users order by name'),
+    api_keys: query(db, 'select * from api_keys order by api_key'),
+    dirs: readdirSync(join(bench, 'sites')).sort(),
+  }
 }
 
 beforeAll(async () => {
@@ -233,7 +267,9 @@ describe('one key per registry', () => {
     const site = siteSnapshot(pool, pending.site)
     const r = await tenancy(pool, ['tenant', 'create', 'acme', '--json'], { env: { TENANCY_ENCRYPTION_KEY: wrongKey } })
     expect(r.exitCode, r.stderr).toBe(2)
-    expect(oneLine(r.stderr)).toMatch(/^error: wrong encryption key: TENANCY_ENCRYPTION_KEY is not the key this registry's secrets were encrypted with; nothing was changed/)
+    expect(oneLine(r.stderr)).toMatch(
+      /^error: wrong encryption key: TENANCY_ENCRYPTION_KEY is not the key this registry's secrets were encrypted with; nothing was changed/,
+    )
     expect(r.json.error.exit_code).toBe(2)
     expect(registrySnapshot(pool)).toEqual(registry)
     expect(siteSnapshot(pool, pending.site)).toEqual(site)
@@ -242,7 +278,9 @@ describe('one key per registry', () => {
   it('generate-keys with a wrong key is exit 2 before the site gets a new secret', async () => {
     const registry = registrySnapshot(pool)
     const site = siteSnapshot(pool, pending.site)
-    const r = await tenancy(pool, ['generate-keys', `api@${pending.site}`, '--site', pending.site], { env: { TENANCY_ENCRYPTION_KEY: wrongKey } })
+    const r = await tenancy(pool, ['generate-keys', `api@${pending.site}`, '--site', pending.site], {
+      env: { TENANCY_ENCRYPTION_KEY: wrongKey },
+    })
     expect(r.exitCode, r.stderr).toBe(2)
     expect(oneLine(r.stderr)).toMatch(/TENANCY_ENCRYPTION_KEY is not the key/)
     expect(r.stdout).toBe('')
@@ -290,7 +328,9 @@ describe('one key per registry', () => {
       expect(existsSync(keyFile())).toBe(false)
       expect(registrySnapshot(pool)).toEqual(registry)
       // The original key given through the environment works without the file.
-      const env = await tenancy(pool, ['tenant', 'show', pending.name, '--show-secrets', '--json'], { env: { TENANCY_ENCRYPTION_KEY: good.trim() } })
+      const env = await tenancy(pool, ['tenant', 'show', pending.name, '--show-secrets', '--json'], {
+        env: { TENANCY_ENCRYPTION_KEY: good.trim() },
+      })
       expect(env.exitCode, env.stderr).toBe(0)
       expect(existsSync(keyFile())).toBe(false)
     } finally {
@@ -317,13 +357,17 @@ describe('numeric flags: never empty, blank, negative, fractional or absurd', ()
     const cases = FLAGS.flatMap(({ flag, args }) => INPUTS.map((input) => ({ flag, input, args: args(input) })))
     const results: Awaited<ReturnType<typeof tenancy>>[] = []
     // Four at a time: the machine's cores are shared.
-    for (let i = 0; i < cases.length; i += 4) results.push(...(await Promise.all(cases.slice(i, i + 4).map((c) => tenancy(pool, c.args)))))
+    for (let i = 0; i < cases.length; i += 4)
+      results.push(...(await Promise.all(cases.slice(i, i + 4).map((c) => tenancy(pool, c.args)))))
     cases.forEach((c, i) => {
       const r = results[i]!
       const what = `${c.args.join(' ')} (input ${JSON.stringify(c.input)})`
       expect(r.exitCode, what).toBe(2)
       const line = oneLine(r.stderr)
-      expect(line.startsWith(`error: invalid ${c.flag} ${JSON.stringify(c.input)}: give a whole number `), `${what}: ${line}`).toBe(true)
+      expect(
+        line.startsWith(`error: invalid ${c.flag} ${JSON.stringify(c.input)}: give a whole number `),
+        `${what}: ${line}`,
+      ).toBe(true)
       expect(line, what).toMatch(/: give a whole number( of [a-z]+)? from \d+ to \d+$/)
     })
     expect(registrySnapshot(pool)).toEqual(registry)
@@ -336,7 +380,10 @@ describe('numeric flags: never empty, blank, negative, fractional or absurd', ()
     const days = await tenancy(pool, ['pending-clear', '--older-than-days', ''])
     expect(days.stderr.trim()).toBe('error: invalid --older-than-days "": give a whole number of days from 0 to 36500')
     const count = await tenancy(pool, ['pending-create', '--count', '-1', '--json'])
-    expect(count.json.error).toEqual({ message: 'invalid --count "-1": give a whole number of tenants from 0 to 100000', exit_code: 2 })
+    expect(count.json.error).toEqual({
+      message: 'invalid --count "-1": give a whole number of tenants from 0 to 100000',
+      exit_code: 2,
+    })
     // A bound that is well-formed still works: nothing is older than 1000 days.
     const fine = await tenancy(pool, ['pending-clear', '--older-than-days', '1000', '--json'])
     expect(fine.exitCode, fine.stderr).toBe(0)
@@ -350,16 +397,23 @@ describe('a damaged registry or site database is named, not reported as a bug', 
     expect((await tenancy(bench, ['new-site', 'a.localhost'])).exitCode).toBe(0)
     const registry = join(bench, '.tenancy', 'registry.db')
     writeFileSync(registry, randomBytes(64 * 1024))
-    for (const args of [['list-sites'], ['tenant', 'list', '--json'], ['set-config', '--site', 'a.localhost', 'k', 'v']]) {
+    for (const args of [
+      ['list-sites'],
+      ['tenant', 'list', '--json'],
+      ['set-config', '--site', 'a.localhost', 'k', 'v'],
+    ]) {
       const r = await tenancy(bench, args)
       expect(r.exitCode, r.stderr).toBe(2)
-      expect(oneLine(r.stderr)).toBe(`error: the registry ${registry} is corrupt (file is not a database); restore it from a backup`)
+      expect(oneLine(r.stderr)).toBe(
+        `error: the registry ${registry} is corrupt (file is not a database); restore it from a backup`,
+      )
     }
   })
 
   it('damaged pages behind a good header (SQLITE_CORRUPT) are exit 2 too', async () => {
     const bench = makeBench({ exampleApps: false })
-    for (const site of ['a.localhost', 'b.localhost']) expect((await tenancy(bench, ['new-site', site])).exitCode).toBe(0)
+    for (const site of ['a.localhost', 'b.localhost'])
+      expect((await tenancy(bench, ['new-site', site])).exitCode).toBe(0)
     const registry = join(bench, '.tenancy', 'registry.db')
     const bytes = readFileSync(registry)
     // Page 1 (the header and schema) stays; every other page becomes noise.
@@ -367,7 +421,11 @@ describe('a damaged registry or site database is named, not reported as a bug', 
     writeFileSync(registry, bytes)
     const r = await tenancy(bench, ['list-sites'])
     expect(r.exitCode, r.stderr).toBe(2)
-    expect(oneLine(r.stderr)).toMatch(new RegExp(`^error: the registry ${registry.replace(/[.]/g, '\\.')} is corrupt \\(.+\\); restore it from a backup$`))
+    expect(oneLine(r.stderr)).toMatch(
+      new RegExp(
+        `^error: the registry ${registry.replace(/[.]/g, '\\.')} is corrupt \\(.+\\); restore it from a backup$`,
+      ),
+    )
   })
 
   it('a corrupt site database is exit 1 naming it', async () => {
@@ -377,6 +435,8 @@ describe('a damaged registry or site database is named, not reported as a bug', 
     writeFileSync(db, randomBytes(16 * 1024))
     const r = await tenancy(bench, ['add-system-manager', 'ops@example.com', '--site', 'a.localhost'])
     expect(r.exitCode, r.stderr).toBe(1)
-    expect(oneLine(r.stderr)).toBe(`error: the site database ${db} is corrupt (file is not a database); restore it from a backup`)
+    expect(oneLine(r.stderr)).toBe(
+      `error: the site database ${db} is corrupt (file is not a database); restore it from a backup`,
+    )
   })
 })

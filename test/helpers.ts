@@ -33,7 +33,8 @@ export function makeBench(options: { exampleApps?: boolean } = {}): string {
 /** Environment for spawned CLIs: no colour, no inherited tenancy secrets or config. */
 export function cleanEnv(extra: Record<string, string> = {}): Record<string, string> {
   const env: Record<string, string> = {}
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('TENANCY_') && k !== 'FORCE_COLOR') env[k] = v
+  for (const [k, v] of Object.entries(process.env))
+    if (v !== undefined && !k.startsWith('TENANCY_') && k !== 'FORCE_COLOR') env[k] = v
   return { ...env, NO_COLOR: '1', ...extra }
 }
 
@@ -45,7 +46,11 @@ export interface CliResult {
 }
 
 /** Runs the built `tenancy` binary as an operator would, in `cwd`. */
-export async function tenancy(cwd: string, args: string[], options: { env?: Record<string, string>; input?: string; timeout?: number } = {}): Promise<CliResult> {
+export async function tenancy(
+  cwd: string,
+  args: string[],
+  options: { env?: Record<string, string>; input?: string; timeout?: number } = {},
+): Promise<CliResult> {
   const execaOptions: Options = {
     cwd,
     env: cleanEnv(options.env),
@@ -69,7 +74,13 @@ export async function tenancy(cwd: string, args: string[], options: { env?: Reco
 
 /** Starts the binary without waiting, for races and kills. */
 export function spawnTenancy(cwd: string, args: string[], env: Record<string, string> = {}) {
-  return execa(process.execPath, [BIN, ...args], { cwd, env: cleanEnv(env), extendEnv: false, reject: false, stdin: 'ignore' })
+  return execa(process.execPath, [BIN, ...args], {
+    cwd,
+    env: cleanEnv(env),
+    extendEnv: false,
+    reject: false,
+    stdin: 'ignore',
+  })
 }
 
 /** Changes a bench's tenancy.config.json in place. */

@@ -5,10 +5,9 @@ import { describe, expect, it } from 'vitest'
 import { makeBench, spawnTenancy, tenancy, query, setConfig } from './helpers.js'
 import { newSite, usingBench } from '../src/index.js'
 
-
-
 const siteDb = (bench: string, site: string) => join(bench, 'sites', site, 'db.sqlite')
-const addMigration = (bench: string, file: string, text: string) => writeFileSync(join(bench, 'apps', 'shared_lib', 'migrations', file), text)
+const addMigration = (bench: string, file: string, text: string) =>
+  writeFileSync(join(bench, 'apps', 'shared_lib', 'migrations', file), text)
 
 /** Sites with shared_lib, made in-process (faster than spawning). */
 async function makeSites(bench: string, names: string[]): Promise<void> {
@@ -21,14 +20,20 @@ describe('tenancy migrate', () => {
   it('applies a migration added after the sites exist, once; --dry-run changes nothing; a second run is a no-op', async () => {
     const bench = makeBench()
     await makeSites(bench, ['a.localhost', 'b.localhost'])
-    addMigration(bench, '0005_invoices.sql', 'CREATE TABLE invoices (id VARCHAR(32) PRIMARY KEY, amount DECIMAL(12,2));\nCREATE INDEX invoices_amount ON invoices (amount);\n')
+    addMigration(
+      bench,
+      '0005_invoices.sql',
+      'CREATE TABLE invoices (id VARCHAR(32) PRIMARY KEY, amount DECIMAL(12,2));\nCREATE INDEX invoices_amount ON invoices (amount);\n',
+    )
     const dry = await tenancy(bench, ['migrate', '--dry-run', '--json'])
     expect(dry.exitCode).toBe(0)
     expect(dry.json.sites.map((s: any) => [s.site, s.status, s.pending])).toEqual([
       ['a.localhost', 'pending', ['shared_lib/0005_invoices']],
       ['b.localhost', 'pending', ['shared_lib/0005_invoices']],
     ])
-    expect(query(siteDb(bench, 'a.localhost'), "select count(*) as n from sqlite_master where name = 'invoices'")).toEqual([{ n: 0 }])
+    expect(
+      query(siteDb(bench, 'a.localhost'), "select count(*) as n from sqlite_master where name = 'invoices'"),
+    ).toEqual([{ n: 0 }])
     const onSite = await tenancy(bench, ['list-apps', '--site', 'a.localhost', '--json'])
     expect(onSite.json.apps[0].pending_migrations).toEqual(['0005_invoices'])
     const run = await tenancy(bench, ['migrate', '--json'])
@@ -40,7 +45,9 @@ describe('tenancy migrate', () => {
     ])
     expect(typeof run.json.duration_ms).toBe('number')
     for (const site of ['a.localhost', 'b.localhost']) {
-      expect(query(siteDb(bench, site), "select count(*) as n from tenancy_migrations where name = '0005_invoices'")).toEqual([{ n: 1 }])
+      expect(
+        query(siteDb(bench, site), "select count(*) as n from tenancy_migrations where name = '0005_invoices'"),
+      ).toEqual([{ n: 1 }])
     }
     const again = await tenancy(bench, ['migrate', '--json'])
     expect(again.json).toMatchObject({ migrated: 0, up_to_date: 2 })
@@ -68,8 +75,15 @@ describe('tenancy migrate', () => {
     expect(stop.json.sites[1]).toMatchObject({ app: 'shared_lib', migration: '0006_blocker' })
     expect(stop.json.sites[1].error).toMatch(/table blocker already exists/)
     // Nothing of the failed run is left on b: 0005 was rolled back with 0006.
-    expect(query(siteDb(bench, 'b.localhost'), "select count(*) as n from sqlite_master where name = 'invoices'")).toEqual([{ n: 0 }])
-    expect(query(siteDb(bench, 'b.localhost'), "select count(*) as n from tenancy_migrations where name in ('0005_invoices', '0006_blocker')")).toEqual([{ n: 0 }])
+    expect(
+      query(siteDb(bench, 'b.localhost'), "select count(*) as n from sqlite_master where name = 'invoices'"),
+    ).toEqual([{ n: 0 }])
+    expect(
+      query(
+        siteDb(bench, 'b.localhost'),
+        "select count(*) as n from tenancy_migrations where name in ('0005_invoices', '0006_blocker')",
+      ),
+    ).toEqual([{ n: 0 }])
     const human = await tenancy(bench, ['migrate', '--skip-failing', '--concurrency', '1'])
     expect(human.exitCode).toBe(1)
     expect(human.stdout).toMatch(/1 migrated, 1 up to date, 1 failed, 0 skipped/)
@@ -104,15 +118,23 @@ describe('tenancy migrate', () => {
     const bench = makeBench()
     const names = Array.from({ length: 24 }, (_, i) => `s${i}.localhost`)
     await makeSites(bench, names)
-    addMigration(bench, '0005_invoices.sql', 'CREATE TABLE invoices (id VARCHAR(32) PRIMARY KEY);\nINSERT INTO invoices VALUES (\'first\');\n')
+    addMigration(
+      bench,
+      '0005_invoices.sql',
+      "CREATE TABLE invoices (id VARCHAR(32) PRIMARY KEY);\nINSERT INTO invoices VALUES ('first');\n",
+    )
     const runs = await Promise.all([0, 1].map(() => spawnTenancy(bench, ['migrate', '--concurrency', '2', '--json'])))
     const applied = runs.flatMap((r) => {
       expect(r.exitCode, String(r.stderr)).toBe(0)
-      return JSON.parse(String(r.stdout)).sites.filter((s: any) => s.applied.includes('shared_lib/0005_invoices')).map((s: any) => s.site)
+      return JSON.parse(String(r.stdout))
+        .sites.filter((s: any) => s.applied.includes('shared_lib/0005_invoices'))
+        .map((s: any) => s.site)
     })
     expect(applied.sort()).toEqual([...names].sort())
     for (const site of names) {
-      expect(query(siteDb(bench, site), "select count(*) as n from tenancy_migrations where name = '0005_invoices'")).toEqual([{ n: 1 }])
+      expect(
+        query(siteDb(bench, site), "select count(*) as n from tenancy_migrations where name = '0005_invoices'"),
+      ).toEqual([{ n: 1 }])
       expect(query(siteDb(bench, site), 'select count(*) as n from invoices')).toEqual([{ n: 1 }])
     }
   })
@@ -133,6 +155,10 @@ describe('tenancy migrate: versions and states', () => {
     db.close()
     const named = await tenancy(bench, ['migrate', '--site', 'a.localhost', '--json'])
     expect(named.exitCode).toBe(0)
-    expect(named.json.sites[0]).toMatchObject({ site: 'a.localhost', status: 'skipped', error: expect.stringMatching(/state "failed"/) })
+    expect(named.json.sites[0]).toMatchObject({
+      site: 'a.localhost',
+      status: 'skipped',
+      error: expect.stringMatching(/state "failed"/),
+    })
   })
 })

@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest'
-import { assertAppName, assertConfigKey, assertDbName, assertEmail, assertSiteName, assertTenantName, parseMigrationFile } from '../src/names.js'
+import {
+  assertAppName,
+  assertConfigKey,
+  assertDbName,
+  assertEmail,
+  assertSiteName,
+  assertTenantName,
+  parseMigrationFile,
+} from '../src/names.js'
 import { TenancyError } from '../src/errors.js'
 
 function refused(fn: () => unknown): TenancyError {
@@ -19,7 +27,22 @@ describe('names', () => {
   })
 
   it('refuses traversal, separators, NUL, spaces, upper case and over-long site names', () => {
-    for (const bad of ['..', '../etc', 'a/b', 'a\\b', 'a\0b', 'a b', 'Acme.localhost', '.acme', 'acme.', '-a.b', 'a..b', '', 'a'.repeat(64), `${'a.'.repeat(127)}ab`]) {
+    for (const bad of [
+      '..',
+      '../etc',
+      'a/b',
+      'a\\b',
+      'a\0b',
+      'a b',
+      'Acme.localhost',
+      '.acme',
+      'acme.',
+      '-a.b',
+      'a..b',
+      '',
+      'a'.repeat(64),
+      `${'a.'.repeat(127)}ab`,
+    ]) {
       expect(refused(() => assertSiteName(bad)).message).toMatch(/invalid site name/)
     }
   })

@@ -6,20 +6,29 @@ import { makeBench, spawnTenancy, tenancy, query, setConfig } from './helpers.js
 import { REGISTRIES, registryRows, useRegistry } from './backends.js'
 import { openBench, pendingCount, pullPending, pullPendingFromPool, createPending } from '../src/index.js'
 
-
-
 const registry = (bench: string) => join(bench, '.tenancy', 'registry.db')
-const pendingRows = (bench: string) => registryRows(bench, 'select name, site, provisioning_status from tenants where pending_since is not null order by id')
+const pendingRows = (bench: string) =>
+  registryRows(bench, 'select name, site, provisioning_status from tenants where pending_since is not null order by id')
 
 async function pulledCorrectly(bench: string, name: string, site = `${name}.localhost`): Promise<void> {
   const show = await tenancy(bench, ['tenant', 'show', name, '--show-secrets', '--json'])
-  expect(show.json, show.stderr).toMatchObject({ name, site, status: 'active', provisioning_status: 'completed', pending_since: null })
+  expect(show.json, show.stderr).toMatchObject({
+    name,
+    site,
+    status: 'active',
+    provisioning_status: 'completed',
+    pending_since: null,
+  })
   expect(existsSync(join(bench, 'sites', site, 'db.sqlite'))).toBe(true)
-  expect(await registryRows(bench, 'select state, tenant_id is not null as owned from sites where name = ?', site)).toEqual([{ state: 'ready', owned: 1 }])
+  expect(
+    await registryRows(bench, 'select state, tenant_id is not null as owned from sites where name = ?', site),
+  ).toEqual([{ state: 'ready', owned: 1 }])
   expect(await registryRows(bench, 'select count(*) as n from tenants where pull_from is not null')).toEqual([{ n: 0 }])
   const db = join(bench, 'sites', site, 'db.sqlite')
   expect(query(db, "select name from users where name like 'api@%'")).toEqual([{ name: `api@${site}` }])
-  const verify = await tenancy(bench, ['verify-key', show.json.api_key, '--site', site], { input: show.json.api_secret })
+  const verify = await tenancy(bench, ['verify-key', show.json.api_key, '--site', site], {
+    input: show.json.api_secret,
+  })
   expect(verify.exitCode, verify.stderr).toBe(0)
 }
 
@@ -45,7 +54,10 @@ describe('pending-create and pending-clear', () => {
     // Pending tenants have complete, usable sites.
     const sample = rows[0]
     const db = join(bench, 'sites', sample.site, 'db.sqlite')
-    expect(query(db, 'select name from installed_apps order by name')).toEqual([{ name: 'shared_lib' }, { name: 'tenant_ops' }])
+    expect(query(db, 'select name from installed_apps order by name')).toEqual([
+      { name: 'shared_lib' },
+      { name: 'tenant_ops' },
+    ])
   })
 
   it('clears all, or only those older than the bound; both bounds are exit 2', async () => {
@@ -53,7 +65,10 @@ describe('pending-create and pending-clear', () => {
     await tenancy(bench, ['pending-create', '--count', '3'])
     const [old] = await pendingRows(bench)
     const db = new Database(registry(bench))
-    db.prepare('update tenants set pending_since = ? where name = ?').run(new Date(Date.now() - 3 * 86_400_000).toISOString(), old.name)
+    db.prepare('update tenants set pending_since = ? where name = ?').run(
+      new Date(Date.now() - 3 * 86_400_000).toISOString(),
+      old.name,
+    )
     db.close()
     const both = await tenancy(bench, ['pending-clear', '--older-than-days', '1', '--older-than-hours', '1'])
     expect(both.exitCode).toBe(2)
@@ -81,7 +96,13 @@ describe('pulling from the pool', () => {
     const placeholder = (await tenancy(bench, ['tenant', 'show', first.name, '--json'])).json
     const r = await tenancy(bench, ['tenant', 'create', 'acme', '--data', 'plan=pro', '--json'])
     expect(r.exitCode, r.stderr).toBe(0)
-    expect(r.json).toMatchObject({ mode: 'pulled', name: 'acme', site: 'acme.localhost', pulled_from: first.site, data: { plan: 'pro', region: 'eu' } })
+    expect(r.json).toMatchObject({
+      mode: 'pulled',
+      name: 'acme',
+      site: 'acme.localhost',
+      pulled_from: first.site,
+      data: { plan: 'pro', region: 'eu' },
+    })
     expect(r.json.api_key).not.toBe(placeholder.api_key)
     expect(existsSync(join(bench, 'sites', first.site))).toBe(false)
     await pulledCorrectly(bench, 'acme')
@@ -119,14 +140,22 @@ describe('pulling from the pool', () => {
     expect(await pendingCount(options)).toBe(0)
     const created = await pullPending({ name: 'fresh', data: { company: 'acme' } }, options)
     expect(created).toMatchObject({ name: 'fresh', status: 'active', data: { company: 'acme' } })
-    const pending = await createPending({ foo: 'bar' }, { ...options, getPendingAttributes: () => ({ plan: 'trial', foo: 'default' }) })
+    const pending = await createPending(
+      { foo: 'bar' },
+      { ...options, getPendingAttributes: () => ({ plan: 'trial', foo: 'default' }) },
+    )
     expect(pending.pending_since).not.toBeNull()
     expect(pending.data).toEqual({ plan: 'trial', foo: 'bar' })
     expect(await pendingCount(options)).toBe(1)
     const bench2 = await openBench(options)
     try {
       const pulled = await pullPending({ name: 'acme', data: { company: 'acme' } }, { bench: bench2 })
-      expect(pulled).toMatchObject({ name: 'acme', site: 'acme.localhost', pending_since: null, data: { plan: 'trial', foo: 'bar', company: 'acme' } })
+      expect(pulled).toMatchObject({
+        name: 'acme',
+        site: 'acme.localhost',
+        pending_since: null,
+        data: { plan: 'trial', foo: 'bar', company: 'acme' },
+      })
       expect(pulled.pulled_from).toBe(pending.site)
     } finally {
       await bench2.close()
@@ -155,8 +184,13 @@ describe('pending tenants in queries', () => {
         [['--without-pending'], 1],
       ]
       for (const [flags, count] of expectations) {
-        expect((await names(['tenant', 'list', ...flags])).tenants, `tenant list ${flags} include=${include}`).toHaveLength(count)
-        expect((await names(['list-sites', ...flags])).sites, `list-sites ${flags} include=${include}`).toHaveLength(count)
+        expect(
+          (await names(['tenant', 'list', ...flags])).tenants,
+          `tenant list ${flags} include=${include}`,
+        ).toHaveLength(count)
+        expect((await names(['list-sites', ...flags])).sites, `list-sites ${flags} include=${include}`).toHaveLength(
+          count,
+        )
       }
       expect((await names(['tenant', 'list', '--only-pending'])).tenants[0].pending_since).not.toBeNull()
     }
@@ -171,7 +205,9 @@ describe.each(REGISTRIES)('races and crashes, with real processes (registry: $na
       const bench = makeBench()
       await useRegistry(bench, kind)
       await tenancy(bench, ['pending-create', '--count', '4'])
-      const runs = await Promise.all(Array.from({ length: 8 }, (_, i) => spawnTenancy(bench, ['tenant', 'create', `c${i}`, '--json'])))
+      const runs = await Promise.all(
+        Array.from({ length: 8 }, (_, i) => spawnTenancy(bench, ['tenant', 'create', `c${i}`, '--json'])),
+      )
       const modes = runs.map((r) => {
         expect(r.exitCode, String(r.stderr)).toBe(0)
         return JSON.parse(String(r.stdout)).mode
@@ -187,7 +223,9 @@ describe.each(REGISTRIES)('races and crashes, with real processes (registry: $na
     it('4 overlapping pending-create --count 6 end with exactly 6, all exit 0', async () => {
       const bench = makeBench()
       await useRegistry(bench, kind)
-      const runs = await Promise.all(Array.from({ length: 4 }, () => spawnTenancy(bench, ['pending-create', '--count', '6', '--json'])))
+      const runs = await Promise.all(
+        Array.from({ length: 4 }, () => spawnTenancy(bench, ['pending-create', '--count', '6', '--json'])),
+      )
       for (const r of runs) expect(r.exitCode, String(r.stderr)).toBe(0)
       const reserved = runs.flatMap((r) => JSON.parse(String(r.stdout)).reserved)
       expect(reserved).toHaveLength(6)
@@ -222,7 +260,9 @@ describe.each(REGISTRIES)('races and crashes, with real processes (registry: $na
         const name = `k${i}`
         const r = await tenancy(bench, ['tenant', 'create', name], { env: { TENANCY_FAULT: fault } })
         expect(r.exitCode).not.toBe(0)
-        expect(await registryRows(bench, 'select count(*) as n from tenants where pull_from is not null')).toEqual([{ n: 1 }])
+        expect(await registryRows(bench, 'select count(*) as n from tenants where pull_from is not null')).toEqual([
+          { n: 1 },
+        ])
         // Any command that opens the bench finishes the pull.
         const list = await tenancy(bench, ['tenant', 'list', '--json'])
         expect(list.exitCode, list.stderr).toBe(0)
@@ -269,9 +309,17 @@ describe('pulls: the edges', () => {
     expect(pull.json.mode).toBe('provisioned')
     const m = await migrating
     expect(m.exitCode, String(m.stderr)).toBe(0)
-    expect(JSON.parse(String(m.stdout)).sites[0]).toMatchObject({ status: 'migrated', applied: ['shared_lib/0009_slow'] })
+    expect(JSON.parse(String(m.stdout)).sites[0]).toMatchObject({
+      status: 'migrated',
+      applied: ['shared_lib/0009_slow'],
+    })
     const [pending] = await pendingRows(bench)
-    expect(query(join(bench, 'sites', pending.site, 'db.sqlite'), "select count(*) as n from sqlite_master where name = 'slow_things'")).toEqual([{ n: 1 }])
+    expect(
+      query(
+        join(bench, 'sites', pending.site, 'db.sqlite'),
+        "select count(*) as n from sqlite_master where name = 'slow_things'",
+      ),
+    ).toEqual([{ n: 1 }])
   })
 })
 
@@ -279,10 +327,16 @@ describe('pulls: what the sign-up gets', () => {
   it('an up-to-date site (migrated at the pull), a notification for the real tenant only, its own name space', async () => {
     const bench = makeBench()
     const log = join(bench, 'notify.log')
-    writeFileSync(join(bench, 'notify.mjs'), `import { appendFileSync } from 'node:fs'\nappendFileSync(${JSON.stringify(log)}, process.env.TENANCY_EVENT + ' ' + process.env.TENANCY_TENANT + '\\n')\n`)
+    writeFileSync(
+      join(bench, 'notify.mjs'),
+      `import { appendFileSync } from 'node:fs'\nappendFileSync(${JSON.stringify(log)}, process.env.TENANCY_EVENT + ' ' + process.env.TENANCY_TENANT + '\\n')\n`,
+    )
     setConfig(bench, (c) => (c.provision.notify = { run: 'node notify.mjs' }))
     await tenancy(bench, ['pending-create', '--count', '1'])
-    writeFileSync(join(bench, 'apps', 'shared_lib', 'migrations', '0009_credit_notes.sql'), 'CREATE TABLE credit_notes (id VARCHAR(32) PRIMARY KEY);\n')
+    writeFileSync(
+      join(bench, 'apps', 'shared_lib', 'migrations', '0009_credit_notes.sql'),
+      'CREATE TABLE credit_notes (id VARCHAR(32) PRIMARY KEY);\n',
+    )
     // A deploy that leaves pending sites out, as include_in_queries=false does by default.
     expect((await tenancy(bench, ['migrate', '--json'])).json.sites).toEqual([])
     const r = await tenancy(bench, ['tenant', 'create', 'acme', '--json'])

@@ -6,8 +6,6 @@ import { describe, expect, it } from 'vitest'
 import { BIN, cleanEnv, makeBench, tenancy, query, setConfig } from './helpers.js'
 import { REGISTRIES, registryRows, useRegistry } from './backends.js'
 
-
-
 /** Hook code that SIGKILLs the nearest ancestor running tenancy (the hook's parent may be a shell). */
 const KILL_TENANCY = `function killTenancy() {
   for (let pid = process.ppid; pid > 1; pid = Number(read0('/proc/' + pid + '/stat', 'utf8').split(') ')[1].split(' ')[1])) {
@@ -21,15 +19,23 @@ const registry = (bench: string) => join(bench, '.tenancy', 'registry.db')
 async function expectExactlyOne(bench: string, tenant: string, site = `${tenant}.localhost`): Promise<void> {
   const show = await tenancy(bench, ['tenant', 'show', tenant, '--json'])
   expect(show.json, show.stderr).toMatchObject({ status: 'active', provisioning_status: 'completed', site })
-  expect(show.json.steps.every((s: any) => s.status === 'done' || s.status === 'skipped'), JSON.stringify(show.json.steps)).toBe(true)
+  expect(
+    show.json.steps.every((s: any) => s.status === 'done' || s.status === 'skipped'),
+    JSON.stringify(show.json.steps),
+  ).toBe(true)
   expect(readdirSync(join(bench, 'sites')).filter((d) => d === site)).toEqual([site])
   expect(readdirSync(join(bench, 'sites', site)).filter((f) => f.endsWith('.sqlite'))).toEqual(['db.sqlite'])
-  expect(query(registry(bench), 'select name, state from sites where name = ?', site)).toEqual([{ name: site, state: 'ready' }])
+  expect(query(registry(bench), 'select name, state from sites where name = ?', site)).toEqual([
+    { name: site, state: 'ready' },
+  ])
   const db = join(bench, 'sites', site, 'db.sqlite')
   expect(query(db, "select name from users where name like 'api@%'")).toEqual([{ name: `api@${site}` }])
   expect(query(db, 'select count(*) as n from api_keys')).toEqual([{ n: 1 }])
   expect(query(db, "select count(*) as n from projects where id = 'PRJ-ONBOARDING'")).toEqual([{ n: 1 }])
-  expect(query(db, 'select name from installed_apps order by name')).toEqual([{ name: 'shared_lib' }, { name: 'tenant_ops' }])
+  expect(query(db, 'select name from installed_apps order by name')).toEqual([
+    { name: 'shared_lib' },
+    { name: 'tenant_ops' },
+  ])
 }
 
 describe('tenant create', () => {
@@ -37,7 +43,15 @@ describe('tenant create', () => {
     const bench = makeBench()
     const r = await tenancy(bench, ['tenant', 'create', 'acme', '--data', 'plan=pro', '--data', 'seats=5', '--json'])
     expect(r.exitCode, r.stderr).toBe(0)
-    expect(r.json).toMatchObject({ name: 'acme', site: 'acme.localhost', status: 'active', provisioning_status: 'completed', mode: 'provisioned', data: { plan: 'pro', seats: 5 }, error: null })
+    expect(r.json).toMatchObject({
+      name: 'acme',
+      site: 'acme.localhost',
+      status: 'active',
+      provisioning_status: 'completed',
+      mode: 'provisioned',
+      data: { plan: 'pro', seats: 5 },
+      error: null,
+    })
     expect(r.json.steps.map((s: any) => [s.name, s.status, s.attempts])).toEqual([
       ['create-site', 'done', 1],
       ['developer-mode', 'done', 1],
@@ -69,7 +83,10 @@ describe('tenant create', () => {
     }
     // The admin password works for the site's Administrator.
     const { verifyPassword } = await import('../src/secrets/hashing.js')
-    const [admin] = query(join(bench, 'sites', 'acme.localhost', 'db.sqlite'), "select password_hash from users where name = 'Administrator'")
+    const [admin] = query(
+      join(bench, 'sites', 'acme.localhost', 'db.sqlite'),
+      "select password_hash from users where name = 'Administrator'",
+    )
     expect(await verifyPassword(admin.password_hash, admin.password_hash)).toBe(false)
     expect(await verifyPassword(admin_password, admin.password_hash)).toBe(true)
   })
@@ -89,7 +106,14 @@ describe('tenant create', () => {
     const sameSite = await tenancy(bench, ['tenant', 'create', 'other', '--site', 'acme.localhost'])
     expect(sameSite.exitCode).toBe(2)
     expect(sameSite.stderr).toMatch(/belongs to tenant "acme"/)
-    const url = await tenancy(bench, ['tenant', 'create', 'beta', '--site-url', 'https://Beta.Example.com/login', '--json'])
+    const url = await tenancy(bench, [
+      'tenant',
+      'create',
+      'beta',
+      '--site-url',
+      'https://Beta.Example.com/login',
+      '--json',
+    ])
     expect(url.json.site).toBe('beta.example.com')
   })
 
@@ -131,7 +155,9 @@ describe('tenant create', () => {
     expect(existsSync(join(bench, 'sites', 'a.localhost'))).toBe(false)
     const keep = await tenancy(bench, ['tenant', 'delete', 'b', '--yes', '--keep-site', '--json'])
     expect(keep.json).toMatchObject({ site_dropped: false })
-    expect((await tenancy(bench, ['list-sites', '--json'])).json.sites.map((s: any) => [s.site, s.tenant])).toEqual([['b.localhost', null]])
+    expect((await tenancy(bench, ['list-sites', '--json'])).json.sites.map((s: any) => [s.site, s.tenant])).toEqual([
+      ['b.localhost', null],
+    ])
     expect((await tenancy(bench, ['tenant', 'list', '--json'])).json.tenants).toEqual([])
     expect(query(registry(bench), 'select count(*) as n from steps')).toEqual([{ n: 0 }])
   })
@@ -146,13 +172,30 @@ describe('run steps, failures and the error log', () => {
       `import { existsSync } from 'node:fs'\nif (!existsSync(${JSON.stringify(flag)})) { console.log('dns provider said no'); process.exit(4) }\nconsole.log('dns ok for', process.argv[3])\n`,
     )
     setConfig(bench, (c) => {
-      c.provision.steps = ['create-site', { name: 'dns', run: 'node dns.mjs --zone "$TENANCY_SITE"' }, 'install-apps', 'api-user', 'api-keys', 'activate']
+      c.provision.steps = [
+        'create-site',
+        { name: 'dns', run: 'node dns.mjs --zone "$TENANCY_SITE"' },
+        'install-apps',
+        'api-user',
+        'api-keys',
+        'activate',
+      ]
     })
     const r = await tenancy(bench, ['tenant', 'create', 'acme', '--json'])
     expect(r.exitCode).toBe(1)
-    expect(r.stderr).toMatch(/provisioning tenant "acme" failed: step "dns" failed: its command exited with code 4; fix the cause and run "tenancy provision acme" to resume\ndns provider said no/)
+    expect(r.stderr).toMatch(
+      /provisioning tenant "acme" failed: step "dns" failed: its command exited with code 4; fix the cause and run "tenancy provision acme" to resume\ndns provider said no/,
+    )
     expect(r.json.provisioning_status).toBe('failed')
-    expect(r.json.steps.map((s: any) => s.status)).toEqual(['done', 'failed', 'pending', 'pending', 'pending', 'pending', 'pending'])
+    expect(r.json.steps.map((s: any) => s.status)).toEqual([
+      'done',
+      'failed',
+      'pending',
+      'pending',
+      'pending',
+      'pending',
+      'pending',
+    ])
     const errors = await tenancy(bench, ['errors', '--tenant', 'acme', '--json'])
     expect(errors.json.errors[0]).toMatchObject({ tenant: 'acme', step: 'dns' })
     expect(errors.json.errors[0].message).toMatch(/dns provider said no/)
@@ -175,7 +218,11 @@ describe('run steps, failures and the error log', () => {
   it('a run step that outlives its timeout fails with a clear message', async () => {
     const bench = makeBench()
     setConfig(bench, (c) => {
-      c.provision.steps = ['create-site', { name: 'slow', run: 'node -e "setTimeout(() => {}, 60000)"', timeout: 1 }, 'activate']
+      c.provision.steps = [
+        'create-site',
+        { name: 'slow', run: 'node -e "setTimeout(() => {}, 60000)"', timeout: 1 },
+        'activate',
+      ]
     })
     const started = Date.now()
     const r = await tenancy(bench, ['tenant', 'create', 'acme'])
@@ -198,7 +245,10 @@ describe('run steps, failures and the error log', () => {
   it('tells provision.notify about active and failed tenants', async () => {
     const bench = makeBench()
     const log = join(bench, 'notify.log')
-    writeFileSync(join(bench, 'notify.mjs'), `import { appendFileSync } from 'node:fs'\nappendFileSync(${JSON.stringify(log)}, process.env.TENANCY_EVENT + ' ' + process.env.TENANCY_TENANT + '\\n')\n`)
+    writeFileSync(
+      join(bench, 'notify.mjs'),
+      `import { appendFileSync } from 'node:fs'\nappendFileSync(${JSON.stringify(log)}, process.env.TENANCY_EVENT + ' ' + process.env.TENANCY_TENANT + '\\n')\n`,
+    )
     setConfig(bench, (c) => {
       c.provision.notify = { run: 'node notify.mjs' }
     })
@@ -215,7 +265,10 @@ describe('crash safety and races, with real processes', () => {
     const marker = join(bench, 'killed-once')
     // tenant_ops' hook kills its parent the first time only, mid install-app.
     const hook = join(bench, 'apps', 'tenant_ops', 'hooks', 'after_install.mjs')
-    writeFileSync(hook, `import { existsSync as exists0, readFileSync as read0, writeFileSync as write0 } from 'node:fs'\n${KILL_TENANCY}\nif (!exists0(${JSON.stringify(marker)})) { write0(${JSON.stringify(marker)}, ''); killTenancy(); process.exit(0) }\n${readFileSync(hook, 'utf8')}`)
+    writeFileSync(
+      hook,
+      `import { existsSync as exists0, readFileSync as read0, writeFileSync as write0 } from 'node:fs'\n${KILL_TENANCY}\nif (!exists0(${JSON.stringify(marker)})) { write0(${JSON.stringify(marker)}, ''); killTenancy(); process.exit(0) }\n${readFileSync(hook, 'utf8')}`,
+    )
     const r = await tenancy(bench, ['tenant', 'create', 'acme'])
     expect(r.exitCode).not.toBe(0)
     const show = await tenancy(bench, ['tenant', 'show', 'acme', '--json'])
@@ -235,7 +288,14 @@ describe('crash safety and races, with real processes', () => {
     const delays = [40, 90, 130, 170, 210, 250, 300, 380]
     for (const [i, delay] of delays.entries()) {
       const name = `t${i}`
-      const child = execa(process.execPath, [BIN, 'tenant', 'create', name], { cwd: bench, env: cleanEnv(), extendEnv: false, reject: false, detached: true, stdin: 'ignore' })
+      const child = execa(process.execPath, [BIN, 'tenant', 'create', name], {
+        cwd: bench,
+        env: cleanEnv(),
+        extendEnv: false,
+        reject: false,
+        detached: true,
+        stdin: 'ignore',
+      })
       await new Promise((r) => setTimeout(r, delay))
       try {
         process.kill(-child.pid!, 'SIGKILL')
@@ -292,11 +352,7 @@ describe('background provisioning and the worker', () => {
       c.auto_provision_tenant_sites = true
       c.provision.retry_delay = 0.2
       c.provision.max_attempts = 3
-      c.provision.steps = [
-        'create-site',
-        { name: 'flaky', run: 'node flaky.mjs' },
-        'activate',
-      ]
+      c.provision.steps = ['create-site', { name: 'flaky', run: 'node flaky.mjs' }, 'activate']
     })
     await tenancy(bench, ['tenant', 'create', 'flaky', '--background'])
     await tenancy(bench, ['tenant', 'create', 'never', '--background'])
@@ -308,7 +364,7 @@ describe('background provisioning and the worker', () => {
     const never = (await tenancy(bench, ['tenant', 'show', 'never', '--json'])).json
     expect(never).toMatchObject({ status: 'inactive', provisioning_status: 'failed' })
     expect(never.steps[1]).toMatchObject({ status: 'failed', attempts: 3 })
-    expect(query(registry(bench), "select status, attempts from jobs order by id")).toEqual([
+    expect(query(registry(bench), 'select status, attempts from jobs order by id')).toEqual([
       { status: 'done', attempts: 2 },
       { status: 'failed', attempts: 3 },
     ])
@@ -325,7 +381,9 @@ describe.each(REGISTRIES)('the worker (registry: $name)', ({ name: kind, skip })
       setConfig(bench, (c) => (c.auto_provision_tenant_sites = true))
       // Record 20 queued tenants without starting workers: a live worker lease makes --background skip the spawn.
       for (let i = 0; i < 20; i++) {
-        const r = await tenancy(bench, ['tenant', 'create', `q${i}`, '--background', '--json'], { env: { TENANCY_TEST_NO_WORKER: '1' } })
+        const r = await tenancy(bench, ['tenant', 'create', `q${i}`, '--background', '--json'], {
+          env: { TENANCY_TEST_NO_WORKER: '1' },
+        })
         expect(r.exitCode, r.stderr).toBe(0)
       }
       // Any worker --background started may be running too: that is the race we want.
@@ -339,9 +397,13 @@ describe.each(REGISTRIES)('the worker (registry: $name)', ({ name: kind, skip })
       const tenants = (await tenancy(bench, ['tenant', 'list', '--json'])).json.tenants
       expect(tenants).toHaveLength(20)
       expect(tenants.every((t: any) => t.status === 'active')).toBe(true)
-      expect(await registryRows(bench, 'select count(*) as n from jobs where status = ? and attempts = 1', 'done')).toEqual([{ n: 20 }])
+      expect(
+        await registryRows(bench, 'select count(*) as n from jobs where status = ? and attempts = 1', 'done'),
+      ).toEqual([{ n: 20 }])
       expect(await registryRows(bench, 'select max(attempts) as n from steps')).toEqual([{ n: 1 }])
-      expect(readdirSync(join(bench, 'sites')).sort()).toEqual(Array.from({ length: 20 }, (_, i) => `q${i}.localhost`).sort())
+      expect(readdirSync(join(bench, 'sites')).sort()).toEqual(
+        Array.from({ length: 20 }, (_, i) => `q${i}.localhost`).sort(),
+      )
     })
 
     it('several workers racing for one queue: every job runs exactly once', async () => {
@@ -349,17 +411,23 @@ describe.each(REGISTRIES)('the worker (registry: $name)', ({ name: kind, skip })
       await useRegistry(bench, kind)
       setConfig(bench, (c) => (c.auto_provision_tenant_sites = true))
       for (let i = 0; i < 12; i++) {
-        const r = await tenancy(bench, ['tenant', 'create', `w${i}`, '--background', '--json'], { env: { TENANCY_TEST_NO_WORKER: '1' } })
+        const r = await tenancy(bench, ['tenant', 'create', `w${i}`, '--background', '--json'], {
+          env: { TENANCY_TEST_NO_WORKER: '1' },
+        })
         expect(r.exitCode, r.stderr).toBe(0)
       }
       // With the worker --background started, three or more workers race for the jobs.
-      const workers = await Promise.all([0, 1].map(() => tenancy(bench, ['worker', '--once', '--concurrency', '2', '--json'], { timeout: 120_000 })))
+      const workers = await Promise.all(
+        [0, 1].map(() => tenancy(bench, ['worker', '--once', '--concurrency', '2', '--json'], { timeout: 120_000 })),
+      )
       for (const w of workers) expect(w.exitCode, w.stderr).toBe(0)
       for (let i = 0; i < 200; i++) {
         if ((await registryRows(bench, "select count(*) as n from jobs where status != 'done'"))[0].n === 0) break
         await new Promise((res) => setTimeout(res, 100))
       }
-      expect(await registryRows(bench, "select count(*) as n from jobs where status = 'done' and attempts = 1")).toEqual([{ n: 12 }])
+      expect(
+        await registryRows(bench, "select count(*) as n from jobs where status = 'done' and attempts = 1"),
+      ).toEqual([{ n: 12 }])
       expect(await registryRows(bench, 'select max(attempts) as n from steps')).toEqual([{ n: 1 }])
       expect(readdirSync(join(bench, 'sites'))).toHaveLength(12)
     })
@@ -371,7 +439,9 @@ describe('secrets, notifications and doctor', () => {
     const bench = makeBench()
     await tenancy(bench, ['tenant', 'create', 'acme'])
     const other = Buffer.alloc(32, 9).toString('base64')
-    const wrong = await tenancy(bench, ['tenant', 'show', 'acme', '--show-secrets'], { env: { TENANCY_ENCRYPTION_KEY: other } })
+    const wrong = await tenancy(bench, ['tenant', 'show', 'acme', '--show-secrets'], {
+      env: { TENANCY_ENCRYPTION_KEY: other },
+    })
     expect(wrong.exitCode).toBe(2)
     expect(wrong.stderr).toMatch(/wrong encryption key/)
     const bad = await tenancy(bench, ['tenant', 'create', 'beta'], { env: { TENANCY_ENCRYPTION_KEY: 'not-a-key' } })
@@ -398,7 +468,12 @@ describe('secrets, notifications and doctor', () => {
       setConfig(bench, (c) => (c.provision.notify = { webhook: `http://127.0.0.1:${port}/tenants` }))
       const r = await tenancy(bench, ['tenant', 'create', 'acme'])
       expect(r.exitCode, r.stderr).toBe(0)
-      expect(bodies).toEqual([expect.objectContaining({ event: 'tenant.active', tenant: expect.objectContaining({ name: 'acme', status: 'active' }) })])
+      expect(bodies).toEqual([
+        expect.objectContaining({
+          event: 'tenant.active',
+          tenant: expect.objectContaining({ name: 'acme', status: 'active' }),
+        }),
+      ])
       expect(JSON.stringify(bodies)).not.toMatch(/api_secret|admin_password/)
     } finally {
       server.close()
@@ -429,14 +504,30 @@ describe('secrets, notifications and doctor', () => {
   it('SIGTERM lets a worker finish the running step, requeue the job and exit; the next worker finishes it', async () => {
     const bench = makeBench()
     const started = join(bench, 'step-started')
-    writeFileSync(join(bench, 'slow.mjs'), `import { writeFileSync } from 'node:fs'\nwriteFileSync(${JSON.stringify(started)}, '')\nawait new Promise((r) => setTimeout(r, 1500))\nconsole.log('slow step finished')\n`)
-    setConfig(bench, (c) => (c.provision.steps = ['create-site', { name: 'slow', run: 'node slow.mjs' }, 'install-apps', 'api-user', 'api-keys', 'activate']))
+    writeFileSync(
+      join(bench, 'slow.mjs'),
+      `import { writeFileSync } from 'node:fs'\nwriteFileSync(${JSON.stringify(started)}, '')\nawait new Promise((r) => setTimeout(r, 1500))\nconsole.log('slow step finished')\n`,
+    )
+    setConfig(
+      bench,
+      (c) =>
+        (c.provision.steps = [
+          'create-site',
+          { name: 'slow', run: 'node slow.mjs' },
+          'install-apps',
+          'api-user',
+          'api-keys',
+          'activate',
+        ]),
+    )
     const { spawnTenancy } = await import('./helpers.js')
     // Record the tenant as queued without letting --background start a worker of its own.
     setConfig(bench, (c) => (c.auto_provision_tenant_sites = false))
     await tenancy(bench, ['tenant', 'create', 'acme'])
     const db = new Database(registry(bench))
-    db.prepare("insert into jobs (tenant_id, kind, status, attempts, run_at, created_at, updated_at) select id, 'provision', 'queued', 0, ?, ?, ? from tenants").run(new Date().toISOString(), new Date().toISOString(), new Date().toISOString())
+    db.prepare(
+      "insert into jobs (tenant_id, kind, status, attempts, run_at, created_at, updated_at) select id, 'provision', 'queued', 0, ?, ?, ? from tenants",
+    ).run(new Date().toISOString(), new Date().toISOString(), new Date().toISOString())
     db.prepare("update tenants set provisioning_status = 'queued'").run()
     db.close()
     const worker = spawnTenancy(bench, ['worker'])
@@ -445,7 +536,15 @@ describe('secrets, notifications and doctor', () => {
     const r = await worker
     expect(r.exitCode).toBe(130)
     const show = (await tenancy(bench, ['tenant', 'show', 'acme', '--json'])).json
-    expect(show.steps.map((s: any) => s.status)).toEqual(['done', 'done', 'pending', 'pending', 'pending', 'pending', 'pending'])
+    expect(show.steps.map((s: any) => s.status)).toEqual([
+      'done',
+      'done',
+      'pending',
+      'pending',
+      'pending',
+      'pending',
+      'pending',
+    ])
     expect(show.steps[1].output).toBe('slow step finished')
     expect(query(registry(bench), 'select status, attempts from jobs')).toEqual([{ status: 'queued', attempts: 0 }])
     const again = await tenancy(bench, ['worker', '--once'])
@@ -457,23 +556,62 @@ describe('secrets, notifications and doctor', () => {
 describe('operators fixing things', () => {
   it('a fixed (or removed) run step is what provision runs next; generate-keys keeps the stored secret right', async () => {
     const bench = makeBench()
-    setConfig(bench, (c) => (c.provision.steps = ['create-site', { name: 'dns', run: 'exit 3' }, 'install-apps', 'api-user', 'api-keys', 'activate']))
+    setConfig(
+      bench,
+      (c) =>
+        (c.provision.steps = [
+          'create-site',
+          { name: 'dns', run: 'exit 3' },
+          'install-apps',
+          'api-user',
+          'api-keys',
+          'activate',
+        ]),
+    )
     expect((await tenancy(bench, ['tenant', 'create', 'acme'])).exitCode).toBe(1)
-    setConfig(bench, (c) => (c.provision.steps = ['create-site', { name: 'dns', run: 'echo fixed' }, 'install-apps', 'api-user', 'api-keys', 'activate']))
+    setConfig(
+      bench,
+      (c) =>
+        (c.provision.steps = [
+          'create-site',
+          { name: 'dns', run: 'echo fixed' },
+          'install-apps',
+          'api-user',
+          'api-keys',
+          'activate',
+        ]),
+    )
     const p = await tenancy(bench, ['provision', 'acme', '--json'])
     expect(p.exitCode, p.stderr).toBe(0)
     expect(p.json.steps[1]).toMatchObject({ name: 'dns', status: 'done', output: 'fixed' })
-    setConfig(bench, (c) => (c.provision.steps = ['create-site', { name: 'dns', run: 'exit 3' }, 'install-apps', 'api-user', 'api-keys', 'activate']))
+    setConfig(
+      bench,
+      (c) =>
+        (c.provision.steps = [
+          'create-site',
+          { name: 'dns', run: 'exit 3' },
+          'install-apps',
+          'api-user',
+          'api-keys',
+          'activate',
+        ]),
+    )
     expect((await tenancy(bench, ['tenant', 'create', 'beta'])).exitCode).toBe(1)
     setConfig(bench, (c) => delete c.provision.steps)
     const removed = await tenancy(bench, ['provision', 'beta', '--json'])
     expect(removed.exitCode, removed.stderr).toBe(0)
-    expect(removed.json.steps[1]).toMatchObject({ name: 'dns', status: 'skipped', output: 'removed from provision.steps' })
+    expect(removed.json.steps[1]).toMatchObject({
+      name: 'dns',
+      status: 'skipped',
+      output: 'removed from provision.steps',
+    })
     await expectExactlyOne(bench, 'beta')
 
     await tenancy(bench, ['generate-keys', 'api@acme.localhost', '--site', 'acme.localhost'])
     const secrets = (await tenancy(bench, ['tenant', 'show', 'acme', '--show-secrets', '--json'])).json
-    const verify = await tenancy(bench, ['verify-key', secrets.api_key, '--site', 'acme.localhost'], { input: secrets.api_secret })
+    const verify = await tenancy(bench, ['verify-key', secrets.api_key, '--site', 'acme.localhost'], {
+      input: secrets.api_secret,
+    })
     expect(verify.exitCode).toBe(0)
   })
 
@@ -481,15 +619,23 @@ describe('operators fixing things', () => {
     const bench = makeBench()
     await tenancy(bench, ['tenant', 'create', 'a'])
     await tenancy(bench, ['tenant', 'create', 'b'])
-    const wrong = await tenancy(bench, ['tenant', 'create', 'c'], { env: { TENANCY_ENCRYPTION_KEY: Buffer.alloc(32, 5).toString('base64') } })
+    const wrong = await tenancy(bench, ['tenant', 'create', 'c'], {
+      env: { TENANCY_ENCRYPTION_KEY: Buffer.alloc(32, 5).toString('base64') },
+    })
     expect(wrong.exitCode).toBe(2)
     expect(wrong.stderr).toMatch(/wrong encryption key/)
-    expect((await tenancy(bench, ['tenant', 'list', '--json'])).json.tenants.map((t: any) => t.name)).toEqual(['a', 'b'])
+    expect((await tenancy(bench, ['tenant', 'list', '--json'])).json.tenants.map((t: any) => t.name)).toEqual([
+      'a',
+      'b',
+    ])
     setConfig(bench, (c) => (c.sites_path = 'sites-typo'))
     const d = await tenancy(bench, ['doctor', '--fix', '--json'])
     expect(d.exitCode).toBe(1)
     expect(d.json.findings).toHaveLength(1)
-    expect(d.json.findings[0]).toMatchObject({ problem: expect.stringMatching(/none of the 2 registered sites is in .*sites-typo/), fixed: false })
+    expect(d.json.findings[0]).toMatchObject({
+      problem: expect.stringMatching(/none of the 2 registered sites is in .*sites-typo/),
+      fixed: false,
+    })
     setConfig(bench, (c) => (c.sites_path = 'sites'))
     expect((await tenancy(bench, ['doctor'])).exitCode).toBe(0)
     await expectExactlyOne(bench, 'a')

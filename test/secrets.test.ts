@@ -24,7 +24,11 @@ describe('secrets', () => {
     const code = `
       const { loadSecretBox } = await import(${JSON.stringify(join(ROOT, 'dist', 'index.js'))});
       process.stdout.write(loadSecretBox(${JSON.stringify(keyFile)}).encrypt('x'))`
-    const runs = await Promise.all(Array.from({ length: 6 }, () => execa(process.execPath, ['--input-type=module', '-e', code], { env: { TENANCY_ENCRYPTION_KEY: '' } })))
+    const runs = await Promise.all(
+      Array.from({ length: 6 }, () =>
+        execa(process.execPath, ['--input-type=module', '-e', code], { env: { TENANCY_ENCRYPTION_KEY: '' } }),
+      ),
+    )
     const key = readFileSync(keyFile, 'utf8')
     expect(statSync(keyFile).mode & 0o777).toBe(0o600)
     const box = new SecretBox(Buffer.from(key.trim(), 'base64'))
@@ -36,7 +40,9 @@ describe('secrets', () => {
     const key = Buffer.alloc(32, 1).toString('base64')
     const box = loadSecretBox(join(dir, 'none.key'), { TENANCY_ENCRYPTION_KEY: key })
     expect(new SecretBox(Buffer.alloc(32, 1)).decrypt(box.encrypt('y'))).toBe('y')
-    expect(() => loadSecretBox(join(dir, 'none.key'), { TENANCY_ENCRYPTION_KEY: 'short' })).toThrow(/TENANCY_ENCRYPTION_KEY must hold 32 bytes/)
+    expect(() => loadSecretBox(join(dir, 'none.key'), { TENANCY_ENCRYPTION_KEY: 'short' })).toThrow(
+      /TENANCY_ENCRYPTION_KEY must hold 32 bytes/,
+    )
   })
 
   it('hashes passwords with salted scrypt and API secrets with salted SHA-256', async () => {

@@ -14,7 +14,13 @@ describe('tenancy init', () => {
     const first = await tenancy(dir, ['init', 'bench', '--with-example-apps', '--json'])
     expect(first.exitCode).toBe(0)
     expect(first.json.apps).toEqual(['shared_lib', 'tenant_ops'])
-    for (const path of ['tenancy.config.json', 'apps/shared_lib/app.json', 'apps/tenant_ops/hooks/after_install.mjs', 'sites', '.tenancy']) {
+    for (const path of [
+      'tenancy.config.json',
+      'apps/shared_lib/app.json',
+      'apps/tenant_ops/hooks/after_install.mjs',
+      'sites',
+      '.tenancy',
+    ]) {
       expect(existsSync(join(dir, 'bench', path)), path).toBe(true)
     }
     const bare = await tenancy(dir, ['init', 'bare', '--json'])
@@ -41,7 +47,10 @@ describe('new-site', () => {
     const sitePath = join(bench, 'sites', 'acme.localhost')
     expect(statSync(join(sitePath, 'db.sqlite')).mode & 0o777).toBe(0o600)
     expect(statSync(join(sitePath, 'site_config.json')).mode & 0o777).toBe(0o600)
-    expect(JSON.parse(readFileSync(join(sitePath, 'site_config.json'), 'utf8'))).toMatchObject({ db_type: 'sqlite', db_name: r.json.db_name })
+    expect(JSON.parse(readFileSync(join(sitePath, 'site_config.json'), 'utf8'))).toMatchObject({
+      db_type: 'sqlite',
+      db_name: r.json.db_name,
+    })
     const db = siteDb(bench, 'acme.localhost')
     const admin = db.prepare("select password_hash from users where name = 'Administrator'").get() as any
     expect(admin.password_hash).toMatch(/^scrypt\$/)
@@ -51,7 +60,9 @@ describe('new-site', () => {
     ])
     // tenant_ops' after_install hook made its onboarding project and audit row, once.
     expect(db.prepare("select count(*) as n from projects where id = 'PRJ-ONBOARDING'").get()).toEqual({ n: 1 })
-    expect(db.prepare("select count(*) as n from audit_log where action = 'app_installed' and ref_id = 'tenant_ops'").get()).toEqual({ n: 1 })
+    expect(
+      db.prepare("select count(*) as n from audit_log where action = 'app_installed' and ref_id = 'tenant_ops'").get(),
+    ).toEqual({ n: 1 })
     const ledger = db.prepare('select app, count(*) as n from tenancy_migrations group by app order by app').all()
     expect(ledger).toEqual([
       { app: 'core', n: 2 },
@@ -61,7 +72,17 @@ describe('new-site', () => {
     db.close()
     const list = await tenancy(bench, ['list-sites', '--json'])
     expect(list.json.sites).toEqual([
-      expect.objectContaining({ site: 'acme.localhost', state: 'ready', db_type: 'sqlite', tenant: null, pending: false, apps: [{ name: 'shared_lib', version: '1.0.0' }, { name: 'tenant_ops', version: '1.0.0' }] }),
+      expect.objectContaining({
+        site: 'acme.localhost',
+        state: 'ready',
+        db_type: 'sqlite',
+        tenant: null,
+        pending: false,
+        apps: [
+          { name: 'shared_lib', version: '1.0.0' },
+          { name: 'tenant_ops', version: '1.0.0' },
+        ],
+      }),
     ])
   })
 
@@ -77,7 +98,10 @@ describe('new-site', () => {
     expect(e.exitCode).toBe(0)
     expect(e.stdout + e.stderr).not.toContain('env-pw')
     const { verifyPassword } = await import('../src/secrets/hashing.js')
-    for (const [site, pw] of [['a.localhost', 'from-file-pw'], ['b.localhost', 'env-pw']] as const) {
+    for (const [site, pw] of [
+      ['a.localhost', 'from-file-pw'],
+      ['b.localhost', 'env-pw'],
+    ] as const) {
       const db = siteDb(bench, site)
       const row = db.prepare("select password_hash from users where name = 'Administrator'").get() as any
       db.close()
@@ -161,7 +185,11 @@ describe('drop-site', () => {
     expect(existsSync(join(bench, 'sites', 'a.localhost', 'db.sqlite'))).toBe(true)
     const dropped = await tenancy(bench, ['drop-site', 'a.localhost', '--yes', '--json'])
     expect(dropped.exitCode).toBe(0)
-    expect(dropped.json).toEqual({ site: 'a.localhost', archived_to: join(bench, 'archived', 'sites', 'a.localhost'), database_dropped: true })
+    expect(dropped.json).toEqual({
+      site: 'a.localhost',
+      archived_to: join(bench, 'archived', 'sites', 'a.localhost'),
+      database_dropped: true,
+    })
     expect(existsSync(join(bench, 'sites', 'a.localhost'))).toBe(false)
     expect(existsSync(join(bench, 'archived', 'sites', 'a.localhost', 'site_config.json'))).toBe(true)
     const gone = await tenancy(bench, ['-y', 'drop-site', 'b.localhost', '--no-archive'])
@@ -225,12 +253,24 @@ describe('set-config and show-config', () => {
     await tenancy(bench, ['new-site', 'a.localhost'])
     expect((await tenancy(bench, ['set-config', 'developer_mode', '1', '--site', 'a.localhost'])).exitCode).toBe(0)
     expect((await tenancy(bench, ['--site', 'a.localhost', 'set-config', 'maintenance', 'false'])).exitCode).toBe(0)
-    expect((await tenancy(bench, ['--site', 'a.localhost', 'set-config', 'limits', '{"users": 5}', '-p'])).exitCode).toBe(0)
+    expect(
+      (await tenancy(bench, ['--site', 'a.localhost', 'set-config', 'limits', '{"users": 5}', '-p'])).exitCode,
+    ).toBe(0)
     expect((await tenancy(bench, ['--site', 'a.localhost', 'set-config', 'smtp_password', 'hunter2'])).exitCode).toBe(0)
     const siteConfig = JSON.parse(readFileSync(join(bench, 'sites', 'a.localhost', 'site_config.json'), 'utf8'))
-    expect(siteConfig).toMatchObject({ developer_mode: 1, maintenance: false, limits: { users: 5 }, smtp_password: 'hunter2' })
+    expect(siteConfig).toMatchObject({
+      developer_mode: 1,
+      maintenance: false,
+      limits: { users: 5 },
+      smtp_password: 'hunter2',
+    })
     const shown = await tenancy(bench, ['show-config', '--site', 'a.localhost', '--json'])
-    expect(shown.json).toMatchObject({ developer_mode: 1, smtp_password: '********', db_type: 'sqlite', default_site_domain: 'localhost' })
+    expect(shown.json).toMatchObject({
+      developer_mode: 1,
+      smtp_password: '********',
+      db_type: 'sqlite',
+      default_site_domain: 'localhost',
+    })
     expect(shown.stdout).not.toContain('hunter2')
     await tenancy(bench, ['--site', 'a.localhost', 'set-config', 'zip', '01234'])
     await tenancy(bench, ['--site', 'a.localhost', 'set-config', 'dsn', 'postgres://app:s3cr3t@db/app'])
@@ -271,7 +311,17 @@ describe('users and API keys', () => {
   it('add-system-manager is idempotent; generate-keys keeps the key and rotates the secret; verify-key reads stdin', async () => {
     const bench = makeBench({ exampleApps: false })
     await tenancy(bench, ['new-site', 'a.localhost'])
-    const created = await tenancy(bench, ['add-system-manager', 'api@a.localhost', '--site', 'a.localhost', '--first-name', 'Platform', '--last-name', 'API', '--json'])
+    const created = await tenancy(bench, [
+      'add-system-manager',
+      'api@a.localhost',
+      '--site',
+      'a.localhost',
+      '--first-name',
+      'Platform',
+      '--last-name',
+      'API',
+      '--json',
+    ])
     expect(created.json).toEqual({ site: 'a.localhost', email: 'api@a.localhost', created: true, role_added: true })
     const again = await tenancy(bench, ['add-system-manager', 'API@A.localhost', '--site', 'a.localhost', '--json'])
     expect(again.json).toEqual({ site: 'a.localhost', email: 'api@a.localhost', created: false, role_added: false })
@@ -287,7 +337,9 @@ describe('users and API keys', () => {
     expect(k2.api_key).toBe(k1.api_key)
     expect(k2.api_secret).not.toBe(k1.api_secret)
 
-    const good = await tenancy(bench, ['verify-key', k2.api_key, '--site', 'a.localhost', '--json'], { input: `${k2.api_secret}\n` })
+    const good = await tenancy(bench, ['verify-key', k2.api_key, '--site', 'a.localhost', '--json'], {
+      input: `${k2.api_secret}\n`,
+    })
     expect(good.exitCode).toBe(0)
     expect(good.json).toEqual({ valid: true, user: 'api@a.localhost' })
     const old = await tenancy(bench, ['verify-key', k1.api_key, '--site', 'a.localhost'], { input: k1.api_secret })
@@ -300,7 +352,9 @@ describe('users and API keys', () => {
     db.close()
     expect(row.secret_hash).not.toContain(k2.api_secret)
     const roles = new Database(join(bench, 'sites', 'a.localhost', 'db.sqlite'), { readonly: true })
-    expect(roles.prepare("select role from user_roles where user_name = 'api@a.localhost'").all()).toEqual([{ role: 'System Manager' }])
+    expect(roles.prepare("select role from user_roles where user_name = 'api@a.localhost'").all()).toEqual([
+      { role: 'System Manager' },
+    ])
     roles.close()
   })
 })
@@ -310,7 +364,9 @@ describe('output', () => {
     const bench = makeBench()
     const r = await tenancy(bench, ['drop-site', 'nope.localhost', '--yes', '--json'])
     expect(r.exitCode).toBe(2)
-    expect(r.json).toEqual({ error: { message: expect.stringMatching(/site "nope.localhost" does not exist/), exit_code: 2 } })
+    expect(r.json).toEqual({
+      error: { message: expect.stringMatching(/site "nope.localhost" does not exist/), exit_code: 2 },
+    })
     const usage = await tenancy(bench, ['list-sites', '--bogus', '--json'])
     expect(usage.exitCode).toBe(2)
     expect(usage.json.error.exit_code).toBe(2)

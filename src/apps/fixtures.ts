@@ -22,16 +22,23 @@ function readFixture(file: string): FixtureFile {
   if (cached) return cached
   const raw = readJsonFile(file) as Partial<FixtureFile>
   const bad = (what: string) => usageError(`fixture ${file}: ${what}`)
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw bad('must hold {"table": "...", "rows": [...]}')
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    throw bad('must hold {"table": "...", "rows": [...]}')
   if (typeof raw.table !== 'string' || !IDENTIFIER.test(raw.table)) throw bad('"table" must be a lower-case table name')
-  if (raw.key !== undefined && (!Array.isArray(raw.key) || raw.key.length === 0 || !raw.key.every((k) => typeof k === 'string' && IDENTIFIER.test(k)))) {
+  if (
+    raw.key !== undefined &&
+    (!Array.isArray(raw.key) ||
+      raw.key.length === 0 ||
+      !raw.key.every((k) => typeof k === 'string' && IDENTIFIER.test(k)))
+  ) {
     throw bad('"key" must be a list of column names')
   }
   if (!Array.isArray(raw.rows) || !raw.rows.every((r) => typeof r === 'object' && r !== null && !Array.isArray(r))) {
     throw bad('"rows" must be a list of objects')
   }
   for (const row of raw.rows) {
-    for (const column of Object.keys(row)) if (!IDENTIFIER.test(column)) throw bad(`column "${column}" is not a valid column name`)
+    for (const column of Object.keys(row))
+      if (!IDENTIFIER.test(column)) throw bad(`column "${column}" is not a valid column name`)
   }
   const fixture = raw as FixtureFile
   parsed.set(file, fixture)
@@ -45,10 +52,12 @@ const digests = new Map<string, string>()
  * Cached per process by each file's size and modification time.
  */
 export function fixturesDigest(files: readonly string[]): string {
-  const stamp = files.map((f) => {
-    const st = statSync(f)
-    return `${f}:${st.size}:${st.mtimeMs}`
-  }).join('|')
+  const stamp = files
+    .map((f) => {
+      const st = statSync(f)
+      return `${f}:${st.size}:${st.mtimeMs}`
+    })
+    .join('|')
   const cached = digests.get(stamp)
   if (cached) return cached
   const hash = createHash('sha256')
@@ -61,7 +70,10 @@ export function fixturesDigest(files: readonly string[]): string {
 /** Records that an app's fixtures are synced as of `digest` (inside the caller's transaction). */
 export async function recordFixtureDigest(db: Kysely<any>, dbType: DbType, app: string, digest: string): Promise<void> {
   const at = new Date().toISOString()
-  await upsert(db, dbType, 'tenancy_fixtures', { app, digest, synced_at: at }, ['app'], { digest, synced_at: at }).execute()
+  await upsert(db, dbType, 'tenancy_fixtures', { app, digest, synced_at: at }, ['app'], {
+    digest,
+    synced_at: at,
+  }).execute()
 }
 
 /** How many rows a fixture file holds. */
@@ -73,7 +85,9 @@ export function fixtureRowCount(file: string): number {
 async function primaryKey(db: Kysely<any>, dbType: DbType, table: string): Promise<string[]> {
   switch (dbType) {
     case 'sqlite': {
-      const { rows } = await sql<{ name: string }>`select name from pragma_table_info(${table}) where pk > 0 order by pk`.execute(db)
+      const { rows } = await sql<{
+        name: string
+      }>`select name from pragma_table_info(${table}) where pk > 0 order by pk`.execute(db)
       return rows.map((r) => r.name)
     }
     case 'postgres': {
@@ -100,13 +114,20 @@ async function primaryKey(db: Kysely<any>, dbType: DbType, table: string): Promi
  * Upserts an app's fixture rows by primary key (or the file's `key`), file by file in name
  * order, inside the caller's transaction. Returns how many rows were written.
  */
-export async function syncFixtures(db: Kysely<any>, dbType: DbType, app: string, files: readonly string[]): Promise<number> {
+export async function syncFixtures(
+  db: Kysely<any>,
+  dbType: DbType,
+  app: string,
+  files: readonly string[],
+): Promise<number> {
   let count = 0
   for (const file of files) {
     const fixture = readFixture(file)
     const key = fixture.key ?? (await primaryKey(db, dbType, fixture.table))
     if (key.length === 0) {
-      throw new TenancyError(`fixture ${file}: table "${fixture.table}" has no primary key and the file gives no "key"; add "key": ["column"]`)
+      throw new TenancyError(
+        `fixture ${file}: table "${fixture.table}" has no primary key and the file gives no "key"; add "key": ["column"]`,
+      )
     }
     for (const row of fixture.rows) {
       const missing = key.filter((k) => !(k in row))
@@ -118,7 +139,14 @@ export async function syncFixtures(db: Kysely<any>, dbType: DbType, app: string,
       const columns = Object.keys(row).sort().join(',')
       let batch = batches.get(columns)
       if (!batch) batches.set(columns, (batch = []))
-      batch.push(Object.fromEntries(Object.entries(row).map(([k, v]) => [k, typeof v === 'object' && v !== null ? JSON.stringify(v) : typeof v === 'boolean' ? Number(v) : v])))
+      batch.push(
+        Object.fromEntries(
+          Object.entries(row).map(([k, v]) => [
+            k,
+            typeof v === 'object' && v !== null ? JSON.stringify(v) : typeof v === 'boolean' ? Number(v) : v,
+          ]),
+        ),
+      )
     }
     for (const rows of batches.values()) {
       const updates = Object.keys(rows[0]!).filter((c) => !key.includes(c))
@@ -129,13 +157,18 @@ export async function syncFixtures(db: Kysely<any>, dbType: DbType, app: string,
       } else {
         query = query.onConflict((oc) => {
           const target = oc.columns(key as never[])
-          return updates.length === 0 ? target.doNothing() : target.doUpdateSet(Object.fromEntries(updates.map((c) => [c, sql.ref(`excluded.${c}`)])))
+          return updates.length === 0
+            ? target.doNothing()
+            : target.doUpdateSet(Object.fromEntries(updates.map((c) => [c, sql.ref(`excluded.${c}`)])))
         })
       }
       try {
         await query.execute()
       } catch (error) {
-        throw new TenancyError(`fixtures of app "${app}": ${file} could not be written to "${fixture.table}": ${messageOf(error)}`, { cause: error })
+        throw new TenancyError(
+          `fixtures of app "${app}": ${file} could not be written to "${fixture.table}": ${messageOf(error)}`,
+          { cause: error },
+        )
       }
       count += rows.length
     }

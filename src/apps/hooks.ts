@@ -92,14 +92,26 @@ async function stopGroup(pgid: number): Promise<void> {
  */
 export async function runCommand(
   command: string,
-  options: { cwd: string; env: Record<string, string>; timeoutSeconds: number; what: string; signal?: AbortSignal; input?: string },
+  options: {
+    cwd: string
+    env: Record<string, string>
+    timeoutSeconds: number
+    what: string
+    signal?: AbortSignal
+    input?: string
+  },
 ): Promise<CommandResult> {
   if (command.trim() === '') throw new TenancyError(`${options.what}: the command is empty`)
   const { spawn } = await import('node:child_process')
   const started = performance.now()
   const path = [dirname(process.execPath), options.env.PATH ?? ''].filter(Boolean).join(delimiter)
   // Its own process group (detached), so a timeout or Ctrl-C stops the shell and everything it started.
-  const child = spawn('/bin/sh', ['-c', command], { cwd: options.cwd, env: { ...options.env, PATH: path }, detached: true, stdio: ['pipe', 'pipe', 'pipe'] })
+  const child = spawn('/bin/sh', ['-c', command], {
+    cwd: options.cwd,
+    env: { ...options.env, PATH: path },
+    detached: true,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  })
   // stdin: the input when given, else at once the end of it. A command that does not read it
   // (and exits first) must not fail the write.
   child.stdin.on('error', () => {})
@@ -133,7 +145,8 @@ export async function runCommand(
   }
   const output = tail.text().trim()
   const excerpt = tail.text(EXCERPT_BYTES).trim()
-  const withOutput = (message: string) => new CommandError(`${message}${excerpt ? `; output:\n${excerpt}` : ''}`, output)
+  const withOutput = (message: string) =>
+    new CommandError(`${message}${excerpt ? `; output:\n${excerpt}` : ''}`, output)
   if (outcome === 'abort') throw new InterruptedError(options.what)
   if (outcome === 'timeout') throw withOutput(`${options.what} timed out after ${options.timeoutSeconds} s`)
   if (outcome instanceof Error) throw withOutput(`${options.what} could not start: ${messageOf(outcome)}`)

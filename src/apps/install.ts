@@ -20,7 +20,11 @@ export interface AppInstallResult {
 }
 
 /** Called as each app starts and ends, for progress display. */
-export type InstallProgress = (event: { app: string; phase: 'start' | 'done' | 'skip' | 'fail'; result?: AppInstallResult }) => void
+export type InstallProgress = (event: {
+  app: string
+  phase: 'start' | 'done' | 'skip' | 'fail'
+  result?: AppInstallResult
+}) => void
 
 export interface InstallOptions {
   onProgress?: InstallProgress
@@ -29,7 +33,12 @@ export interface InstallOptions {
 
 /** The apps installed on a site, with versions, from its own `installed_apps` table. */
 export async function installedApps(db: Kysely<any>): Promise<InstalledAppSummary[]> {
-  const rows = await db.selectFrom('installed_apps').select(['name', 'version']).orderBy('installed_at').orderBy('name').execute()
+  const rows = await db
+    .selectFrom('installed_apps')
+    .select(['name', 'version'])
+    .orderBy('installed_at')
+    .orderBy('name')
+    .execute()
   return rows as InstalledAppSummary[]
 }
 
@@ -46,7 +55,9 @@ export async function installAppsOn(
   bench: Bench,
   site: OpenSite,
   apps: readonly AppManifest[],
-  options: InstallOptions & { prelude?: (trx: Kysely<any>, exec: (script: string) => Promise<void>) => Promise<void> } = {},
+  options: InstallOptions & {
+    prelude?: (trx: Kysely<any>, exec: (script: string) => Promise<void>) => Promise<void>
+  } = {},
 ): Promise<AppInstallResult[]> {
   const results: AppInstallResult[] = []
   const ctx = { sql, dbType: site.conn.dbType, site: site.name }
@@ -54,18 +65,31 @@ export async function installAppsOn(
   const installed = new Set(prelude ? [] : (await installedApps(site.conn.db)).map((a) => a.name))
   const todo = apps.filter((app) => {
     if (!installed.has(app.name)) return true
-    const result: AppInstallResult = { app: app.name, version: app.version, status: 'already_installed', migrations: [], fixtures: 0 }
+    const result: AppInstallResult = {
+      app: app.name,
+      version: app.version,
+      status: 'already_installed',
+      migrations: [],
+      fixtures: 0,
+    }
     results.push(result)
     options.onProgress?.({ app: app.name, phase: 'skip', result })
     return false
   })
   const record = async (db: Kysely<any>, app: AppManifest) => {
     const at = now()
-    await upsert(db, site.conn.dbType, 'installed_apps', { name: app.name, version: app.version, installed_at: at, updated_at: at }, ['name'], { version: app.version, updated_at: at }).execute()
+    await upsert(
+      db,
+      site.conn.dbType,
+      'installed_apps',
+      { name: app.name, version: app.version, installed_at: at, updated_at: at },
+      ['name'],
+      { version: app.version, updated_at: at },
+    ).execute()
   }
   let current: AppManifest | undefined
   try {
-    for (let start = 0; start < todo.length || prelude; ) {
+    for (let start = 0; start < todo.length || prelude;) {
       options.signal?.throwIfAborted()
       // This group: every app up to and including the next one with a hook.
       let end = start
@@ -83,17 +107,37 @@ export async function installAppsOn(
         const installedNow = new Set((await installedApps(trx)).map((a) => a.name))
         for (const app of group) {
           if (installedNow.has(app.name)) {
-            const result: AppInstallResult = { app: app.name, version: app.version, status: 'already_installed', migrations: [], fixtures: 0 }
+            const result: AppInstallResult = {
+              app: app.name,
+              version: app.version,
+              status: 'already_installed',
+              migrations: [],
+              fixtures: 0,
+            }
             partial.push(result)
             options.onProgress?.({ app: app.name, phase: 'skip', result })
             continue
           }
           current = app
           options.onProgress?.({ app: app.name, phase: 'start' })
-          const migrations = await applyMigrations(trx, exec, app.name, app.migrations, ledger.get(app.name) ?? new Set(), ctx, site.conn)
+          const migrations = await applyMigrations(
+            trx,
+            exec,
+            app.name,
+            app.migrations,
+            ledger.get(app.name) ?? new Set(),
+            ctx,
+            site.conn,
+          )
           const fixtures = await syncFixtures(trx, site.conn.dbType, app.name, app.fixtures)
           await recordFixtureDigest(trx, site.conn.dbType, app.name, fixturesDigest(app.fixtures))
-          const result: AppInstallResult = { app: app.name, version: app.version, status: 'installed', migrations, fixtures }
+          const result: AppInstallResult = {
+            app: app.name,
+            version: app.version,
+            status: 'installed',
+            migrations,
+            fixtures,
+          }
           partial.push(result)
           if (app !== withHook) {
             await record(trx, app)
@@ -106,7 +150,12 @@ export async function installAppsOn(
       for (const result of partial) {
         if (withHook && result.app === withHook.name && result.status === 'installed') {
           current = withHook
-          const hook = await runAfterInstall(bench, withHook, { name: site.name, path: site.path, dbType: site.conn.dbType }, options.signal)
+          const hook = await runAfterInstall(
+            bench,
+            withHook,
+            { name: site.name, path: site.path, dbType: site.conn.dbType },
+            options.signal,
+          )
           await record(site.conn.db, withHook)
           result.hook_output = hook?.output
           options.onProgress?.({ app: result.app, phase: 'done', result })
@@ -130,7 +179,10 @@ export async function installAppsOn(
 }
 
 /** `tenancy install-app`: installs apps and their requirements on a site, requirements first. */
-export async function installApps(bench: Bench, options: { site: string; apps: string[] } & InstallOptions): Promise<{ site: string; apps: AppInstallResult[] }> {
+export async function installApps(
+  bench: Bench,
+  options: { site: string; apps: string[] } & InstallOptions,
+): Promise<{ site: string; apps: AppInstallResult[] }> {
   const order = resolveInstallOrder(bench, options.apps)
   return usingSite(bench, options.site, async (site) => {
     const results = await installAppsOn(bench, site, order, options)

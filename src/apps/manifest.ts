@@ -39,7 +39,9 @@ function listMigrations(appPath: string, app: string): MigrationFile[] {
     if (file.startsWith('.') || /\.(md|txt)$/i.test(file)) continue
     const parsed = parseMigrationFile(file)
     if (!parsed) {
-      throw usageError(`app "${app}": migration file "${file}" must be named NNNN_name.sql, NNNN_name.js or NNNN_name.mjs (lower case)`)
+      throw usageError(
+        `app "${app}": migration file "${file}" must be named NNNN_name.sql, NNNN_name.js or NNNN_name.mjs (lower case)`,
+      )
     }
     if (seen.has(parsed.name)) throw usageError(`app "${app}": two migrations are named "${parsed.name}"; rename one`)
     seen.add(parsed.name)
@@ -72,13 +74,18 @@ export function loadApp(bench: Pick<Bench, 'appsPath'>, name: string): AppManife
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw bad('must hold a JSON object')
   if (raw.name !== name) throw bad(`"name" must be "${name}", the folder's name (got ${JSON.stringify(raw.name)})`)
   if (RESERVED_APP_NAMES.has(name)) throw bad(`"${name}" is a reserved name; rename the app`)
-  if (typeof raw.version !== 'string' || raw.version.length === 0) throw bad('"version" must be a string such as "1.0.0"')
+  if (typeof raw.version !== 'string' || raw.version.length === 0)
+    throw bad('"version" must be a string such as "1.0.0"')
   const requires = raw.requires ?? []
-  if (!Array.isArray(requires) || !requires.every((r) => typeof r === 'string')) throw bad('"requires" must be a list of app names')
+  if (!Array.isArray(requires) || !requires.every((r) => typeof r === 'string'))
+    throw bad('"requires" must be a list of app names')
   for (const r of requires as string[]) assertAppName(r)
   const hooks = (raw.hooks ?? {}) as Record<string, unknown>
   if (typeof hooks !== 'object' || Array.isArray(hooks)) throw bad('"hooks" must be an object')
-  if (hooks.after_install !== undefined && (typeof hooks.after_install !== 'string' || hooks.after_install.trim() === '')) {
+  if (
+    hooks.after_install !== undefined &&
+    (typeof hooks.after_install !== 'string' || hooks.after_install.trim() === '')
+  ) {
     throw bad('"hooks.after_install" must be a command such as "node hooks/after_install.mjs"')
   }
   const manifest: AppManifest = {
@@ -117,13 +124,19 @@ export function resolveInstallOrder(bench: Pick<Bench, 'appsPath'>, names: strin
     if (done.has(name)) return
     const loop = visiting.indexOf(name)
     if (loop !== -1) {
-      throw usageError(`apps require each other in a cycle: ${[...visiting.slice(loop), name].join(' -> ')}; remove one of those "requires"`)
+      throw usageError(
+        `apps require each other in a cycle: ${[...visiting.slice(loop), name].join(' -> ')}; remove one of those "requires"`,
+      )
     }
     let app: AppManifest
     try {
       app = loadApp(bench, name)
     } catch (error) {
-      if (requiredBy) throw usageError(`app "${requiredBy}" requires "${name}", which is not in ${bench.appsPath}; add it to the bench`, error)
+      if (requiredBy)
+        throw usageError(
+          `app "${requiredBy}" requires "${name}", which is not in ${bench.appsPath}; add it to the bench`,
+          error,
+        )
       throw error
     }
     visiting.push(name)

@@ -63,14 +63,18 @@ const scripts = new Map<string, string>()
 async function loadModule(file: string): Promise<MigrationModule> {
   let loading = modules.get(file)
   if (!loading) {
-    loading = import(pathToFileURL(file).href).then((mod: Partial<MigrationModule> & { default?: Partial<MigrationModule> }) => {
-      const m = typeof mod.up === 'function' ? mod : mod.default
-      if (!m || typeof m.up !== 'function') throw new TenancyError(`migration ${file} must export an "up(db)" function`)
-      return m as MigrationModule
-    }, (error: unknown) => {
-      // V8's SyntaxError names neither the file nor the line: at least name the file.
-      throw new TenancyError(`${file}: ${messageOf(error)}`, { cause: error })
-    })
+    loading = import(pathToFileURL(file).href).then(
+      (mod: Partial<MigrationModule> & { default?: Partial<MigrationModule> }) => {
+        const m = typeof mod.up === 'function' ? mod : mod.default
+        if (!m || typeof m.up !== 'function')
+          throw new TenancyError(`migration ${file} must export an "up(db)" function`)
+        return m as MigrationModule
+      },
+      (error: unknown) => {
+        // V8's SyntaxError names neither the file nor the line: at least name the file.
+        throw new TenancyError(`${file}: ${messageOf(error)}`, { cause: error })
+      },
+    )
     modules.set(file, loading)
   }
   return loading
@@ -95,7 +99,9 @@ export class MigrationError extends TenancyError {
   constructor(app: string, migration: string, cause: unknown, dbType?: DbType) {
     // MariaDB commits each DDL statement as it runs: say so, since a rerun meets what stayed.
     const detail = `${messageOf(cause)}${
-      dbType === 'mariadb' ? '; MariaDB commits DDL as it runs, so the statements of this migration before the failing one stay in place, and a rerun resumes at the failing one' : ''
+      dbType === 'mariadb'
+        ? '; MariaDB commits DDL as it runs, so the statements of this migration before the failing one stay in place, and a rerun resumes at the failing one'
+        : ''
     }`
     super(`migration ${app}/${migration} failed: ${detail}`, { cause })
     this.name = 'MigrationError'
@@ -136,7 +142,8 @@ export async function applyMigrations(
       if (ddl) {
         await runResumable(trx, ddl, ctx.dbType, app, migration.name, async (run, db) => {
           if ('up' in migration) await migration.up(db, ctx)
-          else if (migration.kind === 'sql') for (const statement of splitSqlScript(loadScript(migration.file))) await run(CompiledQuery.raw(statement))
+          else if (migration.kind === 'sql')
+            for (const statement of splitSqlScript(loadScript(migration.file))) await run(CompiledQuery.raw(statement))
           else await (await loadModule(migration.file)).up(db, ctx)
         })
       } else if ('up' in migration) await migration.up(trx, ctx)

@@ -36,7 +36,8 @@ interface Position {
   failed: boolean
 }
 
-const chain = (digest: string, text: string) => createHash('sha256').update(digest).update('\0').update(text).digest('hex')
+const chain = (digest: string, text: string) =>
+  createHash('sha256').update(digest).update('\0').update(text).digest('hex')
 
 /** What the statements a resumed migration skips return: they ran (and committed) in the interrupted run. */
 const SKIPPED: QueryResult<unknown> = { rows: [] }
@@ -68,7 +69,11 @@ export async function runResumable(
     .where('app', '=', app)
     .where('name', '=', name)
     .executeTakeFirst()) as { statement_index: number; digest: string; failed: number } | undefined
-  const resume: Position | undefined = row && { index: Number(row.statement_index), digest: row.digest, failed: Number(row.failed) === 1 }
+  const resume: Position | undefined = row && {
+    index: Number(row.statement_index),
+    digest: row.digest,
+    failed: Number(row.failed) === 1,
+  }
   let next = 0
   let digest = ''
   const mismatch = () =>
@@ -77,12 +82,19 @@ export async function runResumable(
         `make it issue the same statements again, or finish it by hand and delete its row from ${PROGRESS_TABLE}`,
     )
   const record = async (index: number, before: string, failed = 0): Promise<void> => {
-    await upsert(trx, dbType, PROGRESS_TABLE, { app, name, statement_index: index, digest: before, failed, updated_at: now() }, ['app', 'name'], {
-      statement_index: index,
-      digest: before,
-      failed,
-      updated_at: now(),
-    }).execute()
+    await upsert(
+      trx,
+      dbType,
+      PROGRESS_TABLE,
+      { app, name, statement_index: index, digest: before, failed, updated_at: now() },
+      ['app', 'name'],
+      {
+        statement_index: index,
+        digest: before,
+        failed,
+        updated_at: now(),
+      },
+    ).execute()
   }
 
   const run = async (query: CompiledQuery): Promise<QueryResult<unknown>> => {

@@ -3,7 +3,8 @@ const BLOCK_STATEMENTS = new Set(['if', 'loop', 'while', 'repeat', 'case'])
 /** Tokens after which a statement of a stored-program body starts (`FOR EACH ROW IF …`, `THEN …`, `label: LOOP`). */
 const STATEMENT_START = new Set([';', ':', 'begin', 'then', 'else', 'do', 'row', 'loop', 'repeat'])
 /** A statement with a body of its own statements (`BEGIN … END`), whose `;` do not end it. */
-const STORED_PROGRAM = /^create\s+(?:or\s+replace\s+)?(?:definer\s*=\s*\S+\s+)?(?:aggregate\s+)?(?:trigger|procedure|function|event)\b/i
+const STORED_PROGRAM =
+  /^create\s+(?:or\s+replace\s+)?(?:definer\s*=\s*\S+\s+)?(?:aggregate\s+)?(?:trigger|procedure|function|event)\b/i
 
 /** Leading white space and comments (`-- `, `#`, slash-star) of a statement. */
 const LEADING_NOISE = /^(?:\s+|--(?:[ \t][^\n]*)?(?:\n|$)|#[^\n]*(?:\n|$)|\/\*(?!!)[\s\S]*?\*\/)*/
@@ -31,7 +32,7 @@ export function splitSqlScript(script: string): string[] {
     program = undefined
     lastWord = ''
   }
-  for (let i = 0; i < script.length; ) {
+  for (let i = 0; i < script.length;) {
     const c = script[i]!
     const next = script[i + 1]
     if (c === "'" || c === '"' || c === '`') {
@@ -60,7 +61,11 @@ export function splitSqlScript(script: string): string[] {
         if (word === 'end') depth--
         // BEGIN always opens a block, CASE too (an expression's CASE also ends with END);
         // IF, LOOP, WHILE, REPEAT only as a statement (not IF() or IF NOT EXISTS); after END they close.
-        else if (lastWord !== 'end' && (word === 'begin' || word === 'case' || (BLOCK_STATEMENTS.has(word) && STATEMENT_START.has(lastWord)))) depth++
+        else if (
+          lastWord !== 'end' &&
+          (word === 'begin' || word === 'case' || (BLOCK_STATEMENTS.has(word) && STATEMENT_START.has(lastWord)))
+        )
+          depth++
       }
       lastWord = word
       i = j

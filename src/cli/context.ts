@@ -58,11 +58,15 @@ export function contextFor(command: Command): CommandContext {
   const raw = command.optsWithGlobals() as Record<string, unknown>
   const sites = Array.isArray(raw.site) ? (raw.site as string[]) : typeof raw.site === 'string' ? [raw.site] : []
   const name = commandPath(command)
-  if (sites.length > 0 && !TAKES_SITE.has(name)) throw usageError(`"${name}" takes no --site; leave it out (run "tenancy ${name} --help" for its flags)`)
+  if (sites.length > 0 && !TAKES_SITE.has(name))
+    throw usageError(`"${name}" takes no --site; leave it out (run "tenancy ${name} --help" for its flags)`)
   if (sites.length > 1 && name !== 'migrate') throw usageError(`"${name}" acts on one site; give --site once`)
   const opts = { ...raw, site: sites[sites.length - 1], sites } as GlobalOptions & Record<string, unknown>
   const out = new Output({ json: opts.json, verbose: opts.verbose })
-  const benchOptions: BenchOptions = { config: opts.config, passwordFlags: passwordFlagsFrom(command, raw, (m) => out.warn(m)) }
+  const benchOptions: BenchOptions = {
+    config: opts.config,
+    passwordFlags: passwordFlagsFrom(command, raw, (m) => out.warn(m)),
+  }
   return {
     out,
     opts,
@@ -77,16 +81,19 @@ export function contextFor(command: Command): CommandContext {
           // After the command's own work, whatever its outcome: a few due events a crash or a
           // failing receiver left (one index probe when there are none), bounded in time.
           // Failures are logged by the outbox and retried later; they never change the command's result.
-          if (bench.registryOpen && !interruption.signal.aborted) await deliverEvents(bench, { limit: 5, budgetMs: 2000 }).catch(() => undefined)
+          if (bench.registryOpen && !interruption.signal.aborted)
+            await deliverEvents(bench, { limit: 5, budgetMs: 2000 }).catch(() => undefined)
         }
       })
     },
     requireSite() {
-      if (!opts.site) throw usageError(`"${command.name()}" needs --site SITE; run "tenancy list-sites" to see the sites`)
+      if (!opts.site)
+        throw usageError(`"${command.name()}" needs --site SITE; run "tenancy list-sites" to see the sites`)
       return opts.site
     },
     siteArgument(positional) {
-      if (positional && opts.site && positional !== opts.site) throw usageError(`two sites given ("${positional}" and --site "${opts.site}"); give one`)
+      if (positional && opts.site && positional !== opts.site)
+        throw usageError(`two sites given ("${positional}" and --site "${opts.site}"); give one`)
       const site = positional ?? opts.site
       if (!site) throw usageError(`"${command.name()}" needs a site: tenancy ${command.name()} acme.localhost`)
       return site

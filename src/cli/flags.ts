@@ -20,7 +20,9 @@ export interface IntegerRange {
 export function parseIntegerFlag(flag: string, text: string, range: IntegerRange): number {
   const value = /^[0-9]+$/.test(text) ? Number(text) : Number.NaN
   if (!Number.isSafeInteger(value) || value < range.min || value > range.max) {
-    throw usageError(`invalid ${flag} ${JSON.stringify(text)}: give a whole number${range.unit ? ` of ${range.unit}` : ''} from ${range.min} to ${range.max}`)
+    throw usageError(
+      `invalid ${flag} ${JSON.stringify(text)}: give a whole number${range.unit ? ` of ${range.unit}` : ''} from ${range.min} to ${range.max}`,
+    )
   }
   return value
 }

@@ -16,7 +16,11 @@ export function buildProgram(): Command {
     .version(TENANCY_VERSION, '-V, --version')
     .option('--json', 'print one JSON document on stdout; messages go to stderr')
     .option('-y, --yes', 'answer yes to confirmations')
-    .option('--site <site>', 'the site a command acts on, before or after the command (migrate: repeatable)', (value: string, previous: string[] = []) => [...previous, value])
+    .option(
+      '--site <site>',
+      'the site a command acts on, before or after the command (migrate: repeatable)',
+      (value: string, previous: string[] = []) => [...previous, value],
+    )
     .option('--config <file>', 'path of tenancy.config.json (default: found upward from here, or TENANCY_CONFIG)')
     .option('-v, --verbose', 'show stack traces and debug output')
     .showSuggestionAfterError()
@@ -67,7 +71,9 @@ export async function main(argv: string[]): Promise<void> {
       // Help and --version "errors" are successes; everything else commander rejects is usage.
       process.exitCode = error.exitCode === 0 ? 0 : EXIT_USAGE
       if (process.exitCode !== 0 && argv.includes('--json')) {
-        process.stdout.write(`${JSON.stringify({ error: { message: error.message.replace(/^error: /, ''), exit_code: EXIT_USAGE } }, null, 2)}\n`)
+        process.stdout.write(
+          `${JSON.stringify({ error: { message: error.message.replace(/^error: /, ''), exit_code: EXIT_USAGE } }, null, 2)}\n`,
+        )
       }
       return
     }

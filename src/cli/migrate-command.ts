@@ -26,9 +26,13 @@ function describe(r: SiteResult): string {
 export function registerMigrateCommand(program: Command): void {
   program
     .command('migrate')
-    .description('apply each installed app\'s new migrations and fixtures on every site (or --site S ...), in parallel')
+    .description("apply each installed app's new migrations and fixtures on every site (or --site S ...), in parallel")
     .option('--with-pending [bool]', 'include sites of pending tenants (true/1/false/0)')
-    .option('--concurrency <n>', 'sites at once (default: migrate.concurrency, else CPU count)', integerFlag('--concurrency', { min: 1, max: 1024, unit: 'sites' }))
+    .option(
+      '--concurrency <n>',
+      'sites at once (default: migrate.concurrency, else CPU count)',
+      integerFlag('--concurrency', { min: 1, max: 1024, unit: 'sites' }),
+    )
     .option('--skip-failing', 'try every site even after one fails')
     .option('--dry-run', 'list pending migrations per site; change nothing')
     .addHelpText('after', '\nExit 1 if any site failed; the summary names each failed site, app, migration and error.')
@@ -55,7 +59,8 @@ export function registerMigrateCommand(program: Command): void {
               const eta = (total - done) / Math.max(rate, 0.001)
               ctx.out.stderr.write(`\r\u001b[2K${done}/${total} sites, ${rate.toFixed(0)}/s, ETA ${eta.toFixed(0)} s`)
               // A terminal gets the one progress line; only failures (and a dry run's findings) get lines of their own.
-              if (r.status === 'failed' || r.status === 'pending' || r.status === 'interrupted') ctx.out.stderr.write(`\r\u001b[2K${r.site}: ${describe(r)}\n`)
+              if (r.status === 'failed' || r.status === 'pending' || r.status === 'interrupted')
+                ctx.out.stderr.write(`\r\u001b[2K${r.site}: ${describe(r)}\n`)
             } else {
               ctx.out.info(`${r.site}: ${describe(r)}`)
             }
@@ -67,7 +72,8 @@ export function registerMigrateCommand(program: Command): void {
           const lines = [
             `${o.dryRun ? 'Dry run: ' : ''}${result.sites.length} site(s): ${result.migrated} migrated, ${result.up_to_date} up to date, ${result.failed} failed, ${result.skipped} skipped${result.interrupted ? `, ${result.sites.filter((s) => s.status === 'interrupted').length} not started (interrupted)` : ''}${o.dryRun ? `, ${result.sites.filter((s) => s.status === 'pending').length} with pending migrations` : ''} in ${result.duration_ms} ms`,
           ]
-          for (const f of failed) lines.push(`  failed: ${f.site}${f.app ? ` (${f.app}/${f.migration})` : ''}: ${f.error}`)
+          for (const f of failed)
+            lines.push(`  failed: ${f.site}${f.app ? ` (${f.app}/${f.migration})` : ''}: ${f.error}`)
           return lines.join('\n')
         })
         if (result.interrupted) process.exitCode = EXIT_INTERRUPTED

@@ -9,12 +9,18 @@ import type { PasswordFlags } from '../bench.js'
 export function addPasswordFlags(command: Command, which: { admin?: boolean } = {}): Command {
   command
     .option('--db-root-password-file <file>', 'file holding the database server root password')
-    .option('--db-root-password <password>', 'the server root password (visible to other users in ps; prefer the -file flag)')
+    .option(
+      '--db-root-password <password>',
+      'the server root password (visible to other users in ps; prefer the -file flag)',
+    )
     .addOption(new Option('--mariadb-root-password <password>', 'alias of --db-root-password').hideHelp())
   if (which.admin) {
     command
       .option('--admin-password-file <file>', 'file holding the Administrator password')
-      .option('--admin-password <password>', 'the Administrator password (visible to other users in ps; prefer the -file flag)')
+      .option(
+        '--admin-password <password>',
+        'the Administrator password (visible to other users in ps; prefer the -file flag)',
+      )
   }
   return command
 }
@@ -23,7 +29,11 @@ export function addPasswordFlags(command: Command, which: { admin?: boolean } = 
  * The password flags given to a command that declares them (undefined for one that does
  * not), and a warning for each password typed on the command line.
  */
-export function passwordFlagsFrom(command: Command, opts: Record<string, unknown>, warn: (message: string) => void): PasswordFlags | undefined {
+export function passwordFlagsFrom(
+  command: Command,
+  opts: Record<string, unknown>,
+  warn: (message: string) => void,
+): PasswordFlags | undefined {
   if (!command.options.some((o) => o.attributeName() === 'dbRootPasswordFile')) return undefined
   const text = (v: unknown) => (typeof v === 'string' ? v : undefined)
   const flags: PasswordFlags = {
@@ -40,7 +50,9 @@ export function passwordFlagsFrom(command: Command, opts: Record<string, unknown
   for (const [flag] of typed) {
     const file = flag === '--admin-password' ? '--admin-password-file' : '--db-root-password-file'
     const env = flag === '--admin-password' ? 'TENANCY_ADMIN_PASSWORD' : 'TENANCY_DB_ROOT_PASSWORD'
-    warn(`${flag} puts a password on the command line, where other users of this machine can read it; use ${file} or ${env} instead`)
+    warn(
+      `${flag} puts a password on the command line, where other users of this machine can read it; use ${file} or ${env} instead`,
+    )
   }
   if (text(opts.dbRootPassword) !== undefined && text(opts.mariadbRootPassword) !== undefined) {
     warn('both --db-root-password and --mariadb-root-password given; using --db-root-password')

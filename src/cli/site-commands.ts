@@ -11,7 +11,10 @@ const collect = (value: string, previous: string[] = []) => [...previous, value]
 
 function describeApp(r: AppInstallResult): string {
   if (r.status === 'already_installed') return `${r.app} is already installed`
-  const parts = [`${r.migrations.length} migration${r.migrations.length === 1 ? '' : 's'}`, `${r.fixtures} fixture row${r.fixtures === 1 ? '' : 's'}`]
+  const parts = [
+    `${r.migrations.length} migration${r.migrations.length === 1 ? '' : 's'}`,
+    `${r.fixtures} fixture row${r.fixtures === 1 ? '' : 's'}`,
+  ]
   return `installed ${r.app} ${r.version} (${parts.join(', ')})`
 }
 
@@ -22,10 +25,12 @@ function appProgress(out: Output, site: string): { onProgress: InstallProgress; 
   return {
     onProgress(event) {
       chain = chain.then(async () => {
-        const label = event.app === 'core' ? `creating site ${site}: database and core tables` : `installing ${event.app}`
+        const label =
+          event.app === 'core' ? `creating site ${site}: database and core tables` : `installing ${event.app}`
         if (event.phase === 'start') current = out.task(label)
         else if (event.phase === 'skip') out.info(`- ${event.app} is already installed`)
-        else if (event.phase === 'done') (await current)?.succeed(event.result ? describeApp(event.result) : label.replace(/^creating/, 'created'))
+        else if (event.phase === 'done')
+          (await current)?.succeed(event.result ? describeApp(event.result) : label.replace(/^creating/, 'created'))
         else (await current)?.fail(`${label}: failed`)
       })
     },
@@ -45,7 +50,11 @@ export function registerSiteCommands(program: Command): void {
       const { initBench } = await import('./core.js')
       const result = initBench(dir, { withExampleApps: Boolean(ctx.opts.withExampleApps) })
       const next = result.apps.length ? 'tenancy tenant create acme' : 'tenancy new-site acme.localhost'
-      ctx.out.result(result, () => `Created bench in ${result.path}${result.apps.length ? ` with apps ${result.apps.join(', ')}` : ''}\nNext: ${dir === '.' ? '' : `cd ${dir} && `}${next}`)
+      ctx.out.result(
+        result,
+        () =>
+          `Created bench in ${result.path}${result.apps.length ? ` with apps ${result.apps.join(', ')}` : ''}\nNext: ${dir === '.' ? '' : `cd ${dir} && `}${next}`,
+      )
     })
 
   const newSiteCommand = program
@@ -62,57 +71,62 @@ export function registerSiteCommands(program: Command): void {
     .option('--keep-on-failure', 'leave a failed site in place for debugging instead of rolling it back')
   addPasswordFlags(newSiteCommand, { admin: true })
   newSiteCommand.action(async (positional: string | undefined, _o, command: Command) => {
-      const ctx = contextFor(command)
-      const site = ctx.siteArgument(positional)
-      const o = ctx.opts as Record<string, any>
-      await ctx.withBench(async (bench) => {
-        const { newSite } = await import('./core.js')
-        const progress = appProgress(ctx.out, site)
-        let result
-        try {
-          result = await newSite(bench, {
-            site,
-            dbType: o.dbType === 'mysql' ? 'mariadb' : o.dbType,
-            dbName: o.dbName,
-            dbHost: o.dbHost,
-            dbPort: o.dbPort,
-            dbRootUsername: o.dbRootUsername,
-            installApps: o.installApp,
-            force: o.force,
-            keepOnFailure: o.keepOnFailure,
-            prompt: (message) => ctx.out.password(message),
-            onProgress: progress.onProgress,
-            onWarning: (message) => ctx.out.warn(message),
-            signal: ctx.signal,
-          })
-        } finally {
-          await progress.settle()
-        }
-        ctx.out.success(`site ${site} is ready (${result.db_type}, database ${result.db_name}, ${result.duration_ms} ms)`)
-        ctx.out.result(result, () =>
-          result.admin_password ? `Administrator password (generated; shown only now): ${result.admin_password}` : undefined,
-        )
-      })
+    const ctx = contextFor(command)
+    const site = ctx.siteArgument(positional)
+    const o = ctx.opts as Record<string, any>
+    await ctx.withBench(async (bench) => {
+      const { newSite } = await import('./core.js')
+      const progress = appProgress(ctx.out, site)
+      let result
+      try {
+        result = await newSite(bench, {
+          site,
+          dbType: o.dbType === 'mysql' ? 'mariadb' : o.dbType,
+          dbName: o.dbName,
+          dbHost: o.dbHost,
+          dbPort: o.dbPort,
+          dbRootUsername: o.dbRootUsername,
+          installApps: o.installApp,
+          force: o.force,
+          keepOnFailure: o.keepOnFailure,
+          prompt: (message) => ctx.out.password(message),
+          onProgress: progress.onProgress,
+          onWarning: (message) => ctx.out.warn(message),
+          signal: ctx.signal,
+        })
+      } finally {
+        await progress.settle()
+      }
+      ctx.out.success(`site ${site} is ready (${result.db_type}, database ${result.db_name}, ${result.duration_ms} ms)`)
+      ctx.out.result(result, () =>
+        result.admin_password
+          ? `Administrator password (generated; shown only now): ${result.admin_password}`
+          : undefined,
+      )
     })
+  })
 
   const dropSiteCommand = program
     .command('drop-site')
-    .description('drop a site\'s database (and its user), and archive its directory')
+    .description("drop a site's database (and its user), and archive its directory")
     .argument('[site]', 'site name (or --site)')
     .option('--no-archive', 'delete the site directory instead of moving it to archived/sites/')
   addPasswordFlags(dropSiteCommand)
   dropSiteCommand.action(async (positional: string | undefined, _o, command: Command) => {
-      const ctx = contextFor(command)
-      const site = ctx.siteArgument(positional)
-      await ctx.withBench(async (bench) => {
-        const { dropSite } = await import('./core.js')
-        const { requireSite } = await import('./core.js')
-        await requireSite(bench, site, { allowAnyState: true })
-        await ctx.confirm(`Drop site ${site} and its database?`, `drop-site "${site}" deletes its database`)
-        const result = await dropSite(bench, { site, archive: ctx.opts.archive !== false })
-        ctx.out.result(result, () => `Dropped site ${site}${result.archived_to ? `; directory archived to ${result.archived_to}` : ''}`)
-      })
+    const ctx = contextFor(command)
+    const site = ctx.siteArgument(positional)
+    await ctx.withBench(async (bench) => {
+      const { dropSite } = await import('./core.js')
+      const { requireSite } = await import('./core.js')
+      await requireSite(bench, site, { allowAnyState: true })
+      await ctx.confirm(`Drop site ${site} and its database?`, `drop-site "${site}" deletes its database`)
+      const result = await dropSite(bench, { site, archive: ctx.opts.archive !== false })
+      ctx.out.result(
+        result,
+        () => `Dropped site ${site}${result.archived_to ? `; directory archived to ${result.archived_to}` : ''}`,
+      )
     })
+  })
 
   program
     .command('list-sites')
@@ -131,7 +145,14 @@ export function registerSiteCommands(program: Command): void {
           if (sites.length === 0) return 'No sites yet; create one with "tenancy new-site acme.localhost"'
           return table(
             ['SITE', 'DB', 'APPS', 'TENANT', 'STATE', 'HOST'],
-            sites.map((s) => [s.site, s.db_type, s.apps.map((a) => a.name).join(',') || '-', s.tenant ? `${s.tenant}${s.pending ? ' (pending)' : ''}` : '-', s.state, s.host ?? '-']),
+            sites.map((s) => [
+              s.site,
+              s.db_type,
+              s.apps.map((a) => a.name).join(',') || '-',
+              s.tenant ? `${s.tenant}${s.pending ? ' (pending)' : ''}` : '-',
+              s.state,
+              s.host ?? '-',
+            ]),
           )
         })
       })
@@ -169,14 +190,31 @@ export function registerSiteCommands(program: Command): void {
           ctx.out.result({ site: ctx.opts.site, apps }, () =>
             apps.length === 0
               ? `No apps installed on ${ctx.opts.site}`
-              : table(['APP', 'VERSION', 'APPLIED', 'PENDING'], apps.map((a) => [a.app, a.version, String(a.applied_migrations.length), a.pending_migrations.join(',') || '-'])),
+              : table(
+                  ['APP', 'VERSION', 'APPLIED', 'PENDING'],
+                  apps.map((a) => [
+                    a.app,
+                    a.version,
+                    String(a.applied_migrations.length),
+                    a.pending_migrations.join(',') || '-',
+                  ]),
+                ),
           )
         } else {
           const apps = listApps(bench)
           ctx.out.result({ apps }, () =>
             apps.length === 0
               ? `No apps in ${bench.appsPath}`
-              : table(['APP', 'VERSION', 'REQUIRES', 'MIGRATIONS', 'FIXTURES'], apps.map((a) => [a.app, a.version, a.requires.join(',') || '-', String(a.migrations), String(a.fixtures)])),
+              : table(
+                  ['APP', 'VERSION', 'REQUIRES', 'MIGRATIONS', 'FIXTURES'],
+                  apps.map((a) => [
+                    a.app,
+                    a.version,
+                    a.requires.join(',') || '-',
+                    String(a.migrations),
+                    String(a.fixtures),
+                  ]),
+                ),
           )
         }
       })
@@ -193,7 +231,13 @@ export function registerSiteCommands(program: Command): void {
       const ctx = contextFor(command)
       await ctx.withBench(async (bench) => {
         const { setConfig } = await import('./core.js')
-        const result = await setConfig(bench, { key, value, parse: Boolean(ctx.opts.parse), global: Boolean(ctx.opts.global), site: ctx.opts.site })
+        const result = await setConfig(bench, {
+          key,
+          value,
+          parse: Boolean(ctx.opts.parse),
+          global: Boolean(ctx.opts.global),
+          site: ctx.opts.site,
+        })
         ctx.out.result(result, () => `Set ${key} = ${JSON.stringify(result.value)} in ${result.file}`)
       })
     })
@@ -213,7 +257,7 @@ export function registerSiteCommands(program: Command): void {
   program
     .command('add-system-manager')
     .description('create a user with the System Manager role (an existing user just gets the role)')
-    .argument('<email>', 'the user\'s email')
+    .argument('<email>', "the user's email")
     .option('--first-name <name>', 'first name')
     .option('--last-name <name>', 'last name')
     .action(async (email: string, _o, command: Command) => {
@@ -235,8 +279,8 @@ export function registerSiteCommands(program: Command): void {
 
   program
     .command('generate-keys')
-    .description('print the user\'s api_key (stable) and a new api_secret (the old one stops working)')
-    .argument('<email>', 'the user\'s email')
+    .description("print the user's api_key (stable) and a new api_secret (the old one stops working)")
+    .argument('<email>', "the user's email")
     .action(async (email: string, _o, command: Command) => {
       const ctx = contextFor(command)
       const site = ctx.requireSite()
@@ -265,7 +309,9 @@ export function registerSiteCommands(program: Command): void {
       await ctx.withBench(async (bench) => {
         const { verifyKey } = await import('./core.js')
         const result = await verifyKey(bench, { site, apiKey, secret })
-        ctx.out.result({ valid: result.valid, user: result.user }, () => (result.valid ? `valid: api_key belongs to ${result.user}` : 'invalid api_key or api_secret'))
+        ctx.out.result({ valid: result.valid, user: result.user }, () =>
+          result.valid ? `valid: api_key belongs to ${result.user}` : 'invalid api_key or api_secret',
+        )
         if (!result.valid) process.exitCode = 1
       })
     })
@@ -285,7 +331,9 @@ async function readStdin(): Promise<string> {
     }
     chunks.push(chunk as Buffer)
   }
-  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '')
+  return Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '')
 }
 
 /** A plain aligned table for humans. */

@@ -23,7 +23,15 @@ export function pendingChoice(o: Record<string, unknown>): 'with' | 'only' | 'wi
   const chosen = [o.withPending !== undefined, o.onlyPending, o.withoutPending].filter(Boolean).length
   if (chosen > 1) throw usageError('give only one of --with-pending, --only-pending and --without-pending')
   const withPending = parsePendingFlag(o.withPending)
-  return o.onlyPending ? 'only' : o.withoutPending ? 'without' : withPending === undefined ? undefined : withPending ? 'with' : 'without'
+  return o.onlyPending
+    ? 'only'
+    : o.withoutPending
+      ? 'without'
+      : withPending === undefined
+        ? undefined
+        : withPending
+          ? 'with'
+          : 'without'
 }
 
 /** `--concurrency` of pending-create and worker: tenants provisioned at once. */
@@ -38,8 +46,10 @@ function stepProgress(out: Output): { onStep: (e: StepEvent) => void; settle: ()
       chain = chain.then(async () => {
         if (event.phase === 'start') current = out.task(event.step)
         else if (event.phase === 'already_done') out.info(`- ${event.step} (done before)`)
-        else if (event.phase === 'done') (await current)?.succeed(event.outcome?.output ? `${event.step}: ${event.outcome.output}` : event.step)
-        else if (event.phase === 'skipped') (await current)?.skip(`${event.step}${event.outcome?.output ? `: ${event.outcome.output}` : ''}`)
+        else if (event.phase === 'done')
+          (await current)?.succeed(event.outcome?.output ? `${event.step}: ${event.outcome.output}` : event.step)
+        else if (event.phase === 'skipped')
+          (await current)?.skip(`${event.step}${event.outcome?.output ? `: ${event.outcome.output}` : ''}`)
         else if (event.phase === 'failed') (await current)?.fail(`${event.step} failed`)
       })
     },
@@ -50,7 +60,13 @@ function stepProgress(out: Output): { onStep: (e: StepEvent) => void; settle: ()
 function renderSteps(steps: StepJson[]): string {
   return table(
     ['STEP', 'STATUS', 'ATTEMPTS', 'TIME', 'ERROR'],
-    steps.map((s) => [s.name, s.status, String(s.attempts), s.duration_ms === null ? '-' : `${s.duration_ms} ms`, s.error ?? '']),
+    steps.map((s) => [
+      s.name,
+      s.status,
+      String(s.attempts),
+      s.duration_ms === null ? '-' : `${s.duration_ms} ms`,
+      s.error ?? '',
+    ]),
   )
 }
 
@@ -63,7 +79,9 @@ function settle(out: Output, result: ProvisionResult): void {
     const message = `provisioning tenant "${result.tenant}" failed: ${first!.replace(/[;:]\s*(output:)?\s*$/, '')}; ${hint}${rest.length ? `\n${rest.join('\n')}` : ''}`
     process.exitCode = out.error(new TenancyError(message, { exitCode: EXIT_FAILED }))
   } else if (result.status === 'interrupted') {
-    process.exitCode = out.error(new TenancyError(`provisioning tenant "${result.tenant}" ${result.error}`, { exitCode: EXIT_INTERRUPTED }))
+    process.exitCode = out.error(
+      new TenancyError(`provisioning tenant "${result.tenant}" ${result.error}`, { exitCode: EXIT_INTERRUPTED }),
+    )
   }
 }
 
@@ -75,7 +93,7 @@ export function registerTenantCommands(program: Command): void {
     .command('create')
     .description('record a tenant and provision its site (now, or with --background in a worker)')
     .argument('<name>', 'tenant name, a slug such as acme')
-    .option('--site-url <url>', 'the tenant\'s URL; its hostname becomes the site name')
+    .option('--site-url <url>', "the tenant's URL; its hostname becomes the site name")
     .option('--data <key=value>', 'an attribute of the tenant (repeatable)', collect)
     .option('--no-pool', 'do not take a tenant from the pending pool')
     .option('--background', 'queue the provisioning for a worker and return at once')
@@ -104,14 +122,21 @@ export function registerTenantCommands(program: Command): void {
           await progress.settle()
         }
         if (result.mode === 'pulled') {
-          ctx.out.result(result, () => `Tenant ${result.name} is active (taken from the pool): site ${result.site}, api_key ${result.api_key}`)
+          ctx.out.result(
+            result,
+            () =>
+              `Tenant ${result.name} is active (taken from the pool): site ${result.site}, api_key ${result.api_key}`,
+          )
           return
         }
         const { provisioning, ...record } = result
         ctx.out.result(record, () => {
-          if (result.mode === 'recorded') return `Recorded tenant ${name} (site ${result.site}); auto_provision_tenant_sites is off, so run "tenancy provision ${name}"`
-          if (result.mode === 'queued') return `Queued tenant ${name} (site ${result.site})${result.worker_started ? '; started a background worker' : '; a worker is running'}. Follow it with "tenancy tenant show ${name}"`
-          if (result.status === 'active') return `Tenant ${name} is active: site ${result.site}, api_key ${result.api_key}`
+          if (result.mode === 'recorded')
+            return `Recorded tenant ${name} (site ${result.site}); auto_provision_tenant_sites is off, so run "tenancy provision ${name}"`
+          if (result.mode === 'queued')
+            return `Queued tenant ${name} (site ${result.site})${result.worker_started ? '; started a background worker' : '; a worker is running'}. Follow it with "tenancy tenant show ${name}"`
+          if (result.status === 'active')
+            return `Tenant ${name} is active: site ${result.site}, api_key ${result.api_key}`
           return undefined
         })
         if (provisioning?.notify_error) ctx.out.warn(provisioning.notify_error)
@@ -140,7 +165,14 @@ export function registerTenantCommands(program: Command): void {
               : 'No tenants; create one with "tenancy tenant create acme"'
             : table(
                 ['TENANT', 'SITE', 'STATUS', 'PROVISIONING', 'PENDING', 'CREATED'],
-                tenants.map((t) => [t.name, t.site ?? '-', t.status, t.provisioning_status, t.pending_since ? 'yes' : '-', t.created_at]),
+                tenants.map((t) => [
+                  t.name,
+                  t.site ?? '-',
+                  t.status,
+                  t.provisioning_status,
+                  t.pending_since ? 'yes' : '-',
+                  t.created_at,
+                ]),
               ),
         )
       })
@@ -148,7 +180,7 @@ export function registerTenantCommands(program: Command): void {
 
   tenant
     .command('show')
-    .description('a tenant\'s record and its provisioning steps')
+    .description("a tenant's record and its provisioning steps")
     .argument('<name>', 'tenant name')
     .option('--show-secrets', 'also show api_secret and admin_password')
     .action(async (name: string, _o, command: Command) => {
@@ -172,21 +204,32 @@ export function registerTenantCommands(program: Command): void {
     .option('--keep-site', 'keep the site; it stays registered without a tenant')
   addPasswordFlags(deleteCommand)
   deleteCommand.action(async (name: string, _o, command: Command) => {
-      const ctx = contextFor(command)
-      await ctx.withBench(async (bench) => {
-        const { deleteTenant, requireTenant } = await import('./core.js')
-        await requireTenant(bench, name)
-        const keepSite = Boolean(ctx.opts.keepSite)
-        await ctx.confirm(`Delete tenant ${name}${keepSite ? '' : ' and drop its site'}?`, `tenant delete "${name}"${keepSite ? '' : ' drops its site'}`)
-        const result = await deleteTenant(bench, name, { keepSite })
-        ctx.out.result(result, () => `Deleted tenant ${name}${result.site_dropped ? `; dropped site ${result.site}${result.archived_to ? ` (archived to ${result.archived_to})` : ''}` : ''}`)
-      })
+    const ctx = contextFor(command)
+    await ctx.withBench(async (bench) => {
+      const { deleteTenant, requireTenant } = await import('./core.js')
+      await requireTenant(bench, name)
+      const keepSite = Boolean(ctx.opts.keepSite)
+      await ctx.confirm(
+        `Delete tenant ${name}${keepSite ? '' : ' and drop its site'}?`,
+        `tenant delete "${name}"${keepSite ? '' : ' drops its site'}`,
+      )
+      const result = await deleteTenant(bench, name, { keepSite })
+      ctx.out.result(
+        result,
+        () =>
+          `Deleted tenant ${name}${result.site_dropped ? `; dropped site ${result.site}${result.archived_to ? ` (archived to ${result.archived_to})` : ''}` : ''}`,
+      )
     })
+  })
 
   program
     .command('pending-create')
     .description('keep N pending tenants in the pool: creates only the shortfall')
-    .option('--count <n>', 'pool size (default: TENANCY_PENDING_COUNT, else pending.count)', integerFlag('--count', { min: 0, max: 100_000, unit: 'tenants' }))
+    .option(
+      '--count <n>',
+      'pool size (default: TENANCY_PENDING_COUNT, else pending.count)',
+      integerFlag('--count', { min: 0, max: 100_000, unit: 'tenants' }),
+    )
     .option('--concurrency <n>', 'tenants provisioned at once', integerFlag('--concurrency', CONCURRENCY), 1)
     .action(async (_o, command: Command) => {
       const ctx = contextFor(command)
@@ -199,11 +242,14 @@ export function registerTenantCommands(program: Command): void {
           signal: ctx.signal,
           onProvisioned: (r) => {
             if (r.status === 'completed') ctx.out.success(`provisioned pending tenant ${r.tenant}`)
-            else if (r.status === 'failed') ctx.out.info(`${ctx.out.color.red('✖')} pending tenant ${r.tenant} failed: ${r.error}`)
+            else if (r.status === 'failed')
+              ctx.out.info(`${ctx.out.color.red('✖')} pending tenant ${r.tenant} failed: ${r.error}`)
           },
         })
-        ctx.out.result(result, () =>
-          `Pool: ${result.pool.ready} ready, ${result.pool.provisioning} being provisioned${result.pool.failed ? `, ${result.pool.failed} failed` : ''} (target ${result.target}); this run reserved ${result.reserved.length} and provisioned ${result.provisioned.length}`,
+        ctx.out.result(
+          result,
+          () =>
+            `Pool: ${result.pool.ready} ready, ${result.pool.provisioning} being provisioned${result.pool.failed ? `, ${result.pool.failed} failed` : ''} (target ${result.target}); this run reserved ${result.reserved.length} and provisioned ${result.provisioned.length}`,
         )
         if (result.failed.length > 0) process.exitCode = EXIT_FAILED
       })
@@ -212,22 +258,34 @@ export function registerTenantCommands(program: Command): void {
   const clearCommand = program
     .command('pending-clear')
     .description('delete pending tenants (all, or older than a bound) with their sites')
-    .option('--older-than-days <n>', 'only those pending for more than N days', integerFlag('--older-than-days', { min: 0, max: 36_500, unit: 'days' }))
-    .option('--older-than-hours <n>', 'only those pending for more than N hours', integerFlag('--older-than-hours', { min: 0, max: 876_000, unit: 'hours' }))
+    .option(
+      '--older-than-days <n>',
+      'only those pending for more than N days',
+      integerFlag('--older-than-days', { min: 0, max: 36_500, unit: 'days' }),
+    )
+    .option(
+      '--older-than-hours <n>',
+      'only those pending for more than N hours',
+      integerFlag('--older-than-hours', { min: 0, max: 876_000, unit: 'hours' }),
+    )
   addPasswordFlags(clearCommand)
   clearCommand.action(async (_o, command: Command) => {
-      const ctx = contextFor(command)
-      const o = ctx.opts as Record<string, any>
-      await ctx.withBench(async (bench) => {
-        const { pendingClear } = await import('./core.js')
-        const result = await pendingClear(bench, { olderThanDays: o.olderThanDays, olderThanHours: o.olderThanHours })
-        ctx.out.result(result, () => `Cleared ${result.cleared.length} pending tenant(s)${result.skipped.length ? `; left ${result.skipped.map((s) => `${s.tenant} (${s.reason})`).join(', ')}` : ''}`)
-      })
+    const ctx = contextFor(command)
+    const o = ctx.opts as Record<string, any>
+    await ctx.withBench(async (bench) => {
+      const { pendingClear } = await import('./core.js')
+      const result = await pendingClear(bench, { olderThanDays: o.olderThanDays, olderThanHours: o.olderThanHours })
+      ctx.out.result(
+        result,
+        () =>
+          `Cleared ${result.cleared.length} pending tenant(s)${result.skipped.length ? `; left ${result.skipped.map((s) => `${s.tenant} (${s.reason})`).join(', ')}` : ''}`,
+      )
     })
+  })
 
   program
     .command('provision')
-    .description('run or resume a tenant\'s provisioning; done steps are skipped')
+    .description("run or resume a tenant's provisioning; done steps are skipped")
     .argument('<tenant>', 'tenant name')
     .action(async (name: string, _o, command: Command) => {
       const ctx = contextFor(command)
@@ -265,7 +323,10 @@ export function registerTenantCommands(program: Command): void {
       const o = ctx.opts as Record<string, any>
       await ctx.withBench(async (bench) => {
         const { runWorker } = await import('./core.js')
-        if (!ctx.out.json) ctx.out.info(`worker ${process.pid} started (${o.once ? 'until the queue is empty' : 'until stopped'}, concurrency ${o.concurrency})`)
+        if (!ctx.out.json)
+          ctx.out.info(
+            `worker ${process.pid} started (${o.once ? 'until the queue is empty' : 'until stopped'}, concurrency ${o.concurrency})`,
+          )
         const result = await runWorker(bench, {
           once: Boolean(o.once),
           concurrency: o.concurrency,
@@ -273,22 +334,38 @@ export function registerTenantCommands(program: Command): void {
           onEvent: (e) => {
             const stamp = new Date().toISOString()
             if (e.type === 'claimed') ctx.out.info(`${stamp} ${e.tenant}: attempt ${e.attempt}`)
-            else if (e.type === 'step' && (e.event.phase === 'done' || e.event.phase === 'failed' || e.event.phase === 'skipped')) {
-              ctx.out.info(`${stamp} ${e.tenant}: ${e.event.step} ${e.event.phase}${e.event.phase === 'failed' ? `: ${e.event.error}` : ''}`)
+            else if (
+              e.type === 'step' &&
+              (e.event.phase === 'done' || e.event.phase === 'failed' || e.event.phase === 'skipped')
+            ) {
+              ctx.out.info(
+                `${stamp} ${e.tenant}: ${e.event.step} ${e.event.phase}${e.event.phase === 'failed' ? `: ${e.event.error}` : ''}`,
+              )
             } else if (e.type === 'finished') {
-              ctx.out.info(`${stamp} ${e.tenant}: ${e.status}${e.retry_at ? ` (retry at ${e.retry_at})` : ''}${e.error && e.status !== 'done' ? `: ${e.error}` : ''}`)
+              ctx.out.info(
+                `${stamp} ${e.tenant}: ${e.status}${e.retry_at ? ` (retry at ${e.retry_at})` : ''}${e.error && e.status !== 'done' ? `: ${e.error}` : ''}`,
+              )
             }
           },
         })
-        ctx.out.result(result, () => `worker ${process.pid} stopped: ${result.jobs} job(s)${result.attempts > result.jobs ? ` in ${result.attempts} attempts` : ''}, ${result.done} done, ${result.retried} to retry, ${result.failed} failed`)
+        ctx.out.result(
+          result,
+          () =>
+            `worker ${process.pid} stopped: ${result.jobs} job(s)${result.attempts > result.jobs ? ` in ${result.attempts} attempts` : ''}, ${result.done} done, ${result.retried} to retry, ${result.failed} failed`,
+        )
       })
     })
 
   program
     .command('errors')
     .description('the error log: failed steps and jobs with their full messages')
-    .option('--tenant <name>', 'only this tenant\'s errors')
-    .option('--limit <n>', 'at most this many, newest first', integerFlag('--limit', { min: 1, max: 10_000, unit: 'errors' }), 50)
+    .option('--tenant <name>', "only this tenant's errors")
+    .option(
+      '--limit <n>',
+      'at most this many, newest first',
+      integerFlag('--limit', { min: 1, max: 10_000, unit: 'errors' }),
+      50,
+    )
     .action(async (_o, command: Command) => {
       const ctx = contextFor(command)
       const o = ctx.opts as Record<string, any>
@@ -298,7 +375,12 @@ export function registerTenantCommands(program: Command): void {
         ctx.out.result({ errors }, () =>
           errors.length === 0
             ? 'No errors recorded'
-            : errors.map((e) => `${e.at}  ${[e.tenant && `tenant ${e.tenant}`, e.site && `site ${e.site}`, e.step && `step ${e.step}`, e.job_id && `job ${e.job_id}`].filter(Boolean).join(', ')}\n  ${e.message.replace(/\n/g, '\n  ')}`).join('\n'),
+            : errors
+                .map(
+                  (e) =>
+                    `${e.at}  ${[e.tenant && `tenant ${e.tenant}`, e.site && `site ${e.site}`, e.step && `step ${e.step}`, e.job_id && `job ${e.job_id}`].filter(Boolean).join(', ')}\n  ${e.message.replace(/\n/g, '\n  ')}`,
+                )
+                .join('\n'),
         )
       })
     })
@@ -321,18 +403,29 @@ export function registerTenantCommands(program: Command): void {
             // A finding doctor will not repair says so as "nothing: what to do instead".
             const advice = f.fix.startsWith('nothing: ') ? f.fix.slice('nothing: '.length) : undefined
             if (f.fixed) ctx.out.success(`${f.problem}: fixed (${f.fix})`)
-            else if (f.fixed === false) ctx.out.info(`${ctx.out.color.red('✖')} ${f.problem}: ${advice ? `${f.fix_error}; ${advice}` : `could not ${f.fix}: ${f.fix_error}`}`)
+            else if (f.fixed === false)
+              ctx.out.info(
+                `${ctx.out.color.red('✖')} ${f.problem}: ${advice ? `${f.fix_error}; ${advice}` : `could not ${f.fix}: ${f.fix_error}`}`,
+              )
             else ctx.out.info(`${ctx.out.color.yellow('!')} ${f.problem} (${advice ?? `--fix would ${f.fix}`})`)
           },
         })
-        if (!ctx.out.json) for (const { site, host } of result.elsewhere) ctx.out.info(`site ${site} is on ${host}: not judged from this machine`)
+        if (!ctx.out.json)
+          for (const { site, host } of result.elsewhere)
+            ctx.out.info(`site ${site} is on ${host}: not judged from this machine`)
         if (!ctx.out.json) {
           for (const { directory, age_s } of result.too_young) {
-            ctx.out.info(`directory ${directory} is ${age_s} s old, too young to judge (a site may be on its way in): left alone; run "tenancy doctor" again in a minute`)
+            ctx.out.info(
+              `directory ${directory} is ${age_s} s old, too young to judge (a site may be on its way in): left alone; run "tenancy doctor" again in a minute`,
+            )
           }
         }
         ctx.out.result(result, () =>
-          result.findings.length === 0 ? 'Nothing wrong' : result.remaining === 0 ? `Fixed ${result.fixed} problem(s)` : `${result.remaining} problem(s) remain${fix ? '' : '; run "tenancy doctor --fix"'}`,
+          result.findings.length === 0
+            ? 'Nothing wrong'
+            : result.remaining === 0
+              ? `Fixed ${result.fixed} problem(s)`
+              : `${result.remaining} problem(s) remain${fix ? '' : '; run "tenancy doctor --fix"'}`,
         )
         if (result.remaining > 0) process.exitCode = EXIT_FAILED
       })

@@ -74,7 +74,8 @@ const stringList: Check = (v) =>
 /** A MariaDB host pattern for site users (`db.user_host`): what may stand between the quotes of 'user'@'host'. */
 export const USER_HOST = /^[A-Za-z0-9.%_:-]{1,255}$/
 /** A value for an error message: a URL's password hidden (the registry URL may carry one). */
-const shown = (key: string, value: unknown): string => (typeof value === 'string' && key === 'registry' ? JSON.stringify(maskUrl(value)) : JSON.stringify(value))
+const shown = (key: string, value: unknown): string =>
+  typeof value === 'string' && key === 'registry' ? JSON.stringify(maskUrl(value)) : JSON.stringify(value)
 const registryUrl: Check = (v) =>
   typeof v === 'string' && /^(sqlite:.+|postgres(ql)?:\/\/.+)$/.test(v) ? null : 'a "sqlite:PATH" or "postgres://…" URL'
 const steps: Check = (v) => {
@@ -82,7 +83,8 @@ const steps: Check = (v) => {
   for (const item of v) {
     if (typeof item === 'string' && item.length > 0) continue
     if (isObject(item) && typeof item.run === 'string' && item.run.length > 0) {
-      if (item.timeout !== undefined && intRange(1, 86_400)(item.timeout) !== null) return 'steps whose "timeout" is 1 to 86400 seconds'
+      if (item.timeout !== undefined && intRange(1, 86_400)(item.timeout) !== null)
+        return 'steps whose "timeout" is 1 to 86400 seconds'
       if (item.name !== undefined && typeof item.name !== 'string') return 'steps whose "name" is a string'
       continue
     }
@@ -107,9 +109,17 @@ const KEYS: Record<string, { check: Check; fallback?: () => unknown }> = {
   'db.port': { check: intRange(1, 65_535) },
   'db.socket': { check: str },
   'db.root_user': { check: str },
-  'db.user_host': { check: (v) => (typeof v === 'string' && USER_HOST.test(v) ? null : 'a MariaDB host pattern such as "%", "localhost" or "10.0.%"') },
+  'db.user_host': {
+    check: (v) =>
+      typeof v === 'string' && USER_HOST.test(v) ? null : 'a MariaDB host pattern such as "%", "localhost" or "10.0.%"',
+  },
   default_site_domain: {
-    check: (v) => (typeof v === 'string' && /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/.test(v) && v.length <= 180 ? null : 'a lower-case domain such as "localhost" or "example.com"'),
+    check: (v) =>
+      typeof v === 'string' &&
+      /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/.test(v) &&
+      v.length <= 180
+        ? null
+        : 'a lower-case domain such as "localhost" or "example.com"',
     fallback: () => 'localhost',
   },
   auto_provision_tenant_sites: { check: bool, fallback: () => true },
@@ -179,7 +189,9 @@ export function resolveConfig(raw: unknown, file: string, env: NodeJS.ProcessEnv
     }
     const expected = check(value)
     if (expected) {
-      throw usageError(`${file}: "${key}" must be ${expected} (got ${shown(key, value)}); fix the value or remove the key`)
+      throw usageError(
+        `${file}: "${key}" must be ${expected} (got ${shown(key, value)}); fix the value or remove the key`,
+      )
     }
   }
   for (const [key, source, value] of overrides) {

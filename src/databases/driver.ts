@@ -39,7 +39,10 @@ export interface SiteConnection {
  */
 export interface ResumableDdl {
   /** Calls `fn` with a transaction in this SQL dialect that sends every statement through `run` (which executes it). */
-  through<T>(run: (query: CompiledQuery) => Promise<QueryResult<unknown>>, fn: (db: Kysely<any>) => Promise<T>): Promise<T>
+  through<T>(
+    run: (query: CompiledQuery) => Promise<QueryResult<unknown>>,
+    fn: (db: Kysely<any>) => Promise<T>,
+  ): Promise<T>
   /** Whether a schema statement failed because its change is in place already (the table exists, the column is gone, …). */
   alreadyApplied(error: unknown): boolean
   /**

@@ -1,5 +1,14 @@
 import { createHash } from 'node:crypto'
-import { Kysely, MysqlAdapter, MysqlDialect, MysqlIntrospector, MysqlQueryCompiler, sql, type DatabaseConnection, type Driver } from 'kysely'
+import {
+  Kysely,
+  MysqlAdapter,
+  MysqlDialect,
+  MysqlIntrospector,
+  MysqlQueryCompiler,
+  sql,
+  type DatabaseConnection,
+  type Driver,
+} from 'kysely'
 import { TenancyError } from '../errors.js'
 import { assertDbName } from '../names.js'
 import { USER_HOST } from '../config/config.js'
@@ -28,7 +37,8 @@ const REFUSED = new Set(['ECONNREFUSED', 'ENOENT'])
 /** Whether a mysql2 error means the server closed the connection, refused a new one, or neither. */
 function serverLoss(error: unknown): ServerLoss {
   const { code, errno, fatal } = (error ?? {}) as { code?: string; errno?: number; fatal?: boolean }
-  if ((code !== undefined && SOCKET_CLOSED.has(code)) || errno === MY_SERVER_SHUTDOWN || errno === MY_CONNECTION_KILLED) return 'closed'
+  if ((code !== undefined && SOCKET_CLOSED.has(code)) || errno === MY_SERVER_SHUTDOWN || errno === MY_CONNECTION_KILLED)
+    return 'closed'
   // A fatal error without a code is mysql2's own "connection is in closed state".
   if (fatal === true && code === undefined) return 'closed'
   if (code !== undefined && REFUSED.has(code)) return 'refused'
@@ -41,20 +51,13 @@ function serverLoss(error: unknown): ServerLoss {
  */
 const MY_ALREADY_APPLIED: ReadonlySet<number> = new Set([
   /** ER_TABLE_EXISTS_ERROR: CREATE TABLE / VIEW, RENAME TABLE onto a table that exists */
-  1050,
-  /** ER_BAD_TABLE_ERROR: DROP TABLE of a table that is gone */
-  1051,
-  /** ER_BAD_FIELD_ERROR: renaming (CHANGE / RENAME COLUMN) a column already renamed */
-  1054,
-  /** ER_DUP_FIELDNAME: ADD COLUMN of a column that exists */
-  1060,
-  /** ER_DUP_KEYNAME: CREATE INDEX / ADD INDEX of an index that exists */
-  1061,
-  /** ER_CANT_DROP_FIELD_OR_KEY: DROP COLUMN / DROP INDEX of one that is gone */
-  1091,
-  /** ER_NO_SUCH_TABLE: ALTER / RENAME of a table already renamed or dropped */
-  1146,
-  /** ER_FK_DUP_NAME: ADD CONSTRAINT of a foreign key that exists */
+  1050, /** ER_BAD_TABLE_ERROR: DROP TABLE of a table that is gone */
+  1051, /** ER_BAD_FIELD_ERROR: renaming (CHANGE / RENAME COLUMN) a column already renamed */
+  1054, /** ER_DUP_FIELDNAME: ADD COLUMN of a column that exists */
+  1060, /** ER_DUP_KEYNAME: CREATE INDEX / ADD INDEX of an index that exists */
+  1061, /** ER_CANT_DROP_FIELD_OR_KEY: DROP COLUMN / DROP INDEX of one that is gone */
+  1091, /** ER_NO_SUCH_TABLE: ALTER / RENAME of a table already renamed or dropped */
+  1146, /** ER_FK_DUP_NAME: ADD CONSTRAINT of a foreign key that exists */
   1826,
 ])
 
@@ -81,7 +84,12 @@ const resumableDdl: ResumableDdl = {
       destroy: async () => {},
     }
     const db = new Kysely<any>({
-      dialect: { createAdapter: () => new MysqlAdapter(), createDriver: () => driver, createQueryCompiler: () => new MysqlQueryCompiler(), createIntrospector: (k) => new MysqlIntrospector(k) },
+      dialect: {
+        createAdapter: () => new MysqlAdapter(),
+        createDriver: () => driver,
+        createQueryCompiler: () => new MysqlQueryCompiler(),
+        createIntrospector: (k) => new MysqlIntrospector(k),
+      },
     })
     return db.transaction().execute(fn)
   },
@@ -111,12 +119,15 @@ const grantIdent = (name: string) => `\`${assertDbName(name).replace(/[_%]/g, '\
 const ANY_HOST = '%'
 const hostOf = (settings: SiteDbSettings) => {
   const host = settings.db_user_host ?? ANY_HOST
-  if (!USER_HOST.test(host)) throw new TenancyError(`invalid db_user_host "${host}"; use a host pattern such as "%" or "10.0.%"`)
+  if (!USER_HOST.test(host))
+    throw new TenancyError(`invalid db_user_host "${host}"; use a host pattern such as "%" or "10.0.%"`)
   return host
 }
 
 function where(settings: { db_host?: string; db_port?: number; db_socket?: string }): string {
-  return settings.db_socket ? `MariaDB at ${settings.db_socket}` : `MariaDB at ${settings.db_host ?? '127.0.0.1'}:${settings.db_port ?? 3306}`
+  return settings.db_socket
+    ? `MariaDB at ${settings.db_socket}`
+    : `MariaDB at ${settings.db_host ?? '127.0.0.1'}:${settings.db_port ?? 3306}`
 }
 
 function serverError(what: string, server: string, error: unknown, asSite = false): TenancyError {
@@ -128,20 +139,33 @@ function serverError(what: string, server: string, error: unknown, asSite = fals
       : code === 'ER_ACCESS_DENIED_ERROR' && asSite
         ? "the site's own user was refused: check db_user and db_password in its site_config.json, and that db.user_host admits this machine"
         : code === 'ER_ACCESS_DENIED_ERROR'
-        ? ADMIN_LOGIN_HINT
-        : code === 'ER_DBACCESS_DENIED_ERROR' || code === 'ER_SPECIFIC_ACCESS_DENIED_ERROR'
-          ? 'the user lacks the privilege; use root or a user with CREATE, CREATE USER and GRANT OPTION'
-          : 'check the server'
+          ? ADMIN_LOGIN_HINT
+          : code === 'ER_DBACCESS_DENIED_ERROR' || code === 'ER_SPECIFIC_ACCESS_DENIED_ERROR'
+            ? 'the user lacks the privilege; use root or a user with CREATE, CREATE USER and GRANT OPTION'
+            : 'check the server'
   return serverFailure(what, server, error, hint, loss)
 }
 
-async function withAdmin<T>(admin: ServerAdmin, fn: (conn: import('mysql2/promise').Connection) => Promise<T>): Promise<T> {
+async function withAdmin<T>(
+  admin: ServerAdmin,
+  fn: (conn: import('mysql2/promise').Connection) => Promise<T>,
+): Promise<T> {
   const mysql = await loadMysql()
   let conn
   try {
-    conn = await mysql.createConnection({ host: admin.host, port: admin.port, socketPath: admin.socket, user: admin.user, password: admin.password })
+    conn = await mysql.createConnection({
+      host: admin.host,
+      port: admin.port,
+      socketPath: admin.socket,
+      user: admin.user,
+      password: admin.password,
+    })
   } catch (error) {
-    throw serverError('connecting as the admin user', where({ db_host: admin.host, db_port: admin.port, db_socket: admin.socket }), error)
+    throw serverError(
+      'connecting as the admin user',
+      where({ db_host: admin.host, db_port: admin.port, db_socket: admin.socket }),
+      error,
+    )
   }
   // A connection that breaks while idle emits `error`; unheard, that would end the process.
   conn.on('error', () => {})
@@ -158,7 +182,12 @@ async function loadMysqlCallbacks() {
   return (await import('mysql2')).default
 }
 
-function kyselyFor(settings: SiteDbSettings, user: string, password: string, mysql: Awaited<ReturnType<typeof loadMysqlCallbacks>>): Kysely<any> {
+function kyselyFor(
+  settings: SiteDbSettings,
+  user: string,
+  password: string,
+  mysql: Awaited<ReturnType<typeof loadMysqlCallbacks>>,
+): Kysely<any> {
   const pool = mysql.createPool({
     host: settings.db_host,
     port: settings.db_port,
@@ -198,14 +227,21 @@ function connection(db: Kysely<any>, dbName: string): SiteConnection {
     // of this database's own, held by the connection around the transaction.
     transaction: (fn) =>
       db.connection().execute(async (conn) => {
-        const { rows } = await sql<{ got: number | null }>`select get_lock(${lock}, ${SITE_LOCK_WAIT_S}) as got`.execute(conn)
-        if (Number(rows[0]?.got) !== 1) throw new TenancyError(`another process held the lock on database "${dbName}" for ${SITE_LOCK_WAIT_S} s; check "tenancy migrate" or installs still running on it`)
+        const { rows } = await sql<{
+          got: number | null
+        }>`select get_lock(${lock}, ${SITE_LOCK_WAIT_S}) as got`.execute(conn)
+        if (Number(rows[0]?.got) !== 1)
+          throw new TenancyError(
+            `another process held the lock on database "${dbName}" for ${SITE_LOCK_WAIT_S} s; check "tenancy migrate" or installs still running on it`,
+          )
         // autocommit off: after each implicit commit of a DDL statement the statements that
         // follow form a new transaction again (with it on, each would commit on its own), so
         // data and the migration's recorded position commit together.
         await sql`set autocommit = 0`.execute(conn)
         try {
-          return await conn.transaction().execute((trx) => fn(trx, async (script) => void (await sql.raw(script).execute(trx))))
+          return await conn
+            .transaction()
+            .execute((trx) => fn(trx, async (script) => void (await sql.raw(script).execute(trx))))
         } finally {
           await sql`set autocommit = 1`.execute(conn).catch(() => {})
           await sql`select release_lock(${lock})`.execute(conn).catch(() => {})
@@ -242,7 +278,11 @@ export const mariadbDriver: DatabaseDriver = {
       try {
         await conn.query(`CREATE DATABASE ${ident(settings.db_name)} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`)
       } catch (error) {
-        if ((error as { errno?: number }).errno === MY_DB_EXISTS) throw new TenancyError(`database "${settings.db_name}" exists already on ${where(settings)}; pick another --db-name`, { cause: error })
+        if ((error as { errno?: number }).errno === MY_DB_EXISTS)
+          throw new TenancyError(
+            `database "${settings.db_name}" exists already on ${where(settings)}; pick another --db-name`,
+            { cause: error },
+          )
         throw serverError(`creating the database "${settings.db_name}"`, where(settings), error)
       }
       faultPoint('between-database-and-user')
@@ -251,8 +291,12 @@ export const mariadbDriver: DatabaseDriver = {
         // MariaDB is given the password's hash, not the password (the general log shows a hash).
         // MySQL 8 dropped that syntax and may not have the plugin: it gets the password, which
         // is a generated base64url string (no quote can appear in it).
-        const mariadb = /mariadb/i.test(String(((await conn.query('SELECT VERSION() AS v')) as [{ v: string }[], unknown])[0][0]?.v))
-        const identified = mariadb ? `IDENTIFIED BY PASSWORD '${mysqlNativeHash(settings.db_password ?? '')}'` : `IDENTIFIED BY '${settings.db_password}'`
+        const mariadb = /mariadb/i.test(
+          String(((await conn.query('SELECT VERSION() AS v')) as [{ v: string }[], unknown])[0][0]?.v),
+        )
+        const identified = mariadb
+          ? `IDENTIFIED BY PASSWORD '${mysqlNativeHash(settings.db_password ?? '')}'`
+          : `IDENTIFIED BY '${settings.db_password}'`
         await conn.query(`CREATE USER '${user}'@'${hostOf(settings)}' ${identified}`)
         userMade = true
         await conn.query(`GRANT ALL PRIVILEGES ON ${grantIdent(settings.db_name)}.* TO '${user}'@'${hostOf(settings)}'`)
@@ -260,7 +304,11 @@ export const mariadbDriver: DatabaseDriver = {
         // Undo what this call made, so a failed grant leaves neither database nor user.
         if (userMade) await conn.query(`DROP USER IF EXISTS '${user}'@'${hostOf(settings)}'`).catch(() => {})
         await conn.query(`DROP DATABASE IF EXISTS ${ident(settings.db_name)}`).catch(() => {})
-        if ((error as { errno?: number }).errno === MY_CANNOT_USER) throw new TenancyError(`database user "${user}" exists already on ${where(settings)}; pick another --db-name or drop it`, { cause: error })
+        if ((error as { errno?: number }).errno === MY_CANNOT_USER)
+          throw new TenancyError(
+            `database user "${user}" exists already on ${where(settings)}; pick another --db-name or drop it`,
+            { cause: error },
+          )
         throw serverError(`creating the database user "${user}"`, where(settings), error)
       }
     })
@@ -303,7 +351,17 @@ export const mariadbDriver: DatabaseDriver = {
   },
 
   async connect(settings) {
-    const db = kyselyFor(settings, settings.db_user ?? settings.db_name, settings.db_password ?? '', await loadMysqlCallbacks())
-    return connection(await provenConnection(db, (error) => serverError(`connecting to the site database "${settings.db_name}"`, where(settings), error, true)), settings.db_name)
+    const db = kyselyFor(
+      settings,
+      settings.db_user ?? settings.db_name,
+      settings.db_password ?? '',
+      await loadMysqlCallbacks(),
+    )
+    return connection(
+      await provenConnection(db, (error) =>
+        serverError(`connecting to the site database "${settings.db_name}"`, where(settings), error, true),
+      ),
+      settings.db_name,
+    )
   },
 }

@@ -41,16 +41,22 @@ function serverError(what: string, server: string, error: unknown, asSite = fals
       : (code === '28P01' || code === '28000') && asSite
         ? "the site's own role was refused: check db_user and db_password in its site_config.json, and pg_hba.conf"
         : code === '28P01' || code === '28000'
-        ? ADMIN_LOGIN_HINT
-        : code === '42501'
-          ? 'the user lacks the privilege; use a superuser or one with CREATEDB and CREATEROLE'
-          : 'check the server'
+          ? ADMIN_LOGIN_HINT
+          : code === '42501'
+            ? 'the user lacks the privilege; use a superuser or one with CREATEDB and CREATEROLE'
+            : 'check the server'
   return serverFailure(what, server, error, hint, loss)
 }
 
 async function withAdmin<T>(admin: ServerAdmin, fn: (client: import('pg').Client) => Promise<T>): Promise<T> {
   const pg = await loadPg()
-  const client = new pg.Client({ host: admin.host, port: admin.port, user: admin.user, password: admin.password, database: 'postgres' })
+  const client = new pg.Client({
+    host: admin.host,
+    port: admin.port,
+    user: admin.user,
+    password: admin.password,
+    database: 'postgres',
+  })
   watchPgClient(client)
   try {
     await client.connect()
@@ -65,7 +71,12 @@ async function withAdmin<T>(admin: ServerAdmin, fn: (client: import('pg').Client
   }
 }
 
-function kyselyFor(settings: SiteDbSettings, user: string, password: string, pg: typeof import('pg').default): Kysely<any> {
+function kyselyFor(
+  settings: SiteDbSettings,
+  user: string,
+  password: string,
+  pg: typeof import('pg').default,
+): Kysely<any> {
   const pool = new pg.Pool({
     host: settings.db_host,
     port: settings.db_port,
@@ -122,9 +133,15 @@ export const postgresDriver: DatabaseDriver = {
     await withAdmin(admin, async (client) => {
       try {
         // A SCRAM verifier, not the password: a failing statement in the server log shows a hash.
-        await client.query(`CREATE ROLE ${ident(user)} LOGIN PASSWORD '${await scramSha256Verifier(settings.db_password ?? '')}'`)
+        await client.query(
+          `CREATE ROLE ${ident(user)} LOGIN PASSWORD '${await scramSha256Verifier(settings.db_password ?? '')}'`,
+        )
       } catch (error) {
-        if ((error as { code?: string }).code === PG_DUPLICATE_OBJECT) throw new TenancyError(`database user "${user}" exists already on ${where(settings)}; pick another --db-name or drop it`, { cause: error })
+        if ((error as { code?: string }).code === PG_DUPLICATE_OBJECT)
+          throw new TenancyError(
+            `database user "${user}" exists already on ${where(settings)}; pick another --db-name or drop it`,
+            { cause: error },
+          )
         throw serverError(`creating the database user "${user}"`, where(settings), error, false, client)
       }
       faultPoint('between-database-and-user')
@@ -135,9 +152,14 @@ export const postgresDriver: DatabaseDriver = {
         await client.query(`REVOKE ALL ON DATABASE ${ident(settings.db_name)} FROM PUBLIC`)
       } catch (error) {
         // Undo what this call made: the database first, or the role (its owner) cannot go.
-        if (databaseMade) await client.query(`DROP DATABASE IF EXISTS ${ident(settings.db_name)} WITH (FORCE)`).catch(() => {})
+        if (databaseMade)
+          await client.query(`DROP DATABASE IF EXISTS ${ident(settings.db_name)} WITH (FORCE)`).catch(() => {})
         await client.query(`DROP ROLE IF EXISTS ${ident(user)}`).catch(() => {})
-        if ((error as { code?: string }).code === PG_DUPLICATE_DATABASE) throw new TenancyError(`database "${settings.db_name}" exists already on ${where(settings)}; pick another --db-name`, { cause: error })
+        if ((error as { code?: string }).code === PG_DUPLICATE_DATABASE)
+          throw new TenancyError(
+            `database "${settings.db_name}" exists already on ${where(settings)}; pick another --db-name`,
+            { cause: error },
+          )
         throw serverError(`creating the database "${settings.db_name}"`, where(settings), error, false, client)
       }
     })
@@ -158,7 +180,13 @@ export const postgresDriver: DatabaseDriver = {
 
   async exists(settings) {
     const pg = await loadPg()
-    const client = new pg.Client({ host: settings.db_host, port: settings.db_port, user: settings.db_user, password: settings.db_password, database: settings.db_name })
+    const client = new pg.Client({
+      host: settings.db_host,
+      port: settings.db_port,
+      user: settings.db_user,
+      password: settings.db_password,
+      database: settings.db_name,
+    })
     watchPgClient(client)
     try {
       await client.connect()
@@ -177,6 +205,10 @@ export const postgresDriver: DatabaseDriver = {
 
   async connect(settings) {
     const db = kyselyFor(settings, settings.db_user ?? settings.db_name, settings.db_password ?? '', await loadPg())
-    return connection(await provenConnection(db, (error) => serverError(`connecting to the site database "${settings.db_name}"`, where(settings), error, true)))
+    return connection(
+      await provenConnection(db, (error) =>
+        serverError(`connecting to the site database "${settings.db_name}"`, where(settings), error, true),
+      ),
+    )
   },
 }

@@ -33,7 +33,9 @@ export function watchPgClient(client: Emitter): void {
 }
 
 /** `watchPgClient` for every client a pool opens, and for the pool's own idle-client errors. */
-export function watchPgPool(pool: Emitter & { on(event: 'connect', listener: (client: Emitter) => void): unknown }): void {
+export function watchPgPool(
+  pool: Emitter & { on(event: 'connect', listener: (client: Emitter) => void): unknown },
+): void {
   pool.on('error', (error) => connectionErrors.add(error))
   pool.on('connect', watchPgClient)
 }

@@ -35,7 +35,11 @@ const DEFAULTS: Record<Exclude<DbType, 'sqlite'>, { port: number; user: string }
  * `TENANCY_DB_ROOT_PASSWORD` (set but empty means an empty password), the seed-compatible
  * config key (with a warning), or a prompt. Missing everywhere is an error naming each place.
  */
-export async function resolveServerAdmin(bench: Bench, dbType: Exclude<DbType, 'sqlite'>, options: ServerAdminOptions = {}): Promise<ServerAdmin> {
+export async function resolveServerAdmin(
+  bench: Bench,
+  dbType: Exclude<DbType, 'sqlite'>,
+  options: ServerAdminOptions = {},
+): Promise<ServerAdmin> {
   const db = bench.config.db
   const sameKind = db.type === dbType
   const flags = bench.passwordFlags

@@ -11,7 +11,13 @@ export const ADMIN_LOGIN_HINT = 'check the user and password (TENANCY_DB_ROOT_PA
  * One line for a failed server operation: what, where, the server's words, and what to check;
  * a server that closed the connection under it says so (`loss`, from the driver's codes).
  */
-export function serverFailure(what: string, server: string, error: unknown, hint: string, loss?: ServerLoss): TenancyError {
+export function serverFailure(
+  what: string,
+  server: string,
+  error: unknown,
+  hint: string,
+  loss?: ServerLoss,
+): TenancyError {
   if (error instanceof ServerGoneError) return error
   if (loss === 'closed') return new ServerGoneError(server, 'closed', error, what)
   return new TenancyError(`${what} on ${server} failed: ${messageOf(error)}; ${hint}`, { cause: error })

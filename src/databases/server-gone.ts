@@ -1,4 +1,12 @@
-import type { CompiledQuery, DatabaseConnection, Dialect, Driver, QueryCompiler, QueryResult, TransactionSettings } from 'kysely'
+import type {
+  CompiledQuery,
+  DatabaseConnection,
+  Dialect,
+  Driver,
+  QueryCompiler,
+  QueryResult,
+  TransactionSettings,
+} from 'kysely'
 import { TenancyError, messageOf } from '../errors.js'
 
 /**
@@ -17,7 +25,9 @@ export class ServerGoneError extends TenancyError {
 
   constructor(server: string, how: 'closed' | 'refused', error: unknown, what?: string) {
     const happened = how === 'closed' ? 'closed the connection' : 'stopped accepting connections'
-    super(`${server} ${happened}${what ? ` while ${what}` : ''} (${messageOf(error)}); check that it is running`, { cause: error })
+    super(`${server} ${happened}${what ? ` while ${what}` : ''} (${messageOf(error)}); check that it is running`, {
+      cause: error,
+    })
     this.name = 'ServerGoneError'
     this.server = server
   }
@@ -84,7 +94,8 @@ class GuardedDriver implements Driver {
     if (error instanceof ServerGoneError) return error
     const loss = this.#classify(error) ?? (connection?.closed ? 'closed' : undefined)
     if (loss === 'closed' && connection) connection.closed = true
-    if (loss === 'closed' || (loss === 'refused' && this.#reached)) return new ServerGoneError(this.#server, loss, error)
+    if (loss === 'closed' || (loss === 'refused' && this.#reached))
+      return new ServerGoneError(this.#server, loss, error)
     return error
   }
 

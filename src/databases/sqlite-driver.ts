@@ -15,7 +15,10 @@ function fileOf(settings: SiteDbSettings, sitePath: string): string {
 }
 
 /** Opens a better-sqlite3 handle with the settings every site database uses. */
-export async function openSqliteFile(file: string, options: { mustExist?: boolean } = {}): Promise<import('better-sqlite3').Database> {
+export async function openSqliteFile(
+  file: string,
+  options: { mustExist?: boolean } = {},
+): Promise<import('better-sqlite3').Database> {
   const { default: Database } = await import('better-sqlite3')
   const raw = new Database(file, { timeout: 15_000, fileMustExist: options.mustExist ?? true })
   raw.pragma('foreign_keys = ON')
@@ -67,7 +70,10 @@ export const sqliteDriver: DatabaseDriver = {
     try {
       raw = await openSqliteFile(file)
     } catch (error) {
-      throw new TenancyError(`cannot open the site database ${file}: ${(error as Error).message}; run "tenancy doctor"`, { cause: error })
+      throw new TenancyError(
+        `cannot open the site database ${file}: ${(error as Error).message}; run "tenancy doctor"`,
+        { cause: error },
+      )
     }
     const guard = sqliteGuard(file, 'the site database')
     const db = new Kysely<any>({ dialect: new SqliteDialect({ database: guardedDatabase(raw, guard) }) })
@@ -77,7 +83,8 @@ export const sqliteDriver: DatabaseDriver = {
       transactionalDdl: true,
       // better-sqlite3's exec runs a multi-statement script on the same connection, so it
       // joins the transaction Kysely opened.
-      transaction: (fn) => immediateTransaction(db, (conn) => fn(conn, async (script) => void guard(() => raw.exec(script)))),
+      transaction: (fn) =>
+        immediateTransaction(db, (conn) => fn(conn, async (script) => void guard(() => raw.exec(script)))),
       close: () => db.destroy(),
     }
   },

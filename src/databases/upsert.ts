@@ -17,5 +17,7 @@ export function upsert(
   const insert = db.insertInto(table).values(values)
   const hasUpdates = Object.keys(updates).length > 0
   if (dbType === 'mariadb') return hasUpdates ? insert.onDuplicateKeyUpdate(updates) : insert.ignore()
-  return insert.onConflict((oc) => (hasUpdates ? oc.columns(key as never[]).doUpdateSet(updates) : oc.columns(key as never[]).doNothing()))
+  return insert.onConflict((oc) =>
+    hasUpdates ? oc.columns(key as never[]).doUpdateSet(updates) : oc.columns(key as never[]).doNothing(),
+  )
 }

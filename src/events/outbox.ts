@@ -27,14 +27,32 @@ function retryDelayMs(attempt: number): number {
  * Nothing is written when `provision.notify` is not set. The body is fixed here:
  * `{"id", "type", "at", "tenant": {…}}` (`event` repeats `type`, the name older receivers read).
  */
-export async function recordEvent(bench: Bench, trx: Kysely<RegistrySchema>, type: EventType, tenant: TenantRow, extra: Record<string, unknown> = {}): Promise<string | undefined> {
+export async function recordEvent(
+  bench: Bench,
+  trx: Kysely<RegistrySchema>,
+  type: EventType,
+  tenant: TenantRow,
+  extra: Record<string, unknown> = {},
+): Promise<string | undefined> {
   if (!bench.config.provision.notify) return undefined
   const id = randomUUID()
   const at = now()
   const payload = JSON.stringify({ id, type, event: type, at, tenant: tenantJson(tenant), ...extra })
   await trx
     .insertInto('events')
-    .values({ id, type, tenant_id: tenant.id, payload, created_at: at, delivered_at: null, attempts: 0, next_attempt_at: at, last_error: null, lease_owner: null, lease_expires_at: null })
+    .values({
+      id,
+      type,
+      tenant_id: tenant.id,
+      payload,
+      created_at: at,
+      delivered_at: null,
+      attempts: 0,
+      next_attempt_at: at,
+      last_error: null,
+      lease_owner: null,
+      lease_expires_at: null,
+    })
     .execute()
   return id
 }
@@ -56,17 +74,31 @@ export interface DeliveryResult {
 }
 
 /** Narrows a query of the outbox to the events `options` asks to deliver. */
-function pendingFor<O>(query: SelectQueryBuilder<RegistrySchema, 'events', O>, options: DeliverOptions, at: string): SelectQueryBuilder<RegistrySchema, 'events', O> {
-  const narrowed = options.evenIfNotDue ? query.where('next_attempt_at', 'is not', null) : query.where('next_attempt_at', '<=', at)
+function pendingFor<O>(
+  query: SelectQueryBuilder<RegistrySchema, 'events', O>,
+  options: DeliverOptions,
+  at: string,
+): SelectQueryBuilder<RegistrySchema, 'events', O> {
+  const narrowed = options.evenIfNotDue
+    ? query.where('next_attempt_at', 'is not', null)
+    : query.where('next_attempt_at', '<=', at)
   return options.tenantId === undefined ? narrowed : narrowed.where('tenant_id', '=', options.tenantId)
 }
 
 /** Claims the next undelivered event for `owner`: atomically, so two processes never send one at once. */
-async function claimEvent(bench: Bench, owner: string, after: number, options: DeliverOptions): Promise<EventRow | undefined> {
+async function claimEvent(
+  bench: Bench,
+  owner: string,
+  after: number,
+  options: DeliverOptions,
+): Promise<EventRow | undefined> {
   const registry = await bench.registry()
   return registry.claimTransaction(async (trx) => {
     const at = now()
-    const query = pendingFor(trx.selectFrom('events').selectAll(), options, at).where('seq', '>', after).orderBy('seq').limit(20)
+    const query = pendingFor(trx.selectFrom('events').selectAll(), options, at)
+      .where('seq', '>', after)
+      .orderBy('seq')
+      .limit(20)
     const candidates = await registry.lockCandidates(query, 'events').execute()
     const event = candidates.find((e) => leaseHolderGone(e, at))
     if (!event) return undefined
@@ -75,7 +107,9 @@ async function claimEvent(bench: Bench, owner: string, after: number, options: D
       .set({ lease_owner: owner, lease_expires_at: inFuture(SEND_LEASE_MS) })
       .where('seq', '=', event.seq)
       .where('next_attempt_at', 'is not', null)
-      .where((eb) => (event.lease_owner === null ? eb('lease_owner', 'is', null) : eb('lease_owner', '=', event.lease_owner)))
+      .where((eb) =>
+        event.lease_owner === null ? eb('lease_owner', 'is', null) : eb('lease_owner', '=', event.lease_owner),
+      )
       .executeTakeFirst()
     return Number(taken.numUpdatedRows) === 1 ? event : undefined
   })
@@ -93,13 +127,18 @@ export async function deliverEvents(bench: Bench, options: DeliverOptions = {}):
   if (!target) return result
   const registry = await bench.registry()
   // The usual case, nothing due: one probe of the index, no write lock taken.
-  if (!(await pendingFor(registry.db.selectFrom('events').select('seq').limit(1), options, now()).executeTakeFirst())) return result
+  if (!(await pendingFor(registry.db.selectFrom('events').select('seq').limit(1), options, now()).executeTakeFirst()))
+    return result
   const owner = newOwner()
   const started = performance.now()
   const limit = options.limit ?? Number.POSITIVE_INFINITY
   // Each event once per call: one that fails here waits for a later call.
   let after = 0
-  for (let sent = 0; sent < limit && performance.now() - started < (options.budgetMs ?? Number.POSITIVE_INFINITY); sent++) {
+  for (
+    let sent = 0;
+    sent < limit && performance.now() - started < (options.budgetMs ?? Number.POSITIVE_INFINITY);
+    sent++
+  ) {
     const event = await claimEvent(bench, owner, after, options)
     if (!event) break
     after = event.seq
@@ -110,7 +149,14 @@ export async function deliverEvents(bench: Bench, options: DeliverOptions = {}):
       faultPoint('event-after-send')
       await registry.db
         .updateTable('events')
-        .set({ delivered_at: now(), next_attempt_at: null, attempts, last_error: null, lease_owner: null, lease_expires_at: null })
+        .set({
+          delivered_at: now(),
+          next_attempt_at: null,
+          attempts,
+          last_error: null,
+          lease_owner: null,
+          lease_expires_at: null,
+        })
         .where('seq', '=', event.seq)
         .where('lease_owner', '=', owner)
         .execute()
@@ -121,7 +167,13 @@ export async function deliverEvents(bench: Bench, options: DeliverOptions = {}):
       const message = `notifying ${event.type} for tenant "${tenant?.name ?? '?'}" failed: ${messageOf(error)}${cause}; it is sent again later (event ${event.id})`
       await registry.db
         .updateTable('events')
-        .set({ attempts, next_attempt_at: inFuture(retryDelayMs(attempts)), last_error: message, lease_owner: null, lease_expires_at: null })
+        .set({
+          attempts,
+          next_attempt_at: inFuture(retryDelayMs(attempts)),
+          last_error: message,
+          lease_owner: null,
+          lease_expires_at: null,
+        })
         .where('seq', '=', event.seq)
         .where('lease_owner', '=', owner)
         .execute()

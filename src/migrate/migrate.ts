@@ -55,12 +55,21 @@ export async function migrate(bench: Bench, options: MigrateOptions = {}): Promi
     if (missing.length > 0) throw usageError(`site "${missing[0]}" does not exist; run "tenancy list-sites"`)
   }
   const pendingTenants = new Map(
-    (await registry.db.selectFrom('tenants').select(['id', 'site']).where('pending_since', 'is not', null).execute()).map((t) => [t.site, t.id]),
+    (
+      await registry.db.selectFrom('tenants').select(['id', 'site']).where('pending_since', 'is not', null).execute()
+    ).map((t) => [t.site, t.id]),
   )
   const withPending = options.withPending ?? bench.config.pending.include_in_queries
-  const chosen = all.filter((s) => (named ? named.includes(s.name) : s.state === 'ready' && (withPending || !pendingTenants.has(s.name))))
+  const chosen = all.filter((s) =>
+    named ? named.includes(s.name) : s.state === 'ready' && (withPending || !pendingTenants.has(s.name)),
+  )
   const apps = listBenchApps(bench)
-  const plan = planApps(resolveInstallOrder(bench, apps.map((a) => a.name)))
+  const plan = planApps(
+    resolveInstallOrder(
+      bench,
+      apps.map((a) => a.name),
+    ),
+  )
 
   const results: SiteResult[] = []
   let stop = false
@@ -69,7 +78,8 @@ export async function migrate(bench: Bench, options: MigrateOptions = {}): Promi
     if (result.status === 'failed' && !options.skipFailing) stop = true
     options.onSite?.(result, results.length, chosen.length)
   }
-  const skip = (site: string, why: string) => record({ site, status: 'skipped', applied: [], error: why, duration_ms: 0 })
+  const skip = (site: string, why: string) =>
+    record({ site, status: 'skipped', applied: [], error: why, duration_ms: 0 })
   const queue = [...chosen]
   const leases = new Map<string, TenantLease>()
   // A pending tenant's site can be pulled (renamed) at any moment: hold the tenant's lease while
@@ -100,10 +110,20 @@ export async function migrate(bench: Bench, options: MigrateOptions = {}): Promi
           lease = await tryTenantLease(bench, tenantId, 'migrate').catch(() => undefined)
         }
         if (!lease || !('owner' in lease)) {
-          skip(site.name, options.signal?.aborted ? 'interrupted while another migrate held it' : 'its pending tenant is being pulled, provisioned or cleared by another process; run migrate again')
+          skip(
+            site.name,
+            options.signal?.aborted
+              ? 'interrupted while another migrate held it'
+              : 'its pending tenant is being pulled, provisioned or cleared by another process; run migrate again',
+          )
           continue
         }
-        const still = await registry.db.selectFrom('tenants').select('site').where('id', '=', tenantId).where('pending_since', 'is not', null).executeTakeFirst()
+        const still = await registry.db
+          .selectFrom('tenants')
+          .select('site')
+          .where('id', '=', tenantId)
+          .where('pending_since', 'is not', null)
+          .executeTakeFirst()
         if (still?.site !== site.name) {
           await lease.release()
           skip(site.name, 'its tenant was pulled from the pool meanwhile; run migrate again')
@@ -124,7 +144,8 @@ export async function migrate(bench: Bench, options: MigrateOptions = {}): Promi
   // Server sites wait on the network, not the CPU: they run as async lanes on this thread,
   // more of them than there are cores. SQLite sites (or a mix) use worker threads.
   const serversOnly = chosen.length > 0 && chosen.every((s) => s.db_type !== 'sqlite')
-  const wanted = options.concurrency ?? bench.config.migrate.concurrency ?? (serversOnly ? SERVER_LANES : availableParallelism())
+  const wanted =
+    options.concurrency ?? bench.config.migrate.concurrency ?? (serversOnly ? SERVER_LANES : availableParallelism())
   const concurrency = Math.max(1, Math.min(wanted, chosen.length))
   const lane = async () => {
     for (let job = await next(); job; job = await next()) await finish(await migrateSite(plan, job))
@@ -142,7 +163,14 @@ export async function migrate(bench: Bench, options: MigrateOptions = {}): Promi
   }
   const interrupted = options.signal?.aborted === true
   for (const site of queue) {
-    if (interrupted) record({ site: site.name, status: 'interrupted', applied: [], error: 'not started: migrate was interrupted', duration_ms: 0 })
+    if (interrupted)
+      record({
+        site: site.name,
+        status: 'interrupted',
+        applied: [],
+        error: 'not started: migrate was interrupted',
+        duration_ms: 0,
+      })
     else skip(site.name, 'an earlier site failed, so it was not started (use --skip-failing to try every site)')
   }
   const count = (status: SiteResult['status']) => results.filter((r) => r.status === status).length
@@ -192,7 +220,14 @@ async function runInThreads(
           })
           // A crashed thread fails its own site; the other threads go on with the queue.
           worker.on('error', (error) => {
-            for (const job of inFlight.values()) void finish({ site: job.site, status: 'failed', applied: [], error: `migrate worker crashed: ${error.message}`, duration_ms: 0 })
+            for (const job of inFlight.values())
+              void finish({
+                site: job.site,
+                status: 'failed',
+                applied: [],
+                error: `migrate worker crashed: ${error.message}`,
+                duration_ms: 0,
+              })
             inFlight.clear()
           })
           worker.on('exit', () => resolve())

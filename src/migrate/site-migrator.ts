@@ -59,17 +59,30 @@ interface SiteState {
 
 async function readState(db: Kysely<any>): Promise<SiteState> {
   const ledger = await readLedger(db)
-  const installed = new Map(((await db.selectFrom('installed_apps').select(['name', 'version']).execute()) as { name: string; version: string }[]).map((r) => [r.name, r.version]))
+  const installed = new Map(
+    (
+      (await db.selectFrom('installed_apps').select(['name', 'version']).execute()) as {
+        name: string
+        version: string
+      }[]
+    ).map((r) => [r.name, r.version]),
+  )
   const digests = new Map<string, string>()
   if (ledger.get(CORE_APP)?.has('0002_fixture_digests')) {
-    for (const row of (await db.selectFrom('tenancy_fixtures').select(['app', 'digest']).execute()) as { app: string; digest: string }[]) digests.set(row.app, row.digest)
+    for (const row of (await db.selectFrom('tenancy_fixtures').select(['app', 'digest']).execute()) as {
+      app: string
+      digest: string
+    }[])
+      digests.set(row.app, row.digest)
   }
   return { ledger, installed, digests }
 }
 
 /** What a site lacks: pending migrations (`app/name`), apps whose fixtures changed, apps whose version changed. */
 function whatIsPending(plan: MigrationPlan, state: SiteState) {
-  const migrations: string[] = CORE_MIGRATIONS.filter((m) => !state.ledger.get(CORE_APP)?.has(m.name)).map((m) => `${CORE_APP}/${m.name}`)
+  const migrations: string[] = CORE_MIGRATIONS.filter((m) => !state.ledger.get(CORE_APP)?.has(m.name)).map(
+    (m) => `${CORE_APP}/${m.name}`,
+  )
   const fixtures: string[] = []
   const versions: PlannedApp[] = []
   for (const app of plan.apps) {
@@ -118,8 +131,13 @@ export async function migrateOpenSite(plan: MigrationPlan, job: SiteJob, conn: S
   })
   try {
     const first = whatIsPending(plan, await readState(conn.db))
-    if (first.migrations.length === 0 && first.fixtures.length === 0 && first.versions.length === 0) return result('up_to_date')
-    if (job.dryRun) return result(first.migrations.length > 0 ? 'pending' : 'up_to_date', { pending: first.migrations, fixtures_synced: [] })
+    if (first.migrations.length === 0 && first.fixtures.length === 0 && first.versions.length === 0)
+      return result('up_to_date')
+    if (job.dryRun)
+      return result(first.migrations.length > 0 ? 'pending' : 'up_to_date', {
+        pending: first.migrations,
+        fixtures_synced: [],
+      })
     const ctx = { sql, dbType: conn.dbType, site: job.site }
     const dbType = conn.dbType
     const bumped: string[] = []
@@ -127,12 +145,29 @@ export async function migrateOpenSite(plan: MigrationPlan, job: SiteJob, conn: S
     const done = await conn.transaction(async (trx, exec) => {
       const state = await readState(trx)
       const applied: string[] = []
-      for (const name of await applyMigrations(trx, exec, CORE_APP, CORE_MIGRATIONS, state.ledger.get(CORE_APP) ?? new Set(), ctx, conn)) applied.push(`${CORE_APP}/${name}`)
+      for (const name of await applyMigrations(
+        trx,
+        exec,
+        CORE_APP,
+        CORE_MIGRATIONS,
+        state.ledger.get(CORE_APP) ?? new Set(),
+        ctx,
+        conn,
+      ))
+        applied.push(`${CORE_APP}/${name}`)
       const synced: string[] = []
       for (const app of plan.apps) {
         const version = state.installed.get(app.name)
         if (version === undefined) continue
-        const names = await applyMigrations(trx, exec, app.name, app.migrations, state.ledger.get(app.name) ?? new Set(), ctx, conn)
+        const names = await applyMigrations(
+          trx,
+          exec,
+          app.name,
+          app.migrations,
+          state.ledger.get(app.name) ?? new Set(),
+          ctx,
+          conn,
+        )
         for (const name of names) applied.push(`${app.name}/${name}`)
         if (names.length > 0 || (app.digest !== null && state.digests.get(app.name) !== app.digest)) {
           await syncFixtures(trx, dbType, app.name, app.fixtures)
@@ -140,23 +175,49 @@ export async function migrateOpenSite(plan: MigrationPlan, job: SiteJob, conn: S
           synced.push(app.name)
         }
         if (version !== app.version) {
-          await trx.updateTable('installed_apps').set({ version: app.version, updated_at: now() }).where('name', '=', app.name).execute()
+          await trx
+            .updateTable('installed_apps')
+            .set({ version: app.version, updated_at: now() })
+            .where('name', '=', app.name)
+            .execute()
           bumped.push(`${app.name} ${version} -> ${app.version}`)
         }
       }
-      const apps = (await trx.selectFrom('installed_apps').select(['name', 'version']).orderBy('installed_at').orderBy('name').execute()) as { name: string; version: string }[]
+      const apps = (await trx
+        .selectFrom('installed_apps')
+        .select(['name', 'version'])
+        .orderBy('installed_at')
+        .orderBy('name')
+        .execute()) as { name: string; version: string }[]
       return { applied, synced, apps }
     })
     const changed = done.applied.length > 0 || done.synced.length > 0 || bumped.length > 0
-    return result(changed ? 'migrated' : 'up_to_date', { applied: done.applied, fixtures_synced: done.synced, ...(changed ? { apps: done.apps } : {}), ...(bumped.length ? { versions: bumped } : {}) })
+    return result(changed ? 'migrated' : 'up_to_date', {
+      applied: done.applied,
+      fixtures_synced: done.synced,
+      ...(changed ? { apps: done.apps } : {}),
+      ...(bumped.length ? { versions: bumped } : {}),
+    })
   } catch (error) {
-    if (error instanceof MigrationError) return result('failed', { error: error.detail, app: error.app, migration: error.migration })
+    if (error instanceof MigrationError)
+      return result('failed', { error: error.detail, app: error.app, migration: error.migration })
     return result('failed', { error: messageOf(error) })
   }
 }
 
 /** The plan for `apps` (already in requirement order): plain data with each app's fixture digest. */
-export function planApps(apps: readonly { name: string; version: string; migrations: MigrationFile[]; fixtures: string[] }[], options: { checkFixtures?: boolean } = {}): MigrationPlan {
+export function planApps(
+  apps: readonly { name: string; version: string; migrations: MigrationFile[]; fixtures: string[] }[],
+  options: { checkFixtures?: boolean } = {},
+): MigrationPlan {
   const check = options.checkFixtures ?? true
-  return { apps: apps.map((a) => ({ name: a.name, version: a.version, migrations: a.migrations, fixtures: a.fixtures, digest: check ? fixturesDigest(a.fixtures) : null })) }
+  return {
+    apps: apps.map((a) => ({
+      name: a.name,
+      version: a.version,
+      migrations: a.migrations,
+      fixtures: a.fixtures,
+      digest: check ? fixturesDigest(a.fixtures) : null,
+    })),
+  }
 }

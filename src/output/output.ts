@@ -142,7 +142,10 @@ export class Output {
     if (!this.interactive) return undefined
     const { default: prompts } = await import('prompts')
     let canceled = false
-    const answer = await prompts({ type: 'password', name: 'value', message, stdout: this.stderr }, { onCancel: () => ((canceled = true), false) })
+    const answer = await prompts(
+      { type: 'password', name: 'value', message, stdout: this.stderr },
+      { onCancel: () => ((canceled = true), false) },
+    )
     if (canceled) throw new InterruptedError('password prompt')
     return typeof answer.value === 'string' && answer.value !== '' ? answer.value : undefined
   }
@@ -168,13 +171,19 @@ export class Output {
       this.stderr.write(`${this.color.red('error:')} ${error.message}\n`)
       if (this.verbose) {
         if (error.stack) this.stderr.write(`${this.color.dim(error.stack)}\n`)
-        if (error.cause) this.stderr.write(`${this.color.dim(`cause: ${error.cause instanceof Error ? error.cause.stack : String(error.cause)}`)}\n`)
+        if (error.cause)
+          this.stderr.write(
+            `${this.color.dim(`cause: ${error.cause instanceof Error ? error.cause.stack : String(error.cause)}`)}\n`,
+          )
       }
       return error.exitCode
     }
     this.stderr.write(`${this.color.red('error:')} ${messageOf(error)}\n`)
     if (this.verbose && error instanceof Error && error.stack) this.stderr.write(`${this.color.dim(error.stack)}\n`)
-    else this.stderr.write(`${this.color.dim('this looks like a bug in tenancy; run again with --verbose for details and report it')}\n`)
+    else
+      this.stderr.write(
+        `${this.color.dim('this looks like a bug in tenancy; run again with --verbose for details and report it')}\n`,
+      )
     return EXIT_FAILED
   }
 }

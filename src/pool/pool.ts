@@ -15,8 +15,25 @@ import { fsyncDirectory } from '../util/json-file.js'
 import { LEASE_MS, inFuture, leaseHolderGone, newOwner, tryTenantLease } from '../provisioning/lease.js'
 import { deliverNow, provisionTenant, type ProvisionResult } from '../provisioning/runner.js'
 import { apiUserFor, preflight } from '../provisioning/steps.js'
-import { parseData, requireTenant, stepJson, tenantJson, tenantSteps, type StepJson, type TenantJson, type TenantRow } from '../provisioning/tenant-record.js'
-import { assertFree, assertUserTenantName, createTenant, insertTenant, siteFor, type CreateTenantOptions, type CreateTenantResult } from '../provisioning/tenants.js'
+import {
+  parseData,
+  requireTenant,
+  stepJson,
+  tenantJson,
+  tenantSteps,
+  type StepJson,
+  type TenantJson,
+  type TenantRow,
+} from '../provisioning/tenant-record.js'
+import {
+  assertFree,
+  assertUserTenantName,
+  createTenant,
+  insertTenant,
+  siteFor,
+  type CreateTenantOptions,
+  type CreateTenantResult,
+} from '../provisioning/tenants.js'
 import { recordEvent } from '../events/outbox.js'
 import { resolveInstallOrder } from '../apps/manifest.js'
 import { migrateOpenSite, planApps, type MigrationPlan, type SiteResult } from '../migrate/site-migrator.js'
@@ -35,7 +52,8 @@ async function defaultAttributes(bench: Bench, options: PoolOptions): Promise<Re
 /** The pool size to maintain: `--count`, else TENANCY_PENDING_COUNT / `pending.count` (already merged into the config). */
 export function poolTarget(bench: Bench, count?: number): number {
   if (count === undefined) return bench.config.pending.count
-  if (!Number.isInteger(count) || count < 0 || count > 100_000) throw usageError(`invalid --count "${count}": give a whole number from 0 to 100000`)
+  if (!Number.isInteger(count) || count < 0 || count > 100_000)
+    throw usageError(`invalid --count "${count}": give a whole number from 0 to 100000`)
   return count
 }
 
@@ -48,8 +66,13 @@ export async function poolStatus(bench: Bench): Promise<{ ready: number; provisi
     .where('pending_since', 'is not', null)
     .groupBy('provisioning_status')
     .execute()
-  const count = (statuses: string[]) => rows.filter((r) => statuses.includes(r.provisioning_status)).reduce((n, r) => n + Number(r.n), 0)
-  return { ready: count(['completed']), provisioning: count(['not_started', 'queued', 'in_progress']), failed: count(['failed']) }
+  const count = (statuses: string[]) =>
+    rows.filter((r) => statuses.includes(r.provisioning_status)).reduce((n, r) => n + Number(r.n), 0)
+  return {
+    ready: count(['completed']),
+    provisioning: count(['not_started', 'queued', 'in_progress']),
+    failed: count(['failed']),
+  }
 }
 
 /** `pendingCount()`: how many pending tenants there are, ready or still being provisioned. */
@@ -78,12 +101,20 @@ export async function reservePending(bench: Bench, target: number, options: Pool
   const data = await defaultAttributes(bench, options)
   const registry = await bench.registry()
   return registry.writeTransaction(async (trx) => {
-    const row = await trx.selectFrom('tenants').select((eb) => eb.fn.countAll<number>().as('n')).where('pending_since', 'is not', null).executeTakeFirst()
+    const row = await trx
+      .selectFrom('tenants')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('pending_since', 'is not', null)
+      .executeTakeFirst()
     const shortfall = Math.max(0, target - Number(row?.n ?? 0))
     const names: string[] = []
     for (let i = 0; i < shortfall; i++) {
       const { name, site } = placeholder(bench)
-      await insertTenant(trx, { name, site, data, provisioningStatus: 'queued', pendingSince: now(), queueJob: false }, steps)
+      await insertTenant(
+        trx,
+        { name, site, data, provisioningStatus: 'queued', pendingSince: now(), queueJob: false },
+        steps,
+      )
       names.push(name)
     }
     return names
@@ -105,7 +136,12 @@ export interface PendingCreateResult {
  */
 export async function pendingCreate(
   bench: Bench,
-  options: PoolOptions & { count?: number; concurrency?: number; signal?: AbortSignal; onProvisioned?: (r: ProvisionResult) => void } = {},
+  options: PoolOptions & {
+    count?: number
+    concurrency?: number
+    signal?: AbortSignal
+    onProvisioned?: (r: ProvisionResult) => void
+  } = {},
 ): Promise<PendingCreateResult> {
   const target = poolTarget(bench, options.count)
   const reserved = await reservePending(bench, target, options)
@@ -140,14 +176,23 @@ export async function pendingCreate(
 }
 
 /** `createPending(attrs)`: adds one pending tenant to the pool now, whatever the pool's size. */
-export async function createPending(bench: Bench, attrs: Record<string, unknown> = {}, options: PoolOptions = {}): Promise<TenantJson> {
+export async function createPending(
+  bench: Bench,
+  attrs: Record<string, unknown> = {},
+  options: PoolOptions = {},
+): Promise<TenantJson> {
   const steps = await preflight(bench, { provisionsHere: true })
   const data = { ...(await defaultAttributes(bench, options)), ...attrs }
   const { name, site } = placeholder(bench)
   const registry = await bench.registry()
-  await registry.writeTransaction((trx) => insertTenant(trx, { name, site, data, provisioningStatus: 'queued', pendingSince: now(), queueJob: false }, steps))
+  await registry.writeTransaction((trx) =>
+    insertTenant(trx, { name, site, data, provisioningStatus: 'queued', pendingSince: now(), queueJob: false }, steps),
+  )
   const result = await provisionTenant(bench, name)
-  if (result.status !== 'completed') throw new TenancyError(`creating a pending tenant failed: ${result.error}; it stays in the pool, run "tenancy pending-create" to finish it`)
+  if (result.status !== 'completed')
+    throw new TenancyError(
+      `creating a pending tenant failed: ${result.error}; it stays in the pool, run "tenancy pending-create" to finish it`,
+    )
   return tenantJson(await requireTenant(bench, name))
 }
 
@@ -161,17 +206,25 @@ export interface ClearResult {
  * sites. A tenant is deleted only if it is still pending at the moment of the delete and no
  * one holds it, so a tenant pulled (or being provisioned) meanwhile is never touched.
  */
-export async function pendingClear(bench: Bench, options: { olderThanDays?: number; olderThanHours?: number } = {}): Promise<ClearResult> {
+export async function pendingClear(
+  bench: Bench,
+  options: { olderThanDays?: number; olderThanHours?: number } = {},
+): Promise<ClearResult> {
   if (options.olderThanDays !== undefined && options.olderThanHours !== undefined) {
     throw usageError('give either --older-than-days or --older-than-hours, not both')
   }
-  for (const [flag, value] of [['--older-than-days', options.olderThanDays], ['--older-than-hours', options.olderThanHours]] as const) {
-    if (value !== undefined && (!Number.isFinite(value) || value < 0)) throw usageError(`invalid ${flag} "${value}": give a number of ${flag.slice(13)} of 0 or more`)
+  for (const [flag, value] of [
+    ['--older-than-days', options.olderThanDays],
+    ['--older-than-hours', options.olderThanHours],
+  ] as const) {
+    if (value !== undefined && (!Number.isFinite(value) || value < 0))
+      throw usageError(`invalid ${flag} "${value}": give a number of ${flag.slice(13)} of 0 or more`)
   }
   const hours = options.olderThanDays !== undefined ? options.olderThanDays * 24 : options.olderThanHours
   const registry = await bench.registry()
   let query = registry.db.selectFrom('tenants').selectAll().where('pending_since', 'is not', null)
-  if (hours !== undefined) query = query.where('pending_since', '<', new Date(Date.now() - hours * 3_600_000).toISOString())
+  if (hours !== undefined)
+    query = query.where('pending_since', '<', new Date(Date.now() - hours * 3_600_000).toISOString())
   const candidates = await query.orderBy('pending_since').execute()
   const result: ClearResult = { cleared: [], skipped: [] }
   for (const tenant of candidates) {
@@ -201,7 +254,13 @@ export async function pendingClear(bench: Bench, options: { olderThanDays?: numb
         await trx.deleteFrom('steps').where('tenant_id', '=', tenant.id).execute()
         await trx.deleteFrom('jobs').where('tenant_id', '=', tenant.id).execute()
         // The site is marked first, so a crash before it is dropped leaves a row doctor finishes.
-        if (tenant.site) await trx.updateTable('sites').set({ state: 'dropping', owner: PROCESS_OWNER, updated_at: now() }).where('name', '=', tenant.site).where('tenant_id', '=', tenant.id).execute()
+        if (tenant.site)
+          await trx
+            .updateTable('sites')
+            .set({ state: 'dropping', owner: PROCESS_OWNER, updated_at: now() })
+            .where('name', '=', tenant.site)
+            .where('tenant_id', '=', tenant.id)
+            .execute()
         return true
       })
     } finally {
@@ -211,7 +270,8 @@ export async function pendingClear(bench: Bench, options: { olderThanDays?: numb
       result.skipped.push({ tenant: tenant.name, reason: 'pulled meanwhile' })
       continue
     }
-    if (tenant.site && (await registry.getSite(tenant.site))) await dropSite(bench, { site: tenant.site, archive: false, force: true, admin })
+    if (tenant.site && (await registry.getSite(tenant.site)))
+      await dropSite(bench, { site: tenant.site, archive: false, force: true, admin })
     result.cleared.push(tenant.name)
   }
   return result
@@ -250,7 +310,13 @@ async function pullPlan(trx: Kysely<RegistrySchema>, bench: Bench, site: string)
   }
   // Migrations only: changed fixture files reach the site with the next `migrate`, which
   // includes it now that it is no longer pending. That keeps the pull to one cheap read.
-  return planApps(resolveInstallOrder(bench, installed.map((a) => a.name)), { checkFixtures: false })
+  return planApps(
+    resolveInstallOrder(
+      bench,
+      installed.map((a) => a.name),
+    ),
+    { checkFixtures: false },
+  )
 }
 
 interface Claimed {
@@ -302,7 +368,9 @@ async function claim(bench: Bench, attrs: PullAttributes, owner: string): Promis
     if (name !== tenant.name || site !== tenant.site) {
       await assertFree(trx, name, site)
       if (site !== tenant.site && existsSync(bench.sitePath(site))) {
-        throw usageError(`directory ${bench.sitePath(site)} exists but no site is registered under that name; move it away or give another --site`)
+        throw usageError(
+          `directory ${bench.sitePath(site)} exists but no site is registered under that name; move it away or give another --site`,
+        )
       }
     }
     const data = { ...parseData(tenant.data), ...(attrs.data ?? {}) }
@@ -312,7 +380,10 @@ async function claim(bench: Bench, attrs: PullAttributes, owner: string): Promis
       readSiteConfig(bench.sitePath(tenant.site!))
     } catch (error) {
       const exitCode = error instanceof TenancyError ? error.exitCode : undefined
-      throw new TenancyError(`cannot pull a tenant from the pool: ${messageOf(error)}; the pool is unchanged`, { cause: error, exitCode })
+      throw new TenancyError(`cannot pull a tenant from the pool: ${messageOf(error)}; the pool is unchanged`, {
+        cause: error,
+        exitCode,
+      })
     }
     // assertFree read the names without a lock another machine respects (claims do not take the
     // registry's write lock): a name taken meanwhile surfaces as the unique index's violation.
@@ -320,18 +391,44 @@ async function claim(bench: Bench, attrs: PullAttributes, owner: string): Promis
       const claimed = await trx
         .updateTable('tenants')
         // created_at becomes the sign-up time: the pool time is kept in the steps' timings.
-        .set({ name, site, data: JSON.stringify(data), pending_since: null, pull_from: tenant.site, lease_owner: owner, lease_expires_at: inFuture(LEASE_MS), created_at: at, updated_at: at })
+        .set({
+          name,
+          site,
+          data: JSON.stringify(data),
+          pending_since: null,
+          pull_from: tenant.site,
+          lease_owner: owner,
+          lease_expires_at: inFuture(LEASE_MS),
+          created_at: at,
+          updated_at: at,
+        })
         .where('id', '=', tenant.id)
         .where('pending_since', 'is not', null)
-        .where((eb) => (tenant.lease_owner === null ? eb('lease_owner', 'is', null) : eb('lease_owner', '=', tenant.lease_owner)))
+        .where((eb) =>
+          tenant.lease_owner === null ? eb('lease_owner', 'is', null) : eb('lease_owner', '=', tenant.lease_owner),
+        )
         .executeTakeFirst()
       if (Number(claimed.numUpdatedRows) !== 1) return undefined
-      if (site !== tenant.site) await trx.updateTable('sites').set({ name: site, updated_at: at }).where('name', '=', tenant.site!).execute()
+      if (site !== tenant.site)
+        await trx.updateTable('sites').set({ name: site, updated_at: at }).where('name', '=', tenant.site!).execute()
     } catch (error) {
-      if (isUniqueViolation(error)) throw usageError(`tenant "${name}" or site "${site}" was taken by another process just now; pick another name`)
+      if (isUniqueViolation(error))
+        throw usageError(`tenant "${name}" or site "${site}" was taken by another process just now; pick another name`)
       throw error
     }
-    return { tenant: { ...tenant, name, site, data: JSON.stringify(data), pending_since: null, pull_from: tenant.site, lease_owner: owner }, original: tenant, plan }
+    return {
+      tenant: {
+        ...tenant,
+        name,
+        site,
+        data: JSON.stringify(data),
+        pending_since: null,
+        pull_from: tenant.site,
+        lease_owner: owner,
+      },
+      original: tenant,
+      plan,
+    }
   })
 }
 
@@ -353,12 +450,27 @@ async function returnToPool(bench: Bench, claimed: Claimed): Promise<void> {
     const at = now()
     const back = await trx
       .updateTable('tenants')
-      .set({ name: original.name, site: original.site, data: original.data, pending_since: original.pending_since, created_at: original.created_at, pull_from: null, lease_owner: null, lease_expires_at: null, updated_at: at })
+      .set({
+        name: original.name,
+        site: original.site,
+        data: original.data,
+        pending_since: original.pending_since,
+        created_at: original.created_at,
+        pull_from: null,
+        lease_owner: null,
+        lease_expires_at: null,
+        updated_at: at,
+      })
       .where('id', '=', tenant.id)
       .where('lease_owner', '=', tenant.lease_owner)
       .where('pull_from', 'is not', null)
       .executeTakeFirst()
-    if (Number(back.numUpdatedRows) === 1 && tenant.site !== original.site) await trx.updateTable('sites').set({ name: original.site!, updated_at: at }).where('name', '=', tenant.site!).execute()
+    if (Number(back.numUpdatedRows) === 1 && tenant.site !== original.site)
+      await trx
+        .updateTable('sites')
+        .set({ name: original.site!, updated_at: at })
+        .where('name', '=', tenant.site!)
+        .execute()
   })
 }
 
@@ -367,7 +479,11 @@ async function returnToPool(bench: Bench, claimed: Claimed): Promise<void> {
  * directory, moves the placeholder's API user to the tenant's own, issues new keys for it,
  * then clears the marker. Safe to run again after a crash at any point.
  */
-export async function finishPull(bench: Bench, tenant: TenantRow, options: { plan?: MigrationPlan; progress?: { siteChanged: boolean } } = {}): Promise<SiteResult | undefined> {
+export async function finishPull(
+  bench: Bench,
+  tenant: TenantRow,
+  options: { plan?: MigrationPlan; progress?: { siteChanged: boolean } } = {},
+): Promise<SiteResult | undefined> {
   const registry = await bench.registry()
   const from = tenant.pull_from
   const site = tenant.site
@@ -391,9 +507,14 @@ export async function finishPull(bench: Bench, tenant: TenantRow, options: { pla
   const keys = await usingSite(bench, site, async ({ conn }) => {
     const issued = await conn.transaction(async (trx) => {
       if (oldUser !== newUser) {
-        const has = async (user: string) => (await trx.selectFrom('users').select('name').where('name', '=', user).executeTakeFirst()) !== undefined
+        const has = async (user: string) =>
+          (await trx.selectFrom('users').select('name').where('name', '=', user).executeTakeFirst()) !== undefined
         if ((await has(oldUser)) && !(await has(newUser))) {
-          await trx.updateTable('users').set({ name: newUser, email: newUser, updated_at: now() }).where('name', '=', oldUser).execute()
+          await trx
+            .updateTable('users')
+            .set({ name: newUser, email: newUser, updated_at: now() })
+            .where('name', '=', oldUser)
+            .execute()
           await trx.updateTable('user_roles').set({ user_name: newUser }).where('user_name', '=', oldUser).execute()
           await trx.updateTable('api_keys').set({ user_name: newUser }).where('user_name', '=', oldUser).execute()
         }
@@ -413,7 +534,14 @@ export async function finishPull(bench: Bench, tenant: TenantRow, options: { pla
   await registry.writeTransaction(async (trx) => {
     const finished = await trx
       .updateTable('tenants')
-      .set({ api_key: keys.api_key, api_secret_enc: box.encrypt(keys.api_secret), pull_from: null, lease_owner: null, lease_expires_at: null, updated_at: now() })
+      .set({
+        api_key: keys.api_key,
+        api_secret_enc: box.encrypt(keys.api_secret),
+        pull_from: null,
+        lease_owner: null,
+        lease_expires_at: null,
+        updated_at: now(),
+      })
       .where('id', '=', tenant.id)
       .where('pull_from', '=', from)
       .executeTakeFirst()
@@ -439,7 +567,9 @@ export async function recoverPulls(bench: Bench): Promise<string[]> {
       .set({ lease_owner: owner, lease_expires_at: inFuture(LEASE_MS) })
       .where('id', '=', row.id)
       .where('pull_from', 'is not', null)
-      .where((eb) => (row.lease_owner === null ? eb('lease_owner', 'is', null) : eb('lease_owner', '=', row.lease_owner)))
+      .where((eb) =>
+        row.lease_owner === null ? eb('lease_owner', 'is', null) : eb('lease_owner', '=', row.lease_owner),
+      )
       .executeTakeFirst()
     if (Number(taken.numUpdatedRows) !== 1) continue
     try {
@@ -447,8 +577,18 @@ export async function recoverPulls(bench: Bench): Promise<string[]> {
       done.push(row.name)
     } catch (error) {
       // Not fatal to the command that opened the bench: logged, released, and shown by doctor.
-      await registry.db.updateTable('tenants').set({ lease_owner: null, lease_expires_at: null }).where('id', '=', row.id).where('lease_owner', '=', owner).execute()
-      await registry.logError({ tenant: row.name, site: row.site, step: 'pull', message: `finishing the pull of tenant "${row.name}" failed: ${messageOf(error)}` })
+      await registry.db
+        .updateTable('tenants')
+        .set({ lease_owner: null, lease_expires_at: null })
+        .where('id', '=', row.id)
+        .where('lease_owner', '=', owner)
+        .execute()
+      await registry.logError({
+        tenant: row.name,
+        site: row.site,
+        step: 'pull',
+        message: `finishing the pull of tenant "${row.name}" failed: ${messageOf(error)}`,
+      })
     }
   }
   return done
@@ -460,7 +600,11 @@ export async function recoverPulls(bench: Bench): Promise<string[]> {
  * before its claim commits leaves the tenant in the pool. Returns null when the pool has no
  * ready tenant, unless `firstOrCreate`, which provisions a new tenant then.
  */
-export async function pullPendingFromPool(bench: Bench, firstOrCreate = false, attrs: PullAttributes = {}): Promise<PullResult | null> {
+export async function pullPendingFromPool(
+  bench: Bench,
+  firstOrCreate = false,
+  attrs: PullAttributes = {},
+): Promise<PullResult | null> {
   if (attrs.name !== undefined) assertUserTenantName(attrs.name)
   // A pull stores a new secret: a wrong key must fail here, while the tenant is still in the pool.
   await bench.secretBox()
@@ -469,9 +613,16 @@ export async function pullPendingFromPool(bench: Bench, firstOrCreate = false, a
   if (!taken) {
     if (!firstOrCreate) return null
     if (!attrs.name) throw usageError('the pool is empty and a new tenant needs a name; pass attrs.name')
-    const created = await createTenant(bench, { name: attrs.name, site: attrs.site, siteUrl: attrs.siteUrl, data: attrs.data })
+    const created = await createTenant(bench, {
+      name: attrs.name,
+      site: attrs.site,
+      siteUrl: attrs.siteUrl,
+      data: attrs.data,
+    })
     if (created.provisioning && created.provisioning.status !== 'completed') {
-      throw new TenancyError(`the pool is empty and provisioning tenant "${attrs.name}" failed: ${created.provisioning.error}`)
+      throw new TenancyError(
+        `the pool is empty and provisioning tenant "${attrs.name}" failed: ${created.provisioning.error}`,
+      )
     }
     const { mode: _mode, steps: _steps, provisioning: _p, worker_started: _w, ...tenant } = created
     return { ...tenant, pulled_from: '' }
@@ -488,7 +639,11 @@ export async function pullPendingFromPool(bench: Bench, firstOrCreate = false, a
         () => true,
         () => false,
       )
-      if (undone) throw new TenancyError(`pulling a tenant from the pool failed: ${messageOf(error)}; the tenant stays in the pool`, { cause: error })
+      if (undone)
+        throw new TenancyError(
+          `pulling a tenant from the pool failed: ${messageOf(error)}; the tenant stays in the pool`,
+          { cause: error },
+        )
     }
     throw new TenancyError(
       `pulled tenant "${claimed.name}" but could not finish moving its site from "${claimed.pull_from}": ${messageOf(error)}; run "tenancy doctor --fix"`,
@@ -516,7 +671,6 @@ export async function pullPending(bench: Bench, attrs: PullAttributes & { name: 
   return (await pullPendingFromPool(bench, true, attrs))!
 }
 
-
 export interface SignUpOptions extends CreateTenantOptions {
   /** false (`--no-pool`): never take a tenant from the pool. */
   pool?: boolean
@@ -526,11 +680,19 @@ export interface SignUpOptions extends CreateTenantOptions {
  * `tenancy tenant create`: takes a ready pending tenant from the pool when there is one
  * (instant), else records and provisions a new tenant (now, or queued with `background`).
  */
-export async function createOrPullTenant(bench: Bench, options: SignUpOptions): Promise<CreateTenantResult | (PullResult & { mode: 'pulled'; steps: StepJson[] })> {
+export async function createOrPullTenant(
+  bench: Bench,
+  options: SignUpOptions,
+): Promise<CreateTenantResult | (PullResult & { mode: 'pulled'; steps: StepJson[] })> {
   const name = assertUserTenantName(options.name)
   // As the SPEC orders it: a ready pending tenant is pulled whether or not auto-provisioning is on.
   if (options.pool !== false) {
-    const pulled = await pullPendingFromPool(bench, false, { name, site: options.site, siteUrl: options.siteUrl, data: options.data })
+    const pulled = await pullPendingFromPool(bench, false, {
+      name,
+      site: options.site,
+      siteUrl: options.siteUrl,
+      data: options.data,
+    })
     if (pulled) {
       const row = await requireTenant(bench, name)
       return { ...pulled, mode: 'pulled', steps: (await tenantSteps(bench, row.id)).map(stepJson) }

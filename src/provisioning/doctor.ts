@@ -73,7 +73,9 @@ function mayStillHoldData(bench: Bench, site: SiteRecord): string | undefined {
   if (!existsSync(path)) return undefined
   const files = readdirSync(path).filter((f) => /\.(sqlite|db)$/.test(f))
   if (!existsSync(join(path, 'site_config.json'))) {
-    return files.length > 0 ? `${join(path, 'site_config.json')} is missing but ${join(path, files[0]!)} is there` : undefined
+    return files.length > 0
+      ? `${join(path, 'site_config.json')} is missing but ${join(path, files[0]!)} is there`
+      : undefined
   }
   try {
     readSiteConfig(path)
@@ -100,7 +102,10 @@ async function siteComplete(bench: Bench, site: SiteRecord): Promise<boolean> {
  * database reachable with the site's own credentials, whose core tables say which apps
  * are installed. Otherwise the reason it cannot be adopted (and so must not be moved either).
  */
-async function inspectSite(name: string, path: string): Promise<{ config: SiteConfig; apps: InstalledAppSummary[] } | { reason: string }> {
+async function inspectSite(
+  name: string,
+  path: string,
+): Promise<{ config: SiteConfig; apps: InstalledAppSummary[] } | { reason: string }> {
   if (lstatSync(path).isSymbolicLink()) return { reason: 'it is a symbolic link, not a site directory' }
   try {
     assertSiteName(name)
@@ -116,7 +121,10 @@ async function inspectSite(name: string, path: string): Promise<{ config: SiteCo
   let conn: SiteConnection | undefined
   try {
     const driver = await getDriver(config.db_type)
-    if (!(await driver.exists(config, path))) return { reason: `its ${config.db_type} database "${config.db_name}" is missing or cannot be reached with the site's credentials` }
+    if (!(await driver.exists(config, path)))
+      return {
+        reason: `its ${config.db_type} database "${config.db_name}" is missing or cannot be reached with the site's credentials`,
+      }
     conn = await driver.connect(config, path)
     return { config, apps: await installedApps(conn.db) }
   } catch (error) {
@@ -165,7 +173,8 @@ export async function doctor(bench: Bench, options: DoctorOptions = {}): Promise
   }
   const resume = async (tenant: string) => {
     const result = await provisionTenant(bench, tenant)
-    if (result.status !== 'completed' && result.status !== 'already_active') throw new Error(result.error ?? `provisioning ended ${result.status}`)
+    if (result.status !== 'completed' && result.status !== 'already_active')
+      throw new Error(result.error ?? `provisioning ended ${result.status}`)
   }
 
   const all = await registry.listSites()
@@ -191,7 +200,10 @@ export async function doctor(bench: Bench, options: DoctorOptions = {}): Promise
         const found = await inspectSite(entry, path)
         if (await registry.getSite(entry)) continue
         if ('reason' in found) {
-          const refused = options.fix || options.adopt ? { fixed: false, fix_error: 'refused: it may hold data, so it is neither adopted nor moved' } : {}
+          const refused =
+            options.fix || options.adopt
+              ? { fixed: false, fix_error: 'refused: it may hold data, so it is neither adopted nor moved' }
+              : {}
           report({
             kind: 'unreadable_site',
             subject: entry,
@@ -203,11 +215,31 @@ export async function doctor(bench: Bench, options: DoctorOptions = {}): Promise
         }
         const owner = tenants.find((t) => t.site === entry)
         await act(
-          { kind: 'unregistered_site', subject: entry, problem: `site ${path} has no registry row`, fix: `adopt it (register it as a site${owner ? ` of tenant "${owner.name}"` : ' with no tenant'})` },
+          {
+            kind: 'unregistered_site',
+            subject: entry,
+            problem: `site ${path} has no registry row`,
+            fix: `adopt it (register it as a site${owner ? ` of tenant "${owner.name}"` : ' with no tenant'})`,
+          },
           async () => {
             const { config, apps } = found
-            const row = { name: entry, db_type: config.db_type, db_name: config.db_name, db_host: config.db_host ?? null, db_port: config.db_port ?? null, db_user: config.db_user ?? null }
-            if (!(await registry.insertSiteIntent({ ...row, tenant_id: owner?.id ?? null, host: bench.host, state: 'ready', apps }))) {
+            const row = {
+              name: entry,
+              db_type: config.db_type,
+              db_name: config.db_name,
+              db_host: config.db_host ?? null,
+              db_port: config.db_port ?? null,
+              db_user: config.db_user ?? null,
+            }
+            if (
+              !(await registry.insertSiteIntent({
+                ...row,
+                tenant_id: owner?.id ?? null,
+                host: bench.host,
+                state: 'ready',
+                apps,
+              }))
+            ) {
               throw new Error('another process registered it meanwhile')
             }
             known.add(entry)
@@ -224,7 +256,12 @@ export async function doctor(bench: Bench, options: DoctorOptions = {}): Promise
       }
       if (await registry.getSite(entry)) continue
       await act(
-        { kind: 'stray_directory', subject: entry, problem: `directory ${path} has no registry row`, fix: 'move it to archived/sites/' },
+        {
+          kind: 'stray_directory',
+          subject: entry,
+          problem: `directory ${path} has no registry row`,
+          fix: 'move it to archived/sites/',
+        },
         async () => archiveDirectory(bench, path, `${entry}-stray`),
       )
     }
@@ -242,7 +279,9 @@ export async function doctor(bench: Bench, options: DoctorOptions = {}): Promise
       subject: bench.sitesPath,
       problem: `none of the ${ready.length} registered sites is in ${bench.sitesPath}`,
       fix: 'nothing: check "sites_path" in tenancy.config.json and that the directory is mounted',
-      ...(options.fix ? { fixed: false, fix_error: 'refused: it would re-provision every tenant onto empty sites' } : {}),
+      ...(options.fix
+        ? { fixed: false, fix_error: 'refused: it would re-provision every tenant onto empty sites' }
+        : {}),
     })
   }
 
@@ -274,8 +313,16 @@ export async function doctor(bench: Bench, options: DoctorOptions = {}): Promise
           // Nothing of its database is left; what remains of the directory is archived, not deleted.
           await dropSite(bench, { site: site.name, archive: true, force: true })
           if (tenant) {
-            await registry.db.updateTable('steps').set({ status: 'pending', error: null }).where('tenant_id', '=', tenant.id).execute()
-            await registry.db.updateTable('tenants').set({ status: 'inactive', provisioning_status: 'failed', provisioned_at: null, updated_at: now() }).where('id', '=', tenant.id).execute()
+            await registry.db
+              .updateTable('steps')
+              .set({ status: 'pending', error: null })
+              .where('tenant_id', '=', tenant.id)
+              .execute()
+            await registry.db
+              .updateTable('tenants')
+              .set({ status: 'inactive', provisioning_status: 'failed', provisioned_at: null, updated_at: now() })
+              .where('id', '=', tenant.id)
+              .execute()
             await resume(tenant.name)
           }
         },
@@ -289,7 +336,9 @@ export async function doctor(bench: Bench, options: DoctorOptions = {}): Promise
           kind: 'unfinished_site',
           subject: site.name,
           problem: `site "${site.name}" is in state "${site.state}"${site.state === 'failed' ? ' (kept for debugging)' : ', and the process that was working on it is gone'}`,
-          fix: owned ? `resume provisioning of tenant "${tenant.name}"` : 'finish removing it (database, directory, row)',
+          fix: owned
+            ? `resume provisioning of tenant "${tenant.name}"`
+            : 'finish removing it (database, directory, row)',
         },
         () => (owned ? resume(tenant.name) : dropSite(bench, { site: site.name, archive: false, force: true })),
       )
@@ -297,17 +346,29 @@ export async function doctor(bench: Bench, options: DoctorOptions = {}): Promise
   }
 
   // Tenants.
-  const jobs = await registry.db.selectFrom('jobs').selectAll().where('status', 'in', ['queued', 'retry', 'running']).execute()
+  const jobs = await registry.db
+    .selectFrom('jobs')
+    .selectAll()
+    .where('status', 'in', ['queued', 'retry', 'running'])
+    .execute()
   const jobTenants = new Set(jobs.map((j) => j.tenant_id))
   const at = now()
   for (const tenant of tenants) {
     // Another machine's tenant: its site is out of sight here, so nothing is repaired.
     if ((tenant.site && remote.has(tenant.site)) || (tenant.pull_from && remote.has(tenant.pull_from))) continue
     if (tenant.pull_from) {
-      const holderGone = !tenant.lease_owner || (tenant.lease_expires_at !== null && tenant.lease_expires_at < at) || ownerAlive(tenant.lease_owner) === false
+      const holderGone =
+        !tenant.lease_owner ||
+        (tenant.lease_expires_at !== null && tenant.lease_expires_at < at) ||
+        ownerAlive(tenant.lease_owner) === false
       if (holderGone) {
         await act(
-          { kind: 'stuck_pull', subject: tenant.name, problem: `the pull of tenant "${tenant.name}" from "${tenant.pull_from}" did not finish`, fix: 'finish moving its site and keys' },
+          {
+            kind: 'stuck_pull',
+            subject: tenant.name,
+            problem: `the pull of tenant "${tenant.name}" from "${tenant.pull_from}" did not finish`,
+            fix: 'finish moving its site and keys',
+          },
           async () => {
             const { finishPull } = await import('../pool/pool.js')
             await finishPull(bench, tenant)
@@ -318,24 +379,50 @@ export async function doctor(bench: Bench, options: DoctorOptions = {}): Promise
     }
     if (tenant.provisioning_status === 'completed' && tenant.site && !known.has(tenant.site)) {
       await act(
-        { kind: 'tenant_without_site', subject: tenant.name, problem: `tenant "${tenant.name}" is active but its site "${tenant.site}" is not registered`, fix: 'provision its site again' },
+        {
+          kind: 'tenant_without_site',
+          subject: tenant.name,
+          problem: `tenant "${tenant.name}" is active but its site "${tenant.site}" is not registered`,
+          fix: 'provision its site again',
+        },
         async () => {
-          await registry.db.updateTable('steps').set({ status: 'pending', error: null }).where('tenant_id', '=', tenant.id).execute()
-          await registry.db.updateTable('tenants').set({ status: 'inactive', provisioning_status: 'failed', provisioned_at: null, updated_at: now() }).where('id', '=', tenant.id).execute()
+          await registry.db
+            .updateTable('steps')
+            .set({ status: 'pending', error: null })
+            .where('tenant_id', '=', tenant.id)
+            .execute()
+          await registry.db
+            .updateTable('tenants')
+            .set({ status: 'inactive', provisioning_status: 'failed', provisioned_at: null, updated_at: now() })
+            .where('id', '=', tenant.id)
+            .execute()
           await resume(tenant.name)
         },
       )
       continue
     }
-    const leaseDead = !tenant.lease_owner || (tenant.lease_expires_at !== null && tenant.lease_expires_at < at) || ownerAlive(tenant.lease_owner) === false
+    const leaseDead =
+      !tenant.lease_owner ||
+      (tenant.lease_expires_at !== null && tenant.lease_expires_at < at) ||
+      ownerAlive(tenant.lease_owner) === false
     if (tenant.provisioning_status === 'in_progress' && leaseDead && !jobTenants.has(tenant.id)) {
       await act(
-        { kind: 'stuck_tenant', subject: tenant.name, problem: `tenant "${tenant.name}" is in_progress but nobody is provisioning it`, fix: 'resume its provisioning' },
+        {
+          kind: 'stuck_tenant',
+          subject: tenant.name,
+          problem: `tenant "${tenant.name}" is in_progress but nobody is provisioning it`,
+          fix: 'resume its provisioning',
+        },
         () => resume(tenant.name),
       )
     } else if (tenant.provisioning_status === 'failed' && !jobTenants.has(tenant.id)) {
       await act(
-        { kind: 'failed_tenant', subject: tenant.name, problem: `tenant "${tenant.name}" failed to provision: ${tenant.error ?? 'unknown error'}`, fix: 'resume its provisioning' },
+        {
+          kind: 'failed_tenant',
+          subject: tenant.name,
+          problem: `tenant "${tenant.name}" failed to provision: ${tenant.error ?? 'unknown error'}`,
+          fix: 'resume its provisioning',
+        },
         () => resume(tenant.name),
       )
     } else if (tenant.provisioning_status === 'queued' && !jobTenants.has(tenant.id)) {
@@ -348,9 +435,12 @@ export async function doctor(bench: Bench, options: DoctorOptions = {}): Promise
           kind: 'queued_without_job',
           subject: tenant.name,
           problem: `tenant "${tenant.name}" is queued but nobody will provision it`,
-          fix: pendingReservation ? 'provision it (a pool reservation left by a run that stopped)' : 'queue a job for it',
+          fix: pendingReservation
+            ? 'provision it (a pool reservation left by a run that stopped)'
+            : 'queue a job for it',
         },
-        () => (pendingReservation ? resume(tenant.name) : registry.writeTransaction((trx) => enqueueJob(trx, tenant.id))),
+        () =>
+          pendingReservation ? resume(tenant.name) : registry.writeTransaction((trx) => enqueueJob(trx, tenant.id)),
       )
     }
   }
@@ -358,21 +448,52 @@ export async function doctor(bench: Bench, options: DoctorOptions = {}): Promise
   // Jobs.
   for (const job of jobs) {
     if (!tenantById.has(job.tenant_id)) {
-      await act({ kind: 'orphan_job', subject: `job ${job.id}`, problem: `job ${job.id} belongs to a tenant that no longer exists`, fix: 'delete it' }, () =>
-        registry.db.deleteFrom('jobs').where('id', '=', job.id).execute(),
-      )
-    } else if (job.status === 'running' && ((job.lease_expires_at !== null && job.lease_expires_at < at) || (job.lease_owner && ownerAlive(job.lease_owner) === false))) {
       await act(
-        { kind: 'lost_job', subject: `job ${job.id}`, problem: `job ${job.id} (tenant "${tenantById.get(job.tenant_id)!.name}") is running in a worker that is gone`, fix: 'queue it again' },
-        () => registry.db.updateTable('jobs').set({ status: 'queued', lease_owner: null, lease_expires_at: null, run_at: now(), updated_at: now() }).where('id', '=', job.id).execute(),
+        {
+          kind: 'orphan_job',
+          subject: `job ${job.id}`,
+          problem: `job ${job.id} belongs to a tenant that no longer exists`,
+          fix: 'delete it',
+        },
+        () => registry.db.deleteFrom('jobs').where('id', '=', job.id).execute(),
+      )
+    } else if (
+      job.status === 'running' &&
+      ((job.lease_expires_at !== null && job.lease_expires_at < at) ||
+        (job.lease_owner && ownerAlive(job.lease_owner) === false))
+    ) {
+      await act(
+        {
+          kind: 'lost_job',
+          subject: `job ${job.id}`,
+          problem: `job ${job.id} (tenant "${tenantById.get(job.tenant_id)!.name}") is running in a worker that is gone`,
+          fix: 'queue it again',
+        },
+        () =>
+          registry.db
+            .updateTable('jobs')
+            .set({ status: 'queued', lease_owner: null, lease_expires_at: null, run_at: now(), updated_at: now() })
+            .where('id', '=', job.id)
+            .execute(),
       )
     }
   }
   const remoteTenants = new Set(tenants.filter((t) => t.site && remote.has(t.site)).map((t) => t.id))
-  const waiting = (await registry.db.selectFrom('jobs').select('tenant_id').where('status', 'in', ['queued', 'retry', 'running']).execute()).filter((j) => !remoteTenants.has(j.tenant_id))
+  const waiting = (
+    await registry.db
+      .selectFrom('jobs')
+      .select('tenant_id')
+      .where('status', 'in', ['queued', 'retry', 'running'])
+      .execute()
+  ).filter((j) => !remoteTenants.has(j.tenant_id))
   if (waiting.length > 0 && !(await workerAlive(bench))) {
     await act(
-      { kind: 'no_worker', subject: 'worker', problem: `${waiting.length} job(s) wait and no worker is running`, fix: 'start "tenancy worker --once" in the background' },
+      {
+        kind: 'no_worker',
+        subject: 'worker',
+        problem: `${waiting.length} job(s) wait and no worker is running`,
+        fix: 'start "tenancy worker --once" in the background',
+      },
       () => ensureWorker(bench),
     )
   }
@@ -397,5 +518,11 @@ export async function doctor(bench: Bench, options: DoctorOptions = {}): Promise
   }
 
   const fixed = findings.filter((f) => f.fixed).length
-  return { findings, fixed, remaining: findings.length - fixed, elsewhere: elsewhere.map((s) => ({ site: s.name, host: homeName(s) })), too_young: tooYoung }
+  return {
+    findings,
+    fixed,
+    remaining: findings.length - fixed,
+    elsewhere: elsewhere.map((s) => ({ site: s.name, host: homeName(s) })),
+    too_young: tooYoung,
+  }
 }

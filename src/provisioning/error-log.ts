@@ -8,9 +8,13 @@ import type { ErrorLogTable } from '../registry/schema.js'
 export type ErrorEntry = Selectable<ErrorLogTable>
 
 /** `tenancy errors`: the error log, newest first, with full messages. */
-export async function listErrors(bench: Bench, options: { tenant?: string; limit?: number } = {}): Promise<ErrorEntry[]> {
+export async function listErrors(
+  bench: Bench,
+  options: { tenant?: string; limit?: number } = {},
+): Promise<ErrorEntry[]> {
   const limit = options.limit ?? 50
-  if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw usageError(`invalid --limit "${options.limit}": give a whole number from 1 to 10000`)
+  if (!Number.isInteger(limit) || limit < 1 || limit > 10_000)
+    throw usageError(`invalid --limit "${options.limit}": give a whole number from 1 to 10000`)
   const registry = await bench.registry()
   let query = registry.db.selectFrom('error_log').selectAll().orderBy('id', 'desc').limit(limit)
   if (options.tenant) query = query.where('tenant', '=', assertTenantName(options.tenant))

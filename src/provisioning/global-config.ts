@@ -2,7 +2,12 @@ import type { Bench } from '../bench.js'
 import { holdsSecret, maskSecrets, resolveConfig, setConfigPath } from '../config/config.js'
 import { TenancyError, usageError } from '../errors.js'
 import { assertConfigKey } from '../names.js'
-import { coerceConfigValue, setSiteConfig, type SetConfigOptions, type SetConfigResult } from '../sites/config-commands.js'
+import {
+  coerceConfigValue,
+  setSiteConfig,
+  type SetConfigOptions,
+  type SetConfigResult,
+} from '../sites/config-commands.js'
 import { withFileLock } from '../util/file-lock.js'
 import { readJsonFile, writeJsonAtomic } from '../util/json-file.js'
 import { checkPipeline } from './steps.js'
@@ -12,11 +17,16 @@ import { checkPipeline } from './steps.js'
  * whole new config as a command would load it and as the pipeline would run it, so a value
  * that would break the next `tenant create` (or every cron `pending-create`) is refused.
  */
-export async function setGlobalConfig(bench: Bench, options: Omit<SetConfigOptions, 'global' | 'site'>): Promise<SetConfigResult> {
+export async function setGlobalConfig(
+  bench: Bench,
+  options: Omit<SetConfigOptions, 'global' | 'site'>,
+): Promise<SetConfigResult> {
   const key = assertConfigKey(options.key)
   const value = coerceConfigValue(options.value, options.parse ?? false)
   // Read inside the lock (not bench.rawConfig from startup), so a concurrent set-config's key is not lost.
-  return withFileLock(bench.configFile, () => setGlobalKey(bench, readJsonFile(bench.configFile) as Record<string, unknown>, key, value, options))
+  return withFileLock(bench.configFile, () =>
+    setGlobalKey(bench, readJsonFile(bench.configFile) as Record<string, unknown>, key, value, options),
+  )
 }
 
 function setGlobalKey(
@@ -58,7 +68,9 @@ function setGlobalKey(
     }
     if (!fixed) {
       if (!(refused instanceof TenancyError)) throw refused
-      const reason = refused.message.replace(/^.*?: "[^"]+" must be /, 'it must be ').replace(/; fix the value or remove the key$/, '')
+      const reason = refused.message
+        .replace(/^.*?: "[^"]+" must be /, 'it must be ')
+        .replace(/; fix the value or remove the key$/, '')
       const hint = options.parse || refused !== error ? '' : '; to give a JSON value (a number, list or object) add -p'
       throw usageError(`cannot set "${key}" to ${JSON.stringify(maskSecrets(value, key))}: ${reason}${hint}`)
     }

@@ -22,8 +22,15 @@ export function ownerPurpose(owner: string): 'migrate' | undefined {
 }
 
 /** Whether a lease's holder is gone: none, its lease ran out, or its process died on this host. */
-export function leaseHolderGone(row: { lease_owner: string | null; lease_expires_at: string | null }, at = now()): boolean {
-  return !row.lease_owner || (row.lease_expires_at !== null && row.lease_expires_at < at) || ownerAlive(row.lease_owner) === false
+export function leaseHolderGone(
+  row: { lease_owner: string | null; lease_expires_at: string | null },
+  at = now(),
+): boolean {
+  return (
+    !row.lease_owner ||
+    (row.lease_expires_at !== null && row.lease_expires_at < at) ||
+    ownerAlive(row.lease_owner) === false
+  )
 }
 
 export interface TenantLease {
@@ -38,7 +45,11 @@ export interface TenantLease {
  * held by a process on this host that is no longer alive. Returns undefined (with the
  * holder) when another live process holds it.
  */
-export async function tryTenantLease(bench: Bench, tenantId: number, purpose?: 'migrate'): Promise<TenantLease | { heldBy: string; until: string | null }> {
+export async function tryTenantLease(
+  bench: Bench,
+  tenantId: number,
+  purpose?: 'migrate',
+): Promise<TenantLease | { heldBy: string; until: string | null }> {
   const registry = await bench.registry()
   const owner = newOwner(purpose)
   const at = now()
@@ -49,7 +60,11 @@ export async function tryTenantLease(bench: Bench, tenantId: number, purpose?: '
     .where((eb) => eb.or([eb('lease_owner', 'is', null), eb('lease_expires_at', '<', at)]))
     .executeTakeFirst()
   if (Number(taken.numUpdatedRows) !== 1) {
-    const row = await registry.db.selectFrom('tenants').select(['name', 'lease_owner', 'lease_expires_at']).where('id', '=', tenantId).executeTakeFirst()
+    const row = await registry.db
+      .selectFrom('tenants')
+      .select(['name', 'lease_owner', 'lease_expires_at'])
+      .where('id', '=', tenantId)
+      .executeTakeFirst()
     if (!row) throw usageError('the tenant no longer exists (it was deleted or cleared from the pool meanwhile)')
     const holder = row.lease_owner
     if (!holder) return { heldBy: 'another process', until: null }

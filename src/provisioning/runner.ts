@@ -75,12 +75,27 @@ async function refreshSteps(bench: Bench, tenantId: number): Promise<void> {
     if (spec === undefined) return { ...row, status: 'skipped', output: 'removed from provision.steps', error: null }
     return { ...row, spec }
   })
-  const fresh = (s: PlannedStep) => ({ tenant_id: tenantId, name: s.name, status: 'pending', attempts: 0, started_at: null, finished_at: null, error: null, output: null, spec: JSON.stringify(s.spec) })
+  const fresh = (s: PlannedStep) => ({
+    tenant_id: tenantId,
+    name: s.name,
+    status: 'pending',
+    attempts: 0,
+    started_at: null,
+    finished_at: null,
+    error: null,
+    output: null,
+    spec: JSON.stringify(s.spec),
+  })
   const ordered = [...updated.flatMap((row) => [...(added.get(row.name) ?? []).map(fresh), row]), ...waiting.map(fresh)]
   if (ordered.length === rows.length) {
     for (const [i, row] of updated.entries()) {
       if (row === rows[i]) continue
-      await registry.db.updateTable('steps').set({ status: row.status, output: row.output, error: row.error, spec: row.spec }).where('tenant_id', '=', tenantId).where('idx', '=', row.idx).execute()
+      await registry.db
+        .updateTable('steps')
+        .set({ status: row.status, output: row.output, error: row.error, spec: row.spec })
+        .where('tenant_id', '=', tenantId)
+        .where('idx', '=', row.idx)
+        .execute()
     }
     return
   }
@@ -114,10 +129,18 @@ async function acquire(bench: Bench, tenant: TenantRow, options: ProvisionOption
  * attempts, timings, output and error of each. Returns a result; a failed step does not
  * throw. An active tenant is a no-op.
  */
-export async function provisionTenant(bench: Bench, name: string, options: ProvisionOptions = {}): Promise<ProvisionResult> {
+export async function provisionTenant(
+  bench: Bench,
+  name: string,
+  options: ProvisionOptions = {},
+): Promise<ProvisionResult> {
   const registry = await bench.registry()
   let tenant = await requireTenant(bench, name)
-  const done = async (status: ProvisionResult['status'], error: string | null, extra: Partial<ProvisionResult> = {}): Promise<ProvisionResult> => ({
+  const done = async (
+    status: ProvisionResult['status'],
+    error: string | null,
+    extra: Partial<ProvisionResult> = {},
+  ): Promise<ProvisionResult> => ({
     tenant: name,
     site: tenant.site,
     status,
@@ -127,7 +150,8 @@ export async function provisionTenant(bench: Bench, name: string, options: Provi
   })
   if (tenant.provisioning_status === 'completed') return done('already_active', null)
   const site = tenant.site
-  if (!site) throw new TenancyError(`tenant "${name}" has no site to provision; delete it and create it again with --site`)
+  if (!site)
+    throw new TenancyError(`tenant "${name}" has no site to provision; delete it and create it again with --site`)
   const siteRow = await registry.getSite(site)
   if (siteRow) assertHomedHere(bench, registry.kind, siteRow, `provision ${name}`)
   // The steps write secrets: a wrong key is exit 2 before the tenant is touched.
@@ -139,7 +163,11 @@ export async function provisionTenant(bench: Bench, name: string, options: Provi
   try {
     tenant = await requireTenant(bench, name)
     if (tenant.provisioning_status === 'completed') return done('already_active', null)
-    await registry.db.updateTable('tenants').set({ provisioning_status: 'in_progress', error: null, updated_at: now() }).where('id', '=', tenant.id).execute()
+    await registry.db
+      .updateTable('tenants')
+      .set({ provisioning_status: 'in_progress', error: null, updated_at: now() })
+      .where('id', '=', tenant.id)
+      .execute()
     await refreshSteps(bench, tenant.id)
     const steps = await tenantSteps(bench, tenant.id)
     for (const row of steps) {
@@ -154,7 +182,10 @@ export async function provisionTenant(bench: Bench, name: string, options: Provi
       }
       current = row.name
       const step: PlannedStep = { name: row.name, spec: JSON.parse(row.spec ?? 'null') as StepSpec }
-      if (!step.spec) throw new TenancyError(`step "${row.name}" of tenant "${name}" has no definition in the registry; run "tenancy doctor"`)
+      if (!step.spec)
+        throw new TenancyError(
+          `step "${row.name}" of tenant "${name}" has no definition in the registry; run "tenancy doctor"`,
+        )
       await registry.db
         .updateTable('steps')
         .set({ status: 'running', attempts: row.attempts + 1, started_at: now(), finished_at: null, error: null })
@@ -164,7 +195,10 @@ export async function provisionTenant(bench: Bench, name: string, options: Provi
       options.onStep?.({ step: row.name, phase: 'start' })
       // Steps that read the tenant (stored secrets, api_key) see the latest row.
       const fresh = { ...(await requireTenant(bench, name)), site }
-      const outcome = await runStep({ bench, tenant: fresh, signal: options.interruptSteps ? options.signal : undefined }, step)
+      const outcome = await runStep(
+        { bench, tenant: fresh, signal: options.interruptSteps ? options.signal : undefined },
+        step,
+      )
       await registry.db
         .updateTable('steps')
         .set({ status: outcome.skipped ? 'skipped' : 'done', finished_at: now(), output: outcome.output ?? null })
@@ -184,7 +218,12 @@ export async function provisionTenant(bench: Bench, name: string, options: Provi
     if (current) {
       await registry.db
         .updateTable('steps')
-        .set({ status: interrupted ? 'pending' : 'failed', finished_at: now(), error: message, output: failedCommandOutput(error) ?? null })
+        .set({
+          status: interrupted ? 'pending' : 'failed',
+          finished_at: now(),
+          error: message,
+          output: failedCommandOutput(error) ?? null,
+        })
         .where('tenant_id', '=', tenant.id)
         .where('name', '=', current)
         .execute()
@@ -192,9 +231,14 @@ export async function provisionTenant(bench: Bench, name: string, options: Provi
     }
     // The failure and its `tenant.failed` event commit together.
     await registry.writeTransaction(async (trx) => {
-      await trx.updateTable('tenants').set({ provisioning_status: 'failed', error: message, updated_at: now() }).where('id', '=', tenant.id).execute()
+      await trx
+        .updateTable('tenants')
+        .set({ provisioning_status: 'failed', error: message, updated_at: now() })
+        .where('id', '=', tenant.id)
+        .execute()
       const row = await trx.selectFrom('tenants').selectAll().where('id', '=', tenant.id).executeTakeFirst()
-      if (row && !interrupted && options.notifyFailure !== false && row.pending_since === null) await recordEvent(bench, trx, 'tenant.failed', row)
+      if (row && !interrupted && options.notifyFailure !== false && row.pending_since === null)
+        await recordEvent(bench, trx, 'tenant.failed', row)
     })
     await registry.logError({ tenant: name, site: tenant.site, step: current ?? null, message })
     tenant = await requireTenant(bench, name)

@@ -43,7 +43,14 @@ const BUILTIN = new Set(['create-site', 'developer-mode', 'api-user', 'api-keys'
  * before any tenant is recorded.
  */
 export function planSteps(config: BenchConfig): PlannedStep[] {
-  const items = config.provision.steps ?? ['create-site', 'developer-mode', 'install-apps', 'api-user', 'api-keys', 'activate']
+  const items = config.provision.steps ?? [
+    'create-site',
+    'developer-mode',
+    'install-apps',
+    'api-user',
+    'api-keys',
+    'activate',
+  ]
   const steps: PlannedStep[] = []
   const names = new Set<string>()
   const add = (name: string, spec: StepSpec) => {
@@ -54,11 +61,17 @@ export function planSteps(config: BenchConfig): PlannedStep[] {
   }
   for (const item of items) {
     if (typeof item !== 'string') {
-      add(item.name ?? `run ${item.run.split(/\s+/).slice(0, 3).join(' ')}`.slice(0, 100), { kind: 'run', run: item.run, timeout: item.timeout })
+      add(item.name ?? `run ${item.run.split(/\s+/).slice(0, 3).join(' ')}`.slice(0, 100), {
+        kind: 'run',
+        run: item.run,
+        timeout: item.timeout,
+      })
       continue
     }
     if (BUILTIN.has(item)) add(item, { kind: item } as StepSpec)
-    else if (item === 'install-apps') for (const app of config.provision.apps) add(`install-app ${app}`, { kind: 'install-app', app: assertAppName(app) })
+    else if (item === 'install-apps')
+      for (const app of config.provision.apps)
+        add(`install-app ${app}`, { kind: 'install-app', app: assertAppName(app) })
     else if (/^install-app[ :]/.test(item)) {
       const app = assertAppName(item.slice('install-app '.length).trim())
       add(`install-app ${app}`, { kind: 'install-app', app })
@@ -95,7 +108,10 @@ export function checkPipeline(config: BenchConfig, apps: { appsPath: string }): 
   try {
     apiUserFor(config, { name: 'acme', site: 'acme.localhost' })
   } catch (error) {
-    throw usageError(`provision.api_user ${JSON.stringify(template)} does not make an email address; use a pattern such as "api@{site}"`, error)
+    throw usageError(
+      `provision.api_user ${JSON.stringify(template)} does not make an email address; use a pattern such as "api@{site}"`,
+      error,
+    )
   }
   return steps
 }
@@ -140,7 +156,11 @@ export interface StepOutcome {
 
 async function updateTenant(bench: Bench, id: number, values: Partial<Omit<TenantRow, 'id'>>): Promise<void> {
   const registry = await bench.registry()
-  await registry.db.updateTable('tenants').set({ ...values, updated_at: now() }).where('id', '=', id).execute()
+  await registry.db
+    .updateTable('tenants')
+    .set({ ...values, updated_at: now() })
+    .where('id', '=', id)
+    .execute()
 }
 
 /** The admin password of a tenant's site: the one stored (encrypted) on the tenant, else configured, else generated, stored before use. */
@@ -164,7 +184,9 @@ export async function runStep(ctx: StepContext, step: PlannedStep): Promise<Step
       const existing = await registry.getSite(site)
       if (existing) {
         if (existing.tenant_id !== tenant.id) {
-          throw new TenancyError(`site "${site}" exists and does not belong to tenant "${tenant.name}"; give the tenant another --site`)
+          throw new TenancyError(
+            `site "${site}" exists and does not belong to tenant "${tenant.name}"; give the tenant another --site`,
+          )
         }
         if (existing.state === 'ready') return { output: `site ${site} exists already (made by an earlier attempt)` }
         // Half-made by an earlier attempt of this tenant (its intent row names it): remove and make again.
@@ -183,14 +205,22 @@ export async function runStep(ctx: StepContext, step: PlannedStep): Promise<Step
       const result = await installApps(bench, { site, apps: [spec.app], signal: ctx.signal })
       return {
         output: result.apps
-          .map((a) => (a.status === 'already_installed' ? `${a.app} already installed` : `${a.app} ${a.version}: ${a.migrations.length} migrations, ${a.fixtures} fixture rows`))
+          .map((a) =>
+            a.status === 'already_installed'
+              ? `${a.app} already installed`
+              : `${a.app} ${a.version}: ${a.migrations.length} migrations, ${a.fixtures} fixture rows`,
+          )
           .join('; '),
       }
     }
     case 'api-user': {
       const email = apiUserFor(bench.config, { name: tenant.name, site })
       const result = await addSystemManager(bench, { site, email, firstName: 'Platform', lastName: 'API' })
-      return { output: result.created ? `created ${email}` : `${email} exists${result.role_added ? '; gave it System Manager' : ''}` }
+      return {
+        output: result.created
+          ? `created ${email}`
+          : `${email} exists${result.role_added ? '; gave it System Manager' : ''}`,
+      }
     }
     case 'api-keys': {
       const email = apiUserFor(bench.config, { name: tenant.name, site })
@@ -204,7 +234,11 @@ export async function runStep(ctx: StepContext, step: PlannedStep): Promise<Step
       // The tenant and its `tenant.active` event commit together: a crash cannot lose the event.
       await registry.writeTransaction(async (trx) => {
         const at = now()
-        await trx.updateTable('tenants').set({ status: 'active', provisioning_status: 'completed', provisioned_at: at, error: null, updated_at: at }).where('id', '=', tenant.id).execute()
+        await trx
+          .updateTable('tenants')
+          .set({ status: 'active', provisioning_status: 'completed', provisioned_at: at, error: null, updated_at: at })
+          .where('id', '=', tenant.id)
+          .execute()
         const row = await trx.selectFrom('tenants').selectAll().where('id', '=', tenant.id).executeTakeFirstOrThrow()
         // A pending tenant is nobody's yet: it is announced when a sign-up pulls it.
         if (row.pending_since === null) await recordEvent(bench, trx, 'tenant.active', row)

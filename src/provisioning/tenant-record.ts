@@ -41,7 +41,9 @@ export interface StepJson {
 export function parseData(text: string): Record<string, unknown> {
   try {
     const value = JSON.parse(text) as unknown
-    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : {}
+    return typeof value === 'object' && value !== null && !Array.isArray(value)
+      ? (value as Record<string, unknown>)
+      : {}
   } catch {
     return {}
   }
@@ -86,8 +88,13 @@ export async function requireTenant(bench: Bench, name: string): Promise<TenantR
   const row = await registry.db.selectFrom('tenants').selectAll().where('name', '=', name).executeTakeFirst()
   if (!row) {
     const names = await registry.db.selectFrom('tenants').select('name').execute()
-    const suggestion = closest(name, names.map((t) => t.name))
-    throw usageError(`tenant "${name}" does not exist; ${suggestion ? `did you mean "${suggestion}"? ` : ''}run "tenancy tenant list"`)
+    const suggestion = closest(
+      name,
+      names.map((t) => t.name),
+    )
+    throw usageError(
+      `tenant "${name}" does not exist; ${suggestion ? `did you mean "${suggestion}"? ` : ''}run "tenancy tenant list"`,
+    )
   }
   return row
 }

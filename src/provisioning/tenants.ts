@@ -10,7 +10,16 @@ import { adminToDropSite, dropSite } from '../sites/drop-site.js'
 import { tryTenantLease } from './lease.js'
 import { provisionTenant, type ProvisionOptions, type ProvisionResult } from './runner.js'
 import { preflight, type PlannedStep } from './steps.js'
-import { parseData, requireTenant, stepJson, tenantJson, tenantSteps, type StepJson, type TenantJson, type TenantRow } from './tenant-record.js'
+import {
+  parseData,
+  requireTenant,
+  stepJson,
+  tenantJson,
+  tenantSteps,
+  type StepJson,
+  type TenantJson,
+  type TenantRow,
+} from './tenant-record.js'
 import { enqueueJob, ensureWorker } from './worker.js'
 
 const DATA_KEY = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/
@@ -30,7 +39,8 @@ export function parseDataPairs(pairs: readonly string[]): Record<string, unknown
   for (const pair of pairs) {
     const at = pair.indexOf('=')
     const key = at > 0 ? pair.slice(0, at) : ''
-    if (!DATA_KEY.test(key)) throw usageError(`invalid --data "${pair}": use key=value with a key of letters, digits and _`)
+    if (!DATA_KEY.test(key))
+      throw usageError(`invalid --data "${pair}": use key=value with a key of letters, digits and _`)
     assertNotPrototypeKey(key, '--data key')
     data[key] = dataValue(pair.slice(at + 1))
   }
@@ -42,7 +52,10 @@ export function siteFor(bench: Bench, name: string, options: { site?: string; si
   if (options.site && options.siteUrl) throw usageError('give either --site or --site-url, not both')
   if (options.siteUrl !== undefined) {
     const given = options.siteUrl
-    const refuse = (why: string) => usageError(`invalid --site-url ${JSON.stringify(maskUrl(given))}: ${why}; give a URL such as https://acme.example.com`)
+    const refuse = (why: string) =>
+      usageError(
+        `invalid --site-url ${JSON.stringify(maskUrl(given))}: ${why}; give a URL such as https://acme.example.com`,
+      )
     if (!/^https?:\/\//i.test(given)) throw refuse('it must be an absolute http:// or https:// URL')
     let url: URL
     try {
@@ -54,7 +67,9 @@ export function siteFor(bench: Bench, name: string, options: { site?: string; si
     try {
       return assertSiteName(url.hostname)
     } catch {
-      throw refuse(`its host "${url.hostname}" is not a valid site name (a lower-case hostname such as acme.example.com)`)
+      throw refuse(
+        `its host "${url.hostname}" is not a valid site name (a lower-case hostname such as acme.example.com)`,
+      )
     }
   }
   return assertSiteName(options.site ?? `${name}.${bench.config.default_site_domain}`)
@@ -62,8 +77,13 @@ export function siteFor(bench: Bench, name: string, options: { site?: string; si
 
 /** Refuses a tenant name or site that is taken (inside the caller's write transaction). */
 export async function assertFree(trx: Kysely<RegistrySchema>, name: string, site: string): Promise<void> {
-  const clash = await trx.selectFrom('tenants').select(['name', 'site']).where((eb) => eb.or([eb('name', '=', name), eb('site', '=', site)])).executeTakeFirst()
-  if (clash?.name === name) throw usageError(`tenant "${name}" already exists; see it with "tenancy tenant show ${name}"`)
+  const clash = await trx
+    .selectFrom('tenants')
+    .select(['name', 'site'])
+    .where((eb) => eb.or([eb('name', '=', name), eb('site', '=', site)]))
+    .executeTakeFirst()
+  if (clash?.name === name)
+    throw usageError(`tenant "${name}" already exists; see it with "tenancy tenant show ${name}"`)
   if (clash) throw usageError(`site "${site}" belongs to tenant "${clash.name}"; give this tenant another --site`)
   if (await trx.selectFrom('sites').select('name').where('name', '=', site).executeTakeFirst()) {
     throw usageError(`site "${site}" exists already and belongs to no tenant; give this tenant another --site`)
@@ -73,7 +93,14 @@ export async function assertFree(trx: Kysely<RegistrySchema>, name: string, site
 /** Inserts a tenant with its pipeline's steps (and a job when queued) inside the caller's transaction; returns its id. */
 export async function insertTenant(
   trx: Kysely<RegistrySchema>,
-  tenant: { name: string; site: string; data: Record<string, unknown>; provisioningStatus: 'not_started' | 'queued'; pendingSince: string | null; queueJob: boolean },
+  tenant: {
+    name: string
+    site: string
+    data: Record<string, unknown>
+    provisioningStatus: 'not_started' | 'queued'
+    pendingSince: string | null
+    queueJob: boolean
+  },
   steps: PlannedStep[],
 ): Promise<number> {
   const at = now()
@@ -101,7 +128,20 @@ export async function insertTenant(
     .executeTakeFirstOrThrow()
   await trx
     .insertInto('steps')
-    .values(steps.map((s, idx) => ({ tenant_id: inserted.id, idx, name: s.name, status: 'pending', attempts: 0, started_at: null, finished_at: null, error: null, output: null, spec: JSON.stringify(s.spec) })))
+    .values(
+      steps.map((s, idx) => ({
+        tenant_id: inserted.id,
+        idx,
+        name: s.name,
+        status: 'pending',
+        attempts: 0,
+        started_at: null,
+        finished_at: null,
+        error: null,
+        output: null,
+        spec: JSON.stringify(s.spec),
+      })),
+    )
     .execute()
   if (tenant.queueJob) await enqueueJob(trx, inserted.id)
   return inserted.id
@@ -130,7 +170,8 @@ export interface CreateTenantResult extends TenantJson {
 /** A tenant name an operator or application may give: a slug, and not in the pool's `pending-` namespace. */
 export function assertUserTenantName(name: string): string {
   assertTenantName(name)
-  if (name.startsWith('pending-')) throw usageError(`invalid tenant name "${name}": names starting with "pending-" are kept for the pending pool`)
+  if (name.startsWith('pending-'))
+    throw usageError(`invalid tenant name "${name}": names starting with "pending-" are kept for the pending pool`)
   return name
 }
 
@@ -143,9 +184,23 @@ export async function createTenant(bench: Bench, options: CreateTenantOptions): 
   const registry = await bench.registry()
   const tenantId = await registry.writeTransaction(async (trx) => {
     await assertFree(trx, name, site)
-    return insertTenant(trx, { name, site, data: options.data ?? {}, provisioningStatus: queued ? 'queued' : 'not_started', pendingSince: null, queueJob: queued }, steps)
+    return insertTenant(
+      trx,
+      {
+        name,
+        site,
+        data: options.data ?? {},
+        provisioningStatus: queued ? 'queued' : 'not_started',
+        pendingSince: null,
+        queueJob: queued,
+      },
+      steps,
+    )
   })
-  const snapshot = async (mode: CreateTenantResult['mode'], extra: Partial<CreateTenantResult> = {}): Promise<CreateTenantResult> => {
+  const snapshot = async (
+    mode: CreateTenantResult['mode'],
+    extra: Partial<CreateTenantResult> = {},
+  ): Promise<CreateTenantResult> => {
     const row = await requireTenant(bench, name)
     return { ...tenantJson(row), mode, steps: (await tenantSteps(bench, tenantId)).map(stepJson), ...extra }
   }
@@ -168,7 +223,8 @@ export async function listTenants(bench: Bench, options: ListTenantsOptions = {}
   let query = registry.db.selectFrom('tenants').selectAll().orderBy('created_at').orderBy('id')
   if (options.status) {
     const statuses = ['inactive', 'active', 'suspended', 'not_started', 'queued', 'in_progress', 'completed', 'failed']
-    if (!statuses.includes(options.status)) throw usageError(`invalid --status "${options.status}": use one of ${statuses.join(', ')}`)
+    if (!statuses.includes(options.status))
+      throw usageError(`invalid --status "${options.status}": use one of ${statuses.join(', ')}`)
     const column = ['inactive', 'active', 'suspended'].includes(options.status) ? 'status' : 'provisioning_status'
     query = query.where(column, '=', options.status)
   }
@@ -184,7 +240,11 @@ export interface ShowTenantResult extends TenantJson {
 }
 
 /** `tenancy tenant show`: the record and its steps; secrets only with `showSecrets`. */
-export async function showTenant(bench: Bench, name: string, options: { showSecrets?: boolean } = {}): Promise<ShowTenantResult> {
+export async function showTenant(
+  bench: Bench,
+  name: string,
+  options: { showSecrets?: boolean } = {},
+): Promise<ShowTenantResult> {
   const row = await requireTenant(bench, name)
   const result: ShowTenantResult = { ...tenantJson(row), steps: (await tenantSteps(bench, row.id)).map(stepJson) }
   if (options.showSecrets && row.pull_from === null) {
@@ -196,18 +256,25 @@ export async function showTenant(bench: Bench, name: string, options: { showSecr
 }
 
 /** `tenancy tenant delete`: drops the tenant's site (unless `keepSite`), then removes the tenant, its steps and jobs. */
-export async function deleteTenant(bench: Bench, name: string, options: { keepSite?: boolean } = {}): Promise<{ tenant: string; site: string | null; site_dropped: boolean; archived_to: string | null }> {
+export async function deleteTenant(
+  bench: Bench,
+  name: string,
+  options: { keepSite?: boolean } = {},
+): Promise<{ tenant: string; site: string | null; site_dropped: boolean; archived_to: string | null }> {
   const row: TenantRow = await requireTenant(bench, name)
   const lease = await tryTenantLease(bench, row.id)
   if (!('owner' in lease)) {
-    throw new TenancyError(`tenant "${name}" is being provisioned by ${lease.heldBy}; wait for it to finish, then delete it`)
+    throw new TenancyError(
+      `tenant "${name}" is being provisioned by ${lease.heldBy}; wait for it to finish, then delete it`,
+    )
   }
   const registry = await bench.registry()
   try {
     const site = row.site ? await registry.getSite(row.site) : undefined
     const owned = site !== undefined && site.tenant_id === row.id
     // Before anything changes: a missing admin password must not leave a tenant half-deleted.
-    const admin = owned && !options.keepSite ? await adminToDropSite(bench, site.name, `tenant delete ${name}`) : undefined
+    const admin =
+      owned && !options.keepSite ? await adminToDropSite(bench, site.name, `tenant delete ${name}`) : undefined
     // The tenant goes first, in one transaction that also marks its site `dropping` (or frees
     // it with --keep-site): a crash after it leaves a row doctor knows how to finish.
     await registry.writeTransaction(async (trx) => {
@@ -217,13 +284,18 @@ export async function deleteTenant(bench: Bench, name: string, options: { keepSi
       if (owned) {
         await trx
           .updateTable('sites')
-          .set(options.keepSite ? { tenant_id: null, updated_at: now() } : { state: 'dropping', owner: PROCESS_OWNER, updated_at: now() })
+          .set(
+            options.keepSite
+              ? { tenant_id: null, updated_at: now() }
+              : { state: 'dropping', owner: PROCESS_OWNER, updated_at: now() },
+          )
           .where('name', '=', site.name)
           .execute()
       }
     })
     let archivedTo: string | null = null
-    if (owned && !options.keepSite) archivedTo = (await dropSite(bench, { site: site.name, force: true, admin })).archived_to
+    if (owned && !options.keepSite)
+      archivedTo = (await dropSite(bench, { site: site.name, force: true, admin })).archived_to
     return { tenant: name, site: row.site, site_dropped: owned && !options.keepSite, archived_to: archivedTo }
   } finally {
     await lease.release()

@@ -20,7 +20,18 @@ export async function enqueueJob(trx: Kysely<RegistrySchema>, tenantId: number):
   const at = now()
   await trx
     .insertInto('jobs')
-    .values({ tenant_id: tenantId, kind: 'provision', status: 'queued', attempts: 0, run_at: at, lease_owner: null, lease_expires_at: null, last_error: null, created_at: at, updated_at: at })
+    .values({
+      tenant_id: tenantId,
+      kind: 'provision',
+      status: 'queued',
+      attempts: 0,
+      run_at: at,
+      lease_owner: null,
+      lease_expires_at: null,
+      last_error: null,
+      created_at: at,
+      updated_at: at,
+    })
     .execute()
 }
 
@@ -52,7 +63,10 @@ export async function claimJob(bench: Bench, owner: string): Promise<(JobRow & {
           .where((eb) =>
             eb.or([
               eb.and([eb('jobs.status', 'in', ['queued', 'retry']), eb('jobs.run_at', '<=', at)]),
-              eb.and([eb('jobs.status', '=', 'running'), eb.or([eb('jobs.lease_expires_at', '<', at), eb('jobs.lease_owner', 'like', `%@${hostname()}%`)])]),
+              eb.and([
+                eb('jobs.status', '=', 'running'),
+                eb.or([eb('jobs.lease_expires_at', '<', at), eb('jobs.lease_owner', 'like', `%@${hostname()}%`)]),
+              ]),
             ]),
           )
           // A tenant whose site lives on another machine is that machine's to provision.
@@ -64,12 +78,21 @@ export async function claimJob(bench: Bench, owner: string): Promise<(JobRow & {
       )
       .execute()
     const job = candidates.find(
-      (j) => j.status !== 'running' || (j.lease_expires_at !== null && j.lease_expires_at < at) || (j.lease_owner !== null && ownerAlive(j.lease_owner) === false),
+      (j) =>
+        j.status !== 'running' ||
+        (j.lease_expires_at !== null && j.lease_expires_at < at) ||
+        (j.lease_owner !== null && ownerAlive(j.lease_owner) === false),
     )
     if (!job) return undefined
     await trx
       .updateTable('jobs')
-      .set({ status: 'running', lease_owner: owner, lease_expires_at: inFuture(LEASE_MS), attempts: job.attempts + 1, updated_at: at })
+      .set({
+        status: 'running',
+        lease_owner: owner,
+        lease_expires_at: inFuture(LEASE_MS),
+        attempts: job.attempts + 1,
+        updated_at: at,
+      })
       .where('id', '=', job.id)
       .execute()
     return { ...job, status: 'running', lease_owner: owner, attempts: job.attempts + 1 }
@@ -77,7 +100,10 @@ export async function claimJob(bench: Bench, owner: string): Promise<(JobRow & {
 }
 
 /** Whether any job this machine may run is still waiting or running (a `--once` worker stops when none is). */
-async function jobsLeft(bench: Bench, trx?: Kysely<RegistrySchema>): Promise<{ count: number; nextRunAt: string | null }> {
+async function jobsLeft(
+  bench: Bench,
+  trx?: Kysely<RegistrySchema>,
+): Promise<{ count: number; nextRunAt: string | null }> {
   const registry = await bench.registry()
   const db = trx ?? registry.db
   const row = await db
@@ -93,7 +119,14 @@ async function jobsLeft(bench: Bench, trx?: Kysely<RegistrySchema>): Promise<{ c
 export type WorkerEvent =
   | { type: 'claimed'; job: number; tenant: string; attempt: number }
   | { type: 'step'; tenant: string; event: StepEvent }
-  | { type: 'finished'; job: number; tenant: string; status: 'done' | 'retry' | 'failed' | 'requeued'; error?: string; retry_at?: string }
+  | {
+      type: 'finished'
+      job: number
+      tenant: string
+      status: 'done' | 'retry' | 'failed' | 'requeued'
+      error?: string
+      retry_at?: string
+    }
 
 export interface WorkerOptions {
   once?: boolean
@@ -141,11 +174,19 @@ export async function runWorker(bench: Bench, options: WorkerOptions = {}): Prom
   const leaseName = `worker:${workerOwner}`
   // Registered, this worker stands for the one being started: the starter's claim can go.
   await registry.writeTransaction(async (trx) => {
-    await trx.insertInto('leases').values({ name: leaseName, owner: workerOwner, expires_at: inFuture(LEASE_MS) }).execute()
+    await trx
+      .insertInto('leases')
+      .values({ name: leaseName, owner: workerOwner, expires_at: inFuture(LEASE_MS) })
+      .execute()
     await trx.deleteFrom('leases').where('name', '=', STARTING_LEASE).execute()
   })
   const heartbeat = setInterval(() => {
-    registry.db.updateTable('leases').set({ expires_at: inFuture(LEASE_MS) }).where('name', '=', leaseName).execute().catch(() => {})
+    registry.db
+      .updateTable('leases')
+      .set({ expires_at: inFuture(LEASE_MS) })
+      .where('name', '=', leaseName)
+      .execute()
+      .catch(() => {})
   }, LEASE_MS / 3)
   heartbeat.unref()
   const totals: WorkerResult = { jobs: 0, attempts: 0, done: 0, failed: 0, retried: 0 }
@@ -161,7 +202,13 @@ export async function runWorker(bench: Bench, options: WorkerOptions = {}): Prom
     totals.jobs = seen.size
     options.onEvent?.({ type: 'claimed', job: job.id, tenant: job.tenant, attempt: job.attempts })
     const renew = setInterval(() => {
-      registry.db.updateTable('jobs').set({ lease_expires_at: inFuture(LEASE_MS) }).where('id', '=', job.id).where('lease_owner', '=', owner).execute().catch(() => {})
+      registry.db
+        .updateTable('jobs')
+        .set({ lease_expires_at: inFuture(LEASE_MS) })
+        .where('id', '=', job.id)
+        .where('lease_owner', '=', owner)
+        .execute()
+        .catch(() => {})
     }, LEASE_MS / 3)
     renew.unref()
     let status: 'done' | 'retry' | 'failed' | 'requeued'
@@ -183,7 +230,13 @@ export async function runWorker(bench: Bench, options: WorkerOptions = {}): Prom
       // The tenant was deleted, or the registry failed: the job cannot go on.
       error = messageOf(thrown)
       if (thrown instanceof KeyRefusedError) keyRefused = thrown
-      status = keyRefused ? 'requeued' : thrown instanceof TenancyError && thrown.exitCode === 2 ? 'failed' : job.attempts >= bench.config.provision.max_attempts ? 'failed' : 'retry'
+      status = keyRefused
+        ? 'requeued'
+        : thrown instanceof TenancyError && thrown.exitCode === 2
+          ? 'failed'
+          : job.attempts >= bench.config.provision.max_attempts
+            ? 'failed'
+            : 'retry'
     } finally {
       clearInterval(renew)
     }
@@ -211,10 +264,19 @@ export async function runWorker(bench: Bench, options: WorkerOptions = {}): Prom
       if (tenant) await recordEvent(bench, trx, 'tenant.failed', tenant)
     })
     if (status === 'retry' || status === 'requeued') {
-      await registry.db.updateTable('tenants').set({ provisioning_status: 'queued', updated_at: at }).where('name', '=', job.tenant).where('provisioning_status', '!=', 'completed').execute()
+      await registry.db
+        .updateTable('tenants')
+        .set({ provisioning_status: 'queued', updated_at: at })
+        .where('name', '=', job.tenant)
+        .where('provisioning_status', '!=', 'completed')
+        .execute()
     }
     if (status === 'failed') {
-      await registry.logError({ tenant: job.tenant, job_id: job.id, message: `provisioning failed after ${job.attempts} attempt(s): ${error ?? 'unknown error'}` })
+      await registry.logError({
+        tenant: job.tenant,
+        job_id: job.id,
+        message: `provisioning failed after ${job.attempts} attempt(s): ${error ?? 'unknown error'}`,
+      })
     }
     // Each job counts once, by where its last attempt here left it.
     outcomes.set(job.id, status)
@@ -266,7 +328,12 @@ export async function runWorker(bench: Bench, options: WorkerOptions = {}): Prom
 /** Whether a live worker is registered (its heartbeat lease has not expired). */
 export async function workerAlive(bench: Bench): Promise<boolean> {
   const registry = await bench.registry()
-  const rows = await registry.db.selectFrom('leases').select(['owner', 'expires_at']).where('name', 'like', 'worker:%').where('expires_at', '>', now()).execute()
+  const rows = await registry.db
+    .selectFrom('leases')
+    .select(['owner', 'expires_at'])
+    .where('name', 'like', 'worker:%')
+    .where('expires_at', '>', now())
+    .execute()
   return rows.some((r) => ownerAlive(r.owner) !== false)
 }
 
@@ -293,7 +360,10 @@ export async function ensureWorker(bench: Bench): Promise<boolean> {
       .execute()
     if (live.some((l) => l.name === STARTING_LEASE || ownerAlive(l.owner) !== false)) return false
     await trx.deleteFrom('leases').where('name', '=', STARTING_LEASE).execute()
-    await trx.insertInto('leases').values({ name: STARTING_LEASE, owner: PROCESS_OWNER, expires_at: inFuture(STARTING_MS) }).execute()
+    await trx
+      .insertInto('leases')
+      .values({ name: STARTING_LEASE, owner: PROCESS_OWNER, expires_at: inFuture(STARTING_MS) })
+      .execute()
     return true
   })
   if (!claimed) return false
@@ -303,19 +373,23 @@ export async function ensureWorker(bench: Bench): Promise<boolean> {
   // nothing from this process once started.
   const log = openSync(join(bench.stateDir, 'worker.log'), 'a', 0o600)
   try {
-    const child = execa(process.execPath, [join(packageRoot(bench.env), 'bin', 'tenancy.js'), 'worker', '--once', '--config', bench.configFile], {
-      cwd: bench.root,
-      env: bench.env as Record<string, string>,
-      extendEnv: false,
-      detached: true,
-      cleanup: false,
-      stdin: 'ignore',
-      // execa passes a file descriptor through (its docs: "integer: a file descriptor"); its
-      // type definitions do not list plain numbers for stdout/stderr.
-      stdout: log as never,
-      stderr: log as never,
-      reject: false,
-    })
+    const child = execa(
+      process.execPath,
+      [join(packageRoot(bench.env), 'bin', 'tenancy.js'), 'worker', '--once', '--config', bench.configFile],
+      {
+        cwd: bench.root,
+        env: bench.env as Record<string, string>,
+        extendEnv: false,
+        detached: true,
+        cleanup: false,
+        stdin: 'ignore',
+        // execa passes a file descriptor through (its docs: "integer: a file descriptor"); its
+        // type definitions do not list plain numbers for stdout/stderr.
+        stdout: log as never,
+        stderr: log as never,
+        reject: false,
+      },
+    )
     child.unref()
     // The promise settles when the worker ends; nobody waits for it here.
     child.catch(() => {})

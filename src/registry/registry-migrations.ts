@@ -50,7 +50,11 @@ export const REGISTRY_MIGRATIONS: RegistryMigration[] = [
         .addColumn('updated_at', 'varchar(32)', (c) => c.notNull())
         .addColumn('provisioned_at', 'varchar(32)')
         .execute()
-      await db.schema.createIndex('tenants_pending').on('tenants').columns(['pending_since', 'provisioning_status']).execute()
+      await db.schema
+        .createIndex('tenants_pending')
+        .on('tenants')
+        .columns(['pending_since', 'provisioning_status'])
+        .execute()
       await db.schema
         .createTable('steps')
         .addColumn('tenant_id', 'integer', (c) => c.notNull())
@@ -135,7 +139,12 @@ export const REGISTRY_MIGRATIONS: RegistryMigration[] = [
       // name reused): refusing to open it would also block the drop-site that fixes it, so
       // such a registry goes without the index (doctor still reports the half-made row).
       if (clashes.length > 0) return
-      await db.schema.createIndex('sites_server_database').on('sites').columns(['db_type', 'db_host', 'db_port', 'db_name']).unique().execute()
+      await db.schema
+        .createIndex('sites_server_database')
+        .on('sites')
+        .columns(['db_type', 'db_host', 'db_port', 'db_name'])
+        .unique()
+        .execute()
     },
   },
   {
@@ -146,7 +155,9 @@ export const REGISTRY_MIGRATIONS: RegistryMigration[] = [
       // "anything due?" is one probe of its index.
       await db.schema
         .createTable('events')
-        .addColumn('seq', kind === 'postgres' ? 'serial' : 'integer', (c) => (kind === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement()))
+        .addColumn('seq', kind === 'postgres' ? 'serial' : 'integer', (c) =>
+          kind === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement(),
+        )
         .addColumn('id', 'varchar(36)', (c) => c.notNull().unique())
         .addColumn('type', 'varchar(32)', (c) => c.notNull())
         .addColumn('tenant_id', 'integer')

@@ -86,8 +86,16 @@ export class Registry {
       const path = isAbsolute(file) ? file : resolve(benchRoot, file)
       const shown = relative(benchRoot, path).startsWith('..') ? path : relative(benchRoot, path)
       // Asked before the file (or its directory, or a WAL file) is created.
-      if (!existsSync(path)) await askGuard(() => options.onEmpty?.(shown, 'missing'), () => !existsSync(path))
-      else if (statSync(path).size === 0) await askGuard(() => options.onEmpty?.(shown, 'empty'), () => statSync(path).size === 0)
+      if (!existsSync(path))
+        await askGuard(
+          () => options.onEmpty?.(shown, 'missing'),
+          () => !existsSync(path),
+        )
+      else if (statSync(path).size === 0)
+        await askGuard(
+          () => options.onEmpty?.(shown, 'empty'),
+          () => statSync(path).size === 0,
+        )
       const registry = new Registry(await openSqlite(path), 'sqlite')
       try {
         await registry.#migrate(() => options.onEmpty?.(shown, 'empty'))
@@ -140,18 +148,25 @@ export class Registry {
   }
 
   /** `FOR UPDATE SKIP LOCKED` on PostgreSQL (of `table` only); SQLite's write lock already serializes claims. */
-  lockCandidates<DB, TB extends keyof DB & string, O>(query: SelectQueryBuilder<DB, TB, O>, table: TB): SelectQueryBuilder<DB, TB, O> {
+  lockCandidates<DB, TB extends keyof DB & string, O>(
+    query: SelectQueryBuilder<DB, TB, O>,
+    table: TB,
+  ): SelectQueryBuilder<DB, TB, O> {
     return this.kind === 'postgres' ? query.forUpdate([table] as never).skipLocked() : query
   }
 
   async #schemaVersion(db: Kysely<RegistrySchema>): Promise<number> {
     try {
-      const row = await db.selectFrom('registry_migrations').select((eb) => eb.fn.max('version').as('v')).executeTakeFirst()
+      const row = await db
+        .selectFrom('registry_migrations')
+        .select((eb) => eb.fn.max('version').as('v'))
+        .executeTakeFirst()
       return Number(row?.v ?? 0)
     } catch (error) {
       // No ledger yet: PostgreSQL says so by code; SQLite only in its message (its code is the generic SQLITE_ERROR).
       const code = (error as { code?: string }).code
-      if (code === PG_UNDEFINED_TABLE || (code === 'SQLITE_ERROR' && /no such table/.test((error as Error).message))) return 0
+      if (code === PG_UNDEFINED_TABLE || (code === 'SQLITE_ERROR' && /no such table/.test((error as Error).message)))
+        return 0
       throw error
     }
   }
@@ -169,7 +184,8 @@ export class Registry {
     const version = await this.#schemaVersion(this.db)
     // No schema, or a schema with nothing in it (as an earlier tenancy left after recreating a
     // deleted registry): the guard decides before any table is made.
-    if (version === 0 || (await this.#holdsNothing())) await askGuard(onEmpty, async () => (await this.#schemaVersion(this.db)) === 0 || (await this.#holdsNothing()))
+    if (version === 0 || (await this.#holdsNothing()))
+      await askGuard(onEmpty, async () => (await this.#schemaVersion(this.db)) === 0 || (await this.#holdsNothing()))
     if (version >= REGISTRY_VERSION) return
     await this.writeTransaction(async (trx) => {
       await trx.schema
@@ -234,11 +250,17 @@ export class Registry {
     } catch (error) {
       // A name clash is "do nothing" above; any other unique violation is the database's.
       if (!isUniqueViolation(error)) throw error
-      let others = this.db.selectFrom('sites').select('name').where('db_type', '=', site.db_type).where('db_name', '=', site.db_name)
+      let others = this.db
+        .selectFrom('sites')
+        .select('name')
+        .where('db_type', '=', site.db_type)
+        .where('db_name', '=', site.db_name)
       if (site.db_host != null) others = others.where('db_host', '=', site.db_host)
       if (site.db_port != null) others = others.where('db_port', '=', site.db_port)
       const other = await others.executeTakeFirst()
-      throw usageError(`database "${site.db_name}" on ${site.db_host}:${site.db_port} belongs to site "${other?.name ?? '?'}"; pick another --db-name`)
+      throw usageError(
+        `database "${site.db_name}" on ${site.db_host}:${site.db_port} belongs to site "${other?.name ?? '?'}"; pick another --db-name`,
+      )
     }
     return Number(result.numInsertedOrUpdatedRows ?? 0) === 1
   }
@@ -254,7 +276,10 @@ export class Registry {
   }
 
   async setSiteState(name: string, state: SiteState, from?: SiteState): Promise<boolean> {
-    let query = this.db.updateTable('sites').set({ state, updated_at: now(), owner: PROCESS_OWNER }).where('name', '=', name)
+    let query = this.db
+      .updateTable('sites')
+      .set({ state, updated_at: now(), owner: PROCESS_OWNER })
+      .where('name', '=', name)
     if (from) query = query.where('state', '=', from)
     const result = await query.executeTakeFirst()
     return Number(result.numUpdatedRows) === 1
@@ -272,7 +297,11 @@ export class Registry {
   }
 
   async setSiteApps(name: string, apps: InstalledAppSummary[]): Promise<void> {
-    await this.db.updateTable('sites').set({ apps: JSON.stringify(apps), updated_at: now() }).where('name', '=', name).execute()
+    await this.db
+      .updateTable('sites')
+      .set({ apps: JSON.stringify(apps), updated_at: now() })
+      .where('name', '=', name)
+      .execute()
   }
 
   async deleteSite(name: string): Promise<void> {
@@ -281,13 +310,23 @@ export class Registry {
 
   /** Tenant names owning the given sites, for listings. */
   async tenantsBySite(): Promise<Map<string, { name: string; pending_since: string | null }>> {
-    const rows = await this.db.selectFrom('tenants').select(['name', 'site', 'pending_since']).where('site', 'is not', null).execute()
+    const rows = await this.db
+      .selectFrom('tenants')
+      .select(['name', 'site', 'pending_since'])
+      .where('site', 'is not', null)
+      .execute()
     return new Map(rows.map((r) => [r.site!, { name: r.name, pending_since: r.pending_since }]))
   }
 
   // ---- error log -----------------------------------------------------------------------
 
-  async logError(entry: { tenant?: string | null; site?: string | null; step?: string | null; job_id?: number | null; message: string }): Promise<void> {
+  async logError(entry: {
+    tenant?: string | null
+    site?: string | null
+    step?: string | null
+    job_id?: number | null
+    message: string
+  }): Promise<void> {
     await this.db
       .insertInto('error_log')
       .values({
@@ -338,7 +377,10 @@ function registryError(url: string, error: unknown): TenancyError {
           ? 'create the database first (createdb), or name an existing one'
           : 'check the server and the URL'
   // A URL naming a database that is not there is a configuration error (exit 2).
-  return new TenancyError(`cannot open the registry ${maskUrl(url)}: ${messageOf(error)}; ${hint}`, { cause: error, exitCode: code === '3D000' ? 2 : undefined })
+  return new TenancyError(`cannot open the registry ${maskUrl(url)}: ${messageOf(error)}; ${hint}`, {
+    cause: error,
+    exitCode: code === '3D000' ? 2 : undefined,
+  })
 }
 
 async function openPostgres(url: string): Promise<Kysely<RegistrySchema>> {
@@ -348,10 +390,15 @@ async function openPostgres(url: string): Promise<Kysely<RegistrySchema>> {
     max: 4,
     connectionTimeoutMillis: 10_000,
     // Ids and counts are far below 2^53: read int8 as numbers, as SQLite gives them.
-    types: { getTypeParser: ((oid: number, format?: 'text' | 'binary') => (oid === 20 ? Number : pg.types.getTypeParser(oid, format as never))) as never },
+    types: {
+      getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+        oid === 20 ? Number : pg.types.getTypeParser(oid, format as never)) as never,
+    },
   })
   watchPgPool(pool)
-  return new Kysely<RegistrySchema>({ dialect: guardDialect(new PostgresDialect({ pool }), `the registry ${maskUrl(url)}`, pgServerLoss) })
+  return new Kysely<RegistrySchema>({
+    dialect: guardDialect(new PostgresDialect({ pool }), `the registry ${maskUrl(url)}`, pgServerLoss),
+  })
 }
 
 async function openSqlite(path: string): Promise<Kysely<RegistrySchema>> {
@@ -364,7 +411,10 @@ async function openSqlite(path: string): Promise<Kysely<RegistrySchema>> {
     closeSync(openSync(path, 'a', 0o600))
     raw = new Database(path, { timeout: 15_000 })
   } catch (error) {
-    throw storageError(error, path, 'the registry') ?? new TenancyError(`cannot open the registry ${path}: ${(error as Error).message}`, { cause: error })
+    throw (
+      storageError(error, path, 'the registry') ??
+      new TenancyError(`cannot open the registry ${path}: ${(error as Error).message}`, { cause: error })
+    )
   }
   // Switching to WAL needs a moment of exclusive access; a concurrent first open may see
   // SQLITE_BUSY without the busy handler, so retry briefly.

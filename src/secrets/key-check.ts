@@ -50,7 +50,11 @@ function assertOpens(box: SecretBox, sealed: string, source: string): void {
  * that holds secrets is exit 2 instead of a new key. On first use the registry records a
  * check value sealed with the key, so every later key is held to it.
  */
-export async function verifiedSecretBox(registry: Registry, keyFile: string, env: NodeJS.ProcessEnv): Promise<SecretBox> {
+export async function verifiedSecretBox(
+  registry: Registry,
+  keyFile: string,
+  env: NodeJS.ProcessEnv,
+): Promise<SecretBox> {
   const source = keySource(keyFile, env)
   const check = await checkValue(registry)
   // A sealed value the key must open: the check value, else any secret already stored.

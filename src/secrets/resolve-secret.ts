@@ -41,11 +41,14 @@ export async function resolveSecret(sources: SecretSources): Promise<ResolvedSec
     try {
       text = readFileSync(sources.filePath, 'utf8')
     } catch (error) {
-      throw usageError(`cannot read ${sources.label} from ${sources.fileFlag} "${sources.filePath}": ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`)
+      throw usageError(
+        `cannot read ${sources.label} from ${sources.fileFlag} "${sources.filePath}": ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+      )
     }
     return { value: text.replace(/\r?\n$/, ''), source: 'file', where: `${sources.fileFlag} ${sources.filePath}` }
   }
-  if (sources.flagValue !== undefined) return { value: sources.flagValue, source: 'flag', where: sources.flag ?? 'the command line' }
+  if (sources.flagValue !== undefined)
+    return { value: sources.flagValue, source: 'flag', where: sources.flag ?? 'the command line' }
   const fromEnv = env[sources.envVar]
   if (fromEnv !== undefined) return { value: fromEnv, source: 'env', where: sources.envVar }
   if (sources.configKey && sources.config && typeof sources.config[sources.configKey] === 'string') {
@@ -57,7 +60,9 @@ export async function resolveSecret(sources: SecretSources): Promise<ResolvedSec
     }
   }
   if (sources.prompt) {
-    const answer = await sources.prompt(`${sources.label[0]!.toUpperCase()}${sources.label.slice(1)}${sources.promptHint ? ` (${sources.promptHint})` : ''}:`)
+    const answer = await sources.prompt(
+      `${sources.label[0]!.toUpperCase()}${sources.label.slice(1)}${sources.promptHint ? ` (${sources.promptHint})` : ''}:`,
+    )
     if (answer !== undefined) return { value: answer, source: 'prompt', where: 'the prompt' }
   }
   return undefined
@@ -65,7 +70,10 @@ export async function resolveSecret(sources: SecretSources): Promise<ResolvedSec
 
 /** The sentence for a secret that is needed and found nowhere. */
 export function missingSecretError(sources: SecretSources): Error {
-  const places = [...(sources.fileFlag ? [`${sources.fileFlag} FILE`] : []), `the ${sources.envVar} environment variable`]
+  const places = [
+    ...(sources.fileFlag ? [`${sources.fileFlag} FILE`] : []),
+    `the ${sources.envVar} environment variable`,
+  ]
   if (sources.configKey) places.push(`"${sources.configKey}" in tenancy.config.json`)
   places.push('an interactive prompt (stdin is not a terminal)')
   return usageError(`missing ${sources.label}: looked in ${places.join(', ')}; set one of them`)

@@ -9,7 +9,9 @@ const VERSION = 1
 /** A sealed value that the key in use does not open: it was encrypted with another key. */
 export class WrongKeyError extends TenancyError {
   constructor() {
-    super('cannot decrypt a stored secret: wrong encryption key; use the .tenancy/secret.key (or TENANCY_ENCRYPTION_KEY) the secret was written with')
+    super(
+      'cannot decrypt a stored secret: wrong encryption key; use the .tenancy/secret.key (or TENANCY_ENCRYPTION_KEY) the secret was written with',
+    )
     this.name = 'WrongKeyError'
   }
 }
@@ -46,7 +48,9 @@ export class SecretBox {
     const decipher = createDecipheriv('aes-256-gcm', this.#key, nonce)
     decipher.setAuthTag(tag)
     try {
-      return Buffer.concat([decipher.update(data.subarray(1 + NONCE_BYTES + TAG_BYTES)), decipher.final()]).toString('utf8')
+      return Buffer.concat([decipher.update(data.subarray(1 + NONCE_BYTES + TAG_BYTES)), decipher.final()]).toString(
+        'utf8',
+      )
     } catch {
       throw new WrongKeyError()
     }
@@ -55,7 +59,8 @@ export class SecretBox {
 
 function parseKey(text: string, source: string): Buffer {
   const key = Buffer.from(text.trim(), 'base64')
-  if (key.length !== 32) throw usageError(`${source} must hold 32 bytes, base64-encoded (44 characters); it holds ${key.length} bytes`)
+  if (key.length !== 32)
+    throw usageError(`${source} must hold 32 bytes, base64-encoded (44 characters); it holds ${key.length} bytes`)
   return key
 }
 

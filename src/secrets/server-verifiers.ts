@@ -10,7 +10,11 @@ const SCRAM_ITERATIONS = 4096
  * `CREATE ROLE … PASSWORD '<verifier>'` accepts as is. Generated passwords are ASCII, so
  * SASLprep leaves them unchanged.
  */
-export async function scramSha256Verifier(password: string, salt = randomBytes(16), iterations = SCRAM_ITERATIONS): Promise<string> {
+export async function scramSha256Verifier(
+  password: string,
+  salt = randomBytes(16),
+  iterations = SCRAM_ITERATIONS,
+): Promise<string> {
   const salted = await new Promise<Buffer>((resolve, reject) =>
     pbkdf2(password, salt, iterations, 32, 'sha256', (error, key) => (error ? reject(error) : resolve(key))),
   )

@@ -58,7 +58,10 @@ export async function withFileLock<T>(file: string, fn: () => Promise<T> | T): P
     } catch (error) {
       // No room even for the lock: say so of the file the command wanted to write.
       if (error instanceof StorageError && error.problem === 'disk_full') {
-        throw new StorageError(`disk full: cannot write the file ${file}; free some space on its filesystem and run the command again`, { file, problem: 'disk_full', cause: error })
+        throw new StorageError(
+          `disk full: cannot write the file ${file}; free some space on its filesystem and run the command again`,
+          { file, problem: 'disk_full', cause: error },
+        )
       }
       throw error
     }
@@ -67,7 +70,9 @@ export async function withFileLock<T>(file: string, fn: () => Promise<T> | T): P
     if (holder === undefined) continue
     if (ownerAlive(holder) === false && removeStale(lock, holder)) continue
     if (Date.now() >= deadline) {
-      throw new TenancyError(`${lock} is held by ${holder} for more than ${LOCK_WAIT_MS / 1000} s; wait for that command to finish, or remove the lock file if that process is gone`)
+      throw new TenancyError(
+        `${lock} is held by ${holder} for more than ${LOCK_WAIT_MS / 1000} s; wait for that command to finish, or remove the lock file if that process is gone`,
+      )
     }
     await delay(wait + Math.random() * wait)
     wait = Math.min(wait * 2, 100)

@@ -1,4 +1,15 @@
-import { closeSync, fchmodSync, fsyncSync, linkSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs'
+import {
+  closeSync,
+  fchmodSync,
+  fsyncSync,
+  linkSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { TenancyError, messageOf, storageError, usageError } from '../errors.js'
@@ -40,7 +51,7 @@ export function jsonErrorOffset(text: string): number {
       if (text[i] === '\\') {
         i++
         if (text[i] === 'u') {
-          for (let k = 1; k <= 4; k++) if (!/[0-9a-fA-F]/.test(text[i + k] ?? '')) (i += k, fail())
+          for (let k = 1; k <= 4; k++) if (!/[0-9a-fA-F]/.test(text[i + k] ?? '')) ((i += k), fail())
           i += 4
         } else if (!'"\\/bfnrt'.includes(text[i] ?? 'x')) fail()
       }
@@ -155,7 +166,12 @@ function writeSome(fd: number, data: Buffer, offset: number, calls: number): num
   const length = data.length - offset
   if (faultActive('short-write')) return writeSync(fd, data, offset, Math.min(length, SHORT_WRITE_BYTES))
   if (faultActive('disk-full')) {
-    if (calls > 0) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', errno: -28, syscall: 'write' })
+    if (calls > 0)
+      throw Object.assign(new Error('ENOSPC: no space left on device, write'), {
+        code: 'ENOSPC',
+        errno: -28,
+        syscall: 'write',
+      })
     return writeSync(fd, data, offset, Math.ceil(length / 2))
   }
   return writeSync(fd, data, offset, length)
