@@ -5,9 +5,9 @@ import { resolveConfig, type BenchConfig } from './config/config.js'
 import { usageError } from './errors.js'
 import { readJsonFile } from './util/json-file.js'
 import { Registry } from './registry/registry.js'
-import { verifiedSecretBox } from './secrets/key-check.js'
+import { verifiedSecretBox } from './registry/key-check.js'
 import type { SecretBox } from './secrets/secret-box.js'
-import { siteDirectories } from './sites/site-home.js'
+import { siteDirectories } from './util/site-directories.js'
 
 export const CONFIG_FILE = 'tenancy.config.json'
 

@@ -62,7 +62,7 @@ describe('secrets', () => {
 
 describe('child environments', () => {
   it('drop anything that looks like a secret, by name or by value', async () => {
-    const { childEnvironment } = await import('../src/apps/hooks.js')
+    const { childEnvironment } = await import('../src/util/run-command.js')
     const env = childEnvironment(
       {
         PATH: '/bin',

@@ -3,7 +3,7 @@
 // one chunk instead of a dozen small modules.
 export { usingBench } from '../bench.js'
 export { initBench } from '../sites/init.js'
-export { newSite } from '../sites/new-site.js'
+export { newSite } from '../provisioning/new-site.js'
 export { dropSite } from '../sites/drop-site.js'
 export { requireSite } from '../sites/site.js'
 export { listSites } from '../sites/list-sites.js'
@@ -17,7 +17,7 @@ export { createTenant, listTenants, showTenant, deleteTenant, parseDataPairs } f
 export { provisionTenant } from '../provisioning/runner.js'
 export { runWorker } from '../provisioning/worker.js'
 export { listErrors } from '../provisioning/error-log.js'
-export { doctor } from '../provisioning/doctor.js'
+export { doctor } from '../doctor/doctor.js'
 export { requireTenant } from '../provisioning/tenant-record.js'
 export { createOrPullTenant, pendingCreate, pendingClear } from '../pool/pool.js'
 export { migrate } from '../migrate/migrate.js'

@@ -51,14 +51,12 @@ function serverLoss(error: unknown): ServerLoss {
  */
 const MY_ALREADY_APPLIED: ReadonlySet<number> = new Set([
   /** ER_TABLE_EXISTS_ERROR: CREATE TABLE / VIEW, RENAME TABLE onto a table that exists */
-  1050, /** ER_BAD_TABLE_ERROR: DROP TABLE of a table that is gone */
-  1051, /** ER_BAD_FIELD_ERROR: renaming (CHANGE / RENAME COLUMN) a column already renamed */
-  1054, /** ER_DUP_FIELDNAME: ADD COLUMN of a column that exists */
-  1060, /** ER_DUP_KEYNAME: CREATE INDEX / ADD INDEX of an index that exists */
-  1061, /** ER_CANT_DROP_FIELD_OR_KEY: DROP COLUMN / DROP INDEX of one that is gone */
-  1091, /** ER_NO_SUCH_TABLE: ALTER / RENAME of a table already renamed or dropped */
-  1146, /** ER_FK_DUP_NAME: ADD CONSTRAINT of a foreign key that exists */
-  1826,
+  1050 /** ER_BAD_TABLE_ERROR: DROP TABLE of a table that is gone */, 1051 /** ER_BAD_FIELD_ERROR: renaming (CHANGE / RENAME COLUMN) a column already renamed */,
+  1054 /** ER_DUP_FIELDNAME: ADD COLUMN of a column that exists */,
+  1060 /** ER_DUP_KEYNAME: CREATE INDEX / ADD INDEX of an index that exists */,
+  1061 /** ER_CANT_DROP_FIELD_OR_KEY: DROP COLUMN / DROP INDEX of one that is gone */,
+  1091 /** ER_NO_SUCH_TABLE: ALTER / RENAME of a table already renamed or dropped */,
+  1146 /** ER_FK_DUP_NAME: ADD CONSTRAINT of a foreign key that exists */, 1826,
 ])
 
 /**

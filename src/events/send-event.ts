@@ -1,5 +1,5 @@
 import type { Bench } from '../bench.js'
-import { childEnvironment, runCommand } from '../apps/hooks.js'
+import { childEnvironment, runCommand } from '../util/run-command.js'
 
 /** The longest a notify command may run, in seconds (less when `provision.step_timeout` is less). */
 const NOTIFY_TIMEOUT_S = 60

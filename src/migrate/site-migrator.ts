@@ -6,7 +6,7 @@ import { getDriver } from '../databases/index.js'
 import type { SiteConnection } from '../databases/driver.js'
 import { messageOf } from '../errors.js'
 import { now } from '../registry/registry.js'
-import { CORE_APP, CORE_MIGRATIONS } from '../sites/core-schema.js'
+import { CORE_APP, CORE_MIGRATIONS } from '../apps/core-app.js'
 import { readSiteConfig } from '../sites/site.js'
 
 /** What a migrating process needs to know about one app; plain data, so it crosses to worker threads. */

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import type { Bench } from '../bench.js'
 import { usageError } from '../errors.js'
-import { PROCESS_OWNER, now, ownerAlive } from '../registry/registry.js'
+import { now } from '../registry/registry.js'
+import { PROCESS_OWNER, ownerAlive } from '../util/process-owner.js'
 
 /** How long a lease lasts without renewal; renewed every third of it while work runs. */
 export const LEASE_MS = 30_000

@@ -1,5 +1,5 @@
 import type { Bench } from '../bench.js'
-import { failedCommandOutput } from '../apps/hooks.js'
+import { failedCommandOutput } from '../util/run-command.js'
 import { InterruptedError, TenancyError, messageOf } from '../errors.js'
 import { assertHomedHere } from '../sites/site-home.js'
 import { now } from '../registry/registry.js'

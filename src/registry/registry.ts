@@ -1,11 +1,11 @@
 import { closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs'
 import { dirname, isAbsolute, relative, resolve } from 'node:path'
-import { hostname } from 'node:os'
 import { Kysely, PostgresDialect, SqliteDialect, sql, type SelectQueryBuilder, type Transaction } from 'kysely'
 import { EXIT_USAGE, TenancyError, messageOf, storageError, usageError } from '../errors.js'
 import type { DbType } from '../config/config.js'
 import { REGISTRY_MIGRATIONS, REGISTRY_VERSION, type RegistryKind } from './registry-migrations.js'
 import type { RegistrySchema, SiteState, SitesTable } from './schema.js'
+import { PROCESS_OWNER } from '../util/process-owner.js'
 import { immediateTransaction } from '../databases/sqlite-transaction.js'
 import { guardedDatabase, sqliteGuard } from '../databases/sqlite-guard.js'
 import { maskUrl } from '../util/mask-url.js'
@@ -24,24 +24,6 @@ export interface InstalledAppSummary {
 
 /** PostgreSQL: relation does not exist (the registry's ledger table is not there yet). */
 const PG_UNDEFINED_TABLE = '42P01'
-
-/** Who we are, for intent rows and leases: `pid@hostname`. */
-export const PROCESS_OWNER = `${process.pid}@${hostname()}`
-
-/**
- * Whether the process named by an owner string (`pid@hostname`, optionally `#tag`) is alive:
- * `true`/`false` on this host, `undefined` for another host (only its lease expiry tells).
- */
-export function ownerAlive(owner: string): boolean | undefined {
-  const match = /^(\d+)@([^#]+)/.exec(owner)
-  if (!match || match[2] !== hostname()) return undefined
-  try {
-    process.kill(Number(match[1]), 0)
-    return true
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
 
 export const now = (): string => new Date().toISOString()
 

@@ -1,32 +1,10 @@
-import { existsSync, lstatSync, readdirSync, realpathSync } from 'node:fs'
-import { dirname, join } from 'node:path'
+import { existsSync, lstatSync, realpathSync } from 'node:fs'
+import { dirname } from 'node:path'
 import type { Expression, ExpressionBuilder, SqlBool } from 'kysely'
 import type { Bench } from '../bench.js'
 import { usageError } from '../errors.js'
 import type { RegistryKind } from '../registry/registry-migrations.js'
 import type { RegistrySchema, SitesTable } from '../registry/schema.js'
-
-// The names site.ts and the SQLite driver use, spelled out so the bench (which imports this
-// file to guard the registry) does not load the site and driver modules.
-const SITE_CONFIG = 'site_config.json'
-const SITE_DB_FILE = 'db.sqlite'
-
-/**
- * Names of the directories in `sitesPath` that hold a site (a `site_config.json` or an
- * SQLite database): what a lost registry must be rebuilt from, never archived.
- */
-export function siteDirectories(sitesPath: string): string[] {
-  if (!existsSync(sitesPath)) return []
-  return readdirSync(sitesPath, { withFileTypes: true })
-    .filter((entry) => !entry.name.startsWith('.') && (entry.isDirectory() || entry.isSymbolicLink()))
-    .filter((entry) => looksLikeSite(join(sitesPath, entry.name)))
-    .map((entry) => entry.name)
-}
-
-/** Whether a directory holds a site's config or database (and so may hold data). */
-export function looksLikeSite(path: string): boolean {
-  return existsSync(join(path, SITE_CONFIG)) || existsSync(join(path, SITE_DB_FILE))
-}
 
 /**
  * Whether a site lives on this machine (SPEC §10). An SQLite registry belongs to one machine,

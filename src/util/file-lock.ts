@@ -1,6 +1,6 @@
 import { readFileSync, rmSync } from 'node:fs'
 import { StorageError, TenancyError } from '../errors.js'
-import { PROCESS_OWNER, ownerAlive } from '../registry/registry.js'
+import { PROCESS_OWNER, ownerAlive } from './process-owner.js'
 import { createFileOnce } from './json-file.js'
 
 /** How long a command waits for another one's lock on a config file before it gives up. */

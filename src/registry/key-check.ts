@@ -1,6 +1,6 @@
 import { EXIT_USAGE, TenancyError } from '../errors.js'
-import type { Registry } from '../registry/registry.js'
-import { WrongKeyError, createSecretBox, keySource, readSecretBox, type SecretBox } from './secret-box.js'
+import type { Registry } from './registry.js'
+import { WrongKeyError, createSecretBox, keySource, readSecretBox, type SecretBox } from '../secrets/secret-box.js'
 
 /** The `meta` row holding a value sealed with the bench's key on its first use. */
 const KEY_CHECK = 'key_check'

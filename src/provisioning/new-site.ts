@@ -3,21 +3,21 @@ import { existsSync, mkdirSync, rmSync } from 'node:fs'
 import type { Bench } from '../bench.js'
 import type { DbType } from '../config/config.js'
 import { getDriver } from '../databases/index.js'
-import { resolveServerAdmin } from '../databases/server-admin.js'
+import { resolveServerAdmin } from '../sites/server-admin.js'
 import type { SiteConnection } from '../databases/driver.js'
 import { ServerGoneError } from '../databases/server-gone.js'
 import { InterruptedError, TenancyError, messageOf, usageError } from '../errors.js'
 import { assertDbName, assertSiteName, generateDbName } from '../names.js'
-import { ownerAlive } from '../registry/registry.js'
+import { ownerAlive } from '../util/process-owner.js'
 import { resolveInstallOrder } from '../apps/manifest.js'
 import { installAppsOn, installedApps, type AppInstallResult, type InstallProgress } from '../apps/install.js'
 import { generatePassword, hashPassword } from '../secrets/hashing.js'
 import { resolveSecret, type SecretSources } from '../secrets/resolve-secret.js'
 import { CleanupStack } from '../util/cleanup.js'
-import { CORE_APP } from './core-schema.js'
-import { archiveDirectory, dropSite } from './drop-site.js'
-import { writeSiteConfig, type SiteConfig } from './site.js'
-import { upsertAdministrator } from './users.js'
+import { CORE_APP } from '../apps/core-app.js'
+import { archiveDirectory, dropSite } from '../sites/drop-site.js'
+import { writeSiteConfig, type SiteConfig } from '../sites/site.js'
+import { upsertAdministrator } from '../sites/users.js'
 
 export interface NewSiteOptions {
   site: string
@@ -83,7 +83,8 @@ export async function newSite(bench: Bench, options: NewSiteOptions): Promise<Ne
   const started = performance.now()
   const name = assertSiteName(options.site)
   const dbType = options.dbType ?? bench.config.db.type
-  const dbName = options.dbName !== undefined ? assertDbName(options.dbName) : generateDbName(randomBytes(8).toString('hex'))
+  const dbName =
+    options.dbName !== undefined ? assertDbName(options.dbName) : generateDbName(randomBytes(8).toString('hex'))
   const driver = await getDriver(dbType)
   if (dbType === 'sqlite') {
     const serverOnly = (
@@ -95,7 +96,10 @@ export async function newSite(bench: Bench, options: NewSiteOptions): Promise<Ne
         ['--db-root-password (or --mariadb-root-password)', bench.passwordFlags?.dbRootPassword],
       ] as const
     ).filter(([, value]) => value !== undefined)
-    if (serverOnly.length > 0) options.onWarning?.(`${serverOnly.map(([flag]) => flag).join(', ')} ignored: SQLite sites have no database server`)
+    if (serverOnly.length > 0)
+      options.onWarning?.(
+        `${serverOnly.map(([flag]) => flag).join(', ')} ignored: SQLite sites have no database server`,
+      )
   }
   const apps = resolveInstallOrder(bench, options.installApps ?? [])
 
@@ -105,7 +109,10 @@ export async function newSite(bench: Bench, options: NewSiteOptions): Promise<Ne
       ? { value: options.adminPassword, source: 'file' as const, where: 'the caller', warning: undefined }
       : await resolveSecret(adminPasswordSources(bench, options.adminPasswordFile, options.prompt))
   if (admin?.warning) options.onWarning?.(admin.warning)
-  if (admin && admin.value.length === 0) throw usageError(`the admin password from ${admin.where} is empty; give a non-empty one, or give none to have one generated`)
+  if (admin && admin.value.length === 0)
+    throw usageError(
+      `the admin password from ${admin.where} is empty; give a non-empty one, or give none to have one generated`,
+    )
   const adminPassword = admin?.value ?? generatePassword()
   const adminHash = hashPassword(adminPassword)
   adminHash.catch(() => {})
@@ -140,12 +147,18 @@ export async function newSite(bench: Bench, options: NewSiteOptions): Promise<Ne
     const existing = await registry.getSite(name)
     if (!options.force) {
       if (existing?.state === 'creating' && existing.owner && ownerAlive(existing.owner) === false) {
-        throw usageError(`an earlier new-site of "${name}" was interrupted and left it half-made; remove it with "tenancy drop-site ${name}", or use --force`)
+        throw usageError(
+          `an earlier new-site of "${name}" was interrupted and left it half-made; remove it with "tenancy drop-site ${name}", or use --force`,
+        )
       }
-      throw usageError(`site "${name}" already exists (or is being created by another process); pick another name, or use --force to replace it`)
+      throw usageError(
+        `site "${name}" already exists (or is being created by another process); pick another name, or use --force to replace it`,
+      )
     }
     if (existing?.tenant_id != null && existing.tenant_id !== options.tenantId) {
-      throw usageError(`site "${name}" belongs to a tenant; remove it with "tenancy tenant delete" instead of replacing it`)
+      throw usageError(
+        `site "${name}" belongs to a tenant; remove it with "tenancy tenant delete" instead of replacing it`,
+      )
     }
     // The old site's directory is archived, not deleted: --force must not lose data silently.
     replaced = existing ? (await dropSite(bench, { site: name, archive: true, force: true })).archived_to : null
@@ -165,7 +178,9 @@ export async function newSite(bench: Bench, options: NewSiteOptions): Promise<Ne
   try {
     if (existsSync(sitePath)) {
       if (!options.force) {
-        throw usageError(`directory ${sitePath} exists but no site is registered under that name; move it away, or use --force to replace it`)
+        throw usageError(
+          `directory ${sitePath} exists but no site is registered under that name; move it away, or use --force to replace it`,
+        )
       }
       const archived = archiveDirectory(bench, sitePath, name)
       options.onWarning?.(`moved the unregistered directory ${sitePath} to ${archived}`)
@@ -218,7 +233,9 @@ export async function newSite(bench: Bench, options: NewSiteOptions): Promise<Ne
     await conn.close()
     conn = undefined
     if (!(await registry.markSiteReady(name, summary))) {
-      throw new TenancyError(`site "${name}" was changed by another process while it was being created; check it with "tenancy list-sites"`)
+      throw new TenancyError(
+        `site "${name}" was changed by another process while it was being created; check it with "tenancy list-sites"`,
+      )
     }
     cleanup.clear()
     return {
@@ -238,10 +255,18 @@ export async function newSite(bench: Bench, options: NewSiteOptions): Promise<Ne
       await conn?.close().catch(() => {})
       await registry.setSiteState(name, 'failed').catch(() => {})
       await registry.logError({ site: name, step: 'new-site', message: messageOf(error) }).catch(() => {})
-      throw wrapFailure(name, error, `kept for debugging in ${sitePath}; remove it with "tenancy drop-site ${name}"`, interrupted)
+      throw wrapFailure(
+        name,
+        error,
+        `kept for debugging in ${sitePath}; remove it with "tenancy drop-site ${name}"`,
+        interrupted,
+      )
     }
     const failures = await cleanup.run()
-    const left = failures.length > 0 ? `; could not remove ${failures.map((f) => `${f.label} (${messageOf(f.error)})`).join(', ')}, run "tenancy drop-site ${name}"` : ''
+    const left =
+      failures.length > 0
+        ? `; could not remove ${failures.map((f) => `${f.label} (${messageOf(f.error)})`).join(', ')}, run "tenancy drop-site ${name}"`
+        : ''
     throw wrapFailure(name, error, `rolled back${left}`, interrupted)
   }
 }

@@ -1,4 +1,4 @@
-import type { InlineMigration } from '../apps/migrations.js'
+import type { InlineMigration } from './migrations.js'
 
 /** The ledger name of the site core schema's migrations. */
 export const CORE_APP = 'core'
