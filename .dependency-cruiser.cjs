@@ -2,7 +2,7 @@
 // src/ imports only the layers below it. ARCHITECTURE.md explains the layers.
 /** Lowest first: a file may import its own layer and the ones before it, never one after. */
 const LAYERS = [
-  ['foundation', '^src/(errors|names)\\.ts$|^src/util/'],
+  ['foundation', '^src/(errors|error-codes|names)\\.ts$|^src/util/'],
   ['config, secrets and output', '^src/(config|secrets|output)/'],
   ['database drivers', '^src/databases/'],
   ['registry', '^src/registry/'],

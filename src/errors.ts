@@ -1,3 +1,5 @@
+import { NODE, SQLITE, codeOf } from './error-codes.js'
+
 /** Exit codes of the `tenancy` command line, as the SPEC lists them. */
 export const EXIT_OK = 0
 export const EXIT_FAILED = 1
@@ -49,33 +51,18 @@ export function messageOf(error: unknown): string {
   return String(error)
 }
 
-/** No space left on the filesystem (Node errno). */
-const ENOSPC = 'ENOSPC'
-/** The user's disk quota is used up (Node errno). */
-const EDQUOT = 'EDQUOT'
-/** SQLite: "database or disk is full". */
-const SQLITE_FULL = 'SQLITE_FULL'
-/** SQLite: "file is not a database" (a garbage header). */
-const SQLITE_NOTADB = 'SQLITE_NOTADB'
-/** SQLite: "database disk image is malformed"; extended codes start with it (SQLITE_CORRUPT_INDEX, …). */
-const SQLITE_CORRUPT = 'SQLITE_CORRUPT'
-/** SQLite could not grow the WAL index (`-shm`) file: on a full filesystem, the first thing to fail. */
-const SQLITE_IOERR_SHMSIZE = 'SQLITE_IOERR_SHMSIZE'
-/** SQLite: any other I/O error; extended codes start with it (SQLITE_IOERR_WRITE, SQLITE_IOERR_FSYNC, …). */
-const SQLITE_IOERR = 'SQLITE_IOERR'
-/** An I/O error from the kernel (Node errno). */
-const EIO = 'EIO'
-
 /** Why a file or database could not be used: its filesystem is full, its content is damaged, or the device failed. */
 export type StorageProblem = 'disk_full' | 'corrupt' | 'io'
 
 /** The storage problem an error code names, if any. Decided by code, never by message text. */
 export function storageProblemOf(error: unknown): StorageProblem | undefined {
-  const code = (error as { code?: unknown } | null)?.code
-  if (typeof code !== 'string') return undefined
-  if (code === ENOSPC || code === EDQUOT || code === SQLITE_FULL || code === SQLITE_IOERR_SHMSIZE) return 'disk_full'
-  if (code === SQLITE_NOTADB || code.startsWith(SQLITE_CORRUPT)) return 'corrupt'
-  if (code === EIO || code.startsWith(SQLITE_IOERR)) return 'io'
+  const code = codeOf(error)
+  if (code === undefined) return undefined
+  if (code === NODE.ENOSPC || code === NODE.EDQUOT || code === SQLITE.FULL || code === SQLITE.IOERR_SHMSIZE) {
+    return 'disk_full'
+  }
+  if (code === SQLITE.NOTADB || code.startsWith(SQLITE.CORRUPT)) return 'corrupt'
+  if (code === NODE.EIO || code.startsWith(SQLITE.IOERR)) return 'io'
   return undefined
 }
 
