@@ -1,10 +1,9 @@
 import type { Bench } from '../bench.js'
 import { usageError } from '../errors.js'
-import { now } from '../registry/registry.js'
-import { PROCESS_OWNER } from '../util/process-owner.js'
 import { adminToDropSite, dropSite } from '../sites/drop-site.js'
 import { homeName, isHomedHere } from '../sites/site-home.js'
 import { tryTenantLease } from '../provisioning/lease.js'
+import { removeTenant } from '../provisioning/remove-tenant.js'
 
 export interface ClearResult {
   cleared: string[]
@@ -53,26 +52,7 @@ export async function pendingClear(
     }
     let deleted = false
     try {
-      deleted = await registry.writeTransaction(async (trx) => {
-        const gone = await trx
-          .deleteFrom('tenants')
-          .where('id', '=', tenant.id)
-          .where('pending_since', 'is not', null)
-          .where('lease_owner', '=', lease.owner)
-          .executeTakeFirst()
-        if (Number(gone.numDeletedRows) !== 1) return false
-        await trx.deleteFrom('steps').where('tenant_id', '=', tenant.id).execute()
-        await trx.deleteFrom('jobs').where('tenant_id', '=', tenant.id).execute()
-        // The site is marked first, so a crash before it is dropped leaves a row doctor finishes.
-        if (tenant.site)
-          await trx
-            .updateTable('sites')
-            .set({ state: 'dropping', owner: PROCESS_OWNER, updated_at: now() })
-            .where('name', '=', tenant.site)
-            .where('tenant_id', '=', tenant.id)
-            .execute()
-        return true
-      })
+      deleted = await removeTenant(registry, tenant.id, { site: tenant.site, onlyPendingHeldBy: lease.owner })
     } finally {
       if (!deleted) await lease.release()
     }
