@@ -64,9 +64,20 @@ export function findConfigFile(options: BenchOptions = {}): string {
   )
 }
 
+/** What the opener of a bench for a command adds to it (the session opener, src/session.ts). */
+export interface BenchHooks {
+  /**
+   * Runs once, right after the registry first opens, before the call that opened it returns
+   * (the session opener finishes half-done pool pulls here). It may use the registry through
+   * `bench.registry()`, which then returns it without running the hook again.
+   */
+  afterRegistryOpen?: (bench: Bench) => Promise<void>
+}
+
 /**
  * An open bench: paths, validated config, and (opened on first use) the registry and the
- * secret box. Open one per command with `usingBench`, which always closes it.
+ * secret box. Open one per command with the session's `usingBench` (src/session.ts), which
+ * always closes it.
  */
 export class Bench {
   readonly root: string
@@ -76,11 +87,18 @@ export class Bench {
   readonly env: NodeJS.ProcessEnv
   readonly passwordFlags: PasswordFlags | undefined
   #registry: Promise<Registry> | undefined
-  #recovered = false
+  #hooks: BenchHooks
+  #hooked = false
   #secretBox: Promise<SecretBox> | undefined
 
-  constructor(configFile: string, env: NodeJS.ProcessEnv = process.env, passwordFlags?: PasswordFlags) {
+  constructor(
+    configFile: string,
+    env: NodeJS.ProcessEnv = process.env,
+    passwordFlags?: PasswordFlags,
+    hooks: BenchHooks = {},
+  ) {
     this.configFile = configFile
+    this.#hooks = hooks
     this.root = dirname(configFile)
     this.env = env
     this.passwordFlags = passwordFlags
@@ -122,8 +140,8 @@ export class Bench {
   }
 
   /**
-   * The registry, opened on first use. The first opener also finishes any pool pull that a
-   * killed process left half-done (its registry part committed, its site not yet moved).
+   * The registry, opened on first use. The first opener also runs the `afterRegistryOpen`
+   * hook: in a session, that finishes any pool pull a killed process left half-done.
    * A registry that is missing or empty while site directories exist is refused (exit 2)
    * without creating anything, unless `adopt` (`doctor --adopt`, which rebuilds it from them).
    */
@@ -141,16 +159,9 @@ export class Bench {
       },
     })
     const registry = await this.#registry
-    if (!this.#recovered) {
-      this.#recovered = true
-      const stuck = await registry.db
-        .selectFrom('tenants')
-        .select('id')
-        .where('pull_from', 'is not', null)
-        .limit(1)
-        .execute()
-      // recoverPulls never throws for one tenant: failures are logged and doctor reports them.
-      if (stuck.length > 0) await (await import('./pool/pool.js')).recoverPulls(this)
+    if (!this.#hooked) {
+      this.#hooked = true
+      await this.#hooks.afterRegistryOpen?.(this)
     }
     return registry
   }
@@ -166,7 +177,7 @@ export class Bench {
    * another key. Commands that write a secret get it before they change anything.
    */
   async secretBox(): Promise<SecretBox> {
-    // The registry first: opening it may finish a pull, which itself asks for the box.
+    // The registry first: opening it may finish a pull (the session's hook), which itself asks for the box.
     const registry = await this.registry()
     this.#secretBox ??= verifiedSecretBox(registry, join(this.stateDir, 'secret.key'), this.env)
     return this.#secretBox
@@ -176,20 +187,5 @@ export class Bench {
     const registry = this.#registry
     this.#registry = undefined
     if (registry) await (await registry.catch(() => undefined))?.close()
-  }
-}
-
-/** Opens the bench found from `options`. */
-export async function openBench(options: BenchOptions = {}): Promise<Bench> {
-  return new Bench(findConfigFile(options), options.env, options.passwordFlags)
-}
-
-/** Opens the bench, runs `fn`, and closes the bench whatever happens. */
-export async function usingBench<T>(options: BenchOptions, fn: (bench: Bench) => Promise<T>): Promise<T> {
-  const bench = await openBench(options)
-  try {
-    return await fn(bench)
-  } finally {
-    await bench.close()
   }
 }

@@ -10,7 +10,8 @@ import { getDriver } from './databases/index.js'
 import { readSiteConfig } from './sites/site.js'
 import type { DbType } from './config/config.js'
 
-export { Bench, openBench, usingBench, findConfigFile, type BenchOptions } from './bench.js'
+export { Bench, findConfigFile, type BenchOptions } from './bench.js'
+export { openBench, usingBench } from './session.js'
 export { TenancyError, EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED } from './errors.js'
 export type { BenchConfig, DbType } from './config/config.js'
 export { newSite, type NewSiteOptions, type NewSiteResult } from './provisioning/new-site.js'
@@ -76,24 +77,21 @@ export type { TenantJson, StepJson } from './provisioning/tenant-record.js'
 
 // ---- the pending pool ----------------------------------------------------------------
 
-import {
-  usingBench as usingBenchForPool,
-  type Bench as PoolBench,
-  type BenchOptions as PoolBenchOptions,
-} from './bench.js'
-import * as poolModule from './pool/pool.js'
-import type { PoolOptions, PullAttributes, PullResult } from './pool/pool.js'
+import type { Bench as PoolBench, BenchOptions as PoolBenchOptions } from './bench.js'
+import { usingBench as usingBenchForPool } from './session.js'
+import * as pulling from './pool/pull.js'
+import * as reserving from './pool/reserve.js'
+import * as poolStatus from './pool/status.js'
+import type { PoolOptions } from './pool/reserve.js'
+import type { PullAttributes, PullResult } from './pool/pull.js'
 import type { TenantJson as PoolTenantJson } from './provisioning/tenant-record.js'
 
-export type {
-  PendingAttributesHook,
-  PoolOptions,
-  PullAttributes,
-  PullResult,
-  PendingCreateResult,
-  ClearResult,
-} from './pool/pool.js'
-export { pendingCreate, pendingClear, createOrPullTenant } from './pool/pool.js'
+export type { PendingAttributesHook, PoolOptions, PendingCreateResult } from './pool/reserve.js'
+export type { PullAttributes, PullResult } from './pool/pull.js'
+export type { ClearResult } from './pool/clear.js'
+export { pendingCreate } from './pool/reserve.js'
+export { pendingClear } from './pool/clear.js'
+export { createOrPullTenant } from './pool/sign-up.js'
 
 /**
  * Where the pool functions find their bench: an open `bench`, or `BenchOptions` (`cwd`,
@@ -111,7 +109,7 @@ export function createPending(
   attrs: Record<string, unknown> = {},
   options: PoolCallOptions = {},
 ): Promise<PoolTenantJson> {
-  return withPoolBench(options, (bench) => poolModule.createPending(bench, attrs, options))
+  return withPoolBench(options, (bench) => reserving.createPending(bench, attrs, options))
 }
 
 /**
@@ -125,7 +123,7 @@ export function pullPending(
   attrs: PullAttributes & { name: string },
   options: PoolCallOptions = {},
 ): Promise<PullResult> {
-  return withPoolBench(options, (bench) => poolModule.pullPending(bench, attrs))
+  return withPoolBench(options, (bench) => pulling.pullPending(bench, attrs))
 }
 
 /** Takes a ready pending tenant; null when the pool has none (unless `firstOrCreate`). */
@@ -134,12 +132,12 @@ export function pullPendingFromPool(
   attrs: PullAttributes = {},
   options: PoolCallOptions = {},
 ): Promise<PullResult | null> {
-  return withPoolBench(options, (bench) => poolModule.pullPendingFromPool(bench, firstOrCreate, attrs))
+  return withPoolBench(options, (bench) => pulling.pullPendingFromPool(bench, firstOrCreate, attrs))
 }
 
 /** How many pending tenants the pool holds, ready or still being provisioned. */
 export function pendingCount(options: PoolCallOptions = {}): Promise<number> {
-  return withPoolBench(options, (bench) => poolModule.pendingCount(bench))
+  return withPoolBench(options, (bench) => poolStatus.pendingCount(bench))
 }
 export { migrate, type MigrateOptions, type MigrateResult } from './migrate/migrate.js'
 export type { SiteResult } from './migrate/site-migrator.js'

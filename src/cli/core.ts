@@ -1,7 +1,7 @@
 // Everything a command does, loaded in one piece the first time a command runs, so that
 // `--help` and argument errors never load kysely or better-sqlite3, and a real command loads
 // one chunk instead of a dozen small modules.
-export { usingBench } from '../bench.js'
+export { usingBench } from '../session.js'
 export { initBench } from '../sites/init.js'
 export { newSite } from '../provisioning/new-site.js'
 export { dropSite } from '../sites/drop-site.js'
@@ -19,6 +19,8 @@ export { runWorker } from '../provisioning/worker.js'
 export { listErrors } from '../provisioning/error-log.js'
 export { doctor } from '../doctor/doctor.js'
 export { requireTenant } from '../provisioning/tenant-record.js'
-export { createOrPullTenant, pendingCreate, pendingClear } from '../pool/pool.js'
+export { createOrPullTenant } from '../pool/sign-up.js'
+export { pendingCreate } from '../pool/reserve.js'
+export { pendingClear } from '../pool/clear.js'
 export { migrate } from '../migrate/migrate.js'
 export { deliverEvents } from '../events/outbox.js'

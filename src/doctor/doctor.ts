@@ -372,7 +372,7 @@ export async function doctor(bench: Bench, options: DoctorOptions = {}): Promise
             fix: 'finish moving its site and keys',
           },
           async () => {
-            const { finishPull } = await import('../pool/pool.js')
+            const { finishPull } = await import('../pool/finish-pull.js')
             await finishPull(bench, tenant)
           },
         )

@@ -5,10 +5,10 @@ import { TenancyError, usageError } from '../errors.js'
 import { maskUrl } from '../util/mask-url.js'
 import { assertNotPrototypeKey, assertSiteName, assertTenantName } from '../names.js'
 import { now } from '../registry/registry.js'
-import { PROCESS_OWNER } from '../util/process-owner.js'
 import { coerceConfigValue } from '../sites/config-commands.js'
 import { adminToDropSite, dropSite } from '../sites/drop-site.js'
 import { tryTenantLease } from './lease.js'
+import { removeTenant } from './remove-tenant.js'
 import { provisionTenant, type ProvisionOptions, type ProvisionResult } from './runner.js'
 import { preflight, type PlannedStep } from './steps.js'
 import {
@@ -278,22 +278,7 @@ export async function deleteTenant(
       owned && !options.keepSite ? await adminToDropSite(bench, site.name, `tenant delete ${name}`) : undefined
     // The tenant goes first, in one transaction that also marks its site `dropping` (or frees
     // it with --keep-site): a crash after it leaves a row doctor knows how to finish.
-    await registry.writeTransaction(async (trx) => {
-      await trx.deleteFrom('jobs').where('tenant_id', '=', row.id).execute()
-      await trx.deleteFrom('steps').where('tenant_id', '=', row.id).execute()
-      await trx.deleteFrom('tenants').where('id', '=', row.id).execute()
-      if (owned) {
-        await trx
-          .updateTable('sites')
-          .set(
-            options.keepSite
-              ? { tenant_id: null, updated_at: now() }
-              : { state: 'dropping', owner: PROCESS_OWNER, updated_at: now() },
-          )
-          .where('name', '=', site.name)
-          .execute()
-      }
-    })
+    await removeTenant(registry, row.id, { site: owned ? site.name : null, keepSite: options.keepSite })
     let archivedTo: string | null = null
     if (owned && !options.keepSite)
       archivedTo = (await dropSite(bench, { site: site.name, force: true, admin })).archived_to

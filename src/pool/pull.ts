@@ -1,0 +1,253 @@
+import { existsSync, renameSync } from 'node:fs'
+import type { Kysely } from 'kysely'
+import type { Bench } from '../bench.js'
+import { TenancyError, messageOf, usageError } from '../errors.js'
+import { isUniqueViolation, now } from '../registry/registry.js'
+import { ownerAlive } from '../util/process-owner.js'
+import type { RegistrySchema } from '../registry/schema.js'
+import { notHomedElsewhere } from '../sites/site-home.js'
+import { readSiteConfig } from '../sites/site.js'
+import { faultPoint } from '../util/fault.js'
+import { fsyncDirectory } from '../util/json-file.js'
+import { LEASE_MS, inFuture, newOwner } from '../provisioning/lease.js'
+import { deliverNow } from '../provisioning/runner.js'
+import { parseData, requireTenant, tenantJson, type TenantJson, type TenantRow } from '../provisioning/tenant-record.js'
+import { assertFree, assertUserTenantName, createTenant, siteFor } from '../provisioning/tenants.js'
+import type { MigrationPlan, SiteResult } from '../migrate/site-migrator.js'
+import { finishPull, pullPlan } from './finish-pull.js'
+
+export interface PullAttributes {
+  /** The tenant's name; default: the pending tenant's placeholder name. */
+  name?: string
+  site?: string
+  siteUrl?: string
+  /** Attributes merged over the pending tenant's own. */
+  data?: Record<string, unknown>
+}
+
+export interface PullResult extends TenantJson {
+  pulled_from: string
+  /** Migrations applied to the pulled site to bring it up to date. */
+  migrated?: string[]
+  /** Something that went wrong after the pull itself succeeded (migration, notification). */
+  warning?: string
+}
+
+interface Claimed {
+  /** The tenant as the pull made it (`pull_from` set, leased to the puller). */
+  tenant: TenantRow
+  /** The row as it was in the pool, to put it back if the pull cannot finish. */
+  original: TenantRow
+  plan: MigrationPlan
+}
+
+/**
+ * Claims the oldest ready pending tenant for `attrs` in one transaction; undefined when none
+ * is ready. Everything the rest of the pull needs (its apps, the site's config) is checked
+ * inside that transaction, so a pull that could not finish never commits its claim.
+ */
+async function claim(bench: Bench, attrs: PullAttributes, owner: string): Promise<Claimed | undefined> {
+  const registry = await bench.registry()
+  return registry.claimTransaction(async (trx: Kysely<RegistrySchema>) => {
+    const at = now()
+    const ready = trx
+      .selectFrom('tenants')
+      .selectAll()
+      .where('pending_since', 'is not', null)
+      .where('provisioning_status', '=', 'completed')
+      // A pull renames the site's directory on this machine: only pool sites homed here.
+      .$if(registry.kind === 'postgres', (q) => q.where(notHomedElsewhere(bench.host)))
+      .orderBy('pending_since')
+      .orderBy('id')
+    // One row at a time: with SKIP LOCKED, locking every candidate would make concurrent
+    // sign-ups find the pool "empty" while one claimer holds rows it does not take.
+    let tenant: TenantRow | undefined = await registry
+      .lockCandidates(
+        ready.where((eb) => eb.or([eb('lease_owner', 'is', null), eb('lease_expires_at', '<', at)])).limit(1),
+        'tenants',
+      )
+      .executeTakeFirst()
+    if (!tenant) {
+      // A lease whose holder died on this machine before it expired: free to take as well.
+      const leased = await ready.where('lease_owner', 'is not', null).limit(20).execute()
+      for (const candidate of leased.filter((t) => ownerAlive(t.lease_owner!) === false)) {
+        tenant = await registry.lockCandidates(ready.where('id', '=', candidate.id), 'tenants').executeTakeFirst()
+        if (tenant && tenant.lease_owner === candidate.lease_owner) break
+        tenant = undefined
+      }
+    }
+    if (!tenant) return undefined
+    const name = attrs.name ?? tenant.name
+    const site = attrs.name || attrs.site || attrs.siteUrl ? siteFor(bench, name, attrs) : tenant.site!
+    if (name !== tenant.name || site !== tenant.site) {
+      await assertFree(trx, name, site)
+      if (site !== tenant.site && existsSync(bench.sitePath(site))) {
+        throw usageError(
+          `directory ${bench.sitePath(site)} exists but no site is registered under that name; move it away or give another --site`,
+        )
+      }
+    }
+    const data = { ...parseData(tenant.data), ...(attrs.data ?? {}) }
+    let plan: MigrationPlan
+    try {
+      plan = await pullPlan(trx, bench, tenant.site!)
+      readSiteConfig(bench.sitePath(tenant.site!))
+    } catch (error) {
+      const exitCode = error instanceof TenancyError ? error.exitCode : undefined
+      throw new TenancyError(`cannot pull a tenant from the pool: ${messageOf(error)}; the pool is unchanged`, {
+        cause: error,
+        exitCode,
+      })
+    }
+    // What the claim changes: in the row, and in the copy the rest of the pull works from.
+    const pulled = {
+      name,
+      site,
+      data: JSON.stringify(data),
+      pending_since: null,
+      pull_from: tenant.site,
+      lease_owner: owner,
+    }
+    // assertFree read the names without a lock another machine respects (claims do not take the
+    // registry's write lock): a name taken meanwhile surfaces as the unique index's violation.
+    try {
+      const claimed = await trx
+        .updateTable('tenants')
+        // created_at becomes the sign-up time: the pool time is kept in the steps' timings.
+        .set({ ...pulled, lease_expires_at: inFuture(LEASE_MS), created_at: at, updated_at: at })
+        .where('id', '=', tenant.id)
+        .where('pending_since', 'is not', null)
+        .where((eb) =>
+          tenant.lease_owner === null ? eb('lease_owner', 'is', null) : eb('lease_owner', '=', tenant.lease_owner),
+        )
+        .executeTakeFirst()
+      if (Number(claimed.numUpdatedRows) !== 1) return undefined
+      if (site !== tenant.site)
+        await trx.updateTable('sites').set({ name: site, updated_at: at }).where('name', '=', tenant.site!).execute()
+    } catch (error) {
+      if (isUniqueViolation(error))
+        throw usageError(`tenant "${name}" or site "${site}" was taken by another process just now; pick another name`)
+      throw error
+    }
+    return { tenant: { ...tenant, ...pulled }, original: tenant, plan }
+  })
+}
+
+/**
+ * Undoes a committed claim whose pull could not finish before it changed the site's
+ * database: the directory and the registry rows go back to the placeholder, and the tenant
+ * back to the pool. A crash in here leaves `pull_from` set, which recovery finishes forward.
+ */
+async function returnToPool(bench: Bench, claimed: Claimed): Promise<void> {
+  const { tenant, original } = claimed
+  const registry = await bench.registry()
+  const oldPath = bench.sitePath(original.site!)
+  const newPath = bench.sitePath(tenant.site!)
+  if (oldPath !== newPath && existsSync(newPath) && !existsSync(oldPath)) {
+    renameSync(newPath, oldPath)
+    fsyncDirectory(bench.sitesPath)
+  }
+  await registry.writeTransaction(async (trx) => {
+    const at = now()
+    const back = await trx
+      .updateTable('tenants')
+      .set({
+        name: original.name,
+        site: original.site,
+        data: original.data,
+        pending_since: original.pending_since,
+        created_at: original.created_at,
+        pull_from: null,
+        lease_owner: null,
+        lease_expires_at: null,
+        updated_at: at,
+      })
+      .where('id', '=', tenant.id)
+      .where('lease_owner', '=', tenant.lease_owner)
+      .where('pull_from', 'is not', null)
+      .executeTakeFirst()
+    if (Number(back.numUpdatedRows) === 1 && tenant.site !== original.site)
+      await trx
+        .updateTable('sites')
+        .set({ name: original.site!, updated_at: at })
+        .where('name', '=', tenant.site!)
+        .execute()
+  })
+}
+
+/**
+ * `pullPendingFromPool(firstOrCreate, attrs)`: takes the oldest ready pending tenant for
+ * `attrs`, atomically; two concurrent pulls never get the same tenant, and a pull that fails
+ * before its claim commits leaves the tenant in the pool. Returns null when the pool has no
+ * ready tenant, unless `firstOrCreate`, which provisions a new tenant then.
+ */
+export async function pullPendingFromPool(
+  bench: Bench,
+  firstOrCreate = false,
+  attrs: PullAttributes = {},
+): Promise<PullResult | null> {
+  if (attrs.name !== undefined) assertUserTenantName(attrs.name)
+  // A pull stores a new secret: a wrong key must fail here, while the tenant is still in the pool.
+  await bench.secretBox()
+  const owner = newOwner()
+  const taken = await claim(bench, attrs, owner)
+  if (!taken) {
+    if (!firstOrCreate) return null
+    if (!attrs.name) throw usageError('the pool is empty and a new tenant needs a name; pass attrs.name')
+    const created = await createTenant(bench, {
+      name: attrs.name,
+      site: attrs.site,
+      siteUrl: attrs.siteUrl,
+      data: attrs.data,
+    })
+    if (created.provisioning && created.provisioning.status !== 'completed') {
+      throw new TenancyError(
+        `the pool is empty and provisioning tenant "${attrs.name}" failed: ${created.provisioning.error}`,
+      )
+    }
+    const { mode: _mode, steps: _steps, provisioning: _p, worker_started: _w, ...tenant } = created
+    return { ...tenant, pulled_from: '' }
+  }
+  faultPoint('pull-after-claim')
+  const claimed = taken.tenant
+  let migration: SiteResult | undefined
+  const progress = { siteChanged: false }
+  try {
+    migration = await finishPull(bench, claimed, { plan: taken.plan, progress })
+  } catch (error) {
+    if (!progress.siteChanged) {
+      const undone = await returnToPool(bench, taken).then(
+        () => true,
+        () => false,
+      )
+      if (undone)
+        throw new TenancyError(
+          `pulling a tenant from the pool failed: ${messageOf(error)}; the tenant stays in the pool`,
+          { cause: error },
+        )
+    }
+    throw new TenancyError(
+      `pulled tenant "${claimed.name}" but could not finish moving its site from "${claimed.pull_from}": ${messageOf(error)}; run "tenancy doctor --fix"`,
+      { cause: error },
+    )
+  }
+  const registry = await bench.registry()
+  let warning: string | undefined
+  if (migration?.status === 'failed') {
+    warning = `tenant "${claimed.name}" was pulled but its site could not be brought up to date: ${migration.error}; run "tenancy migrate --site ${claimed.site}"`
+    await registry.logError({ tenant: claimed.name, site: claimed.site, step: 'pull', message: warning })
+  }
+  const row = await requireTenant(bench, claimed.name)
+  const notifyError = (await deliverNow(bench, row.id)).notify_error
+  return {
+    ...tenantJson(row),
+    pulled_from: claimed.pull_from!,
+    migrated: migration?.applied ?? [],
+    ...(warning || notifyError ? { warning: [warning, notifyError].filter(Boolean).join('; ') } : {}),
+  }
+}
+
+/** `pullPending(attrs)`: a tenant from the pool, or a newly provisioned one when the pool is empty. */
+export async function pullPending(bench: Bench, attrs: PullAttributes & { name: string }): Promise<PullResult> {
+  return (await pullPendingFromPool(bench, true, attrs))!
+}

@@ -1,0 +1,41 @@
+import type { Bench } from '../bench.js'
+import { usageError } from '../errors.js'
+
+/** The pool's pending tenants by state (`poolStatus`). */
+export interface PoolStatus {
+  ready: number
+  provisioning: number
+  failed: number
+}
+
+/** The pool size to maintain: `--count`, else TENANCY_PENDING_COUNT / `pending.count` (already merged into the config). */
+export function poolTarget(bench: Bench, count?: number): number {
+  if (count === undefined) return bench.config.pending.count
+  if (!Number.isInteger(count) || count < 0 || count > 100_000)
+    throw usageError(`invalid --count "${count}": give a whole number from 0 to 100000`)
+  return count
+}
+
+/** Counts of the pool: ready to pull, and still being provisioned (or waiting to be). */
+export async function poolStatus(bench: Bench): Promise<PoolStatus> {
+  const registry = await bench.registry()
+  const rows = await registry.db
+    .selectFrom('tenants')
+    .select(['provisioning_status', (eb) => eb.fn.countAll<number>().as('n')])
+    .where('pending_since', 'is not', null)
+    .groupBy('provisioning_status')
+    .execute()
+  const count = (statuses: string[]) =>
+    rows.filter((r) => statuses.includes(r.provisioning_status)).reduce((n, r) => n + Number(r.n), 0)
+  return {
+    ready: count(['completed']),
+    provisioning: count(['not_started', 'queued', 'in_progress']),
+    failed: count(['failed']),
+  }
+}
+
+/** `pendingCount()`: how many pending tenants there are, ready or still being provisioned. */
+export async function pendingCount(bench: Bench): Promise<number> {
+  const status = await poolStatus(bench)
+  return status.ready + status.provisioning + status.failed
+}

@@ -1,0 +1,32 @@
+// The session opener: opens a bench for one command (or one library call) with what every
+// command does on the way in. It sits above the pool and doctor, so the bench itself never
+// imports them; the CLI (cli/core.ts) and the library (index.ts) open benches only here.
+import { Bench, findConfigFile, type BenchHooks, type BenchOptions } from './bench.js'
+import { recoverPulls } from './pool/finish-pull.js'
+
+/**
+ * What every command does when it first opens the registry: finish any pool pull that a
+ * killed process left half-done (its registry part committed, its site not yet moved), so no
+ * command sees a tenant between two names. One read when there is none; recoverPulls never
+ * throws for one tenant (failures are logged, and doctor reports them).
+ */
+const SESSION_HOOKS: BenchHooks = {
+  afterRegistryOpen: async (bench) => {
+    await recoverPulls(bench)
+  },
+}
+
+/** Opens the bench found from `options`; its registry, once opened, has no half-done pull left. */
+export async function openBench(options: BenchOptions = {}): Promise<Bench> {
+  return new Bench(findConfigFile(options), options.env, options.passwordFlags, SESSION_HOOKS)
+}
+
+/** Opens the bench, runs `fn`, and closes the bench whatever happens. */
+export async function usingBench<T>(options: BenchOptions, fn: (bench: Bench) => Promise<T>): Promise<T> {
+  const bench = await openBench(options)
+  try {
+    return await fn(bench)
+  } finally {
+    await bench.close()
+  }
+}
