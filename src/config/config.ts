@@ -7,12 +7,13 @@ export type DbType = 'sqlite' | 'mariadb' | 'postgres'
 export const DB_TYPES: readonly DbType[] = ['sqlite', 'mariadb', 'postgres']
 
 /** A `{"run": "cmd"}` step in `provision.steps`. */
-export interface RunStepSpec {
+export interface RunStepConfig {
   run: string
   name?: string
   timeout?: number
 }
-export type StepSpec = string | RunStepSpec
+/** One entry of `provision.steps`: a step's name (`"create-site"`, `"install-app APP"`, …) or a command to run. */
+export type PipelineStepConfig = string | RunStepConfig
 
 /** `tenancy.config.json` after defaults and validation. Unknown keys are kept (bench's common config). */
 export interface BenchConfig {
@@ -26,7 +27,7 @@ export interface BenchConfig {
     apps: string[]
     api_user: string
     developer_mode: boolean
-    steps?: StepSpec[]
+    steps?: PipelineStepConfig[]
     max_attempts: number
     step_timeout: number
     retry_delay: number

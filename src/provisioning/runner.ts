@@ -5,7 +5,7 @@ import { assertHomedHere } from '../sites/site-home.js'
 import { now } from '../registry/registry.js'
 import { tryTenantLease, type TenantLease } from './lease.js'
 import { deliverEvents, recordEvent } from '../events/outbox.js'
-import { planSteps, runStep, type PlannedStep, type StepOutcome, type StepSpec } from './steps.js'
+import { planSteps, runStep, type PlannedStep, type PlannedStepSpec, type StepOutcome } from './steps.js'
 import { requireTenant, stepJson, tenantSteps, type StepJson, type TenantRow } from './tenant-record.js'
 
 export type StepEvent =
@@ -181,7 +181,7 @@ export async function provisionTenant(
         return done('busy', `another process took over the provisioning of tenant "${name}"`)
       }
       current = row.name
-      const step: PlannedStep = { name: row.name, spec: JSON.parse(row.spec ?? 'null') as StepSpec }
+      const step: PlannedStep = { name: row.name, spec: JSON.parse(row.spec ?? 'null') as PlannedStepSpec }
       if (!step.spec)
         throw new TenancyError(
           `step "${row.name}" of tenant "${name}" has no definition in the registry; run "tenancy doctor"`,

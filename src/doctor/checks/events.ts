@@ -1,0 +1,23 @@
+import type { Bench } from '../../bench.js'
+import { deliverEvents, undeliveredEvents } from '../../events/outbox.js'
+import type { Diagnosis } from '../finding.js'
+
+/** Events not yet delivered to `provision.notify` (`undelivered_event`): delivered now. */
+export async function* checkEvents(bench: Bench): AsyncGenerator<Diagnosis> {
+  const undelivered = await undeliveredEvents(bench)
+  if (undelivered.length === 0) return
+  const oldest = undelivered[0]!
+  yield {
+    finding: {
+      kind: 'undelivered_event',
+      subject: 'events',
+      problem: `${undelivered.length} event(s) not yet delivered to provision.notify, the oldest ${oldest.type} of ${oldest.created_at}${oldest.last_error ? ` (${oldest.last_error})` : ''}`,
+      fix: bench.config.provision.notify ? 'deliver them now' : 'nothing: set provision.notify to deliver them',
+    },
+    repair: async () => {
+      if (!bench.config.provision.notify) throw new Error('provision.notify is not set')
+      const { failed } = await deliverEvents(bench, { evenIfNotDue: true })
+      if (failed.length > 0) throw new Error(failed.map((f) => f.error).join('; '))
+    },
+  }
+}

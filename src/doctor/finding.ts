@@ -1,0 +1,35 @@
+/** One thing doctor found, and what `--fix` did about it. */
+export interface Finding {
+  kind:
+    | 'stray_directory'
+    | 'unregistered_site'
+    | 'unreadable_site'
+    | 'missing_site'
+    | 'damaged_site'
+    | 'unfinished_site'
+    | 'stuck_tenant'
+    | 'failed_tenant'
+    | 'tenant_without_site'
+    | 'stuck_pull'
+    | 'lost_job'
+    | 'orphan_job'
+    | 'no_worker'
+    | 'queued_without_job'
+    | 'undelivered_event'
+  subject: string
+  problem: string
+  fix: string
+  fixed?: boolean
+  fix_error?: string
+}
+
+/**
+ * What a check yields: a finding and the repair `--fix` runs for it. A finding without a
+ * repair is only reported (it says why in its `fix`, and when refused, in `fix_error`).
+ */
+export interface Diagnosis {
+  finding: Finding
+  repair?: () => Promise<unknown>
+  /** The repair runs under `--adopt` as well as `--fix` (registering a site directory). */
+  adopt?: boolean
+}

@@ -1,0 +1,43 @@
+import { TenancyError } from '../../errors.js'
+import { generatePassword } from '../../secrets/hashing.js'
+import { resolveSecret } from '../../secrets/resolve-secret.js'
+import { dropSite } from '../../sites/drop-site.js'
+import { adminPasswordSources, newSite } from '../new-site.js'
+import { planByName, type StepContext, type StepKind } from './step-kind.js'
+import { updateTenant } from './tenant-update.js'
+
+/** The admin password of a tenant's site: the one stored (encrypted) on the tenant, else configured, else generated, stored before use. */
+async function adminPasswordFor(ctx: StepContext): Promise<string> {
+  const box = await ctx.bench.secretBox()
+  if (ctx.tenant.admin_password_enc) return box.decrypt(ctx.tenant.admin_password_enc)
+  const configured = await resolveSecret({ ...adminPasswordSources(ctx.bench), prompt: undefined })
+  const password = configured?.value || generatePassword()
+  await updateTenant(ctx.bench, ctx.tenant.id, { admin_password_enc: box.encrypt(password) })
+  return password
+}
+
+/** `create-site`: the tenant's site, its database and user (the first step of every pipeline). */
+export const createSite: StepKind<{ kind: 'create-site' }> = {
+  usage: ['create-site'],
+  plan: planByName('create-site'),
+  once: true,
+  async run(ctx) {
+    const { bench, tenant } = ctx
+    const site = tenant.site
+    const registry = await bench.registry()
+    const existing = await registry.getSite(site)
+    if (existing) {
+      if (existing.tenant_id !== tenant.id) {
+        throw new TenancyError(
+          `site "${site}" exists and does not belong to tenant "${tenant.name}"; give the tenant another --site`,
+        )
+      }
+      if (existing.state === 'ready') return { output: `site ${site} exists already (made by an earlier attempt)` }
+      // Half-made by an earlier attempt of this tenant (its intent row names it): remove and make again.
+      await dropSite(bench, { site, archive: false, force: true })
+    }
+    const password = await adminPasswordFor(ctx)
+    const result = await newSite(bench, { site, tenantId: tenant.id, adminPassword: password, signal: ctx.signal })
+    return { output: `created site ${site} (${result.db_type}, database ${result.db_name})` }
+  },
+}
