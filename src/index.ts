@@ -72,7 +72,7 @@ export { provisionTenant, type ProvisionOptions, type ProvisionResult, type Step
 export { runWorker, type WorkerOptions, type WorkerResult } from './provisioning/worker.js'
 export { doctor, type DoctorResult, type Finding } from './doctor/doctor.js'
 export { listErrors, type ErrorEntry } from './provisioning/error-log.js'
-export type { TenantJson, StepJson } from './provisioning/tenant-record.js'
+export type { TenantJson, StepJson } from './registry/tenants.js'
 
 // ---- the pending pool ----------------------------------------------------------------
 
@@ -83,7 +83,7 @@ import {
 } from './bench.js'
 import * as poolModule from './pool/pool.js'
 import type { PoolOptions, PullAttributes, PullResult } from './pool/pool.js'
-import type { TenantJson as PoolTenantJson } from './provisioning/tenant-record.js'
+import type { TenantJson as PoolTenantJson } from './registry/tenants.js'
 
 export type {
   PendingAttributesHook,

@@ -13,7 +13,8 @@ import { readSiteConfig, type SiteConfig } from '../sites/site.js'
 import { homeName, isHomedHere } from '../sites/site-home.js'
 import { looksLikeSite } from '../util/site-directories.js'
 import { provisionTenant } from '../provisioning/runner.js'
-import { enqueueJob, ensureWorker, workerAlive } from '../provisioning/worker.js'
+import { enqueueJob } from '../registry/jobs.js'
+import { ensureWorker, workerAlive } from '../provisioning/worker.js'
 import { deliverEvents, undeliveredEvents } from '../events/outbox.js'
 
 /** One thing doctor found, and what `--fix` did about it. */

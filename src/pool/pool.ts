@@ -13,19 +13,11 @@ import { homeName, isHomedHere, notHomedElsewhere } from '../sites/site-home.js'
 import { readSiteConfig, usingSite } from '../sites/site.js'
 import { faultPoint } from '../util/fault.js'
 import { fsyncDirectory } from '../util/json-file.js'
-import { LEASE_MS, inFuture, leaseHolderGone, newOwner, tryTenantLease } from '../provisioning/lease.js'
+import { LEASE_MS, inFuture, leaseHolderGone, newOwner, tryTenantLease } from '../registry/leases.js'
 import { deliverNow, provisionTenant, type ProvisionResult } from '../provisioning/runner.js'
 import { apiUserFor, preflight } from '../provisioning/steps.js'
-import {
-  parseData,
-  requireTenant,
-  stepJson,
-  tenantJson,
-  tenantSteps,
-  type StepJson,
-  type TenantJson,
-  type TenantRow,
-} from '../provisioning/tenant-record.js'
+import { requireTenant, tenantSteps } from '../provisioning/tenant-record.js'
+import { parseData, stepJson, tenantJson, type StepJson, type TenantJson, type TenantRow } from '../registry/tenants.js'
 import {
   assertFree,
   assertUserTenantName,

@@ -18,7 +18,7 @@ import { resolveServerAdmin } from '../sites/server-admin.js'
 import { getDriver } from '../databases/index.js'
 import { libraryPath } from '../util/library-path.js'
 import { recordEvent } from '../events/outbox.js'
-import type { TenantRow } from './tenant-record.js'
+import type { TenantRow } from '../registry/tenants.js'
 
 /** One step of the pipeline, as stored with the tenant. */
 export type StepSpec =
