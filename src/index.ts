@@ -73,7 +73,7 @@ export { provisionTenant, type ProvisionOptions, type ProvisionResult, type Step
 export { runWorker, type WorkerOptions, type WorkerResult } from './provisioning/worker.js'
 export { doctor, type DoctorResult, type Finding } from './doctor/doctor.js'
 export { listErrors, type ErrorEntry } from './provisioning/error-log.js'
-export type { TenantJson, StepJson } from './provisioning/tenant-record.js'
+export type { TenantJson, StepJson } from './registry/tenants.js'
 
 // ---- the pending pool ----------------------------------------------------------------
 
@@ -84,7 +84,7 @@ import * as reserving from './pool/reserve.js'
 import * as poolStatus from './pool/status.js'
 import type { PoolOptions } from './pool/reserve.js'
 import type { PullAttributes, PullResult } from './pool/pull.js'
-import type { TenantJson as PoolTenantJson } from './provisioning/tenant-record.js'
+import type { TenantJson as PoolTenantJson } from './registry/tenants.js'
 
 export type { PendingAttributesHook, PoolOptions, PendingCreateResult } from './pool/reserve.js'
 export type { PullAttributes, PullResult } from './pool/pull.js'

@@ -288,7 +288,7 @@ describe('a pull that cannot finish leaves the pool as it was', () => {
     expect(killed.exitCode).not.toBe(0)
     const rows = query(join(bench, '.tenancy', 'registry.db'), 'select name, pull_from from tenants')
     expect(rows).toEqual([{ name: 'acme', pull_from: placeholder.site }])
-    const { tenantJson } = await import('../src/provisioning/tenant-record.js')
+    const { tenantJson } = await import('../src/registry/tenants.js')
     const row = query(join(bench, '.tenancy', 'registry.db'), 'select * from tenants')[0]
     expect(tenantJson(row)).toMatchObject({
       name: 'acme',

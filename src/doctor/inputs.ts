@@ -3,7 +3,7 @@ import type { Bench } from '../bench.js'
 import { now, type Registry, type SiteRecord } from '../registry/registry.js'
 import type { JobsTable } from '../registry/schema.js'
 import { isHomedHere } from '../sites/site-home.js'
-import type { TenantRow } from '../provisioning/tenant-record.js'
+import type { TenantRow } from '../registry/tenants.js'
 
 /** What the checks read from the registry, once, before any of them runs. */
 export interface DoctorInputs {

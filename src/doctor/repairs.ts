@@ -1,7 +1,7 @@
 import type { Bench } from '../bench.js'
 import { now, type Registry } from '../registry/registry.js'
 import { provisionTenant } from '../provisioning/runner.js'
-import type { TenantRow } from '../provisioning/tenant-record.js'
+import type { TenantRow } from '../registry/tenants.js'
 
 /** Resumes the provisioning of a tenant; throws unless it ends completed (or was already active). */
 export async function resume(bench: Bench, tenant: string): Promise<void> {

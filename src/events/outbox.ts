@@ -2,10 +2,11 @@ import { randomUUID } from 'node:crypto'
 import type { Kysely, Selectable, SelectQueryBuilder } from 'kysely'
 import type { Bench } from '../bench.js'
 import { messageOf } from '../errors.js'
+import { claimOneRow } from '../registry/claim-row.js'
+import { inFuture, leaseHolderGone, newOwner } from '../registry/leases.js'
 import { now } from '../registry/registry.js'
 import type { EventsTable, RegistrySchema } from '../registry/schema.js'
-import { inFuture, leaseHolderGone, newOwner } from '../provisioning/lease.js'
-import { tenantJson, type TenantRow } from '../provisioning/tenant-record.js'
+import { tenantJson, type TenantRow } from '../registry/tenants.js'
 import { faultPoint } from '../util/fault.js'
 import { sendEvent } from './send-event.js'
 
@@ -92,26 +93,24 @@ async function claimEvent(
   after: number,
   options: DeliverOptions,
 ): Promise<EventRow | undefined> {
-  const registry = await bench.registry()
-  return registry.claimTransaction(async (trx) => {
-    const at = now()
-    const query = pendingFor(trx.selectFrom('events').selectAll(), options, at)
-      .where('seq', '>', after)
-      .orderBy('seq')
-      .limit(20)
-    const candidates = await registry.lockCandidates(query, 'events').execute()
-    const event = candidates.find((e) => leaseHolderGone(e, at))
-    if (!event) return undefined
-    const taken = await trx
-      .updateTable('events')
-      .set({ lease_owner: owner, lease_expires_at: inFuture(SEND_LEASE_MS) })
-      .where('seq', '=', event.seq)
-      .where('next_attempt_at', 'is not', null)
-      .where((eb) =>
-        event.lease_owner === null ? eb('lease_owner', 'is', null) : eb('lease_owner', '=', event.lease_owner),
-      )
-      .executeTakeFirst()
-    return Number(taken.numUpdatedRows) === 1 ? event : undefined
+  return claimOneRow(await bench.registry(), {
+    candidates: (trx: Kysely<RegistrySchema>, at: string) =>
+      pendingFor(trx.selectFrom('events').selectAll(), options, at).where('seq', '>', after).orderBy('seq').limit(20),
+    table: 'events',
+    only: (candidates, event) => candidates.where('seq', '=', event.seq),
+    free: (event, at) => leaseHolderGone(event, at),
+    take: async (trx, event) => {
+      const taken = await trx
+        .updateTable('events')
+        .set({ lease_owner: owner, lease_expires_at: inFuture(SEND_LEASE_MS) })
+        .where('seq', '=', event.seq)
+        .where('next_attempt_at', 'is not', null)
+        .where((eb) =>
+          event.lease_owner === null ? eb('lease_owner', 'is', null) : eb('lease_owner', '=', event.lease_owner),
+        )
+        .executeTakeFirst()
+      return Number(taken.numUpdatedRows) === 1 ? event : undefined
+    },
   })
 }
 

@@ -7,7 +7,8 @@ import { usageError } from '../errors.js'
 import { assertSiteName } from '../names.js'
 import { homeName, isHomedHere } from '../sites/site-home.js'
 import { packageRoot } from '../util/library-path.js'
-import { ownerPurpose, tryTenantLease, type TenantLease } from '../provisioning/lease.js'
+import { ownerPurpose, usingTenantLease } from '../registry/leases.js'
+import type { Registry, SiteRecord } from '../registry/registry.js'
 import { migrateSite, planApps, type MigrationPlan, type SiteJob, type SiteResult } from './site-migrator.js'
 
 export interface MigrateOptions {
@@ -81,10 +82,8 @@ export async function migrate(bench: Bench, options: MigrateOptions = {}): Promi
   const skip = (site: string, why: string) =>
     record({ site, status: 'skipped', applied: [], error: why, duration_ms: 0 })
   const queue = [...chosen]
-  const leases = new Map<string, TenantLease>()
-  // A pending tenant's site can be pulled (renamed) at any moment: hold the tenant's lease while
-  // its site migrates, which pulls and pending-clear respect, and skip it if that is not possible.
-  const next = async (): Promise<SiteJob | undefined> => {
+  /** The next site to migrate; undefined when none is left or the run stops. Sites not to migrate here are skipped. */
+  const nextSite = async (): Promise<SiteRecord | undefined> => {
     // better-sqlite3 answers synchronously, so a lane of SQLite sites is one long chain of
     // microtasks: yield to the event loop once per site, or Ctrl-C is not seen until the end.
     await new Promise((resolve) => setImmediate(resolve))
@@ -101,45 +100,23 @@ export async function migrate(bench: Bench, options: MigrateOptions = {}): Promi
         skip(site.name, `the site lives on ${homeName(site)}; run migrate there`)
         continue
       }
-      const tenantId = pendingTenants.get(site.name)
-      if (tenantId !== undefined) {
-        let lease = await tryTenantLease(bench, tenantId, 'migrate').catch(() => undefined)
-        // Another migrate has the site: wait for it, then see the site as it left it (up to date).
-        while (lease && !('owner' in lease) && ownerPurpose(lease.heldBy) === 'migrate' && !options.signal?.aborted) {
-          await new Promise((r) => setTimeout(r, 100 + Math.random() * 100))
-          lease = await tryTenantLease(bench, tenantId, 'migrate').catch(() => undefined)
-        }
-        if (!lease || !('owner' in lease)) {
-          skip(
-            site.name,
-            options.signal?.aborted
-              ? 'interrupted while another migrate held it'
-              : 'its pending tenant is being pulled, provisioned or cleared by another process; run migrate again',
-          )
-          continue
-        }
-        const still = await registry.db
-          .selectFrom('tenants')
-          .select('site')
-          .where('id', '=', tenantId)
-          .where('pending_since', 'is not', null)
-          .executeTakeFirst()
-        if (still?.site !== site.name) {
-          await lease.release()
-          skip(site.name, 'its tenant was pulled from the pool meanwhile; run migrate again')
-          continue
-        }
-        leases.set(site.name, lease)
-      }
-      return { site: site.name, path: bench.sitePath(site.name), dryRun: options.dryRun }
+      return site
     }
     return undefined
   }
   const finish = async (result: SiteResult) => {
-    await leases.get(result.site)?.release()
-    leases.delete(result.site)
     if (result.apps) await registry.setSiteApps(result.site, result.apps)
     record(result)
+  }
+  // A pending tenant's site can be pulled (renamed) at any moment: its tenant's lease is held
+  // while the site migrates, and the site is skipped if that is not possible.
+  const migrateOne = async (site: SiteRecord, run: RunSite): Promise<void> => {
+    const job: SiteJob = { site: site.name, path: bench.sitePath(site.name), dryRun: options.dryRun }
+    const tenantId = pendingTenants.get(site.name)
+    if (tenantId === undefined) return finish(await run(job))
+    const leased = await underPendingLease(registry, tenantId, site.name, options.signal, () => run(job))
+    if ('skipped' in leased) return skip(site.name, leased.skipped)
+    await finish(leased)
   }
   // Server sites wait on the network, not the CPU: they run as async lanes on this thread,
   // more of them than there are cores. SQLite sites (or a mix) use worker threads.
@@ -147,19 +124,25 @@ export async function migrate(bench: Bench, options: MigrateOptions = {}): Promi
   const wanted =
     options.concurrency ?? bench.config.migrate.concurrency ?? (serversOnly ? SERVER_LANES : availableParallelism())
   const concurrency = Math.max(1, Math.min(wanted, chosen.length))
-  const lane = async () => {
-    for (let job = await next(); job; job = await next()) await finish(await migrateSite(plan, job))
+  /** Migrates sites through `run` one after the other, as long as `usable` says `run` still works. */
+  const lane = async (run: RunSite, usable = () => true) => {
+    while (usable()) {
+      const site = await nextSite()
+      if (!site) return
+      await migrateOne(site, run)
+    }
   }
+  const inline: RunSite = (job) => migrateSite(plan, job)
 
   if (serversOnly) {
     // Every lane finishes (and releases its leases) before an error is reported.
-    const lanes = await Promise.allSettled(Array.from({ length: concurrency }, lane))
+    const lanes = await Promise.allSettled(Array.from({ length: concurrency }, () => lane(inline)))
     const broken = lanes.find((l): l is PromiseRejectedResult => l.status === 'rejected')
     if (broken) throw broken.reason
   } else if (concurrency === 1 || chosen.length < INLINE_BELOW) {
-    await lane()
+    await lane(inline)
   } else {
-    await runInThreads(plan, concurrency, next, finish)
+    await runInThreads(plan, concurrency, lane)
   }
   const interrupted = options.signal?.aborted === true
   for (const site of queue) {
@@ -188,51 +171,101 @@ export async function migrate(bench: Bench, options: MigrateOptions = {}): Promi
   }
 }
 
-/** A pool of worker threads, each taking the next site from the shared queue when it is free. */
+/**
+ * Runs `fn` holding the lease of the pending tenant `tenantId` whose site is `site`, which
+ * pulls and pending-clear respect, waiting while another migrate holds it. Gives why the
+ * site is skipped instead when the lease cannot be had or the tenant was pulled meanwhile.
+ */
+async function underPendingLease(
+  registry: Registry,
+  tenantId: number,
+  site: string,
+  signal: AbortSignal | undefined,
+  fn: () => Promise<SiteResult>,
+): Promise<SiteResult | { skipped: string }> {
+  let taken = false
+  const leased = await usingTenantLease(
+    registry,
+    tenantId,
+    {
+      purpose: 'migrate',
+      // Another migrate has the site: wait for it, then see the site as it left it (up to date).
+      waitWhile: (held) => ownerPurpose(held.heldBy) === 'migrate' && !signal?.aborted,
+    },
+    async () => {
+      taken = true
+      const still = await registry.db
+        .selectFrom('tenants')
+        .select('site')
+        .where('id', '=', tenantId)
+        .where('pending_since', 'is not', null)
+        .executeTakeFirst()
+      return still?.site === site ? fn() : undefined
+    },
+  ).catch((error: unknown) => {
+    // Taking the lease failed (its tenant went away meanwhile): skipped, as when it is held.
+    if (taken) throw error
+    return undefined
+  })
+  if (!leased?.taken)
+    return {
+      skipped: signal?.aborted
+        ? 'interrupted while another migrate held it'
+        : 'its pending tenant is being pulled, provisioned or cleared by another process; run migrate again',
+    }
+  return leased.value ?? { skipped: 'its tenant was pulled from the pool meanwhile; run migrate again' }
+}
+
+/** Migrates one site, here or in a worker thread, and gives its result (never throws). */
+type RunSite = (job: SiteJob) => Promise<SiteResult>
+
+/**
+ * A pool of worker threads, each running a `lane` that takes the next site from the shared
+ * queue when the thread is free.
+ */
 async function runInThreads(
   plan: MigrationPlan,
   size: number,
-  next: () => Promise<SiteJob | undefined>,
-  finish: (r: SiteResult) => Promise<void>,
+  lane: (run: RunSite, usable: () => boolean) => Promise<void>,
 ): Promise<void> {
   const entry = join(packageRoot(), 'dist', 'migrate-worker.js')
   let id = 0
-  await Promise.all(
-    Array.from(
-      { length: size },
-      () =>
-        new Promise<void>((resolve) => {
-          const worker = new Worker(entry, { workerData: { plan } })
-          const inFlight = new Map<number, SiteJob>()
-          const feed = async () => {
-            const job = await next()
-            if (!job) {
-              worker.postMessage({ exit: true })
-              return
-            }
+  const thread = async () => {
+    const worker = new Worker(entry, { workerData: { plan } })
+    const exited = new Promise<void>((resolve) => worker.on('exit', () => resolve()))
+    const inFlight = new Map<number, { job: SiteJob; resolve: (result: SiteResult) => void }>()
+    let crash: Error | undefined
+    const crashed = (job: SiteJob, error: Error): SiteResult => ({
+      site: job.site,
+      status: 'failed',
+      applied: [],
+      error: `migrate worker crashed: ${error.message}`,
+      duration_ms: 0,
+    })
+    worker.on('message', (message: { id: number; result: SiteResult }) => {
+      inFlight.get(message.id)?.resolve(message.result)
+      inFlight.delete(message.id)
+    })
+    // A crashed thread fails its own site and takes no more; the other threads go on with the queue.
+    worker.on('error', (error) => {
+      crash = error
+      for (const { job, resolve } of inFlight.values()) resolve(crashed(job, error))
+      inFlight.clear()
+    })
+    const run: RunSite = (job) =>
+      crash
+        ? Promise.resolve(crashed(job, crash))
+        : new Promise((resolve) => {
             const jobId = ++id
-            inFlight.set(jobId, job)
+            inFlight.set(jobId, { job, resolve })
             worker.postMessage({ id: jobId, job })
-          }
-          worker.on('message', (message: { id: number; result: SiteResult }) => {
-            inFlight.delete(message.id)
-            void finish(message.result).then(feed)
           })
-          // A crashed thread fails its own site; the other threads go on with the queue.
-          worker.on('error', (error) => {
-            for (const job of inFlight.values())
-              void finish({
-                site: job.site,
-                status: 'failed',
-                applied: [],
-                error: `migrate worker crashed: ${error.message}`,
-                duration_ms: 0,
-              })
-            inFlight.clear()
-          })
-          worker.on('exit', () => resolve())
-          void feed()
-        }),
-    ),
-  )
+    try {
+      await lane(run, () => crash === undefined)
+    } finally {
+      if (!crash) worker.postMessage({ exit: true })
+    }
+    await exited
+  }
+  await Promise.all(Array.from({ length: size }, thread))
 }

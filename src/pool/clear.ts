@@ -2,7 +2,7 @@ import type { Bench } from '../bench.js'
 import { usageError } from '../errors.js'
 import { adminToDropSite, dropSite } from '../sites/drop-site.js'
 import { homeName, isHomedHere } from '../sites/site-home.js'
-import { tryTenantLease } from '../provisioning/lease.js'
+import { tryTenantLease } from '../registry/leases.js'
 import { removeTenant } from '../provisioning/remove-tenant.js'
 
 export interface ClearResult {

@@ -2,7 +2,8 @@
 // pool first, and the layer order puts the pool above provisioning (pool code may use
 // provisioning, never the other way round).
 import type { Bench } from '../bench.js'
-import { requireTenant, stepJson, tenantSteps, type StepJson } from '../provisioning/tenant-record.js'
+import { requireTenant, tenantSteps } from '../provisioning/tenant-record.js'
+import { stepJson, type StepJson } from '../registry/tenants.js'
 import {
   assertUserTenantName,
   createTenant,

@@ -3,10 +3,12 @@ import { failedCommandOutput } from '../util/run-command.js'
 import { InterruptedError, TenancyError, messageOf } from '../errors.js'
 import { assertHomedHere } from '../sites/site-home.js'
 import { now } from '../registry/registry.js'
-import { tryTenantLease, type TenantLease } from './lease.js'
+import { usingTenantLease, type LeaseHeld, type TenantLease } from '../registry/leases.js'
+import { markStep, replaceSteps } from '../registry/steps.js'
+import { stepJson, type StepJson, type StepRow, type StepStatus, type TenantRow } from '../registry/tenants.js'
 import { deliverEvents, recordEvent } from '../events/outbox.js'
 import { planSteps, runStep, type PlannedStep, type PlannedStepSpec, type StepOutcome } from './steps.js'
-import { requireTenant, stepJson, tenantSteps, type StepJson, type TenantRow } from './tenant-record.js'
+import { requireTenant, tenantSteps } from './tenant-record.js'
 
 export type StepEvent =
   | { step: string; phase: 'start' }
@@ -44,8 +46,6 @@ export async function deliverNow(bench: Bench, tenantId: number): Promise<{ noti
   const { failed } = await deliverEvents(bench, { tenantId, limit: 10 })
   return failed.length > 0 ? { notify_error: failed.map((f) => f.error).join('; ') } : {}
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 /**
  * Steps not yet done follow the current `provision.steps`: an operator who fixes a failing
@@ -90,36 +90,27 @@ async function refreshSteps(bench: Bench, tenantId: number): Promise<void> {
   if (ordered.length === rows.length) {
     for (const [i, row] of updated.entries()) {
       if (row === rows[i]) continue
-      await registry.db
-        .updateTable('steps')
-        .set({ status: row.status, output: row.output, error: row.error, spec: row.spec })
-        .where('tenant_id', '=', tenantId)
-        .where('idx', '=', row.idx)
-        .execute()
+      const { status, output, error, spec } = row
+      await markStep(registry.db, tenantId, row.idx, { status: status as StepStatus, output, error, spec })
     }
     return
   }
   // Steps are numbered by their place in the pipeline: renumbered in one transaction.
-  await registry.writeTransaction(async (trx) => {
-    await trx.deleteFrom('steps').where('tenant_id', '=', tenantId).execute()
-    await trx
-      .insertInto('steps')
-      .values(ordered.map((row, idx) => ({ ...row, idx })))
-      .execute()
-  })
+  await replaceSteps(registry, tenantId, ordered)
 }
 
-/** Waits for the tenant's lease: another live process provisioning it finishes or dies first. */
-async function acquire(bench: Bench, tenant: TenantRow, options: ProvisionOptions): Promise<TenantLease | undefined> {
+/**
+ * Whether to wait for a tenant's lease another live process holds (it finishes or dies
+ * first): not with `waitForLease: false`; told once through `onWait`; Ctrl-C ends the wait.
+ */
+function waitForLease(tenant: TenantRow, options: ProvisionOptions): (held: LeaseHeld) => boolean {
   let told = false
-  for (;;) {
-    const lease = await tryTenantLease(bench, tenant.id)
-    if ('owner' in lease) return lease
-    if (options.waitForLease === false) return undefined
-    if (!told) options.onWait?.(lease.heldBy)
+  return (held) => {
+    if (options.waitForLease === false) return false
+    if (!told) options.onWait?.(held.heldBy)
     told = true
     if (options.signal?.aborted) throw new InterruptedError(`waiting for tenant "${tenant.name}"`)
-    await sleep(100 + Math.random() * 100)
+    return true
   }
 }
 
@@ -157,93 +148,93 @@ export async function provisionTenant(
   // The steps write secrets: a wrong key is exit 2 before the tenant is touched.
   await bench.secretBox()
 
-  const lease = await acquire(bench, tenant, options)
-  if (!lease) return done('busy', null)
-  let current: string | undefined
-  try {
-    tenant = await requireTenant(bench, name)
-    if (tenant.provisioning_status === 'completed') return done('already_active', null)
-    await registry.db
-      .updateTable('tenants')
-      .set({ provisioning_status: 'in_progress', error: null, updated_at: now() })
-      .where('id', '=', tenant.id)
-      .execute()
-    await refreshSteps(bench, tenant.id)
-    const steps = await tenantSteps(bench, tenant.id)
-    for (const row of steps) {
-      if (row.status === 'done' || row.status === 'skipped') {
-        options.onStep?.({ step: row.name, phase: 'already_done' })
-        continue
-      }
-      if (options.signal?.aborted) throw new InterruptedError(`provisioning of tenant "${name}"`)
-      if (lease.lost) {
-        // Another process took over (this one looked dead to it): leave the tenant to it.
-        return done('busy', `another process took over the provisioning of tenant "${name}"`)
-      }
-      current = row.name
-      const step: PlannedStep = { name: row.name, spec: JSON.parse(row.spec ?? 'null') as PlannedStepSpec }
-      if (!step.spec)
-        throw new TenancyError(
-          `step "${row.name}" of tenant "${name}" has no definition in the registry; run "tenancy doctor"`,
+  // The pipeline itself, under the tenant's lease.
+  const runPipeline = async (lease: TenantLease): Promise<ProvisionResult> => {
+    let current: StepRow | undefined
+    try {
+      tenant = await requireTenant(bench, name)
+      if (tenant.provisioning_status === 'completed') return done('already_active', null)
+      await registry.db
+        .updateTable('tenants')
+        .set({ provisioning_status: 'in_progress', error: null, updated_at: now() })
+        .where('id', '=', tenant.id)
+        .execute()
+      await refreshSteps(bench, tenant.id)
+      const steps = await tenantSteps(bench, tenant.id)
+      for (const row of steps) {
+        if (row.status === 'done' || row.status === 'skipped') {
+          options.onStep?.({ step: row.name, phase: 'already_done' })
+          continue
+        }
+        if (options.signal?.aborted) throw new InterruptedError(`provisioning of tenant "${name}"`)
+        if (lease.signal.aborted) return done('busy', leaseLost(name, lease.signal.reason))
+        current = row
+        const step: PlannedStep = { name: row.name, spec: JSON.parse(row.spec ?? 'null') as PlannedStepSpec }
+        if (!step.spec)
+          throw new TenancyError(
+            `step "${row.name}" of tenant "${name}" has no definition in the registry; run "tenancy doctor"`,
+          )
+        await markStep(registry.db, tenant.id, row.idx, {
+          status: 'running',
+          attempts: row.attempts + 1,
+          started_at: now(),
+          finished_at: null,
+          error: null,
+        })
+        options.onStep?.({ step: row.name, phase: 'start' })
+        // Steps that read the tenant (stored secrets, api_key) see the latest row.
+        const fresh = { ...(await requireTenant(bench, name)), site }
+        const outcome = await runStep(
+          { bench, tenant: fresh, signal: options.interruptSteps ? options.signal : undefined },
+          step,
         )
-      await registry.db
-        .updateTable('steps')
-        .set({ status: 'running', attempts: row.attempts + 1, started_at: now(), finished_at: null, error: null })
-        .where('tenant_id', '=', tenant.id)
-        .where('idx', '=', row.idx)
-        .execute()
-      options.onStep?.({ step: row.name, phase: 'start' })
-      // Steps that read the tenant (stored secrets, api_key) see the latest row.
-      const fresh = { ...(await requireTenant(bench, name)), site }
-      const outcome = await runStep(
-        { bench, tenant: fresh, signal: options.interruptSteps ? options.signal : undefined },
-        step,
-      )
-      await registry.db
-        .updateTable('steps')
-        .set({ status: outcome.skipped ? 'skipped' : 'done', finished_at: now(), output: outcome.output ?? null })
-        .where('tenant_id', '=', tenant.id)
-        .where('idx', '=', row.idx)
-        .execute()
-      options.onStep?.({ step: row.name, phase: outcome.skipped ? 'skipped' : 'done', outcome })
-      current = undefined
-    }
-    tenant = await requireTenant(bench, name)
-    return done('completed', null, await deliverNow(bench, tenant.id))
-  } catch (error) {
-    const interrupted = error instanceof InterruptedError || options.signal?.aborted === true
-    const message = interrupted
-      ? `interrupted${current ? ` during step "${current}"` : ''}; run "tenancy provision ${name}" to resume`
-      : `${current ? `step "${current}" failed: ` : ''}${messageOf(error)}`
-    if (current) {
-      await registry.db
-        .updateTable('steps')
-        .set({
+        await markStep(registry.db, tenant.id, row.idx, {
+          status: outcome.skipped ? 'skipped' : 'done',
+          finished_at: now(),
+          output: outcome.output ?? null,
+        })
+        options.onStep?.({ step: row.name, phase: outcome.skipped ? 'skipped' : 'done', outcome })
+        current = undefined
+      }
+      tenant = await requireTenant(bench, name)
+      return done('completed', null, await deliverNow(bench, tenant.id))
+    } catch (error) {
+      const interrupted = error instanceof InterruptedError || options.signal?.aborted === true
+      const message = interrupted
+        ? `interrupted${current ? ` during step "${current.name}"` : ''}; run "tenancy provision ${name}" to resume`
+        : `${current ? `step "${current.name}" failed: ` : ''}${messageOf(error)}`
+      if (current) {
+        await markStep(registry.db, tenant.id, current.idx, {
           status: interrupted ? 'pending' : 'failed',
           finished_at: now(),
           error: message,
           output: failedCommandOutput(error) ?? null,
         })
-        .where('tenant_id', '=', tenant.id)
-        .where('name', '=', current)
-        .execute()
-      options.onStep?.({ step: current, phase: 'failed', error: message })
+        options.onStep?.({ step: current.name, phase: 'failed', error: message })
+      }
+      // The failure and its `tenant.failed` event commit together.
+      await registry.writeTransaction(async (trx) => {
+        await trx
+          .updateTable('tenants')
+          .set({ provisioning_status: 'failed', error: message, updated_at: now() })
+          .where('id', '=', tenant.id)
+          .execute()
+        const row = await trx.selectFrom('tenants').selectAll().where('id', '=', tenant.id).executeTakeFirst()
+        if (row && !interrupted && options.notifyFailure !== false && row.pending_since === null)
+          await recordEvent(bench, trx, 'tenant.failed', row)
+      })
+      await registry.logError({ tenant: name, site: tenant.site, step: current?.name ?? null, message })
+      tenant = await requireTenant(bench, name)
+      return done(interrupted ? 'interrupted' : 'failed', message, await deliverNow(bench, tenant.id))
     }
-    // The failure and its `tenant.failed` event commit together.
-    await registry.writeTransaction(async (trx) => {
-      await trx
-        .updateTable('tenants')
-        .set({ provisioning_status: 'failed', error: message, updated_at: now() })
-        .where('id', '=', tenant.id)
-        .execute()
-      const row = await trx.selectFrom('tenants').selectAll().where('id', '=', tenant.id).executeTakeFirst()
-      if (row && !interrupted && options.notifyFailure !== false && row.pending_since === null)
-        await recordEvent(bench, trx, 'tenant.failed', row)
-    })
-    await registry.logError({ tenant: name, site: tenant.site, step: current ?? null, message })
-    tenant = await requireTenant(bench, name)
-    return done(interrupted ? 'interrupted' : 'failed', message, await deliverNow(bench, tenant.id))
-  } finally {
-    await lease.release()
   }
+  const leased = await usingTenantLease(registry, tenant.id, { waitWhile: waitForLease(tenant, options) }, runPipeline)
+  return leased.taken ? leased.value : done('busy', null)
+}
+
+/** Why a run stopped that lost its lease: another process took it over, or renewing it failed. */
+function leaseLost(name: string, reason: unknown): string {
+  // Another process took over (this one looked dead to it): the tenant is left to it.
+  if (reason === 'taken') return `another process took over the provisioning of tenant "${name}"`
+  return `the lease on tenant "${name}" could not be renewed (${messageOf(reason)}); run "tenancy provision ${name}" to resume`
 }

@@ -7,21 +7,14 @@ import { assertNotPrototypeKey, assertSiteName, assertTenantName } from '../name
 import { now } from '../registry/registry.js'
 import { coerceConfigValue } from '../sites/config-commands.js'
 import { adminToDropSite, dropSite } from '../sites/drop-site.js'
-import { tryTenantLease } from './lease.js'
+import { tryTenantLease } from '../registry/leases.js'
 import { removeTenant } from './remove-tenant.js'
 import { provisionTenant, type ProvisionOptions, type ProvisionResult } from './runner.js'
 import { preflight, type PlannedStep } from './steps.js'
-import {
-  parseData,
-  requireTenant,
-  stepJson,
-  tenantJson,
-  tenantSteps,
-  type StepJson,
-  type TenantJson,
-  type TenantRow,
-} from './tenant-record.js'
-import { enqueueJob, ensureWorker } from './worker.js'
+import { requireTenant, tenantSteps } from './tenant-record.js'
+import { parseData, stepJson, tenantJson, type StepJson, type TenantJson, type TenantRow } from '../registry/tenants.js'
+import { enqueueJob } from '../registry/jobs.js'
+import { ensureWorker } from './worker.js'
 
 const DATA_KEY = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/
 

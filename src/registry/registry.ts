@@ -120,9 +120,10 @@ export class Registry {
   }
 
   /**
-   * Runs a claim (a job, a pooled tenant): on SQLite under the write lock; on PostgreSQL in a
-   * plain transaction whose candidate rows are read with `lockCandidates`, so concurrent
-   * claimers on any machine each take a different row instead of queueing on one lock.
+   * Runs a claim (a job, an event, a pooled tenant): on SQLite under the write lock; on
+   * PostgreSQL in a plain transaction whose candidate rows are locked one at a time with
+   * `lockCandidates`, so concurrent claimers on any machine each take a different row instead
+   * of queueing on one lock. `claimOneRow` (claim-row.ts) is the usual way in.
    */
   async claimTransaction<T>(fn: (trx: Kysely<RegistrySchema>) => Promise<T>): Promise<T> {
     if (this.kind === 'sqlite') return immediateTransaction(this.db, fn)

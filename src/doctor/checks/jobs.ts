@@ -1,4 +1,4 @@
-import { leaseHolderGone } from '../../provisioning/lease.js'
+import { leaseHolderGone } from '../../registry/leases.js'
 import { now } from '../../registry/registry.js'
 import type { Diagnosis } from '../finding.js'
 import type { DoctorInputs, QueueInputs } from '../inputs.js'

@@ -1,6 +1,6 @@
 import type { Bench } from '../../bench.js'
 import type { BenchConfig, PipelineStepConfig } from '../../config/config.js'
-import type { TenantRow } from '../tenant-record.js'
+import type { TenantRow } from '../../registry/tenants.js'
 
 export interface StepContext {
   bench: Bench

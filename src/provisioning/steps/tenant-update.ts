@@ -1,6 +1,6 @@
 import type { Bench } from '../../bench.js'
 import { now } from '../../registry/registry.js'
-import type { TenantRow } from '../tenant-record.js'
+import type { TenantRow } from '../../registry/tenants.js'
 
 /** Writes some columns of a tenant row (and its `updated_at`). */
 export async function updateTenant(bench: Bench, id: number, values: Partial<Omit<TenantRow, 'id'>>): Promise<void> {
