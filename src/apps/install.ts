@@ -2,13 +2,13 @@ import type { Kysely } from 'kysely'
 import type { Bench } from '../bench.js'
 import { TenancyError } from '../errors.js'
 import { now, type InstalledAppSummary } from '../registry/registry.js'
+import type { SiteTx } from '../databases/driver.js'
 import { usingSite, type OpenSite } from '../sites/site.js'
 import { fixturesDigest, recordFixtureDigest, syncFixtures } from './fixtures.js'
-import { upsert } from '../databases/upsert.js'
 import { CORE_APP, CORE_MIGRATIONS } from './core-app.js'
 import { runAfterInstall } from './hooks.js'
 import { resolveInstallOrder, type AppManifest } from './manifest.js'
-import { applyMigrations, ensureLedger, readLedger, sql } from './migrations.js'
+import { applyMigrations, ensureLedger, readLedger } from './migrations.js'
 
 export interface AppInstallResult {
   app: string
@@ -55,12 +55,10 @@ export async function installAppsOn(
   bench: Bench,
   site: OpenSite,
   apps: readonly AppManifest[],
-  options: InstallOptions & {
-    prelude?: (trx: Kysely<any>, exec: (script: string) => Promise<void>) => Promise<void>
-  } = {},
+  options: InstallOptions & { prelude?: (tx: SiteTx) => Promise<void> } = {},
 ): Promise<AppInstallResult[]> {
   const results: AppInstallResult[] = []
-  const ctx = { sql, dbType: site.conn.dbType, site: site.name }
+  const { driver } = site.conn
   let prelude = options.prelude
   const installed = new Set(prelude ? [] : (await installedApps(site.conn.db)).map((a) => a.name))
   const todo = apps.filter((app) => {
@@ -78,14 +76,15 @@ export async function installAppsOn(
   })
   const record = async (db: Kysely<any>, app: AppManifest) => {
     const at = now()
-    await upsert(
-      db,
-      site.conn.dbType,
-      'installed_apps',
-      { name: app.name, version: app.version, installed_at: at, updated_at: at },
-      ['name'],
-      { version: app.version, updated_at: at },
-    ).execute()
+    await driver
+      .upsert(
+        db,
+        'installed_apps',
+        { name: app.name, version: app.version, installed_at: at, updated_at: at },
+        ['name'],
+        { version: app.version, updated_at: at },
+      )
+      .execute()
   }
   let current: AppManifest | undefined
   try {
@@ -97,12 +96,13 @@ export async function installAppsOn(
       const group = todo.slice(start, Math.min(end + 1, todo.length))
       const withHook = end < todo.length ? todo[end] : undefined
       const partial: AppInstallResult[] = []
-      await site.conn.transaction(async (trx, exec) => {
-        if (prelude) await prelude(trx, exec)
+      await site.conn.transaction(async (tx) => {
+        const { trx } = tx
+        if (prelude) await prelude(tx)
         await ensureLedger(trx)
         const ledger = await readLedger(trx)
         // The core schema is kept current before any app is installed on it.
-        await applyMigrations(trx, exec, CORE_APP, CORE_MIGRATIONS, ledger.get(CORE_APP) ?? new Set(), ctx, site.conn)
+        await applyMigrations(tx, site.name, CORE_APP, CORE_MIGRATIONS, ledger.get(CORE_APP) ?? new Set())
         // Read again under the write lock: another process may have installed some meanwhile.
         const installedNow = new Set((await installedApps(trx)).map((a) => a.name))
         for (const app of group) {
@@ -121,16 +121,14 @@ export async function installAppsOn(
           current = app
           options.onProgress?.({ app: app.name, phase: 'start' })
           const migrations = await applyMigrations(
-            trx,
-            exec,
+            tx,
+            site.name,
             app.name,
             app.migrations,
             ledger.get(app.name) ?? new Set(),
-            ctx,
-            site.conn,
           )
-          const fixtures = await syncFixtures(trx, site.conn.dbType, app.name, app.fixtures)
-          await recordFixtureDigest(trx, site.conn.dbType, app.name, fixturesDigest(app.fixtures))
+          const fixtures = await syncFixtures(tx, app.name, app.fixtures)
+          await recordFixtureDigest(tx, app.name, fixturesDigest(app.fixtures))
           const result: AppInstallResult = {
             app: app.name,
             version: app.version,
@@ -153,7 +151,7 @@ export async function installAppsOn(
           const hook = await runAfterInstall(
             bench,
             withHook,
-            { name: site.name, path: site.path, dbType: site.conn.dbType },
+            { name: site.name, path: site.path, dbType: driver.type },
             options.signal,
           )
           await record(site.conn.db, withHook)

@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely'
 import { fixturesDigest, recordFixtureDigest, syncFixtures } from '../apps/fixtures.js'
 import type { MigrationFile } from '../apps/manifest.js'
-import { MigrationError, applyMigrations, readLedger, sql } from '../apps/migrations.js'
+import { MigrationError, applyMigrations, readLedger } from '../apps/migrations.js'
 import { getDriver } from '../databases/index.js'
 import type { SiteConnection } from '../databases/driver.js'
 import { messageOf } from '../errors.js'
@@ -138,21 +138,18 @@ export async function migrateOpenSite(plan: MigrationPlan, job: SiteJob, conn: S
         pending: first.migrations,
         fixtures_synced: [],
       })
-    const ctx = { sql, dbType: conn.dbType, site: job.site }
-    const dbType = conn.dbType
     const bumped: string[] = []
     // The ledger exists: readState above read it.
-    const done = await conn.transaction(async (trx, exec) => {
+    const done = await conn.transaction(async (tx) => {
+      const { trx } = tx
       const state = await readState(trx)
       const applied: string[] = []
       for (const name of await applyMigrations(
-        trx,
-        exec,
+        tx,
+        job.site,
         CORE_APP,
         CORE_MIGRATIONS,
         state.ledger.get(CORE_APP) ?? new Set(),
-        ctx,
-        conn,
       ))
         applied.push(`${CORE_APP}/${name}`)
       const synced: string[] = []
@@ -160,18 +157,16 @@ export async function migrateOpenSite(plan: MigrationPlan, job: SiteJob, conn: S
         const version = state.installed.get(app.name)
         if (version === undefined) continue
         const names = await applyMigrations(
-          trx,
-          exec,
+          tx,
+          job.site,
           app.name,
           app.migrations,
           state.ledger.get(app.name) ?? new Set(),
-          ctx,
-          conn,
         )
         for (const name of names) applied.push(`${app.name}/${name}`)
         if (names.length > 0 || (app.digest !== null && state.digests.get(app.name) !== app.digest)) {
-          await syncFixtures(trx, dbType, app.name, app.fixtures)
-          await recordFixtureDigest(trx, dbType, app.name, app.digest ?? fixturesDigest(app.fixtures))
+          await syncFixtures(tx, app.name, app.fixtures)
+          await recordFixtureDigest(tx, app.name, app.digest ?? fixturesDigest(app.fixtures))
           synced.push(app.name)
         }
         if (version !== app.version) {

@@ -86,7 +86,7 @@ export async function newSite(bench: Bench, options: NewSiteOptions): Promise<Ne
   const dbName =
     options.dbName !== undefined ? assertDbName(options.dbName) : generateDbName(randomBytes(8).toString('hex'))
   const driver = await getDriver(dbType)
-  if (dbType === 'sqlite') {
+  if (!driver.server) {
     const serverOnly = (
       [
         ['--db-host', options.dbHost],
@@ -98,7 +98,7 @@ export async function newSite(bench: Bench, options: NewSiteOptions): Promise<Ne
     ).filter(([, value]) => value !== undefined)
     if (serverOnly.length > 0)
       options.onWarning?.(
-        `${serverOnly.map(([flag]) => flag).join(', ')} ignored: SQLite sites have no database server`,
+        `${serverOnly.map(([flag]) => flag).join(', ')} ignored: ${driver.label} sites have no database server`,
       )
   }
   const apps = resolveInstallOrder(bench, options.installApps ?? [])
@@ -117,17 +117,14 @@ export async function newSite(bench: Bench, options: NewSiteOptions): Promise<Ne
   const adminHash = hashPassword(adminPassword)
   adminHash.catch(() => {})
 
-  const serverAdmin =
-    dbType === 'sqlite'
-      ? undefined
-      : await resolveServerAdmin(bench, dbType, {
-          dbHost: options.dbHost,
-          dbPort: options.dbPort,
-          dbRootUsername: options.dbRootUsername,
-          dbRootPasswordFile: options.dbRootPasswordFile,
-          prompt: options.prompt,
-          onWarning: options.onWarning,
-        })
+  const serverAdmin = await resolveServerAdmin(bench, driver, {
+    dbHost: options.dbHost,
+    dbPort: options.dbPort,
+    dbRootUsername: options.dbRootUsername,
+    dbRootPasswordFile: options.dbRootPasswordFile,
+    prompt: options.prompt,
+    onWarning: options.onWarning,
+  })
   const registry = await bench.registry()
   const sitePath = bench.sitePath(name)
   const settings = driver.plan(dbName, serverAdmin)
@@ -227,8 +224,7 @@ export async function newSite(bench: Bench, options: NewSiteOptions): Promise<Ne
     })
     // Last, so the scrypt hash started above had the app installs' time to finish.
     const hash = await adminHash
-    const siteConn = conn
-    await siteConn.transaction((trx) => upsertAdministrator(trx, siteConn.dbType, hash))
+    await conn.transaction((tx) => upsertAdministrator(tx, hash))
     const summary = await installedApps(conn.db)
     await conn.close()
     conn = undefined
