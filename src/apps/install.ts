@@ -4,11 +4,10 @@ import { TenancyError } from '../errors.js'
 import { now, type InstalledAppSummary } from '../registry/registry.js'
 import type { SiteTx } from '../databases/driver.js'
 import { usingSite, type OpenSite } from '../sites/site.js'
-import { fixturesDigest, recordFixtureDigest, syncFixtures } from './fixtures.js'
-import { CORE_APP, CORE_MIGRATIONS } from './core-app.js'
 import { runAfterInstall } from './hooks.js'
 import { resolveInstallOrder, type AppManifest } from './manifest.js'
-import { applyMigrations, ensureLedger, readLedger } from './migrations.js'
+import { ensureLedger, readLedger } from './migrations.js'
+import { upgradeSchema } from './upgrade-schema.js'
 
 export interface AppInstallResult {
   app: string
@@ -60,9 +59,7 @@ export async function installAppsOn(
   const results: AppInstallResult[] = []
   const { driver } = site.conn
   let prelude = options.prelude
-  const installed = new Set(prelude ? [] : (await installedApps(site.conn.db)).map((a) => a.name))
-  const todo = apps.filter((app) => {
-    if (!installed.has(app.name)) return true
+  const skipped = (app: AppManifest): AppInstallResult => {
     const result: AppInstallResult = {
       app: app.name,
       version: app.version,
@@ -70,8 +67,13 @@ export async function installAppsOn(
       migrations: [],
       fixtures: 0,
     }
-    results.push(result)
     options.onProgress?.({ app: app.name, phase: 'skip', result })
+    return result
+  }
+  const installed = new Set(prelude ? [] : (await installedApps(site.conn.db)).map((a) => a.name))
+  const todo = apps.filter((app) => {
+    if (!installed.has(app.name)) return true
+    results.push(skipped(app))
     return false
   })
   const record = async (db: Kysely<any>, app: AppManifest) => {
@@ -97,52 +99,40 @@ export async function installAppsOn(
       const withHook = end < todo.length ? todo[end] : undefined
       const partial: AppInstallResult[] = []
       await site.conn.transaction(async (tx) => {
-        const { trx } = tx
         if (prelude) await prelude(tx)
-        await ensureLedger(trx)
-        const ledger = await readLedger(trx)
+        await ensureLedger(tx.trx)
+        let installedNow = new Set<string>()
         // The core schema is kept current before any app is installed on it.
-        await applyMigrations(tx, site.name, CORE_APP, CORE_MIGRATIONS, ledger.get(CORE_APP) ?? new Set())
-        // Read again under the write lock: another process may have installed some meanwhile.
-        const installedNow = new Set((await installedApps(trx)).map((a) => a.name))
-        for (const app of group) {
-          if (installedNow.has(app.name)) {
+        await upgradeSchema(tx, site.name, await readLedger(tx.trx), group, {
+          coreDone: async () => {
+            // Read again under the write lock: another process may have installed some meanwhile.
+            installedNow = new Set((await installedApps(tx.trx)).map((a) => a.name))
+          },
+          start: (app) => {
+            if (installedNow.has(app.name)) {
+              partial.push(skipped(app))
+              return false
+            }
+            current = app
+            options.onProgress?.({ app: app.name, phase: 'start' })
+            return true
+          },
+          done: async (app, { migrations, fixtures }) => {
             const result: AppInstallResult = {
               app: app.name,
               version: app.version,
-              status: 'already_installed',
-              migrations: [],
-              fixtures: 0,
+              status: 'installed',
+              migrations,
+              fixtures: fixtures ?? 0,
             }
             partial.push(result)
-            options.onProgress?.({ app: app.name, phase: 'skip', result })
-            continue
-          }
-          current = app
-          options.onProgress?.({ app: app.name, phase: 'start' })
-          const migrations = await applyMigrations(
-            tx,
-            site.name,
-            app.name,
-            app.migrations,
-            ledger.get(app.name) ?? new Set(),
-          )
-          const fixtures = await syncFixtures(tx, app.name, app.fixtures)
-          await recordFixtureDigest(tx, app.name, fixturesDigest(app.fixtures))
-          const result: AppInstallResult = {
-            app: app.name,
-            version: app.version,
-            status: 'installed',
-            migrations,
-            fixtures,
-          }
-          partial.push(result)
-          if (app !== withHook) {
-            await record(trx, app)
-            // Shown now so progress reads one app at a time; the commit follows at once.
-            options.onProgress?.({ app: app.name, phase: 'done', result })
-          }
-        }
+            if (app !== withHook) {
+              await record(tx.trx, app)
+              // Shown now so progress reads one app at a time; the commit follows at once.
+              options.onProgress?.({ app: app.name, phase: 'done', result })
+            }
+          },
+        })
       })
       prelude = undefined
       for (const result of partial) {
