@@ -55,7 +55,7 @@ export async function withSiteDatabase<T>(
         .replace(/[\\/]+$/, '')
         .split(/[\\/]/)
         .pop() ?? ''
-    return await conn.db.transaction().execute((trx) => fn(trx, { sql, dbType: conn.dbType, site }))
+    return await conn.db.transaction().execute((trx) => fn(trx, { sql, dbType: conn.driver.type, site }))
   } finally {
     await conn.close()
   }

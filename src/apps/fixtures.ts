@@ -1,11 +1,9 @@
 import { createHash } from 'node:crypto'
 import { readFileSync, statSync } from 'node:fs'
 import { basename } from 'node:path'
-import { sql, type Kysely } from 'kysely'
-import type { DbType } from '../config/config.js'
+import type { SiteTx } from '../databases/driver.js'
 import { TenancyError, messageOf, usageError } from '../errors.js'
 import { readJsonFile } from '../util/json-file.js'
-import { upsert } from '../databases/upsert.js'
 
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,63}$/
 
@@ -68,12 +66,14 @@ export function fixturesDigest(files: readonly string[]): string {
 }
 
 /** Records that an app's fixtures are synced as of `digest` (inside the caller's transaction). */
-export async function recordFixtureDigest(db: Kysely<any>, dbType: DbType, app: string, digest: string): Promise<void> {
+export async function recordFixtureDigest({ trx, driver }: SiteTx, app: string, digest: string): Promise<void> {
   const at = new Date().toISOString()
-  await upsert(db, dbType, 'tenancy_fixtures', { app, digest, synced_at: at }, ['app'], {
-    digest,
-    synced_at: at,
-  }).execute()
+  await driver
+    .upsert(trx, 'tenancy_fixtures', { app, digest, synced_at: at }, ['app'], {
+      digest,
+      synced_at: at,
+    })
+    .execute()
 }
 
 /** How many rows a fixture file holds. */
@@ -81,49 +81,15 @@ export function fixtureRowCount(file: string): number {
   return readFixture(file).rows.length
 }
 
-/** The primary key columns of a table, in key order. */
-async function primaryKey(db: Kysely<any>, dbType: DbType, table: string): Promise<string[]> {
-  switch (dbType) {
-    case 'sqlite': {
-      const { rows } = await sql<{
-        name: string
-      }>`select name from pragma_table_info(${table}) where pk > 0 order by pk`.execute(db)
-      return rows.map((r) => r.name)
-    }
-    case 'postgres': {
-      const { rows } = await sql<{ name: string }>`
-        select a.attname as name from pg_index i
-        join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey)
-        where i.indrelid = to_regclass(${table}) and i.indisprimary
-        order by array_position(i.indkey, a.attnum)`.execute(db)
-      return rows.map((r) => r.name)
-    }
-    case 'mariadb': {
-      const { rows } = await sql<{ name: string }>`
-        select column_name as name from information_schema.key_column_usage
-        where table_schema = database() and table_name = ${table} and constraint_name = 'PRIMARY'
-        order by ordinal_position`.execute(db)
-      return rows.map((r) => r.name)
-    }
-    default:
-      return dbType satisfies never
-  }
-}
-
 /**
  * Upserts an app's fixture rows by primary key (or the file's `key`), file by file in name
  * order, inside the caller's transaction. Returns how many rows were written.
  */
-export async function syncFixtures(
-  db: Kysely<any>,
-  dbType: DbType,
-  app: string,
-  files: readonly string[],
-): Promise<number> {
+export async function syncFixtures({ trx, driver }: SiteTx, app: string, files: readonly string[]): Promise<number> {
   let count = 0
   for (const file of files) {
     const fixture = readFixture(file)
-    const key = fixture.key ?? (await primaryKey(db, dbType, fixture.table))
+    const key = fixture.key ?? (await driver.primaryKey(trx, fixture.table))
     if (key.length === 0) {
       throw new TenancyError(
         `fixture ${file}: table "${fixture.table}" has no primary key and the file gives no "key"; add "key": ["column"]`,
@@ -150,18 +116,7 @@ export async function syncFixtures(
     }
     for (const rows of batches.values()) {
       const updates = Object.keys(rows[0]!).filter((c) => !key.includes(c))
-      let query = db.insertInto(fixture.table).values(rows)
-      if (dbType === 'mariadb') {
-        const set = updates.length > 0 ? updates : key
-        query = query.onDuplicateKeyUpdate(Object.fromEntries(set.map((c) => [c, sql`values(${sql.ref(c)})`])))
-      } else {
-        query = query.onConflict((oc) => {
-          const target = oc.columns(key as never[])
-          return updates.length === 0
-            ? target.doNothing()
-            : target.doUpdateSet(Object.fromEntries(updates.map((c) => [c, sql.ref(`excluded.${c}`)])))
-        })
-      }
+      const query = driver.upsertRows(trx, fixture.table, rows, key, updates)
       try {
         await query.execute()
       } catch (error) {

@@ -2,13 +2,12 @@ import type { Kysely } from 'kysely'
 import type { Bench } from '../bench.js'
 import { TenancyError } from '../errors.js'
 import { now, type InstalledAppSummary } from '../registry/registry.js'
+import type { SiteTx } from '../databases/driver.js'
 import { usingSite, type OpenSite } from '../sites/site.js'
-import { fixturesDigest, recordFixtureDigest, syncFixtures } from './fixtures.js'
-import { upsert } from '../databases/upsert.js'
-import { CORE_APP, CORE_MIGRATIONS } from './core-app.js'
 import { runAfterInstall } from './hooks.js'
 import { resolveInstallOrder, type AppManifest } from './manifest.js'
-import { applyMigrations, ensureLedger, readLedger, sql } from './migrations.js'
+import { ensureLedger, readLedger } from './migrations.js'
+import { upgradeSchema } from './upgrade-schema.js'
 
 export interface AppInstallResult {
   app: string
@@ -55,16 +54,12 @@ export async function installAppsOn(
   bench: Bench,
   site: OpenSite,
   apps: readonly AppManifest[],
-  options: InstallOptions & {
-    prelude?: (trx: Kysely<any>, exec: (script: string) => Promise<void>) => Promise<void>
-  } = {},
+  options: InstallOptions & { prelude?: (tx: SiteTx) => Promise<void> } = {},
 ): Promise<AppInstallResult[]> {
   const results: AppInstallResult[] = []
-  const ctx = { sql, dbType: site.conn.dbType, site: site.name }
+  const { driver } = site.conn
   let prelude = options.prelude
-  const installed = new Set(prelude ? [] : (await installedApps(site.conn.db)).map((a) => a.name))
-  const todo = apps.filter((app) => {
-    if (!installed.has(app.name)) return true
+  const skipped = (app: AppManifest): AppInstallResult => {
     const result: AppInstallResult = {
       app: app.name,
       version: app.version,
@@ -72,20 +67,26 @@ export async function installAppsOn(
       migrations: [],
       fixtures: 0,
     }
-    results.push(result)
     options.onProgress?.({ app: app.name, phase: 'skip', result })
+    return result
+  }
+  const installed = new Set(prelude ? [] : (await installedApps(site.conn.db)).map((a) => a.name))
+  const todo = apps.filter((app) => {
+    if (!installed.has(app.name)) return true
+    results.push(skipped(app))
     return false
   })
   const record = async (db: Kysely<any>, app: AppManifest) => {
     const at = now()
-    await upsert(
-      db,
-      site.conn.dbType,
-      'installed_apps',
-      { name: app.name, version: app.version, installed_at: at, updated_at: at },
-      ['name'],
-      { version: app.version, updated_at: at },
-    ).execute()
+    await driver
+      .upsert(
+        db,
+        'installed_apps',
+        { name: app.name, version: app.version, installed_at: at, updated_at: at },
+        ['name'],
+        { version: app.version, updated_at: at },
+      )
+      .execute()
   }
   let current: AppManifest | undefined
   try {
@@ -97,54 +98,41 @@ export async function installAppsOn(
       const group = todo.slice(start, Math.min(end + 1, todo.length))
       const withHook = end < todo.length ? todo[end] : undefined
       const partial: AppInstallResult[] = []
-      await site.conn.transaction(async (trx, exec) => {
-        if (prelude) await prelude(trx, exec)
-        await ensureLedger(trx)
-        const ledger = await readLedger(trx)
+      await site.conn.transaction(async (tx) => {
+        if (prelude) await prelude(tx)
+        await ensureLedger(tx.trx)
+        let installedNow = new Set<string>()
         // The core schema is kept current before any app is installed on it.
-        await applyMigrations(trx, exec, CORE_APP, CORE_MIGRATIONS, ledger.get(CORE_APP) ?? new Set(), ctx, site.conn)
-        // Read again under the write lock: another process may have installed some meanwhile.
-        const installedNow = new Set((await installedApps(trx)).map((a) => a.name))
-        for (const app of group) {
-          if (installedNow.has(app.name)) {
+        await upgradeSchema(tx, site.name, await readLedger(tx.trx), group, {
+          coreDone: async () => {
+            // Read again under the write lock: another process may have installed some meanwhile.
+            installedNow = new Set((await installedApps(tx.trx)).map((a) => a.name))
+          },
+          start: (app) => {
+            if (installedNow.has(app.name)) {
+              partial.push(skipped(app))
+              return false
+            }
+            current = app
+            options.onProgress?.({ app: app.name, phase: 'start' })
+            return true
+          },
+          done: async (app, { migrations, fixtures }) => {
             const result: AppInstallResult = {
               app: app.name,
               version: app.version,
-              status: 'already_installed',
-              migrations: [],
-              fixtures: 0,
+              status: 'installed',
+              migrations,
+              fixtures: fixtures ?? 0,
             }
             partial.push(result)
-            options.onProgress?.({ app: app.name, phase: 'skip', result })
-            continue
-          }
-          current = app
-          options.onProgress?.({ app: app.name, phase: 'start' })
-          const migrations = await applyMigrations(
-            trx,
-            exec,
-            app.name,
-            app.migrations,
-            ledger.get(app.name) ?? new Set(),
-            ctx,
-            site.conn,
-          )
-          const fixtures = await syncFixtures(trx, site.conn.dbType, app.name, app.fixtures)
-          await recordFixtureDigest(trx, site.conn.dbType, app.name, fixturesDigest(app.fixtures))
-          const result: AppInstallResult = {
-            app: app.name,
-            version: app.version,
-            status: 'installed',
-            migrations,
-            fixtures,
-          }
-          partial.push(result)
-          if (app !== withHook) {
-            await record(trx, app)
-            // Shown now so progress reads one app at a time; the commit follows at once.
-            options.onProgress?.({ app: app.name, phase: 'done', result })
-          }
-        }
+            if (app !== withHook) {
+              await record(tx.trx, app)
+              // Shown now so progress reads one app at a time; the commit follows at once.
+              options.onProgress?.({ app: app.name, phase: 'done', result })
+            }
+          },
+        })
       })
       prelude = undefined
       for (const result of partial) {
@@ -153,7 +141,7 @@ export async function installAppsOn(
           const hook = await runAfterInstall(
             bench,
             withHook,
-            { name: site.name, path: site.path, dbType: site.conn.dbType },
+            { name: site.name, path: site.path, dbType: driver.type },
             options.signal,
           )
           await record(site.conn.db, withHook)

@@ -4,7 +4,7 @@ import { sql, type Kysely } from 'kysely'
 import type { DbType } from '../config/config.js'
 import { TenancyError, messageOf } from '../errors.js'
 import { now } from '../registry/registry.js'
-import type { SiteConnection } from '../databases/driver.js'
+import type { SiteTx } from '../databases/driver.js'
 import type { MigrationFile } from './manifest.js'
 import { CompiledQuery, clearPosition, ensureProgressTable, runResumable } from './resumable-migration.js'
 import { splitSqlScript } from './sql-script.js'
@@ -96,13 +96,9 @@ export class MigrationError extends TenancyError {
   /** What went wrong, without the "migration app/name failed" prefix (for listings that name it already). */
   readonly detail: string
 
-  constructor(app: string, migration: string, cause: unknown, dbType?: DbType) {
-    // MariaDB commits each DDL statement as it runs: say so, since a rerun meets what stayed.
-    const detail = `${messageOf(cause)}${
-      dbType === 'mariadb'
-        ? '; MariaDB commits DDL as it runs, so the statements of this migration before the failing one stay in place, and a rerun resumes at the failing one'
-        : ''
-    }`
+  /** `note`: what the database adds (without transactional DDL: what stayed in place). */
+  constructor(app: string, migration: string, cause: unknown, note?: string) {
+    const detail = `${messageOf(cause)}${note ? `; ${note}` : ''}`
     super(`migration ${app}/${migration} failed: ${detail}`, { cause })
     this.name = 'MigrationError'
     this.app = app
@@ -118,29 +114,29 @@ export interface InlineMigration {
 }
 
 /**
- * Applies, inside the caller's transaction, every migration of `app` that the ledger does
+ * Applies, inside the site transaction `tx`, every migration of `app` that the ledger does
  * not hold, in order, recording each in the ledger as it completes. Returns the names applied.
- * On a connection without transactional DDL (`conn.resumableDdl`), each migration runs one
+ * On a database without transactional DDL (`tx.driver.resumableDdl`), each migration runs one
  * statement at a time with its position recorded, so a rerun after a crash or a failure
  * resumes inside the migration instead of meeting its own tables.
  */
 export async function applyMigrations(
-  trx: Kysely<any>,
-  exec: (script: string) => Promise<void>,
+  tx: SiteTx,
+  site: string,
   app: string,
   migrations: readonly (MigrationFile | InlineMigration)[],
   applied: ReadonlySet<string>,
-  ctx: MigrationContext,
-  conn?: Pick<SiteConnection, 'resumableDdl'>,
 ): Promise<string[]> {
+  const { trx, exec, driver } = tx
+  const ctx: MigrationContext = { sql, dbType: driver.type, site }
   const done: string[] = []
-  const ddl = conn?.resumableDdl
+  const ddl = driver.resumableDdl
   if (ddl && migrations.some((m) => !applied.has(m.name))) await ensureProgressTable(trx)
   for (const migration of migrations) {
     if (applied.has(migration.name)) continue
     try {
       if (ddl) {
-        await runResumable(trx, ddl, ctx.dbType, app, migration.name, async (run, db) => {
+        await runResumable(tx, ddl, app, migration.name, async (run, db) => {
           if ('up' in migration) await migration.up(db, ctx)
           else if (migration.kind === 'sql')
             for (const statement of splitSqlScript(loadScript(migration.file))) await run(CompiledQuery.raw(statement))
@@ -157,7 +153,8 @@ export async function applyMigrations(
         await sql`commit`.execute(trx)
       }
     } catch (error) {
-      throw new MigrationError(app, migration.name, error, ctx.dbType)
+      // Where DDL commits as it runs, say so: a rerun meets what stayed.
+      throw new MigrationError(app, migration.name, error, ddl?.failureNote)
     }
     done.push(migration.name)
   }

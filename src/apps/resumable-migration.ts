@@ -1,8 +1,6 @@
 import { createHash } from 'node:crypto'
 import { CompiledQuery, type Kysely, type QueryResult } from 'kysely'
-import type { DbType } from '../config/config.js'
-import type { ResumableDdl } from '../databases/driver.js'
-import { upsert } from '../databases/upsert.js'
+import type { ResumableDdl, SiteTx } from '../databases/driver.js'
 import { TenancyError } from '../errors.js'
 import { now } from '../registry/registry.js'
 import { isReadStatement, isSchemaStatement, splitSqlScript } from './sql-script.js'
@@ -56,9 +54,8 @@ const SKIPPED: QueryResult<unknown> = { rows: [] }
  * Kysely it is given (a JS migration's `up`).
  */
 export async function runResumable(
-  trx: Kysely<any>,
+  { trx, driver }: SiteTx,
   ddl: ResumableDdl,
-  dbType: DbType,
   app: string,
   name: string,
   body: (run: (query: CompiledQuery) => Promise<QueryResult<unknown>>, db: Kysely<any>) => Promise<void>,
@@ -82,19 +79,20 @@ export async function runResumable(
         `make it issue the same statements again, or finish it by hand and delete its row from ${PROGRESS_TABLE}`,
     )
   const record = async (index: number, before: string, failed = 0): Promise<void> => {
-    await upsert(
-      trx,
-      dbType,
-      PROGRESS_TABLE,
-      { app, name, statement_index: index, digest: before, failed, updated_at: now() },
-      ['app', 'name'],
-      {
-        statement_index: index,
-        digest: before,
-        failed,
-        updated_at: now(),
-      },
-    ).execute()
+    await driver
+      .upsert(
+        trx,
+        PROGRESS_TABLE,
+        { app, name, statement_index: index, digest: before, failed, updated_at: now() },
+        ['app', 'name'],
+        {
+          statement_index: index,
+          digest: before,
+          failed,
+          updated_at: now(),
+        },
+      )
+      .execute()
   }
 
   const run = async (query: CompiledQuery): Promise<QueryResult<unknown>> => {

@@ -2,9 +2,21 @@ import { availableParallelism } from 'node:os'
 import { usageError } from '../errors.js'
 import { maskUrl } from '../util/mask-url.js'
 
-/** The kinds of database a site can live on. `mysql` in config is read as `mariadb`. */
-export type DbType = 'sqlite' | 'mariadb' | 'postgres'
-export const DB_TYPES: readonly DbType[] = ['sqlite', 'mariadb', 'postgres']
+/**
+ * The kinds of database a site can live on: the one list of them, each with its driver
+ * registered in `databases/index.ts` (which fails to compile without one for every kind).
+ */
+export const DB_TYPES = ['sqlite', 'mariadb', 'postgres'] as const
+export type DbType = (typeof DB_TYPES)[number]
+/** Other names `db.type` accepts for a kind: `mysql` in config is read as `mariadb`. */
+export const DB_TYPE_ALIASES: Readonly<Record<string, DbType>> = { mysql: 'mariadb' }
+/** The kinds as messages list them: "sqlite, mariadb or postgres". */
+export const DB_TYPES_TEXT = `${DB_TYPES.slice(0, -1).join(', ')} or ${DB_TYPES.at(-1)}`
+/** Every name `db.type` (and `--db-type`) accepts, each alias after its kind. */
+export const DB_TYPE_NAMES = DB_TYPES.flatMap((type) => [
+  type,
+  ...Object.keys(DB_TYPE_ALIASES).filter((alias) => DB_TYPE_ALIASES[alias] === type),
+])
 
 /** A `{"run": "cmd"}` step in `provision.steps`. */
 export interface RunStepConfig {
@@ -105,7 +117,7 @@ const KEYS: Record<string, { check: Check; fallback?: () => unknown }> = {
   registry: { check: registryUrl, fallback: () => 'sqlite:.tenancy/registry.db' },
   host: { check: str },
   db: { check: obj, fallback: () => ({}) },
-  'db.type': { check: oneOf('sqlite', 'mariadb', 'mysql', 'postgres'), fallback: () => 'sqlite' },
+  'db.type': { check: oneOf(...DB_TYPE_NAMES), fallback: () => 'sqlite' },
   'db.host': { check: str },
   'db.port': { check: intRange(1, 65_535) },
   'db.socket': { check: str },
@@ -201,7 +213,7 @@ export function resolveConfig(raw: unknown, file: string, env: NodeJS.ProcessEnv
     setPath(config, key, value)
   }
   const db = config.db as Record<string, unknown>
-  if (db.type === 'mysql') db.type = 'mariadb'
+  if (typeof db.type === 'string' && Object.hasOwn(DB_TYPE_ALIASES, db.type)) db.type = DB_TYPE_ALIASES[db.type]
   return config as BenchConfig
 }
 

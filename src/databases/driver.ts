@@ -1,4 +1,4 @@
-import type { CompiledQuery, Kysely, QueryResult } from 'kysely'
+import type { CompiledQuery, InsertQueryBuilder, Kysely, QueryResult } from 'kysely'
 import type { DbType } from '../config/config.js'
 import type { ServerAdmin } from './server-admin.js'
 
@@ -19,17 +19,24 @@ export interface SiteDbSettings {
 /** An open connection to one site's database, as the site's own user. */
 export interface SiteConnection {
   readonly db: Kysely<any>
-  readonly dbType: DbType
-  /** Whether DDL inside a transaction rolls back with it (SQLite, PostgreSQL: yes; MariaDB: no). */
-  readonly transactionalDdl: boolean
+  /** The driver that opened it: what the database can do. */
+  readonly driver: DatabaseDriver
   /**
    * Runs `fn` in one transaction that holds the database's write lock from the start, so two
    * processes migrating the same site take turns instead of deadlocking.
    */
-  transaction<T>(fn: (trx: Kysely<any>, exec: (script: string) => Promise<void>) => Promise<T>): Promise<T>
-  /** Without transactional DDL: what lets a migration run one statement at a time and resume after a crash. */
-  readonly resumableDdl?: ResumableDdl
+  transaction<T>(fn: (tx: SiteTx) => Promise<T>): Promise<T>
   close(): Promise<void>
+}
+
+/** One open site transaction: what migrations, fixtures and installs are handed instead of its three parts. */
+export interface SiteTx {
+  /** The Kysely transaction. */
+  readonly trx: Kysely<any>
+  /** Runs a script of several SQL statements inside the transaction. */
+  exec(script: string): Promise<void>
+  /** The driver of the site's database: what it can do, and its dialect's upserts. */
+  readonly driver: DatabaseDriver
 }
 
 /**
@@ -50,14 +57,66 @@ export interface ResumableDdl {
    * implicit commit left nothing else uncommitted (so nothing the rollback should undo is kept).
    */
   commitAlone(trx: Kysely<any>, write: () => Promise<void>): Promise<void>
+  /** What a failed migration's message adds: what of it stayed in place, and where a rerun goes on. */
+  readonly failureNote: string
+}
+
+/** What a driver whose databases live on a server knows of that server. */
+export interface ServerKind {
+  /** The port the server listens on unless the config or a flag says otherwise. */
+  readonly defaultPort: number
+  /** The admin user that creates and drops databases unless the config or a flag says otherwise. */
+  readonly defaultAdminUser: string
+  /** The seed-compatible config key that may hold the admin password (read with a warning). */
+  readonly adminPasswordConfigKey?: string
 }
 
 /**
- * One kind of database server behind one interface (like Kysely's `Dialect`): make a site's
- * database and its own user, drop them, tell whether they exist, connect as the site.
+ * One kind of database behind one interface (like Kysely's `Dialect` and its adapter's
+ * `supportsTransactionalDdl`): what it can do, its dialect's upserts, and how to make a
+ * site's database and its own user, drop them, tell whether they exist and connect as the
+ * site. Callers ask these, never which kind of database it is.
  */
 export interface DatabaseDriver {
   readonly type: DbType
+  /** How messages name this kind of database: "SQLite", "MariaDB", "PostgreSQL". */
+  readonly label: string
+  /**
+   * The server the databases live on; undefined when a site's database is a file in its own
+   * directory (SQLite). A server's database is shared ground: it takes the server's admin to
+   * create and drop, outlives a lost site directory, and another site's row may name it.
+   * Work on it waits on the network rather than the CPU.
+   */
+  readonly server?: ServerKind
+  /** Whether DDL inside a transaction rolls back with it (SQLite, PostgreSQL: yes; MariaDB: no). */
+  readonly transactionalDdl: boolean
+  /** Without transactional DDL: what lets a migration run one statement at a time and resume after a crash. */
+  readonly resumableDdl?: ResumableDdl
+  /**
+   * An insert that updates `updates` when a row with the same `key` exists (`ON CONFLICT … DO
+   * UPDATE`, `ON DUPLICATE KEY UPDATE`). With no `updates`, an existing row is left as it is.
+   */
+  upsert(
+    db: Kysely<any>,
+    table: string,
+    values: Record<string, unknown>,
+    key: string[],
+    updates?: Record<string, unknown>,
+  ): InsertQueryBuilder<any, any, any>
+  /**
+   * An insert of `rows` (all with the same columns) that, where a row with the same `key`
+   * exists, overwrites its `columns` with the inserted row's values; with no `columns`, an
+   * existing row is left as it is. How fixtures are written.
+   */
+  upsertRows(
+    db: Kysely<any>,
+    table: string,
+    rows: Record<string, unknown>[],
+    key: string[],
+    columns: string[],
+  ): InsertQueryBuilder<any, any, any>
+  /** The primary key columns of `table`, in key order (none: it has no primary key). */
+  primaryKey(db: Kysely<any>, table: string): Promise<string[]>
   /** Fills in the settings for a new site: file name, or server, user and a new random password. */
   plan(dbName: string, admin?: ServerAdmin): SiteDbSettings
   /** Creates the database (and its user). Adopts nothing: an existing database is an error. */

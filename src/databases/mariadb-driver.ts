@@ -92,6 +92,8 @@ const resumableDdl: ResumableDdl = {
     return db.transaction().execute(fn)
   },
   alreadyApplied: (error) => MY_ALREADY_APPLIED.has((error as { errno?: number }).errno ?? 0),
+  failureNote:
+    'MariaDB commits DDL as it runs, so the statements of this migration before the failing one stay in place, and a rerun resumes at the failing one',
   async commitAlone(trx, write) {
     // A failed DDL statement committed what came before it, unless it failed before running
     // (a syntax error): then the transaction still holds work that the rollback must undo.
@@ -113,6 +115,8 @@ const ident = (name: string) => `\`${assertDbName(name)}\``
  * (a database the user could then create, or another site's). Escaped, it names one database.
  */
 const grantIdent = (name: string) => `\`${assertDbName(name).replace(/[_%]/g, '\\$&')}\``
+/** Where MariaDB listens unless told otherwise. */
+const DEFAULT_PORT = 3306
 /** Site users are created for any host ('%') unless `db.user_host` narrows it. */
 const ANY_HOST = '%'
 const hostOf = (settings: SiteDbSettings) => {
@@ -125,7 +129,7 @@ const hostOf = (settings: SiteDbSettings) => {
 function where(settings: { db_host?: string; db_port?: number; db_socket?: string }): string {
   return settings.db_socket
     ? `MariaDB at ${settings.db_socket}`
-    : `MariaDB at ${settings.db_host ?? '127.0.0.1'}:${settings.db_port ?? 3306}`
+    : `MariaDB at ${settings.db_host ?? '127.0.0.1'}:${settings.db_port ?? DEFAULT_PORT}`
 }
 
 function serverError(what: string, server: string, error: unknown, asSite = false): TenancyError {
@@ -216,11 +220,7 @@ function connection(db: Kysely<any>, dbName: string): SiteConnection {
   const lock = siteLockName(dbName)
   return {
     db,
-    dbType: 'mariadb',
-    // DDL commits implicitly on MariaDB: migrations record their position statement by
-    // statement (see resumableDdl), so a rerun resumes where a crash or failure stopped.
-    transactionalDdl: false,
-    resumableDdl,
+    driver: mariadbDriver,
     // A row lock would not survive the implicit commits of DDL, so the lock is a named lock
     // of this database's own, held by the connection around the transaction.
     transaction: (fn) =>
@@ -239,7 +239,9 @@ function connection(db: Kysely<any>, dbName: string): SiteConnection {
         try {
           return await conn
             .transaction()
-            .execute((trx) => fn(trx, async (script) => void (await sql.raw(script).execute(trx))))
+            .execute((trx) =>
+              fn({ trx, exec: async (script) => void (await sql.raw(script).execute(trx)), driver: mariadbDriver }),
+            )
         } finally {
           await sql`set autocommit = 1`.execute(conn).catch(() => {})
           await sql`select release_lock(${lock})`.execute(conn).catch(() => {})
@@ -255,6 +257,38 @@ function connection(db: Kysely<any>, dbName: string): SiteConnection {
  */
 export const mariadbDriver: DatabaseDriver = {
   type: 'mariadb',
+  label: 'MariaDB',
+  server: {
+    defaultPort: DEFAULT_PORT,
+    defaultAdminUser: 'root',
+    adminPasswordConfigKey: 'provision_mariadb_root_password',
+  },
+  // DDL commits implicitly on MariaDB: migrations record their position statement by
+  // statement (see resumableDdl), so a rerun resumes where a crash or failure stopped.
+  transactionalDdl: false,
+  resumableDdl,
+
+  upsert(db, table, values, _key, updates = {}) {
+    const insert = db.insertInto(table).values(values)
+    return Object.keys(updates).length > 0 ? insert.onDuplicateKeyUpdate(updates) : insert.ignore()
+  },
+
+  upsertRows(db, table, rows, key, columns) {
+    // With nothing to update, the key is set to itself: the row stays as it is.
+    const set = columns.length > 0 ? columns : key
+    return db
+      .insertInto(table)
+      .values(rows)
+      .onDuplicateKeyUpdate(Object.fromEntries(set.map((c) => [c, sql`values(${sql.ref(c)})`])))
+  },
+
+  async primaryKey(db, table) {
+    const { rows } = await sql<{ name: string }>`
+      select column_name as name from information_schema.key_column_usage
+      where table_schema = database() and table_name = ${table} and constraint_name = 'PRIMARY'
+      order by ordinal_position`.execute(db)
+    return rows.map((r) => r.name)
+  },
 
   plan(dbName, admin) {
     return {
@@ -263,7 +297,7 @@ export const mariadbDriver: DatabaseDriver = {
       db_user: dbName,
       db_password: generatePassword(),
       db_host: admin?.host ?? '127.0.0.1',
-      db_port: admin?.port ?? 3306,
+      db_port: admin?.port ?? DEFAULT_PORT,
       ...(admin?.socket ? { db_socket: admin.socket } : {}),
       ...(admin?.userHost && admin.userHost !== ANY_HOST ? { db_user_host: admin.userHost } : {}),
     }

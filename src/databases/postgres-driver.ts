@@ -5,6 +5,7 @@ import { generatePassword } from '../secrets/hashing.js'
 import { faultPoint } from '../util/fault.js'
 import { scramSha256Verifier } from '../secrets/server-verifiers.js'
 import type { DatabaseDriver, SiteConnection, SiteDbSettings } from './driver.js'
+import { onConflictUpsert, onConflictUpsertRows } from './on-conflict-upsert.js'
 import type { ServerAdmin } from './server-admin.js'
 import { ADMIN_LOGIN_HINT, provenConnection, serverFailure } from './server-common.js'
 import { guardDialect } from './server-gone.js'
@@ -16,6 +17,8 @@ const PG_DUPLICATE_DATABASE = '42P04'
 const PG_DUPLICATE_OBJECT = '42710'
 /** The key of a site database's own migration lock (advisory locks are per database). */
 const SITE_LOCK_KEY = 0x7465_6e61_6e74
+/** Where PostgreSQL listens unless told otherwise. */
+const DEFAULT_PORT = 5432
 
 async function loadPg() {
   return (await import('pg')).default
@@ -25,7 +28,7 @@ async function loadPg() {
 const ident = (name: string) => `"${assertDbName(name)}"`
 
 function where(settings: { db_host?: string; db_port?: number }): string {
-  return `PostgreSQL at ${settings.db_host ?? '127.0.0.1'}:${settings.db_port ?? 5432}`
+  return `PostgreSQL at ${settings.db_host ?? '127.0.0.1'}:${settings.db_port ?? DEFAULT_PORT}`
 }
 
 /**
@@ -93,8 +96,7 @@ function kyselyFor(
 function connection(db: Kysely<any>): SiteConnection {
   return {
     db,
-    dbType: 'postgres',
-    transactionalDdl: true,
+    driver: postgresDriver,
     // A script without parameters goes through pg's simple protocol, which runs several
     // statements in one call, inside the transaction.
     // Advisory lock keys are scoped to the current database: this one is the site's own
@@ -102,7 +104,7 @@ function connection(db: Kysely<any>): SiteConnection {
     transaction: (fn) =>
       db.transaction().execute(async (trx) => {
         await sql`select pg_advisory_xact_lock(${SITE_LOCK_KEY})`.execute(trx)
-        return fn(trx, async (script) => void (await sql.raw(script).execute(trx)))
+        return fn({ trx, exec: async (script) => void (await sql.raw(script).execute(trx)), driver: postgresDriver })
       }),
     close: () => db.destroy(),
   }
@@ -115,6 +117,20 @@ function connection(db: Kysely<any>): SiteConnection {
  */
 export const postgresDriver: DatabaseDriver = {
   type: 'postgres',
+  label: 'PostgreSQL',
+  server: { defaultPort: DEFAULT_PORT, defaultAdminUser: 'postgres' },
+  transactionalDdl: true,
+  upsert: onConflictUpsert,
+  upsertRows: onConflictUpsertRows,
+
+  async primaryKey(db, table) {
+    const { rows } = await sql<{ name: string }>`
+      select a.attname as name from pg_index i
+      join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey)
+      where i.indrelid = to_regclass(${table}) and i.indisprimary
+      order by array_position(i.indkey, a.attnum)`.execute(db)
+    return rows.map((r) => r.name)
+  },
 
   plan(dbName, admin) {
     return {
@@ -123,7 +139,7 @@ export const postgresDriver: DatabaseDriver = {
       db_user: dbName,
       db_password: generatePassword(),
       db_host: admin?.host ?? '127.0.0.1',
-      db_port: admin?.port ?? 5432,
+      db_port: admin?.port ?? DEFAULT_PORT,
     }
   },
 

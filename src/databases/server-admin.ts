@@ -1,5 +1,3 @@
-import type { DbType } from '../config/config.js'
-
 /** Where new server databases go, and who creates them. Never written to a site's config. */
 export interface ServerAdmin {
   host: string
@@ -9,10 +7,4 @@ export interface ServerAdmin {
   userHost?: string
   user: string
   password: string
-}
-
-/** Default port and admin user of each server kind. */
-export const SERVER_DEFAULTS: Record<Exclude<DbType, 'sqlite'>, { port: number; user: string }> = {
-  postgres: { port: 5432, user: 'postgres' },
-  mariadb: { port: 3306, user: 'root' },
 }

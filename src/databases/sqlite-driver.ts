@@ -1,8 +1,9 @@
 import { closeSync, openSync, rmSync, statSync } from 'node:fs'
 import { join } from 'node:path'
-import { Kysely, SqliteDialect } from 'kysely'
+import { Kysely, SqliteDialect, sql } from 'kysely'
 import { TenancyError } from '../errors.js'
 import type { DatabaseDriver, SiteConnection, SiteDbSettings } from './driver.js'
+import { onConflictUpsert, onConflictUpsertRows } from './on-conflict-upsert.js'
 import { immediateTransaction } from './sqlite-transaction.js'
 import { guardedDatabase, sqliteGuard } from './sqlite-guard.js'
 
@@ -28,6 +29,17 @@ export async function openSqliteFile(
 /** SQLite: one file per site, created with mode 0600; the file's permissions are its "user". */
 export const sqliteDriver: DatabaseDriver = {
   type: 'sqlite',
+  label: 'SQLite',
+  transactionalDdl: true,
+  upsert: onConflictUpsert,
+  upsertRows: onConflictUpsertRows,
+
+  async primaryKey(db, table) {
+    const { rows } = await sql<{
+      name: string
+    }>`select name from pragma_table_info(${table}) where pk > 0 order by pk`.execute(db)
+    return rows.map((r) => r.name)
+  },
 
   plan(dbName) {
     return { db_type: 'sqlite', db_name: dbName, db_file: DB_FILE }
@@ -79,12 +91,13 @@ export const sqliteDriver: DatabaseDriver = {
     const db = new Kysely<any>({ dialect: new SqliteDialect({ database: guardedDatabase(raw, guard) }) })
     return {
       db,
-      dbType: 'sqlite',
-      transactionalDdl: true,
+      driver: sqliteDriver,
       // better-sqlite3's exec runs a multi-statement script on the same connection, so it
       // joins the transaction Kysely opened.
       transaction: (fn) =>
-        immediateTransaction(db, (conn) => fn(conn, async (script) => void guard(() => raw.exec(script)))),
+        immediateTransaction(db, (trx) =>
+          fn({ trx, exec: async (script) => void guard(() => raw.exec(script)), driver: sqliteDriver }),
+        ),
       close: () => db.destroy(),
     }
   },

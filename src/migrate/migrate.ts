@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import type { Bench } from '../bench.js'
 import { listBenchApps, resolveInstallOrder } from '../apps/manifest.js'
+import { getDriver } from '../databases/index.js'
 import { usageError } from '../errors.js'
 import { assertSiteName } from '../names.js'
 import { homeName, isHomedHere } from '../sites/site-home.js'
@@ -120,7 +121,9 @@ export async function migrate(bench: Bench, options: MigrateOptions = {}): Promi
   }
   // Server sites wait on the network, not the CPU: they run as async lanes on this thread,
   // more of them than there are cores. SQLite sites (or a mix) use worker threads.
-  const serversOnly = chosen.length > 0 && chosen.every((s) => s.db_type !== 'sqlite')
+  const serversOnly =
+    chosen.length > 0 &&
+    (await Promise.all([...new Set(chosen.map((s) => s.db_type))].map((t) => getDriver(t)))).every((d) => d.server)
   const wanted =
     options.concurrency ?? bench.config.migrate.concurrency ?? (serversOnly ? SERVER_LANES : availableParallelism())
   const concurrency = Math.max(1, Math.min(wanted, chosen.length))

@@ -1,7 +1,8 @@
 import type { Kysely } from 'kysely'
-import { fixturesDigest, recordFixtureDigest, syncFixtures } from '../apps/fixtures.js'
+import { fixturesDigest } from '../apps/fixtures.js'
 import type { MigrationFile } from '../apps/manifest.js'
-import { MigrationError, applyMigrations, readLedger, sql } from '../apps/migrations.js'
+import { MigrationError, readLedger } from '../apps/migrations.js'
+import { upgradeSchema } from '../apps/upgrade-schema.js'
 import { getDriver } from '../databases/index.js'
 import type { SiteConnection } from '../databases/driver.js'
 import { messageOf } from '../errors.js'
@@ -138,51 +139,34 @@ export async function migrateOpenSite(plan: MigrationPlan, job: SiteJob, conn: S
         pending: first.migrations,
         fixtures_synced: [],
       })
-    const ctx = { sql, dbType: conn.dbType, site: job.site }
-    const dbType = conn.dbType
     const bumped: string[] = []
     // The ledger exists: readState above read it.
-    const done = await conn.transaction(async (trx, exec) => {
+    const done = await conn.transaction(async (tx) => {
+      const { trx } = tx
       const state = await readState(trx)
       const applied: string[] = []
-      for (const name of await applyMigrations(
-        trx,
-        exec,
-        CORE_APP,
-        CORE_MIGRATIONS,
-        state.ledger.get(CORE_APP) ?? new Set(),
-        ctx,
-        conn,
-      ))
-        applied.push(`${CORE_APP}/${name}`)
       const synced: string[] = []
-      for (const app of plan.apps) {
-        const version = state.installed.get(app.name)
-        if (version === undefined) continue
-        const names = await applyMigrations(
-          trx,
-          exec,
-          app.name,
-          app.migrations,
-          state.ledger.get(app.name) ?? new Set(),
-          ctx,
-          conn,
-        )
-        for (const name of names) applied.push(`${app.name}/${name}`)
-        if (names.length > 0 || (app.digest !== null && state.digests.get(app.name) !== app.digest)) {
-          await syncFixtures(trx, dbType, app.name, app.fixtures)
-          await recordFixtureDigest(trx, dbType, app.name, app.digest ?? fixturesDigest(app.fixtures))
-          synced.push(app.name)
-        }
-        if (version !== app.version) {
-          await trx
-            .updateTable('installed_apps')
-            .set({ version: app.version, updated_at: now() })
-            .where('name', '=', app.name)
-            .execute()
-          bumped.push(`${app.name} ${version} -> ${app.version}`)
-        }
-      }
+      await upgradeSchema(tx, job.site, state.ledger, plan.apps, {
+        coreDone: async (names) => {
+          for (const name of names) applied.push(`${CORE_APP}/${name}`)
+        },
+        start: (app) => state.installed.has(app.name),
+        fixturesDue: (app, names) =>
+          names.length > 0 || (app.digest !== null && state.digests.get(app.name) !== app.digest),
+        done: async (app, turn) => {
+          for (const name of turn.migrations) applied.push(`${app.name}/${name}`)
+          if (turn.fixtures !== undefined) synced.push(app.name)
+          const version = state.installed.get(app.name)
+          if (version !== app.version) {
+            await trx
+              .updateTable('installed_apps')
+              .set({ version: app.version, updated_at: now() })
+              .where('name', '=', app.name)
+              .execute()
+            bumped.push(`${app.name} ${version} -> ${app.version}`)
+          }
+        },
+      })
       const apps = (await trx
         .selectFrom('installed_apps')
         .select(['name', 'version'])

@@ -72,7 +72,7 @@ export async function finishPull(
   const plan = options.plan ?? (await pullPlan(registry.db, bench, site))
   let migration: SiteResult | undefined
   const keys = await usingSite(bench, site, async ({ conn }) => {
-    const issued = await conn.transaction(async (trx) => {
+    const issued = await conn.transaction(async ({ trx }) => {
       if (oldUser !== newUser) {
         const has = async (user: string) =>
           (await trx.selectFrom('users').select('name').where('name', '=', user).executeTakeFirst()) !== undefined

@@ -4,15 +4,17 @@ import type { Bench } from '../bench.js'
 import type { DbType } from '../config/config.js'
 import { getDriver } from '../databases/index.js'
 import { resolveServerAdmin } from '../sites/server-admin.js'
-import type { SiteConnection } from '../databases/driver.js'
+import type { DatabaseDriver, SiteConnection, SiteDbSettings } from '../databases/driver.js'
+import type { ServerAdmin } from '../databases/server-admin.js'
 import { ServerGoneError } from '../databases/server-gone.js'
 import { InterruptedError, TenancyError, messageOf, usageError } from '../errors.js'
 import { assertDbName, assertSiteName, generateDbName } from '../names.js'
+import type { Registry } from '../registry/registry.js'
 import { ownerAlive } from '../util/process-owner.js'
-import { resolveInstallOrder } from '../apps/manifest.js'
+import { resolveInstallOrder, type AppManifest } from '../apps/manifest.js'
 import { installAppsOn, installedApps, type AppInstallResult, type InstallProgress } from '../apps/install.js'
 import { generatePassword, hashPassword } from '../secrets/hashing.js'
-import { resolveSecret, type SecretSources } from '../secrets/resolve-secret.js'
+import { resolveSecret, type ResolvedSecret, type SecretSources } from '../secrets/resolve-secret.js'
 import { CleanupStack } from '../util/cleanup.js'
 import { CORE_APP } from '../apps/core-app.js'
 import { archiveDirectory, dropSite } from '../sites/drop-site.js'
@@ -81,12 +83,45 @@ export function adminPasswordSources(bench: Bench, filePath?: string, prompt?: S
  */
 export async function newSite(bench: Bench, options: NewSiteOptions): Promise<NewSiteResult> {
   const started = performance.now()
+  const inputs = await resolveInputs(bench, options)
+  const intent = await recordIntent(bench, options, inputs)
+  const apps = await build(bench, options, inputs, intent)
+  return {
+    site: inputs.name,
+    path: inputs.sitePath,
+    db_type: inputs.driver.type,
+    db_name: inputs.dbName,
+    apps,
+    ...(inputs.admin ? {} : { admin_password: inputs.adminPassword }),
+    ...(intent.replaced !== undefined ? { replaced_archived_to: intent.replaced } : {}),
+    duration_ms: Math.round(performance.now() - started),
+  }
+}
+
+/** What `newSite` resolves and checks before it changes anything. */
+interface NewSiteInputs {
+  name: string
+  sitePath: string
+  driver: DatabaseDriver
+  dbName: string
+  /** The apps to install, in requirement order. */
+  apps: AppManifest[]
+  /** The Administrator's password as given; undefined when it was generated (and so is shown once). */
+  admin: ResolvedSecret | undefined
+  adminPassword: string
+  /** The password's hash, computed on the thread pool meanwhile. */
+  adminHash: Promise<string>
+  serverAdmin: ServerAdmin | undefined
+  settings: SiteDbSettings
+}
+
+/** The options resolved and checked: names, the driver, the apps, the Administrator's password and the server's admin. */
+async function resolveInputs(bench: Bench, options: NewSiteOptions): Promise<NewSiteInputs> {
   const name = assertSiteName(options.site)
-  const dbType = options.dbType ?? bench.config.db.type
   const dbName =
     options.dbName !== undefined ? assertDbName(options.dbName) : generateDbName(randomBytes(8).toString('hex'))
-  const driver = await getDriver(dbType)
-  if (dbType === 'sqlite') {
+  const driver = await getDriver(options.dbType ?? bench.config.db.type)
+  if (!driver.server) {
     const serverOnly = (
       [
         ['--db-host', options.dbHost],
@@ -98,12 +133,12 @@ export async function newSite(bench: Bench, options: NewSiteOptions): Promise<Ne
     ).filter(([, value]) => value !== undefined)
     if (serverOnly.length > 0)
       options.onWarning?.(
-        `${serverOnly.map(([flag]) => flag).join(', ')} ignored: SQLite sites have no database server`,
+        `${serverOnly.map(([flag]) => flag).join(', ')} ignored: ${driver.label} sites have no database server`,
       )
   }
   const apps = resolveInstallOrder(bench, options.installApps ?? [])
 
-  // The password hash runs on the thread pool while the SQL below runs on this thread.
+  // The password hash runs on the thread pool while the SQL of the build runs on this thread.
   const admin =
     options.adminPassword !== undefined
       ? { value: options.adminPassword, source: 'file' as const, where: 'the caller', warning: undefined }
@@ -117,25 +152,43 @@ export async function newSite(bench: Bench, options: NewSiteOptions): Promise<Ne
   const adminHash = hashPassword(adminPassword)
   adminHash.catch(() => {})
 
-  const serverAdmin =
-    dbType === 'sqlite'
-      ? undefined
-      : await resolveServerAdmin(bench, dbType, {
-          dbHost: options.dbHost,
-          dbPort: options.dbPort,
-          dbRootUsername: options.dbRootUsername,
-          dbRootPasswordFile: options.dbRootPasswordFile,
-          prompt: options.prompt,
-          onWarning: options.onWarning,
-        })
-  const registry = await bench.registry()
+  const serverAdmin = await resolveServerAdmin(bench, driver, {
+    dbHost: options.dbHost,
+    dbPort: options.dbPort,
+    dbRootUsername: options.dbRootUsername,
+    dbRootPasswordFile: options.dbRootPasswordFile,
+    prompt: options.prompt,
+    onWarning: options.onWarning,
+  })
   const sitePath = bench.sitePath(name)
   const settings = driver.plan(dbName, serverAdmin)
+  return { name, sitePath, driver, dbName, apps, admin, adminPassword, adminHash, serverAdmin, settings }
+}
 
+/** The registry row that records the site being made, and the stack that undoes what is made after it. */
+interface SiteIntent {
+  registry: Registry
+  /** With --force over an existing site: where its old directory was archived (undefined: nothing was replaced). */
+  replaced: string | null | undefined
+  cleanup: CleanupStack
+  /**
+   * Set when the database could not be dropped: then the row (marked failed) and the site's
+   * config stay, being what tells `drop-site` (or doctor) which database and user to remove later.
+   */
+  databaseKept: boolean
+}
+
+/**
+ * Records the intent row before anything is made: a name taken by a site (or by another
+ * process making one) is refused, or with `force` replaced, its old directory archived.
+ */
+async function recordIntent(bench: Bench, options: NewSiteOptions, inputs: NewSiteInputs): Promise<SiteIntent> {
+  const { name, settings } = inputs
+  const registry = await bench.registry()
   const intent = {
     name,
-    db_type: dbType,
-    db_name: dbName,
+    db_type: inputs.driver.type,
+    db_name: inputs.dbName,
     db_host: settings.db_host ?? null,
     db_port: settings.db_port ?? null,
     db_user: settings.db_user ?? null,
@@ -168,11 +221,26 @@ export async function newSite(bench: Bench, options: NewSiteOptions): Promise<Ne
     }
   }
 
-  const cleanup = new CleanupStack()
-  // When the database cannot be dropped, the row and the site's config stay: they are what
-  // tells `drop-site` (or doctor) which database and user to remove later.
-  let databaseKept = false
-  cleanup.push('registry row', () => (databaseKept ? registry.setSiteState(name, 'failed') : registry.deleteSite(name)))
+  const site: SiteIntent = { registry, replaced, cleanup: new CleanupStack(), databaseKept: false }
+  site.cleanup.push('registry row', () =>
+    site.databaseKept ? registry.setSiteState(name, 'failed') : registry.deleteSite(name),
+  )
+  return site
+}
+
+/**
+ * Makes the site its intent row recorded: directory, config, database and user, the core
+ * schema, apps and the Administrator, then marks the row ready. On failure, undoes it all
+ * through the intent's cleanup stack (or, with `keepOnFailure`, marks it failed and keeps it).
+ */
+async function build(
+  bench: Bench,
+  options: NewSiteOptions,
+  inputs: NewSiteInputs,
+  intent: SiteIntent,
+): Promise<AppInstallResult[]> {
+  const { name, sitePath, driver, settings, serverAdmin } = inputs
+  const { registry, cleanup } = intent
   let conn: SiteConnection | undefined
   let coreOpen = false
   try {
@@ -188,7 +256,7 @@ export async function newSite(bench: Bench, options: NewSiteOptions): Promise<Ne
     mkdirSync(bench.sitesPath, { recursive: true })
     mkdirSync(sitePath, { mode: 0o750 })
     cleanup.push('site directory', () => {
-      if (!databaseKept) rmSync(sitePath, { recursive: true, force: true })
+      if (!intent.databaseKept) rmSync(sitePath, { recursive: true, force: true })
     })
     writeSiteConfig(sitePath, settings as SiteConfig)
     options.signal?.throwIfAborted()
@@ -199,7 +267,7 @@ export async function newSite(bench: Bench, options: NewSiteOptions): Promise<Ne
       try {
         await driver.drop(settings, sitePath, serverAdmin)
       } catch (error) {
-        databaseKept = true
+        intent.databaseKept = true
         throw error
       }
     }
@@ -216,19 +284,23 @@ export async function newSite(bench: Bench, options: NewSiteOptions): Promise<Ne
     const open = conn
     cleanup.push('connection', () => open.close())
 
-    const results = await installAppsOn(bench, { name, path: sitePath, config: settings as SiteConfig, conn }, apps, {
-      onProgress: options.onProgress,
-      signal: options.signal,
-      // installAppsOn brings the core schema up to date in its first transaction.
-      prelude: async () => {
-        options.onProgress?.({ app: CORE_APP, phase: 'done' })
-        coreOpen = false
+    const results = await installAppsOn(
+      bench,
+      { name, path: sitePath, config: settings as SiteConfig, conn },
+      inputs.apps,
+      {
+        onProgress: options.onProgress,
+        signal: options.signal,
+        // installAppsOn brings the core schema up to date in its first transaction.
+        prelude: async () => {
+          options.onProgress?.({ app: CORE_APP, phase: 'done' })
+          coreOpen = false
+        },
       },
-    })
-    // Last, so the scrypt hash started above had the app installs' time to finish.
-    const hash = await adminHash
-    const siteConn = conn
-    await siteConn.transaction((trx) => upsertAdministrator(trx, siteConn.dbType, hash))
+    )
+    // Last, so the scrypt hash started with the inputs had the app installs' time to finish.
+    const hash = await inputs.adminHash
+    await conn.transaction((tx) => upsertAdministrator(tx, hash))
     const summary = await installedApps(conn.db)
     await conn.close()
     conn = undefined
@@ -238,16 +310,7 @@ export async function newSite(bench: Bench, options: NewSiteOptions): Promise<Ne
       )
     }
     cleanup.clear()
-    return {
-      site: name,
-      path: sitePath,
-      db_type: dbType,
-      db_name: dbName,
-      apps: results,
-      ...(admin ? {} : { admin_password: adminPassword }),
-      ...(replaced !== undefined ? { replaced_archived_to: replaced } : {}),
-      duration_ms: Math.round(performance.now() - started),
-    }
+    return results
   } catch (error) {
     if (coreOpen) options.onProgress?.({ app: CORE_APP, phase: 'fail' })
     const interrupted = options.signal?.aborted || error instanceof InterruptedError

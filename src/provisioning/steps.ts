@@ -132,8 +132,8 @@ export function checkPipeline(config: BenchConfig, apps: { appsPath: string }): 
 export async function preflight(bench: Bench, options: { provisionsHere?: boolean } = {}): Promise<PlannedStep[]> {
   const steps = checkPipeline(bench.config, bench)
   const type = bench.config.db.type
-  await getDriver(type)
-  if (options.provisionsHere && type !== 'sqlite') await resolveServerAdmin(bench, type, { fileFlag: false })
+  const driver = await getDriver(type)
+  if (options.provisionsHere) await resolveServerAdmin(bench, driver, { fileFlag: false })
   await checkEncryptionKey(bench)
   return steps
 }

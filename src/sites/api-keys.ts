@@ -42,7 +42,7 @@ export async function generateKeys(bench: Bench, options: { site: string; email:
   const tenant = await registry.db.selectFrom('tenants').select(['id', 'api_key']).where('site', '=', options.site).executeTakeFirst()
   // A tenant's site may get its stored secret replaced: the key is checked before the site changes.
   const box = tenant ? await bench.secretBox() : undefined
-  const keys = await usingSite(bench, options.site, ({ conn }) => conn.transaction((trx) => generateKeysFor(trx, email, options.site)))
+  const keys = await usingSite(bench, options.site, ({ conn }) => conn.transaction(({ trx }) => generateKeysFor(trx, email, options.site)))
   if (tenant && box && tenant.api_key === keys.api_key) {
     await registry.db.updateTable('tenants').set({ api_secret_enc: box.encrypt(keys.api_secret), updated_at: now() }).where('id', '=', tenant.id).execute()
   }

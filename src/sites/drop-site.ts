@@ -64,7 +64,7 @@ async function dropSettings(bench: Bench, site: SiteRecord): Promise<SiteDbSetti
       )
     }
   }
-  if (site.db_type !== 'sqlite') {
+  if ((await getDriver(site.db_type)).server) {
     // A SQLite database is a file inside the site's own directory; a server's is shared ground.
     const userOf = (s: SiteRecord) => s.db_user ?? s.db_name
     const other = (await (await bench.registry()).listSites()).find(
@@ -86,9 +86,8 @@ async function dropSettings(bench: Bench, site: SiteRecord): Promise<SiteDbSetti
   return { ...config, ...recorded }
 }
 
-function adminForDrop(bench: Bench, settings: SiteDbSettings): Promise<ServerAdmin | undefined> {
-  if (settings.db_type === 'sqlite') return Promise.resolve(undefined)
-  return resolveServerAdmin(bench, settings.db_type, { dbHost: settings.db_host, dbPort: settings.db_port, fileFlag: false })
+async function adminForDrop(bench: Bench, settings: SiteDbSettings): Promise<ServerAdmin | undefined> {
+  return resolveServerAdmin(bench, await getDriver(settings.db_type), { dbHost: settings.db_host, dbPort: settings.db_port, fileFlag: false })
 }
 
 /**
@@ -131,15 +130,13 @@ export async function dropSite(bench: Bench, options: DropSiteOptions): Promise<
   await registry.setSiteState(name, 'dropping')
   let databaseDropped = false
   const driver = await getDriver(settings.db_type)
-  if (settings.db_type === 'sqlite') {
-    if (await driver.exists(settings, sitePath)) {
-      await driver.drop(settings, sitePath)
-      databaseDropped = true
-    }
-  } else {
+  if (driver.server) {
     // A server database is dropped with its user even when half-made (the site's own login
     // may not work yet), so always through the admin connection.
     await driver.drop(settings, sitePath, admin)
+    databaseDropped = true
+  } else if (await driver.exists(settings, sitePath)) {
+    await driver.drop(settings, sitePath)
     databaseDropped = true
   }
   let archivedTo: string | null = null

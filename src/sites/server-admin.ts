@@ -1,6 +1,6 @@
 import type { Bench } from '../bench.js'
-import type { DbType } from '../config/config.js'
-import { SERVER_DEFAULTS, type ServerAdmin } from '../databases/server-admin.js'
+import type { DatabaseDriver } from '../databases/driver.js'
+import type { ServerAdmin } from '../databases/server-admin.js'
 import { missingSecretError, resolveSecret, type SecretSources } from '../secrets/resolve-secret.js'
 
 export interface ServerAdminOptions {
@@ -16,27 +16,30 @@ export interface ServerAdminOptions {
 
 /**
  * The admin (root) connection for creating and dropping a server database: flags, then
- * `db.*` in the config, then defaults; the password from `--db-root-password-file`,
+ * `db.*` in the config, then the driver's defaults; the password from `--db-root-password-file`,
  * `TENANCY_DB_ROOT_PASSWORD` (set but empty means an empty password), the seed-compatible
  * config key (with a warning), or a prompt. Missing everywhere is an error naming each place.
+ * Undefined, and nothing asked, for a driver without a server (SQLite).
  */
 export async function resolveServerAdmin(
   bench: Bench,
-  dbType: Exclude<DbType, 'sqlite'>,
+  driver: DatabaseDriver,
   options: ServerAdminOptions = {},
-): Promise<ServerAdmin> {
+): Promise<ServerAdmin | undefined> {
+  const server = driver.server
+  if (!server) return undefined
   const db = bench.config.db
-  const sameKind = db.type === dbType
+  const sameKind = db.type === driver.type
   const flags = bench.passwordFlags
   const sources: SecretSources = {
-    label: `${dbType} root password`,
+    label: `${driver.type} root password`,
     fileFlag: options.fileFlag === false && !flags ? undefined : '--db-root-password-file',
     filePath: options.dbRootPasswordFile ?? flags?.dbRootPasswordFile,
     flag: '--db-root-password',
     flagValue: flags?.dbRootPassword,
     envVar: 'TENANCY_DB_ROOT_PASSWORD',
     env: bench.env,
-    configKey: dbType === 'mariadb' ? 'provision_mariadb_root_password' : undefined,
+    configKey: server.adminPasswordConfigKey,
     config: bench.rawConfig,
     prompt: options.prompt,
   }
@@ -45,10 +48,10 @@ export async function resolveServerAdmin(
   if (password.warning) options.onWarning?.(password.warning)
   return {
     host: options.dbHost ?? (sameKind ? db.host : undefined) ?? '127.0.0.1',
-    port: options.dbPort ?? (sameKind ? db.port : undefined) ?? SERVER_DEFAULTS[dbType].port,
+    port: options.dbPort ?? (sameKind ? db.port : undefined) ?? server.defaultPort,
     socket: sameKind ? db.socket : undefined,
     userHost: sameKind ? db.user_host : undefined,
-    user: options.dbRootUsername ?? (sameKind ? db.root_user : undefined) ?? SERVER_DEFAULTS[dbType].user,
+    user: options.dbRootUsername ?? (sameKind ? db.root_user : undefined) ?? server.defaultAdminUser,
     password: password.value,
   }
 }

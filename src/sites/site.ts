@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Bench } from '../bench.js'
-import { DB_TYPES } from '../config/config.js'
+import { DB_TYPES, DB_TYPES_TEXT } from '../config/config.js'
 import { getDriver } from '../databases/index.js'
 import type { SiteConnection, SiteDbSettings } from '../databases/driver.js'
 import { TenancyError, usageError } from '../errors.js'
@@ -28,7 +28,7 @@ export function readSiteConfig(sitePath: string): SiteConfig {
     throw usageError(`${file} must hold a JSON object`)
   }
   if (!DB_TYPES.includes(config.db_type as never) || typeof config.db_name !== 'string') {
-    throw usageError(`${file} must name "db_type" (sqlite, mariadb or postgres) and "db_name"; restore them or drop and recreate the site`)
+    throw usageError(`${file} must name "db_type" (${DB_TYPES_TEXT}) and "db_name"; restore them or drop and recreate the site`)
   }
   return config as SiteConfig
 }

@@ -1,27 +1,24 @@
-import type { Kysely } from 'kysely'
 import type { Bench } from '../bench.js'
 import { usageError } from '../errors.js'
 import { assertEmail } from '../names.js'
 import { now } from '../registry/registry.js'
-import type { DbType } from '../config/config.js'
-import { upsert } from '../databases/upsert.js'
+import type { SiteTx } from '../databases/driver.js'
 import { usingSite } from './site.js'
 
 export const ADMINISTRATOR = 'Administrator'
 export const SYSTEM_MANAGER = 'System Manager'
 
 /** Creates or updates the Administrator user with a password hash and the Administrator role. */
-export async function upsertAdministrator(db: Kysely<any>, dbType: DbType, passwordHash: string): Promise<void> {
+export async function upsertAdministrator({ trx, driver }: SiteTx, passwordHash: string): Promise<void> {
   const at = now()
-  await upsert(
-    db,
-    dbType,
+  await driver.upsert(
+    trx,
     'users',
     { name: ADMINISTRATOR, email: null, first_name: ADMINISTRATOR, last_name: null, enabled: 1, password_hash: passwordHash, created_at: at, updated_at: at },
     ['name'],
     { password_hash: passwordHash, updated_at: at },
   ).execute()
-  await upsert(db, dbType, 'user_roles', { user_name: ADMINISTRATOR, role: 'Administrator' }, ['user_name', 'role']).execute()
+  await driver.upsert(trx, 'user_roles', { user_name: ADMINISTRATOR, role: 'Administrator' }, ['user_name', 'role']).execute()
 }
 
 export interface AddSystemManagerOptions {
@@ -38,10 +35,10 @@ export interface AddSystemManagerResult {
   role_added: boolean
 }
 
-/** Adds the System Manager role to `db`'s user `email`, creating the user first when needed. Idempotent. */
-export async function addSystemManagerTo(db: Kysely<any>, dbType: DbType, options: Omit<AddSystemManagerOptions, 'site'>): Promise<{ created: boolean; role_added: boolean }> {
+/** Adds the System Manager role to the user `email` of the site `tx` is open on, creating the user first when needed. Idempotent. */
+export async function addSystemManagerTo({ trx, driver }: SiteTx, options: Omit<AddSystemManagerOptions, 'site'>): Promise<{ created: boolean; role_added: boolean }> {
   const at = now()
-  const inserted = await upsert(db, dbType, 'users', {
+  const inserted = await driver.upsert(trx, 'users', {
     name: options.email,
     email: options.email,
     first_name: options.firstName ?? null,
@@ -53,13 +50,13 @@ export async function addSystemManagerTo(db: Kysely<any>, dbType: DbType, option
   }, ['name']).executeTakeFirst()
   const created = Number(inserted.numInsertedOrUpdatedRows ?? 0) === 1
   if (!created && (options.firstName !== undefined || options.lastName !== undefined)) {
-    await db
+    await trx
       .updateTable('users')
       .set({ ...(options.firstName !== undefined && { first_name: options.firstName }), ...(options.lastName !== undefined && { last_name: options.lastName }), updated_at: at })
       .where('name', '=', options.email)
       .execute()
   }
-  const role = await upsert(db, dbType, 'user_roles', { user_name: options.email, role: SYSTEM_MANAGER }, ['user_name', 'role']).executeTakeFirst()
+  const role = await driver.upsert(trx, 'user_roles', { user_name: options.email, role: SYSTEM_MANAGER }, ['user_name', 'role']).executeTakeFirst()
   return { created, role_added: Number(role.numInsertedOrUpdatedRows ?? 0) === 1 }
 }
 
@@ -68,7 +65,7 @@ export async function addSystemManager(bench: Bench, options: AddSystemManagerOp
   const email = assertEmail(options.email)
   if (email === ADMINISTRATOR) throw usageError('"Administrator" already has every role; give an email address')
   return usingSite(bench, options.site, async ({ conn }) => {
-    const result = await conn.transaction((trx) => addSystemManagerTo(trx, conn.dbType, { ...options, email }))
+    const result = await conn.transaction((tx) => addSystemManagerTo(tx, { ...options, email }))
     return { site: options.site, email, ...result }
   })
 }

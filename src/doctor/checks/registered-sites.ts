@@ -17,9 +17,9 @@ import { provisionAgain, resume } from '../repairs.js'
  * alone; undefined when nothing of its database is left to lose. A server database outlives
  * a lost directory, config or password, so only an SQLite site whose file is gone qualifies.
  */
-function mayStillHoldData(bench: Bench, site: SiteRecord): string | undefined {
+async function mayStillHoldData(bench: Bench, site: SiteRecord): Promise<string | undefined> {
   const path = bench.sitePath(site.name)
-  if (site.db_type !== 'sqlite') {
+  if ((await getDriver(site.db_type)).server) {
     return `its ${site.db_type} database "${site.db_name}" lives on the server and may still hold data (its directory, site_config.json or credentials are what is missing or wrong)`
   }
   if (!existsSync(path)) return undefined
@@ -86,7 +86,7 @@ export async function* checkRegisteredSites(inputs: DoctorInputs): AsyncGenerato
     const tenant = site.tenant_id !== null ? tenantById.get(site.tenant_id) : undefined
     if (site.state === 'ready') {
       if (allGone || tenant?.pull_from || !missing.has(site.name)) continue
-      yield missingSite(inputs, site, tenant)
+      yield await missingSite(inputs, site, tenant)
     } else if (site.state === 'failed' || abandoned(site)) {
       yield unfinishedSite(inputs, site, tenant)
     }
@@ -94,9 +94,9 @@ export async function* checkRegisteredSites(inputs: DoctorInputs): AsyncGenerato
 }
 
 /** A ready site whose directory or database is gone: removed (and its tenant provisioned again) unless it may hold data. */
-function missingSite(inputs: DoctorInputs, site: SiteRecord, tenant: TenantRow | undefined): Diagnosis {
+async function missingSite(inputs: DoctorInputs, site: SiteRecord, tenant: TenantRow | undefined): Promise<Diagnosis> {
   const { bench, registry } = inputs
-  const keep = mayStillHoldData(bench, site)
+  const keep = await mayStillHoldData(bench, site)
   if (keep) {
     // SPEC §6: --fix never moves or deletes a site whose database may hold data.
     return {
