@@ -17,7 +17,10 @@ export interface ApiCredentials {
  */
 export async function generateKeysFor(db: Kysely<any>, user: string, site = 'SITE'): Promise<ApiCredentials> {
   const exists = await db.selectFrom('users').select('name').where('name', '=', user).executeTakeFirst()
-  if (!exists) throw usageError(`user "${user}" does not exist on site "${site}"; create it with "tenancy add-system-manager ${user} --site ${site}"`)
+  if (!exists)
+    throw usageError(
+      `user "${user}" does not exist on site "${site}"; create it with "tenancy add-system-manager ${user} --site ${site}"`,
+    )
   const secret = generateApiSecret()
   const hash = hashApiSecret(secret)
   const at = now()
@@ -27,7 +30,10 @@ export async function generateKeysFor(db: Kysely<any>, user: string, site = 'SIT
     return { api_key: existing.api_key as string, api_secret: secret }
   }
   const key = generateApiKey()
-  await db.insertInto('api_keys').values({ user_name: user, api_key: key, secret_hash: hash, created_at: at, rotated_at: at }).execute()
+  await db
+    .insertInto('api_keys')
+    .values({ user_name: user, api_key: key, secret_hash: hash, created_at: at, rotated_at: at })
+    .execute()
   return { api_key: key, api_secret: secret }
 }
 
@@ -39,18 +45,31 @@ export async function generateKeysFor(db: Kysely<any>, user: string, site = 'SIT
 export async function generateKeys(bench: Bench, options: { site: string; email: string }): Promise<ApiCredentials> {
   const email = assertEmail(options.email)
   const registry = await bench.registry()
-  const tenant = await registry.db.selectFrom('tenants').select(['id', 'api_key']).where('site', '=', options.site).executeTakeFirst()
+  const tenant = await registry.db
+    .selectFrom('tenants')
+    .select(['id', 'api_key'])
+    .where('site', '=', options.site)
+    .executeTakeFirst()
   // A tenant's site may get its stored secret replaced: the key is checked before the site changes.
   const box = tenant ? await bench.secretBox() : undefined
-  const keys = await usingSite(bench, options.site, ({ conn }) => conn.transaction(({ trx }) => generateKeysFor(trx, email, options.site)))
+  const keys = await usingSite(bench, options.site, ({ conn }) =>
+    conn.transaction(({ trx }) => generateKeysFor(trx, email, options.site)),
+  )
   if (tenant && box && tenant.api_key === keys.api_key) {
-    await registry.db.updateTable('tenants').set({ api_secret_enc: box.encrypt(keys.api_secret), updated_at: now() }).where('id', '=', tenant.id).execute()
+    await registry.db
+      .updateTable('tenants')
+      .set({ api_secret_enc: box.encrypt(keys.api_secret), updated_at: now() })
+      .where('id', '=', tenant.id)
+      .execute()
   }
   return keys
 }
 
 /** `tenancy verify-key`: whether `secret` is the current secret of `apiKey` (constant-time), for an enabled user. */
-export async function verifyKey(bench: Bench, options: { site: string; apiKey: string; secret: string }): Promise<{ valid: boolean; user: string | null }> {
+export async function verifyKey(
+  bench: Bench,
+  options: { site: string; apiKey: string; secret: string },
+): Promise<{ valid: boolean; user: string | null }> {
   return usingSite(bench, options.site, async ({ conn }) => {
     const row = await conn.db
       .selectFrom('api_keys')
@@ -59,7 +78,10 @@ export async function verifyKey(bench: Bench, options: { site: string; apiKey: s
       .where('api_keys.api_key', '=', options.apiKey)
       .executeTakeFirst()
     // Hash even when the key is unknown so timing does not tell which keys exist.
-    const valid = verifyApiSecret(options.secret, (row?.hash as string | undefined) ?? hashApiSecret('')) && row !== undefined && Number(row.enabled) === 1
+    const valid =
+      verifyApiSecret(options.secret, (row?.hash as string | undefined) ?? hashApiSecret('')) &&
+      row !== undefined &&
+      Number(row.enabled) === 1
     return { valid, user: valid ? (row!.user as string) : null }
   })
 }

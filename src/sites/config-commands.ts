@@ -41,7 +41,8 @@ export interface SetConfigResult {
 export async function setSiteConfig(bench: Bench, options: Omit<SetConfigOptions, 'global'>): Promise<SetConfigResult> {
   const key = assertConfigKey(options.key)
   const top = key.split('.')[0]!
-  if (DB_KEYS.has(top)) throw usageError(`"${key}" is managed by tenancy and would disconnect the site from its database; it cannot be set`)
+  if (DB_KEYS.has(top))
+    throw usageError(`"${key}" is managed by tenancy and would disconnect the site from its database; it cannot be set`)
   const value = coerceConfigValue(options.value, options.parse ?? false)
   if (!options.site) throw usageError('set-config needs --site SITE, or --global for tenancy.config.json')
   await requireSite(bench, options.site)

@@ -50,7 +50,13 @@ const shown = (value: unknown) => (value === null ? '(none)' : `"${String(value)
  * database or user another site's row names: a drop removes this site's data and no other.
  */
 async function dropSettings(bench: Bench, site: SiteRecord): Promise<SiteDbSettings> {
-  const recorded = { db_type: site.db_type, db_name: site.db_name, db_host: site.db_host ?? undefined, db_port: site.db_port ?? undefined, db_user: site.db_user ?? undefined }
+  const recorded = {
+    db_type: site.db_type,
+    db_name: site.db_name,
+    db_host: site.db_host ?? undefined,
+    db_port: site.db_port ?? undefined,
+    db_user: site.db_user ?? undefined,
+  }
   const sitePath = bench.sitePath(site.name)
   let config: SiteDbSettings | undefined
   if (existsSync(join(sitePath, 'site_config.json'))) {
@@ -87,14 +93,22 @@ async function dropSettings(bench: Bench, site: SiteRecord): Promise<SiteDbSetti
 }
 
 async function adminForDrop(bench: Bench, settings: SiteDbSettings): Promise<ServerAdmin | undefined> {
-  return resolveServerAdmin(bench, await getDriver(settings.db_type), { dbHost: settings.db_host, dbPort: settings.db_port, fileFlag: false })
+  return resolveServerAdmin(bench, await getDriver(settings.db_type), {
+    dbHost: settings.db_host,
+    dbPort: settings.db_port,
+    fileFlag: false,
+  })
 }
 
 /**
  * The admin connection needed to drop `site` (undefined for SQLite), resolved up front by
  * callers that change the registry before dropping, so a missing password changes nothing.
  */
-export async function adminToDropSite(bench: Bench, name: string, command = `drop-site ${name}`): Promise<ServerAdmin | undefined> {
+export async function adminToDropSite(
+  bench: Bench,
+  name: string,
+  command = `drop-site ${name}`,
+): Promise<ServerAdmin | undefined> {
   const registry = await bench.registry()
   const site = await registry.getSite(name)
   if (!site) return undefined
@@ -120,7 +134,10 @@ export async function dropSite(bench: Bench, options: DropSiteOptions): Promise<
   if (site.tenant_id !== null && !options.force) {
     // A site whose tenant row is gone (a `tenant delete` that stopped half-way) is anyone's to drop.
     const owner = (await registry.tenantsBySite()).get(name)
-    if (owner) throw usageError(`site "${name}" belongs to tenant "${owner.name}"; remove it with "tenancy tenant delete ${owner.name}"`)
+    if (owner)
+      throw usageError(
+        `site "${name}" belongs to tenant "${owner.name}"; remove it with "tenancy tenant delete ${owner.name}"`,
+      )
   }
   assertDroppable(bench, registry.kind, site)
   const sitePath = bench.sitePath(name)

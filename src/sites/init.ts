@@ -16,12 +16,14 @@ export interface InitResult {
 export function initBench(dir: string, options: { withExampleApps?: boolean; cwd?: string } = {}): InitResult {
   const root = resolve(options.cwd ?? process.cwd(), dir)
   const configFile = join(root, CONFIG_FILE)
-  if (existsSync(configFile)) throw usageError(`${configFile} exists already: "${root}" is a bench; use it, or pick another directory`)
+  if (existsSync(configFile))
+    throw usageError(`${configFile} exists already: "${root}" is a bench; use it, or pick another directory`)
   const apps: string[] = []
   if (options.withExampleApps) {
     const source = join(packageRoot(), 'apps')
     for (const app of DEFAULT_APPS) {
-      if (!existsSync(join(source, app, 'app.json'))) throw new TenancyError(`the example app "${app}" is missing from ${source}; reinstall tenancy`)
+      if (!existsSync(join(source, app, 'app.json')))
+        throw new TenancyError(`the example app "${app}" is missing from ${source}; reinstall tenancy`)
     }
   }
   mkdirSync(root, { recursive: true })

@@ -15,7 +15,10 @@ export interface SiteListing {
 }
 
 /** `tenancy list-sites`: every registered site with its database, apps and owning tenant. */
-export async function listSites(bench: Bench, options: { pending?: 'with' | 'only' | 'without' } = {}): Promise<SiteListing[]> {
+export async function listSites(
+  bench: Bench,
+  options: { pending?: 'with' | 'only' | 'without' } = {},
+): Promise<SiteListing[]> {
   const registry = await bench.registry()
   const [sites, tenants] = await Promise.all([registry.listSites(), registry.tenantsBySite()])
   const pending = options.pending ?? (bench.config.pending.include_in_queries ? 'with' : 'without')

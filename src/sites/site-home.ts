@@ -23,10 +23,19 @@ export function isHomedHere(bench: Bench, kind: RegistryKind, site: Pick<SitesTa
  * on another machine (it lives on `host`, has no home recorded, or does not exist yet).
  * Workers and pool pulls take only such tenants, so no machine works on a site it cannot see.
  */
-export function notHomedElsewhere(host: string): (eb: ExpressionBuilder<RegistrySchema, 'tenants'>) => Expression<SqlBool> {
+export function notHomedElsewhere(
+  host: string,
+): (eb: ExpressionBuilder<RegistrySchema, 'tenants'>) => Expression<SqlBool> {
   return (eb) =>
     eb.not(
-      eb.exists(eb.selectFrom('sites').select('sites.name').whereRef('sites.name', '=', 'tenants.site').where('sites.host', 'is not', null).where('sites.host', '!=', host)),
+      eb.exists(
+        eb
+          .selectFrom('sites')
+          .select('sites.name')
+          .whereRef('sites.name', '=', 'tenants.site')
+          .where('sites.host', 'is not', null)
+          .where('sites.host', '!=', host),
+      ),
     )
 }
 
@@ -39,10 +48,17 @@ export function homeName(site: Pick<SitesTable, 'host'>): string {
  * Refuses (exit 2) to act on a site that lives on another machine: with a shared registry
  * this one cannot see its files or database, so it must never repair, drop or re-provision it.
  */
-export function assertHomedHere(bench: Bench, kind: RegistryKind, site: Pick<SitesTable, 'name' | 'host'>, command: string): void {
+export function assertHomedHere(
+  bench: Bench,
+  kind: RegistryKind,
+  site: Pick<SitesTable, 'name' | 'host'>,
+  command: string,
+): void {
   if (isHomedHere(bench, kind, site)) return
   const rename = site.host ? ` (if this is that machine under a new name, set TENANCY_HOST=${site.host})` : ''
-  throw usageError(`site "${site.name}" lives on ${homeName(site)}, not on this machine (${bench.host}); run "tenancy ${command}" there${rename}`)
+  throw usageError(
+    `site "${site.name}" lives on ${homeName(site)}, not on this machine (${bench.host}); run "tenancy ${command}" there${rename}`,
+  )
 }
 
 /**
@@ -59,7 +75,9 @@ export function assertRealSiteDirectory(bench: Bench, path: string): void {
     throw error
   }
   if (stat.isSymbolicLink()) {
-    throw usageError(`${path} is a symbolic link, not a site directory; tenancy will not remove or move what it points to: replace the link with the site's own directory, or remove the link yourself`)
+    throw usageError(
+      `${path} is a symbolic link, not a site directory; tenancy will not remove or move what it points to: replace the link with the site's own directory, or remove the link yourself`,
+    )
   }
   if (!stat.isDirectory()) throw usageError(`${path} is not a directory; move it out of ${bench.sitesPath} yourself`)
   const real = realpathSync(path)

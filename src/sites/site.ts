@@ -28,7 +28,9 @@ export function readSiteConfig(sitePath: string): SiteConfig {
     throw usageError(`${file} must hold a JSON object`)
   }
   if (!DB_TYPES.includes(config.db_type as never) || typeof config.db_name !== 'string') {
-    throw usageError(`${file} must name "db_type" (${DB_TYPES_TEXT}) and "db_name"; restore them or drop and recreate the site`)
+    throw usageError(
+      `${file} must name "db_type" (${DB_TYPES_TEXT}) and "db_name"; restore them or drop and recreate the site`,
+    )
   }
   return config as SiteConfig
 }
@@ -42,7 +44,11 @@ export function writeSiteConfig(sitePath: string, config: SiteConfig): void {
  * The registry row of an existing, ready site, or a usage error that says what to run.
  * `allowStates` lets drop-site and doctor reach half-made sites.
  */
-export async function requireSite(bench: Bench, name: string, options: { allowAnyState?: boolean } = {}): Promise<SiteRecord> {
+export async function requireSite(
+  bench: Bench,
+  name: string,
+  options: { allowAnyState?: boolean } = {},
+): Promise<SiteRecord> {
   if (typeof name === 'string' && name !== name.toLowerCase() && !/[/\\\0]/.test(name)) {
     try {
       assertSiteName(name.toLowerCase())
@@ -58,8 +64,13 @@ export async function requireSite(bench: Bench, name: string, options: { allowAn
     if (existsSync(bench.sitePath(name))) {
       throw usageError(`site "${name}" has a directory but no registry row; run "tenancy doctor" to adopt or remove it`)
     }
-    const suggestion = closest(name, (await registry.listSites()).map((s) => s.name))
-    throw usageError(`site "${name}" does not exist; ${suggestion ? `did you mean "${suggestion}"? ` : ''}run "tenancy list-sites"`)
+    const suggestion = closest(
+      name,
+      (await registry.listSites()).map((s) => s.name),
+    )
+    throw usageError(
+      `site "${name}" does not exist; ${suggestion ? `did you mean "${suggestion}"? ` : ''}run "tenancy list-sites"`,
+    )
   }
   if (!options.allowAnyState && site.state !== 'ready') {
     const why =
