@@ -55,7 +55,7 @@ export const MARIADB = {
   CONNECTION_KILLED: 1927,
 } as const
 
-/** mysql2's symbolic `code` strings for the access errors it names. */
+/** mysql2's symbolic `code` strings the code decides on. */
 export const MARIADB_CODE = {
   /** wrong user or password */
   ACCESS_DENIED: 'ER_ACCESS_DENIED_ERROR',
@@ -63,6 +63,8 @@ export const MARIADB_CODE = {
   DBACCESS_DENIED: 'ER_DBACCESS_DENIED_ERROR',
   /** the user lacks a privilege the statement needs */
   SPECIFIC_ACCESS_DENIED: 'ER_SPECIFIC_ACCESS_DENIED_ERROR',
+  /** the server closed the connection (mysql2's own code) */
+  PROTOCOL_CONNECTION_LOST: 'PROTOCOL_CONNECTION_LOST',
 } as const
 
 /** better-sqlite3 `code` strings (SQLite result codes; extended ones start with their primary's name). */
@@ -99,6 +101,10 @@ export const NODE = {
   EEXIST: 'EEXIST',
   /** nothing listens on that port */
   ECONNREFUSED: 'ECONNREFUSED',
+  /** the peer reset the connection */
+  ECONNRESET: 'ECONNRESET',
+  /** a write to a connection the peer closed */
+  EPIPE: 'EPIPE',
 } as const
 
 /** The `code` of an error-like value, if it has a string one. */

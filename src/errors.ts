@@ -15,11 +15,30 @@ export const EXIT_INTERRUPTED = 130
  */
 export class TenancyError extends Error {
   readonly exitCode: number
+  /** The app whose failure this message already reports (its fixtures, its hook), so callers do not wrap it again. */
+  namedApp: string | undefined
 
-  constructor(message: string, options: { exitCode?: number; cause?: unknown } = {}) {
+  constructor(message: string, options: { exitCode?: number; cause?: unknown; namedApp?: string } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause })
     this.name = 'TenancyError'
     this.exitCode = options.exitCode ?? EXIT_FAILED
+    this.namedApp = options.namedApp
+  }
+}
+
+/** Whether an error is a usage or configuration error (exit 2): bad input that retrying cannot fix. */
+export function isUsageError(error: unknown): boolean {
+  return error instanceof TenancyError && error.exitCode === EXIT_USAGE
+}
+
+/** No tenant has that name (never had one, or it was deleted, or pulled under a new name meanwhile). Exit 2. */
+export class TenantNotFoundError extends TenancyError {
+  readonly tenant: string
+
+  constructor(tenant: string, message: string) {
+    super(message, { exitCode: EXIT_USAGE })
+    this.name = 'TenantNotFoundError'
+    this.tenant = tenant
   }
 }
 

@@ -122,7 +122,7 @@ export async function syncFixtures({ trx, driver }: SiteTx, app: string, files: 
       } catch (error) {
         throw new TenancyError(
           `fixtures of app "${app}": ${file} could not be written to "${fixture.table}": ${messageOf(error)}`,
-          { cause: error },
+          { cause: error, namedApp: app },
         )
       }
       count += rows.length

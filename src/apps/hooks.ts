@@ -1,4 +1,5 @@
 import type { Bench } from '../bench.js'
+import { TenancyError } from '../errors.js'
 import { libraryPath } from '../util/library-path.js'
 import { childEnvironment, runCommand, type CommandResult } from '../util/run-command.js'
 import type { AppManifest } from './manifest.js'
@@ -12,19 +13,25 @@ export async function runAfterInstall(
 ): Promise<CommandResult | undefined> {
   const command = app.hooks.after_install
   if (!command) return undefined
-  return runCommand(command, {
-    cwd: app.path,
-    what: `the after_install hook of app "${app.name}" on site "${site.name}"`,
-    timeoutSeconds: bench.config.provision.step_timeout,
-    signal,
-    env: childEnvironment(bench.env, {
-      TENANCY_BENCH_PATH: bench.root,
-      TENANCY_SITE: site.name,
-      TENANCY_SITE_PATH: site.path,
-      TENANCY_APP: app.name,
-      TENANCY_APP_PATH: app.path,
-      TENANCY_DB_TYPE: site.dbType,
-      TENANCY_LIB: libraryPath(bench.env),
-    }),
-  })
+  try {
+    return await runCommand(command, {
+      cwd: app.path,
+      what: `the after_install hook of app "${app.name}" on site "${site.name}"`,
+      timeoutSeconds: bench.config.provision.step_timeout,
+      signal,
+      env: childEnvironment(bench.env, {
+        TENANCY_BENCH_PATH: bench.root,
+        TENANCY_SITE: site.name,
+        TENANCY_SITE_PATH: site.path,
+        TENANCY_APP: app.name,
+        TENANCY_APP_PATH: app.path,
+        TENANCY_DB_TYPE: site.dbType,
+        TENANCY_LIB: libraryPath(bench.env),
+      }),
+    })
+  } catch (error) {
+    // Its message names the app ("the after_install hook of app …"): not to be wrapped again.
+    if (error instanceof TenancyError) error.namedApp = app.name
+    throw error
+  }
 }

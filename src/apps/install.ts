@@ -157,7 +157,7 @@ export async function installAppsOn(
     if (!current) throw error
     const app = current
     options.onProgress?.({ app: app.name, phase: 'fail' })
-    if (error instanceof TenancyError && error.message.includes(`app "${app.name}"`)) throw error
+    if (error instanceof TenancyError && error.namedApp === app.name) throw error
     throw new TenancyError(`installing app "${app.name}" on site "${site.name}" failed: ${(error as Error).message}`, {
       cause: error,
       exitCode: error instanceof TenancyError ? error.exitCode : undefined,

@@ -1,7 +1,7 @@
 import { existsSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Bench } from '../bench.js'
-import { usageError } from '../errors.js'
+import { EXIT_USAGE, TenancyError, usageError } from '../errors.js'
 import { assertAppName, parseMigrationFile } from '../names.js'
 import { readJsonFile } from '../util/json-file.js'
 
@@ -39,11 +39,17 @@ function listMigrations(appPath: string, app: string): MigrationFile[] {
     if (file.startsWith('.') || /\.(md|txt)$/i.test(file)) continue
     const parsed = parseMigrationFile(file)
     if (!parsed) {
-      throw usageError(
+      throw new TenancyError(
         `app "${app}": migration file "${file}" must be named NNNN_name.sql, NNNN_name.js or NNNN_name.mjs (lower case)`,
+        { exitCode: EXIT_USAGE, namedApp: app },
       )
     }
-    if (seen.has(parsed.name)) throw usageError(`app "${app}": two migrations are named "${parsed.name}"; rename one`)
+    if (seen.has(parsed.name)) {
+      throw new TenancyError(`app "${app}": two migrations are named "${parsed.name}"; rename one`, {
+        exitCode: EXIT_USAGE,
+        namedApp: app,
+      })
+    }
     seen.add(parsed.name)
     files.push({ name: parsed.name, file: join(dir, file), kind: parsed.kind })
   }

@@ -9,6 +9,7 @@ import {
   type DatabaseConnection,
   type Driver,
 } from 'kysely'
+import { MARIADB, MARIADB_CODE, NODE, errnoOf } from '../error-codes.js'
 import { TenancyError } from '../errors.js'
 import { assertDbName } from '../names.js'
 import { USER_HOST } from '../config/config.js'
@@ -20,24 +21,19 @@ import type { ServerAdmin } from './server-admin.js'
 import { ADMIN_LOGIN_HINT, provenConnection, serverFailure } from './server-common.js'
 import { guardDialect, type ServerLoss } from './server-gone.js'
 
-/** ER_DB_CREATE_EXISTS: database exists */
-const MY_DB_EXISTS = 1007
-/** ER_CANNOT_USER: CREATE USER failed (the user exists) */
-const MY_CANNOT_USER = 1396
-
-/** ER_SERVER_SHUTDOWN: the server is shutting down */
-const MY_SERVER_SHUTDOWN = 1053
-/** ER_CONNECTION_KILLED: the connection was killed (KILL, or a shutdown) */
-const MY_CONNECTION_KILLED = 1927
 /** mysql2's codes for a connection the server closed or that broke under a command. */
-const SOCKET_CLOSED = new Set(['PROTOCOL_CONNECTION_LOST', 'ECONNRESET', 'EPIPE'])
+const SOCKET_CLOSED = new Set<string>([MARIADB_CODE.PROTOCOL_CONNECTION_LOST, NODE.ECONNRESET, NODE.EPIPE])
 /** Nothing listens on the host and port, or the socket file is gone. */
-const REFUSED = new Set(['ECONNREFUSED', 'ENOENT'])
+const REFUSED = new Set<string>([NODE.ECONNREFUSED, NODE.ENOENT])
 
 /** Whether a mysql2 error means the server closed the connection, refused a new one, or neither. */
 function serverLoss(error: unknown): ServerLoss {
   const { code, errno, fatal } = (error ?? {}) as { code?: string; errno?: number; fatal?: boolean }
-  if ((code !== undefined && SOCKET_CLOSED.has(code)) || errno === MY_SERVER_SHUTDOWN || errno === MY_CONNECTION_KILLED)
+  if (
+    (code !== undefined && SOCKET_CLOSED.has(code)) ||
+    errno === MARIADB.SERVER_SHUTDOWN ||
+    errno === MARIADB.CONNECTION_KILLED
+  )
     return 'closed'
   // A fatal error without a code is mysql2's own "connection is in closed state".
   if (fatal === true && code === undefined) return 'closed'
@@ -50,13 +46,14 @@ function serverLoss(error: unknown): ServerLoss {
  * commit raced a crash says when a resumed migration runs it again.
  */
 const MY_ALREADY_APPLIED: ReadonlySet<number> = new Set([
-  /** ER_TABLE_EXISTS_ERROR: CREATE TABLE / VIEW, RENAME TABLE onto a table that exists */
-  1050 /** ER_BAD_TABLE_ERROR: DROP TABLE of a table that is gone */, 1051 /** ER_BAD_FIELD_ERROR: renaming (CHANGE / RENAME COLUMN) a column already renamed */,
-  1054 /** ER_DUP_FIELDNAME: ADD COLUMN of a column that exists */,
-  1060 /** ER_DUP_KEYNAME: CREATE INDEX / ADD INDEX of an index that exists */,
-  1061 /** ER_CANT_DROP_FIELD_OR_KEY: DROP COLUMN / DROP INDEX of one that is gone */,
-  1091 /** ER_NO_SUCH_TABLE: ALTER / RENAME of a table already renamed or dropped */,
-  1146 /** ER_FK_DUP_NAME: ADD CONSTRAINT of a foreign key that exists */, 1826,
+  MARIADB.TABLE_EXISTS,
+  MARIADB.BAD_TABLE,
+  MARIADB.BAD_FIELD,
+  MARIADB.DUP_FIELDNAME,
+  MARIADB.DUP_KEYNAME,
+  MARIADB.CANT_DROP_FIELD_OR_KEY,
+  MARIADB.NO_SUCH_TABLE,
+  MARIADB.FK_DUP_NAME,
 ])
 
 /**
@@ -91,7 +88,7 @@ const resumableDdl: ResumableDdl = {
     })
     return db.transaction().execute(fn)
   },
-  alreadyApplied: (error) => MY_ALREADY_APPLIED.has((error as { errno?: number }).errno ?? 0),
+  alreadyApplied: (error) => MY_ALREADY_APPLIED.has(errnoOf(error) ?? 0),
   failureNote:
     'MariaDB commits DDL as it runs, so the statements of this migration before the failing one stay in place, and a rerun resumes at the failing one',
   async commitAlone(trx, write) {
@@ -138,11 +135,11 @@ function serverError(what: string, server: string, error: unknown, asSite = fals
   const hint =
     loss === 'refused'
       ? 'is it running, and are the host and port (--db-host, --db-port, or db.host, db.port, db.socket in the config) right?'
-      : code === 'ER_ACCESS_DENIED_ERROR' && asSite
+      : code === MARIADB_CODE.ACCESS_DENIED && asSite
         ? "the site's own user was refused: check db_user and db_password in its site_config.json, and that db.user_host admits this machine"
-        : code === 'ER_ACCESS_DENIED_ERROR'
+        : code === MARIADB_CODE.ACCESS_DENIED
           ? ADMIN_LOGIN_HINT
-          : code === 'ER_DBACCESS_DENIED_ERROR' || code === 'ER_SPECIFIC_ACCESS_DENIED_ERROR'
+          : code === MARIADB_CODE.DBACCESS_DENIED || code === MARIADB_CODE.SPECIFIC_ACCESS_DENIED
             ? 'the user lacks the privilege; use root or a user with CREATE, CREATE USER and GRANT OPTION'
             : 'check the server'
   return serverFailure(what, server, error, hint, loss)
@@ -310,7 +307,7 @@ export const mariadbDriver: DatabaseDriver = {
       try {
         await conn.query(`CREATE DATABASE ${ident(settings.db_name)} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`)
       } catch (error) {
-        if ((error as { errno?: number }).errno === MY_DB_EXISTS)
+        if (errnoOf(error) === MARIADB.DB_CREATE_EXISTS)
           throw new TenancyError(
             `database "${settings.db_name}" exists already on ${where(settings)}; pick another --db-name`,
             { cause: error },
@@ -336,7 +333,7 @@ export const mariadbDriver: DatabaseDriver = {
         // Undo what this call made, so a failed grant leaves neither database nor user.
         if (userMade) await conn.query(`DROP USER IF EXISTS '${user}'@'${hostOf(settings)}'`).catch(() => {})
         await conn.query(`DROP DATABASE IF EXISTS ${ident(settings.db_name)}`).catch(() => {})
-        if ((error as { errno?: number }).errno === MY_CANNOT_USER)
+        if (errnoOf(error) === MARIADB.CANNOT_USER)
           throw new TenancyError(
             `database user "${user}" exists already on ${where(settings)}; pick another --db-name or drop it`,
             { cause: error },

@@ -9,12 +9,9 @@ import { onConflictUpsert, onConflictUpsertRows } from './on-conflict-upsert.js'
 import type { ServerAdmin } from './server-admin.js'
 import { ADMIN_LOGIN_HINT, provenConnection, serverFailure } from './server-common.js'
 import { guardDialect } from './server-gone.js'
+import { PG, codeOf } from '../error-codes.js'
 import { pgServerLoss, watchPgClient, watchPgPool } from './postgres-errors.js'
 
-/** database already exists */
-const PG_DUPLICATE_DATABASE = '42P04'
-/** role already exists */
-const PG_DUPLICATE_OBJECT = '42710'
 /** The key of a site database's own migration lock (advisory locks are per database). */
 const SITE_LOCK_KEY = 0x7465_6e61_6e74
 /** Where PostgreSQL listens unless told otherwise. */
@@ -41,11 +38,11 @@ function serverError(what: string, server: string, error: unknown, asSite = fals
   const hint =
     loss === 'refused'
       ? 'is it running, and are the host and port (--db-host, --db-port, or db.host, db.port in the config) right?'
-      : (code === '28P01' || code === '28000') && asSite
+      : (code === PG.INVALID_PASSWORD || code === PG.INVALID_AUTHORIZATION) && asSite
         ? "the site's own role was refused: check db_user and db_password in its site_config.json, and pg_hba.conf"
-        : code === '28P01' || code === '28000'
+        : code === PG.INVALID_PASSWORD || code === PG.INVALID_AUTHORIZATION
           ? ADMIN_LOGIN_HINT
-          : code === '42501'
+          : code === PG.INSUFFICIENT_PRIVILEGE
             ? 'the user lacks the privilege; use a superuser or one with CREATEDB and CREATEROLE'
             : 'check the server'
   return serverFailure(what, server, error, hint, loss)
@@ -153,7 +150,7 @@ export const postgresDriver: DatabaseDriver = {
           `CREATE ROLE ${ident(user)} LOGIN PASSWORD '${await scramSha256Verifier(settings.db_password ?? '')}'`,
         )
       } catch (error) {
-        if ((error as { code?: string }).code === PG_DUPLICATE_OBJECT)
+        if (codeOf(error) === PG.DUPLICATE_OBJECT)
           throw new TenancyError(
             `database user "${user}" exists already on ${where(settings)}; pick another --db-name or drop it`,
             { cause: error },
@@ -171,7 +168,7 @@ export const postgresDriver: DatabaseDriver = {
         if (databaseMade)
           await client.query(`DROP DATABASE IF EXISTS ${ident(settings.db_name)} WITH (FORCE)`).catch(() => {})
         await client.query(`DROP ROLE IF EXISTS ${ident(user)}`).catch(() => {})
-        if ((error as { code?: string }).code === PG_DUPLICATE_DATABASE)
+        if (codeOf(error) === PG.DUPLICATE_DATABASE)
           throw new TenancyError(
             `database "${settings.db_name}" exists already on ${where(settings)}; pick another --db-name`,
             { cause: error },

@@ -1,15 +1,10 @@
+import { NODE, PG } from '../error-codes.js'
 import type { ServerLoss } from './server-gone.js'
 
-/** admin_shutdown: the server is stopping (pg_ctl stop, any mode) and ended our session */
-const PG_ADMIN_SHUTDOWN = '57P01'
-/** crash_shutdown: another server process crashed and the server is resetting */
-const PG_CRASH_SHUTDOWN = '57P02'
-/** cannot_connect_now: the server is starting up or shutting down */
-const PG_CANNOT_CONNECT_NOW = '57P03'
 /** The socket was reset or broke under a command. */
-const SOCKET_CLOSED = new Set(['ECONNRESET', 'EPIPE', PG_ADMIN_SHUTDOWN, PG_CRASH_SHUTDOWN])
+const SOCKET_CLOSED = new Set<string>([NODE.ECONNRESET, NODE.EPIPE, PG.ADMIN_SHUTDOWN, PG.CRASH_SHUTDOWN])
 /** Nothing listens on the host and port (or the socket file is gone). */
-const REFUSED = new Set(['ECONNREFUSED', 'ENOENT', PG_CANNOT_CONNECT_NOW])
+const REFUSED = new Set<string>([NODE.ECONNREFUSED, NODE.ENOENT, PG.CANNOT_CONNECT_NOW])
 
 /** Errors pg emitted as `error` events of a client: the connection's, not a statement's. */
 const connectionErrors = new WeakSet<object>()

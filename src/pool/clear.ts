@@ -2,7 +2,7 @@ import type { Bench } from '../bench.js'
 import { usageError } from '../errors.js'
 import { adminToDropSite, dropSite } from '../sites/drop-site.js'
 import { homeName, isHomedHere } from '../sites/site-home.js'
-import { tryTenantLease } from '../registry/leases.js'
+import { usingTenantLease } from '../registry/leases.js'
 import { removeTenant } from '../provisioning/remove-tenant.js'
 
 export interface ClearResult {
@@ -45,18 +45,14 @@ export async function pendingClear(
     }
     // Before anything changes: a missing admin password must not leave a tenant half-deleted.
     const admin = tenant.site ? await adminToDropSite(bench, tenant.site, 'pending-clear') : undefined
-    const lease = await tryTenantLease(bench, tenant.id)
-    if (!('owner' in lease)) {
-      result.skipped.push({ tenant: tenant.name, reason: `held by ${lease.heldBy}` })
+    const outcome = await usingTenantLease(bench, tenant.id, {}, (lease) =>
+      removeTenant(registry, tenant.id, { site: tenant.site, onlyPendingHeldBy: lease.owner }),
+    )
+    if (!outcome.taken) {
+      result.skipped.push({ tenant: tenant.name, reason: `held by ${outcome.heldBy}` })
       continue
     }
-    let deleted = false
-    try {
-      deleted = await removeTenant(registry, tenant.id, { site: tenant.site, onlyPendingHeldBy: lease.owner })
-    } finally {
-      if (!deleted) await lease.release()
-    }
-    if (!deleted) {
+    if (!outcome.value) {
       result.skipped.push({ tenant: tenant.name, reason: 'pulled meanwhile' })
       continue
     }

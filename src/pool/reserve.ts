@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import type { Kysely } from 'kysely'
 import type { Bench } from '../bench.js'
-import { TenancyError } from '../errors.js'
+import { TenancyError, TenantNotFoundError } from '../errors.js'
 import { assertSiteName } from '../names.js'
 import { now } from '../registry/registry.js'
 import type { RegistrySchema } from '../registry/schema.js'
@@ -113,7 +113,7 @@ export async function pendingCreate(
         result = await provisionTenant(bench, name, { signal: options.signal, waitForLease: false })
       } catch (error) {
         // Cleared or pulled meanwhile: nothing to do for it here.
-        if (error instanceof TenancyError && error.exitCode === 2) continue
+        if (error instanceof TenantNotFoundError) continue
         throw error
       }
       options.onProvisioned?.(result)

@@ -7,7 +7,15 @@ import { resolveServerAdmin } from '../sites/server-admin.js'
 import type { DatabaseDriver, SiteConnection, SiteDbSettings } from '../databases/driver.js'
 import type { ServerAdmin } from '../databases/server-admin.js'
 import { ServerGoneError } from '../databases/server-gone.js'
-import { InterruptedError, TenancyError, messageOf, usageError } from '../errors.js'
+import {
+  EXIT_FAILED,
+  EXIT_USAGE,
+  InterruptedError,
+  TenancyError,
+  isUsageError,
+  messageOf,
+  usageError,
+} from '../errors.js'
 import { assertDbName, assertSiteName, generateDbName } from '../names.js'
 import type { Registry } from '../registry/registry.js'
 import { ownerAlive } from '../util/process-owner.js'
@@ -336,6 +344,6 @@ async function build(
 
 function wrapFailure(site: string, error: unknown, what: string, interrupted: boolean): TenancyError {
   if (interrupted) return new InterruptedError(`new-site "${site}"`, what)
-  const exitCode = error instanceof TenancyError && error.exitCode === 2 ? 2 : 1
+  const exitCode = isUsageError(error) ? EXIT_USAGE : EXIT_FAILED
   return new TenancyError(`new-site "${site}" failed (${what}): ${messageOf(error)}`, { exitCode, cause: error })
 }

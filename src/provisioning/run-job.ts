@@ -1,5 +1,5 @@
 import type { Bench } from '../bench.js'
-import { TenancyError, messageOf } from '../errors.js'
+import { isUsageError, messageOf } from '../errors.js'
 import { KeyRefusedError } from '../registry/key-check.js'
 import type { ClaimedJob } from '../registry/jobs.js'
 import { keepAlive, renewLease } from '../registry/leases.js'
@@ -64,12 +64,13 @@ export async function runJob(bench: Bench, job: ClaimedJob, owner: string, conte
     else if (job.attempts >= bench.config.provision.max_attempts) status = 'failed'
     else status = 'retry'
   } catch (thrown) {
-    // The tenant was deleted, or the registry failed: the job cannot go on.
+    // The tenant was deleted (TenantNotFoundError, a usage error), its configuration is wrong, or
+    // the registry failed: the job cannot go on; only the last may be retried.
     error = messageOf(thrown)
     if (thrown instanceof KeyRefusedError) context.keyRefused = thrown
     status = context.keyRefused
       ? 'requeued'
-      : thrown instanceof TenancyError && thrown.exitCode === 2
+      : isUsageError(thrown)
         ? 'failed'
         : job.attempts >= bench.config.provision.max_attempts
           ? 'failed'

@@ -1,5 +1,5 @@
 import type { Bench } from '../bench.js'
-import { usageError } from '../errors.js'
+import { TenantNotFoundError } from '../errors.js'
 import { assertTenantName } from '../names.js'
 import { listSteps } from '../registry/steps.js'
 import type { StepRow, TenantRow } from '../registry/tenants.js'
@@ -16,7 +16,8 @@ export async function requireTenant(bench: Bench, name: string): Promise<TenantR
       name,
       names.map((t) => t.name),
     )
-    throw usageError(
+    throw new TenantNotFoundError(
+      name,
       `tenant "${name}" does not exist; ${suggestion ? `did you mean "${suggestion}"? ` : ''}run "tenancy tenant list"`,
     )
   }

@@ -7,7 +7,7 @@ import { assertNotPrototypeKey, assertSiteName, assertTenantName } from '../name
 import { now } from '../registry/registry.js'
 import { coerceConfigValue } from '../sites/config-commands.js'
 import { adminToDropSite, dropSite } from '../sites/drop-site.js'
-import { tryTenantLease } from '../registry/leases.js'
+import { usingTenantLease } from '../registry/leases.js'
 import { removeTenant } from './remove-tenant.js'
 import { provisionTenant, type ProvisionOptions, type ProvisionResult } from './runner.js'
 import { preflight, type PlannedStep } from './steps.js'
@@ -256,14 +256,8 @@ export async function deleteTenant(
   options: { keepSite?: boolean } = {},
 ): Promise<{ tenant: string; site: string | null; site_dropped: boolean; archived_to: string | null }> {
   const row: TenantRow = await requireTenant(bench, name)
-  const lease = await tryTenantLease(bench, row.id)
-  if (!('owner' in lease)) {
-    throw new TenancyError(
-      `tenant "${name}" is being provisioned by ${lease.heldBy}; wait for it to finish, then delete it`,
-    )
-  }
   const registry = await bench.registry()
-  try {
+  const outcome = await usingTenantLease(bench, row.id, {}, async () => {
     const site = row.site ? await registry.getSite(row.site) : undefined
     const owned = site !== undefined && site.tenant_id === row.id
     // Before anything changes: a missing admin password must not leave a tenant half-deleted.
@@ -276,9 +270,13 @@ export async function deleteTenant(
     if (owned && !options.keepSite)
       archivedTo = (await dropSite(bench, { site: site.name, force: true, admin })).archived_to
     return { tenant: name, site: row.site, site_dropped: owned && !options.keepSite, archived_to: archivedTo }
-  } finally {
-    await lease.release()
+  })
+  if (!outcome.taken) {
+    throw new TenancyError(
+      `tenant "${name}" is being provisioned by ${outcome.heldBy}; wait for it to finish, then delete it`,
+    )
   }
+  return outcome.value
 }
 
 export { parseData }

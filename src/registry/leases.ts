@@ -125,7 +125,7 @@ export interface LeaseHeld {
  * Returns the holder instead when another live process holds it. Prefer `usingTenantLease`,
  * which always releases.
  */
-export async function tryTenantLease(
+async function tryTenantLease(
   source: RegistrySource,
   tenantId: number,
   purpose?: LeasePurpose,

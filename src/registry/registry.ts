@@ -1,6 +1,7 @@
 import { closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs'
 import { dirname, isAbsolute, relative, resolve } from 'node:path'
 import { Kysely, PostgresDialect, SqliteDialect, sql, type SelectQueryBuilder, type Transaction } from 'kysely'
+import { NODE, PG, SQLITE, codeOf } from '../error-codes.js'
 import { EXIT_USAGE, TenancyError, messageOf, storageError, usageError } from '../errors.js'
 import type { DbType } from '../config/config.js'
 import { REGISTRY_MIGRATIONS, REGISTRY_VERSION, type RegistryKind } from './registry-migrations.js'
@@ -21,9 +22,6 @@ export interface InstalledAppSummary {
   name: string
   version: string
 }
-
-/** PostgreSQL: relation does not exist (the registry's ledger table is not there yet). */
-const PG_UNDEFINED_TABLE = '42P01'
 
 export const now = (): string => new Date().toISOString()
 
@@ -139,6 +137,13 @@ export class Registry {
   }
 
   async #schemaVersion(db: Kysely<RegistrySchema>): Promise<number> {
+    // No ledger yet is version 0. SQLite names a missing table only in its message (its code is
+    // the generic SQLITE_ERROR), so it is asked first; PostgreSQL says so by code.
+    if (this.kind === 'sqlite') {
+      const ledger =
+        await sql`select 1 from sqlite_master where type = 'table' and name = 'registry_migrations'`.execute(db)
+      if (ledger.rows.length === 0) return 0
+    }
     try {
       const row = await db
         .selectFrom('registry_migrations')
@@ -146,10 +151,7 @@ export class Registry {
         .executeTakeFirst()
       return Number(row?.v ?? 0)
     } catch (error) {
-      // No ledger yet: PostgreSQL says so by code; SQLite only in its message (its code is the generic SQLITE_ERROR).
-      const code = (error as { code?: string }).code
-      if (code === PG_UNDEFINED_TABLE || (code === 'SQLITE_ERROR' && /no such table/.test((error as Error).message)))
-        return 0
+      if (codeOf(error) === PG.UNDEFINED_TABLE) return 0
       throw error
     }
   }
@@ -344,25 +346,25 @@ const WRITE_LOCK_KEY = 0x74656e61
 
 /** Whether a registry write failed on a unique index or primary key, on SQLite or PostgreSQL. */
 export function isUniqueViolation(error: unknown): boolean {
-  const code = (error as { code?: string }).code
-  return code === '23505' || code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY'
+  const code = codeOf(error)
+  return code === PG.UNIQUE_VIOLATION || code === SQLITE.CONSTRAINT_UNIQUE || code === SQLITE.CONSTRAINT_PRIMARYKEY
 }
 
 function registryError(url: string, error: unknown): TenancyError {
   if (error instanceof TenancyError) return error
-  const code = (error as { code?: string }).code
+  const code = codeOf(error)
   const hint =
-    code === 'ECONNREFUSED'
+    code === NODE.ECONNREFUSED
       ? 'is the server running, and are host and port right?'
-      : code === '28P01' || code === '28000'
+      : code === PG.INVALID_PASSWORD || code === PG.INVALID_AUTHORIZATION
         ? 'check the user and password in the URL'
-        : code === '3D000'
+        : code === PG.INVALID_CATALOG_NAME
           ? 'create the database first (createdb), or name an existing one'
           : 'check the server and the URL'
   // A URL naming a database that is not there is a configuration error (exit 2).
   return new TenancyError(`cannot open the registry ${maskUrl(url)}: ${messageOf(error)}; ${hint}`, {
     cause: error,
-    exitCode: code === '3D000' ? 2 : undefined,
+    exitCode: code === PG.INVALID_CATALOG_NAME ? 2 : undefined,
   })
 }
 
@@ -406,7 +408,7 @@ async function openSqlite(path: string): Promise<Kysely<RegistrySchema>> {
       guard(() => raw.pragma('journal_mode = WAL'))
       break
     } catch (error) {
-      if ((error as { code?: string }).code !== 'SQLITE_BUSY' || attempt > 200) throw error
+      if (codeOf(error) !== SQLITE.BUSY || attempt > 200) throw error
       await new Promise((r) => setTimeout(r, 10 + Math.random() * 20))
     }
   }

@@ -50,12 +50,16 @@ export async function requireSite(
   options: { allowAnyState?: boolean } = {},
 ): Promise<SiteRecord> {
   if (typeof name === 'string' && name !== name.toLowerCase() && !/[/\\\0]/.test(name)) {
+    const lower = name.toLowerCase()
+    let lowerIsValid = true
     try {
-      assertSiteName(name.toLowerCase())
-      throw usageError(`invalid site name "${name}": site names are lower case; did you mean "${name.toLowerCase()}"?`)
-    } catch (error) {
-      if ((error as Error).message.includes('did you mean')) throw error
+      assertSiteName(lower)
+    } catch {
+      lowerIsValid = false
     }
+    // Otherwise the name is wrong in more ways than case: assertSiteName below says how.
+    if (lowerIsValid)
+      throw usageError(`invalid site name "${name}": site names are lower case; did you mean "${lower}"?`)
   }
   assertSiteName(name)
   const registry = await bench.registry()
