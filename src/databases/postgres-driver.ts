@@ -48,16 +48,23 @@ function serverError(what: string, server: string, error: unknown, asSite = fals
   return serverFailure(what, server, error, hint, loss)
 }
 
-async function withAdmin<T>(admin: ServerAdmin, fn: (client: import('pg').Client) => Promise<T>): Promise<T> {
+/** A watched, not yet connected client (errors on it become the command's, not a crash). */
+async function newClient(login: {
+  host?: string
+  port?: number
+  user?: string
+  password?: string
+  database?: string
+}): Promise<import('pg').Client> {
   const pg = await loadPg()
-  const client = new pg.Client({
-    host: admin.host,
-    port: admin.port,
-    user: admin.user,
-    password: admin.password,
-    database: 'postgres',
-  })
+  const client = new pg.Client(login)
   watchPgClient(client)
+  return client
+}
+
+async function withAdmin<T>(admin: ServerAdmin, fn: (client: import('pg').Client) => Promise<T>): Promise<T> {
+  const { host, port, user, password } = admin
+  const client = await newClient({ host, port, user, password, database: 'postgres' })
   try {
     await client.connect()
   } catch (error) {
@@ -192,15 +199,13 @@ export const postgresDriver: DatabaseDriver = {
   },
 
   async exists(settings) {
-    const pg = await loadPg()
-    const client = new pg.Client({
+    const client = await newClient({
       host: settings.db_host,
       port: settings.db_port,
       user: settings.db_user,
       password: settings.db_password,
       database: settings.db_name,
     })
-    watchPgClient(client)
     try {
       await client.connect()
       return true

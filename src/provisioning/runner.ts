@@ -4,7 +4,7 @@ import { InterruptedError, TenancyError, messageOf } from '../errors.js'
 import { assertHomedHere } from '../sites/site-home.js'
 import { now } from '../registry/registry.js'
 import { usingTenantLease, type LeaseHeld, type TenantLease } from '../registry/leases.js'
-import { markStep, replaceSteps } from '../registry/steps.js'
+import { markStep, pendingStepRow, replaceSteps } from '../registry/steps.js'
 import { stepJson, type StepJson, type StepRow, type StepStatus, type TenantRow } from '../registry/tenants.js'
 import { deliverEvents, recordEvent } from '../events/outbox.js'
 import { planSteps, runStep, type PlannedStep, type PlannedStepSpec, type StepOutcome } from './steps.js'
@@ -75,17 +75,7 @@ async function refreshSteps(bench: Bench, tenantId: number): Promise<void> {
     if (spec === undefined) return { ...row, status: 'skipped', output: 'removed from provision.steps', error: null }
     return { ...row, spec }
   })
-  const fresh = (s: PlannedStep) => ({
-    tenant_id: tenantId,
-    name: s.name,
-    status: 'pending',
-    attempts: 0,
-    started_at: null,
-    finished_at: null,
-    error: null,
-    output: null,
-    spec: JSON.stringify(s.spec),
-  })
+  const fresh = (s: PlannedStep) => pendingStepRow(tenantId, s)
   const ordered = [...updated.flatMap((row) => [...(added.get(row.name) ?? []).map(fresh), row]), ...waiting.map(fresh)]
   if (ordered.length === rows.length) {
     for (const [i, row] of updated.entries()) {

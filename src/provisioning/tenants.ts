@@ -14,6 +14,7 @@ import { preflight, type PlannedStep } from './steps.js'
 import { requireTenant, tenantSteps } from './tenant-record.js'
 import { parseData, stepJson, tenantJson, type StepJson, type TenantJson, type TenantRow } from '../registry/tenants.js'
 import { enqueueJob } from '../registry/jobs.js'
+import { pendingStepRow } from '../registry/steps.js'
 import { ensureWorker } from './worker.js'
 
 const DATA_KEY = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/
@@ -122,20 +123,7 @@ export async function insertTenant(
     .executeTakeFirstOrThrow()
   await trx
     .insertInto('steps')
-    .values(
-      steps.map((s, idx) => ({
-        tenant_id: inserted.id,
-        idx,
-        name: s.name,
-        status: 'pending',
-        attempts: 0,
-        started_at: null,
-        finished_at: null,
-        error: null,
-        output: null,
-        spec: JSON.stringify(s.spec),
-      })),
-    )
+    .values(steps.map((s, idx) => ({ ...pendingStepRow(inserted.id, s), idx })))
     .execute()
   if (tenant.queueJob) await enqueueJob(trx, inserted.id)
   return inserted.id

@@ -9,6 +9,24 @@ export async function listSteps(db: Kysely<RegistrySchema>, tenantId: number): P
 }
 
 /** What a step's row changes to: its status, and the attempts, timings, output, error or spec that go with it. */
+/** A step row not yet run, for a step of the planned pipeline (`idx` is given where it is inserted). */
+export function pendingStepRow(
+  tenantId: number,
+  step: { name: string; spec: unknown },
+): Omit<Insertable<StepsTable>, 'idx'> {
+  return {
+    tenant_id: tenantId,
+    name: step.name,
+    status: 'pending',
+    attempts: 0,
+    started_at: null,
+    finished_at: null,
+    error: null,
+    output: null,
+    spec: JSON.stringify(step.spec),
+  }
+}
+
 export type StepMark = { status: StepStatus } & Omit<Updateable<StepsTable>, 'tenant_id' | 'idx' | 'name' | 'status'>
 
 /**
