@@ -1,12 +1,15 @@
 // How results and progress read for humans. Type imports only: these run in the CLI's
 // first chunk, which must not pull in what the commands do (see cli/core.ts).
 import type { AppInstallResult, InstallProgress } from '../apps/install.js'
+import type { BenchAppListing, SiteAppListing } from '../apps/list-apps.js'
 import type { MigrateResult } from '../migrate/migrate.js'
 import type { SiteResult } from '../migrate/site-migrator.js'
 import type { TaskView } from '../output/progress.js'
 import type { ErrorEntry } from '../provisioning/error-log.js'
 import type { StepEvent } from '../provisioning/runner.js'
-import type { StepJson } from '../registry/tenants.js'
+import type { ShowTenantResult } from '../provisioning/tenants.js'
+import type { StepJson, TenantJson } from '../registry/tenants.js'
+import type { SiteListing } from '../sites/list-sites.js'
 
 /** A plain aligned table for humans. */
 export function table(header: string[], rows: string[][]): string {
@@ -15,8 +18,39 @@ export function table(header: string[], rows: string[][]): string {
   return [line(header), ...rows.map(line)].join('\n')
 }
 
+/** `list-sites`: one row a site. */
+export function renderSites(sites: SiteListing[]): string {
+  return table(
+    ['SITE', 'DB', 'APPS', 'TENANT', 'STATE', 'HOST'],
+    sites.map((s) => [
+      s.site,
+      s.db_type,
+      s.apps.map((a) => a.name).join(',') || '-',
+      s.tenant ? `${s.tenant}${s.pending ? ' (pending)' : ''}` : '-',
+      s.state,
+      s.host ?? '-',
+    ]),
+  )
+}
+
+/** `list-apps`: the apps in the bench. */
+export function renderBenchApps(apps: BenchAppListing[]): string {
+  return table(
+    ['APP', 'VERSION', 'REQUIRES', 'MIGRATIONS', 'FIXTURES'],
+    apps.map((a) => [a.app, a.version, a.requires.join(',') || '-', String(a.migrations), String(a.fixtures)]),
+  )
+}
+
+/** `list-apps --site S`: the apps installed on a site, with their migrations. */
+export function renderSiteApps(apps: SiteAppListing[]): string {
+  return table(
+    ['APP', 'VERSION', 'APPLIED', 'PENDING'],
+    apps.map((a) => [a.app, a.version, String(a.applied_migrations.length), a.pending_migrations.join(',') || '-']),
+  )
+}
+
 /** One app install: `installed tenant_ops 1.0.0 (6 migrations, 33 fixture rows)`. */
-export function describeApp(r: AppInstallResult): string {
+function describeApp(r: AppInstallResult): string {
   if (r.status === 'already_installed') return `${r.app} is already installed`
   const parts = [
     `${r.migrations.length} migration${r.migrations.length === 1 ? '' : 's'}`,
@@ -50,7 +84,7 @@ export function stepTaskView(event: StepEvent): TaskView | undefined {
 }
 
 /** A tenant's provisioning steps as a table. */
-export function renderSteps(steps: StepJson[]): string {
+function renderSteps(steps: StepJson[]): string {
   return table(
     ['STEP', 'STATUS', 'ATTEMPTS', 'TIME', 'ERROR'],
     steps.map((s) => [
@@ -61,6 +95,29 @@ export function renderSteps(steps: StepJson[]): string {
       s.error ?? '',
     ]),
   )
+}
+
+/** `tenant list`: one row a tenant. */
+export function renderTenants(tenants: TenantJson[]): string {
+  return table(
+    ['TENANT', 'SITE', 'STATUS', 'PROVISIONING', 'PENDING', 'CREATED'],
+    tenants.map((t) => [
+      t.name,
+      t.site ?? '-',
+      t.status,
+      t.provisioning_status,
+      t.pending_since ? 'yes' : '-',
+      t.created_at,
+    ]),
+  )
+}
+
+/** `tenant show`: one field a line, then the provisioning steps. */
+export function renderTenant(tenant: ShowTenantResult): string {
+  const { steps, data, ...fields } = tenant
+  const lines = Object.entries(fields).map(([k, v]) => `${k.padEnd(20)} ${v ?? '-'}`)
+  lines.push(`${'data'.padEnd(20)} ${JSON.stringify(data)}`)
+  return `${lines.join('\n')}\n\n${renderSteps(steps)}`
 }
 
 /** The error log, newest first: where each error happened, then its message indented. */

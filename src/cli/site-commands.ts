@@ -5,7 +5,7 @@ import { taskProgress } from '../output/progress.js'
 import { contextFor } from './context.js'
 import { addPendingFilters, collect, integerFlag, pendingChoice, type PendingFlags } from './flags.js'
 import { addPasswordFlags } from './password-flags.js'
-import { appTaskView, table } from './render.js'
+import { appTaskView, renderBenchApps, renderSiteApps, renderSites } from './render.js'
 
 interface InitFlags {
   withExampleApps?: boolean
@@ -139,20 +139,9 @@ export function registerSiteCommands(program: Command): void {
     await ctx.withBench(async (bench) => {
       const { listSites } = await import('./core.js')
       const sites = await listSites(bench, { pending })
-      ctx.out.result({ sites }, () => {
-        if (sites.length === 0) return 'No sites yet; create one with "tenancy new-site acme.localhost"'
-        return table(
-          ['SITE', 'DB', 'APPS', 'TENANT', 'STATE', 'HOST'],
-          sites.map((s) => [
-            s.site,
-            s.db_type,
-            s.apps.map((a) => a.name).join(',') || '-',
-            s.tenant ? `${s.tenant}${s.pending ? ' (pending)' : ''}` : '-',
-            s.state,
-            s.host ?? '-',
-          ]),
-        )
-      })
+      ctx.out.result({ sites }, () =>
+        sites.length === 0 ? 'No sites yet; create one with "tenancy new-site acme.localhost"' : renderSites(sites),
+      )
     })
   })
 
@@ -186,34 +175,11 @@ export function registerSiteCommands(program: Command): void {
         if (ctx.opts.site) {
           const apps = await listSiteApps(bench, ctx.opts.site)
           ctx.out.result({ site: ctx.opts.site, apps }, () =>
-            apps.length === 0
-              ? `No apps installed on ${ctx.opts.site}`
-              : table(
-                  ['APP', 'VERSION', 'APPLIED', 'PENDING'],
-                  apps.map((a) => [
-                    a.app,
-                    a.version,
-                    String(a.applied_migrations.length),
-                    a.pending_migrations.join(',') || '-',
-                  ]),
-                ),
+            apps.length === 0 ? `No apps installed on ${ctx.opts.site}` : renderSiteApps(apps),
           )
         } else {
           const apps = listApps(bench)
-          ctx.out.result({ apps }, () =>
-            apps.length === 0
-              ? `No apps in ${bench.appsPath}`
-              : table(
-                  ['APP', 'VERSION', 'REQUIRES', 'MIGRATIONS', 'FIXTURES'],
-                  apps.map((a) => [
-                    a.app,
-                    a.version,
-                    a.requires.join(',') || '-',
-                    String(a.migrations),
-                    String(a.fixtures),
-                  ]),
-                ),
-          )
+          ctx.out.result({ apps }, () => (apps.length === 0 ? `No apps in ${bench.appsPath}` : renderBenchApps(apps)))
         }
       })
     })

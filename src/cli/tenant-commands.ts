@@ -6,7 +6,7 @@ import type { ProvisionResult } from '../provisioning/runner.js'
 import { contextFor } from './context.js'
 import { addPendingFilters, collect, integerFlag, pendingChoice, type PendingFlags } from './flags.js'
 import { addPasswordFlags } from './password-flags.js'
-import { renderErrors, renderSteps, stepTaskView, table } from './render.js'
+import { renderErrors, renderTenant, renderTenants, stepTaskView } from './render.js'
 
 /** `--concurrency` of pending-create and worker: tenants provisioned at once. */
 const CONCURRENCY = { min: 1, max: 10_000, unit: 'tenants' }
@@ -156,17 +156,7 @@ export function registerTenantCommands(program: Command): void {
           ? pending === 'only' || flags.status
             ? 'No tenants match'
             : 'No tenants; create one with "tenancy tenant create acme"'
-          : table(
-              ['TENANT', 'SITE', 'STATUS', 'PROVISIONING', 'PENDING', 'CREATED'],
-              tenants.map((t) => [
-                t.name,
-                t.site ?? '-',
-                t.status,
-                t.provisioning_status,
-                t.pending_since ? 'yes' : '-',
-                t.created_at,
-              ]),
-            ),
+          : renderTenants(tenants),
       )
     })
   })
@@ -183,12 +173,7 @@ export function registerTenantCommands(program: Command): void {
         const result = await showTenant(bench, name, {
           showSecrets: Boolean(command.opts<TenantShowFlags>().showSecrets),
         })
-        ctx.out.result(result, () => {
-          const { steps, data, ...fields } = result
-          const lines = Object.entries(fields).map(([k, v]) => `${k.padEnd(20)} ${v ?? '-'}`)
-          lines.push(`${'data'.padEnd(20)} ${JSON.stringify(data)}`)
-          return `${lines.join('\n')}\n\n${renderSteps(steps)}`
-        })
+        ctx.out.result(result, () => renderTenant(result))
       })
     })
 
