@@ -2,14 +2,35 @@ import type { Command } from 'commander'
 import { EXIT_FAILED, EXIT_INTERRUPTED, TenancyError } from '../errors.js'
 import type { Output } from '../output/output.js'
 import { taskProgress } from '../output/progress.js'
-import type { ProvisionResult } from '../provisioning/runner.js'
-import { contextFor } from './context.js'
+import type { ProvisionOptions, ProvisionResult } from '../provisioning/runner.js'
+import { contextFor, type CommandContext } from './context.js'
 import { addPendingFilters, collect, integerFlag, pendingChoice, type PendingFlags } from './flags.js'
 import { addPasswordFlags } from './password-flags.js'
 import { renderErrors, renderTenant, renderTenants, stepTaskView } from './render.js'
 
 /** `--concurrency` of pending-create and worker: tenants provisioned at once. */
 const CONCURRENCY = { min: 1, max: 10_000, unit: 'tenants' }
+
+/** How a provisioning run in the foreground reports to the terminal (see `watchingSteps`). */
+type StepWatch = Required<Pick<ProvisionOptions, 'signal' | 'interruptSteps' | 'onStep' | 'onWait'>>
+
+/**
+ * Runs a provisioning in the foreground: its steps shown as tasks, Ctrl-C stopping the running
+ * step too, and a wait for another process that holds the tenant said once.
+ */
+async function watchingSteps<T>(ctx: CommandContext, run: (watch: StepWatch) => Promise<T>): Promise<T> {
+  const progress = taskProgress(ctx.out, stepTaskView)
+  try {
+    return await run({
+      signal: ctx.signal,
+      interruptSteps: true,
+      onStep: progress.on,
+      onWait: (holder) => ctx.out.info(`waiting for ${holder}, which is provisioning this tenant`),
+    })
+  } finally {
+    await progress.settle()
+  }
+}
 
 /** Exit code and closing message of a provisioning run, after its result was printed. */
 function settle(out: Output, result: ProvisionResult): void {
@@ -91,24 +112,17 @@ export function registerTenantCommands(program: Command): void {
       const flags = command.opts<TenantCreateFlags>()
       await ctx.withBench(async (bench) => {
         const { createOrPullTenant, parseDataPairs } = await import('./core.js')
-        const progress = taskProgress(ctx.out, stepTaskView)
-        let result
-        try {
-          result = await createOrPullTenant(bench, {
+        const result = await watchingSteps(ctx, (watch) =>
+          createOrPullTenant(bench, {
             pool: flags.pool,
             name,
             site: ctx.opts.site,
             siteUrl: flags.siteUrl,
             data: parseDataPairs(flags.data ?? []),
             background: flags.background,
-            signal: ctx.signal,
-            interruptSteps: true,
-            onStep: progress.on,
-            onWait: (holder) => ctx.out.info(`waiting for ${holder}, which is provisioning this tenant`),
-          })
-        } finally {
-          await progress.settle()
-        }
+            ...watch,
+          }),
+        )
         if (result.mode === 'pulled') {
           ctx.out.result(
             result,
@@ -273,18 +287,7 @@ export function registerTenantCommands(program: Command): void {
       const ctx = contextFor(command)
       await ctx.withBench(async (bench) => {
         const { provisionTenant } = await import('./core.js')
-        const progress = taskProgress(ctx.out, stepTaskView)
-        let result
-        try {
-          result = await provisionTenant(bench, name, {
-            signal: ctx.signal,
-            interruptSteps: true,
-            onStep: progress.on,
-            onWait: (holder) => ctx.out.info(`waiting for ${holder}, which is provisioning this tenant`),
-          })
-        } finally {
-          await progress.settle()
-        }
+        const result = await watchingSteps(ctx, (watch) => provisionTenant(bench, name, watch))
         ctx.out.result(result, () => {
           if (result.status === 'already_active') return `Tenant ${name} is already active; nothing to do`
           if (result.status === 'completed') return `Tenant ${name} is active: site ${result.site}`
