@@ -72,7 +72,8 @@ export function contextFor(command: Command): CommandContext {
   if (sites.length > 0 && !TAKES_SITE.has(name))
     throw usageError(`"${name}" takes no --site; leave it out (run "tenancy ${name} --help" for its flags)`)
   if (sites.length > 1 && name !== 'migrate') throw usageError(`"${name}" acts on one site; give --site once`)
-  const opts: GlobalOptions = { ...raw, site: sites[sites.length - 1], sites }
+  const { json, yes, config, verbose } = raw
+  const opts: GlobalOptions = { json, yes, site: sites[sites.length - 1], sites, config, verbose }
   const out = new Output({ json: opts.json, verbose: opts.verbose })
   const benchOptions: BenchOptions = {
     config: opts.config,
