@@ -16,10 +16,14 @@ export interface GlobalOptions {
   verbose?: boolean
 }
 
-/** What a command action gets: its output, flags, and a signal that SIGINT/SIGTERM abort. */
+/**
+ * What a command action gets: its output, the global flags, and a signal that SIGINT/SIGTERM
+ * abort. A command's own flags come from `command.opts<Flags>()`, typed by the interface next
+ * to its registration.
+ */
 export interface CommandContext {
   out: Output
-  opts: GlobalOptions & Record<string, unknown>
+  opts: GlobalOptions
   signal: AbortSignal
   benchOptions: BenchOptions
   withBench<T>(fn: (bench: Bench) => Promise<T>): Promise<T>
@@ -32,7 +36,10 @@ export interface CommandContext {
 
 export const interruption = new AbortController()
 
-/** The commands that act on a site (or, for `tenant create`, name the new tenant's site): every other command refuses --site. */
+/**
+ * The commands that act on a site (or, for `tenant create`, name the new tenant's site):
+ * every other command refuses --site.
+ */
 const TAKES_SITE = new Set([
   'new-site',
   'drop-site',
@@ -54,14 +61,19 @@ function commandPath(command: Command): string {
   return names.join(' ')
 }
 
+/** The global flags as commander gives them: --site is repeatable, so every one given, in order. */
+type ProgramFlags = Omit<GlobalOptions, 'site' | 'sites'> & { site?: string[] }
+
+/** The context of a command's action; refuses a --site the command does not take. */
 export function contextFor(command: Command): CommandContext {
-  const raw = command.optsWithGlobals() as Record<string, unknown>
-  const sites = Array.isArray(raw.site) ? (raw.site as string[]) : typeof raw.site === 'string' ? [raw.site] : []
+  const raw = command.optsWithGlobals<ProgramFlags>()
+  const sites = raw.site ?? []
   const name = commandPath(command)
   if (sites.length > 0 && !TAKES_SITE.has(name))
     throw usageError(`"${name}" takes no --site; leave it out (run "tenancy ${name} --help" for its flags)`)
   if (sites.length > 1 && name !== 'migrate') throw usageError(`"${name}" acts on one site; give --site once`)
-  const opts = { ...raw, site: sites[sites.length - 1], sites } as GlobalOptions & Record<string, unknown>
+  const { json, yes, config, verbose } = raw
+  const opts: GlobalOptions = { json, yes, site: sites[sites.length - 1], sites, config, verbose }
   const out = new Output({ json: opts.json, verbose: opts.verbose })
   const benchOptions: BenchOptions = {
     config: opts.config,

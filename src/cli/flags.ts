@@ -1,4 +1,8 @@
+import { Option, type Command } from 'commander'
 import { usageError } from '../errors.js'
+
+/** A commander argument parser for a repeatable flag: `--data a=1 --data b=2` gives both, in order. */
+export const collect = (value: string, previous: string[] = []): string[] => [...previous, value]
 
 /** The whole numbers a flag accepts, and what they count ("days"), for its message. */
 export interface IntegerRange {
@@ -20,8 +24,9 @@ export interface IntegerRange {
 export function parseIntegerFlag(flag: string, text: string, range: IntegerRange): number {
   const value = /^[0-9]+$/.test(text) ? Number(text) : Number.NaN
   if (!Number.isSafeInteger(value) || value < range.min || value > range.max) {
+    const unit = range.unit ? ` of ${range.unit}` : ''
     throw usageError(
-      `invalid ${flag} ${JSON.stringify(text)}: give a whole number${range.unit ? ` of ${range.unit}` : ''} from ${range.min} to ${range.max}`,
+      `invalid ${flag} ${JSON.stringify(text)}: give a whole number${unit} from ${range.min} to ${range.max}`,
     )
   }
   return value
@@ -30,4 +35,51 @@ export function parseIntegerFlag(flag: string, text: string, range: IntegerRange
 /** A commander argument parser for a numeric flag (see `parseIntegerFlag`). */
 export function integerFlag(flag: string, range: IntegerRange): (text: string) => number {
   return (text) => parseIntegerFlag(flag, text, range)
+}
+
+/** The pending-tenant flags as commander gives them: `--with-pending` alone is `true`. */
+export interface PendingFlags {
+  withPending?: string | true
+  onlyPending?: boolean
+  withoutPending?: boolean
+}
+
+/**
+ * `--with-pending [bool]`, the one declaration of it; `what` names what it adds:
+ * "sites of pending tenants". Read it with `parsePendingFlag` (or `pendingChoice`).
+ */
+export function withPendingOption(what: string): Option {
+  return new Option('--with-pending [bool]', `include ${what} (true/1/false/0)`)
+}
+
+/** Declares a listing's pending filters: `--with-pending [bool]`, `--only-pending`, `--without-pending`. */
+export function addPendingFilters(command: Command, what: string): Command {
+  return command
+    .addOption(withPendingOption(what))
+    .option('--only-pending', `only ${what}`)
+    .option('--without-pending', `leave ${what} out`)
+}
+
+/** `--with-pending[=bool]`: true, 1, false, 0; bare flag means true. */
+export function parsePendingFlag(value: unknown): boolean | undefined {
+  if (value === undefined) return undefined
+  if (value === true || value === 'true' || value === '1') return true
+  if (value === 'false' || value === '0') return false
+  throw usageError(`invalid --with-pending value "${String(value)}": use true, 1, false or 0`)
+}
+
+/** The pending filter of a listing from its flags; undefined means `pending.include_in_queries`. */
+export function pendingChoice(flags: PendingFlags): 'with' | 'only' | 'without' | undefined {
+  const chosen = [flags.withPending !== undefined, flags.onlyPending, flags.withoutPending].filter(Boolean).length
+  if (chosen > 1) throw usageError('give only one of --with-pending, --only-pending and --without-pending')
+  const withPending = parsePendingFlag(flags.withPending)
+  return flags.onlyPending
+    ? 'only'
+    : flags.withoutPending
+      ? 'without'
+      : withPending === undefined
+        ? undefined
+        : withPending
+          ? 'with'
+          : 'without'
 }

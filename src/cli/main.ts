@@ -28,7 +28,10 @@ export function buildProgram(): Command {
     .configureHelp({ showGlobalOptions: true })
   program.addHelpText(
     'after',
-    '\nExit codes: 0 success, 1 failed, 2 usage or configuration error, 130 interrupted.\nExamples:\n  tenancy new-site acme.localhost --install-app tenant_ops\n  tenancy --site acme.localhost generate-keys api@acme.localhost --json',
+    '\nExit codes: 0 success, 1 failed, 2 usage or configuration error, 130 interrupted.\n' +
+      'Examples:\n' +
+      '  tenancy new-site acme.localhost --install-app tenant_ops\n' +
+      '  tenancy --site acme.localhost generate-keys api@acme.localhost --json',
   )
   registerSiteCommands(program)
   registerTenantCommands(program)
@@ -71,9 +74,8 @@ export async function main(argv: string[]): Promise<void> {
       // Help and --version "errors" are successes; everything else commander rejects is usage.
       process.exitCode = error.exitCode === 0 ? 0 : EXIT_USAGE
       if (process.exitCode !== 0 && argv.includes('--json')) {
-        process.stdout.write(
-          `${JSON.stringify({ error: { message: error.message.replace(/^error: /, ''), exit_code: EXIT_USAGE } }, null, 2)}\n`,
-        )
+        const message = error.message.replace(/^error: /, '')
+        process.stdout.write(`${JSON.stringify({ error: { message, exit_code: EXIT_USAGE } }, null, 2)}\n`)
       }
       return
     }

@@ -51,7 +51,8 @@ export function passwordFlagsFrom(
     const file = flag === '--admin-password' ? '--admin-password-file' : '--db-root-password-file'
     const env = flag === '--admin-password' ? 'TENANCY_ADMIN_PASSWORD' : 'TENANCY_DB_ROOT_PASSWORD'
     warn(
-      `${flag} puts a password on the command line, where other users of this machine can read it; use ${file} or ${env} instead`,
+      `${flag} puts a password on the command line, where other users of this machine can read it; ` +
+        `use ${file} or ${env} instead`,
     )
   }
   if (text(opts.dbRootPassword) !== undefined && text(opts.mariadbRootPassword) !== undefined) {

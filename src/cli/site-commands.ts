@@ -1,41 +1,40 @@
 import type { Command } from 'commander'
 import { Option } from 'commander'
 import { usageError } from '../errors.js'
-import type { AppInstallResult, InstallProgress } from '../apps/install.js'
-import type { Output, TaskHandle } from '../output/output.js'
+import { taskProgress } from '../output/progress.js'
 import { contextFor } from './context.js'
-import { integerFlag } from './flags.js'
+import { addPendingFilters, collect, integerFlag, pendingChoice, type PendingFlags } from './flags.js'
 import { addPasswordFlags } from './password-flags.js'
+import { appTaskView, renderBenchApps, renderSiteApps, renderSites } from './render.js'
 
-const collect = (value: string, previous: string[] = []) => [...previous, value]
-
-function describeApp(r: AppInstallResult): string {
-  if (r.status === 'already_installed') return `${r.app} is already installed`
-  const parts = [
-    `${r.migrations.length} migration${r.migrations.length === 1 ? '' : 's'}`,
-    `${r.fixtures} fixture row${r.fixtures === 1 ? '' : 's'}`,
-  ]
-  return `installed ${r.app} ${r.version} (${parts.join(', ')})`
+interface InitFlags {
+  withExampleApps?: boolean
 }
 
-/** Shows each app install as a task (spinner on a TTY, one line otherwise). */
-function appProgress(out: Output, site: string): { onProgress: InstallProgress; settle(): Promise<void> } {
-  let current: Promise<TaskHandle> | undefined
-  let chain = Promise.resolve()
-  return {
-    onProgress(event) {
-      chain = chain.then(async () => {
-        const label =
-          event.app === 'core' ? `creating site ${site}: database and core tables` : `installing ${event.app}`
-        if (event.phase === 'start') current = out.task(label)
-        else if (event.phase === 'skip') out.info(`- ${event.app} is already installed`)
-        else if (event.phase === 'done')
-          (await current)?.succeed(event.result ? describeApp(event.result) : label.replace(/^creating/, 'created'))
-        else (await current)?.fail(`${label}: failed`)
-      })
-    },
-    settle: () => chain,
-  }
+interface NewSiteFlags {
+  dbType?: 'sqlite' | 'mariadb' | 'mysql' | 'postgres'
+  dbName?: string
+  dbHost?: string
+  dbPort?: number
+  dbRootUsername?: string
+  installApp?: string[]
+  force?: boolean
+  keepOnFailure?: boolean
+}
+
+interface DropSiteFlags {
+  /** false with --no-archive. */
+  archive: boolean
+}
+
+interface SetConfigFlags {
+  global?: boolean
+  parse?: boolean
+}
+
+interface AddSystemManagerFlags {
+  firstName?: string
+  lastName?: string
 }
 
 /** Registers the bench-parity site commands on the program. */
@@ -47,13 +46,15 @@ export function registerSiteCommands(program: Command): void {
     .option('--with-example-apps', 'copy the example apps shared_lib and tenant_ops into apps/')
     .action(async (dir: string, _o, command: Command) => {
       const ctx = contextFor(command)
+      const flags = command.opts<InitFlags>()
       const { initBench } = await import('./core.js')
-      const result = initBench(dir, { withExampleApps: Boolean(ctx.opts.withExampleApps) })
+      const result = initBench(dir, { withExampleApps: Boolean(flags.withExampleApps) })
       const next = result.apps.length ? 'tenancy tenant create acme' : 'tenancy new-site acme.localhost'
       ctx.out.result(
         result,
         () =>
-          `Created bench in ${result.path}${result.apps.length ? ` with apps ${result.apps.join(', ')}` : ''}\nNext: ${dir === '.' ? '' : `cd ${dir} && `}${next}`,
+          `Created bench in ${result.path}${result.apps.length ? ` with apps ${result.apps.join(', ')}` : ''}\n` +
+          `Next: ${dir === '.' ? '' : `cd ${dir} && `}${next}`,
       )
     })
 
@@ -73,24 +74,24 @@ export function registerSiteCommands(program: Command): void {
   newSiteCommand.action(async (positional: string | undefined, _o, command: Command) => {
     const ctx = contextFor(command)
     const site = ctx.siteArgument(positional)
-    const o = ctx.opts as Record<string, any>
+    const flags = command.opts<NewSiteFlags>()
     await ctx.withBench(async (bench) => {
       const { newSite } = await import('./core.js')
-      const progress = appProgress(ctx.out, site)
+      const progress = taskProgress(ctx.out, appTaskView(site))
       let result
       try {
         result = await newSite(bench, {
           site,
-          dbType: o.dbType === 'mysql' ? 'mariadb' : o.dbType,
-          dbName: o.dbName,
-          dbHost: o.dbHost,
-          dbPort: o.dbPort,
-          dbRootUsername: o.dbRootUsername,
-          installApps: o.installApp,
-          force: o.force,
-          keepOnFailure: o.keepOnFailure,
+          dbType: flags.dbType === 'mysql' ? 'mariadb' : flags.dbType,
+          dbName: flags.dbName,
+          dbHost: flags.dbHost,
+          dbPort: flags.dbPort,
+          dbRootUsername: flags.dbRootUsername,
+          installApps: flags.installApp,
+          force: flags.force,
+          keepOnFailure: flags.keepOnFailure,
           prompt: (message) => ctx.out.password(message),
-          onProgress: progress.onProgress,
+          onProgress: progress.on,
           onWarning: (message) => ctx.out.warn(message),
           signal: ctx.signal,
         })
@@ -120,7 +121,7 @@ export function registerSiteCommands(program: Command): void {
       const { requireSite } = await import('./core.js')
       await requireSite(bench, site, { allowAnyState: true })
       await ctx.confirm(`Drop site ${site} and its database?`, `drop-site "${site}" deletes its database`)
-      const result = await dropSite(bench, { site, archive: ctx.opts.archive !== false })
+      const result = await dropSite(bench, { site, archive: command.opts<DropSiteFlags>().archive !== false })
       ctx.out.result(
         result,
         () => `Dropped site ${site}${result.archived_to ? `; directory archived to ${result.archived_to}` : ''}`,
@@ -128,35 +129,21 @@ export function registerSiteCommands(program: Command): void {
     })
   })
 
-  program
+  const listSitesCommand = program
     .command('list-sites')
     .description('list sites with database type, installed apps and owning tenant')
-    .option('--with-pending [bool]', 'include sites of pending tenants (true/1/false/0)')
-    .option('--only-pending', 'only sites of pending tenants')
-    .option('--without-pending', 'leave sites of pending tenants out')
-    .action(async (_o, command: Command) => {
-      const ctx = contextFor(command)
-      const { pendingChoice } = await import('./tenant-commands.js')
-      const pending = pendingChoice(ctx.opts)
-      await ctx.withBench(async (bench) => {
-        const { listSites } = await import('./core.js')
-        const sites = await listSites(bench, { pending })
-        ctx.out.result({ sites }, () => {
-          if (sites.length === 0) return 'No sites yet; create one with "tenancy new-site acme.localhost"'
-          return table(
-            ['SITE', 'DB', 'APPS', 'TENANT', 'STATE', 'HOST'],
-            sites.map((s) => [
-              s.site,
-              s.db_type,
-              s.apps.map((a) => a.name).join(',') || '-',
-              s.tenant ? `${s.tenant}${s.pending ? ' (pending)' : ''}` : '-',
-              s.state,
-              s.host ?? '-',
-            ]),
-          )
-        })
-      })
+  addPendingFilters(listSitesCommand, 'sites of pending tenants')
+  listSitesCommand.action(async (_o, command: Command) => {
+    const ctx = contextFor(command)
+    const pending = pendingChoice(command.opts<PendingFlags>())
+    await ctx.withBench(async (bench) => {
+      const { listSites } = await import('./core.js')
+      const sites = await listSites(bench, { pending })
+      ctx.out.result({ sites }, () =>
+        sites.length === 0 ? 'No sites yet; create one with "tenancy new-site acme.localhost"' : renderSites(sites),
+      )
     })
+  })
 
   program
     .command('install-app')
@@ -167,9 +154,9 @@ export function registerSiteCommands(program: Command): void {
       const site = ctx.requireSite()
       await ctx.withBench(async (bench) => {
         const { installApps } = await import('./core.js')
-        const progress = appProgress(ctx.out, site)
+        const progress = taskProgress(ctx.out, appTaskView(site))
         try {
-          const result = await installApps(bench, { site, apps, onProgress: progress.onProgress, signal: ctx.signal })
+          const result = await installApps(bench, { site, apps, onProgress: progress.on, signal: ctx.signal })
           await progress.settle()
           ctx.out.result(result)
         } finally {
@@ -188,34 +175,11 @@ export function registerSiteCommands(program: Command): void {
         if (ctx.opts.site) {
           const apps = await listSiteApps(bench, ctx.opts.site)
           ctx.out.result({ site: ctx.opts.site, apps }, () =>
-            apps.length === 0
-              ? `No apps installed on ${ctx.opts.site}`
-              : table(
-                  ['APP', 'VERSION', 'APPLIED', 'PENDING'],
-                  apps.map((a) => [
-                    a.app,
-                    a.version,
-                    String(a.applied_migrations.length),
-                    a.pending_migrations.join(',') || '-',
-                  ]),
-                ),
+            apps.length === 0 ? `No apps installed on ${ctx.opts.site}` : renderSiteApps(apps),
           )
         } else {
           const apps = listApps(bench)
-          ctx.out.result({ apps }, () =>
-            apps.length === 0
-              ? `No apps in ${bench.appsPath}`
-              : table(
-                  ['APP', 'VERSION', 'REQUIRES', 'MIGRATIONS', 'FIXTURES'],
-                  apps.map((a) => [
-                    a.app,
-                    a.version,
-                    a.requires.join(',') || '-',
-                    String(a.migrations),
-                    String(a.fixtures),
-                  ]),
-                ),
-          )
+          ctx.out.result({ apps }, () => (apps.length === 0 ? `No apps in ${bench.appsPath}` : renderBenchApps(apps)))
         }
       })
     })
@@ -229,13 +193,14 @@ export function registerSiteCommands(program: Command): void {
     .option('-p, --parse', 'parse the value as JSON')
     .action(async (key: string, value: string, _o, command: Command) => {
       const ctx = contextFor(command)
+      const flags = command.opts<SetConfigFlags>()
       await ctx.withBench(async (bench) => {
         const { setConfig } = await import('./core.js')
         const result = await setConfig(bench, {
           key,
           value,
-          parse: Boolean(ctx.opts.parse),
-          global: Boolean(ctx.opts.global),
+          parse: Boolean(flags.parse),
+          global: Boolean(flags.global),
           site: ctx.opts.site,
         })
         ctx.out.result(result, () => `Set ${key} = ${JSON.stringify(result.value)} in ${result.file}`)
@@ -265,8 +230,8 @@ export function registerSiteCommands(program: Command): void {
       const site = ctx.requireSite()
       await ctx.withBench(async (bench) => {
         const { addSystemManager } = await import('./core.js')
-        const o = ctx.opts as Record<string, string | undefined>
-        const result = await addSystemManager(bench, { site, email, firstName: o.firstName, lastName: o.lastName })
+        const { firstName, lastName } = command.opts<AddSystemManagerFlags>()
+        const result = await addSystemManager(bench, { site, email, firstName, lastName })
         ctx.out.result(result, () =>
           result.created
             ? `Created ${result.email} as System Manager on ${site}`
@@ -300,10 +265,11 @@ export function registerSiteCommands(program: Command): void {
       const site = ctx.requireSite()
       const secret = process.stdin.isTTY ? await ctx.out.password('API secret:') : await readStdin()
       if (!secret) {
+        const pipe = '(echo "$SECRET" | tenancy verify-key KEY --site S)'
         throw usageError(
           process.stdin.isTTY
-            ? 'verify-key needs the API secret; type it at the prompt, or pipe it in (echo "$SECRET" | tenancy verify-key KEY --site S)'
-            : 'verify-key read an empty API secret from stdin; pipe in the secret itself (echo "$SECRET" | tenancy verify-key KEY --site S)',
+            ? `verify-key needs the API secret; type it at the prompt, or pipe it in ${pipe}`
+            : `verify-key read an empty API secret from stdin; pipe in the secret itself ${pipe}`,
         )
       }
       await ctx.withBench(async (bench) => {
@@ -317,7 +283,10 @@ export function registerSiteCommands(program: Command): void {
     })
 }
 
-/** The most `verify-key` reads from stdin: an API secret is tens of bytes, so more is a mistake (or an attack on memory). */
+/**
+ * The most `verify-key` reads from stdin: an API secret is tens of bytes, so more is a
+ * mistake (or an attack on memory).
+ */
 const MAX_SECRET_BYTES = 4096
 
 async function readStdin(): Promise<string> {
@@ -334,11 +303,4 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks)
     .toString('utf8')
     .replace(/\r?\n$/, '')
-}
-
-/** A plain aligned table for humans. */
-export function table(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
-  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')
-  return [line(header), ...rows.map(line)].join('\n')
 }

@@ -1,73 +1,35 @@
 import type { Command } from 'commander'
-import { EXIT_FAILED, EXIT_INTERRUPTED, TenancyError, usageError } from '../errors.js'
-import type { Output, TaskHandle } from '../output/output.js'
-import type { StepEvent, ProvisionResult } from '../provisioning/runner.js'
-import type { StepJson } from '../registry/tenants.js'
-import { contextFor } from './context.js'
-import { integerFlag } from './flags.js'
+import { EXIT_FAILED, EXIT_INTERRUPTED, TenancyError } from '../errors.js'
+import type { Output } from '../output/output.js'
+import { taskProgress } from '../output/progress.js'
+import type { ProvisionOptions, ProvisionResult } from '../provisioning/runner.js'
+import { contextFor, type CommandContext } from './context.js'
+import { addPendingFilters, collect, integerFlag, pendingChoice, type PendingFlags } from './flags.js'
 import { addPasswordFlags } from './password-flags.js'
-import { table } from './site-commands.js'
-
-const collect = (value: string, previous: string[] = []) => [...previous, value]
-
-/** `--with-pending[=bool]`: true, 1, false, 0; bare flag means true. */
-export function parsePendingFlag(value: unknown): boolean | undefined {
-  if (value === undefined) return undefined
-  if (value === true || value === 'true' || value === '1') return true
-  if (value === 'false' || value === '0') return false
-  throw usageError(`invalid --with-pending value "${String(value)}": use true, 1, false or 0`)
-}
-
-/** The pending filter of a listing from its flags; undefined means `pending.include_in_queries`. */
-export function pendingChoice(o: Record<string, unknown>): 'with' | 'only' | 'without' | undefined {
-  const chosen = [o.withPending !== undefined, o.onlyPending, o.withoutPending].filter(Boolean).length
-  if (chosen > 1) throw usageError('give only one of --with-pending, --only-pending and --without-pending')
-  const withPending = parsePendingFlag(o.withPending)
-  return o.onlyPending
-    ? 'only'
-    : o.withoutPending
-      ? 'without'
-      : withPending === undefined
-        ? undefined
-        : withPending
-          ? 'with'
-          : 'without'
-}
+import { renderErrors, renderTenant, renderTenants, stepTaskView } from './render.js'
 
 /** `--concurrency` of pending-create and worker: tenants provisioned at once. */
 const CONCURRENCY = { min: 1, max: 10_000, unit: 'tenants' }
 
-/** Shows each pipeline step as a task: a spinner on a TTY, one line per step otherwise. */
-function stepProgress(out: Output): { onStep: (e: StepEvent) => void; settle: () => Promise<void> } {
-  let current: Promise<TaskHandle> | undefined
-  let chain = Promise.resolve()
-  return {
-    onStep(event) {
-      chain = chain.then(async () => {
-        if (event.phase === 'start') current = out.task(event.step)
-        else if (event.phase === 'already_done') out.info(`- ${event.step} (done before)`)
-        else if (event.phase === 'done')
-          (await current)?.succeed(event.outcome?.output ? `${event.step}: ${event.outcome.output}` : event.step)
-        else if (event.phase === 'skipped')
-          (await current)?.skip(`${event.step}${event.outcome?.output ? `: ${event.outcome.output}` : ''}`)
-        else if (event.phase === 'failed') (await current)?.fail(`${event.step} failed`)
-      })
-    },
-    settle: () => chain,
-  }
-}
+/** How a provisioning run in the foreground reports to the terminal (see `watchingSteps`). */
+type StepWatch = Required<Pick<ProvisionOptions, 'signal' | 'interruptSteps' | 'onStep' | 'onWait'>>
 
-function renderSteps(steps: StepJson[]): string {
-  return table(
-    ['STEP', 'STATUS', 'ATTEMPTS', 'TIME', 'ERROR'],
-    steps.map((s) => [
-      s.name,
-      s.status,
-      String(s.attempts),
-      s.duration_ms === null ? '-' : `${s.duration_ms} ms`,
-      s.error ?? '',
-    ]),
-  )
+/**
+ * Runs a provisioning in the foreground: its steps shown as tasks, Ctrl-C stopping the running
+ * step too, and a wait for another process that holds the tenant said once.
+ */
+async function watchingSteps<T>(ctx: CommandContext, run: (watch: StepWatch) => Promise<T>): Promise<T> {
+  const progress = taskProgress(ctx.out, stepTaskView)
+  try {
+    return await run({
+      signal: ctx.signal,
+      interruptSteps: true,
+      onStep: progress.on,
+      onWait: (holder) => ctx.out.info(`waiting for ${holder}, which is provisioning this tenant`),
+    })
+  } finally {
+    await progress.settle()
+  }
 }
 
 /** Exit code and closing message of a provisioning run, after its result was printed. */
@@ -76,13 +38,60 @@ function settle(out: Output, result: ProvisionResult): void {
     // The hint goes on the first line, before any output of a child that the error carries.
     const [first, ...rest] = (result.error ?? 'unknown error').split('\n')
     const hint = `fix the cause and run "tenancy provision ${result.tenant}" to resume`
-    const message = `provisioning tenant "${result.tenant}" failed: ${first!.replace(/[;:]\s*(output:)?\s*$/, '')}; ${hint}${rest.length ? `\n${rest.join('\n')}` : ''}`
+    const cause = first!.replace(/[;:]\s*(output:)?\s*$/, '')
+    const output = rest.length ? `\n${rest.join('\n')}` : ''
+    const message = `provisioning tenant "${result.tenant}" failed: ${cause}; ${hint}${output}`
     process.exitCode = out.error(new TenancyError(message, { exitCode: EXIT_FAILED }))
   } else if (result.status === 'interrupted') {
     process.exitCode = out.error(
       new TenancyError(`provisioning tenant "${result.tenant}" ${result.error}`, { exitCode: EXIT_INTERRUPTED }),
     )
   }
+}
+
+interface TenantCreateFlags {
+  siteUrl?: string
+  data?: string[]
+  /** false with --no-pool. */
+  pool: boolean
+  background?: boolean
+}
+
+interface TenantListFlags extends PendingFlags {
+  status?: string
+}
+
+interface TenantShowFlags {
+  showSecrets?: boolean
+}
+
+interface TenantDeleteFlags {
+  keepSite?: boolean
+}
+
+interface PendingCreateFlags {
+  count?: number
+  concurrency: number
+}
+
+interface PendingClearFlags {
+  olderThanDays?: number
+  olderThanHours?: number
+}
+
+interface WorkerFlags {
+  once?: boolean
+  concurrency: number
+}
+
+interface ErrorsFlags {
+  tenant?: string
+  limit: number
+}
+
+interface DoctorFlags {
+  fix?: boolean
+  adopt?: boolean
 }
 
 /** Registers tenant, provision, worker, errors and doctor. */
@@ -100,27 +109,20 @@ export function registerTenantCommands(program: Command): void {
     .addHelpText('after', '\nThe site is --site HOST, the host of --site-url, or <name>.<default_site_domain>.')
     .action(async (name: string, _o, command: Command) => {
       const ctx = contextFor(command)
-      const o = ctx.opts as Record<string, any>
+      const flags = command.opts<TenantCreateFlags>()
       await ctx.withBench(async (bench) => {
         const { createOrPullTenant, parseDataPairs } = await import('./core.js')
-        const progress = stepProgress(ctx.out)
-        let result
-        try {
-          result = await createOrPullTenant(bench, {
-            pool: o.pool,
+        const result = await watchingSteps(ctx, (watch) =>
+          createOrPullTenant(bench, {
+            pool: flags.pool,
             name,
-            site: o.site,
-            siteUrl: o.siteUrl,
-            data: parseDataPairs(o.data ?? []),
-            background: o.background,
-            signal: ctx.signal,
-            interruptSteps: true,
-            onStep: progress.onStep,
-            onWait: (holder) => ctx.out.info(`waiting for ${holder}, which is provisioning this tenant`),
-          })
-        } finally {
-          await progress.settle()
-        }
+            site: ctx.opts.site,
+            siteUrl: flags.siteUrl,
+            data: parseDataPairs(flags.data ?? []),
+            background: flags.background,
+            ...watch,
+          }),
+        )
         if (result.mode === 'pulled') {
           ctx.out.result(
             result,
@@ -132,9 +134,16 @@ export function registerTenantCommands(program: Command): void {
         const { provisioning, ...record } = result
         ctx.out.result(record, () => {
           if (result.mode === 'recorded')
-            return `Recorded tenant ${name} (site ${result.site}); auto_provision_tenant_sites is off, so run "tenancy provision ${name}"`
+            return (
+              `Recorded tenant ${name} (site ${result.site}); ` +
+              `auto_provision_tenant_sites is off, so run "tenancy provision ${name}"`
+            )
           if (result.mode === 'queued')
-            return `Queued tenant ${name} (site ${result.site})${result.worker_started ? '; started a background worker' : '; a worker is running'}. Follow it with "tenancy tenant show ${name}"`
+            return (
+              `Queued tenant ${name} (site ${result.site})` +
+              `${result.worker_started ? '; started a background worker' : '; a worker is running'}. ` +
+              `Follow it with "tenancy tenant show ${name}"`
+            )
           if (result.status === 'active')
             return `Tenant ${name} is active: site ${result.site}, api_key ${result.api_key}`
           return undefined
@@ -144,39 +153,27 @@ export function registerTenantCommands(program: Command): void {
       })
     })
 
-  tenant
+  const listCommand = tenant
     .command('list')
     .description('list tenants')
     .option('--status <status>', 'only tenants with this status or provisioning status')
-    .option('--with-pending [bool]', 'include pending tenants (true/1/false/0)')
-    .option('--only-pending', 'only pending tenants')
-    .option('--without-pending', 'leave pending tenants out')
-    .action(async (_o, command: Command) => {
-      const ctx = contextFor(command)
-      const o = ctx.opts as Record<string, any>
-      const pending = pendingChoice(o)
-      await ctx.withBench(async (bench) => {
-        const { listTenants } = await import('./core.js')
-        const tenants = await listTenants(bench, { status: o.status, pending })
-        ctx.out.result({ tenants }, () =>
-          tenants.length === 0
-            ? pending === 'only' || o.status
-              ? 'No tenants match'
-              : 'No tenants; create one with "tenancy tenant create acme"'
-            : table(
-                ['TENANT', 'SITE', 'STATUS', 'PROVISIONING', 'PENDING', 'CREATED'],
-                tenants.map((t) => [
-                  t.name,
-                  t.site ?? '-',
-                  t.status,
-                  t.provisioning_status,
-                  t.pending_since ? 'yes' : '-',
-                  t.created_at,
-                ]),
-              ),
-        )
-      })
+  addPendingFilters(listCommand, 'pending tenants')
+  listCommand.action(async (_o, command: Command) => {
+    const ctx = contextFor(command)
+    const flags = command.opts<TenantListFlags>()
+    const pending = pendingChoice(flags)
+    await ctx.withBench(async (bench) => {
+      const { listTenants } = await import('./core.js')
+      const tenants = await listTenants(bench, { status: flags.status, pending })
+      ctx.out.result({ tenants }, () =>
+        tenants.length === 0
+          ? pending === 'only' || flags.status
+            ? 'No tenants match'
+            : 'No tenants; create one with "tenancy tenant create acme"'
+          : renderTenants(tenants),
+      )
     })
+  })
 
   tenant
     .command('show')
@@ -187,13 +184,10 @@ export function registerTenantCommands(program: Command): void {
       const ctx = contextFor(command)
       await ctx.withBench(async (bench) => {
         const { showTenant } = await import('./core.js')
-        const result = await showTenant(bench, name, { showSecrets: Boolean(ctx.opts.showSecrets) })
-        ctx.out.result(result, () => {
-          const { steps, data, ...fields } = result
-          const lines = Object.entries(fields).map(([k, v]) => `${k.padEnd(20)} ${v ?? '-'}`)
-          lines.push(`${'data'.padEnd(20)} ${JSON.stringify(data)}`)
-          return `${lines.join('\n')}\n\n${renderSteps(steps)}`
+        const result = await showTenant(bench, name, {
+          showSecrets: Boolean(command.opts<TenantShowFlags>().showSecrets),
         })
+        ctx.out.result(result, () => renderTenant(result))
       })
     })
 
@@ -208,17 +202,17 @@ export function registerTenantCommands(program: Command): void {
     await ctx.withBench(async (bench) => {
       const { deleteTenant, requireTenant } = await import('./core.js')
       await requireTenant(bench, name)
-      const keepSite = Boolean(ctx.opts.keepSite)
+      const keepSite = Boolean(command.opts<TenantDeleteFlags>().keepSite)
       await ctx.confirm(
         `Delete tenant ${name}${keepSite ? '' : ' and drop its site'}?`,
         `tenant delete "${name}"${keepSite ? '' : ' drops its site'}`,
       )
       const result = await deleteTenant(bench, name, { keepSite })
-      ctx.out.result(
-        result,
-        () =>
-          `Deleted tenant ${name}${result.site_dropped ? `; dropped site ${result.site}${result.archived_to ? ` (archived to ${result.archived_to})` : ''}` : ''}`,
-      )
+      ctx.out.result(result, () => {
+        if (!result.site_dropped) return `Deleted tenant ${name}`
+        const archived = result.archived_to ? ` (archived to ${result.archived_to})` : ''
+        return `Deleted tenant ${name}; dropped site ${result.site}${archived}`
+      })
     })
   })
 
@@ -233,12 +227,12 @@ export function registerTenantCommands(program: Command): void {
     .option('--concurrency <n>', 'tenants provisioned at once', integerFlag('--concurrency', CONCURRENCY), 1)
     .action(async (_o, command: Command) => {
       const ctx = contextFor(command)
-      const o = ctx.opts as Record<string, any>
+      const flags = command.opts<PendingCreateFlags>()
       await ctx.withBench(async (bench) => {
         const { pendingCreate } = await import('./core.js')
         const result = await pendingCreate(bench, {
-          count: o.count,
-          concurrency: o.concurrency,
+          count: flags.count,
+          concurrency: flags.concurrency,
           signal: ctx.signal,
           onProvisioned: (r) => {
             if (r.status === 'completed') ctx.out.success(`provisioned pending tenant ${r.tenant}`)
@@ -246,10 +240,13 @@ export function registerTenantCommands(program: Command): void {
               ctx.out.info(`${ctx.out.color.red('✖')} pending tenant ${r.tenant} failed: ${r.error}`)
           },
         })
+        const { pool } = result
         ctx.out.result(
           result,
           () =>
-            `Pool: ${result.pool.ready} ready, ${result.pool.provisioning} being provisioned${result.pool.failed ? `, ${result.pool.failed} failed` : ''} (target ${result.target}); this run reserved ${result.reserved.length} and provisioned ${result.provisioned.length}`,
+            `Pool: ${pool.ready} ready, ${pool.provisioning} being provisioned` +
+            `${pool.failed ? `, ${pool.failed} failed` : ''} (target ${result.target}); ` +
+            `this run reserved ${result.reserved.length} and provisioned ${result.provisioned.length}`,
         )
         if (result.failed.length > 0) process.exitCode = EXIT_FAILED
       })
@@ -271,15 +268,14 @@ export function registerTenantCommands(program: Command): void {
   addPasswordFlags(clearCommand)
   clearCommand.action(async (_o, command: Command) => {
     const ctx = contextFor(command)
-    const o = ctx.opts as Record<string, any>
+    const { olderThanDays, olderThanHours } = command.opts<PendingClearFlags>()
     await ctx.withBench(async (bench) => {
       const { pendingClear } = await import('./core.js')
-      const result = await pendingClear(bench, { olderThanDays: o.olderThanDays, olderThanHours: o.olderThanHours })
-      ctx.out.result(
-        result,
-        () =>
-          `Cleared ${result.cleared.length} pending tenant(s)${result.skipped.length ? `; left ${result.skipped.map((s) => `${s.tenant} (${s.reason})`).join(', ')}` : ''}`,
-      )
+      const result = await pendingClear(bench, { olderThanDays, olderThanHours })
+      ctx.out.result(result, () => {
+        const left = result.skipped.map((s) => `${s.tenant} (${s.reason})`).join(', ')
+        return `Cleared ${result.cleared.length} pending tenant(s)${result.skipped.length ? `; left ${left}` : ''}`
+      })
     })
   })
 
@@ -291,18 +287,7 @@ export function registerTenantCommands(program: Command): void {
       const ctx = contextFor(command)
       await ctx.withBench(async (bench) => {
         const { provisionTenant } = await import('./core.js')
-        const progress = stepProgress(ctx.out)
-        let result
-        try {
-          result = await provisionTenant(bench, name, {
-            signal: ctx.signal,
-            interruptSteps: true,
-            onStep: progress.onStep,
-            onWait: (holder) => ctx.out.info(`waiting for ${holder}, which is provisioning this tenant`),
-          })
-        } finally {
-          await progress.settle()
-        }
+        const result = await watchingSteps(ctx, (watch) => provisionTenant(bench, name, watch))
         ctx.out.result(result, () => {
           if (result.status === 'already_active') return `Tenant ${name} is already active; nothing to do`
           if (result.status === 'completed') return `Tenant ${name} is active: site ${result.site}`
@@ -320,16 +305,14 @@ export function registerTenantCommands(program: Command): void {
     .option('--concurrency <n>', 'jobs at once', integerFlag('--concurrency', CONCURRENCY), 1)
     .action(async (_o, command: Command) => {
       const ctx = contextFor(command)
-      const o = ctx.opts as Record<string, any>
+      const flags = command.opts<WorkerFlags>()
       await ctx.withBench(async (bench) => {
         const { runWorker } = await import('./core.js')
-        if (!ctx.out.json)
-          ctx.out.info(
-            `worker ${process.pid} started (${o.once ? 'until the queue is empty' : 'until stopped'}, concurrency ${o.concurrency})`,
-          )
+        const until = flags.once ? 'until the queue is empty' : 'until stopped'
+        if (!ctx.out.json) ctx.out.info(`worker ${process.pid} started (${until}, concurrency ${flags.concurrency})`)
         const result = await runWorker(bench, {
-          once: Boolean(o.once),
-          concurrency: o.concurrency,
+          once: Boolean(flags.once),
+          concurrency: flags.concurrency,
           signal: ctx.signal,
           onEvent: (e) => {
             const stamp = new Date().toISOString()
@@ -338,20 +321,21 @@ export function registerTenantCommands(program: Command): void {
               e.type === 'step' &&
               (e.event.phase === 'done' || e.event.phase === 'failed' || e.event.phase === 'skipped')
             ) {
-              ctx.out.info(
-                `${stamp} ${e.tenant}: ${e.event.step} ${e.event.phase}${e.event.phase === 'failed' ? `: ${e.event.error}` : ''}`,
-              )
+              const error = e.event.phase === 'failed' ? `: ${e.event.error}` : ''
+              ctx.out.info(`${stamp} ${e.tenant}: ${e.event.step} ${e.event.phase}${error}`)
             } else if (e.type === 'finished') {
-              ctx.out.info(
-                `${stamp} ${e.tenant}: ${e.status}${e.retry_at ? ` (retry at ${e.retry_at})` : ''}${e.error && e.status !== 'done' ? `: ${e.error}` : ''}`,
-              )
+              const retry = e.retry_at ? ` (retry at ${e.retry_at})` : ''
+              const error = e.error && e.status !== 'done' ? `: ${e.error}` : ''
+              ctx.out.info(`${stamp} ${e.tenant}: ${e.status}${retry}${error}`)
             }
           },
         })
         ctx.out.result(
           result,
           () =>
-            `worker ${process.pid} stopped: ${result.jobs} job(s)${result.attempts > result.jobs ? ` in ${result.attempts} attempts` : ''}, ${result.done} done, ${result.retried} to retry, ${result.failed} failed`,
+            `worker ${process.pid} stopped: ${result.jobs} job(s)` +
+            `${result.attempts > result.jobs ? ` in ${result.attempts} attempts` : ''}, ` +
+            `${result.done} done, ${result.retried} to retry, ${result.failed} failed`,
         )
       })
     })
@@ -368,20 +352,11 @@ export function registerTenantCommands(program: Command): void {
     )
     .action(async (_o, command: Command) => {
       const ctx = contextFor(command)
-      const o = ctx.opts as Record<string, any>
+      const flags = command.opts<ErrorsFlags>()
       await ctx.withBench(async (bench) => {
         const { listErrors } = await import('./core.js')
-        const errors = await listErrors(bench, { tenant: o.tenant, limit: o.limit })
-        ctx.out.result({ errors }, () =>
-          errors.length === 0
-            ? 'No errors recorded'
-            : errors
-                .map(
-                  (e) =>
-                    `${e.at}  ${[e.tenant && `tenant ${e.tenant}`, e.site && `site ${e.site}`, e.step && `step ${e.step}`, e.job_id && `job ${e.job_id}`].filter(Boolean).join(', ')}\n  ${e.message.replace(/\n/g, '\n  ')}`,
-                )
-                .join('\n'),
-        )
+        const errors = await listErrors(bench, { tenant: flags.tenant, limit: flags.limit })
+        ctx.out.result({ errors }, () => (errors.length === 0 ? 'No errors recorded' : renderErrors(errors)))
       })
     })
 
@@ -392,22 +367,22 @@ export function registerTenantCommands(program: Command): void {
     .option('--adopt', 'register every intact site directory that has no registry row (rebuilds a lost registry)')
     .action(async (_o, command: Command) => {
       const ctx = contextFor(command)
+      const flags = command.opts<DoctorFlags>()
       await ctx.withBench(async (bench) => {
         const { doctor } = await import('./core.js')
-        const fix = Boolean(ctx.opts.fix)
+        const fix = Boolean(flags.fix)
         const result = await doctor(bench, {
           fix,
-          adopt: Boolean(ctx.opts.adopt),
+          adopt: Boolean(flags.adopt),
           onFinding: (f) => {
             if (ctx.out.json) return
             // A finding doctor will not repair says so as "nothing: what to do instead".
             const advice = f.fix.startsWith('nothing: ') ? f.fix.slice('nothing: '.length) : undefined
             if (f.fixed) ctx.out.success(`${f.problem}: fixed (${f.fix})`)
-            else if (f.fixed === false)
-              ctx.out.info(
-                `${ctx.out.color.red('✖')} ${f.problem}: ${advice ? `${f.fix_error}; ${advice}` : `could not ${f.fix}: ${f.fix_error}`}`,
-              )
-            else ctx.out.info(`${ctx.out.color.yellow('!')} ${f.problem} (${advice ?? `--fix would ${f.fix}`})`)
+            else if (f.fixed === false) {
+              const failure = advice ? `${f.fix_error}; ${advice}` : `could not ${f.fix}: ${f.fix_error}`
+              ctx.out.info(`${ctx.out.color.red('✖')} ${f.problem}: ${failure}`)
+            } else ctx.out.info(`${ctx.out.color.yellow('!')} ${f.problem} (${advice ?? `--fix would ${f.fix}`})`)
           },
         })
         if (!ctx.out.json)
@@ -416,7 +391,8 @@ export function registerTenantCommands(program: Command): void {
         if (!ctx.out.json) {
           for (const { directory, age_s } of result.too_young) {
             ctx.out.info(
-              `directory ${directory} is ${age_s} s old, too young to judge (a site may be on its way in): left alone; run "tenancy doctor" again in a minute`,
+              `directory ${directory} is ${age_s} s old, too young to judge (a site may be on its way in): ` +
+                'left alone; run "tenancy doctor" again in a minute',
             )
           }
         }

@@ -1,0 +1,179 @@
+// How results and progress read for humans. Type imports only: these run in the CLI's
+// first chunk, which must not pull in what the commands do (see cli/core.ts).
+import type { AppInstallResult, InstallProgress } from '../apps/install.js'
+import type { BenchAppListing, SiteAppListing } from '../apps/list-apps.js'
+import type { MigrateResult } from '../migrate/migrate.js'
+import type { SiteResult } from '../migrate/site-migrator.js'
+import type { TaskView } from '../output/progress.js'
+import type { ErrorEntry } from '../provisioning/error-log.js'
+import type { StepEvent } from '../provisioning/runner.js'
+import type { ShowTenantResult } from '../provisioning/tenants.js'
+import type { StepJson, TenantJson } from '../registry/tenants.js'
+import type { SiteListing } from '../sites/list-sites.js'
+
+/** A plain aligned table for humans. */
+export function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
+  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')
+  return [line(header), ...rows.map(line)].join('\n')
+}
+
+/** `list-sites`: one row a site. */
+export function renderSites(sites: SiteListing[]): string {
+  return table(
+    ['SITE', 'DB', 'APPS', 'TENANT', 'STATE', 'HOST'],
+    sites.map((s) => [
+      s.site,
+      s.db_type,
+      s.apps.map((a) => a.name).join(',') || '-',
+      s.tenant ? `${s.tenant}${s.pending ? ' (pending)' : ''}` : '-',
+      s.state,
+      s.host ?? '-',
+    ]),
+  )
+}
+
+/** `list-apps`: the apps in the bench. */
+export function renderBenchApps(apps: BenchAppListing[]): string {
+  return table(
+    ['APP', 'VERSION', 'REQUIRES', 'MIGRATIONS', 'FIXTURES'],
+    apps.map((a) => [a.app, a.version, a.requires.join(',') || '-', String(a.migrations), String(a.fixtures)]),
+  )
+}
+
+/** `list-apps --site S`: the apps installed on a site, with their migrations. */
+export function renderSiteApps(apps: SiteAppListing[]): string {
+  return table(
+    ['APP', 'VERSION', 'APPLIED', 'PENDING'],
+    apps.map((a) => [a.app, a.version, String(a.applied_migrations.length), a.pending_migrations.join(',') || '-']),
+  )
+}
+
+/** One app install: `installed tenant_ops 1.0.0 (6 migrations, 33 fixture rows)`. */
+function describeApp(r: AppInstallResult): string {
+  if (r.status === 'already_installed') return `${r.app} is already installed`
+  const parts = [
+    `${r.migrations.length} migration${r.migrations.length === 1 ? '' : 's'}`,
+    `${r.fixtures} fixture row${r.fixtures === 1 ? '' : 's'}`,
+  ]
+  return `installed ${r.app} ${r.version} (${parts.join(', ')})`
+}
+
+/** Each app install as a task (the core tables first, as "creating site S"). */
+export function appTaskView(site: string): (event: Parameters<InstallProgress>[0]) => TaskView {
+  return (event) => {
+    const label = event.app === 'core' ? `creating site ${site}: database and core tables` : `installing ${event.app}`
+    if (event.phase === 'start') return { show: 'start', label }
+    if (event.phase === 'skip') return { show: 'line', line: `- ${event.app} is already installed` }
+    if (event.phase === 'done')
+      return { show: 'succeed', text: event.result ? describeApp(event.result) : label.replace(/^creating/, 'created') }
+    return { show: 'fail', text: `${label}: failed` }
+  }
+}
+
+/** Each pipeline step as a task; a step done by an earlier run gets a line of its own. */
+export function stepTaskView(event: StepEvent): TaskView | undefined {
+  if (event.phase === 'start') return { show: 'start', label: event.step }
+  if (event.phase === 'already_done') return { show: 'line', line: `- ${event.step} (done before)` }
+  if (event.phase === 'done')
+    return { show: 'succeed', text: event.outcome?.output ? `${event.step}: ${event.outcome.output}` : event.step }
+  if (event.phase === 'skipped')
+    return { show: 'skip', text: `${event.step}${event.outcome?.output ? `: ${event.outcome.output}` : ''}` }
+  if (event.phase === 'failed') return { show: 'fail', text: `${event.step} failed` }
+  return undefined
+}
+
+/** A tenant's provisioning steps as a table. */
+function renderSteps(steps: StepJson[]): string {
+  return table(
+    ['STEP', 'STATUS', 'ATTEMPTS', 'TIME', 'ERROR'],
+    steps.map((s) => [
+      s.name,
+      s.status,
+      String(s.attempts),
+      s.duration_ms === null ? '-' : `${s.duration_ms} ms`,
+      s.error ?? '',
+    ]),
+  )
+}
+
+/** `tenant list`: one row a tenant. */
+export function renderTenants(tenants: TenantJson[]): string {
+  return table(
+    ['TENANT', 'SITE', 'STATUS', 'PROVISIONING', 'PENDING', 'CREATED'],
+    tenants.map((t) => [
+      t.name,
+      t.site ?? '-',
+      t.status,
+      t.provisioning_status,
+      t.pending_since ? 'yes' : '-',
+      t.created_at,
+    ]),
+  )
+}
+
+/** `tenant show`: one field a line, then the provisioning steps. */
+export function renderTenant(tenant: ShowTenantResult): string {
+  const { steps, data, ...fields } = tenant
+  const lines = Object.entries(fields).map(([k, v]) => `${k.padEnd(20)} ${v ?? '-'}`)
+  lines.push(`${'data'.padEnd(20)} ${JSON.stringify(data)}`)
+  return `${lines.join('\n')}\n\n${renderSteps(steps)}`
+}
+
+/** The error log, newest first: where each error happened, then its message indented. */
+export function renderErrors(errors: ErrorEntry[]): string {
+  return errors
+    .map((e) => {
+      const where = [
+        e.tenant && `tenant ${e.tenant}`,
+        e.site && `site ${e.site}`,
+        e.step && `step ${e.step}`,
+        e.job_id && `job ${e.job_id}`,
+      ]
+      return `${e.at}  ${where.filter(Boolean).join(', ')}\n  ${e.message.replace(/\n/g, '\n  ')}`
+    })
+    .join('\n')
+}
+
+/** What migrate did on one site: `migrated (tenant_ops/0007_x)`, `up to date`, `FAILED at …`. */
+export function describeSiteMigration(r: SiteResult): string {
+  switch (r.status) {
+    case 'migrated':
+      return (
+        `migrated${r.applied.length ? ` (${r.applied.join(', ')})` : ''}` +
+        `${r.fixtures_synced?.length ? `; fixtures synced: ${r.fixtures_synced.join(', ')}` : ''}` +
+        `${r.versions?.length ? `; versions: ${r.versions.join(', ')}` : ''}`
+      )
+    case 'up_to_date':
+      return 'up to date'
+    case 'pending':
+      return `would apply ${r.pending?.join(', ')}`
+    case 'skipped':
+      return `skipped: ${r.error ?? 'not started'}`
+    case 'interrupted':
+      return 'not started (interrupted)'
+    case 'failed':
+      return `FAILED${r.app ? ` at ${r.app}/${r.migration}` : ''}: ${r.error}`
+  }
+}
+
+/** migrate's terminal counter: `12/40 sites, 30/s, ETA 1 s`. */
+export function migrateCounter(done: number, total: number, seconds: number): string {
+  const rate = done / Math.max(seconds, 0.001)
+  const eta = (total - done) / Math.max(rate, 0.001)
+  return `${done}/${total} sites, ${rate.toFixed(0)}/s, ETA ${eta.toFixed(0)} s`
+}
+
+/** migrate's summary: the counts, then one line per failed site. */
+export function renderMigrateSummary(result: MigrateResult, dryRun: boolean): string {
+  const count = (status: SiteResult['status']) => result.sites.filter((s) => s.status === status).length
+  const lines = [
+    `${dryRun ? 'Dry run: ' : ''}${result.sites.length} site(s): ${result.migrated} migrated, ` +
+      `${result.up_to_date} up to date, ${result.failed} failed, ${result.skipped} skipped` +
+      `${result.interrupted ? `, ${count('interrupted')} not started (interrupted)` : ''}` +
+      `${dryRun ? `, ${count('pending')} with pending migrations` : ''} in ${result.duration_ms} ms`,
+  ]
+  for (const f of result.sites.filter((s) => s.status === 'failed'))
+    lines.push(`  failed: ${f.site}${f.app ? ` (${f.app}/${f.migration})` : ''}: ${f.error}`)
+  return lines.join('\n')
+}
