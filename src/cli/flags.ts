@@ -1,16 +1,9 @@
 import { Option, type Command } from 'commander'
 import { usageError } from '../errors.js'
+import { inIntegerRange, integerRangeError, type IntegerRange } from '../util/integer-range.js'
 
 /** A commander argument parser for a repeatable flag: `--data a=1 --data b=2` gives both, in order. */
 export const collect = (value: string, previous: string[] = []): string[] => [...previous, value]
-
-/** The whole numbers a flag accepts, and what they count ("days"), for its message. */
-export interface IntegerRange {
-  min: number
-  max: number
-  /** What the number counts, plural: `days`, `sites`; omitted for a plain number. */
-  unit?: string
-}
 
 /**
  * Parses the text given to a numeric flag: digits only, within the range. Anything else
@@ -23,12 +16,7 @@ export interface IntegerRange {
  */
 export function parseIntegerFlag(flag: string, text: string, range: IntegerRange): number {
   const value = /^[0-9]+$/.test(text) ? Number(text) : Number.NaN
-  if (!Number.isSafeInteger(value) || value < range.min || value > range.max) {
-    const unit = range.unit ? ` of ${range.unit}` : ''
-    throw usageError(
-      `invalid ${flag} ${JSON.stringify(text)}: give a whole number${unit} from ${range.min} to ${range.max}`,
-    )
-  }
+  if (!inIntegerRange(value, range)) throw integerRangeError(flag, text, range)
   return value
 }
 

@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os'
 import { usageError } from '../errors.js'
 import { maskUrl } from '../util/mask-url.js'
+import { inIntegerRange } from '../util/integer-range.js'
 
 /**
  * The kinds of database a site can live on: the one list of them, each with its driver
@@ -76,7 +77,7 @@ const bool: Check = (v) => (typeof v === 'boolean' ? null : 'true or false')
 const intRange =
   (min: number, max: number): Check =>
   (v) =>
-    typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max ? null : `a whole number from ${min} to ${max}`
+    typeof v === 'number' && inIntegerRange(v, { min, max }) ? null : `a whole number from ${min} to ${max}`
 const oneOf =
   (...values: string[]): Check =>
   (v) =>

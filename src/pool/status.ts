@@ -1,5 +1,5 @@
 import type { Bench } from '../bench.js'
-import { usageError } from '../errors.js'
+import { checkIntegerOption } from '../util/integer-range.js'
 
 /** The pool's pending tenants by state (`poolStatus`). */
 export interface PoolStatus {
@@ -11,9 +11,7 @@ export interface PoolStatus {
 /** The pool size to maintain: `--count`, else TENANCY_PENDING_COUNT / `pending.count` (already merged into the config). */
 export function poolTarget(bench: Bench, count?: number): number {
   if (count === undefined) return bench.config.pending.count
-  if (!Number.isInteger(count) || count < 0 || count > 100_000)
-    throw usageError(`invalid --count "${count}": give a whole number from 0 to 100000`)
-  return count
+  return checkIntegerOption('--count', count, { min: 0, max: 100_000 })
 }
 
 /** Counts of the pool: ready to pull, and still being provisioned (or waiting to be). */
