@@ -38,7 +38,8 @@ export function findConfigFile(options: BenchOptions = {}): string {
   const cwd = options.cwd ?? process.cwd()
   if (options.config !== undefined && options.config.trim() === '') {
     throw usageError(
-      `invalid --config ${JSON.stringify(options.config)}: give the path of tenancy.config.json (or leave the flag out to find it upward from here)`,
+      `invalid --config ${JSON.stringify(options.config)}: give the path of tenancy.config.json ` +
+        `(or leave the flag out to find it upward from here)`,
     )
   }
   const given = options.config ?? env.TENANCY_CONFIG
@@ -60,7 +61,8 @@ export function findConfigFile(options: BenchOptions = {}): string {
     if (dirname(dir) === dir) break
   }
   throw usageError(
-    `no ${CONFIG_FILE} found in "${cwd}" or any parent directory; run "tenancy init" to create a bench, or pass --config FILE`,
+    `no ${CONFIG_FILE} found in "${cwd}" or any parent directory; ` +
+      `run "tenancy init" to create a bench, or pass --config FILE`,
   )
 }
 
@@ -129,7 +131,10 @@ export class Bench {
     return this.path('.tenancy')
   }
 
-  /** This machine's name, the home recorded on the sites it makes: `TENANCY_HOST`, else `host` in the config, else the hostname. */
+  /**
+   * This machine's name, the home recorded on the sites it makes: `TENANCY_HOST`, else `host` in the
+   * config, else the hostname.
+   */
   get host(): string {
     const configured = this.rawConfig.host
     return this.env.TENANCY_HOST || (typeof configured === 'string' && configured) || hostname()
@@ -154,7 +159,8 @@ export class Bench {
         const where = relative(this.root, this.sitesPath)
         const shown = where && !where.startsWith('..') ? `${where}/` : `${this.sitesPath}/`
         throw usageError(
-          `registry ${registry} is ${state} but ${shown} holds ${sites} site${sites === 1 ? '' : 's'}; run "tenancy doctor --adopt" to rebuild it from them`,
+          `registry ${registry} is ${state} but ${shown} holds ${sites} site${sites === 1 ? '' : 's'}; ` +
+            `run "tenancy doctor --adopt" to rebuild it from them`,
         )
       },
     })

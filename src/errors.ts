@@ -123,7 +123,8 @@ export function storageError(
   }
   if (problem === 'io') {
     return new StorageError(
-      `cannot read or write ${what} ${file}: ${messageOf(error)}; check that its filesystem is writable, healthy and not full, then run the command again`,
+      `cannot read or write ${what} ${file}: ${messageOf(error)}; ` +
+        `check that its filesystem is writable, healthy and not full, then run the command again`,
       {
         file,
         problem,
@@ -157,13 +158,15 @@ export function knownErrorOf(error: unknown): TenancyError | undefined {
   }
   if (problem === 'io') {
     return new StorageError(
-      `a database tenancy uses failed: ${messageOf(error)}; check that its filesystem is writable, healthy and not full`,
+      `a database tenancy uses failed: ${messageOf(error)}; ` +
+        `check that its filesystem is writable, healthy and not full`,
       { file: '', problem, cause: error },
     )
   }
   if (problem === 'corrupt') {
     return new StorageError(
-      `a database tenancy reads is corrupt (${messageOf(error)}); run "tenancy doctor" to find which, and restore it from a backup`,
+      `a database tenancy reads is corrupt (${messageOf(error)}); ` +
+        `run "tenancy doctor" to find which, and restore it from a backup`,
       { file: '', problem, cause: error },
     )
   }

@@ -3,7 +3,9 @@
  *
  * @example
  * import { usingBench, newSite } from 'tenancy'
- * await usingBench({ cwd: '/srv/bench' }, (bench) => newSite(bench, { site: 'acme.localhost', installApps: ['tenant_ops'] }))
+ * await usingBench({ cwd: '/srv/bench' }, (bench) =>
+ *   newSite(bench, { site: 'acme.localhost', installApps: ['tenant_ops'] }),
+ * )
  */
 import { sql, type Kysely } from 'kysely'
 import { getDriver } from './databases/index.js'

@@ -20,7 +20,8 @@ function describe(value: string): string {
 export function assertSiteName(name: string): string {
   if (typeof name !== 'string' || name.length === 0 || name.length > 253 || !SITE_NAME.test(name)) {
     throw usageError(
-      `invalid site name ${describe(String(name))}: use a lower-case hostname such as "acme.localhost" (letters, digits, hyphens and dots, at most 253 characters)`,
+      `invalid site name ${describe(String(name))}: use a lower-case hostname such as "acme.localhost" ` +
+        `(letters, digits, hyphens and dots, at most 253 characters)`,
     )
   }
   return name
@@ -30,7 +31,8 @@ export function assertSiteName(name: string): string {
 export function assertAppName(name: string): string {
   if (typeof name !== 'string' || !APP_NAME.test(name)) {
     throw usageError(
-      `invalid app name ${describe(String(name))}: use lower-case letters, digits and underscores, starting with a letter (at most 64 characters)`,
+      `invalid app name ${describe(String(name))}: use lower-case letters, digits and underscores, ` +
+        `starting with a letter (at most 64 characters)`,
     )
   }
   return name
@@ -48,7 +50,8 @@ export function assertDbName(name: string): string {
 export function assertTenantName(name: string): string {
   if (typeof name !== 'string' || !TENANT_NAME.test(name)) {
     throw usageError(
-      `invalid tenant name ${describe(String(name))}: use a slug such as "acme" (lower-case letters, digits and inner hyphens, at most 63 characters)`,
+      `invalid tenant name ${describe(String(name))}: use a slug such as "acme" ` +
+        `(lower-case letters, digits and inner hyphens, at most 63 characters)`,
     )
   }
   return name
@@ -79,7 +82,8 @@ export function assertNotPrototypeKey(key: string, what: string): string {
 export function assertConfigKey(key: string): string {
   if (typeof key !== 'string' || !CONFIG_KEY.test(key)) {
     throw usageError(
-      `invalid config key ${describe(String(key))}: use letters, digits, "_" and "-", with "." between nested keys (e.g. "developer_mode" or "db.type")`,
+      `invalid config key ${describe(String(key))}: use letters, digits, "_" and "-", ` +
+        `with "." between nested keys (e.g. "developer_mode" or "db.type")`,
     )
   }
   return assertNotPrototypeKey(key, 'config key')

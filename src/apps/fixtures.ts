@@ -92,7 +92,8 @@ export async function syncFixtures({ trx, driver }: SiteTx, app: string, files: 
     const key = fixture.key ?? (await driver.primaryKey(trx, fixture.table))
     if (key.length === 0) {
       throw new TenancyError(
-        `fixture ${file}: table "${fixture.table}" has no primary key and the file gives no "key"; add "key": ["column"]`,
+        `fixture ${file}: table "${fixture.table}" has no primary key and the file gives no "key"; ` +
+          `add "key": ["column"]`,
       )
     }
     for (const row of fixture.rows) {

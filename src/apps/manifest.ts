@@ -40,7 +40,8 @@ function listMigrations(appPath: string, app: string): MigrationFile[] {
     const parsed = parseMigrationFile(file)
     if (!parsed) {
       throw new TenancyError(
-        `app "${app}": migration file "${file}" must be named NNNN_name.sql, NNNN_name.js or NNNN_name.mjs (lower case)`,
+        `app "${app}": migration file "${file}" must be named ` +
+          `NNNN_name.sql, NNNN_name.js or NNNN_name.mjs (lower case)`,
         { exitCode: EXIT_USAGE, namedApp: app },
       )
     }
@@ -131,7 +132,8 @@ export function resolveInstallOrder(bench: Pick<Bench, 'appsPath'>, names: strin
     const loop = visiting.indexOf(name)
     if (loop !== -1) {
       throw usageError(
-        `apps require each other in a cycle: ${[...visiting.slice(loop), name].join(' -> ')}; remove one of those "requires"`,
+        `apps require each other in a cycle: ${[...visiting.slice(loop), name].join(' -> ')}; ` +
+          `remove one of those "requires"`,
       )
     }
     let app: AppManifest

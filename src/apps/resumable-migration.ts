@@ -13,7 +13,10 @@ import { isReadStatement, isSchemaStatement, splitSqlScript } from './sql-script
  */
 export const PROGRESS_TABLE = 'tenancy_migration_progress'
 
-/** Creates the progress table when the site has none yet (sites made before it existed get it on their next migrate). */
+/**
+ * Creates the progress table when the site has none yet (sites made before it existed get it on
+ * their next migrate).
+ */
 export async function ensureProgressTable(db: Kysely<any>): Promise<void> {
   await db.schema
     .createTable(PROGRESS_TABLE)
@@ -75,7 +78,8 @@ export async function runResumable(
   let digest = ''
   const mismatch = () =>
     new TenancyError(
-      `migration ${app}/${name} was interrupted at statement ${resume!.index + 1}, and it now issues other statements before that one; ` +
+      `migration ${app}/${name} was interrupted at statement ${resume!.index + 1}, ` +
+        `and it now issues other statements before that one; ` +
         `make it issue the same statements again, or finish it by hand and delete its row from ${PROGRESS_TABLE}`,
     )
   const record = async (index: number, before: string, failed = 0): Promise<void> => {

@@ -16,7 +16,9 @@ const LEADING_NOISE = /^(?:\s+|--(?:[ \t][^\n]*)?(?:\n|$)|#[^\n]*(?:\n|$)|\/\*(?
  * are dropped. Used where a migration runs one statement at a time (MariaDB, whose DDL
  * commits as it runs, so a resumed migration must know which statements are done).
  *
- * @example splitSqlScript("CREATE TABLE a (x INT); -- note\nCREATE INDEX i ON a (x);") // ['CREATE TABLE a (x INT)', 'CREATE INDEX i ON a (x)']
+ * @example
+ * splitSqlScript("CREATE TABLE a (x INT); -- note\nCREATE INDEX i ON a (x);")
+ * // ['CREATE TABLE a (x INT)', 'CREATE INDEX i ON a (x)']
  */
 export function splitSqlScript(script: string): string[] {
   const statements: string[] = []

@@ -50,7 +50,10 @@ export interface ResumableDdl {
     run: (query: CompiledQuery) => Promise<QueryResult<unknown>>,
     fn: (db: Kysely<any>) => Promise<T>,
   ): Promise<T>
-  /** Whether a schema statement failed because its change is in place already (the table exists, the column is gone, …). */
+  /**
+   * Whether a schema statement failed because its change is in place already (the table exists,
+   * the column is gone, …).
+   */
   alreadyApplied(error: unknown): boolean
   /**
    * After a schema statement failed: commits what `write` writes, when the failed statement's

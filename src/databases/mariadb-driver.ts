@@ -90,7 +90,8 @@ const resumableDdl: ResumableDdl = {
   },
   alreadyApplied: (error) => MY_ALREADY_APPLIED.has(errnoOf(error) ?? 0),
   failureNote:
-    'MariaDB commits DDL as it runs, so the statements of this migration before the failing one stay in place, and a rerun resumes at the failing one',
+    'MariaDB commits DDL as it runs, so the statements of this migration before the failing one stay in place, ' +
+    'and a rerun resumes at the failing one',
   async commitAlone(trx, write) {
     // A failed DDL statement committed what came before it, unless it failed before running
     // (a syntax error): then the transaction still holds work that the rollback must undo.
@@ -134,9 +135,11 @@ function serverError(what: string, server: string, error: unknown, asSite = fals
   const loss = serverLoss(error)
   const hint =
     loss === 'refused'
-      ? 'is it running, and are the host and port (--db-host, --db-port, or db.host, db.port, db.socket in the config) right?'
+      ? 'is it running, and are the host and port ' +
+        '(--db-host, --db-port, or db.host, db.port, db.socket in the config) right?'
       : code === MARIADB_CODE.ACCESS_DENIED && asSite
-        ? "the site's own user was refused: check db_user and db_password in its site_config.json, and that db.user_host admits this machine"
+        ? "the site's own user was refused: check db_user and db_password in its site_config.json, " +
+          'and that db.user_host admits this machine'
         : code === MARIADB_CODE.ACCESS_DENIED
           ? ADMIN_LOGIN_HINT
           : code === MARIADB_CODE.DBACCESS_DENIED || code === MARIADB_CODE.SPECIFIC_ACCESS_DENIED
@@ -227,7 +230,8 @@ function connection(db: Kysely<any>, dbName: string): SiteConnection {
         }>`select get_lock(${lock}, ${SITE_LOCK_WAIT_S}) as got`.execute(conn)
         if (Number(rows[0]?.got) !== 1)
           throw new TenancyError(
-            `another process held the lock on database "${dbName}" for ${SITE_LOCK_WAIT_S} s; check "tenancy migrate" or installs still running on it`,
+            `another process held the lock on database "${dbName}" for ${SITE_LOCK_WAIT_S} s; ` +
+              `check "tenancy migrate" or installs still running on it`,
           )
         // autocommit off: after each implicit commit of a DDL statement the statements that
         // follow form a new transaction again (with it on, each would commit on its own), so

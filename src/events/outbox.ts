@@ -163,7 +163,9 @@ export async function deliverEvents(bench: Bench, options: DeliverOptions = {}):
     } catch (error) {
       const tenant = (JSON.parse(event.payload) as { tenant?: { name?: string; site?: string | null } }).tenant
       const cause = error instanceof Error && error.cause ? ` (${messageOf(error.cause)})` : ''
-      const message = `notifying ${event.type} for tenant "${tenant?.name ?? '?'}" failed: ${messageOf(error)}${cause}; it is sent again later (event ${event.id})`
+      const message =
+        `notifying ${event.type} for tenant "${tenant?.name ?? '?'}" failed: ${messageOf(error)}${cause}; ` +
+        `it is sent again later (event ${event.id})`
       await registry.db
         .updateTable('events')
         .set({

@@ -84,7 +84,8 @@ async function claim(bench: Bench, attrs: PullAttributes, owner: string): Promis
       await assertFree(trx, name, site)
       if (site !== tenant.site && existsSync(bench.sitePath(site))) {
         throw usageError(
-          `directory ${bench.sitePath(site)} exists but no site is registered under that name; move it away or give another --site`,
+          `directory ${bench.sitePath(site)} exists but no site is registered under that name; ` +
+            `move it away or give another --site`,
         )
       }
     }
@@ -228,14 +229,17 @@ export async function pullPendingFromPool(
         )
     }
     throw new TenancyError(
-      `pulled tenant "${claimed.name}" but could not finish moving its site from "${claimed.pull_from}": ${messageOf(error)}; run "tenancy doctor --fix"`,
+      `pulled tenant "${claimed.name}" but could not finish moving its site from "${claimed.pull_from}": ` +
+        `${messageOf(error)}; run "tenancy doctor --fix"`,
       { cause: error },
     )
   }
   const registry = await bench.registry()
   let warning: string | undefined
   if (migration?.status === 'failed') {
-    warning = `tenant "${claimed.name}" was pulled but its site could not be brought up to date: ${migration.error}; run "tenancy migrate --site ${claimed.site}"`
+    warning =
+      `tenant "${claimed.name}" was pulled but its site could not be brought up to date: ${migration.error}; ` +
+      `run "tenancy migrate --site ${claimed.site}"`
     await registry.logError({ tenant: claimed.name, site: claimed.site, step: 'pull', message: warning })
   }
   const row = await requireTenant(bench, claimed.name)

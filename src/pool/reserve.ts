@@ -138,7 +138,8 @@ export async function createPending(
   const result = await provisionTenant(bench, name)
   if (result.status !== 'completed')
     throw new TenancyError(
-      `creating a pending tenant failed: ${result.error}; it stays in the pool, run "tenancy pending-create" to finish it`,
+      `creating a pending tenant failed: ${result.error}; ` +
+        `it stays in the pool, run "tenancy pending-create" to finish it`,
     )
   return tenantJson(await requireTenant(bench, name))
 }

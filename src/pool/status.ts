@@ -8,7 +8,10 @@ export interface PoolStatus {
   failed: number
 }
 
-/** The pool size to maintain: `--count`, else TENANCY_PENDING_COUNT / `pending.count` (already merged into the config). */
+/**
+ * The pool size to maintain: `--count`, else TENANCY_PENDING_COUNT / `pending.count` (already merged
+ * into the config).
+ */
 export function poolTarget(bench: Bench, count?: number): number {
   if (count === undefined) return bench.config.pending.count
   return checkIntegerOption('--count', count, { min: 0, max: 100_000 })

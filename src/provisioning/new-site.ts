@@ -123,7 +123,10 @@ interface NewSiteInputs {
   settings: SiteDbSettings
 }
 
-/** The options resolved and checked: names, the driver, the apps, the Administrator's password and the server's admin. */
+/**
+ * The options resolved and checked: names, the driver, the apps, the Administrator's password and the
+ * server's admin.
+ */
 async function resolveInputs(bench: Bench, options: NewSiteOptions): Promise<NewSiteInputs> {
   const name = assertSiteName(options.site)
   const dbName =
@@ -209,11 +212,13 @@ async function recordIntent(bench: Bench, options: NewSiteOptions, inputs: NewSi
     if (!options.force) {
       if (existing?.state === 'creating' && existing.owner && ownerAlive(existing.owner) === false) {
         throw usageError(
-          `an earlier new-site of "${name}" was interrupted and left it half-made; remove it with "tenancy drop-site ${name}", or use --force`,
+          `an earlier new-site of "${name}" was interrupted and left it half-made; ` +
+            `remove it with "tenancy drop-site ${name}", or use --force`,
         )
       }
       throw usageError(
-        `site "${name}" already exists (or is being created by another process); pick another name, or use --force to replace it`,
+        `site "${name}" already exists (or is being created by another process); ` +
+          `pick another name, or use --force to replace it`,
       )
     }
     if (existing?.tenant_id != null && existing.tenant_id !== options.tenantId) {
@@ -255,7 +260,8 @@ async function build(
     if (existsSync(sitePath)) {
       if (!options.force) {
         throw usageError(
-          `directory ${sitePath} exists but no site is registered under that name; move it away, or use --force to replace it`,
+          `directory ${sitePath} exists but no site is registered under that name; ` +
+            `move it away, or use --force to replace it`,
         )
       }
       const archived = archiveDirectory(bench, sitePath, name)
@@ -336,7 +342,8 @@ async function build(
     const failures = await cleanup.run()
     const left =
       failures.length > 0
-        ? `; could not remove ${failures.map((f) => `${f.label} (${messageOf(f.error)})`).join(', ')}, run "tenancy drop-site ${name}"`
+        ? `; could not remove ${failures.map((f) => `${f.label} (${messageOf(f.error)})`).join(', ')}, ` +
+          `run "tenancy drop-site ${name}"`
         : ''
     throw wrapFailure(name, error, `rolled back${left}`, interrupted)
   }

@@ -226,5 +226,8 @@ export async function provisionTenant(
 function leaseLost(name: string, reason: unknown): string {
   // Another process took over (this one looked dead to it): the tenant is left to it.
   if (reason === 'taken') return `another process took over the provisioning of tenant "${name}"`
-  return `the lease on tenant "${name}" could not be renewed (${messageOf(reason)}); run "tenancy provision ${name}" to resume`
+  return (
+    `the lease on tenant "${name}" could not be renewed (${messageOf(reason)}); ` +
+    `run "tenancy provision ${name}" to resume`
+  )
 }

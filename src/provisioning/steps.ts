@@ -117,7 +117,8 @@ export function checkPipeline(config: BenchConfig, apps: { appsPath: string }): 
     apiUserFor(config, { name: 'acme', site: 'acme.localhost' })
   } catch (error) {
     throw usageError(
-      `provision.api_user ${JSON.stringify(template)} does not make an email address; use a pattern such as "api@{site}"`,
+      `provision.api_user ${JSON.stringify(template)} does not make an email address; ` +
+        `use a pattern such as "api@{site}"`,
       error,
     )
   }

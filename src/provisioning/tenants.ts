@@ -85,7 +85,10 @@ export async function assertFree(trx: Kysely<RegistrySchema>, name: string, site
   }
 }
 
-/** Inserts a tenant with its pipeline's steps (and a job when queued) inside the caller's transaction; returns its id. */
+/**
+ * Inserts a tenant with its pipeline's steps (and a job when queued) inside the caller's transaction;
+ * returns its id.
+ */
 export async function insertTenant(
   trx: Kysely<RegistrySchema>,
   tenant: {
@@ -194,7 +197,10 @@ export async function createTenant(bench: Bench, options: CreateTenantOptions): 
 
 export interface ListTenantsOptions {
   status?: string
-  /** `with`: include pending tenants; `only`: only them; `without`: leave them out. Default: `pending.include_in_queries`. */
+  /**
+   * `with`: include pending tenants; `only`: only them; `without`: leave them out.
+   * Default: `pending.include_in_queries`.
+   */
   pending?: 'with' | 'only' | 'without'
 }
 
@@ -237,7 +243,10 @@ export async function showTenant(
   return result
 }
 
-/** `tenancy tenant delete`: drops the tenant's site (unless `keepSite`), then removes the tenant, its steps and jobs. */
+/**
+ * `tenancy tenant delete`: drops the tenant's site (unless `keepSite`), then removes the tenant, its
+ * steps and jobs.
+ */
 export async function deleteTenant(
   bench: Bench,
   name: string,

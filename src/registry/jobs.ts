@@ -90,7 +90,10 @@ export async function claimJob(
   })
 }
 
-/** How many jobs (in `scope`) are still waiting or running, and when the earliest is due (a `--once` worker stops when none is). */
+/**
+ * How many jobs (in `scope`) are still waiting or running, and when the earliest is due (a `--once`
+ * worker stops when none is).
+ */
 export async function jobsLeft(
   db: Kysely<RegistrySchema>,
   scope?: TenantScope,

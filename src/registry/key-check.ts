@@ -38,7 +38,13 @@ function assertOpens(box: SecretBox, sealed: string, source: string): void {
   } catch (error) {
     if (!(error instanceof WrongKeyError)) throw error
     throw new KeyRefusedError(
-      `wrong encryption key: ${source} is not the key this registry's secrets were encrypted with; nothing was changed. Use the bench's original .tenancy/secret.key${source === 'TENANCY_ENCRYPTION_KEY' ? ', or unset TENANCY_ENCRYPTION_KEY' : ' (or set TENANCY_ENCRYPTION_KEY to that key)'}`,
+      `wrong encryption key: ${source} is not the key this registry's secrets were encrypted with; ` +
+        `nothing was changed. Use the bench's original .tenancy/secret.key` +
+        `${
+          source === 'TENANCY_ENCRYPTION_KEY'
+            ? ', or unset TENANCY_ENCRYPTION_KEY'
+            : ' (or set TENANCY_ENCRYPTION_KEY to that key)'
+        }`,
       error,
     )
   }
@@ -63,7 +69,9 @@ export async function verifiedSecretBox(
   if (!box) {
     if (sealed !== undefined) {
       throw new KeyRefusedError(
-        `${keyFile} is missing, and the registry holds secrets encrypted with it; restore the file from a backup (or set TENANCY_ENCRYPTION_KEY to that key): a new key could not read them`,
+        `${keyFile} is missing, and the registry holds secrets encrypted with it; ` +
+          `restore the file from a backup (or set TENANCY_ENCRYPTION_KEY to that key): ` +
+          `a new key could not read them`,
       )
     }
     box = createSecretBox(keyFile)

@@ -244,7 +244,8 @@ export class Registry {
       if (site.db_port != null) others = others.where('db_port', '=', site.db_port)
       const other = await others.executeTakeFirst()
       throw usageError(
-        `database "${site.db_name}" on ${site.db_host}:${site.db_port} belongs to site "${other?.name ?? '?'}"; pick another --db-name`,
+        `database "${site.db_name}" on ${site.db_host}:${site.db_port} ` +
+          `belongs to site "${other?.name ?? '?'}"; pick another --db-name`,
       )
     }
     return Number(result.numInsertedOrUpdatedRows ?? 0) === 1

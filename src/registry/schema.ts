@@ -1,7 +1,10 @@
 import type { Generated } from 'kysely'
 import type { DbType } from '../config/config.js'
 
-/** Where a site is in its life: intent first (`creating`), then `ready`; `failed` kept for debugging; `dropping` while it is removed. */
+/**
+ * Where a site is in its life: intent first (`creating`), then `ready`; `failed` kept for debugging;
+ * `dropping` while it is removed.
+ */
 export type SiteState = 'creating' | 'ready' | 'failed' | 'dropping'
 
 export interface SitesTable {
@@ -17,7 +20,10 @@ export interface SitesTable {
   tenant_id: number | null
   /** `pid@hostname` of the process that wrote the intent row. */
   owner: string | null
-  /** The machine the site lives on (`TENANCY_HOST`, `host` in the config, or the hostname); NULL in rows older than schema 6. */
+  /**
+   * The machine the site lives on (`TENANCY_HOST`, `host` in the config, or the hostname); NULL in rows
+   * older than schema 6.
+   */
   host: string | null
   created_at: string
   updated_at: string

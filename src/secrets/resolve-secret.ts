@@ -42,7 +42,8 @@ export async function resolveSecret(sources: SecretSources): Promise<ResolvedSec
       text = readFileSync(sources.filePath, 'utf8')
     } catch (error) {
       throw usageError(
-        `cannot read ${sources.label} from ${sources.fileFlag} "${sources.filePath}": ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+        `cannot read ${sources.label} from ${sources.fileFlag} "${sources.filePath}": ` +
+          `${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
       )
     }
     return { value: text.replace(/\r?\n$/, ''), source: 'file', where: `${sources.fileFlag} ${sources.filePath}` }
@@ -56,12 +57,15 @@ export async function resolveSecret(sources: SecretSources): Promise<ResolvedSec
       value: sources.config[sources.configKey] as string,
       source: 'config',
       where: `"${sources.configKey}" in tenancy.config.json`,
-      warning: `${sources.label} is read from "${sources.configKey}" in tenancy.config.json; move it to the environment (${sources.envVar})${sources.fileFlag ? ` or a ${sources.fileFlag}` : ''}`,
+      warning:
+        `${sources.label} is read from "${sources.configKey}" in tenancy.config.json; ` +
+        `move it to the environment (${sources.envVar})${sources.fileFlag ? ` or a ${sources.fileFlag}` : ''}`,
     }
   }
   if (sources.prompt) {
     const answer = await sources.prompt(
-      `${sources.label[0]!.toUpperCase()}${sources.label.slice(1)}${sources.promptHint ? ` (${sources.promptHint})` : ''}:`,
+      `${sources.label[0]!.toUpperCase()}${sources.label.slice(1)}` +
+        `${sources.promptHint ? ` (${sources.promptHint})` : ''}:`,
     )
     if (answer !== undefined) return { value: answer, source: 'prompt', where: 'the prompt' }
   }

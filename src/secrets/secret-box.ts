@@ -10,7 +10,8 @@ const VERSION = 1
 export class WrongKeyError extends TenancyError {
   constructor() {
     super(
-      'cannot decrypt a stored secret: wrong encryption key; use the .tenancy/secret.key (or TENANCY_ENCRYPTION_KEY) the secret was written with',
+      'cannot decrypt a stored secret: wrong encryption key; ' +
+        'use the .tenancy/secret.key (or TENANCY_ENCRYPTION_KEY) the secret was written with',
     )
     this.name = 'WrongKeyError'
   }

@@ -19,7 +19,8 @@ export async function generateKeysFor(db: Kysely<any>, user: string, site = 'SIT
   const exists = await db.selectFrom('users').select('name').where('name', '=', user).executeTakeFirst()
   if (!exists)
     throw usageError(
-      `user "${user}" does not exist on site "${site}"; create it with "tenancy add-system-manager ${user} --site ${site}"`,
+      `user "${user}" does not exist on site "${site}"; ` +
+        `create it with "tenancy add-system-manager ${user} --site ${site}"`,
     )
   const secret = generateApiSecret()
   const hash = hashApiSecret(secret)

@@ -66,7 +66,10 @@ async function dropSettings(bench: Bench, site: SiteRecord): Promise<SiteDbSetti
       const want = site[key] ?? null
       if (String(have) === String(want)) continue
       throw usageError(
-        `${join(sitePath, 'site_config.json')} says ${key} ${shown(have)}, but the registry recorded ${shown(want)} for site "${site.name}"; nothing was changed. Restore ${key} to ${shown(want)} in that file and run the command again (tenancy drops only the database it recorded for the site; one moved by hand is yours to drop by hand)`,
+        `${join(sitePath, 'site_config.json')} says ${key} ${shown(have)}, ` +
+          `but the registry recorded ${shown(want)} for site "${site.name}"; nothing was changed. ` +
+          `Restore ${key} to ${shown(want)} in that file and run the command again ` +
+          `(tenancy drops only the database it recorded for the site; one moved by hand is yours to drop by hand)`,
       )
     }
   }
@@ -83,7 +86,10 @@ async function dropSettings(bench: Bench, site: SiteRecord): Promise<SiteDbSetti
     )
     if (other) {
       throw usageError(
-        `site "${site.name}" and site "${other.name}" are both recorded with database ${shown(site.db_name === other.db_name ? site.db_name : userOf(site))} on the same server; nothing was dropped. Run "tenancy doctor" and repair the registry row of the one that is wrong before dropping either`,
+        `site "${site.name}" and site "${other.name}" are both recorded with database ` +
+          `${shown(site.db_name === other.db_name ? site.db_name : userOf(site))} on the same server; ` +
+          `nothing was dropped. Run "tenancy doctor" and repair the registry row of the one that is wrong ` +
+          `before dropping either`,
       )
     }
   }

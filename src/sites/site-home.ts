@@ -57,7 +57,8 @@ export function assertHomedHere(
   if (isHomedHere(bench, kind, site)) return
   const rename = site.host ? ` (if this is that machine under a new name, set TENANCY_HOST=${site.host})` : ''
   throw usageError(
-    `site "${site.name}" lives on ${homeName(site)}, not on this machine (${bench.host}); run "tenancy ${command}" there${rename}`,
+    `site "${site.name}" lives on ${homeName(site)}, not on this machine (${bench.host}); ` +
+      `run "tenancy ${command}" there${rename}`,
   )
 }
 
@@ -76,7 +77,9 @@ export function assertRealSiteDirectory(bench: Bench, path: string): void {
   }
   if (stat.isSymbolicLink()) {
     throw usageError(
-      `${path} is a symbolic link, not a site directory; tenancy will not remove or move what it points to: replace the link with the site's own directory, or remove the link yourself`,
+      `${path} is a symbolic link, not a site directory; ` +
+        `tenancy will not remove or move what it points to: ` +
+        `replace the link with the site's own directory, or remove the link yourself`,
     )
   }
   if (!stat.isDirectory()) throw usageError(`${path} is not a directory; move it out of ${bench.sitesPath} yourself`)

@@ -79,7 +79,8 @@ export async function requireSite(
   if (!options.allowAnyState && site.state !== 'ready') {
     const why =
       site.state === 'creating'
-        ? `is still being created (or its creation was interrupted); wait, or remove it with "tenancy drop-site ${name}"`
+        ? `is still being created (or its creation was interrupted); ` +
+          `wait, or remove it with "tenancy drop-site ${name}"`
         : site.state === 'failed'
           ? `failed to be created and was kept for debugging; remove it with "tenancy drop-site ${name}"`
           : `is being dropped; run "tenancy drop-site ${name}" again to finish`

@@ -48,7 +48,10 @@ export interface AddSystemManagerResult {
   role_added: boolean
 }
 
-/** Adds the System Manager role to the user `email` of the site `tx` is open on, creating the user first when needed. Idempotent. */
+/**
+ * Adds the System Manager role to the user `email` of the site `tx` is open on, creating the user
+ * first when needed. Idempotent.
+ */
 export async function addSystemManagerTo(
   { trx, driver }: SiteTx,
   options: Omit<AddSystemManagerOptions, 'site'>,

@@ -71,7 +71,8 @@ export async function withFileLock<T>(file: string, fn: () => Promise<T> | T): P
     if (ownerAlive(holder) === false && removeStale(lock, holder)) continue
     if (Date.now() >= deadline) {
       throw new TenancyError(
-        `${lock} is held by ${holder} for more than ${LOCK_WAIT_MS / 1000} s; wait for that command to finish, or remove the lock file if that process is gone`,
+        `${lock} is held by ${holder} for more than ${LOCK_WAIT_MS / 1000} s; ` +
+          `wait for that command to finish, or remove the lock file if that process is gone`,
       )
     }
     await delay(wait + Math.random() * wait)

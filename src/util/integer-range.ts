@@ -13,7 +13,10 @@ export function inIntegerRange(value: number, range: IntegerRange): boolean {
   return Number.isSafeInteger(value) && value >= range.min && value <= range.max
 }
 
-/** The one message for a number out of range, quoting what was given: `invalid --limit "0": give a whole number from 1 to 10000`. */
+/**
+ * The one message for a number out of range, quoting what was given:
+ * `invalid --limit "0": give a whole number from 1 to 10000`.
+ */
 export function integerRangeError(flag: string, given: string, range: IntegerRange): TenancyError {
   const unit = range.unit ? ` of ${range.unit}` : ''
   return usageError(

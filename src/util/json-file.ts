@@ -128,7 +128,12 @@ export function parseJson(text: string, file: string, fix = 'fix the file and ru
     const reason =
       offset >= text.length
         ? 'the text ends before the JSON is complete'
-        : `unexpected ${JSON.stringify(text[offset])}${/^(Expected|Unexpected|Bad)/.test(message) && !message.includes('is not valid JSON') ? ` (${message.replace(/ in JSON at position \d+.*$/, '')})` : ''}`
+        : `unexpected ${JSON.stringify(text[offset])}` +
+          `${
+            /^(Expected|Unexpected|Bad)/.test(message) && !message.includes('is not valid JSON')
+              ? ` (${message.replace(/ in JSON at position \d+.*$/, '')})`
+              : ''
+          }`
     throw usageError(`malformed JSON in ${file} at line ${line}, column ${column}: ${reason}; ${fix}`)
   }
 }

@@ -2,7 +2,10 @@ import { delimiter, dirname } from 'node:path'
 import { InterruptedError, TenancyError, messageOf } from '../errors.js'
 import { OutputTail } from './output-tail.js'
 
-/** Names of environment variables that hold secrets (case-insensitive): never passed on to hooks, steps or notify commands. */
+/**
+ * Names of environment variables that hold secrets (case-insensitive): never passed on to hooks, steps
+ * or notify commands.
+ */
 const SECRET_NAME = /(pass|pwd|secret|token|credential|private|_key$|^key$|auth|cookie|session)/i
 /** Harmless names that the pattern above would catch. */
 const NOT_SECRET = new Set(['PWD', 'OLDPWD', 'SSH_AUTH_SOCK', 'XAUTHORITY'])

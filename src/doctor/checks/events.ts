@@ -11,7 +11,9 @@ export async function* checkEvents(bench: Bench): AsyncGenerator<Diagnosis> {
     finding: {
       kind: 'undelivered_event',
       subject: 'events',
-      problem: `${undelivered.length} event(s) not yet delivered to provision.notify, the oldest ${oldest.type} of ${oldest.created_at}${oldest.last_error ? ` (${oldest.last_error})` : ''}`,
+      problem:
+        `${undelivered.length} event(s) not yet delivered to provision.notify, ` +
+        `the oldest ${oldest.type} of ${oldest.created_at}${oldest.last_error ? ` (${oldest.last_error})` : ''}`,
       fix: bench.config.provision.notify ? 'deliver them now' : 'nothing: set provision.notify to deliver them',
     },
     repair: async () => {

@@ -20,7 +20,10 @@ import { provisionAgain, resume } from '../repairs.js'
 async function mayStillHoldData(bench: Bench, site: SiteRecord): Promise<string | undefined> {
   const path = bench.sitePath(site.name)
   if ((await getDriver(site.db_type)).server) {
-    return `its ${site.db_type} database "${site.db_name}" lives on the server and may still hold data (its directory, site_config.json or credentials are what is missing or wrong)`
+    return (
+      `its ${site.db_type} database "${site.db_name}" lives on the server and may still hold data ` +
+      `(its directory, site_config.json or credentials are what is missing or wrong)`
+    )
   }
   if (!existsSync(path)) return undefined
   const files = readdirSync(path).filter((f) => /\.(sqlite|db)$/.test(f))
@@ -93,7 +96,10 @@ export async function* checkRegisteredSites(inputs: DoctorInputs): AsyncGenerato
   }
 }
 
-/** A ready site whose directory or database is gone: removed (and its tenant provisioned again) unless it may hold data. */
+/**
+ * A ready site whose directory or database is gone: removed (and its tenant provisioned again) unless
+ * it may hold data.
+ */
 async function missingSite(inputs: DoctorInputs, site: SiteRecord, tenant: TenantRow | undefined): Promise<Diagnosis> {
   const { bench, registry } = inputs
   const keep = await mayStillHoldData(bench, site)
@@ -104,7 +110,9 @@ async function missingSite(inputs: DoctorInputs, site: SiteRecord, tenant: Tenan
         kind: 'damaged_site',
         subject: site.name,
         problem: `site "${site.name}" cannot be opened: ${keep}`,
-        fix: `nothing: restore what is missing (or remove the site on purpose with "tenancy ${tenant ? `tenant delete ${tenant.name}` : `drop-site ${site.name}`}")`,
+        fix:
+          `nothing: restore what is missing (or remove the site on purpose with ` +
+          `"tenancy ${tenant ? `tenant delete ${tenant.name}` : `drop-site ${site.name}`}")`,
         ...(inputs.fix ? { fixed: false, fix_error: 'refused: its database may hold data' } : {}),
       },
     }
@@ -113,7 +121,9 @@ async function missingSite(inputs: DoctorInputs, site: SiteRecord, tenant: Tenan
     finding: {
       kind: 'missing_site',
       subject: site.name,
-      problem: `site "${site.name}" is registered but its directory or database is missing from ${bench.sitePath(site.name)}`,
+      problem:
+        `site "${site.name}" is registered but ` +
+        `its directory or database is missing from ${bench.sitePath(site.name)}`,
       fix: tenant ? `remove the row and provision tenant "${tenant.name}" again` : 'remove the registry row',
     },
     repair: async () => {
@@ -132,7 +142,9 @@ function unfinishedSite(inputs: DoctorInputs, site: SiteRecord, tenant: TenantRo
     finding: {
       kind: 'unfinished_site',
       subject: site.name,
-      problem: `site "${site.name}" is in state "${site.state}"${site.state === 'failed' ? ' (kept for debugging)' : ', and the process that was working on it is gone'}`,
+      problem:
+        `site "${site.name}" is in state "${site.state}"` +
+        `${site.state === 'failed' ? ' (kept for debugging)' : ', and the process that was working on it is gone'}`,
       fix: owned ? `resume provisioning of tenant "${tenant.name}"` : 'finish removing it (database, directory, row)',
     },
     repair: () =>

@@ -12,7 +12,10 @@ import { looksLikeSite } from '../../util/site-directories.js'
 import type { Diagnosis } from '../finding.js'
 import type { DoctorInputs } from '../inputs.js'
 
-/** A directory with no config and no database is judged a stray only when older than this: a new site may be on its way in. */
+/**
+ * A directory with no config and no database is judged a stray only when older than this: a new site
+ * may be on its way in.
+ */
 const STRAY_MIN_AGE_MS = 60_000
 
 /**
@@ -41,7 +44,9 @@ async function inspectSite(
     const driver = await getDriver(config.db_type)
     if (!(await driver.exists(config, path)))
       return {
-        reason: `its ${config.db_type} database "${config.db_name}" is missing or cannot be reached with the site's credentials`,
+        reason:
+          `its ${config.db_type} database "${config.db_name}" is missing ` +
+          `or cannot be reached with the site's credentials`,
       }
     conn = await driver.connect(config, path)
     return { config, apps: await installedApps(conn.db) }

@@ -6,7 +6,10 @@ import { adminPasswordSources, newSite } from '../new-site.js'
 import { planByName, type StepContext, type StepKind } from './step-kind.js'
 import { updateTenant } from './tenant-update.js'
 
-/** The admin password of a tenant's site: the one stored (encrypted) on the tenant, else configured, else generated, stored before use. */
+/**
+ * The admin password of a tenant's site: the one stored (encrypted) on the tenant, else configured,
+ * else generated, stored before use.
+ */
 async function adminPasswordFor(ctx: StepContext): Promise<string> {
   const box = await ctx.bench.secretBox()
   if (ctx.tenant.admin_password_enc) return box.decrypt(ctx.tenant.admin_password_enc)
