@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander'
 import { EXIT_INTERRUPTED, EXIT_USAGE } from '../errors.js'
 import { Output } from '../output/output.js'
 import { interruption } from './context.js'
+import { collect } from './flags.js'
 import { registerSiteCommands } from './site-commands.js'
 import { registerTenantCommands } from './tenant-commands.js'
 import { registerMigrateCommand } from './migrate-command.js'
@@ -16,11 +17,7 @@ export function buildProgram(): Command {
     .version(TENANCY_VERSION, '-V, --version')
     .option('--json', 'print one JSON document on stdout; messages go to stderr')
     .option('-y, --yes', 'answer yes to confirmations')
-    .option(
-      '--site <site>',
-      'the site a command acts on, before or after the command (migrate: repeatable)',
-      (value: string, previous: string[] = []) => [...previous, value],
-    )
+    .option('--site <site>', 'the site a command acts on, before or after the command (migrate: repeatable)', collect)
     .option('--config <file>', 'path of tenancy.config.json (default: found upward from here, or TENANCY_CONFIG)')
     .option('-v, --verbose', 'show stack traces and debug output')
     .showSuggestionAfterError()

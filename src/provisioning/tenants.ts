@@ -12,7 +12,7 @@ import { removeTenant } from './remove-tenant.js'
 import { provisionTenant, type ProvisionOptions, type ProvisionResult } from './runner.js'
 import { preflight, type PlannedStep } from './steps.js'
 import { requireTenant, tenantSteps } from './tenant-record.js'
-import { parseData, stepJson, tenantJson, type StepJson, type TenantJson, type TenantRow } from '../registry/tenants.js'
+import { stepJson, tenantJson, type StepJson, type TenantJson, type TenantRow } from '../registry/tenants.js'
 import { enqueueJob } from '../registry/jobs.js'
 import { pendingStepRow } from '../registry/steps.js'
 import { ensureWorker } from './worker.js'
@@ -275,5 +275,3 @@ export async function deleteTenant(
   }
   return outcome.value
 }
-
-export { parseData }
