@@ -79,7 +79,8 @@ export interface BenchHooks {
 /**
  * An open bench: paths, validated config, and (opened on first use) the registry and the
  * secret box. Open one per command with the session's `usingBench` (src/session.ts), which
- * always closes it.
+ * always closes it and finishes half-done pulls when the registry opens; a Bench made with
+ * `new Bench(...)` does that only when given the same hook (`BenchHooks`).
  */
 export class Bench {
   readonly root: string

@@ -33,9 +33,10 @@ export function isUsageError(error: unknown): boolean {
 
 /** No tenant has that name (never had one, or it was deleted, or pulled under a new name meanwhile). Exit 2. */
 export class TenantNotFoundError extends TenancyError {
-  readonly tenant: string
+  /** Its name, when the lookup was by name. */
+  readonly tenant: string | undefined
 
-  constructor(tenant: string, message: string) {
+  constructor(tenant: string | undefined, message: string) {
     super(message, { exitCode: EXIT_USAGE })
     this.name = 'TenantNotFoundError'
     this.tenant = tenant

@@ -203,6 +203,30 @@ describe('a lost registry is refused, never replaced by an empty one', () => {
 })
 
 describe.skipIf(!enabled('postgres'))('two machines, one PostgreSQL registry', () => {
+  it("pending-create on the second machine leaves the first machine's failed pool tenant to it", async () => {
+    const one = makeBench()
+    const two = makeBench()
+    await useRegistry(one, 'postgres')
+    const url = JSON.parse(readFileSync(join(one, 'tenancy.config.json'), 'utf8')).registry
+    for (const bench of [one, two]) {
+      setConfig(bench, (c) => {
+        c.registry = url
+        c.provision = { ...(c.provision ?? {}), steps: ['create-site', { run: 'exit 3' }, 'activate'] }
+      })
+    }
+    const first = await tenancy(one, ['pending-create', '--count', '1', '--json'], { env: { TENANCY_HOST: 'm1' } })
+    expect(first.json.failed).toHaveLength(1)
+    copyFileSync(join(one, '.tenancy', 'secret.key'), join(two, '.tenancy', 'secret.key'))
+    const before = await registryRows(one, 'select name, provisioning_status, updated_at from tenants order by name')
+    setConfig(two, (c) => (c.pending = { ...(c.pending ?? {}), count: 0 }))
+    const second = await tenancy(two, ['pending-create', '--json'], { env: { TENANCY_HOST: 'm2' } })
+    expect(second.exitCode, second.stderr).toBe(0)
+    expect(second.json).toMatchObject({ target: 0, reserved: [], provisioned: [], failed: [] })
+    expect(await registryRows(one, 'select name, provisioning_status, updated_at from tenants order by name')).toEqual(
+      before,
+    )
+  })
+
   it("doctor --fix on the second machine changes nothing of the first's tenant, and no command there touches it", async () => {
     const one = makeBench()
     const two = makeBench()

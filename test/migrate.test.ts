@@ -162,3 +162,18 @@ describe('tenancy migrate: versions and states', () => {
     })
   })
 })
+
+describe('a migrate worker thread that ends without an error', () => {
+  it('a migration calling process.exit fails the sites in flight; the run ends with one JSON document', async () => {
+    const bench = makeBench()
+    const names = Array.from({ length: 17 }, (_, i) => `x${i}.localhost`)
+    await makeSites(bench, names)
+    addMigration(bench, '0005_exits.mjs', 'export async function up() {\n  process.exit(3)\n}\n')
+    const r = await tenancy(bench, ['migrate', '--concurrency', '2', '--json'])
+    expect(r.exitCode, String(r.stderr)).toBe(1)
+    const sites = r.json.sites as { site: string; status: string; error: string | null }[]
+    expect(sites.map((s) => s.site).sort()).toEqual([...names].sort())
+    expect(sites.filter((s) => s.status === 'failed').length).toBeGreaterThan(0)
+    for (const s of sites.filter((s) => s.status === 'failed')) expect(s.error).toMatch(/migrate worker crashed/)
+  })
+})

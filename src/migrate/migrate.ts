@@ -255,6 +255,13 @@ async function runInThreads(
       for (const { job, resolve } of inFlight.values()) resolve(crashed(job, error))
       inFlight.clear()
     })
+    // A thread that ended without an error (process.exit in a migration, a terminated thread)
+    // fails its sites in flight the same way; after it, none is sent to it.
+    worker.on('exit', (code) => {
+      crash ??= new Error(`it exited with code ${code}`)
+      for (const { job, resolve } of inFlight.values()) resolve(crashed(job, crash))
+      inFlight.clear()
+    })
     const run: RunSite = (job) =>
       crash
         ? Promise.resolve(crashed(job, crash))

@@ -11,6 +11,7 @@ import { requireTenant } from '../provisioning/tenant-record.js'
 import { tenantJson, type TenantJson } from '../registry/tenants.js'
 import { insertTenant } from '../provisioning/tenants.js'
 import { poolStatus, poolTarget, type PoolStatus } from './status.js'
+import { notHomedElsewhere } from '../sites/site-home.js'
 
 /** Default attributes for pending tenants: a function in code, or `pending.attributes` in the config. */
 export type PendingAttributesHook = () => Record<string, unknown> | Promise<Record<string, unknown>>
@@ -101,6 +102,8 @@ export async function pendingCreate(
     .select('name')
     .where('pending_since', 'is not', null)
     .where('provisioning_status', 'in', ['not_started', 'queued', 'in_progress', 'failed'])
+    // Another machine's pool tenants are its to finish (their sites are out of reach here).
+    .$if(registry.kind === 'postgres', (q) => q.where(notHomedElsewhere(bench.host)))
     .orderBy('pending_since')
     .execute()
   const queue = [...new Set([...reserved, ...unfinished.map((t) => t.name)])]

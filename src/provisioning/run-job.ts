@@ -53,7 +53,8 @@ export async function runJob(bench: Bench, job: ClaimedJob, owner: string, conte
   let retryAt: string | undefined
   try {
     const result = await provisionTenant(bench, job.tenant, {
-      signal: context.signal ? AbortSignal.any([context.signal, renewal.signal]) : renewal.signal,
+      signal: context.signal,
+      alsoHeld: renewal.signal,
       interruptSteps: false,
       notifyFailure: false,
       onStep: (event) => context.onEvent?.({ type: 'step', tenant: job.tenant, event }),

@@ -27,6 +27,8 @@ export interface ProvisionOptions {
   notifyFailure?: boolean
   /** false: when another live process holds the tenant, return `busy` instead of waiting. */
   waitForLease?: boolean
+  /** Another lease the run depends on (the worker's job lease): once lost, the run stops between steps, `busy`. */
+  alsoHeld?: AbortSignal
 }
 
 export interface ProvisionResult {
@@ -158,6 +160,7 @@ export async function provisionTenant(
         }
         if (options.signal?.aborted) throw new InterruptedError(`provisioning of tenant "${name}"`)
         if (lease.signal.aborted) return done('busy', leaseLost(name, lease.signal.reason))
+        if (options.alsoHeld?.aborted) return done('busy', leaseLost(name, options.alsoHeld.reason))
         current = row
         const step: PlannedStep = { name: row.name, spec: JSON.parse(row.spec ?? 'null') as PlannedStepSpec }
         if (!step.spec)

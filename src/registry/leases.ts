@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { usageError } from '../errors.js'
+import { TenantNotFoundError } from '../errors.js'
 import { PROCESS_OWNER, ownerAlive } from '../util/process-owner.js'
 import { Registry, now } from './registry.js'
 
@@ -49,8 +49,11 @@ export interface KeepAlive {
 
 /**
  * Renews a lease every third of `LEASE_MS` until `stop()`: `renew` extends it and answers
- * whether it is still this holder's. A renewal that finds it taken, or that fails, marks
- * the lease lost (`signal` aborts) and renewing ends: a holder that cannot keep its lease
+ * whether it is still this holder's. A renewal that finds it taken marks the lease lost
+ * (`signal` aborts with `'taken'`) and renewing ends. A renewal that fails (a busy or
+ * vanished database) is tried again at the next tick while the lease is still safely
+ * ours; once the next try would come after the last good renewal's expiry, the lease
+ * counts as lost too (`signal` aborts with the error): a holder that cannot keep its lease
  * must not go on as if it could.
  *
  * @example
@@ -59,20 +62,38 @@ export interface KeepAlive {
  */
 export function keepAlive(renew: () => Promise<boolean>): KeepAlive {
   const lost = new AbortController()
+  const every = LEASE_MS / 3
   let stopped = false
+  let inFlight = false
+  // The lease was taken or extended just before: it holds until LEASE_MS from now.
+  let renewedAt = Date.now()
   const markLost = (reason: unknown) => {
     clearInterval(timer)
     // A renewal that was under way when the holder stopped says nothing about the lease.
     if (!stopped) lost.abort(reason)
   }
   const timer = setInterval(() => {
-    renew().then(
-      (held) => {
-        if (!held) markLost('taken')
-      },
-      (error: unknown) => markLost(error),
-    )
-  }, LEASE_MS / 3)
+    // One renewal at a time: a slow one (waiting on a lock) is not stacked on.
+    if (inFlight) {
+      if (Date.now() + every >= renewedAt + LEASE_MS) markLost(new Error('the lease renewal did not finish in time'))
+      return
+    }
+    inFlight = true
+    const started = Date.now()
+    renew()
+      .then(
+        (held) => {
+          if (!held) return markLost('taken')
+          renewedAt = started
+        },
+        (error: unknown) => {
+          if (Date.now() + every >= renewedAt + LEASE_MS) markLost(error)
+        },
+      )
+      .finally(() => {
+        inFlight = false
+      })
+  }, every)
   timer.unref()
   return {
     signal: lost.signal,
@@ -145,7 +166,12 @@ async function tryTenantLease(
       .select(['name', 'lease_owner', 'lease_expires_at'])
       .where('id', '=', tenantId)
       .executeTakeFirst()
-    if (!row) throw usageError('the tenant no longer exists (it was deleted or cleared from the pool meanwhile)')
+    if (!row) {
+      throw new TenantNotFoundError(
+        undefined,
+        'the tenant no longer exists (it was deleted or cleared from the pool meanwhile)',
+      )
+    }
     const holder = row.lease_owner
     if (!holder) return { heldBy: 'another process', until: null }
     if (ownerAlive(holder) !== false) return { heldBy: holder, until: row.lease_expires_at }
