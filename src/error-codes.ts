@@ -99,6 +99,8 @@ export const NODE = {
   ENOENT: 'ENOENT',
   /** the file exists */
   EEXIST: 'EEXIST',
+  /** a directory renamed over one that holds files */
+  ENOTEMPTY: 'ENOTEMPTY',
   /** nothing listens on that port */
   ECONNREFUSED: 'ECONNREFUSED',
   /** the peer reset the connection */
