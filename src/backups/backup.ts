@@ -5,6 +5,7 @@ import { installedApps } from '../apps/install.js'
 import { readLedger } from '../apps/migrations.js'
 import { getDriver } from '../databases/index.js'
 import type { SiteConnection } from '../databases/driver.js'
+import { NODE, codeOf } from '../error-codes.js'
 import { messageOf } from '../errors.js'
 import { secretBoxFromFile, type SecretBox } from '../secrets/secret-box.js'
 import { readSiteConfig, requireSite, type SiteConfig } from '../sites/site.js'
@@ -164,7 +165,12 @@ export async function backupSite(
       const dumped = driver.dump(config, sitePath, { sink, workDir, env: bench.env, signal: options.signal })
       // A dump that fails before ending the sink would leave the file's writer waiting.
       dumped.catch((error: unknown) => sink.destroy(error as Error))
-      await Promise.all([dumped, done])
+      const [dump, write] = await Promise.allSettled([dumped, done])
+      // The cause, not its echo: a dump that failed makes the writer see a premature close, and
+      // a writer that failed (disk full) makes the dump see a broken pipe.
+      if (write.status === 'rejected' && codeOf(write.reason) !== NODE.ERR_STREAM_PREMATURE_CLOSE) throw write.reason
+      if (dump.status === 'rejected') throw dump.reason
+      if (write.status === 'rejected') throw write.reason
     } finally {
       rmSync(workDir, { recursive: true, force: true })
     }
