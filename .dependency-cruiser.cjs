@@ -11,6 +11,7 @@ const LAYERS = [
   ['apps', '^src/apps/'],
   ['events', '^src/events/'],
   ['migrate', '^src/migrate/'],
+  ['backups', '^src/backups/'],
   ['provisioning', '^src/provisioning/'],
   ['pool', '^src/pool/'],
   ['doctor', '^src/doctor/'],

@@ -99,6 +99,10 @@ export const NODE = {
   ENOENT: 'ENOENT',
   /** the file exists */
   EEXIST: 'EEXIST',
+  /** a stream ended before its source finished (the other end of a pipeline failed) */
+  ERR_STREAM_PREMATURE_CLOSE: 'ERR_STREAM_PREMATURE_CLOSE',
+  /** a directory renamed over one that holds files */
+  ENOTEMPTY: 'ENOTEMPTY',
   /** nothing listens on that port */
   ECONNREFUSED: 'ECONNREFUSED',
   /** the peer reset the connection */

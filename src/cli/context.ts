@@ -51,8 +51,13 @@ const TAKES_SITE = new Set([
   'generate-keys',
   'verify-key',
   'migrate',
+  'backup',
+  'list-backups',
   'tenant create',
 ])
+
+/** The fleet commands, which take several --site (or --site all). */
+const TAKES_SITES = new Set(['migrate', 'backup'])
 
 /** A command's full name as typed: `tenant create`, `doctor`. */
 function commandPath(command: Command): string {
@@ -71,7 +76,7 @@ export function contextFor(command: Command): CommandContext {
   const name = commandPath(command)
   if (sites.length > 0 && !TAKES_SITE.has(name))
     throw usageError(`"${name}" takes no --site; leave it out (run "tenancy ${name} --help" for its flags)`)
-  if (sites.length > 1 && name !== 'migrate') throw usageError(`"${name}" acts on one site; give --site once`)
+  if (sites.length > 1 && !TAKES_SITES.has(name)) throw usageError(`"${name}" acts on one site; give --site once`)
   const { json, yes, config, verbose } = raw
   const opts: GlobalOptions = { json, yes, site: sites[sites.length - 1], sites, config, verbose }
   const out = new Output({ json: opts.json, verbose: opts.verbose })

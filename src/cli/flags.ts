@@ -71,3 +71,24 @@ export function pendingChoice(flags: PendingFlags): 'with' | 'only' | 'without' 
           ? 'with'
           : 'without'
 }
+
+/** The flags of a fleet command's site selection (SPEC §8) as commander gives them. */
+export interface FleetFlags extends Pick<PendingFlags, 'withPending'> {
+  concurrency?: number
+  skipFailing?: boolean
+}
+
+/**
+ * Declares how a fleet command goes over its sites, once for all of them: `--with-pending
+ * [bool]`, `--concurrency N` (`concurrency` says its default) and `--skip-failing`.
+ */
+export function addFleetFlags(command: Command, concurrency: string): Command {
+  return command
+    .addOption(withPendingOption('sites of pending tenants'))
+    .option(
+      '--concurrency <n>',
+      `sites at once (default: ${concurrency})`,
+      integerFlag('--concurrency', { min: 1, max: 1024, unit: 'sites' }),
+    )
+    .option('--skip-failing', 'try every site even after one fails')
+}

@@ -6,6 +6,7 @@ import { collect } from './flags.js'
 import { registerSiteCommands } from './site-commands.js'
 import { registerTenantCommands } from './tenant-commands.js'
 import { registerMigrateCommand } from './migrate-command.js'
+import { registerBackupCommands } from './backup-commands.js'
 
 declare const TENANCY_VERSION: string
 
@@ -17,7 +18,11 @@ export function buildProgram(): Command {
     .version(TENANCY_VERSION, '-V, --version')
     .option('--json', 'print one JSON document on stdout; messages go to stderr')
     .option('-y, --yes', 'answer yes to confirmations')
-    .option('--site <site>', 'the site a command acts on, before or after the command (migrate: repeatable)', collect)
+    .option(
+      '--site <site>',
+      'the site a command acts on, before or after the command (migrate, backup: repeatable)',
+      collect,
+    )
     .option('--config <file>', 'path of tenancy.config.json (default: found upward from here, or TENANCY_CONFIG)')
     .option('-v, --verbose', 'show stack traces and debug output')
     .showSuggestionAfterError()
@@ -33,6 +38,7 @@ export function buildProgram(): Command {
   registerSiteCommands(program)
   registerTenantCommands(program)
   registerMigrateCommand(program)
+  registerBackupCommands(program)
   const override = (command: Command): void => {
     command.exitOverride()
     command.commands.forEach(override)

@@ -2,27 +2,19 @@ import type { Command } from 'commander'
 import { EXIT_FAILED, EXIT_INTERRUPTED } from '../errors.js'
 import { statusLine } from '../output/progress.js'
 import { contextFor } from './context.js'
-import { integerFlag, parsePendingFlag, withPendingOption, type PendingFlags } from './flags.js'
+import { addFleetFlags, parsePendingFlag, type FleetFlags } from './flags.js'
 import { describeSiteMigration, migrateCounter, renderMigrateSummary } from './render.js'
 
-interface MigrateFlags extends Pick<PendingFlags, 'withPending'> {
-  concurrency?: number
-  skipFailing?: boolean
+interface MigrateFlags extends FleetFlags {
   dryRun?: boolean
 }
 
 /** Registers `tenancy migrate`. */
 export function registerMigrateCommand(program: Command): void {
-  program
+  const migrateCommand = program
     .command('migrate')
     .description("apply each installed app's new migrations and fixtures on every site (or --site S ...), in parallel")
-    .addOption(withPendingOption('sites of pending tenants'))
-    .option(
-      '--concurrency <n>',
-      'sites at once (default: migrate.concurrency, else CPU count)',
-      integerFlag('--concurrency', { min: 1, max: 1024, unit: 'sites' }),
-    )
-    .option('--skip-failing', 'try every site even after one fails')
+  addFleetFlags(migrateCommand, 'migrate.concurrency, else CPU count')
     .option('--dry-run', 'list pending migrations per site; change nothing')
     .addHelpText('after', '\nExit 1 if any site failed; the summary names each failed site, app, migration and error.')
     .action(async (_o, command: Command) => {

@@ -2,6 +2,8 @@
 // first chunk, which must not pull in what the commands do (see cli/core.ts).
 import type { AppInstallResult, InstallProgress } from '../apps/install.js'
 import type { BenchAppListing, SiteAppListing } from '../apps/list-apps.js'
+import type { BackupResult, SiteBackupResult } from '../backups/backup.js'
+import type { BackupListing } from '../backups/list-backups.js'
 import type { MigrateResult } from '../migrate/migrate.js'
 import type { SiteResult } from '../migrate/site-migrator.js'
 import type { TaskView } from '../output/progress.js'
@@ -176,4 +178,49 @@ export function renderMigrateSummary(result: MigrateResult, dryRun: boolean): st
   for (const f of result.sites.filter((s) => s.status === 'failed'))
     lines.push(`  failed: ${f.site}${f.app ? ` (${f.app}/${f.migration})` : ''}: ${f.error}`)
   return lines.join('\n')
+}
+
+/** A byte count for humans: `512 B`, `3.4 MB`. */
+export function bytesText(bytes: number): string {
+  const units = ['B', 'kB', 'MB', 'GB', 'TB']
+  let value = bytes
+  let unit = 0
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000
+    unit++
+  }
+  return unit === 0 ? `${bytes} B` : `${value.toFixed(1)} ${units[unit]}`
+}
+
+/** One site of `tenancy backup`: `acme.localhost: backed up to … (3.4 MB, 120 ms)`. */
+export function describeSiteBackup(r: SiteBackupResult): string {
+  if (r.status === 'backed_up') return `backed up to ${r.path} (${bytesText(r.bytes)}, ${r.duration_ms} ms)`
+  return `${r.status.replace('_', ' ')}: ${r.error}`
+}
+
+/** backup's summary: the counts, then one line per failed site. */
+export function renderBackupSummary(result: BackupResult): string {
+  const interrupted = result.sites.filter((s) => s.status === 'interrupted').length
+  const lines = [
+    `${result.sites.length} site(s): ${result.backed_up} backed up, ${result.failed} failed, ${result.skipped} skipped` +
+      `${result.interrupted ? `, ${interrupted} not started (interrupted)` : ''} in ${result.duration_ms} ms`,
+  ]
+  for (const f of result.sites.filter((s) => s.status === 'failed')) lines.push(`  failed: ${f.site}: ${f.error}`)
+  return lines.join('\n')
+}
+
+/** `list-backups`: one row a set. */
+export function renderBackups(sets: BackupListing[]): string {
+  if (sets.length === 0) return 'No backups.'
+  return table(
+    ['SITE', 'WHEN', 'SIZE', 'ENCRYPTED', 'APPS', 'PATH'],
+    sets.map((s) => [
+      s.site,
+      s.created_at,
+      bytesText(s.bytes),
+      s.encrypted ? 'yes' : 'no',
+      s.apps.map((a) => `${a.name} ${a.version}`).join(', ') || '-',
+      s.path,
+    ]),
+  )
 }

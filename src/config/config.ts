@@ -48,6 +48,8 @@ export interface BenchConfig {
   }
   pending: { count: number; include_in_queries: boolean; attributes?: Record<string, unknown> }
   migrate: { concurrency: number }
+  /** Where `tenancy backup` writes sets, whether it encrypts them, how many per site it keeps, and with which key. */
+  backups: { path: string; encrypt: boolean; keep?: number; key_file?: string }
   provision_admin_password?: string
   provision_mariadb_root_password?: string
   [key: string]: unknown
@@ -155,6 +157,11 @@ const KEYS: Record<string, { check: Check; fallback?: () => unknown }> = {
   'pending.attributes': { check: obj },
   migrate: { check: obj, fallback: () => ({}) },
   'migrate.concurrency': { check: intRange(1, 1024), fallback: () => availableParallelism() },
+  backups: { check: obj, fallback: () => ({}) },
+  'backups.path': { check: str, fallback: () => 'backups' },
+  'backups.encrypt': { check: bool, fallback: () => false },
+  'backups.keep': { check: intRange(1, 100_000) },
+  'backups.key_file': { check: str },
   provision_admin_password: { check: (v) => (typeof v === 'string' ? null : 'a string') },
   provision_mariadb_root_password: { check: (v) => (typeof v === 'string' ? null : 'a string') },
 }

@@ -1,3 +1,4 @@
+import type { Writable } from 'node:stream'
 import type { CompiledQuery, InsertQueryBuilder, Kysely, QueryResult } from 'kysely'
 import type { DbType } from '../config/config.js'
 import type { ServerAdmin } from './server-admin.js'
@@ -62,6 +63,17 @@ export interface ResumableDdl {
   commitAlone(trx: Kysely<any>, write: () => Promise<void>): Promise<void>
   /** What a failed migration's message adds: what of it stayed in place, and where a rerun goes on. */
   readonly failureNote: string
+}
+
+/** Where a driver writes a snapshot of a site's database (`DatabaseDriver.dump`). */
+export interface DumpTarget {
+  /** Receives the dump's bytes, already compressed; the driver ends it when the dump is complete. */
+  sink: Writable
+  /** A private (0700) directory for scratch files, removed by the caller afterwards. */
+  workDir: string
+  /** The environment a dump program starts from; secrets are taken out of it (`childEnvironment`). */
+  env: NodeJS.ProcessEnv
+  signal?: AbortSignal
 }
 
 /** What a driver whose databases live on a server knows of that server. */
@@ -130,6 +142,18 @@ export interface DatabaseDriver {
   exists(settings: SiteDbSettings, sitePath: string): Promise<boolean>
   /** Connects as the site's own user: everything a site does goes through this. */
   connect(settings: SiteDbSettings, sitePath: string): Promise<SiteConnection>
+  /**
+   * The file name of a dump in a backup set: `database.sqlite.gz`, `database.pgdump`,
+   * `database.sql.gz`.
+   */
+  readonly dumpFile: string
+  /**
+   * Writes a consistent snapshot of the database, taken while the site is in use, into
+   * `target.sink`, as the site's own user (SQLite: the online backup API, gzip; PostgreSQL:
+   * `pg_dump -Fc`; MariaDB: `mariadb-dump --single-transaction`, gzip). A dump program gets
+   * the password through a 0600 file, never its argv or environment.
+   */
+  dump(settings: SiteDbSettings, sitePath: string, target: DumpTarget): Promise<void>
   /** Connects with the server's admin (root) credentials, only to create and drop. */
   connectAdmin(settings: SiteDbSettings, sitePath: string, admin?: ServerAdmin): Promise<SiteConnection>
 }

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import { createGzip } from 'node:zlib'
 import {
   Kysely,
   MysqlAdapter,
@@ -20,6 +21,9 @@ import type { DatabaseDriver, ResumableDdl, SiteConnection, SiteDbSettings } fro
 import type { ServerAdmin } from './server-admin.js'
 import { ADMIN_LOGIN_HINT, provenConnection, serverFailure } from './server-common.js'
 import { guardDialect, type ServerLoss } from './server-gone.js'
+import { runDumpProgram } from './dump-program.js'
+import { childEnvironment } from '../util/run-command.js'
+import { withSecretFile } from '../util/secret-file.js'
 
 /** mysql2's codes for a connection the server closed or that broke under a command. */
 const SOCKET_CLOSED = new Set<string>([MARIADB_CODE.PROTOCOL_CONNECTION_LOST, NODE.ECONNRESET, NODE.EPIPE])
@@ -115,6 +119,25 @@ const ident = (name: string) => `\`${assertDbName(name)}\``
 const grantIdent = (name: string) => `\`${assertDbName(name).replace(/[_%]/g, '\\$&')}\``
 /** Where MariaDB listens unless told otherwise. */
 const DEFAULT_PORT = 3306
+/**
+ * A `[client]` options file holding the site's login (mariadb-dump's `--defaults-extra-file`),
+ * so the password is in neither argv nor the environment. Values are double-quoted, with
+ * backslashes escaped as the options file reader expects.
+ */
+function clientOptionFile(settings: SiteDbSettings, user: string): string {
+  const quoted = (value: string) => {
+    if (/["\r\n]/.test(value))
+      throw new TenancyError(
+        `the site's db_user or db_password holds a quote or line break; mariadb-dump cannot read it`,
+      )
+    return `"${value.replace(/\\/g, '\\\\')}"`
+  }
+  const lines = ['[client]', `user=${quoted(user)}`, `password=${quoted(settings.db_password ?? '')}`]
+  if (settings.db_socket) lines.push(`socket=${quoted(settings.db_socket)}`)
+  else lines.push(`host=${quoted(settings.db_host ?? '127.0.0.1')}`, `port=${settings.db_port ?? DEFAULT_PORT}`)
+  return `${lines.join('\n')}\n`
+}
+
 /** Site users are created for any host ('%') unless `db.user_host` narrows it. */
 const ANY_HOST = '%'
 const hostOf = (settings: SiteDbSettings) => {
@@ -289,6 +312,35 @@ export const mariadbDriver: DatabaseDriver = {
       where table_schema = database() and table_name = ${table} and constraint_name = 'PRIMARY'
       order by ordinal_position`.execute(db)
     return rows.map((r) => r.name)
+  },
+
+  dumpFile: 'database.sql.gz',
+
+  async dump(settings, _sitePath, target) {
+    const user = settings.db_user ?? settings.db_name
+    await withSecretFile('client.cnf', clientOptionFile(settings, user), (file) =>
+      runDumpProgram(
+        { command: 'mariadb-dump', debianPackage: 'mariadb-client' },
+        [
+          // Must come first: the program reads its options files before anything else.
+          `--defaults-extra-file=${file}`,
+          // One REPEATABLE READ snapshot, no table locks: the site keeps writing meanwhile.
+          '--single-transaction',
+          // Listing tablespaces needs the PROCESS privilege, which a site's own user lacks.
+          '--no-tablespaces',
+          '--hex-blob',
+          '--triggers',
+          assertDbName(settings.db_name),
+        ],
+        {
+          env: childEnvironment(target.env, {}),
+          sink: target.sink,
+          through: createGzip(),
+          what: `dumping the database "${settings.db_name}" on ${where(settings)}`,
+          signal: target.signal,
+        },
+      ),
+    )
   },
 
   plan(dbName, admin) {

@@ -11,9 +11,15 @@ import { ADMIN_LOGIN_HINT, provenConnection, serverFailure } from './server-comm
 import { guardDialect } from './server-gone.js'
 import { PG, codeOf } from '../error-codes.js'
 import { pgServerLoss, watchPgClient, watchPgPool } from './postgres-errors.js'
+import { runDumpProgram } from './dump-program.js'
+import { childEnvironment } from '../util/run-command.js'
+import { withSecretFile } from '../util/secret-file.js'
 
 /** The key of a site database's own migration lock (advisory locks are per database). */
 const SITE_LOCK_KEY = 0x7465_6e61_6e74
+/** A field of a .pgpass line: `:` and `\\` are escaped with a backslash. */
+const pgpassField = (value: string) => value.replace(/[\\:]/g, '\\$&')
+
 /** Where PostgreSQL listens unless told otherwise. */
 const DEFAULT_PORT = 5432
 
@@ -214,6 +220,32 @@ export const postgresDriver: DatabaseDriver = {
     } finally {
       await client.end().catch(() => {})
     }
+  },
+
+  dumpFile: 'database.pgdump',
+
+  async dump(settings, _sitePath, target) {
+    const user = settings.db_user ?? settings.db_name
+    const login = `*:*:*:${pgpassField(user)}:${pgpassField(settings.db_password ?? '')}\n`
+    await withSecretFile('pgpass', login, (file) =>
+      runDumpProgram(
+        { command: 'pg_dump', debianPackage: 'postgresql-client' },
+        [
+          '--format=custom',
+          '--no-password',
+          `--host=${settings.db_host ?? '127.0.0.1'}`,
+          `--port=${settings.db_port ?? DEFAULT_PORT}`,
+          `--username=${user}`,
+          `--dbname=${assertDbName(settings.db_name)}`,
+        ],
+        {
+          env: childEnvironment(target.env, { PGPASSFILE: file }),
+          sink: target.sink,
+          what: `dumping the database "${settings.db_name}" on ${where(settings)}`,
+          signal: target.signal,
+        },
+      ),
+    )
   },
 
   async connectAdmin(settings, _sitePath, admin) {

@@ -1,4 +1,5 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
+import { createCipheriv, createDecipheriv, randomBytes, type DecipherGCM } from 'node:crypto'
+import { Transform } from 'node:stream'
 import { mkdirSync, readFileSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { TenancyError, usageError } from '../errors.js'
@@ -39,6 +40,16 @@ export class SecretBox {
     return Buffer.concat([Buffer.from([VERSION]), nonce, cipher.getAuthTag(), body]).toString('base64')
   }
 
+  /** A stream that encrypts what goes through it (AES-256-GCM; a backup's files). */
+  encryptingStream(): Transform {
+    return encryptingStream(this.#key)
+  }
+
+  /** The reverse of `encryptingStream`; fails at the end on a wrong key or an altered byte. */
+  decryptingStream(): Transform {
+    return decryptingStream(this.#key)
+  }
+
   decrypt(encoded: string): string {
     const data = Buffer.from(encoded, 'base64')
     if (data.length < 1 + NONCE_BYTES + TAG_BYTES || data[0] !== VERSION) {
@@ -58,11 +69,87 @@ export class SecretBox {
   }
 }
 
+/** The first bytes of a file `SecretBox.encryptingStream` wrote: a name and a format version. */
+export const STREAM_MAGIC = Buffer.from('TENANCY-AES256GCM-1\n')
+
+/**
+ * Encrypts a stream of any length with AES-256-GCM under `key`: the magic, a random nonce,
+ * the ciphertext, then the 16-byte tag, so nothing is held in memory but one chunk.
+ */
+function encryptingStream(key: Buffer): Transform {
+  const nonce = randomBytes(NONCE_BYTES)
+  const cipher = createCipheriv('aes-256-gcm', key, nonce)
+  let started = false
+  return new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      const body = cipher.update(chunk)
+      if (!started) {
+        started = true
+        done(null, Buffer.concat([STREAM_MAGIC, nonce, body]))
+      } else done(null, body)
+    },
+    flush(done) {
+      const last = cipher.final()
+      const head = started ? [] : [STREAM_MAGIC, nonce]
+      done(null, Buffer.concat([...head, last, cipher.getAuthTag()]))
+    },
+  })
+}
+
+/**
+ * Decrypts what `encryptingStream` wrote. The last 16 bytes are the tag, so they are held
+ * back until the end; a wrong key or an altered byte fails at the end with `WrongKeyError`,
+ * and whoever reads the output must not trust it before the stream finished without error.
+ */
+function decryptingStream(key: Buffer): Transform {
+  let head = Buffer.alloc(0)
+  let decipher: DecipherGCM | undefined
+  let held = Buffer.alloc(0)
+  const headBytes = STREAM_MAGIC.length + NONCE_BYTES
+  return new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      if (!decipher) {
+        head = Buffer.concat([head, chunk])
+        if (head.length < headBytes) return done()
+        if (!head.subarray(0, STREAM_MAGIC.length).equals(STREAM_MAGIC))
+          return done(new TenancyError('not a file tenancy encrypted (its header is wrong)'))
+        decipher = createDecipheriv('aes-256-gcm', key, head.subarray(STREAM_MAGIC.length, headBytes))
+        chunk = head.subarray(headBytes)
+      }
+      held = Buffer.concat([held, chunk])
+      if (held.length <= TAG_BYTES) return done()
+      const body = held.subarray(0, held.length - TAG_BYTES)
+      held = Buffer.from(held.subarray(held.length - TAG_BYTES))
+      done(null, decipher.update(body))
+    },
+    flush(done) {
+      if (!decipher || held.length !== TAG_BYTES) return done(new TenancyError('the encrypted file is truncated'))
+      decipher.setAuthTag(held)
+      try {
+        done(null, decipher.final())
+      } catch {
+        done(new WrongKeyError())
+      }
+    },
+  })
+}
+
 function parseKey(text: string, source: string): Buffer {
   const key = Buffer.from(text.trim(), 'base64')
   if (key.length !== 32)
     throw usageError(`${source} must hold 32 bytes, base64-encoded (44 characters); it holds ${key.length} bytes`)
   return key
+}
+
+/** A box with the key in `keyFile` (32 bytes, base64), e.g. `backups.key_file`; a missing file is exit 2. */
+export function secretBoxFromFile(keyFile: string): SecretBox {
+  let text
+  try {
+    text = readFileSync(keyFile, 'utf8')
+  } catch (error) {
+    throw usageError(`cannot read the key file ${keyFile}: ${(error as Error).message}; check the path`, error)
+  }
+  return new SecretBox(parseKey(text, keyFile))
 }
 
 /** Where a bench's key comes from, for messages: the environment or the key file. */

@@ -1,0 +1,115 @@
+import { createHash } from 'node:crypto'
+import { createWriteStream, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs'
+import { open } from 'node:fs/promises'
+import { join } from 'node:path'
+import { PassThrough, Transform, Writable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import { NODE, codeOf } from '../error-codes.js'
+import type { SecretBox } from '../secrets/secret-box.js'
+import { fsyncDirectory, writeFileAtomic } from '../util/json-file.js'
+import { faultPoint } from '../util/fault.js'
+import type { BackupManifest, ManifestFile } from './manifest.js'
+
+/** The prefix of a set still being written: listing skips such directories, doctor may remove them. */
+export const TEMP_PREFIX = '.tmp-'
+/** The suffix of a file of an encrypted set. */
+export const ENCRYPTED_SUFFIX = '.enc'
+export const MANIFEST = 'manifest.json'
+
+/** `2026-01-31T12:00:00.123Z` as a directory name that sorts by time: `20260131T120000123Z`. */
+export function stampOf(date: Date): string {
+  return date.toISOString().replace(/[-:.]/g, '')
+}
+
+/**
+ * One backup set being written: a private temporary directory beside where the set will be
+ * (`<backups.path>/<site>/.tmp-…`), its files written through `file` (encrypted when a box is
+ * given, each hashed as written), then `finish` writes the manifest last and renames the whole
+ * directory into place, so a listed set is always complete. `discard` removes it after a failure.
+ */
+export class BackupSetWriter {
+  readonly dir: string
+  readonly #siteDir: string
+  readonly #box: SecretBox | undefined
+  readonly files: ManifestFile[] = []
+
+  constructor(siteDir: string, box: SecretBox | undefined) {
+    mkdirSync(siteDir, { recursive: true, mode: 0o700 })
+    this.#siteDir = siteDir
+    this.#box = box
+    this.dir = mkdtempSync(join(siteDir, TEMP_PREFIX))
+  }
+
+  get encrypted(): boolean {
+    return this.#box !== undefined
+  }
+
+  /**
+   * A stream into the set's file `name` (plus `.enc` when encrypted); `done` resolves once every
+   * byte is on disk (fsync) and the file is in the manifest's list with its size and sha256.
+   */
+  file(name: string): { sink: Writable; done: Promise<void> } {
+    const fileName = this.#box ? `${name}${ENCRYPTED_SUFFIX}` : name
+    const path = join(this.dir, fileName)
+    const hash = createHash('sha256')
+    let bytes = 0
+    const measure = new Transform({
+      transform(chunk: Buffer, _encoding, next) {
+        hash.update(chunk)
+        bytes += chunk.length
+        next(null, chunk)
+      },
+    })
+    const sink = new PassThrough()
+    const out = createWriteStream(path, { flags: 'wx', mode: 0o600 })
+    const stages = this.#box ? [sink, this.#box.encryptingStream(), measure, out] : [sink, measure, out]
+    const done = (async () => {
+      await pipeline(stages as [PassThrough, ...Writable[]])
+      const handle = await open(path, 'r')
+      try {
+        await handle.sync()
+      } finally {
+        await handle.close()
+      }
+      this.files.push({ name: fileName, bytes, sha256: hash.digest('hex') })
+    })()
+    // The pipeline's failure is reported through `done`; the writer of `sink` sees its own.
+    done.catch(() => {})
+    return { sink, done }
+  }
+
+  /** Writes a whole small file (the site config) through `file`. */
+  async writeWhole(name: string, content: Buffer): Promise<void> {
+    const { sink, done } = this.file(name)
+    sink.end(content)
+    await done
+  }
+
+  /**
+   * Writes the manifest, makes the set durable and renames it to `<site>/<stamp>`; a name taken
+   * by another set of the same millisecond gets a suffix. Returns the set's path.
+   */
+  finish(manifest: Omit<BackupManifest, 'files'>, stamp: string): string {
+    const { encrypted, duration_ms, ...head } = manifest
+    // In the SPEC's order of fields.
+    const full: BackupManifest = { ...head, files: this.files, encrypted, duration_ms }
+    writeFileAtomic(join(this.dir, MANIFEST), `${JSON.stringify(full, null, 2)}\n`, 0o600)
+    fsyncDirectory(this.dir)
+    faultPoint('backup-before-rename')
+    for (let n = 0; ; n++) {
+      const target = join(this.#siteDir, n === 0 ? stamp : `${stamp}-${n}`)
+      try {
+        renameSync(this.dir, target)
+        fsyncDirectory(this.#siteDir)
+        return target
+      } catch (error) {
+        const code = codeOf(error)
+        if ((code !== NODE.EEXIST && code !== NODE.ENOTEMPTY) || n > 100) throw error
+      }
+    }
+  }
+
+  discard(): void {
+    rmSync(this.dir, { recursive: true, force: true })
+  }
+}
