@@ -175,7 +175,13 @@ describe.each(SITE_BACKENDS)('backup on $name', ({ name: backend, skip }) => {
       const list = await tenancy(bench, ['list-backups', '--json'], { env })
       expect(list.exitCode, list.stderr).toBe(0)
       expect(list.json.backups).toHaveLength(1)
-      expect(list.json.backups[0]).toMatchObject({ site: 'one.localhost', path: site.path, encrypted: false })
+      // The same size as backup reported: its files and its manifest.
+      expect(list.json.backups[0]).toMatchObject({
+        site: 'one.localhost',
+        path: site.path,
+        encrypted: false,
+        bytes: site.bytes,
+      })
       expect(list.json.backups[0].apps.map((a: any) => a.name)).toContain('tenant_ops')
     })
 

@@ -1,4 +1,4 @@
-import { readdirSync, rmSync } from 'node:fs'
+import { readdirSync, rmSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Bench } from '../bench.js'
 import { NODE, codeOf } from '../error-codes.js'
@@ -61,7 +61,8 @@ export function listBackups(bench: Bench, options: { site?: string; root?: strin
       site: manifest.site,
       created_at: manifest.created_at,
       path,
-      bytes: manifest.files.reduce((n, f) => n + f.bytes, 0),
+      // As `backup` reports it: the files and the manifest.
+      bytes: manifest.files.reduce((n, f) => n + f.bytes, statSync(join(path, MANIFEST)).size),
       encrypted: manifest.encrypted,
       db_type: manifest.db_type,
       tenant: manifest.tenant,
