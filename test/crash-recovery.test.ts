@@ -13,36 +13,15 @@ import { SITE_BACKENDS, asSite, registryRows, serverHas, siteConfig, useBackend,
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
-/** Runs the binary in its own process group and SIGKILLs the group after `ms`; true when the kill landed. */
-async function killAt(bench: string, args: string[], ms: number, env: Record<string, string>): Promise<boolean> {
-  const child = execa(process.execPath, [BIN, ...args], {
-    cwd: bench,
-    env: cleanEnv(env),
-    extendEnv: false,
-    reject: false,
-    detached: true,
-    stdin: 'ignore',
-  })
-  const finished = await Promise.race([child.then(() => true), sleep(ms).then(() => false)])
-  if (!finished) {
-    try {
-      process.kill(-child.pid!, 'SIGKILL')
-    } catch {
-      // It exited just now.
-    }
-  }
-  return (await child).signal === 'SIGKILL'
-}
-
 /**
- * Runs the command and kills its process group (-9) as soon as `ready()` says so (polled every
- * 25 ms), so the kill lands at a chosen point however fast or loaded the machine is.
+ * Runs the binary in its own process group and SIGKILLs the group once `due` resolves (unless
+ * it finished first); true when the kill landed.
  */
-async function killWhen(
+async function killOnce(
   bench: string,
   args: string[],
   env: Record<string, string>,
-  ready: () => Promise<boolean>,
+  due: (finished: () => boolean) => Promise<void>,
 ): Promise<boolean> {
   const child = execa(process.execPath, [BIN, ...args], {
     cwd: bench,
@@ -54,7 +33,7 @@ async function killWhen(
   })
   let finished = false
   void child.then(() => (finished = true))
-  while (!finished && !(await ready().catch(() => false))) await sleep(25)
+  await Promise.race([child, due(() => finished)])
   if (!finished) {
     try {
       process.kill(-child.pid!, 'SIGKILL')
@@ -64,6 +43,21 @@ async function killWhen(
   }
   return (await child).signal === 'SIGKILL'
 }
+
+/** Kills the command's process group (-9) after `ms`. */
+const killAt = (bench: string, args: string[], ms: number, env: Record<string, string>) =>
+  killOnce(bench, args, env, async () => {
+    await sleep(ms)
+  })
+
+/**
+ * Kills the command's process group (-9) as soon as `ready()` says so (polled every 25 ms),
+ * so the kill lands at a chosen point however fast or loaded the machine is.
+ */
+const killWhen = (bench: string, args: string[], env: Record<string, string>, ready: () => Promise<boolean>) =>
+  killOnce(bench, args, env, async (finished) => {
+    while (!finished() && !(await ready().catch(() => false))) await sleep(25)
+  })
 
 /** `n` instants from 50 ms to `full` ms, evenly spread. */
 function instants(full: number, n: number): number[] {
