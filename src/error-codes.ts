@@ -97,6 +97,8 @@ export const NODE = {
   EIO: 'EIO',
   /** no such file or directory (also: no such Unix socket) */
   ENOENT: 'ENOENT',
+  /** a path component is not a directory */
+  ENOTDIR: 'ENOTDIR',
   /** the file exists */
   EEXIST: 'EEXIST',
   /** a stream ended before its source finished (the other end of a pipeline failed) */

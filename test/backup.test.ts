@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
-import { chmodSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { hostname } from 'node:os'
 import { gunzipSync } from 'node:zlib'
 import { execFileSync } from 'node:child_process'
 import Database from 'better-sqlite3'
@@ -451,6 +452,22 @@ describe('backup over a selection, encryption, --keep, kills', () => {
     expect(dirs.filter((d) => !d.startsWith('.tmp-')).sort()).toEqual(
       list.json.backups.map((b: any) => b.path.split('/').pop()).sort(),
     )
+    // doctor names each half set whose writer is dead and --fix removes it; a live writer's stays.
+    const siteDir = join(bench, 'backups', 'kill.localhost')
+    const abandoned = readdirSync(siteDir).filter((d) => d.startsWith('.tmp-'))
+    expect(abandoned.length).toBeGreaterThan(0)
+    const live = `.tmp-${process.pid}@${hostname()}-abcdef`
+    mkdirSync(join(siteDir, live))
+    const look = await tenancy(bench, ['doctor', '--json'])
+    expect(
+      look.json.findings
+        .filter((f: any) => f.kind === 'abandoned_backup')
+        .map((f: any) => f.subject)
+        .sort(),
+    ).toEqual(abandoned.map((d) => join(siteDir, d)).sort())
+    const fix = await tenancy(bench, ['doctor', '--fix', '--json'])
+    expect(fix.exitCode, fix.stderr).toBe(0)
+    expect(readdirSync(siteDir).filter((d) => d.startsWith('.tmp-'))).toEqual([live])
     const after = await tenancy(bench, ['backup', '--site', 'kill.localhost', '--json'])
     expect(after.exitCode, after.stderr).toBe(0)
     verifiedManifest(after.json.sites[0].path)

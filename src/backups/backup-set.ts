@@ -8,10 +8,21 @@ import { NODE, codeOf } from '../error-codes.js'
 import type { SecretBox } from '../secrets/secret-box.js'
 import { fsyncDirectory, writeFileAtomic } from '../util/json-file.js'
 import { faultPoint } from '../util/fault.js'
+import { PROCESS_OWNER } from '../util/process-owner.js'
 import type { BackupManifest, ManifestFile } from './manifest.js'
 
-/** The prefix of a set still being written: listing skips such directories, doctor may remove them. */
+/**
+ * The prefix of a set still being written: `.tmp-<pid@host>-XXXXXX`. Listing skips such
+ * directories; doctor removes one whose writer is dead (`writerOfTempSet`).
+ */
 export const TEMP_PREFIX = '.tmp-'
+
+/** The process (`pid@host`) writing a temporary set directory, read from its name. */
+export function writerOfTempSet(name: string): string | undefined {
+  // mkdtemp appends six characters to the prefix `.tmp-<owner>-`.
+  if (!name.startsWith(TEMP_PREFIX) || name.length < TEMP_PREFIX.length + 8) return undefined
+  return name.slice(TEMP_PREFIX.length, -7)
+}
 /** The suffix of a file of an encrypted set. */
 export const ENCRYPTED_SUFFIX = '.enc'
 export const MANIFEST = 'manifest.json'
@@ -37,7 +48,7 @@ export class BackupSetWriter {
     mkdirSync(siteDir, { recursive: true, mode: 0o700 })
     this.#siteDir = siteDir
     this.#box = box
-    this.dir = mkdtempSync(join(siteDir, TEMP_PREFIX))
+    this.dir = mkdtempSync(join(siteDir, `${TEMP_PREFIX}${PROCESS_OWNER}-`))
   }
 
   get encrypted(): boolean {

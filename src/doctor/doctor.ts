@@ -1,6 +1,7 @@
 import type { Bench } from '../bench.js'
 import { messageOf } from '../errors.js'
 import { homeName } from '../sites/site-home.js'
+import { checkBackups } from './checks/backups.js'
 import { checkEvents } from './checks/events.js'
 import { checkJobs } from './checks/jobs.js'
 import { checkRegisteredSites } from './checks/registered-sites.js'
@@ -68,6 +69,7 @@ export async function doctor(bench: Bench, options: DoctorOptions = {}): Promise
   await settle(checkTenants(inputs, queue))
   await settle(checkJobs(inputs, queue))
   await settle(checkWorker(inputs))
+  await settle(checkBackups(bench))
   // Last, so events written by the repairs above (a finished pull, say) are sent too.
   await settle(checkEvents(bench))
 

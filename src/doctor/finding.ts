@@ -16,6 +16,7 @@ export interface Finding {
     | 'no_worker'
     | 'queued_without_job'
     | 'undelivered_event'
+    | 'abandoned_backup'
   subject: string
   problem: string
   fix: string
