@@ -355,11 +355,16 @@ describe('kill -9 during MariaDB migrate, then migrate finishes it', () => {
       const [measured, duration] = await timed(() => tenancy(bench, ['migrate', '--json'], { env }))
       expect(measured.exitCode, measured.stderr).toBe(0)
       await expectRound(bench, site, 0, names0)
+      // The first run pays for cold caches; a second, warm one is what the killed runs are like.
+      const names1 = addRound(bench, 1)
+      const [second, warm] = await timed(() => tenancy(bench, ['migrate', '--json'], { env }))
+      expect(second.exitCode, second.stderr).toBe(0)
+      await expectRound(bench, site, 1, names1)
 
       let killed = 0
       let interrupted = 0
-      for (const [i, ms] of instants(duration, 8).entries()) {
-        const round = i + 1
+      for (const [i, ms] of instants(Math.min(duration, warm) * 0.9, 8).entries()) {
+        const round = i + 2
         const names = addRound(bench, round)
         if (await killAt(bench, ['migrate'], ms, env)) killed++
         const ledger = (await rows(bench, site, "select name from tenancy_migrations where app = 'crashy'")).map(
