@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { describe, expect, it } from 'vitest'
-import { makeBench, query, setConfig, tenancy } from './helpers.js'
+import { makeBench, query, setRunStep, tenancy } from './helpers.js'
 import { SITE_BACKENDS, registryRows, serverHas, siteConfig, useBackend } from './backends.js'
 
 const configFile = (bench: string, site: string) => join(bench, 'sites', site, 'site_config.json')
@@ -114,18 +114,7 @@ describe('a wrong encryption key changes nothing in the worker', () => {
       join(bench, 'slow.mjs'),
       `import { existsSync, writeFileSync } from 'node:fs'\nif (!existsSync(${JSON.stringify(marker)})) { writeFileSync(${JSON.stringify(marker)}, String(process.pid)); await new Promise((r) => setTimeout(r, 30000)) }\n`,
     )
-    setConfig(
-      bench,
-      (c) =>
-        (c.provision.steps = [
-          'create-site',
-          { name: 'slow', run: 'node slow.mjs' },
-          'install-apps',
-          'api-user',
-          'api-keys',
-          'activate',
-        ]),
-    )
+    setRunStep(bench, { name: 'slow', run: 'node slow.mjs' })
     const created = await tenancy(bench, ['tenant', 'create', 'wq', '--background', '--json'])
     expect(created.exitCode, created.stderr).toBe(0)
     expect(created.json.worker_started).toBe(true)

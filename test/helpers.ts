@@ -91,6 +91,14 @@ export function setConfig(bench: string, patch: (config: any) => void): void {
   writeFileSync(file, JSON.stringify(config, null, 2))
 }
 
+/** The default pipeline with one `run` step after `create-site`, as `provision.steps`. */
+export function setRunStep(bench: string, step: { name: string; run: string }): void {
+  setConfig(
+    bench,
+    (c) => (c.provision.steps = ['create-site', step, 'install-apps', 'api-user', 'api-keys', 'activate']),
+  )
+}
+
 /** Rows from an SQLite file, read-only. */
 export function query<T = any>(file: string, sql: string, ...params: unknown[]): T[] {
   const db = new Database(file, { readonly: true, fileMustExist: true })

@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { execa } from 'execa'
 import { describe, expect, it } from 'vitest'
-import { BIN, cleanEnv, makeBench, tenancy, query, setConfig } from './helpers.js'
+import { BIN, cleanEnv, makeBench, tenancy, query, setConfig, setRunStep } from './helpers.js'
 import { REGISTRIES, registryRows, useRegistry } from './backends.js'
 
 /** Hook code that SIGKILLs the nearest ancestor running tenancy (the hook's parent may be a shell). */
@@ -508,18 +508,7 @@ describe('secrets, notifications and doctor', () => {
       join(bench, 'slow.mjs'),
       `import { writeFileSync } from 'node:fs'\nwriteFileSync(${JSON.stringify(started)}, '')\nawait new Promise((r) => setTimeout(r, 1500))\nconsole.log('slow step finished')\n`,
     )
-    setConfig(
-      bench,
-      (c) =>
-        (c.provision.steps = [
-          'create-site',
-          { name: 'slow', run: 'node slow.mjs' },
-          'install-apps',
-          'api-user',
-          'api-keys',
-          'activate',
-        ]),
-    )
+    setRunStep(bench, { name: 'slow', run: 'node slow.mjs' })
     const { spawnTenancy } = await import('./helpers.js')
     // Record the tenant as queued without letting --background start a worker of its own.
     setConfig(bench, (c) => (c.auto_provision_tenant_sites = false))
@@ -556,46 +545,13 @@ describe('secrets, notifications and doctor', () => {
 describe('operators fixing things', () => {
   it('a fixed (or removed) run step is what provision runs next; generate-keys keeps the stored secret right', async () => {
     const bench = makeBench()
-    setConfig(
-      bench,
-      (c) =>
-        (c.provision.steps = [
-          'create-site',
-          { name: 'dns', run: 'exit 3' },
-          'install-apps',
-          'api-user',
-          'api-keys',
-          'activate',
-        ]),
-    )
+    setRunStep(bench, { name: 'dns', run: 'exit 3' })
     expect((await tenancy(bench, ['tenant', 'create', 'acme'])).exitCode).toBe(1)
-    setConfig(
-      bench,
-      (c) =>
-        (c.provision.steps = [
-          'create-site',
-          { name: 'dns', run: 'echo fixed' },
-          'install-apps',
-          'api-user',
-          'api-keys',
-          'activate',
-        ]),
-    )
+    setRunStep(bench, { name: 'dns', run: 'echo fixed' })
     const p = await tenancy(bench, ['provision', 'acme', '--json'])
     expect(p.exitCode, p.stderr).toBe(0)
     expect(p.json.steps[1]).toMatchObject({ name: 'dns', status: 'done', output: 'fixed' })
-    setConfig(
-      bench,
-      (c) =>
-        (c.provision.steps = [
-          'create-site',
-          { name: 'dns', run: 'exit 3' },
-          'install-apps',
-          'api-user',
-          'api-keys',
-          'activate',
-        ]),
-    )
+    setRunStep(bench, { name: 'dns', run: 'exit 3' })
     expect((await tenancy(bench, ['tenant', 'create', 'beta'])).exitCode).toBe(1)
     setConfig(bench, (c) => delete c.provision.steps)
     const removed = await tenancy(bench, ['provision', 'beta', '--json'])
