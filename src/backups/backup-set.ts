@@ -9,7 +9,7 @@ import type { SecretBox } from '../secrets/secret-box.js'
 import { fsyncDirectory, writeFileAtomic } from '../util/json-file.js'
 import { faultPoint } from '../util/fault.js'
 import { PROCESS_OWNER } from '../util/process-owner.js'
-import type { BackupManifest, ManifestFile } from './manifest.js'
+import { manifestText, type BackupManifest, type ManifestFile } from './manifest.js'
 
 /**
  * The prefix of a set still being written: `.tmp-<pid@host>-XXXXXX`. Listing skips such
@@ -104,7 +104,7 @@ export class BackupSetWriter {
     const { encrypted, duration_ms, ...head } = manifest
     // In the SPEC's order of fields.
     const full: BackupManifest = { ...head, files: this.files, encrypted, duration_ms }
-    writeFileAtomic(join(this.dir, MANIFEST), `${JSON.stringify(full, null, 2)}\n`, 0o600)
+    writeFileAtomic(join(this.dir, MANIFEST), manifestText(full), 0o600)
     fsyncDirectory(this.dir)
     faultPoint('backup-before-rename')
     for (let n = 0; ; n++) {

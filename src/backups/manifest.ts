@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type { DbType } from '../config/config.js'
 
 /** Version of the manifest's layout; a reader refuses any other. */
@@ -29,6 +30,29 @@ export interface BackupManifest {
   files: ManifestFile[]
   encrypted: boolean
   duration_ms: number
+  /**
+   * `sha256:<hex>` of the manifest as written without this field (beyond the SPEC's fields):
+   * a flipped byte anywhere in the manifest is found before the set is trusted.
+   */
+  checksum?: string
+}
+
+const sha256 = (text: string) => `sha256:${createHash('sha256').update(text).digest('hex')}`
+const pretty = (value: unknown) => `${JSON.stringify(value, null, 2)}\n`
+
+/** The text of `manifest.json`: the manifest, pretty-printed, with its `checksum` last. */
+export function manifestText(manifest: Omit<BackupManifest, 'checksum'>): string {
+  return pretty({ ...manifest, checksum: sha256(pretty(manifest)) })
+}
+
+/**
+ * Whether `text` is exactly the manifest that was written: its `checksum` matches the rest,
+ * and the bytes are the ones printing it gives (JSON.parse keeps the order of the keys), so a
+ * changed byte anywhere, whitespace included, is found.
+ */
+export function manifestIntact(text: string, parsed: BackupManifest): boolean {
+  const { checksum, ...rest } = parsed
+  return typeof checksum === 'string' && checksum === sha256(pretty(rest)) && text === manifestText(rest)
 }
 
 /** Whether a parsed `manifest.json` has the shape of a format-1 manifest (what listing trusts). */

@@ -1,13 +1,20 @@
 import type { Command } from 'commander'
 import { EXIT_FAILED, EXIT_INTERRUPTED } from '../errors.js'
 import { contextFor } from './context.js'
+import { addPasswordFlags } from './password-flags.js'
 import { addFleetFlags, collect, integerFlag, parsePendingFlag, type FleetFlags } from './flags.js'
-import { describeSiteBackup, renderBackups, renderBackupSummary } from './render.js'
+import { describeSiteBackup, renderBackups, renderBackupSummary, renderRestore } from './render.js'
 
 interface BackupFlags extends FleetFlags {
   skipSite?: string[]
   encrypt?: boolean
   keep?: number
+  backupPath?: string
+}
+
+interface RestoreFlags {
+  force?: boolean
+  backup?: boolean
   backupPath?: string
 }
 
@@ -77,4 +84,61 @@ export function registerBackupCommands(program: Command): void {
         ctx.out.result({ backups: sets }, () => renderBackups(sets))
       })
     })
+
+  const restoreCommand = program
+    .command('restore')
+    .description("replace a site's database with a backup set's, then migrate the site")
+    .argument('<site>', 'site name (with only one argument: the backup set, and the site is --site)')
+    .argument('[backup-dir]', 'the backup set: a directory holding manifest.json (see list-backups)')
+    .option('--force', 'restore a set holding migrations the bench does not have')
+    .option('--no-backup', "do not back the site's current state up first")
+    .option('--backup-path <dir>', 'where that backup goes (default backups.path)')
+    .addHelpText(
+      'after',
+      '\nThe set is checked whole first (manifest, every sha256, the key, the database type): a bad one is exit 2 ' +
+        'with the site untouched.\nThe site is backed up first, then switched to a fresh database holding the set in one ' +
+        'step; the old one is dropped.\nExample:\n  tenancy restore acme.localhost backups/acme.localhost/20261201T020000000Z --yes',
+    )
+  addPasswordFlags(restoreCommand)
+  restoreCommand.action(async (first: string, second: string | undefined, _o, command: Command) => {
+    const ctx = contextFor(command)
+    const site = ctx.siteArgument(second === undefined ? undefined : first)
+    const backupDir = second ?? first
+    const flags = command.opts<RestoreFlags>()
+    await ctx.withBench(async (bench) => {
+      const { restoreSite, verifyBackupSet } = await import('./core.js')
+      // The set is checked before asking, so a bad one is refused without a question.
+      const set = await verifyBackupSet(bench, backupDir, { force: flags.force })
+      await ctx.confirm(
+        `Replace the data of site ${site} with the backup of ${set.manifest.site} taken ${set.manifest.created_at}?`,
+        `restore of "${site}" replaces its data`,
+      )
+      const task = await ctx.out.task(`restoring ${site}`)
+      let result
+      try {
+        result = await restoreSite(bench, site, backupDir, {
+          force: flags.force,
+          noBackup: flags.backup === false,
+          backupPath: flags.backupPath,
+          signal: ctx.signal,
+          onPhase: (phase) => task.update(`restoring ${site}: ${PHASES[phase]}`),
+        })
+      } catch (error) {
+        task.fail(`restoring ${site}`)
+        throw error
+      }
+      task.succeed(`restored ${site} from ${result.from}`)
+      const done = result
+      ctx.out.result(done, () => renderRestore(done))
+      if (done.migrate.status === 'failed') process.exitCode = EXIT_FAILED
+    })
+  })
 }
+
+const PHASES = {
+  verify: 'checking the backup',
+  backup: 'backing up its current state',
+  load: 'loading the backup into a fresh database',
+  switch: 'switching the site',
+  migrate: 'migrating',
+} as const

@@ -4,6 +4,7 @@ import type { AppInstallResult, InstallProgress } from '../apps/install.js'
 import type { BenchAppListing, SiteAppListing } from '../apps/list-apps.js'
 import type { BackupResult, SiteBackupResult } from '../backups/backup.js'
 import type { BackupListing } from '../backups/list-backups.js'
+import type { RestoreResult } from '../backups/restore.js'
 import type { MigrateResult } from '../migrate/migrate.js'
 import type { SiteResult } from '../migrate/site-migrator.js'
 import type { TaskView } from '../output/progress.js'
@@ -223,4 +224,22 @@ export function renderBackups(sets: BackupListing[]): string {
       s.path,
     ]),
   )
+}
+
+/** restore's result: where the data now is, the backup taken first, and the migrate that followed. */
+export function renderRestore(result: RestoreResult): string {
+  const lines = [
+    `site ${result.site} is on the database ${result.db_name} (the old one, ${result.previous_db_name}, was dropped) ` +
+      `in ${result.duration_ms} ms`,
+  ]
+  if (result.backup) lines.push(`its state before the restore was backed up to ${result.backup}`)
+  const m = result.migrate
+  lines.push(
+    m.status === 'failed'
+      ? `migrate failed: ${m.error}; the data is restored, run "tenancy migrate --site ${result.site}" once fixed`
+      : m.applied.length > 0
+        ? `migrated: ${m.applied.join(', ')}`
+        : 'already up to date with the bench',
+  )
+  return lines.join('\n')
 }

@@ -1,4 +1,4 @@
-import type { Writable } from 'node:stream'
+import type { Readable, Writable } from 'node:stream'
 import type { CompiledQuery, InsertQueryBuilder, Kysely, QueryResult } from 'kysely'
 import type { DbType } from '../config/config.js'
 import type { ServerAdmin } from './server-admin.js'
@@ -76,6 +76,17 @@ export interface DumpTarget {
   signal?: AbortSignal
 }
 
+/** What a driver loads into a fresh database (`DatabaseDriver.restore`). */
+export interface RestoreSource {
+  /** The dump's bytes exactly as `dump` wrote them (compressed, already decrypted). */
+  source: Readable
+  /** A private (0700) directory for scratch files, removed by the caller afterwards. */
+  workDir: string
+  /** The environment a restore program starts from; secrets are taken out of it (`childEnvironment`). */
+  env: NodeJS.ProcessEnv
+  signal?: AbortSignal
+}
+
 /** What a driver whose databases live on a server knows of that server. */
 export interface ServerKind {
   /** The port the server listens on unless the config or a flag says otherwise. */
@@ -132,8 +143,12 @@ export interface DatabaseDriver {
   ): InsertQueryBuilder<any, any, any>
   /** The primary key columns of `table`, in key order (none: it has no primary key). */
   primaryKey(db: Kysely<any>, table: string): Promise<string[]>
-  /** Fills in the settings for a new site: file name, or server, user and a new random password. */
-  plan(dbName: string, admin?: ServerAdmin): SiteDbSettings
+  /**
+   * Fills in the settings for a new site: file name, or server, user and a new random password.
+   * With `beside`, a second database of the same site next to its current one (a restore's):
+   * SQLite gives it another file name in the directory.
+   */
+  plan(dbName: string, admin?: ServerAdmin, beside?: SiteDbSettings): SiteDbSettings
   /** Creates the database (and its user). Adopts nothing: an existing database is an error. */
   create(settings: SiteDbSettings, sitePath: string, admin?: ServerAdmin): Promise<void>
   /** Drops the database and its user; what is already gone is not an error. */
@@ -154,6 +169,13 @@ export interface DatabaseDriver {
    * the password through a 0600 file, never its argv or environment.
    */
   dump(settings: SiteDbSettings, sitePath: string, target: DumpTarget): Promise<void>
+  /**
+   * Loads a dump `dump` wrote into the database `settings` names, which `create` has just made
+   * empty, as the site's own user (SQLite: the file written whole and checked; PostgreSQL:
+   * `pg_restore` in one transaction; MariaDB: the `mariadb` client). Throws if any of it fails;
+   * the caller drops the database then.
+   */
+  restore(settings: SiteDbSettings, sitePath: string, from: RestoreSource): Promise<void>
   /** Connects with the server's admin (root) credentials, only to create and drop. */
   connectAdmin(settings: SiteDbSettings, sitePath: string, admin?: ServerAdmin): Promise<SiteConnection>
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { createGzip } from 'node:zlib'
+import { createGunzip, createGzip } from 'node:zlib'
 import {
   Kysely,
   MysqlAdapter,
@@ -21,7 +21,7 @@ import type { DatabaseDriver, ResumableDdl, SiteConnection, SiteDbSettings } fro
 import type { ServerAdmin } from './server-admin.js'
 import { ADMIN_LOGIN_HINT, provenConnection, serverFailure } from './server-common.js'
 import { guardDialect, type ServerLoss } from './server-gone.js'
-import { runDumpProgram } from './dump-program.js'
+import { runDumpProgram, type DumpProgram, type ProgramStreams } from './dump-program.js'
 import { childEnvironment } from '../util/run-command.js'
 import { withSecretFile } from '../util/secret-file.js'
 
@@ -136,6 +136,15 @@ function clientOptionFile(settings: SiteDbSettings, user: string): string {
   if (settings.db_socket) lines.push(`socket=${quoted(settings.db_socket)}`)
   else lines.push(`host=${quoted(settings.db_host ?? '127.0.0.1')}`, `port=${settings.db_port ?? DEFAULT_PORT}`)
   return `${lines.join('\n')}\n`
+}
+
+/** Runs `mariadb-dump` or `mariadb` logged in as the site's user through a 0600 options file. */
+function runAsSite(settings: SiteDbSettings, program: DumpProgram, args: string[], streams: ProgramStreams) {
+  const user = settings.db_user ?? settings.db_name
+  return withSecretFile('client.cnf', clientOptionFile(settings, user), (file) =>
+    // The options file must come first: the program reads it before anything else.
+    runDumpProgram(program, [`--defaults-extra-file=${file}`, ...args], streams),
+  )
 }
 
 /** Site users are created for any host ('%') unless `db.user_host` narrows it. */
@@ -317,29 +326,40 @@ export const mariadbDriver: DatabaseDriver = {
   dumpFile: 'database.sql.gz',
 
   async dump(settings, _sitePath, target) {
-    const user = settings.db_user ?? settings.db_name
-    await withSecretFile('client.cnf', clientOptionFile(settings, user), (file) =>
-      runDumpProgram(
-        { command: 'mariadb-dump', debianPackage: 'mariadb-client' },
-        [
-          // Must come first: the program reads its options files before anything else.
-          `--defaults-extra-file=${file}`,
-          // One REPEATABLE READ snapshot, no table locks: the site keeps writing meanwhile.
-          '--single-transaction',
-          // Listing tablespaces needs the PROCESS privilege, which a site's own user lacks.
-          '--no-tablespaces',
-          '--hex-blob',
-          '--triggers',
-          assertDbName(settings.db_name),
-        ],
-        {
-          env: childEnvironment(target.env, {}),
-          sink: target.sink,
-          through: createGzip(),
-          what: `dumping the database "${settings.db_name}" on ${where(settings)}`,
-          signal: target.signal,
-        },
-      ),
+    await runAsSite(
+      settings,
+      { command: 'mariadb-dump', debianPackage: 'mariadb-client' },
+      [
+        // One REPEATABLE READ snapshot, no table locks: the site keeps writing meanwhile.
+        '--single-transaction',
+        // Listing tablespaces needs the PROCESS privilege, which a site's own user lacks.
+        '--no-tablespaces',
+        '--hex-blob',
+        '--triggers',
+        assertDbName(settings.db_name),
+      ],
+      {
+        env: childEnvironment(target.env, {}),
+        sink: target.sink,
+        through: createGzip(),
+        what: `dumping the database "${settings.db_name}" on ${where(settings)}`,
+        signal: target.signal,
+      },
+    )
+  },
+
+  async restore(settings, _sitePath, from) {
+    await runAsSite(
+      settings,
+      { command: 'mariadb', debianPackage: 'mariadb-client' },
+      // Not a terminal: the client stops at the first failing statement and exits non-zero.
+      ['--batch', `--database=${assertDbName(settings.db_name)}`],
+      {
+        env: childEnvironment(from.env, {}),
+        input: [from.source, createGunzip()],
+        what: `restoring into the database "${settings.db_name}" on ${where(settings)}`,
+        signal: from.signal,
+      },
     )
   },
 

@@ -125,6 +125,32 @@ function connection(db: Kysely<any>): SiteConnection {
  * so one site's credentials cannot reach another's data. The admin connection only creates
  * and drops; everything a site does runs as its own role.
  */
+const PG_DUMP = { command: 'pg_dump', debianPackage: 'postgresql-client' }
+const PG_RESTORE = { command: 'pg_restore', debianPackage: 'postgresql-client' }
+
+/**
+ * Runs `fn` with the arguments and environment that log `pg_dump` / `pg_restore` in as the
+ * site's user: the password in a 0600 pgpass file (`PGPASSFILE`), never argv or environment.
+ */
+async function withPgLogin<T>(
+  settings: SiteDbSettings,
+  fn: (login: { args: string[]; env: Record<string, string> }) => Promise<T>,
+): Promise<T> {
+  const user = settings.db_user ?? settings.db_name
+  const line = `*:*:*:${pgpassField(user)}:${pgpassField(settings.db_password ?? '')}\n`
+  return withSecretFile('pgpass', line, (file) =>
+    fn({
+      args: [
+        '--no-password',
+        `--host=${settings.db_host ?? '127.0.0.1'}`,
+        `--port=${settings.db_port ?? DEFAULT_PORT}`,
+        `--username=${user}`,
+      ],
+      env: { PGPASSFILE: file },
+    }),
+  )
+}
+
 export const postgresDriver: DatabaseDriver = {
   type: 'postgres',
   label: 'PostgreSQL',
@@ -225,24 +251,34 @@ export const postgresDriver: DatabaseDriver = {
   dumpFile: 'database.pgdump',
 
   async dump(settings, _sitePath, target) {
-    const user = settings.db_user ?? settings.db_name
-    const login = `*:*:*:${pgpassField(user)}:${pgpassField(settings.db_password ?? '')}\n`
-    await withSecretFile('pgpass', login, (file) =>
+    await withPgLogin(settings, (login) =>
+      runDumpProgram(PG_DUMP, ['--format=custom', ...login.args, `--dbname=${assertDbName(settings.db_name)}`], {
+        env: childEnvironment(target.env, login.env),
+        sink: target.sink,
+        what: `dumping the database "${settings.db_name}" on ${where(settings)}`,
+        signal: target.signal,
+      }),
+    )
+  },
+
+  async restore(settings, _sitePath, from) {
+    await withPgLogin(settings, (login) =>
       runDumpProgram(
-        { command: 'pg_dump', debianPackage: 'postgresql-client' },
+        PG_RESTORE,
         [
-          '--format=custom',
-          '--no-password',
-          `--host=${settings.db_host ?? '127.0.0.1'}`,
-          `--port=${settings.db_port ?? DEFAULT_PORT}`,
-          `--username=${user}`,
+          ...login.args,
           `--dbname=${assertDbName(settings.db_name)}`,
+          // Everything or nothing, and owned by the site's user, whoever owned it when dumped.
+          '--single-transaction',
+          '--exit-on-error',
+          '--no-owner',
+          '--no-acl',
         ],
         {
-          env: childEnvironment(target.env, { PGPASSFILE: file }),
-          sink: target.sink,
-          what: `dumping the database "${settings.db_name}" on ${where(settings)}`,
-          signal: target.signal,
+          env: childEnvironment(from.env, login.env),
+          input: [from.source],
+          what: `restoring into the database "${settings.db_name}" on ${where(settings)}`,
+          signal: from.signal,
         },
       ),
     )

@@ -1,7 +1,7 @@
-import { closeSync, createReadStream, openSync, rmSync, statSync } from 'node:fs'
+import { closeSync, createReadStream, createWriteStream, fsyncSync, openSync, rmSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
-import { createGzip } from 'node:zlib'
+import { createGunzip, createGzip } from 'node:zlib'
 import { Kysely, SqliteDialect, sql } from 'kysely'
 import { TenancyError } from '../errors.js'
 import type { DatabaseDriver, SiteConnection, SiteDbSettings } from './driver.js'
@@ -45,8 +45,9 @@ export const sqliteDriver: DatabaseDriver = {
     return rows.map((r) => r.name)
   },
 
-  plan(dbName) {
-    return { db_type: 'sqlite', db_name: dbName, db_file: DB_FILE }
+  plan(dbName, _admin, beside) {
+    // Generated names are `_` and hex: `db_0123abcd.sqlite` matches what `fileOf` accepts.
+    return { db_type: 'sqlite', db_name: dbName, db_file: beside ? `db${dbName}.sqlite` : DB_FILE }
   },
 
   async create(settings, sitePath) {
@@ -97,6 +98,31 @@ export const sqliteDriver: DatabaseDriver = {
       await pipeline(createReadStream(copy), createGzip(), target.sink, { signal: target.signal })
     } finally {
       rmSync(copy, { force: true })
+    }
+  },
+
+  async restore(settings, sitePath, from) {
+    const file = fileOf(settings, sitePath)
+    // `create` made the file empty with mode 0600; it is written in place, keeping that mode.
+    await pipeline(from.source, createGunzip(), createWriteStream(file, { flags: 'r+' }), { signal: from.signal })
+    const fd = openSync(file, 'r')
+    try {
+      fsyncSync(fd)
+    } finally {
+      closeSync(fd)
+    }
+    const raw = await openSqliteFile(file)
+    try {
+      const [check] = raw.pragma('quick_check(1)') as { quick_check: string }[]
+      if (check?.quick_check !== 'ok')
+        throw new TenancyError(`the restored database ${file} fails its check: ${check?.quick_check ?? 'no answer'}`)
+    } catch (error) {
+      if (error instanceof TenancyError) throw error
+      throw new TenancyError(`the restored database ${file} cannot be read: ${(error as Error).message}`, {
+        cause: error,
+      })
+    } finally {
+      raw.close()
     }
   },
 

@@ -290,6 +290,31 @@ export class Registry {
       .execute()
   }
 
+  /**
+   * Points a site's row at another database (a restore's switch), only while it still names
+   * `fromDbName`: one statement, so the row names the old database or the new, never a mix.
+   * Returns false, having changed nothing, when the row names another database now.
+   */
+  async switchSiteDatabase(
+    name: string,
+    fromDbName: string,
+    to: { db_name: string; db_user?: string; db_host?: string; db_port?: number },
+  ): Promise<boolean> {
+    const result = await this.db
+      .updateTable('sites')
+      .set({
+        db_name: to.db_name,
+        db_user: to.db_user ?? null,
+        db_host: to.db_host ?? null,
+        db_port: to.db_port ?? null,
+        updated_at: now(),
+      })
+      .where('name', '=', name)
+      .where('db_name', '=', fromDbName)
+      .executeTakeFirst()
+    return Number(result.numUpdatedRows) === 1
+  }
+
   async deleteSite(name: string): Promise<void> {
     await this.db.deleteFrom('sites').where('name', '=', name).execute()
   }

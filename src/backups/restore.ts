@@ -1,0 +1,306 @@
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { Bench } from '../bench.js'
+import { installedApps } from '../apps/install.js'
+import { readLedger } from '../apps/migrations.js'
+import { getDriver } from '../databases/index.js'
+import type { DatabaseDriver, SiteDbSettings } from '../databases/driver.js'
+import type { ServerAdmin } from '../databases/server-admin.js'
+import { NODE, codeOf } from '../error-codes.js'
+import {
+  EXIT_FAILED,
+  EXIT_USAGE,
+  InterruptedError,
+  TenancyError,
+  isUsageError,
+  messageOf,
+  usageError,
+} from '../errors.js'
+import { migrate } from '../migrate/migrate.js'
+import type { SiteResult } from '../migrate/site-migrator.js'
+import { assertSiteName, generateDbName } from '../names.js'
+import type { InstalledAppSummary } from '../registry/registry.js'
+import { usingTenantLease } from '../registry/leases.js'
+import { resolveServerAdmin } from '../sites/server-admin.js'
+import { readSiteConfig, requireSite, writeSiteConfig, type SiteConfig } from '../sites/site.js'
+import { assertHomedHere } from '../sites/site-home.js'
+import { faultPoint } from '../util/fault.js'
+import { createFileOnce, fsyncDirectory } from '../util/json-file.js'
+import { PROCESS_OWNER, ownerAlive } from '../util/process-owner.js'
+import { backupKey, backupSite, backupsRoot } from './backup.js'
+import type { BackupManifest } from './manifest.js'
+import { verifyBackupSet, type VerifiedSet } from './verify-set.js'
+
+/**
+ * The file in a site's directory that records a restore under way, written (0600) before the
+ * new database is made: both databases' settings, so whoever finds it after a crash (the next
+ * restore, `doctor --fix`) knows which one to drop.
+ */
+export const RESTORE_INTENT = '.restore.json'
+
+/** What `.restore.json` holds. */
+export interface RestoreIntent {
+  /** The restoring process, `pid@host`. */
+  owner: string
+  /** The backup set being restored. */
+  from: string
+  started_at: string
+  /** The `db_*` settings of the database the site is on before the switch. */
+  old: SiteDbSettings
+  /** Those of the fresh database the backup is loaded into. */
+  new: SiteDbSettings
+}
+
+export interface RestoreOptions {
+  /** Restore a backup holding migrations the bench's apps do not have. */
+  force?: boolean
+  /** Do not back the site's current state up first. */
+  noBackup?: boolean
+  /** Where that backup goes; default `backups.path`. */
+  backupPath?: string
+  signal?: AbortSignal
+  /** Told each phase as it starts, for progress display. */
+  onPhase?: (phase: 'verify' | 'backup' | 'load' | 'switch' | 'migrate') => void
+}
+
+/** `tenancy restore --json`. */
+export interface RestoreResult {
+  site: string
+  /** The set restored. */
+  from: string
+  /** The database the site is on now, and the one dropped. */
+  db_name: string
+  previous_db_name: string
+  /** The backup of the site's state before the restore (null with --no-backup). */
+  backup: string | null
+  /** The site brought up to date afterwards. */
+  migrate: Pick<SiteResult, 'status' | 'applied' | 'error'>
+  duration_ms: number
+}
+
+/** The `db_*` keys of a site config. */
+export function dbSettingsOf(config: Record<string, unknown>): SiteDbSettings {
+  return Object.fromEntries(
+    Object.entries(config).filter(([key]) => key.startsWith('db_')),
+  ) as unknown as SiteDbSettings
+}
+
+/** A site config's own keys (everything but `db_*`) with `db` as its database. */
+function withDatabase(config: Record<string, unknown>, db: SiteDbSettings): SiteConfig {
+  const own = Object.entries(config).filter(([key]) => !key.startsWith('db_'))
+  return { ...Object.fromEntries(own), ...db } as SiteConfig
+}
+
+/** The restore recorded in a site's directory, if one is under way or was interrupted. */
+export function readRestoreIntent(sitePath: string): RestoreIntent | undefined {
+  try {
+    return JSON.parse(readFileSync(join(sitePath, RESTORE_INTENT), 'utf8')) as RestoreIntent
+  } catch (error) {
+    if (codeOf(error) === NODE.ENOENT) return undefined
+    throw new TenancyError(`${join(sitePath, RESTORE_INTENT)} cannot be read: ${messageOf(error)}`, { cause: error })
+  }
+}
+
+function removeRestoreIntent(sitePath: string): void {
+  rmSync(join(sitePath, RESTORE_INTENT), { force: true })
+  fsyncDirectory(sitePath)
+}
+
+/**
+ * Loads a verified set's dump into the empty database `settings` names, then checks it: the
+ * migrations its ledger holds are the manifest's. Returns the installed apps it holds.
+ */
+export async function loadBackup(
+  bench: Bench,
+  set: VerifiedSet,
+  driver: DatabaseDriver,
+  settings: SiteDbSettings,
+  sitePath: string,
+  signal?: AbortSignal,
+): Promise<InstalledAppSummary[]> {
+  const workDir = mkdtempSync(join(tmpdir(), 'tenancy-restore-'))
+  try {
+    await driver.restore(settings, sitePath, { source: set.openDump(), workDir, env: bench.env, signal })
+  } finally {
+    rmSync(workDir, { recursive: true, force: true })
+  }
+  faultPoint('restore-after-load')
+  const conn = await driver.connect(settings, sitePath)
+  try {
+    const ledger = await readLedger(conn.db)
+    assertLedgerMatches(set.dir, set.manifest, ledger)
+    return await installedApps(conn.db)
+  } finally {
+    await conn.close()
+  }
+}
+
+function assertLedgerMatches(dir: string, manifest: BackupManifest, ledger: Map<string, Set<string>>): void {
+  for (const app of manifest.apps) {
+    const have = ledger.get(app.name) ?? new Set<string>()
+    const missing = app.migrations.find((m) => !have.has(m))
+    if (missing || have.size !== app.migrations.length)
+      throw new TenancyError(
+        `the database restored from ${dir} does not hold the migrations its manifest lists for "${app.name}"` +
+          `${missing ? ` (${missing} is missing)` : ''}; the set is not usable`,
+      )
+  }
+}
+
+/** The server's admin for the site's database server (undefined for SQLite). */
+async function adminFor(bench: Bench, driver: DatabaseDriver, db: SiteDbSettings): Promise<ServerAdmin | undefined> {
+  return resolveServerAdmin(bench, driver, { dbHost: db.db_host, dbPort: db.db_port })
+}
+
+/**
+ * Finishes a restore a crash interrupted, from its intent file: when the registry row names the
+ * new database, the switch happened, so the config is pointed at it (if the crash came before
+ * that) and the old database dropped; otherwise the new database is an orphan and is dropped.
+ * Either way the site ends wholly on one database and the intent file is removed.
+ */
+export async function finishInterruptedRestore(
+  bench: Bench,
+  site: string,
+  intent: RestoreIntent,
+  admin?: ServerAdmin,
+): Promise<{ switched: boolean }> {
+  const sitePath = bench.sitePath(site)
+  const row = await (await bench.registry()).getSite(site)
+  const driver = await getDriver(intent.old.db_type)
+  const serverAdmin = admin ?? (await adminFor(bench, driver, intent.old))
+  const switched = row?.db_name === intent.new.db_name
+  if (switched) {
+    const config = readSiteConfig(sitePath)
+    if (config.db_name !== intent.new.db_name) writeSiteConfig(sitePath, withDatabase(config, intent.new))
+    await driver.drop(intent.old, sitePath, serverAdmin)
+  } else {
+    await driver.drop(intent.new, sitePath, serverAdmin)
+  }
+  removeRestoreIntent(sitePath)
+  return { switched }
+}
+
+/**
+ * `tenancy restore <site> <set>`: checks the set whole first (exit 2, the site untouched, for a
+ * damaged, wrongly keyed or other-type set), backs the site's current state up (unless
+ * `noBackup`), loads the set into a fresh database beside the site's, switches the site to it
+ * in one registry statement followed by its config, drops the old database, then migrates the
+ * site. A failure before the switch drops the fresh database and leaves the site as it was; a
+ * kill at any point is finished by the next restore of the site or by `doctor --fix`.
+ */
+export async function restoreSite(
+  bench: Bench,
+  name: string,
+  setDir: string,
+  options: RestoreOptions = {},
+): Promise<RestoreResult> {
+  const started = performance.now()
+  const site = assertSiteName(name)
+  const registry = await bench.registry()
+  let record
+  try {
+    record = await requireSite(bench, site)
+  } catch (error) {
+    if (isUsageError(error) && !(await registry.getSite(site)))
+      throw usageError(
+        `site "${site}" does not exist; make it from the backup with "tenancy new-site ${site} --from-backup ${setDir}"`,
+      )
+    throw error
+  }
+  assertHomedHere(bench, registry.kind, record, `restore ${site}`)
+  const sitePath = bench.sitePath(site)
+  options.onPhase?.('verify')
+  let config = readSiteConfig(sitePath)
+  const set = await verifyBackupSet(bench, setDir, { dbType: config.db_type, site, force: options.force })
+  const driver = await getDriver(config.db_type)
+  const admin = await adminFor(bench, driver, dbSettingsOf(config))
+  // The key for the backup taken first is checked before anything changes, too.
+  const box = !options.noBackup && bench.config.backups.encrypt ? await backupKey(bench) : undefined
+
+  const work = async (): Promise<Omit<RestoreResult, 'migrate' | 'duration_ms'>> => {
+    const earlier = readRestoreIntent(sitePath)
+    if (earlier) {
+      if (ownerAlive(earlier.owner) !== false)
+        throw usageError(`site "${site}" is being restored by process ${earlier.owner}; wait for it to finish`)
+      await finishInterruptedRestore(bench, site, earlier, admin)
+      config = readSiteConfig(sitePath)
+    }
+    let backup: string | null = null
+    if (!options.noBackup) {
+      options.onPhase?.('backup')
+      try {
+        backup = (await backupSite(bench, site, { root: backupsRoot(bench, options.backupPath), box })).path
+      } catch (error) {
+        throw new TenancyError(
+          `backing site "${site}" up before restoring failed: ${messageOf(error)}; nothing was changed ` +
+            `(use --no-backup to restore without one)`,
+          { cause: error },
+        )
+      }
+    }
+    options.onPhase?.('load')
+    const old = dbSettingsOf(config)
+    const fresh = driver.plan(generateDbName(randomBytes(8).toString('hex')), admin, old)
+    const intent: RestoreIntent = {
+      owner: PROCESS_OWNER,
+      from: set.dir,
+      started_at: new Date().toISOString(),
+      old,
+      new: fresh,
+    }
+    if (!createFileOnce(join(sitePath, RESTORE_INTENT), `${JSON.stringify(intent, null, 2)}\n`, 0o600))
+      throw usageError(`site "${site}" is being restored by another process; wait for it to finish`)
+    let apps: InstalledAppSummary[]
+    try {
+      await driver.create(fresh, sitePath, admin)
+      faultPoint('restore-after-create')
+      apps = await loadBackup(bench, set, driver, fresh, sitePath, options.signal)
+      options.onPhase?.('switch')
+      if (!(await registry.switchSiteDatabase(site, old.db_name, fresh)))
+        throw new TenancyError(`site "${site}" was changed by another process while it was being restored`)
+    } catch (error) {
+      // Not switched: the site is still wholly on its old database; the fresh one goes.
+      await driver.drop(fresh, sitePath, admin).then(
+        () => removeRestoreIntent(sitePath),
+        () => {},
+      )
+      if (options.signal?.aborted || error instanceof InterruptedError)
+        throw new InterruptedError(`restore of site "${site}"`, 'the site is unchanged')
+      throw new TenancyError(
+        `restoring site "${site}" from ${set.dir} failed (the site is unchanged): ${messageOf(error)}`,
+        { cause: error, exitCode: isUsageError(error) ? EXIT_USAGE : EXIT_FAILED },
+      )
+    }
+    // Switched: from here on, a crash is finished forward (see finishInterruptedRestore).
+    faultPoint('restore-after-switch')
+    writeSiteConfig(sitePath, withDatabase(config, fresh))
+    faultPoint('restore-before-drop')
+    await driver.drop(old, sitePath, admin)
+    removeRestoreIntent(sitePath)
+    await registry.setSiteApps(site, apps)
+    return { site, from: set.dir, db_name: fresh.db_name, previous_db_name: old.db_name, backup }
+  }
+
+  let done: Omit<RestoreResult, 'migrate' | 'duration_ms'>
+  if (record.tenant_id === null) done = await work()
+  else {
+    // Provisioning, migrate and tenant delete hold the tenant's lease while they work on its site.
+    const outcome = await usingTenantLease(bench, record.tenant_id, {}, work)
+    if (!outcome.taken)
+      throw usageError(`site "${site}" is being worked on by ${outcome.heldBy}; wait for it to finish, then restore`)
+    done = outcome.value
+  }
+  options.onPhase?.('migrate')
+  const migrated = (await migrate(bench, { sites: [site], signal: options.signal })).sites[0]
+  return {
+    ...done,
+    migrate: {
+      status: migrated?.status ?? 'up_to_date',
+      applied: migrated?.applied ?? [],
+      error: migrated?.error ?? null,
+    },
+    duration_ms: Math.round(performance.now() - started),
+  }
+}
