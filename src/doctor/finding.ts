@@ -17,6 +17,7 @@ export interface Finding {
     | 'queued_without_job'
     | 'undelivered_event'
     | 'abandoned_backup'
+    | 'interrupted_restore'
   subject: string
   problem: string
   fix: string
