@@ -19,6 +19,7 @@ interface NewSiteFlags {
   dbRootUsername?: string
   installApp?: string[]
   force?: boolean
+  fromBackup?: string
   keepOnFailure?: boolean
 }
 
@@ -69,6 +70,10 @@ export function registerSiteCommands(program: Command): void {
     .option('--db-root-username <user>', 'server user that creates the database')
     .option('--install-app <app>', 'install an app after creating the site (repeatable)', collect)
     .option('--force', 'replace an existing site (its database and directory are dropped)')
+    .option(
+      '--from-backup <dir>',
+      'make the site from a backup set (its database, apps and settings) instead of installing apps; then migrate',
+    )
     .option('--keep-on-failure', 'leave a failed site in place for debugging instead of rolling it back')
   addPasswordFlags(newSiteCommand, { admin: true })
   newSiteCommand.action(async (positional: string | undefined, _o, command: Command) => {
@@ -89,6 +94,7 @@ export function registerSiteCommands(program: Command): void {
           dbRootUsername: flags.dbRootUsername,
           installApps: flags.installApp,
           force: flags.force,
+          fromBackup: flags.fromBackup,
           keepOnFailure: flags.keepOnFailure,
           prompt: (message) => ctx.out.password(message),
           onProgress: progress.on,
@@ -99,11 +105,24 @@ export function registerSiteCommands(program: Command): void {
         await progress.settle()
       }
       ctx.out.success(`site ${site} is ready (${result.db_type}, database ${result.db_name}, ${result.duration_ms} ms)`)
-      ctx.out.result(result, () =>
-        result.admin_password
-          ? `Administrator password (generated; shown only now): ${result.admin_password}`
-          : undefined,
-      )
+      ctx.out.result(result, () => {
+        const lines: string[] = []
+        if (result.restored_from && result.migrate) {
+          const m = result.migrate
+          lines.push(`made from the backup ${result.restored_from}`)
+          lines.push(
+            m.status === 'failed'
+              ? `migrate failed: ${m.error}; run "tenancy migrate --site ${site}" once fixed`
+              : m.applied.length > 0
+                ? `migrated: ${m.applied.join(', ')}`
+                : 'already up to date with the bench',
+          )
+        }
+        if (result.admin_password)
+          lines.push(`Administrator password (generated; shown only now): ${result.admin_password}`)
+        return lines.join('\n') || undefined
+      })
+      if (result.migrate?.status === 'failed') process.exitCode = 1
     })
   })
 

@@ -28,6 +28,10 @@ import { CORE_APP } from '../apps/core-app.js'
 import { archiveDirectory, dropSite } from '../sites/drop-site.js'
 import { writeSiteConfig, type SiteConfig } from '../sites/site.js'
 import { upsertAdministrator } from '../sites/users.js'
+import { loadBackup } from '../backups/restore.js'
+import { verifyBackupSet, type VerifiedSet } from '../backups/verify-set.js'
+import { migrate } from '../migrate/migrate.js'
+import type { SiteResult } from '../migrate/site-migrator.js'
 
 export interface NewSiteOptions {
   site: string
@@ -43,8 +47,13 @@ export interface NewSiteOptions {
   adminPassword?: string
   /** The tenant that owns the site, recorded in its registry row from the start. */
   tenantId?: number
-  /** Replace an existing site (drops its database and directory first). */
+  /** Replace an existing site (drops its database and directory first); with `fromBackup`, also accept a set newer than the apps. */
   force?: boolean
+  /**
+   * A backup set to make the site from instead of installing apps: its database, its apps and
+   * its settings (`site_config.json` without `db_*`), then brought up to date by migrate.
+   */
+  fromBackup?: string
   /** Leave a failed site in place (registry state `failed`) for debugging. */
   keepOnFailure?: boolean
   /** Asks for a secret on a TTY; absent in non-interactive runs. */
@@ -64,6 +73,9 @@ export interface NewSiteResult {
   admin_password?: string
   /** With --force over an existing site: where its old directory was archived. */
   replaced_archived_to?: string | null
+  /** With --from-backup: the set the site was made from, and the migrate that brought it up to date. */
+  restored_from?: string
+  migrate?: Pick<SiteResult, 'status' | 'applied' | 'error'>
   duration_ms: number
 }
 
@@ -94,13 +106,15 @@ export async function newSite(bench: Bench, options: NewSiteOptions): Promise<Ne
   const inputs = await resolveInputs(bench, options)
   const intent = await recordIntent(bench, options, inputs)
   const apps = await build(bench, options, inputs, intent)
+  const migrated = inputs.backup ? await migrateRestored(bench, inputs.name, options.signal) : undefined
   return {
     site: inputs.name,
     path: inputs.sitePath,
     db_type: inputs.driver.type,
     db_name: inputs.dbName,
     apps,
-    ...(inputs.admin ? {} : { admin_password: inputs.adminPassword }),
+    ...(inputs.admin || inputs.backup ? {} : { admin_password: inputs.adminPassword }),
+    ...(inputs.backup && migrated ? { restored_from: inputs.backup.dir, migrate: migrated } : {}),
     ...(intent.replaced !== undefined ? { replaced_archived_to: intent.replaced } : {}),
     duration_ms: Math.round(performance.now() - started),
   }
@@ -121,6 +135,8 @@ interface NewSiteInputs {
   adminHash: Promise<string>
   serverAdmin: ServerAdmin | undefined
   settings: SiteDbSettings
+  /** With --from-backup: the set, checked whole. */
+  backup: VerifiedSet | undefined
 }
 
 /**
@@ -131,7 +147,17 @@ async function resolveInputs(bench: Bench, options: NewSiteOptions): Promise<New
   const name = assertSiteName(options.site)
   const dbName =
     options.dbName !== undefined ? assertDbName(options.dbName) : generateDbName(randomBytes(8).toString('hex'))
-  const driver = await getDriver(options.dbType ?? bench.config.db.type)
+  if (options.fromBackup !== undefined && (options.installApps?.length ?? 0) > 0)
+    throw usageError(
+      '--install-app cannot be combined with --from-backup (the backup brings its apps); ' +
+        'install more afterwards with "tenancy install-app"',
+    )
+  // Checked whole before anything changes; the site is of the backup's type unless --db-type says.
+  const backup =
+    options.fromBackup !== undefined
+      ? await verifyBackupSet(bench, options.fromBackup, { dbType: options.dbType, site: name, force: options.force })
+      : undefined
+  const driver = backup?.driver ?? (await getDriver(options.dbType ?? bench.config.db.type))
   if (!driver.server) {
     const serverOnly = (
       [
@@ -150,10 +176,11 @@ async function resolveInputs(bench: Bench, options: NewSiteOptions): Promise<New
   const apps = resolveInstallOrder(bench, options.installApps ?? [])
 
   // The password hash runs on the thread pool while the SQL of the build runs on this thread.
+  // From a backup, the Administrator keeps the backup's password unless one is given (no prompt).
   const admin =
     options.adminPassword !== undefined
       ? { value: options.adminPassword, source: 'file' as const, where: 'the caller', warning: undefined }
-      : await resolveSecret(adminPasswordSources(bench, options.adminPasswordFile, options.prompt))
+      : await resolveSecret(adminPasswordSources(bench, options.adminPasswordFile, backup ? undefined : options.prompt))
   if (admin?.warning) options.onWarning?.(admin.warning)
   if (admin && admin.value.length === 0)
     throw usageError(
@@ -173,7 +200,7 @@ async function resolveInputs(bench: Bench, options: NewSiteOptions): Promise<New
   })
   const sitePath = bench.sitePath(name)
   const settings = driver.plan(dbName, serverAdmin)
-  return { name, sitePath, driver, dbName, apps, admin, adminPassword, adminHash, serverAdmin, settings }
+  return { name, sitePath, driver, dbName, apps, admin, adminPassword, adminHash, serverAdmin, settings, backup }
 }
 
 /** The registry row that records the site being made, and the stack that undoes what is made after it. */
@@ -294,6 +321,11 @@ async function build(
       throw error
     }
     cleanup.push('database', dropDatabase)
+    if (inputs.backup)
+      return await buildFromBackup(bench, inputs, intent, options.signal, () => {
+        options.onProgress?.({ app: CORE_APP, phase: 'done' })
+        coreOpen = false
+      })
     conn = await driver.connect(settings, sitePath)
     const open = conn
     cleanup.push('connection', () => open.close())
@@ -347,6 +379,57 @@ async function build(
         : ''
     throw wrapFailure(name, error, `rolled back${left}`, interrupted)
   }
+}
+
+/**
+ * The from-backup half of `build`, in the database just made: the set's dump loaded and checked,
+ * the set's settings written around the new `db_*` keys, the Administrator's password set when
+ * one was given, the row marked ready. Returns the apps as installed results, for the summary.
+ */
+async function buildFromBackup(
+  bench: Bench,
+  inputs: NewSiteInputs,
+  intent: SiteIntent,
+  signal: AbortSignal | undefined,
+  onCoreDone: () => void,
+): Promise<AppInstallResult[]> {
+  const { name, sitePath, driver, settings } = inputs
+  const set = inputs.backup!
+  const apps = await loadBackup(bench, set, driver, settings, sitePath, signal)
+  writeSiteConfig(sitePath, { ...set.siteConfig, ...settings } as SiteConfig)
+  if (inputs.admin) {
+    const hash = await inputs.adminHash
+    const conn = await driver.connect(settings, sitePath)
+    try {
+      await conn.transaction((tx) => upsertAdministrator(tx, hash))
+    } finally {
+      await conn.close()
+    }
+  }
+  onCoreDone()
+  if (!(await intent.registry.markSiteReady(name, apps)))
+    throw new TenancyError(
+      `site "${name}" was changed by another process while it was being created; check it with "tenancy list-sites"`,
+    )
+  intent.cleanup.clear()
+  const applied = new Map(set.manifest.apps.map((a) => [a.name, a.migrations]))
+  return apps.map((a) => ({
+    app: a.name,
+    version: a.version,
+    status: 'installed' as const,
+    migrations: applied.get(a.name) ?? [],
+    fixtures: 0,
+  }))
+}
+
+/** After a site is made from a backup: migrate brings it up to date with the bench's apps. */
+async function migrateRestored(
+  bench: Bench,
+  site: string,
+  signal: AbortSignal | undefined,
+): Promise<Pick<SiteResult, 'status' | 'applied' | 'error'>> {
+  const result = (await migrate(bench, { sites: [site], signal })).sites[0]
+  return { status: result?.status ?? 'up_to_date', applied: result?.applied ?? [], error: result?.error ?? null }
 }
 
 function wrapFailure(site: string, error: unknown, what: string, interrupted: boolean): TenancyError {
