@@ -104,7 +104,8 @@ export async function serverQuery(
     })
     const [rows] = await conn.query(text)
     return {
-      rows: (rows as any[]).map((r) =>
+      // A statement that returns no rows (insert, update) gives its result header instead.
+      rows: (Array.isArray(rows) ? (rows as any[]) : []).map((r) =>
         Object.fromEntries(Object.entries(r).map(([k, v]) => [k, typeof v === 'bigint' ? Number(v) : v])),
       ),
     }

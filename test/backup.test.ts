@@ -25,6 +25,8 @@ const MANIFEST_KEYS = [
   'files',
   'encrypted',
   'duration_ms',
+  // Beyond the SPEC's fields: the manifest's own checksum, last.
+  'checksum',
 ]
 
 /** Inserts `n` customers, each with one contact, in one transaction per pair: `${tag}-CUST-i`, `${tag}-CONT-i`. */

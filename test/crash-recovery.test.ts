@@ -1,8 +1,7 @@
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { execa } from 'execa'
 import { describe, expect, it } from 'vitest'
-import { BIN, cleanEnv, makeBench, setConfig, tenancy } from './helpers.js'
+import { killAt, killWhen, makeBench, setConfig, tenancy } from './helpers.js'
 import { splitSqlScript } from '../src/apps/sql-script.js'
 import { SITE_BACKENDS, asSite, registryRows, serverHas, siteConfig, useBackend, type BackendName } from './backends.js'
 
@@ -10,54 +9,6 @@ import { SITE_BACKENDS, asSite, registryRows, serverHas, siteConfig, useBackend,
 // runs), is finished by `provision`, `migrate` or `doctor --fix` with no manual step. Each
 // test measures one uninterrupted run, then kills the whole process group at instants
 // spread over that run and proves the resumed result is the same as the uninterrupted one.
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
-/**
- * Runs the binary in its own process group and SIGKILLs the group once `due` resolves (unless
- * it finished first); true when the kill landed.
- */
-async function killOnce(
-  bench: string,
-  args: string[],
-  env: Record<string, string>,
-  due: (finished: () => boolean) => Promise<void>,
-): Promise<boolean> {
-  const child = execa(process.execPath, [BIN, ...args], {
-    cwd: bench,
-    env: cleanEnv(env),
-    extendEnv: false,
-    reject: false,
-    detached: true,
-    stdin: 'ignore',
-  })
-  let finished = false
-  void child.then(() => (finished = true))
-  await Promise.race([child, due(() => finished)])
-  if (!finished) {
-    try {
-      process.kill(-child.pid!, 'SIGKILL')
-    } catch {
-      // It exited just now.
-    }
-  }
-  return (await child).signal === 'SIGKILL'
-}
-
-/** Kills the command's process group (-9) after `ms`. */
-const killAt = (bench: string, args: string[], ms: number, env: Record<string, string>) =>
-  killOnce(bench, args, env, async () => {
-    await sleep(ms)
-  })
-
-/**
- * Kills the command's process group (-9) as soon as `ready()` says so (polled every 25 ms),
- * so the kill lands at a chosen point however fast or loaded the machine is.
- */
-const killWhen = (bench: string, args: string[], env: Record<string, string>, ready: () => Promise<boolean>) =>
-  killOnce(bench, args, env, async (finished) => {
-    while (!finished() && !(await ready().catch(() => false))) await sleep(25)
-  })
 
 /** `n` instants from 50 ms to `full` ms, evenly spread. */
 function instants(full: number, n: number): number[] {

@@ -108,3 +108,51 @@ export function query<T = any>(file: string, sql: string, ...params: unknown[]):
     db.close()
   }
 }
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+/**
+ * Runs the binary in its own process group and SIGKILLs the group once `due` resolves (unless
+ * it finished first); true when the kill landed.
+ */
+export async function killOnce(
+  bench: string,
+  args: string[],
+  env: Record<string, string>,
+  due: (finished: () => boolean) => Promise<void>,
+): Promise<boolean> {
+  const child = execa(process.execPath, [BIN, ...args], {
+    cwd: bench,
+    env: cleanEnv(env),
+    extendEnv: false,
+    reject: false,
+    detached: true,
+    stdin: 'ignore',
+  })
+  let finished = false
+  void child.then(() => (finished = true))
+  await Promise.race([child, due(() => finished)])
+  if (!finished) {
+    try {
+      process.kill(-child.pid!, 'SIGKILL')
+    } catch {
+      // It exited just now.
+    }
+  }
+  return (await child).signal === 'SIGKILL'
+}
+
+/** Kills the command's process group (-9) after `ms`. */
+export const killAt = (bench: string, args: string[], ms: number, env: Record<string, string>) =>
+  killOnce(bench, args, env, async () => {
+    await sleep(ms)
+  })
+
+/**
+ * Kills the command's process group (-9) as soon as `ready()` says so (polled every 25 ms),
+ * so the kill lands at a chosen point however fast or loaded the machine is.
+ */
+export const killWhen = (bench: string, args: string[], env: Record<string, string>, ready: () => Promise<boolean>) =>
+  killOnce(bench, args, env, async (finished) => {
+    while (!finished() && !(await ready().catch(() => false))) await sleep(25)
+  })

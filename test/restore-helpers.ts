@@ -1,0 +1,93 @@
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import { expect } from 'vitest'
+import { makeBench, tenancy } from './helpers.js'
+import { asSite, serverHas, siteConfig, useBackend, type BackendName } from './backends.js'
+
+// What the restore tests share: a site with data and a backup of it, and every table read back.
+
+/** Every table of a site, every row, in a stable order: what a restore must bring back. */
+export async function allTables(bench: string, site: string): Promise<Record<string, unknown[]>> {
+  const cfg = siteConfig(bench, site)
+  const list =
+    cfg.db_type === 'sqlite'
+      ? "select name from sqlite_master where type = 'table' and name not like 'sqlite_%' order by name"
+      : cfg.db_type === 'postgres'
+        ? "select tablename as name from pg_tables where schemaname = 'public' order by tablename"
+        : 'select table_name as name from information_schema.tables where table_schema = database() order by table_name'
+  const tables = await asSite(bench, site, list)
+  expect(tables.error).toBeUndefined()
+  const out: Record<string, unknown[]> = {}
+  for (const { name } of tables.rows) {
+    const q = cfg.db_type === 'mariadb' ? `\`${name}\`` : `"${name}"`
+    const rows = await asSite(bench, site, `select * from ${q}`)
+    expect(rows.error, name).toBeUndefined()
+    // Rows as JSON, sorted: the same rows in any physical order compare equal.
+    out[name] = rows.rows.map((r) => JSON.stringify(r)).sort()
+  }
+  return out
+}
+
+export async function ok(bench: string, args: string[], env: Record<string, string>) {
+  const r = await tenancy(bench, args, { env })
+  expect(r.exitCode, `${args.join(' ')}: ${r.stderr}`).toBe(0)
+  return r
+}
+
+/** Runs a writing statement as the site's own user (SQLite: on its file). */
+export async function write(bench: string, site: string, text: string): Promise<{ error?: string }> {
+  const cfg = siteConfig(bench, site)
+  if (cfg.db_type !== 'sqlite') return asSite(bench, site, text)
+  const db = new Database(join(bench, 'sites', site, cfg.db_file), { timeout: 15_000 })
+  try {
+    db.prepare(text).run()
+    return {}
+  } catch (error) {
+    return { error: (error as Error).message }
+  } finally {
+    db.close()
+  }
+}
+
+/** Writes, changes and deletes rows of the sample app's tables, as a customer's use would. */
+export async function changeData(bench: string, site: string, tag: string): Promise<void> {
+  const now = new Date().toISOString()
+  for (const text of [
+    `insert into customers (id, customer_name, created_at, updated_at) values ('${tag}-1', 'First ${tag}', '${now}', '${now}')`,
+    `insert into customers (id, customer_name, created_at, updated_at) values ('${tag}-2', 'Second ${tag}', '${now}', '${now}')`,
+    `insert into contacts (id, customer_id, first_name, created_at, updated_at) values ('${tag}-C', '${tag}-1', 'Ann', '${now}', '${now}')`,
+    `update customers set customer_name = 'Renamed ${tag}' where id = '${tag}-2'`,
+    // Rows the install wrote (the hook's audit entries): gone until a restore brings them back.
+    `delete from audit_log`,
+  ]) {
+    const r = await write(bench, site, text)
+    expect(r.error, text).toBeUndefined()
+  }
+}
+
+/** The site's database name as the registry records it. */
+export async function recordedDb(bench: string, site: string, env: Record<string, string>): Promise<string> {
+  const r = await ok(bench, ['list-sites', '--json'], env)
+  return r.json.sites.find((s: any) => s.site === site).db_name
+}
+
+export async function databaseExists(
+  backend: BackendName,
+  bench: string,
+  site: string,
+  db: { name: string; file?: string },
+) {
+  if (backend === 'sqlite') return existsSync(join(bench, 'sites', site, db.file!))
+  return (await serverHas(backend, db.name)).database
+}
+
+export async function siteWithData(backend: BackendName) {
+  const bench = makeBench()
+  const env = useBackend(bench, backend)
+  await ok(bench, ['new-site', 'r.localhost', '--install-app', 'tenant_ops'], env)
+  await changeData(bench, 'r.localhost', 'SAVED')
+  const backup = await ok(bench, ['backup', '--site', 'r.localhost', '--json'], env)
+  const set: string = backup.json.sites[0].path
+  return { bench, env, set, saved: await allTables(bench, 'r.localhost') }
+}

@@ -1,0 +1,211 @@
+import { randomBytes } from 'node:crypto'
+import {
+  cpSync,
+  existsSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { makeBench, setConfig, tempDir, tenancy } from './helpers.js'
+import { SITE_BACKENDS, enabled, serverHas, siteConfig } from './backends.js'
+import { allTables, changeData, databaseExists, ok, recordedDb, siteWithData } from './restore-helpers.js'
+
+// tenancy restore and new-site --from-backup (SPEC §7): round trips on every kind of database,
+// compared table by table; a bad set refused (exit 2) with the site untouched. Kills: restore-crash.test.ts.
+
+describe.each(SITE_BACKENDS)('restore on $name', ({ name: backend, skip }) => {
+  describe.skipIf(skip)('', () => {
+    it('brings every table back as the backup had it, on a fresh database, and backs the current state up first', async () => {
+      const { bench, env, set, saved } = await siteWithData(backend)
+      const before = siteConfig(bench, 'r.localhost')
+      await changeData(bench, 'r.localhost', 'LATER')
+      const changed = await allTables(bench, 'r.localhost')
+      expect(changed).not.toEqual(saved)
+
+      const r = await ok(bench, ['restore', 'r.localhost', set, '--yes', '--json'], env)
+      expect(r.json).toMatchObject({ site: 'r.localhost', from: set, previous_db_name: before.db_name })
+      expect(r.json.migrate.status).not.toBe('failed')
+      expect(await allTables(bench, 'r.localhost')).toEqual(saved)
+
+      const after = siteConfig(bench, 'r.localhost')
+      expect(after.db_name).toBe(r.json.db_name)
+      expect(after.db_name).not.toBe(before.db_name)
+      expect(await recordedDb(bench, 'r.localhost', env)).toBe(after.db_name)
+      expect(await databaseExists(backend, bench, 'r.localhost', { name: before.db_name, file: before.db_file })).toBe(
+        false,
+      )
+      if (backend !== 'sqlite') expect((await serverHas(backend, before.db_user)).user).toBe(false)
+      expect(statSync(join(bench, 'sites', 'r.localhost', 'site_config.json')).mode & 0o777).toBe(0o600)
+      expect(existsSync(join(bench, 'sites', 'r.localhost', '.restore.json'))).toBe(false)
+
+      // The state before the restore is a set of its own, and restoring it brings the later rows back.
+      expect(r.json.backup).toMatch(new RegExp(`^${join(bench, 'backups', 'r.localhost')}/`))
+      await ok(bench, ['restore', 'r.localhost', r.json.backup, '--yes', '--no-backup', '--json'], env)
+      expect(await allTables(bench, 'r.localhost')).toEqual(changed)
+
+      const doctor = await ok(bench, ['doctor', '--json'], env)
+      expect(doctor.json.findings).toEqual([])
+    })
+
+    it('new-site --from-backup makes a second site holding the same data, on its own database', async () => {
+      const { bench, env, set, saved } = await siteWithData(backend)
+      const r = await ok(bench, ['new-site', 'copy.localhost', '--from-backup', set, '--json'], env)
+      expect(r.json).toMatchObject({ site: 'copy.localhost', db_type: backend, restored_from: set })
+      expect(r.json.admin_password).toBeUndefined()
+      expect(await allTables(bench, 'copy.localhost')).toEqual(saved)
+      expect(siteConfig(bench, 'copy.localhost').db_name).not.toBe(siteConfig(bench, 'r.localhost').db_name)
+      const sites = await ok(bench, ['list-sites', '--json'], env)
+      const copy = sites.json.sites.find((s: any) => s.site === 'copy.localhost')
+      expect(copy.state).toBe('ready')
+      expect(copy.apps.map((a: any) => a.name ?? a)).toEqual(expect.arrayContaining(['tenant_ops', 'shared_lib']))
+      // The original is untouched by its copy.
+      expect(await allTables(bench, 'r.localhost')).toEqual(saved)
+    })
+  })
+})
+
+/** The site's files and database bytes, to prove a refused restore changed nothing. */
+function siteState(bench: string, site: string): string {
+  const dir = join(bench, 'sites', site)
+  return readdirSync(dir)
+    .sort()
+    .map((name) => `${name}:${readFileSync(join(dir, name)).toString('base64')}`)
+    .join('\n')
+}
+
+describe('restore refuses a set it cannot trust (exit 2, the site untouched)', () => {
+  it('a flipped byte in the manifest, a truncated or altered dump, a missing file, not a set at all', async () => {
+    const { bench, env, set } = await siteWithData('sqlite')
+    const state = siteState(bench, 'r.localhost')
+    const copy = (name: string) => {
+      const dir = join(tempDir(), name)
+      cpSync(set, dir, { recursive: true })
+      return dir
+    }
+    const cases: [string, string, RegExp][] = []
+    {
+      const dir = copy('flipped-manifest')
+      const file = join(dir, 'manifest.json')
+      const bytes = readFileSync(file)
+      // A digit of created_at: still valid JSON, but not what was written.
+      const at = bytes.indexOf('"created_at": "') + 20
+      bytes[at] = bytes[at] === 0x31 ? 0x32 : 0x31
+      writeFileSync(file, bytes)
+      cases.push(['flipped manifest', dir, /manifest\.json was changed after it was written/])
+    }
+    {
+      const dir = copy('flipped-space')
+      const file = join(dir, 'manifest.json')
+      writeFileSync(file, readFileSync(file, 'utf8').replace('{\n  "format"', '{\n \t"format"'))
+      cases.push(['whitespace in the manifest', dir, /was changed after it was written/])
+    }
+    {
+      const dir = copy('truncated')
+      const file = join(dir, 'database.sqlite.gz')
+      truncateSync(file, statSync(file).size - 10)
+      cases.push(['truncated dump', dir, /database\.sqlite\.gz is truncated or altered/])
+    }
+    {
+      const dir = copy('altered')
+      const file = join(dir, 'database.sqlite.gz')
+      const bytes = readFileSync(file)
+      const middle = Math.floor(bytes.length / 2)
+      bytes[middle] = bytes[middle]! ^ 0x01
+      writeFileSync(file, bytes)
+      cases.push(['altered dump', dir, /database\.sqlite\.gz is altered/])
+    }
+    {
+      const dir = copy('missing')
+      rmSync(join(dir, 'site_config.json'))
+      cases.push(['missing file', dir, /is incomplete: site_config\.json is missing/])
+    }
+    {
+      const dir = copy('no-manifest')
+      rmSync(join(dir, 'manifest.json'))
+      cases.push(['no manifest', dir, /is not a complete backup set/])
+    }
+    cases.push(['no such directory', join(bench, 'nope'), /does not exist/])
+    for (const [what, dir, message] of cases) {
+      const r = await tenancy(bench, ['restore', 'r.localhost', dir, '--yes'], { env })
+      expect(r.exitCode, what).toBe(2)
+      expect(r.stderr, what).toMatch(message)
+      expect(r.stderr.trim().split('\n'), what).toHaveLength(1)
+      expect(siteState(bench, 'r.localhost'), what).toBe(state)
+      const made = await tenancy(bench, ['new-site', 'x.localhost', '--from-backup', dir], { env })
+      expect(made.exitCode, what).toBe(2)
+      expect(existsSync(join(bench, 'sites', 'x.localhost')), what).toBe(false)
+    }
+    // Nothing was backed up for the refused restores either.
+    expect(readdirSync(join(bench, 'backups', 'r.localhost'))).toHaveLength(1)
+  })
+
+  it('an encrypted set opens with its key and is refused (exit 2) with another', async () => {
+    const bench = makeBench()
+    const keyA = join(bench, 'key-a')
+    const keyB = join(bench, 'key-b')
+    writeFileSync(keyA, randomBytes(32).toString('base64'), { mode: 0o600 })
+    writeFileSync(keyB, randomBytes(32).toString('base64'), { mode: 0o600 })
+    setConfig(bench, (c) => (c.backups = { key_file: 'key-a' }))
+    await ok(bench, ['new-site', 'e.localhost', '--install-app', 'tenant_ops'], {})
+    await changeData(bench, 'e.localhost', 'SECRET')
+    const saved = await allTables(bench, 'e.localhost')
+    const b = await ok(bench, ['backup', '--site', 'e.localhost', '--encrypt', '--json'], {})
+    const set = b.json.sites[0].path
+    expect(readdirSync(set).sort()).toEqual(['database.sqlite.gz.enc', 'manifest.json', 'site_config.json.enc'])
+    await changeData(bench, 'e.localhost', 'LATER')
+    const state = siteState(bench, 'e.localhost')
+
+    setConfig(bench, (c) => (c.backups = { key_file: 'key-b' }))
+    const wrong = await tenancy(bench, ['restore', 'e.localhost', set, '--yes'], {})
+    expect(wrong.exitCode).toBe(2)
+    expect(wrong.stderr).toMatch(/was encrypted with another key .*backups\.key_file/)
+    expect(siteState(bench, 'e.localhost')).toBe(state)
+
+    setConfig(bench, (c) => (c.backups = { key_file: 'key-a' }))
+    await ok(bench, ['restore', 'e.localhost', set, '--yes'], {})
+    expect(await allTables(bench, 'e.localhost')).toEqual(saved)
+  })
+
+  it('a set holding a migration the bench lacks is refused unless --force; a missing site points at new-site', async () => {
+    const { bench, env, set, saved } = await siteWithData('sqlite')
+    const migrations = join(bench, 'apps', 'tenant_ops', 'migrations')
+    const newest = readdirSync(migrations)
+      .filter((f) => /^\d{4}_.*\.(sql|mjs|js)$/.test(f) && !f.includes('.down.'))
+      .sort()
+      .at(-1)!
+    const aside = join(tempDir(), newest)
+    renameSync(join(migrations, newest), aside)
+    const state = siteState(bench, 'r.localhost')
+    const r = await tenancy(bench, ['restore', 'r.localhost', set, '--yes'], { env })
+    expect(r.exitCode).toBe(2)
+    expect(r.stderr).toMatch(/holds the migration tenant_ops\/\d{4}_\w+, which this bench's apps do not have/)
+    expect(siteState(bench, 'r.localhost')).toBe(state)
+    await ok(bench, ['restore', 'r.localhost', set, '--yes', '--force', '--no-backup'], env)
+    expect(await allTables(bench, 'r.localhost')).toEqual(saved)
+    renameSync(aside, join(migrations, newest))
+
+    const missing = await tenancy(bench, ['restore', 'gone.localhost', set, '--yes'], { env })
+    expect(missing.exitCode).toBe(2)
+    expect(missing.stderr).toContain(`tenancy new-site gone.localhost --from-backup ${set}`)
+    const noTerminal = await tenancy(bench, ['restore', 'r.localhost', set], { env })
+    expect(noTerminal.exitCode).toBe(2)
+    expect(noTerminal.stderr).toMatch(/pass --yes/)
+  })
+
+  it.skipIf(!enabled('postgres'))('a set of another database type is refused (exit 2)', async () => {
+    const pg = await siteWithData('postgres')
+    const bench = makeBench()
+    await ok(bench, ['new-site', 'lite.localhost', '--install-app', 'tenant_ops'], {})
+    const state = siteState(bench, 'lite.localhost')
+    const r = await tenancy(bench, ['restore', 'lite.localhost', pg.set, '--yes'], {})
+    expect(r.exitCode).toBe(2)
+    expect(r.stderr).toMatch(/is a PostgreSQL backup, but site "lite\.localhost" is on SQLite/)
+    expect(siteState(bench, 'lite.localhost')).toBe(state)
+  })
+})
