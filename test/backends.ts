@@ -209,8 +209,9 @@ function databasesOf(bench: string): string[] {
   for (const dir of [join(bench, 'sites'), join(bench, 'archived', 'sites')]) {
     if (!existsSync(dir)) continue
     for (const site of readdirSync(dir)) {
-      const file = join(dir, site, 'site_config.json')
-      if (existsSync(file)) names.push(JSON.parse(readFileSync(file, 'utf8')).db_name)
+      // An archive holds the site's directory as site/.
+      for (const file of [join(dir, site, 'site_config.json'), join(dir, site, 'site', 'site_config.json')])
+        if (existsSync(file)) names.push(JSON.parse(readFileSync(file, 'utf8')).db_name)
     }
   }
   return names
