@@ -103,6 +103,8 @@ export async function serverQuery(
       decimalNumbers: true,
     })
     const [rows] = await conn.query(text)
+    // A statement that returns no rows (ALTER, INSERT) gives a result header instead.
+    if (!Array.isArray(rows)) return { rows: [] }
     return {
       rows: (rows as any[]).map((r) =>
         Object.fromEntries(Object.entries(r).map(([k, v]) => [k, typeof v === 'bigint' ? Number(v) : v])),
