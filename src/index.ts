@@ -17,7 +17,12 @@ export { openBench, usingBench } from './session.js'
 export { TenancyError, EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED } from './errors.js'
 export type { BenchConfig, DbType } from './config/config.js'
 export { newSite, type NewSiteOptions, type NewSiteResult } from './provisioning/new-site.js'
-export { dropSite, type DropSiteOptions, type DropSiteResult } from './sites/drop-site.js'
+// The library's drop-site is the CLI's: a backup first (`backup: false` to skip it).
+export {
+  backupAndDropSite as dropSite,
+  type BackupAndDropOptions as DropSiteOptions,
+  type BackupAndDropResult as DropSiteResult,
+} from './backups/backup-before-drop.js'
 export { listSites, type SiteListing } from './sites/list-sites.js'
 export { showConfig, coerceConfigValue, setSiteConfig } from './sites/config-commands.js'
 export { setConfig, setGlobalConfig } from './provisioning/global-config.js'

@@ -103,6 +103,8 @@ export async function serverQuery(
       decimalNumbers: true,
     })
     const [rows] = await conn.query(text)
+    // A statement that returns no rows (ALTER, INSERT) gives a result header instead.
+    if (!Array.isArray(rows)) return { rows: [] }
     return {
       // A statement that returns no rows (insert, update) gives its result header instead.
       rows: (Array.isArray(rows) ? (rows as any[]) : []).map((r) =>
@@ -210,8 +212,9 @@ function databasesOf(bench: string): string[] {
   for (const dir of [join(bench, 'sites'), join(bench, 'archived', 'sites')]) {
     if (!existsSync(dir)) continue
     for (const site of readdirSync(dir)) {
-      const file = join(dir, site, 'site_config.json')
-      if (existsSync(file)) names.push(JSON.parse(readFileSync(file, 'utf8')).db_name)
+      // An archive holds the site's directory as site/.
+      for (const file of [join(dir, site, 'site_config.json'), join(dir, site, 'site', 'site_config.json')])
+        if (existsSync(file)) names.push(JSON.parse(readFileSync(file, 'utf8')).db_name)
     }
   }
   return names

@@ -53,6 +53,17 @@ describe.each(SITE_BACKENDS)('restore on $name', ({ name: backend, skip }) => {
       expect(doctor.json.findings).toEqual([])
     })
 
+    it('drop-site, then new-site --from-backup of the archive brings the site back whole', async () => {
+      const { bench, env, saved } = await siteWithData(backend)
+      const dropped = await ok(bench, ['drop-site', 'r.localhost', '--yes', '--json'], env)
+      const archive: string = dropped.json.archived_to
+      expect(dropped.json.backup).toBe(join(archive, 'backup'))
+      const back = await ok(bench, ['new-site', 'r.localhost', '--from-backup', join(archive, 'backup'), '--json'], env)
+      expect(back.json.restored_from).toBe(join(archive, 'backup'))
+      expect(await allTables(bench, 'r.localhost')).toEqual(saved)
+      expect((await ok(bench, ['doctor', '--json'], env)).json.findings).toEqual([])
+    })
+
     it('new-site --from-backup makes a second site holding the same data, on its own database', async () => {
       const { bench, env, set, saved } = await siteWithData(backend)
       const r = await ok(bench, ['new-site', 'copy.localhost', '--from-backup', set, '--json'], env)

@@ -4,6 +4,9 @@ import Database from 'better-sqlite3'
 import { describe, expect, it } from 'vitest'
 import { makeBench, tempDir, tenancy } from './helpers.js'
 
+/** An archive directory a drop makes: `archived/sites/<site>-<UTC stamp>`. */
+const ARCHIVE_OF = (site: string) => new RegExp(`/archived/sites/${site.replace(/\./g, '\\.')}-\\d{8}T\\d{9}Z$`)
+
 function siteDb(bench: string, site: string) {
   return new Database(join(bench, 'sites', site, 'db.sqlite'), { readonly: true, fileMustExist: true })
 }
@@ -155,8 +158,9 @@ describe('new-site', () => {
     expect(forced.exitCode, forced.stderr).toBe(0)
     expect(forced.json.db_name).not.toBe('first_db')
     expect(forced.stderr).toMatch(/warning: replaced site "a.localhost"; its old directory is in .*archived/)
-    expect(forced.json.replaced_archived_to).toBe(join(bench, 'archived', 'sites', 'a.localhost'))
-    expect(existsSync(join(forced.json.replaced_archived_to, 'site_config.json'))).toBe(true)
+    expect(forced.json.replaced_archived_to).toMatch(ARCHIVE_OF('a.localhost'))
+    expect(existsSync(join(forced.json.replaced_archived_to, 'site', 'site_config.json'))).toBe(true)
+    expect(forced.json.replaced_backup).toBe(join(forced.json.replaced_archived_to, 'backup'))
     const list = await tenancy(bench, ['list-sites', '--json'])
     expect(list.json.sites.map((s: any) => [s.site, s.db_name])).toEqual([['a.localhost', forced.json.db_name]])
   })
@@ -187,15 +191,19 @@ describe('drop-site', () => {
     expect(dropped.exitCode).toBe(0)
     expect(dropped.json).toEqual({
       site: 'a.localhost',
-      archived_to: join(bench, 'archived', 'sites', 'a.localhost'),
+      archived_to: expect.stringMatching(ARCHIVE_OF('a.localhost')),
       database_dropped: true,
+      backup: join(dropped.json.archived_to, 'backup'),
     })
+    expect(dropped.json.archived_to.startsWith(join(bench, 'archived', 'sites', 'a.localhost-'))).toBe(true)
     expect(existsSync(join(bench, 'sites', 'a.localhost'))).toBe(false)
-    expect(existsSync(join(bench, 'archived', 'sites', 'a.localhost', 'site_config.json'))).toBe(true)
+    expect(existsSync(join(dropped.json.archived_to, 'site', 'site_config.json'))).toBe(true)
     const gone = await tenancy(bench, ['-y', 'drop-site', 'b.localhost', '--no-archive'])
     expect(gone.exitCode).toBe(0)
     expect(existsSync(join(bench, 'sites', 'b.localhost'))).toBe(false)
-    expect(existsSync(join(bench, 'archived', 'sites', 'b.localhost'))).toBe(false)
+    expect(readdirSync(join(bench, 'archived', 'sites')).filter((d) => d.startsWith('b.localhost'))).toHaveLength(0)
+    // Its backup went to backups.path instead.
+    expect(readdirSync(join(bench, 'backups', 'b.localhost'))).toHaveLength(1)
     expect((await tenancy(bench, ['list-sites', '--json'])).json.sites).toEqual([])
     const unknown = await tenancy(bench, ['drop-site', 'nope.localhost', '--yes'])
     expect(unknown.exitCode).toBe(2)

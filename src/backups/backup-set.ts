@@ -27,10 +27,7 @@ export function writerOfTempSet(name: string): string | undefined {
 export const ENCRYPTED_SUFFIX = '.enc'
 export const MANIFEST = 'manifest.json'
 
-/** `2026-01-31T12:00:00.123Z` as a directory name that sorts by time: `20260131T120000123Z`. */
-export function stampOf(date: Date): string {
-  return date.toISOString().replace(/[-:.]/g, '')
-}
+export { stampOf } from '../util/stamp.js'
 
 /**
  * One backup set being written: a private temporary directory beside where the set will be

@@ -148,6 +148,22 @@ export async function backupSite(
   site: string,
   options: { root: string; box?: SecretBox; keep?: number; signal?: AbortSignal },
 ): Promise<BackupSet> {
+  const siteDir = join(options.root, site)
+  const set = await backupSiteInto(bench, site, { dir: siteDir, box: options.box, signal: options.signal })
+  if (options.keep !== undefined) pruneBackups(siteDir, options.keep)
+  return set
+}
+
+/**
+ * One set of a ready site, written as `backupSite` describes, into `<dir>/<name>/` (`name`
+ * defaults to the UTC stamp; a drop's archive names it `backup`). No pruning. Throws on
+ * failure, leaving no part of the set.
+ */
+export async function backupSiteInto(
+  bench: Bench,
+  site: string,
+  options: { dir: string; name?: string; box?: SecretBox; signal?: AbortSignal },
+): Promise<BackupSet> {
   const started = performance.now()
   const createdAt = new Date()
   await requireSite(bench, site)
@@ -156,8 +172,7 @@ export async function backupSite(
   const driver = await getDriver(config.db_type)
   const apps = await appsOf(await driver.connect(config, sitePath))
   const tenant = (await (await bench.registry()).tenantsBySite()).get(site)?.name ?? null
-  const siteDir = join(options.root, site)
-  const writer = new BackupSetWriter(siteDir, options.box)
+  const writer = new BackupSetWriter(options.dir, options.box)
   try {
     const workDir = mkdtempSync(join(writer.dir, '.work-'))
     try {
@@ -188,10 +203,9 @@ export async function backupSite(
         encrypted: writer.encrypted,
         duration_ms: Math.round(performance.now() - started),
       },
-      stampOf(createdAt),
+      options.name ?? stampOf(createdAt),
     )
     const bytes = writer.files.reduce((n, f) => n + f.bytes, statSync(join(path, MANIFEST)).size)
-    if (options.keep !== undefined) pruneBackups(siteDir, options.keep)
     return { path, bytes, encrypted: writer.encrypted }
   } catch (error) {
     writer.discard()

@@ -20,12 +20,16 @@ interface NewSiteFlags {
   installApp?: string[]
   force?: boolean
   fromBackup?: string
+  /** false with --no-backup. */
+  backup: boolean
   keepOnFailure?: boolean
 }
 
 interface DropSiteFlags {
   /** false with --no-archive. */
   archive: boolean
+  /** false with --no-backup. */
+  backup: boolean
 }
 
 interface SetConfigFlags {
@@ -69,11 +73,12 @@ export function registerSiteCommands(program: Command): void {
     .option('--db-port <port>', 'database server port', integerFlag('--db-port', { min: 1, max: 65_535 }))
     .option('--db-root-username <user>', 'server user that creates the database')
     .option('--install-app <app>', 'install an app after creating the site (repeatable)', collect)
-    .option('--force', 'replace an existing site (its database and directory are dropped)')
     .option(
       '--from-backup <dir>',
       'make the site from a backup set (its database, apps and settings) instead of installing apps; then migrate',
     )
+    .option('--force', 'replace an existing site (backed up and archived first, then its database is dropped)')
+    .option('--no-backup', 'with --force: replace the existing site without backing it up first')
     .option('--keep-on-failure', 'leave a failed site in place for debugging instead of rolling it back')
   addPasswordFlags(newSiteCommand, { admin: true })
   newSiteCommand.action(async (positional: string | undefined, _o, command: Command) => {
@@ -95,6 +100,7 @@ export function registerSiteCommands(program: Command): void {
           installApps: flags.installApp,
           force: flags.force,
           fromBackup: flags.fromBackup,
+          backup: flags.backup,
           keepOnFailure: flags.keepOnFailure,
           prompt: (message) => ctx.out.password(message),
           onProgress: progress.on,
@@ -130,20 +136,32 @@ export function registerSiteCommands(program: Command): void {
     .command('drop-site')
     .description("drop a site's database (and its user), and archive its directory")
     .argument('[site]', 'site name (or --site)')
-    .option('--no-archive', 'delete the site directory instead of moving it to archived/sites/')
+    .option(
+      '--no-archive',
+      'delete the site directory instead of archiving it in archived/sites/ (the backup goes to backups.path)',
+    )
+    .option('--no-backup', 'drop the site without backing it up first')
   addPasswordFlags(dropSiteCommand)
   dropSiteCommand.action(async (positional: string | undefined, _o, command: Command) => {
     const ctx = contextFor(command)
     const site = ctx.siteArgument(positional)
+    const flags = command.opts<DropSiteFlags>()
     await ctx.withBench(async (bench) => {
-      const { dropSite } = await import('./core.js')
-      const { requireSite } = await import('./core.js')
+      const { backupAndDropSite, requireSite } = await import('./core.js')
       await requireSite(bench, site, { allowAnyState: true })
       await ctx.confirm(`Drop site ${site} and its database?`, `drop-site "${site}" deletes its database`)
-      const result = await dropSite(bench, { site, archive: command.opts<DropSiteFlags>().archive !== false })
-      ctx.out.result(
-        result,
-        () => `Dropped site ${site}${result.archived_to ? `; directory archived to ${result.archived_to}` : ''}`,
+      const result = await backupAndDropSite(bench, {
+        site,
+        archive: flags.archive !== false,
+        backup: flags.backup !== false,
+        signal: ctx.signal,
+      })
+      ctx.out.result(result, () =>
+        [
+          `Dropped site ${site}`,
+          ...(result.backup ? [`backup in ${result.backup}`] : []),
+          ...(result.archived_to ? [`directory archived to ${result.archived_to}`] : []),
+        ].join('; '),
       )
     })
   })

@@ -67,6 +67,8 @@ interface TenantShowFlags {
 
 interface TenantDeleteFlags {
   keepSite?: boolean
+  /** false with --no-backup. */
+  backup: boolean
 }
 
 interface PendingCreateFlags {
@@ -196,22 +198,25 @@ export function registerTenantCommands(program: Command): void {
     .description('remove a tenant and (unless --keep-site) drop its site')
     .argument('<name>', 'tenant name')
     .option('--keep-site', 'keep the site; it stays registered without a tenant')
+    .option('--no-backup', 'drop the site without backing it up into its archive first')
   addPasswordFlags(deleteCommand)
   deleteCommand.action(async (name: string, _o, command: Command) => {
     const ctx = contextFor(command)
     await ctx.withBench(async (bench) => {
       const { deleteTenant, requireTenant } = await import('./core.js')
       await requireTenant(bench, name)
-      const keepSite = Boolean(command.opts<TenantDeleteFlags>().keepSite)
+      const flags = command.opts<TenantDeleteFlags>()
+      const keepSite = Boolean(flags.keepSite)
       await ctx.confirm(
         `Delete tenant ${name}${keepSite ? '' : ' and drop its site'}?`,
         `tenant delete "${name}"${keepSite ? '' : ' drops its site'}`,
       )
-      const result = await deleteTenant(bench, name, { keepSite })
+      const result = await deleteTenant(bench, name, { keepSite, backup: flags.backup !== false, signal: ctx.signal })
       ctx.out.result(result, () => {
         if (!result.site_dropped) return `Deleted tenant ${name}`
         const archived = result.archived_to ? ` (archived to ${result.archived_to})` : ''
-        return `Deleted tenant ${name}; dropped site ${result.site}${archived}`
+        const backup = result.backup ? `; backup in ${result.backup}` : ''
+        return `Deleted tenant ${name}; dropped site ${result.site}${archived}${backup}`
       })
     })
   })

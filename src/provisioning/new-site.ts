@@ -25,7 +25,8 @@ import { generatePassword, hashPassword } from '../secrets/hashing.js'
 import { resolveSecret, type ResolvedSecret, type SecretSources } from '../secrets/resolve-secret.js'
 import { CleanupStack } from '../util/cleanup.js'
 import { CORE_APP } from '../apps/core-app.js'
-import { archiveDirectory, dropSite } from '../sites/drop-site.js'
+import { archiveDirectory } from '../sites/drop-site.js'
+import { backupAndDropSite } from '../backups/backup-before-drop.js'
 import { writeSiteConfig, type SiteConfig } from '../sites/site.js'
 import { upsertAdministrator } from '../sites/users.js'
 import { loadBackup } from '../backups/restore.js'
@@ -47,8 +48,13 @@ export interface NewSiteOptions {
   adminPassword?: string
   /** The tenant that owns the site, recorded in its registry row from the start. */
   tenantId?: number
-  /** Replace an existing site (drops its database and directory first); with `fromBackup`, also accept a set newer than the apps. */
+  /**
+   * Replace an existing site (backs it up into its archive, then drops its database and archives
+   * its directory); with `fromBackup`, also accept a set newer than the apps.
+   */
   force?: boolean
+  /** false (`--no-backup`): replace a site with `force` without backing it up first. */
+  backup?: boolean
   /**
    * A backup set to make the site from instead of installing apps: its database, its apps and
    * its settings (`site_config.json` without `db_*`), then brought up to date by migrate.
@@ -71,8 +77,10 @@ export interface NewSiteResult {
   apps: AppInstallResult[]
   /** Only when tenancy generated it: shown once, stored nowhere in plain text. */
   admin_password?: string
-  /** With --force over an existing site: where its old directory was archived. */
+  /** With --force over an existing site: its archive directory (`archived/sites/<site>-<stamp>/`). */
   replaced_archived_to?: string | null
+  /** With --force over an existing site: the backup set taken of it first (inside its archive), or null. */
+  replaced_backup?: string | null
   /** With --from-backup: the set the site was made from, and the migrate that brought it up to date. */
   restored_from?: string
   migrate?: Pick<SiteResult, 'status' | 'applied' | 'error'>
@@ -115,7 +123,9 @@ export async function newSite(bench: Bench, options: NewSiteOptions): Promise<Ne
     apps,
     ...(inputs.admin || inputs.backup ? {} : { admin_password: inputs.adminPassword }),
     ...(inputs.backup && migrated ? { restored_from: inputs.backup.dir, migrate: migrated } : {}),
-    ...(intent.replaced !== undefined ? { replaced_archived_to: intent.replaced } : {}),
+    ...(intent.replaced !== undefined
+      ? { replaced_archived_to: intent.replaced, replaced_backup: intent.replacedBackup }
+      : {}),
     duration_ms: Math.round(performance.now() - started),
   }
 }
@@ -208,6 +218,8 @@ interface SiteIntent {
   registry: Registry
   /** With --force over an existing site: where its old directory was archived (undefined: nothing was replaced). */
   replaced: string | null | undefined
+  /** With --force over an existing site: the backup set taken of it first (null: none). */
+  replacedBackup: string | null
   cleanup: CleanupStack
   /**
    * Set when the database could not be dropped: then the row (marked failed) and the site's
@@ -234,6 +246,7 @@ async function recordIntent(bench: Bench, options: NewSiteOptions, inputs: NewSi
     host: bench.host,
   }
   let replaced: string | null | undefined
+  let replacedBackup: string | null = null
   if (!(await registry.insertSiteIntent(intent))) {
     const existing = await registry.getSite(name)
     if (!options.force) {
@@ -253,15 +266,29 @@ async function recordIntent(bench: Bench, options: NewSiteOptions, inputs: NewSi
         `site "${name}" belongs to a tenant; remove it with "tenancy tenant delete" instead of replacing it`,
       )
     }
-    // The old site's directory is archived, not deleted: --force must not lose data silently.
-    replaced = existing ? (await dropSite(bench, { site: name, archive: true, force: true })).archived_to : null
-    options.onWarning?.(`replaced site "${name}"${replaced ? `; its old directory is in ${replaced}` : ''}`)
+    // The old site is backed up and its directory archived, not deleted: --force must not lose data silently.
+    if (existing) {
+      const dropped = await backupAndDropSite(bench, {
+        site: name,
+        archive: true,
+        force: true,
+        backup: options.backup !== false,
+        verb: 'replace',
+        signal: options.signal,
+      })
+      replaced = dropped.archived_to
+      replacedBackup = dropped.backup
+    } else replaced = null
+    options.onWarning?.(
+      `replaced site "${name}"${replaced ? `; its old directory is in ${replaced}` : ''}` +
+        `${replacedBackup ? `, with a backup in ${replacedBackup}` : ''}`,
+    )
     if (!(await registry.insertSiteIntent(intent))) {
       throw usageError(`site "${name}" was created again by another process while it was being replaced; try again`)
     }
   }
 
-  const site: SiteIntent = { registry, replaced, cleanup: new CleanupStack(), databaseKept: false }
+  const site: SiteIntent = { registry, replaced, replacedBackup, cleanup: new CleanupStack(), databaseKept: false }
   site.cleanup.push('registry row', () =>
     site.databaseKept ? registry.setSiteState(name, 'failed') : registry.deleteSite(name),
   )

@@ -8,6 +8,7 @@ import { now } from '../registry/registry.js'
 import { coerceConfigValue } from '../sites/config-commands.js'
 import { adminToDropSite, dropSite } from '../sites/drop-site.js'
 import { usingTenantLease } from '../registry/leases.js'
+import { backupBeforeDrop } from '../backups/backup-before-drop.js'
 import { removeTenant } from './remove-tenant.js'
 import { provisionTenant, type ProvisionOptions, type ProvisionResult } from './runner.js'
 import { preflight, type PlannedStep } from './steps.js'
@@ -243,30 +244,53 @@ export async function showTenant(
   return result
 }
 
+export interface DeleteTenantOptions {
+  /** Keep the site: it stays, belonging to no tenant. */
+  keepSite?: boolean
+  /** false (`--no-backup`): drop the site without backing it up first. */
+  backup?: boolean
+  signal?: AbortSignal
+}
+
+export interface DeleteTenantResult {
+  tenant: string
+  site: string | null
+  site_dropped: boolean
+  /** The site's archive directory (`archived/sites/<site>-<stamp>/`), or null. */
+  archived_to: string | null
+  /** The backup set taken before the site was dropped (inside its archive), or null. */
+  backup: string | null
+}
+
 /**
- * `tenancy tenant delete`: drops the tenant's site (unless `keepSite`), then removes the tenant, its
- * steps and jobs.
+ * `tenancy tenant delete`: backs the tenant's site up into its archive and drops it (unless
+ * `keepSite`), then removes the tenant, its steps and jobs. A backup that fails stops it with
+ * nothing changed.
  */
 export async function deleteTenant(
   bench: Bench,
   name: string,
-  options: { keepSite?: boolean } = {},
-): Promise<{ tenant: string; site: string | null; site_dropped: boolean; archived_to: string | null }> {
+  options: DeleteTenantOptions = {},
+): Promise<DeleteTenantResult> {
   const row: TenantRow = await requireTenant(bench, name)
   const registry = await bench.registry()
   const outcome = await usingTenantLease(bench, row.id, {}, async () => {
     const site = row.site ? await registry.getSite(row.site) : undefined
     const owned = site !== undefined && site.tenant_id === row.id
+    const dropping = owned && !options.keepSite
     // Before anything changes: a missing admin password must not leave a tenant half-deleted.
-    const admin =
-      owned && !options.keepSite ? await adminToDropSite(bench, site.name, `tenant delete ${name}`) : undefined
+    const admin = dropping ? await adminToDropSite(bench, site.name, `tenant delete ${name}`) : undefined
+    const taken = dropping
+      ? await backupBeforeDrop(bench, site, { archive: true, backup: options.backup !== false, signal: options.signal })
+      : { archiveTo: undefined, backup: null }
     // The tenant goes first, in one transaction that also marks its site `dropping` (or frees
     // it with --keep-site): a crash after it leaves a row doctor knows how to finish.
     await removeTenant(registry, row.id, { site: owned ? site.name : null, keepSite: options.keepSite })
     let archivedTo: string | null = null
-    if (owned && !options.keepSite)
-      archivedTo = (await dropSite(bench, { site: site.name, force: true, admin })).archived_to
-    return { tenant: name, site: row.site, site_dropped: owned && !options.keepSite, archived_to: archivedTo }
+    if (dropping)
+      archivedTo = (await dropSite(bench, { site: site.name, force: true, admin, archiveTo: taken.archiveTo }))
+        .archived_to
+    return { tenant: name, site: row.site, site_dropped: dropping, archived_to: archivedTo, backup: taken.backup }
   })
   if (!outcome.taken) {
     throw new TenancyError(

@@ -9,13 +9,20 @@ import { usageError } from '../errors.js'
 import { assertSiteName } from '../names.js'
 import type { SiteRecord } from '../registry/registry.js'
 import type { RegistryKind } from '../registry/registry-migrations.js'
+import { NODE, codeOf } from '../error-codes.js'
+import { stampOf } from '../util/stamp.js'
 import { readSiteConfig, requireSite } from './site.js'
 import { assertHomedHere, assertRealSiteDirectory } from './site-home.js'
 
 export interface DropSiteOptions {
   site: string
-  /** Move the directory to `archived/sites/` (default) instead of deleting it. */
+  /** Move the directory into an archive under `archived/sites/` (default) instead of deleting it. */
   archive?: boolean
+  /**
+   * The archive directory the caller prepared (`makeArchiveDir`), already holding the site's
+   * backup: the directory goes into it. Without it, a fresh one is made.
+   */
+  archiveTo?: string
   /** Drop even a site that a tenant owns (used by `tenant delete` and `new-site --force`). */
   force?: boolean
   /** The server's admin connection, when the caller resolved it already (before changing anything). */
@@ -24,18 +31,42 @@ export interface DropSiteOptions {
 
 export interface DropSiteResult {
   site: string
+  /** The archive directory (`archived/sites/<site>-<stamp>/`), or null when nothing was archived. */
   archived_to: string | null
   database_dropped: boolean
 }
 
-/** Moves a directory into `archived/sites/`, under `name` or, when taken, `name-<timestamp>`. Returns where it went. */
-export function archiveDirectory(bench: Bench, path: string, name: string): string {
-  assertRealSiteDirectory(bench, path)
+/** The name, inside an archive directory, of the site directory moved there. */
+export const ARCHIVED_SITE = 'site'
+
+/**
+ * A new, empty archive directory `archived/sites/<name>-<UTC stamp>/` (one taken already, by
+ * another archive of the same millisecond, gets a suffix). A drop puts the site directory in it
+ * as `site/` and, when it took one, its backup as `backup/`.
+ */
+export function makeArchiveDir(bench: Bench, name: string): string {
   mkdirSync(bench.archivePath, { recursive: true })
-  let target = join(bench.archivePath, name)
-  if (existsSync(target)) target = join(bench.archivePath, `${name}-${new Date().toISOString().replace(/[:.]/g, '-')}`)
-  renameSync(path, target)
-  return target
+  const stamp = `${name}-${stampOf(new Date())}`
+  for (let n = 0; ; n++) {
+    const dir = join(bench.archivePath, n === 0 ? stamp : `${stamp}-${n}`)
+    try {
+      mkdirSync(dir, { mode: 0o700 })
+      return dir
+    } catch (error) {
+      if (codeOf(error) !== NODE.EEXIST || n > 100) throw error
+    }
+  }
+}
+
+/**
+ * Moves a directory into an archive directory as `site/`: into `archiveTo` when given, else into
+ * a new one for `name` (`makeArchiveDir`). Returns the archive directory.
+ */
+export function archiveDirectory(bench: Bench, path: string, name: string, archiveTo?: string): string {
+  assertRealSiteDirectory(bench, path)
+  const dir = archiveTo ?? makeArchiveDir(bench, name)
+  renameSync(path, join(dir, ARCHIVED_SITE))
+  return dir
 }
 
 /** What the registry records of a site's database, and so what a drop may touch. */
@@ -128,12 +159,21 @@ function assertDroppable(bench: Bench, kind: RegistryKind, site: SiteRecord, com
   assertRealSiteDirectory(bench, bench.sitePath(site.name))
 }
 
+/** What `planDrop` checked: the site's row, how to reach its database, and the admin connection a server drop needs. */
+export interface DropPlan {
+  site: SiteRecord
+  settings: SiteDbSettings
+  admin: ServerAdmin | undefined
+}
+
 /**
- * `tenancy drop-site`: marks the row `dropping`, drops the database and its user, moves the
- * directory to `archived/sites/` (or deletes it), then removes the row. Works on half-made
- * sites too; running it again after a crash finishes the job.
+ * Every check `dropSite` makes before it changes anything: the site exists, no tenant owns it
+ * (unless `force`), it lives on this machine in a directory of its own, its config agrees with
+ * its row, and the server's admin password is found. Throws (exit 2) otherwise. A caller that
+ * does something between the checks and the drop (a backup) calls this first and hands the
+ * plan's `admin` to `dropSite`.
  */
-export async function dropSite(bench: Bench, options: DropSiteOptions): Promise<DropSiteResult> {
+export async function planDrop(bench: Bench, options: DropSiteOptions): Promise<DropPlan> {
   const name = assertSiteName(options.site)
   const registry = await bench.registry()
   const site = await requireSite(bench, name, { allowAnyState: true })
@@ -146,10 +186,22 @@ export async function dropSite(bench: Bench, options: DropSiteOptions): Promise<
       )
   }
   assertDroppable(bench, registry.kind, site)
-  const sitePath = bench.sitePath(name)
   const settings = await dropSettings(bench, site)
   // The admin password is found (or its absence reported) before anything changes.
-  const admin = options.admin ?? (await adminForDrop(bench, settings))
+  return { site, settings, admin: options.admin ?? (await adminForDrop(bench, settings)) }
+}
+
+/**
+ * `tenancy drop-site` without its backup (`backupAndDropSite` takes one first): after
+ * `planDrop`'s checks, marks the row `dropping`, drops the database and its user, moves the
+ * directory into an archive under `archived/sites/` (or deletes it), then removes the row.
+ * Works on half-made sites too; running it again after a crash finishes the job.
+ */
+export async function dropSite(bench: Bench, options: DropSiteOptions): Promise<DropSiteResult> {
+  const { site, settings, admin } = await planDrop(bench, options)
+  const name = site.name
+  const registry = await bench.registry()
+  const sitePath = bench.sitePath(name)
   await registry.setSiteState(name, 'dropping')
   let databaseDropped = false
   const driver = await getDriver(settings.db_type)
@@ -162,12 +214,13 @@ export async function dropSite(bench: Bench, options: DropSiteOptions): Promise<
     await driver.drop(settings, sitePath)
     databaseDropped = true
   }
-  let archivedTo: string | null = null
+  // An archive prepared by the caller holds the site's backup, even if the directory is gone.
+  let archivedTo = options.archive === false ? null : (options.archiveTo ?? null)
   if (existsSync(sitePath)) {
     if (options.archive === false) {
       rmSync(sitePath, { recursive: true, force: true })
     } else {
-      archivedTo = archiveDirectory(bench, sitePath, name)
+      archivedTo = archiveDirectory(bench, sitePath, name, options.archiveTo)
     }
   }
   await registry.deleteSite(name)

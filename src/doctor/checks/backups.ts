@@ -1,4 +1,4 @@
-import { readdirSync, rmSync } from 'node:fs'
+import { readdirSync, rmdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Bench } from '../../bench.js'
 import { TEMP_PREFIX, writerOfTempSet } from '../../backups/backup-set.js'
@@ -16,18 +16,28 @@ function namesIn(dir: string): string[] {
   }
 }
 
+/** The half-written sets in `dir` whose writer is a dead process of this machine, with that writer. */
+function abandonedSetsIn(dir: string): { path: string; writer: string }[] {
+  return namesIn(dir)
+    .sort()
+    .flatMap((name) => {
+      const writer = writerOfTempSet(name)
+      if (!name.startsWith(TEMP_PREFIX) || writer === undefined || ownerAlive(writer) !== false) return []
+      return [{ path: join(dir, name), writer }]
+    })
+}
+
 /**
  * Backup sets a killed `backup` left half-written (`<backups.path>/<site>/.tmp-<writer>-…`,
- * never listed): `abandoned_backup` when their writer is a dead process of this machine; a
- * live writer's, or another machine's, are left alone. The repair removes the directory.
+ * never listed), and those a killed `drop-site` or `tenant delete` left in the archive it was
+ * preparing (`archived/sites/<site>-<stamp>/.tmp-…`): `abandoned_backup` when their writer is a
+ * dead process of this machine; a live writer's, or another machine's, are left alone. The
+ * repair removes the directory (and an archive that holds nothing else).
  */
 export async function* checkBackups(bench: Bench): AsyncGenerator<Diagnosis> {
   const root = bench.path(bench.config.backups.path)
   for (const site of namesIn(root).sort()) {
-    for (const name of namesIn(join(root, site)).sort()) {
-      const writer = writerOfTempSet(name)
-      if (!name.startsWith(TEMP_PREFIX) || writer === undefined || ownerAlive(writer) !== false) continue
-      const path = join(root, site, name)
+    for (const { path, writer } of abandonedSetsIn(join(root, site))) {
       yield {
         finding: {
           kind: 'abandoned_backup',
@@ -36,6 +46,27 @@ export async function* checkBackups(bench: Bench): AsyncGenerator<Diagnosis> {
           fix: 'remove the half-written set',
         },
         repair: async () => rmSync(path, { recursive: true, force: true }),
+      }
+    }
+  }
+  for (const archive of namesIn(bench.archivePath).sort()) {
+    const dir = join(bench.archivePath, archive)
+    for (const { path, writer } of abandonedSetsIn(dir)) {
+      yield {
+        finding: {
+          kind: 'abandoned_backup',
+          subject: path,
+          problem: `the backup a drop was taking into ${dir} was not finished (its process ${writer} is gone)`,
+          fix: 'remove the half-written set, and the archive directory if nothing else is in it',
+        },
+        repair: async () => {
+          rmSync(path, { recursive: true, force: true })
+          try {
+            rmdirSync(dir)
+          } catch (error) {
+            if (codeOf(error) !== NODE.ENOTEMPTY && codeOf(error) !== NODE.EEXIST) throw error
+          }
+        },
       }
     }
   }
