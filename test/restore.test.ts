@@ -12,8 +12,8 @@ import {
 } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { makeBench, setConfig, tempDir, tenancy } from './helpers.js'
-import { SITE_BACKENDS, enabled, serverHas, siteConfig } from './backends.js'
+import { makeBench, setConfig, sleep, spawnTenancy, tempDir, tenancy } from './helpers.js'
+import { SITE_BACKENDS, asSite, enabled, serverHas, siteConfig } from './backends.js'
 import { allTables, changeData, databaseExists, ok, recordedDb, siteWithData } from './restore-helpers.js'
 
 // tenancy restore and new-site --from-backup (SPEC §7): round trips on every kind of database,
@@ -218,5 +218,48 @@ describe('restore refuses a set it cannot trust (exit 2, the site untouched)', (
     expect(r.exitCode).toBe(2)
     expect(r.stderr).toMatch(/is a PostgreSQL backup, but site "lite\.localhost" is on SQLite/)
     expect(siteState(bench, 'lite.localhost')).toBe(state)
+  })
+})
+
+describe('a pending pool site', () => {
+  it('is backed up and restored like any other, and a pull then carries the restored data', async () => {
+    const bench = makeBench()
+    await ok(bench, ['pending-create', '--count', '1'], {})
+    const pending = (await ok(bench, ['list-sites', '--only-pending', '--json'], {})).json.sites.find((s: any) => s.pending)
+    expect(pending).toBeDefined()
+    const site: string = pending.site
+    await changeData(bench, site, 'POOL')
+    const saved = await allTables(bench, site)
+    const b = await ok(bench, ['backup', '--site', 'all', '--with-pending', '--json'], {})
+    expect(b.json.sites.map((s: any) => [s.site, s.status])).toEqual([[site, 'backed_up']])
+    await changeData(bench, site, 'LATER')
+    await ok(bench, ['restore', site, b.json.sites[0].path, '--yes'], {})
+    expect(await allTables(bench, site)).toEqual(saved)
+
+    const pulled = await ok(bench, ['tenant', 'create', 'acme', '--json'], {})
+    expect(pulled.json).toMatchObject({ mode: 'pulled', pulled_from: site, site: 'acme.localhost' })
+    const rows = await asSite(bench, 'acme.localhost', "select id from customers where id like 'POOL-%' order by id")
+    expect(rows.rows.map((r) => r.id)).toEqual(['POOL-1', 'POOL-2'])
+  })
+
+  it('is not pulled while it is being backed up: the pull provisions instead, the backup is whole', async () => {
+    const bench = makeBench()
+    await ok(bench, ['pending-create', '--count', '1'], {})
+    const site: string = (await ok(bench, ['list-sites', '--only-pending', '--json'], {})).json.sites.find((s: any) => s.pending).site
+    // The backup stops 1.5 s after its dump, holding the pending tenant's lease.
+    const backup = spawnTenancy(bench, ['backup', '--site', site, '--json'], {
+      TENANCY_FAULT: 'pause:backup-after-dump',
+    })
+    const list = join(bench, 'backups', site)
+    while (!existsSync(list) || readdirSync(list).length === 0) await sleep(20)
+    const pulled = await ok(bench, ['tenant', 'create', 'acme', '--json'], {})
+    expect(pulled.json.mode).toBe('provisioned')
+    const done = await backup
+    expect(done.exitCode, String(done.stderr)).toBe(0)
+    const set = JSON.parse(String(done.stdout)).sites[0]
+    expect(set).toMatchObject({ site, status: 'backed_up' })
+    // The pending tenant is still in the pool, and the next pull takes it.
+    const next = await ok(bench, ['tenant', 'create', 'beta', '--json'], {})
+    expect(next.json).toMatchObject({ mode: 'pulled', pulled_from: site })
   })
 })
