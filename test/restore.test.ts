@@ -225,7 +225,9 @@ describe('a pending pool site', () => {
   it('is backed up and restored like any other, and a pull then carries the restored data', async () => {
     const bench = makeBench()
     await ok(bench, ['pending-create', '--count', '1'], {})
-    const pending = (await ok(bench, ['list-sites', '--only-pending', '--json'], {})).json.sites.find((s: any) => s.pending)
+    const pending = (await ok(bench, ['list-sites', '--only-pending', '--json'], {})).json.sites.find(
+      (s: any) => s.pending,
+    )
     expect(pending).toBeDefined()
     const site: string = pending.site
     await changeData(bench, site, 'POOL')
@@ -245,7 +247,9 @@ describe('a pending pool site', () => {
   it('is not pulled while it is being backed up: the pull provisions instead, the backup is whole', async () => {
     const bench = makeBench()
     await ok(bench, ['pending-create', '--count', '1'], {})
-    const site: string = (await ok(bench, ['list-sites', '--only-pending', '--json'], {})).json.sites.find((s: any) => s.pending).site
+    const site: string = (await ok(bench, ['list-sites', '--only-pending', '--json'], {})).json.sites.find(
+      (s: any) => s.pending,
+    ).site
     // The backup stops 1.5 s after its dump, holding the pending tenant's lease.
     const backup = spawnTenancy(bench, ['backup', '--site', site, '--json'], {
       TENANCY_FAULT: 'pause:backup-after-dump',
