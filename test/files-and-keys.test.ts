@@ -1,28 +1,13 @@
 // Issue 11, "no silent data loss": files written whole or not at all (a full disk included),
 // modes kept, one key per registry, numeric flags that never default to "everything", and
 // storage failures named instead of reported as bugs.
-import {
-  chmodSync,
-  closeSync,
-  existsSync,
-  ftruncateSync,
-  fstatSync,
-  mkdtempSync,
-  openSync,
-  readFileSync,
-  readdirSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-  writeSync,
-} from 'node:fs'
+import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { execa } from 'execa'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { initBench } from '../src/sites/init.js'
-import { makeBench, query, setConfig, tempDir, tenancy } from './helpers.js'
+import { fillDisk, makeBench, query, setConfig, smallDisk, tempDir, tenancy } from './helpers.js'
 
 const BIG = 'x'.repeat(100_000)
 const configOf = (bench: string) => join(bench, 'tenancy.config.json')
@@ -40,46 +25,7 @@ function oneLine(stderr: string): string {
 /** Temporary files a failed write must not leave behind. */
 const leftovers = (dir: string) => readdirSync(dir).filter((f) => f.endsWith('.tmp'))
 
-// ---- real small filesystems ------------------------------------------------------------
-
-const mounts: string[] = []
-
-afterEach(async () => {
-  for (const dir of mounts.splice(0)) {
-    await execa('umount', [dir], { reject: false })
-    rmSync(dir, { recursive: true, force: true })
-  }
-})
-
-/** A 3 MB tmpfs mounted for this test (unmounted after it). Refused mount: a failure when servers are required. */
-async function smallDisk(skip: () => void): Promise<string> {
-  const dir = mkdtempSync(join(tmpdir(), 'tenancy-tmpfs-'))
-  const mount = await execa('mount', ['-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', dir], { reject: false })
-  if (mount.exitCode !== 0) {
-    rmSync(dir, { recursive: true, force: true })
-    if (process.env.TENANCY_REQUIRE_SERVERS === '1') {
-      throw new Error(
-        `cannot mount a tmpfs for the disk-full test (${mount.stderr.trim()}); it needs root. TENANCY_REQUIRE_SERVERS=1 makes this a failure, not a skip`,
-      )
-    }
-    skip()
-  }
-  mounts.push(dir)
-  return dir
-}
-
-/** Fills the filesystem of `dir` with a filler file, leaving `free` bytes (whole pages). */
-function fillDisk(dir: string, free = 12_288): void {
-  const fd = openSync(join(dir, 'filler'), 'w')
-  const chunk = Buffer.alloc(65_536, 1)
-  try {
-    for (;;) writeSync(fd, chunk)
-  } catch (error) {
-    expect((error as NodeJS.ErrnoException).code).toBe('ENOSPC')
-  }
-  ftruncateSync(fd, Math.max(0, fstatSync(fd).size - free))
-  closeSync(fd)
-}
+// ---- real small filesystems: smallDisk and fillDisk in helpers.ts ------------------------
 
 describe('a full disk never leaves a half-written file', () => {
   it('a short write is finished, not taken for the whole file (TENANCY_FAULT=short-write)', async () => {

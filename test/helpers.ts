@@ -1,10 +1,20 @@
 import { execa, type Options } from 'execa'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import {
+  closeSync,
+  fstatSync,
+  ftruncateSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs'
 import Database from 'better-sqlite3'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { afterEach } from 'vitest'
+import { afterEach, expect } from 'vitest'
 import { initBench } from '../src/sites/init.js'
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -156,3 +166,42 @@ export const killWhen = (bench: string, args: string[], env: Record<string, stri
   killOnce(bench, args, env, async (finished) => {
     while (!finished() && !(await ready().catch(() => false))) await sleep(25)
   })
+
+const mounts: string[] = []
+
+afterEach(async () => {
+  for (const dir of mounts.splice(0)) {
+    await execa('umount', [dir], { reject: false })
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+/** A 3 MB tmpfs mounted for this test (unmounted after it). Refused mount: a failure when servers are required. */
+export async function smallDisk(skip: () => void): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'tenancy-tmpfs-'))
+  const mount = await execa('mount', ['-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', dir], { reject: false })
+  if (mount.exitCode !== 0) {
+    rmSync(dir, { recursive: true, force: true })
+    if (process.env.TENANCY_REQUIRE_SERVERS === '1') {
+      throw new Error(
+        `cannot mount a tmpfs for the disk-full test (${mount.stderr.trim()}); it needs root. TENANCY_REQUIRE_SERVERS=1 makes this a failure, not a skip`,
+      )
+    }
+    skip()
+  }
+  mounts.push(dir)
+  return dir
+}
+
+/** Fills the filesystem of `dir` with a filler file, leaving `free` bytes (whole pages). */
+export function fillDisk(dir: string, free = 12_288): void {
+  const fd = openSync(join(dir, 'filler'), 'w')
+  const chunk = Buffer.alloc(65_536, 1)
+  try {
+    for (;;) writeSync(fd, chunk)
+  } catch (error) {
+    expect((error as NodeJS.ErrnoException).code).toBe('ENOSPC')
+  }
+  ftruncateSync(fd, Math.max(0, fstatSync(fd).size - free))
+  closeSync(fd)
+}

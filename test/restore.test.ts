@@ -7,14 +7,15 @@ import {
   renameSync,
   rmSync,
   statSync,
+  symlinkSync,
   truncateSync,
   writeFileSync,
 } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { makeBench, setConfig, sleep, spawnTenancy, tempDir, tenancy } from './helpers.js'
+import { fillDisk, makeBench, setConfig, sleep, smallDisk, spawnTenancy, tempDir, tenancy } from './helpers.js'
 import { SITE_BACKENDS, asSite, enabled, serverHas, siteConfig } from './backends.js'
-import { allTables, changeData, databaseExists, ok, recordedDb, siteWithData } from './restore-helpers.js'
+import { allTables, changeData, databaseExists, ok, recordedDb, siteWithData, write } from './restore-helpers.js'
 
 // tenancy restore and new-site --from-backup (SPEC §7): round trips on every kind of database,
 // compared table by table; a bad set refused (exit 2) with the site untouched. Kills: restore-crash.test.ts.
@@ -265,5 +266,47 @@ describe('a pending pool site', () => {
     // The pending tenant is still in the pool, and the next pull takes it.
     const next = await ok(bench, ['tenant', 'create', 'beta', '--json'], {})
     expect(next.json).toMatchObject({ mode: 'pulled', pulled_from: site })
+  })
+})
+
+describe('restore on a full disk', () => {
+  it('a backup first that cannot be written, or a load that runs out of space, changes nothing', async (ctx) => {
+    const disk = await smallDisk(() => ctx.skip())
+    // The sites and backups on the small disk; the registry beside them, so it can still be written.
+    const bench = makeBench()
+    setConfig(bench, (c) => {
+      c.sites_path = join(disk, 'sites')
+      c.backups = { path: join(disk, 'backups') }
+    })
+    rmSync(join(bench, 'sites'), { recursive: true, force: true })
+    symlinkSync(join(disk, 'sites'), join(bench, 'sites'))
+    await ok(bench, ['new-site', 'd.localhost', '--install-app', 'tenant_ops'], {})
+    // About 1 MB of rows that do not compress away, so the load needs real room.
+    const filler = randomBytes(600_000).toString('base64')
+    for (const text of ['create table filler (body text)', `insert into filler values ('${filler}')`])
+      expect((await write(bench, 'd.localhost', text)).error).toBeUndefined()
+    const saved = await allTables(bench, 'd.localhost')
+    const set = (await ok(bench, ['backup', '--site', 'd.localhost', '--backup-path', tempDir(), '--json'], {})).json
+      .sites[0].path
+    await changeData(bench, 'd.localhost', 'LATER')
+    const state = siteState(bench, 'd.localhost')
+    fillDisk(disk)
+
+    const first = await tenancy(bench, ['restore', 'd.localhost', set, '--yes'])
+    expect(first.exitCode, first.stderr).toBe(1)
+    expect(first.stderr).toMatch(
+      /backing site "d\.localhost" up before restoring failed: disk full: .*nothing was changed/,
+    )
+    const load = await tenancy(bench, ['restore', 'd.localhost', set, '--yes', '--no-backup'])
+    expect(load.exitCode, load.stderr).toBe(1)
+    expect(load.stderr).toMatch(
+      /restoring site "d\.localhost" from .* failed \(the site is unchanged\): disk full: cannot write the restored database/,
+    )
+    expect(siteState(bench, 'd.localhost')).toBe(state)
+    expect(readdirSync(join(disk, 'backups', 'd.localhost')).filter((d) => !d.startsWith('.tmp-'))).toEqual([])
+
+    rmSync(join(disk, 'filler'))
+    await ok(bench, ['restore', 'd.localhost', set, '--yes', '--no-backup'], {})
+    expect(await allTables(bench, 'd.localhost')).toEqual(saved)
   })
 })

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { PassThrough, Transform, Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { NODE, codeOf } from '../error-codes.js'
+import { storageError } from '../errors.js'
 import type { SecretBox } from '../secrets/secret-box.js'
 import { fsyncDirectory, writeFileAtomic } from '../util/json-file.js'
 import { faultPoint } from '../util/fault.js'
@@ -72,7 +73,9 @@ export class BackupSetWriter {
     const out = createWriteStream(path, { flags: 'wx', mode: 0o600 })
     const stages = this.#box ? [sink, this.#box.encryptingStream(), measure, out] : [sink, measure, out]
     const done = (async () => {
-      await pipeline(stages as [PassThrough, ...Writable[]])
+      await pipeline(stages as [PassThrough, ...Writable[]]).catch((error: unknown) => {
+        throw storageError(error, path, 'the backup file') ?? error
+      })
       const handle = await open(path, 'r')
       try {
         await handle.sync()

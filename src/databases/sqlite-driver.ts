@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { createGunzip, createGzip } from 'node:zlib'
 import { Kysely, SqliteDialect, sql } from 'kysely'
-import { TenancyError } from '../errors.js'
+import { TenancyError, storageError } from '../errors.js'
 import type { DatabaseDriver, SiteConnection, SiteDbSettings } from './driver.js'
 import { onConflictUpsert, onConflictUpsertRows } from './on-conflict-upsert.js'
 import { immediateTransaction } from './sqlite-transaction.js'
@@ -91,6 +91,8 @@ export const sqliteDriver: DatabaseDriver = {
       // in one step keeps the copy a single point in time: in smaller steps, a write by another
       // process between two steps would restart the copy, and a busy site would never finish.
       await raw.backup(copy, { progress: () => ALL_PAGES })
+    } catch (error) {
+      throw storageError(error, copy, "the database's snapshot") ?? error
     } finally {
       raw.close()
     }
@@ -104,12 +106,16 @@ export const sqliteDriver: DatabaseDriver = {
   async restore(settings, sitePath, from) {
     const file = fileOf(settings, sitePath)
     // `create` made the file empty with mode 0600; it is written in place, keeping that mode.
-    await pipeline(from.source, createGunzip(), createWriteStream(file, { flags: 'r+' }), { signal: from.signal })
-    const fd = openSync(file, 'r')
     try {
-      fsyncSync(fd)
-    } finally {
-      closeSync(fd)
+      await pipeline(from.source, createGunzip(), createWriteStream(file, { flags: 'r+' }), { signal: from.signal })
+      const fd = openSync(file, 'r')
+      try {
+        fsyncSync(fd)
+      } finally {
+        closeSync(fd)
+      }
+    } catch (error) {
+      throw storageError(error, file, 'the restored database') ?? error
     }
     const raw = await openSqliteFile(file)
     try {
