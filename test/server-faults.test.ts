@@ -360,6 +360,61 @@ describe.each(SERVERS)('$kind server that goes away mid-command', ({ kind, skip,
     90_000,
   )
 
+  it.skipIf(skip)(
+    'restore: the server goes while the backup loads; the site stays on its old database, doctor --fix drops the new one',
+    async () => {
+      const bench = benchOn()
+      const made = await tenancy(
+        bench,
+        ['new-site', 'rs.localhost', '--db-name', 'f_rs', '--install-app', 'tenant_ops', '--json'],
+        { env: ENV },
+      )
+      expect(made.exitCode, made.stderr).toBe(0)
+      const backup = await tenancy(bench, ['backup', '--site', 'rs.localhost', '--json'], { env: ENV })
+      expect(backup.exitCode, backup.stderr).toBe(0)
+      const set = backup.json.sites[0].path
+      const intentFile = join(bench, 'sites', 'rs.localhost', '.restore.json')
+      const databaseCount = async (name: string) =>
+        kind === 'postgres'
+          ? (await server.query(`select 1 from pg_database where datname = '${name}'`)).length
+          : (await server.query(`select 1 from information_schema.schemata where schema_name = '${name}'`)).length
+      // Paused just after the fresh database is made: the server goes before the load.
+      const r = await killDuring(
+        bench,
+        server,
+        ['restore', 'rs.localhost', set, '--yes', '--no-backup', '--json'],
+        () =>
+          until('the fresh database', async () => {
+            if (!existsSync(intentFile)) return false
+            const name = JSON.parse(readFileSync(intentFile, 'utf8')).new.db_name
+            return (await databaseCount(name)) === 1
+          }),
+        { TENANCY_FAULT: 'pause:restore-after-create' },
+      )
+      expectCleanFailure(r)
+      expectErrorNaming(r, server)
+      expect(r.json.error.message).toMatch(/the site is unchanged/)
+      const fresh = JSON.parse(readFileSync(intentFile, 'utf8')).new.db_name
+      expect(JSON.parse(readFileSync(join(bench, 'sites', 'rs.localhost', 'site_config.json'), 'utf8')).db_name).toBe(
+        'f_rs',
+      )
+      await server.start()
+      const exists = () => databaseCount(fresh)
+      expect(await exists()).toBe(1)
+      const fix = await tenancy(bench, ['doctor', '--fix', '--json'], { env: ENV })
+      expect(fix.exitCode, fix.stderr).toBe(0)
+      expect(fix.json.findings.map((f: any) => [f.kind, f.fixed])).toEqual([['interrupted_restore', true]])
+      expect(await exists()).toBe(0)
+      expect(existsSync(intentFile)).toBe(false)
+      const again = await tenancy(bench, ['restore', 'rs.localhost', set, '--yes', '--no-backup', '--json'], {
+        env: ENV,
+      })
+      expect(again.exitCode, again.stderr).toBe(0)
+      expect(await orphans(bench)).toEqual([])
+    },
+    90_000,
+  )
+
   it.skipIf(skip || kind !== 'postgres')(
     'a registry on the server: one line naming the registry, and doctor --fix finishes the half-made site',
     async () => {
