@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { killWhen, sleep, tenancy } from './helpers.js'
@@ -116,5 +116,27 @@ describe.each(SITE_BACKENDS)('restore under kill -9 on $name', ({ name: backend,
       // At least one kill landed before the switch (the load is the long part).
       expect(seen).toContain('old')
     })
+  })
+})
+
+describe('two restores of one site at once', () => {
+  it('take turns or one is refused; the site ends whole on one database with nothing left over', async () => {
+    const { bench, env, set, saved } = await siteWithData('sqlite')
+    for (let round = 0; round < 3; round++) {
+      await changeData(bench, 'r.localhost', `ROUND${round}`)
+      const runs = await Promise.all(
+        [0, 1].map(() => tenancy(bench, ['restore', 'r.localhost', set, '--yes', '--no-backup'], { env })),
+      )
+      const codes = runs.map((r) => r.exitCode).sort()
+      expect(codes[0], runs.map((r) => r.stderr).join('\n')).toBe(0)
+      for (const r of runs.filter((x) => x.exitCode !== 0)) {
+        expect(r.exitCode).toBe(2)
+        expect(r.stderr).toMatch(/is being restored by (another )?process|was restored by another process meanwhile/)
+      }
+      expect(await allTables(bench, 'r.localhost')).toEqual(saved)
+      const files = readdirSync(join(bench, 'sites', 'r.localhost'))
+      expect(files.sort()).toEqual([siteConfig(bench, 'r.localhost').db_file, 'site_config.json'].sort())
+      expect((await ok(bench, ['doctor', '--json'], env)).json.findings).toEqual([])
+    }
   })
 })

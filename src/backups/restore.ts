@@ -252,6 +252,13 @@ export async function restoreSite(
     }
     if (!createFileOnce(join(sitePath, RESTORE_INTENT), `${JSON.stringify(intent, null, 2)}\n`, 0o600))
       throw usageError(`site "${site}" is being restored by another process; wait for it to finish`)
+    // Another restore may have finished between reading the config and taking the intent.
+    if (readSiteConfig(sitePath).db_name !== old.db_name) {
+      removeRestoreIntent(sitePath)
+      throw usageError(
+        `site "${site}" was restored by another process meanwhile; run the command again if still wanted`,
+      )
+    }
     let apps: InstalledAppSummary[]
     try {
       await driver.create(fresh, sitePath, admin)
