@@ -118,6 +118,7 @@ export function registerBackupCommands(program: Command): void {
       try {
         result = await restoreSite(bench, site, backupDir, {
           force: flags.force,
+          verified: set,
           noBackup: flags.backup === false,
           backupPath: flags.backupPath,
           signal: ctx.signal,

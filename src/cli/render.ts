@@ -229,8 +229,7 @@ export function renderBackups(sets: BackupListing[]): string {
 /** restore's result: where the data now is, the backup taken first, and the migrate that followed. */
 export function renderRestore(result: RestoreResult): string {
   const lines = [
-    `site ${result.site} is on the database ${result.db_name} (the old one, ${result.previous_db_name}, was dropped) ` +
-      `in ${result.duration_ms} ms`,
+    `site ${result.site} is on the database ${result.db_name} (the old one, ${result.previous_db_name}, was dropped)`,
   ]
   if (result.backup) lines.push(`its state before the restore was backed up to ${result.backup}`)
   const m = result.migrate
