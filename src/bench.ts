@@ -1,70 +1,15 @@
-import { existsSync, statSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path'
 import { resolveConfig, type BenchConfig } from './config/config.js'
 import { usageError } from './errors.js'
+import { defaultSite, type PasswordFlags } from './config/find-config.js'
 import { readJsonFile } from './util/json-file.js'
 import { Registry } from './registry/registry.js'
 import { verifiedSecretBox } from './registry/key-check.js'
 import type { SecretBox } from './secrets/secret-box.js'
 import { siteDirectories } from './util/site-directories.js'
 
-export const CONFIG_FILE = 'tenancy.config.json'
-
-/** How to find the bench: `--config FILE`, else `TENANCY_CONFIG`, else walk up from `cwd`. */
-export interface BenchOptions {
-  config?: string
-  cwd?: string
-  env?: NodeJS.ProcessEnv
-  /** Password flags of the command that opens the bench, for the secrets it may need on the way. */
-  passwordFlags?: PasswordFlags
-}
-
-/**
- * The password flags a command offers (bench's `--db-root-password`, `--admin-password` and
- * their `-file` variants). Set, it also means the command has them, so a missing secret's
- * error names them.
- */
-export interface PasswordFlags {
-  dbRootPasswordFile?: string
-  dbRootPassword?: string
-  adminPasswordFile?: string
-  adminPassword?: string
-}
-
-/** Finds `tenancy.config.json` as the SPEC says, or explains how to make one. */
-export function findConfigFile(options: BenchOptions = {}): string {
-  const env = options.env ?? process.env
-  const cwd = options.cwd ?? process.cwd()
-  if (options.config !== undefined && options.config.trim() === '') {
-    throw usageError(
-      `invalid --config ${JSON.stringify(options.config)}: give the path of tenancy.config.json ` +
-        `(or leave the flag out to find it upward from here)`,
-    )
-  }
-  const given = options.config ?? env.TENANCY_CONFIG
-  if (given) {
-    const file = resolve(cwd, given)
-    const source = options.config ? '--config' : 'TENANCY_CONFIG'
-    if (!existsSync(file))
-      throw usageError(`config file "${file}" (from ${source}) does not exist; check the path or run "tenancy init"`)
-    if (statSync(file).isDirectory()) {
-      const inside = join(file, CONFIG_FILE)
-      if (existsSync(inside)) return inside
-      throw usageError(`"${file}" (from ${source}) is a directory without ${CONFIG_FILE}; run "tenancy init ${given}"`)
-    }
-    return file
-  }
-  for (let dir = resolve(cwd); ; dir = dirname(dir)) {
-    const candidate = join(dir, CONFIG_FILE)
-    if (existsSync(candidate)) return candidate
-    if (dirname(dir) === dir) break
-  }
-  throw usageError(
-    `no ${CONFIG_FILE} found in "${cwd}" or any parent directory; ` +
-      `run "tenancy init" to create a bench, or pass --config FILE`,
-  )
-}
+export { CONFIG_FILE, findConfigFile, type BenchOptions, type PasswordFlags } from './config/find-config.js'
 
 /** What the opener of a bench for a command adds to it (the session opener, src/session.ts). */
 export interface BenchHooks {
@@ -122,6 +67,11 @@ export class Bench {
 
   get appsPath(): string {
     return this.path(this.config.apps_path)
+  }
+
+  /** The site commands act on when none is given: `TENANCY_SITE`, else `tenancy use`'s; undefined when neither. */
+  get defaultSite(): string | undefined {
+    return defaultSite(this.root, this.env)
   }
 
   get archivePath(): string {

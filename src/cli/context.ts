@@ -1,8 +1,21 @@
+import { dirname } from 'node:path'
 import type { Command } from 'commander'
 import type { Bench, BenchOptions } from '../bench.js'
 import { CancelledError, usageError } from '../errors.js'
 import { Output } from '../output/output.js'
 import { passwordFlagsFrom } from './password-flags.js'
+import { defaultSite, findConfigFile } from '../config/find-config.js'
+
+/** The bench's default site, or none (also when there is no bench: the command's own error says so). */
+function benchDefaultSite(options: BenchOptions): string | undefined {
+  let file: string
+  try {
+    file = findConfigFile(options)
+  } catch {
+    return (options.env ?? process.env).TENANCY_SITE?.trim() || undefined
+  }
+  return defaultSite(dirname(file), options.env)
+}
 
 /** The global flags every command sees (before or after the subcommand). */
 export interface GlobalOptions {
@@ -29,7 +42,8 @@ export interface CommandContext {
   withBench<T>(fn: (bench: Bench) => Promise<T>): Promise<T>
   requireSite(): string
   /** The site from a positional argument or, failing that, --site. */
-  siteArgument(positional: string | undefined): string
+  /** The site a command acts on: its argument, else --site, else the default site (unless `noDefault`: new-site). */
+  siteArgument(positional: string | undefined, options?: { noDefault?: boolean }): string
   /** Asks for confirmation unless --yes; with no terminal and no --yes, a usage error. */
   confirm(question: string, refusal: string): Promise<void>
 }
@@ -104,15 +118,23 @@ export function contextFor(command: Command): CommandContext {
       })
     },
     requireSite() {
-      if (!opts.site)
-        throw usageError(`"${command.name()}" needs --site SITE; run "tenancy list-sites" to see the sites`)
-      return opts.site
+      const site = opts.site ?? benchDefaultSite(benchOptions)
+      if (!site)
+        throw usageError(
+          `"${command.name()}" needs --site SITE (or a default site: "tenancy use SITE"); ` +
+            `run "tenancy list-sites" to see the sites`,
+        )
+      return site
     },
-    siteArgument(positional) {
+    siteArgument(positional, options) {
       if (positional && opts.site && positional !== opts.site)
         throw usageError(`two sites given ("${positional}" and --site "${opts.site}"); give one`)
-      const site = positional ?? opts.site
-      if (!site) throw usageError(`"${command.name()}" needs a site: tenancy ${command.name()} acme.localhost`)
+      const site = positional ?? opts.site ?? (options?.noDefault ? undefined : benchDefaultSite(benchOptions))
+      if (!site)
+        throw usageError(
+          `"${command.name()}" needs a site: tenancy ${command.name()} acme.localhost` +
+            (options?.noDefault ? '' : ' (or set a default: tenancy use SITE)'),
+        )
       return site
     },
     async confirm(question, refusal) {

@@ -83,7 +83,7 @@ export function registerSiteCommands(program: Command): void {
   addPasswordFlags(newSiteCommand, { admin: true })
   newSiteCommand.action(async (positional: string | undefined, _o, command: Command) => {
     const ctx = contextFor(command)
-    const site = ctx.siteArgument(positional)
+    const site = ctx.siteArgument(positional, { noDefault: true })
     const flags = command.opts<NewSiteFlags>()
     await ctx.withBench(async (bench) => {
       const { newSite } = await import('./core.js')
@@ -165,6 +165,30 @@ export function registerSiteCommands(program: Command): void {
       )
     })
   })
+
+  program
+    .command('use')
+    .description('set the default site for commands that need one (TENANCY_SITE overrides it)')
+    .argument('[site]', 'the site; leave out to show the current default')
+    .option('--clear', 'remove the default site')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  tenancy use acme.localhost\n  tenancy backup        # backs up acme.localhost\n  tenancy use --clear',
+    )
+    .action(async (positional: string | undefined, _o, command: Command) => {
+      const ctx = contextFor(command)
+      const { clear } = command.opts<{ clear?: boolean }>()
+      if (clear && positional) throw usageError('give a site or --clear, not both')
+      await ctx.withBench(async (bench) => {
+        const { useSite } = await import('./core.js')
+        const result = await useSite(bench, clear ? null : positional)
+        ctx.out.result(result, () =>
+          result.site
+            ? `default site: ${result.site}${result.from === 'TENANCY_SITE' ? ' (from TENANCY_SITE, which overrides tenancy use)' : ''}`
+            : 'no default site',
+        )
+      })
+    })
 
   const listSitesCommand = program
     .command('list-sites')

@@ -36,14 +36,16 @@ export interface SiteOutcome {
 export type NotStarted = 'skipped' | 'interrupted'
 
 /**
- * The sites a selection names, in the registry's order. With no `--site` the command would act
- * on the default site (`tenancy use`), which this version does not have yet: exit 2. Named sites
+ * The sites a selection names, in the registry's order. With no `--site` the command acts on the
+ * default site (`TENANCY_SITE`, `tenancy use`), and with none of those either it is exit 2. Named sites
  * must exist (exit 2 naming the first that does not) and are kept whatever their state, so their
  * command reports why it cannot act on them; `all` is every ready site homed on this machine.
  */
 export async function selectSites(bench: Bench, selection: SiteSelection): Promise<SiteRecord[]> {
-  const given = selection.sites ?? []
-  if (given.length === 0) throw usageError('no site given and no default site: give --site S or --site all')
+  const fallback = bench.defaultSite
+  const given = selection.sites?.length ? selection.sites : fallback ? [fallback] : []
+  if (given.length === 0)
+    throw usageError('no site given and no default site: give --site S or --site all (or set one with "tenancy use S")')
   const everything = given.includes('all')
   if (everything && given.length > 1) throw usageError('give --site all alone, or name sites with --site S')
   const named = everything ? [] : given.map(assertSiteName)

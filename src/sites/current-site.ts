@@ -1,0 +1,29 @@
+import { mkdirSync, rmSync } from 'node:fs'
+import { dirname } from 'node:path'
+import type { Bench } from '../bench.js'
+import { DEFAULT_SITE_FILE } from '../config/find-config.js'
+import { writeFileAtomic } from '../util/json-file.js'
+import { requireSite } from './site.js'
+
+/** What `tenancy use` reports: the default site now, and where it comes from. */
+export interface DefaultSite {
+  site: string | null
+  from: 'TENANCY_SITE' | 'tenancy use' | null
+}
+
+/**
+ * `tenancy use`: with a site (which must exist), records it as the bench's default in
+ * `.tenancy/current-site`; with null (`--clear`) removes it; with undefined shows it.
+ * `TENANCY_SITE` overrides the file, and is reported as the source when set.
+ */
+export async function useSite(bench: Bench, site: string | null | undefined): Promise<DefaultSite> {
+  const file = bench.path(DEFAULT_SITE_FILE)
+  if (site === null) rmSync(file, { force: true })
+  else if (site !== undefined) {
+    await requireSite(bench, site)
+    mkdirSync(dirname(file), { recursive: true })
+    writeFileAtomic(file, `${site}\n`, 0o644)
+  }
+  const now = bench.defaultSite ?? null
+  return { site: now, from: now === null ? null : bench.env.TENANCY_SITE?.trim() ? 'TENANCY_SITE' : 'tenancy use' }
+}

@@ -1,0 +1,49 @@
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { makeBench, tenancy } from './helpers.js'
+
+// tenancy use (SPEC §8): the default site for commands that need one; TENANCY_SITE overrides it.
+
+describe('tenancy use', () => {
+  it('sets, shows and clears the default site; commands without --site act on it', async () => {
+    const bench = makeBench({ exampleApps: false })
+    for (const site of ['a.localhost', 'b.localhost'])
+      expect((await tenancy(bench, ['new-site', site])).exitCode).toBe(0)
+    expect((await tenancy(bench, ['use', '--json'])).json).toEqual({ site: null, from: null })
+    const none = await tenancy(bench, ['backup'])
+    expect(none.exitCode).toBe(2)
+    expect(none.stderr).toMatch(/no default site: give --site S or --site all \(or set one with "tenancy use S"\)/)
+
+    const set = await tenancy(bench, ['use', 'a.localhost', '--json'])
+    expect(set.json).toEqual({ site: 'a.localhost', from: 'tenancy use' })
+    expect(readFileSync(join(bench, '.tenancy', 'current-site'), 'utf8')).toBe('a.localhost\n')
+    const backup = await tenancy(bench, ['backup', '--json'])
+    expect(backup.exitCode, backup.stderr).toBe(0)
+    expect(backup.json.sites.map((s: any) => s.site)).toEqual(['a.localhost'])
+    const apps = await tenancy(bench, ['list-apps', '--json'])
+    expect(apps.exitCode, apps.stderr).toBe(0)
+    // --site and TENANCY_SITE win over the file.
+    const named = await tenancy(bench, ['backup', '--site', 'b.localhost', '--json'])
+    expect(named.json.sites.map((s: any) => s.site)).toEqual(['b.localhost'])
+    const env = await tenancy(bench, ['backup', '--json'], { env: { TENANCY_SITE: 'b.localhost' } })
+    expect(env.json.sites.map((s: any) => s.site)).toEqual(['b.localhost'])
+    expect((await tenancy(bench, ['use', '--json'], { env: { TENANCY_SITE: 'b.localhost' } })).json).toEqual({
+      site: 'b.localhost',
+      from: 'TENANCY_SITE',
+    })
+    // new-site never takes the default: it makes a new one.
+    const made = await tenancy(bench, ['new-site'])
+    expect(made.exitCode).toBe(2)
+    expect(made.stderr).toMatch(/"new-site" needs a site: tenancy new-site acme\.localhost$/m)
+
+    const unknown = await tenancy(bench, ['use', 'nope.localhost'])
+    expect(unknown.exitCode).toBe(2)
+    expect(readFileSync(join(bench, '.tenancy', 'current-site'), 'utf8')).toBe('a.localhost\n')
+    const both = await tenancy(bench, ['use', 'a.localhost', '--clear'])
+    expect(both.exitCode).toBe(2)
+    expect((await tenancy(bench, ['use', '--clear', '--json'])).json).toEqual({ site: null, from: null })
+    expect(existsSync(join(bench, '.tenancy', 'current-site'))).toBe(false)
+    expect((await tenancy(bench, ['backup'])).exitCode).toBe(2)
+  })
+})
