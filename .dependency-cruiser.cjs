@@ -12,6 +12,7 @@ const LAYERS = [
   ['events', '^src/events/'],
   ['migrate', '^src/migrate/'],
   ['backups', '^src/backups/'],
+  ['fleet', '^src/fleet/'],
   ['provisioning', '^src/provisioning/'],
   ['pool', '^src/pool/'],
   ['doctor', '^src/doctor/'],
