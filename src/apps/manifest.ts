@@ -13,7 +13,12 @@ export interface MigrationFile {
   name: string
   file: string
   kind: 'sql' | 'js'
+  /** A `.sql` migration's revert: the sibling `NNNN_name.down.sql`, when there is one. */
+  downFile?: string
 }
+
+/** The suffix of a `.sql` migration's revert script. */
+const DOWN_SQL = '.down.sql'
 
 /** An app's `app.json` plus what is in its folder. */
 export interface AppManifest {
@@ -35,8 +40,10 @@ function listMigrations(appPath: string, app: string): MigrationFile[] {
   if (!existsSync(dir)) return []
   const files: MigrationFile[] = []
   const seen = new Set<string>()
-  for (const file of readdirSync(dir).sort()) {
-    if (file.startsWith('.') || /\.(md|txt)$/i.test(file)) continue
+  const entries = readdirSync(dir).sort()
+  const downs = new Set(entries.filter((f) => f.endsWith(DOWN_SQL)))
+  for (const file of entries) {
+    if (file.startsWith('.') || /\.(md|txt)$/i.test(file) || downs.has(file)) continue
     const parsed = parseMigrationFile(file)
     if (!parsed) {
       throw new TenancyError(
@@ -52,8 +59,17 @@ function listMigrations(appPath: string, app: string): MigrationFile[] {
       })
     }
     seen.add(parsed.name)
-    files.push({ name: parsed.name, file: join(dir, file), kind: parsed.kind })
+    const down = `${parsed.name}${DOWN_SQL}`
+    const downFile = parsed.kind === 'sql' && downs.delete(down) ? join(dir, down) : undefined
+    files.push({ name: parsed.name, file: join(dir, file), kind: parsed.kind, ...(downFile ? { downFile } : {}) })
   }
+  const stray = [...downs][0]
+  if (stray)
+    throw new TenancyError(
+      `app "${app}": ${stray} reverts no migration (there is no ${stray.slice(0, -DOWN_SQL.length)}.sql); ` +
+        `rename or remove it`,
+      { exitCode: EXIT_USAGE, namedApp: app },
+    )
   return files
 }
 

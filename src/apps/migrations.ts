@@ -161,4 +161,60 @@ export async function applyMigrations(
   return done
 }
 
+/** One applied migration to revert, and the file it came from. */
+export interface RevertStep {
+  app: string
+  migration: MigrationFile
+}
+
+/** Why a migration cannot be reverted, or undefined when it can (a module's `down`, a `.sql` one's `.down.sql`). */
+export async function missingDown(step: RevertStep): Promise<string | undefined> {
+  const { app, migration } = step
+  if (migration.kind === 'sql')
+    return migration.downFile ? undefined : `${app}/${migration.name} has no ${migration.name}.down.sql beside it`
+  const mod = await loadModule(migration.file)
+  return typeof mod.down === 'function' ? undefined : `${app}/${migration.name} has no down() function`
+}
+
+/** The name under which a revert's position is kept (MariaDB), apart from the migration's own. */
+const downKey = (name: string) => `${name}.down`
+
+/**
+ * Reverts `steps` in order (newest first) inside the site transaction `tx`: each migration's
+ * `down` (or its `.down.sql`), then its ledger row removed. Every step must have a down
+ * (`missingDown`), checked by the caller before it starts. Without transactional DDL, each
+ * down runs statement by statement with its position kept, and each reverted migration's
+ * ledger row is committed gone at once, so a failed or killed rollback resumes inside the
+ * down it stopped in. Returns `app/name` of each migration reverted.
+ */
+export async function revertMigrations(tx: SiteTx, site: string, steps: readonly RevertStep[]): Promise<string[]> {
+  const { trx, exec, driver } = tx
+  const ctx: MigrationContext = { sql, dbType: driver.type, site }
+  const ddl = driver.resumableDdl
+  if (ddl && steps.length > 0) await ensureProgressTable(trx)
+  const done: string[] = []
+  for (const { app, migration } of steps) {
+    try {
+      if (ddl) {
+        await runResumable(tx, ddl, app, downKey(migration.name), async (run, db) => {
+          if (migration.kind === 'sql')
+            for (const statement of splitSqlScript(loadScript(migration.downFile!)))
+              await run(CompiledQuery.raw(statement))
+          else await (await loadModule(migration.file)).down!(db, ctx)
+        })
+      } else if (migration.kind === 'sql') await exec(loadScript(migration.downFile!))
+      else await (await loadModule(migration.file)).down!(trx, ctx)
+      await trx.deleteFrom(LEDGER_TABLE).where('app', '=', app).where('name', '=', migration.name).execute()
+      if (ddl) {
+        await clearPosition(trx, app, downKey(migration.name))
+        await sql`commit`.execute(trx)
+      }
+    } catch (error) {
+      throw new MigrationError(app, `${migration.name} (down)`, error, ddl?.failureNote)
+    }
+    done.push(`${app}/${migration.name}`)
+  }
+  return done
+}
+
 export { sql }

@@ -6,12 +6,17 @@ import { readLedger } from '../apps/migrations.js'
 import { getDriver } from '../databases/index.js'
 import type { SiteConnection } from '../databases/driver.js'
 import { NODE, codeOf } from '../error-codes.js'
-import { TenancyError, messageOf } from '../errors.js'
+import { messageOf } from '../errors.js'
 import { secretBoxFromFile, type SecretBox } from '../secrets/secret-box.js'
 import { readSiteConfig, requireSite, type SiteConfig } from '../sites/site.js'
-import type { SiteRecord } from '../registry/registry.js'
-import { usingTenantLease } from '../registry/leases.js'
-import { forEachSite, selectSites, type SiteRunOptions, type SiteSelection } from '../sites/site-selection.js'
+import {
+  forEachSite,
+  holdingPendingTenant,
+  pendingTenants,
+  selectSites,
+  type SiteRunOptions,
+  type SiteSelection,
+} from '../sites/site-selection.js'
 import { faultPoint } from '../util/fault.js'
 import { BackupSetWriter, MANIFEST, stampOf } from './backup-set.js'
 import { pruneBackups } from './list-backups.js'
@@ -134,31 +139,6 @@ export async function backupSites(bench: Bench, options: BackupOptions = {}): Pr
     interrupted,
     duration_ms: Math.round(performance.now() - started),
   }
-}
-
-/** The selected sites that belong to a pending tenant, with its id. */
-async function pendingTenants(bench: Bench, sites: SiteRecord[]): Promise<Map<string, number>> {
-  const owners = await (await bench.registry()).tenantsBySite()
-  return new Map(
-    sites
-      .filter((s) => s.tenant_id !== null && owners.get(s.name)?.pending_since != null)
-      .map((s) => [s.name, s.tenant_id!]),
-  )
-}
-
-/** How long a backup waits for a pending tenant's lease held by a live process (a pull, a migrate). */
-const PENDING_LEASE_WAIT_MS = 30_000
-
-/**
- * Runs `backup` holding a pending tenant's lease, so a pull (which renames the site) cannot take
- * the tenant while its site is being read: the pull takes another one, or waits for none.
- */
-async function holdingPendingTenant<T>(bench: Bench, site: string, tenantId: number, backup: () => Promise<T>) {
-  const deadline = performance.now() + PENDING_LEASE_WAIT_MS
-  const outcome = await usingTenantLease(bench, tenantId, { waitWhile: () => performance.now() < deadline }, backup)
-  if (!outcome.taken)
-    throw new TenancyError(`site "${site}" is held by ${outcome.heldBy} (a pull or a migrate); back it up again later`)
-  return outcome.value
 }
 
 /** What a backup set's `site_config.json` keeps: everything but how to reach the database (`db_*`). */

@@ -1,5 +1,6 @@
 import type { Bench } from '../bench.js'
-import { usageError } from '../errors.js'
+import { TenancyError, usageError } from '../errors.js'
+import { usingTenantLease } from '../registry/leases.js'
 import { assertSiteName } from '../names.js'
 import type { SiteRecord } from '../registry/registry.js'
 import { isHomedHere } from './site-home.js'
@@ -102,4 +103,29 @@ export async function forEachSite<R extends SiteOutcome>(
   const interrupted = options.signal?.aborted === true
   for (const site of queue) results.set(site, notStarted(site, interrupted ? 'interrupted' : 'skipped'))
   return { results: sites.map((s) => results.get(s)!), interrupted }
+}
+
+/** The selected sites that belong to a pending tenant, with its id. */
+export async function pendingTenants(bench: Bench, sites: SiteRecord[]): Promise<Map<string, number>> {
+  const owners = await (await bench.registry()).tenantsBySite()
+  return new Map(
+    sites
+      .filter((s) => s.tenant_id !== null && owners.get(s.name)?.pending_since != null)
+      .map((s) => [s.name, s.tenant_id!]),
+  )
+}
+
+/** How long a fleet command waits for a pending tenant's lease held by a live process (a pull, a migrate). */
+const PENDING_LEASE_WAIT_MS = 30_000
+
+/**
+ * Runs `fn` holding a pending tenant's lease, so a pull (which renames the site) cannot take
+ * the tenant while a fleet command works on its site: the pull takes another one, or none.
+ */
+export async function holdingPendingTenant<T>(bench: Bench, site: string, tenantId: number, fn: () => Promise<T>) {
+  const deadline = performance.now() + PENDING_LEASE_WAIT_MS
+  const outcome = await usingTenantLease(bench, tenantId, { waitWhile: () => performance.now() < deadline }, fn)
+  if (!outcome.taken)
+    throw new TenancyError(`site "${site}" is held by ${outcome.heldBy} (a pull or a migrate); try it again later`)
+  return outcome.value
 }
