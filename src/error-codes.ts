@@ -111,6 +111,10 @@ export const NODE = {
   ECONNRESET: 'ECONNRESET',
   /** a write to a connection the peer closed */
   EPIPE: 'EPIPE',
+  /** zlib: the input is not gzip data (a damaged or foreign dump) */
+  Z_DATA_ERROR: 'Z_DATA_ERROR',
+  /** zlib: the gzip data ends early */
+  Z_BUF_ERROR: 'Z_BUF_ERROR',
 } as const
 
 /** The `code` of an error-like value, if it has a string one. */

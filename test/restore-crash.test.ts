@@ -100,6 +100,8 @@ describe.each(SITE_BACKENDS)('restore under kill -9 on $name', ({ name: backend,
           seen.push('new')
         }
         expect(await recordedDb(bench, 'r.localhost', env)).toBe(now.db_name)
+        // Nothing of the killed restore is left in the site (its scratch directory held a password file).
+        expect(readdirSync(join(bench, 'sites', 'r.localhost')).filter((n) => n.startsWith('.'))).toEqual([])
         if (intent)
           for (const db of [intent.old, intent.new].filter((d: any) => d.db_name !== now.db_name))
             expect(await databaseExists(backend, bench, 'r.localhost', { name: db.db_name, file: db.db_file })).toBe(

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Bench } from '../bench.js'
+import { CORE_APP, CORE_MIGRATIONS } from '../apps/core-app.js'
 import { installedApps } from '../apps/install.js'
 import { readLedger } from '../apps/migrations.js'
 import { getDriver } from '../databases/index.js'
@@ -24,7 +24,7 @@ import { assertSiteName, generateDbName } from '../names.js'
 import type { InstalledAppSummary } from '../registry/registry.js'
 import { usingTenantLease } from '../registry/leases.js'
 import { resolveServerAdmin } from '../sites/server-admin.js'
-import { readSiteConfig, requireSite, writeSiteConfig, type SiteConfig } from '../sites/site.js'
+import { RESTORE_INTENT, readSiteConfig, requireSite, writeSiteConfig, type SiteConfig } from '../sites/site.js'
 import { assertHomedHere } from '../sites/site-home.js'
 import { faultPoint } from '../util/fault.js'
 import { createFileOnce, fsyncDirectory } from '../util/json-file.js'
@@ -38,7 +38,7 @@ import { assertSetType, verifyBackupSet, type VerifiedSet } from './verify-set.j
  * new database is made: both databases' settings, so whoever finds it after a crash (the next
  * restore, `doctor --fix`) knows which one to drop.
  */
-export const RESTORE_INTENT = '.restore.json'
+export { RESTORE_INTENT }
 
 /** What `.restore.json` holds. */
 export interface RestoreIntent {
@@ -105,7 +105,12 @@ export function readRestoreIntent(sitePath: string): RestoreIntent | undefined {
   }
 }
 
+/** The prefix of a restore's scratch directory inside the site's directory. */
+const WORK_PREFIX = '.restore-work-'
+
 function removeRestoreIntent(sitePath: string): void {
+  for (const name of readdirSync(sitePath))
+    if (name.startsWith(WORK_PREFIX)) rmSync(join(sitePath, name), { recursive: true, force: true })
   rmSync(join(sitePath, RESTORE_INTENT), { force: true })
   fsyncDirectory(sitePath)
 }
@@ -120,11 +125,20 @@ export async function loadBackup(
   driver: DatabaseDriver,
   settings: SiteDbSettings,
   sitePath: string,
-  signal?: AbortSignal,
+  options: { signal?: AbortSignal; force?: boolean } = {},
 ): Promise<InstalledAppSummary[]> {
-  const workDir = mkdtempSync(join(tmpdir(), 'tenancy-restore-'))
+  const { signal, force } = options
+  // Inside the site's directory, where a killed restore's leftovers (a password file among
+  // them) are removed by whoever finishes it.
+  const workDir = mkdtempSync(join(sitePath, WORK_PREFIX))
   try {
     await driver.restore(settings, sitePath, { source: set.openDump(), workDir, env: bench.env, signal })
+  } catch (error) {
+    if (codeOf(error) === NODE.Z_DATA_ERROR || codeOf(error) === NODE.Z_BUF_ERROR)
+      throw usageError(
+        `the dump in ${set.dir} is not the gzip data a backup writes (${messageOf(error)}); pick another set`,
+      )
+    throw error
   } finally {
     rmSync(workDir, { recursive: true, force: true })
   }
@@ -132,22 +146,38 @@ export async function loadBackup(
   const conn = await driver.connect(settings, sitePath)
   try {
     const ledger = await readLedger(conn.db)
-    assertLedgerMatches(set.dir, set.manifest, ledger)
+    assertLedgerMatches(set.dir, set.manifest, ledger, force)
     return await installedApps(conn.db)
   } finally {
     await conn.close()
   }
 }
 
-function assertLedgerMatches(dir: string, manifest: BackupManifest, ledger: Map<string, Set<string>>): void {
+function assertLedgerMatches(
+  dir: string,
+  manifest: BackupManifest,
+  ledger: Map<string, Set<string>>,
+  force: boolean | undefined,
+): void {
+  const unusable = (why: string) =>
+    new TenancyError(`the database restored from ${dir} ${why}; the set is not usable`, { exitCode: EXIT_USAGE })
   for (const app of manifest.apps) {
     const have = ledger.get(app.name) ?? new Set<string>()
     const missing = app.migrations.find((m) => !have.has(m))
     if (missing || have.size !== app.migrations.length)
-      throw new TenancyError(
-        `the database restored from ${dir} does not hold the migrations its manifest lists for "${app.name}"` +
-          `${missing ? ` (${missing} is missing)` : ''}; the set is not usable`,
+      throw unusable(
+        `does not hold the migrations its manifest lists for "${app.name}"${missing ? ` (${missing} is missing)` : ''}`,
       )
+  }
+  // The other way round too: nothing in the database that the manifest (checked against the bench) did not list.
+  const listed = new Set(manifest.apps.map((a) => a.name))
+  for (const [app, names] of ledger) {
+    if (listed.has(app)) continue
+    if (app !== CORE_APP) throw unusable(`holds migrations of the app "${app}", which its manifest does not list`)
+    const core = new Set(CORE_MIGRATIONS.map((m) => m.name))
+    const newer = [...names].find((n) => !core.has(n))
+    if (newer && !force)
+      throw unusable(`holds the core migration ${newer}, which this version of tenancy does not have (use --force)`)
   }
 }
 
@@ -217,6 +247,21 @@ export async function restoreSite(
   let config = readSiteConfig(sitePath)
   const set = options.verified ?? (await verifyBackupSet(bench, setDir, { force: options.force }))
   await assertSetType(set, config.db_type, site)
+  if (set.manifest.site !== site) {
+    const owner = (await registry.tenantsBySite()).get(site)
+    // A pool site is handed out by its own API user and names: another site's data would break the pull.
+    if (owner?.pending_since != null)
+      throw usageError(
+        `site "${site}" is a pending pool site; only its own backups can be restored into it ` +
+          `(${set.dir} is of "${set.manifest.site}")`,
+      )
+    if (!options.force)
+      throw usageError(
+        `${set.dir} is a backup of site "${set.manifest.site}", not of "${site}": it would give "${site}" ` +
+          `that site's users and API keys; make a copy with "tenancy new-site NEW --from-backup ${setDir}", ` +
+          `or pass --force`,
+      )
+  }
   const driver = await getDriver(config.db_type)
   const admin = await adminFor(bench, driver, dbSettingsOf(config))
   // The key for the backup taken first is checked before anything changes, too.
@@ -266,7 +311,7 @@ export async function restoreSite(
     try {
       await driver.create(fresh, sitePath, admin)
       faultPoint('restore-after-create')
-      apps = await loadBackup(bench, set, driver, fresh, sitePath, options.signal)
+      apps = await loadBackup(bench, set, driver, fresh, sitePath, { signal: options.signal, force: options.force })
       options.onPhase?.('switch')
       if (!(await registry.switchSiteDatabase(site, old.db_name, fresh)))
         throw new TenancyError(`site "${site}" was changed by another process while it was being restored`)

@@ -4,9 +4,9 @@ import { resolve, join } from 'node:path'
 import { PassThrough, type Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { Bench } from '../bench.js'
-import { CORE_APP } from '../apps/core-app.js'
+import { CORE_APP, CORE_MIGRATIONS } from '../apps/core-app.js'
 import { listBenchApps } from '../apps/manifest.js'
-import type { DbType } from '../config/config.js'
+import { DB_TYPES, type DbType } from '../config/config.js'
 import { getDriver } from '../databases/index.js'
 import type { DatabaseDriver } from '../databases/driver.js'
 import { NODE, codeOf } from '../error-codes.js'
@@ -125,9 +125,15 @@ export async function verifyBackupSet(
   setDir: string,
   options: { dbType?: DbType; site?: string; force?: boolean } = {},
 ): Promise<VerifiedSet> {
+  if (setDir.trim() === '')
+    throw usageError(
+      `invalid backup directory ${JSON.stringify(setDir)}: give the path of a set (see "tenancy list-backups")`,
+    )
   // As typed at a terminal: relative to the working directory.
   const dir = resolve(setDir)
   const manifest = readManifest(dir)
+  if (!(DB_TYPES as readonly string[]).includes(manifest.db_type))
+    throw usageError(`${join(dir, MANIFEST)} names an unknown database type "${manifest.db_type}"; ${PICK_ANOTHER}`)
   const driver = await getDriver(manifest.db_type)
   if (options.dbType !== undefined) await assertSetType({ dir, manifest, driver }, options.dbType, options.site)
   await checkFiles(dir, manifest.files)
@@ -151,7 +157,29 @@ export async function verifyBackupSet(
       )
     throw error
   }
-  const siteConfig = parseJson(configText, join(dir, 'site_config.json')) as Record<string, unknown>
+  const parsedConfig = parseJson(configText, join(dir, 'site_config.json'))
+  if (typeof parsedConfig !== 'object' || parsedConfig === null || Array.isArray(parsedConfig))
+    throw usageError(`${dir}: its site_config.json is not a JSON object; ${PICK_ANOTHER}`)
+  // Never how to reach a database: the site gets its own, whatever a set says.
+  const siteConfig = Object.fromEntries(Object.entries(parsedConfig).filter(([key]) => !key.startsWith('db_')))
+  if (box) {
+    // Authenticated whole before anything is loaded: GCM checks its tag only at the end.
+    try {
+      await pipeline(
+        openSetFile(dumpPath, undefined),
+        box.decryptingStream(),
+        async (chunks: AsyncIterable<Buffer>) => {
+          for await (const _ of chunks);
+        },
+      )
+    } catch (error) {
+      if (!(error instanceof TenancyError)) throw error
+      throw usageError(
+        `${dumpPath} does not open with the key its set's config opens with (altered, or encrypted with another key); ` +
+          PICK_ANOTHER,
+      )
+    }
+  }
   if (!options.force) assertKnownMigrations(bench, dir, manifest)
   return { dir, manifest, driver, siteConfig, openDump: () => openSetFile(dumpPath, box) }
 }
@@ -174,10 +202,10 @@ export async function assertSetType(
 /** Refuses a set holding apps or migrations this bench does not have: migrate could not bring it forward. */
 function assertKnownMigrations(bench: Bench, dir: string, manifest: BackupManifest): void {
   const known = new Map(listBenchApps(bench).map((a) => [a.name, new Set(a.migrations.map((m) => m.name))]))
+  // The core schema is tenancy's own: this version knows its migrations.
+  known.set(CORE_APP, new Set(CORE_MIGRATIONS.map((m) => m.name)))
   for (const app of manifest.apps) {
     const migrations = known.get(app.name)
-    // The core schema is tenancy's own, kept by this version of it.
-    if (app.name === CORE_APP) continue
     if (!migrations)
       throw usageError(
         `${dir} has the app "${app.name}", which this bench does not have; ` +

@@ -88,9 +88,9 @@ export function registerBackupCommands(program: Command): void {
   const restoreCommand = program
     .command('restore')
     .description("replace a site's database with a backup set's, then migrate the site")
-    .argument('<site>', 'site name (with only one argument: the backup set, and the site is --site)')
-    .argument('[backup-dir]', 'the backup set: a directory holding manifest.json (see list-backups)')
-    .option('--force', 'restore a set holding migrations the bench does not have')
+    .argument('<site>', 'the site to restore')
+    .argument('<backup-dir>', 'the backup set: a directory holding manifest.json (see list-backups)')
+    .option('--force', "restore a set of another site, or one holding migrations the bench's apps do not have")
     .option('--no-backup', "do not back the site's current state up first")
     .option('--backup-path <dir>', 'where that backup goes (default backups.path)')
     .addHelpText(
@@ -100,10 +100,8 @@ export function registerBackupCommands(program: Command): void {
         'step; the old one is dropped.\nExample:\n  tenancy restore acme.localhost backups/acme.localhost/20261201T020000000Z --yes',
     )
   addPasswordFlags(restoreCommand)
-  restoreCommand.action(async (first: string, second: string | undefined, _o, command: Command) => {
+  restoreCommand.action(async (site: string, backupDir: string, _o, command: Command) => {
     const ctx = contextFor(command)
-    const site = ctx.siteArgument(second === undefined ? undefined : first)
-    const backupDir = second ?? first
     const flags = command.opts<RestoreFlags>()
     await ctx.withBench(async (bench) => {
       const { restoreSite, verifyBackupSet } = await import('./core.js')

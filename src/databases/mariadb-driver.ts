@@ -139,11 +139,21 @@ function clientOptionFile(settings: SiteDbSettings, user: string): string {
 }
 
 /** Runs `mariadb-dump` or `mariadb` logged in as the site's user through a 0600 options file. */
-function runAsSite(settings: SiteDbSettings, program: DumpProgram, args: string[], streams: ProgramStreams) {
+function runAsSite(
+  settings: SiteDbSettings,
+  program: DumpProgram,
+  args: string[],
+  streams: ProgramStreams,
+  workDir: string,
+) {
   const user = settings.db_user ?? settings.db_name
-  return withSecretFile('client.cnf', clientOptionFile(settings, user), (file) =>
-    // The options file must come first: the program reads it before anything else.
-    runDumpProgram(program, [`--defaults-extra-file=${file}`, ...args], streams),
+  return withSecretFile(
+    'client.cnf',
+    clientOptionFile(settings, user),
+    (file) =>
+      // The options file must come first: the program reads it before anything else.
+      runDumpProgram(program, [`--defaults-extra-file=${file}`, ...args], streams),
+    workDir,
   )
 }
 
@@ -345,6 +355,7 @@ export const mariadbDriver: DatabaseDriver = {
         what: `dumping the database "${settings.db_name}" on ${where(settings)}`,
         signal: target.signal,
       },
+      target.workDir,
     )
   },
 
@@ -353,13 +364,15 @@ export const mariadbDriver: DatabaseDriver = {
       settings,
       { command: 'mariadb', debianPackage: 'mariadb-client' },
       // Not a terminal: the client stops at the first failing statement and exits non-zero.
-      ['--batch', `--database=${assertDbName(settings.db_name)}`],
+      // --sandbox: a dump is data; a client command in it (\! shell, system, source, tee) is refused.
+      ['--batch', '--sandbox', `--database=${assertDbName(settings.db_name)}`],
       {
         env: childEnvironment(from.env, {}),
         input: [from.source, createGunzip()],
         what: `restoring into the database "${settings.db_name}" on ${where(settings)}`,
         signal: from.signal,
       },
+      from.workDir,
     )
   },
 

@@ -134,20 +134,25 @@ const PG_RESTORE = { command: 'pg_restore', debianPackage: 'postgresql-client' }
  */
 async function withPgLogin<T>(
   settings: SiteDbSettings,
+  workDir: string,
   fn: (login: { args: string[]; env: Record<string, string> }) => Promise<T>,
 ): Promise<T> {
   const user = settings.db_user ?? settings.db_name
   const line = `*:*:*:${pgpassField(user)}:${pgpassField(settings.db_password ?? '')}\n`
-  return withSecretFile('pgpass', line, (file) =>
-    fn({
-      args: [
-        '--no-password',
-        `--host=${settings.db_host ?? '127.0.0.1'}`,
-        `--port=${settings.db_port ?? DEFAULT_PORT}`,
-        `--username=${user}`,
-      ],
-      env: { PGPASSFILE: file },
-    }),
+  return withSecretFile(
+    'pgpass',
+    line,
+    (file) =>
+      fn({
+        args: [
+          '--no-password',
+          `--host=${settings.db_host ?? '127.0.0.1'}`,
+          `--port=${settings.db_port ?? DEFAULT_PORT}`,
+          `--username=${user}`,
+        ],
+        env: { PGPASSFILE: file },
+      }),
+    workDir,
   )
 }
 
@@ -251,7 +256,7 @@ export const postgresDriver: DatabaseDriver = {
   dumpFile: 'database.pgdump',
 
   async dump(settings, _sitePath, target) {
-    await withPgLogin(settings, (login) =>
+    await withPgLogin(settings, target.workDir, (login) =>
       runDumpProgram(PG_DUMP, ['--format=custom', ...login.args, `--dbname=${assertDbName(settings.db_name)}`], {
         env: childEnvironment(target.env, login.env),
         sink: target.sink,
@@ -262,7 +267,7 @@ export const postgresDriver: DatabaseDriver = {
   },
 
   async restore(settings, _sitePath, from) {
-    await withPgLogin(settings, (login) =>
+    await withPgLogin(settings, from.workDir, (login) =>
       runDumpProgram(
         PG_RESTORE,
         [

@@ -18,6 +18,7 @@ export interface Finding {
     | 'undelivered_event'
     | 'abandoned_backup'
     | 'interrupted_restore'
+    | 'empty_archive'
   subject: string
   problem: string
   fix: string

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
@@ -7,6 +8,7 @@ import { getDriver } from '../databases/index.js'
 import { usageError } from '../errors.js'
 import { assertSiteName } from '../names.js'
 import { homeName, isHomedHere } from '../sites/site-home.js'
+import { RESTORE_INTENT } from '../sites/site.js'
 import { packageRoot } from '../util/library-path.js'
 import { ownerPurpose, usingTenantLease } from '../registry/leases.js'
 import type { Registry, SiteRecord } from '../registry/registry.js'
@@ -99,6 +101,10 @@ export async function migrate(bench: Bench, options: MigrateOptions = {}): Promi
       }
       if (!isHomedHere(bench, registry.kind, site)) {
         skip(site.name, `the site lives on ${homeName(site)}; run migrate there`)
+        continue
+      }
+      if (existsSync(join(bench.sitePath(site.name), RESTORE_INTENT))) {
+        skip(site.name, 'the site is being restored (the restore migrates it when done); see "tenancy doctor"')
         continue
       }
       return site

@@ -349,7 +349,7 @@ async function build(
     }
     cleanup.push('database', dropDatabase)
     if (inputs.backup)
-      return await buildFromBackup(bench, inputs, intent, options.signal, () => {
+      return await buildFromBackup(bench, inputs, intent, { signal: options.signal, force: options.force }, () => {
         options.onProgress?.({ app: CORE_APP, phase: 'done' })
         coreOpen = false
       })
@@ -417,12 +417,12 @@ async function buildFromBackup(
   bench: Bench,
   inputs: NewSiteInputs,
   intent: SiteIntent,
-  signal: AbortSignal | undefined,
+  options: { signal?: AbortSignal; force?: boolean },
   onCoreDone: () => void,
 ): Promise<AppInstallResult[]> {
   const { name, sitePath, driver, settings } = inputs
   const set = inputs.backup!
-  const apps = await loadBackup(bench, set, driver, settings, sitePath, signal)
+  const apps = await loadBackup(bench, set, driver, settings, sitePath, options)
   writeSiteConfig(sitePath, { ...set.siteConfig, ...settings } as SiteConfig)
   if (inputs.admin) {
     const hash = await inputs.adminHash

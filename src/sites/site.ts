@@ -12,6 +12,12 @@ import { closest } from '../util/suggest.js'
 
 export const SITE_CONFIG = 'site_config.json'
 
+/**
+ * The file in a site's directory that records a restore under way (`backups/restore.ts`):
+ * while it is there, migrate leaves the site to the restore, which migrates it itself.
+ */
+export const RESTORE_INTENT = '.restore.json'
+
 /** A site's `site_config.json`: the `db_*` keys plus anything `set-config` wrote. */
 export type SiteConfig = SiteDbSettings & Record<string, unknown>
 

@@ -1,4 +1,4 @@
-import { readdirSync, rmdirSync, rmSync } from 'node:fs'
+import { readdirSync, rmdirSync, rmSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Bench } from '../../bench.js'
 import { TEMP_PREFIX, writerOfTempSet } from '../../backups/backup-set.js'
@@ -27,6 +27,17 @@ function abandonedSetsIn(dir: string): { path: string; writer: string }[] {
     })
 }
 
+/** How old an empty archive directory must be before doctor takes it for a killed drop's. */
+const EMPTY_ARCHIVE_AGE_MS = 60_000
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory()
+  } catch {
+    return false
+  }
+}
+
 /**
  * Backup sets a killed `backup` left half-written (`<backups.path>/<site>/.tmp-<writer>-…`,
  * never listed), and those a killed `drop-site` or `tenant delete` left in the archive it was
@@ -51,6 +62,19 @@ export async function* checkBackups(bench: Bench): AsyncGenerator<Diagnosis> {
   }
   for (const archive of namesIn(bench.archivePath).sort()) {
     const dir = join(bench.archivePath, archive)
+    // A drop killed right after making its archive: nothing in it. A young one may be a live drop's.
+    if (namesIn(dir).length === 0 && isDirectory(dir) && Date.now() - statSync(dir).mtimeMs > EMPTY_ARCHIVE_AGE_MS) {
+      yield {
+        finding: {
+          kind: 'empty_archive',
+          subject: dir,
+          problem: `the archive directory ${dir} is empty (a drop was stopped before it wrote anything)`,
+          fix: 'remove it',
+        },
+        repair: async () => rmdirSync(dir),
+      }
+      continue
+    }
     for (const { path, writer } of abandonedSetsIn(dir)) {
       yield {
         finding: {

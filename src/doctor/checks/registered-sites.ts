@@ -148,6 +148,9 @@ function unfinishedSite(inputs: DoctorInputs, site: SiteRecord, tenant: TenantRo
       fix: owned ? `resume provisioning of tenant "${tenant.name}"` : 'finish removing it (database, directory, row)',
     },
     repair: () =>
-      owned ? resume(bench, tenant.name) : dropSite(bench, { site: site.name, archive: false, force: true }),
+      owned
+        ? resume(bench, tenant.name)
+        : // A drop that was under way archived (or was archiving) the directory: finish it the same way.
+          dropSite(bench, { site: site.name, archive: site.state === 'dropping', force: true }),
   }
 }
