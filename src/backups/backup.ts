@@ -12,6 +12,7 @@ import { readSiteConfig, requireSite, type SiteConfig } from '../sites/site.js'
 import {
   forEachSite,
   holdingPendingTenant,
+  notStartedReason,
   pendingTenants,
   selectSites,
   type SiteRunOptions,
@@ -124,10 +125,7 @@ export async function backupSites(bench: Bench, options: BackupOptions = {}): Pr
       path: null,
       bytes: 0,
       duration_ms: 0,
-      error:
-        why === 'interrupted'
-          ? 'not started: backup was interrupted'
-          : 'an earlier site failed, so it was not started (use --skip-failing to try every site)',
+      error: notStartedReason('backup', why),
     }),
   )
   const count = (status: SiteBackupResult['status']) => results.filter((r) => r.status === status).length

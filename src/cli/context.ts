@@ -68,10 +68,11 @@ const TAKES_SITE = new Set([
   'backup',
   'list-backups',
   'tenant create',
+  'rollback',
 ])
 
 /** The fleet commands, which take several --site (or --site all). */
-const TAKES_SITES = new Set(['migrate', 'backup'])
+const TAKES_SITES = new Set(['migrate', 'backup', 'rollback'])
 
 /** A command's full name as typed: `tenant create`, `doctor`. */
 function commandPath(command: Command): string {

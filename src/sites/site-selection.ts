@@ -36,6 +36,13 @@ export interface SiteOutcome {
 /** Why a site was not started: an earlier one failed (`skipped`) or the run was interrupted. */
 export type NotStarted = 'skipped' | 'interrupted'
 
+/** The `error` of a site a fleet command (`backup`, `rollback`, …) did not start. */
+export function notStartedReason(command: string, why: NotStarted): string {
+  return why === 'interrupted'
+    ? `not started: ${command} was interrupted`
+    : 'an earlier site failed, so it was not started (use --skip-failing to try every site)'
+}
+
 /**
  * The sites a selection names, in the registry's order. With no `--site` the command acts on the
  * default site (`TENANCY_SITE`, `tenancy use`), and with none of those either it is exit 2. Named sites

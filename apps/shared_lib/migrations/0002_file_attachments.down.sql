@@ -1,0 +1,3 @@
+-- Reverts 0002: the table goes, and its indexes with it.
+
+DROP TABLE file_attachments;
