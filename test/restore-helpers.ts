@@ -7,17 +7,24 @@ import { asSite, serverHas, siteConfig, useBackend, type BackendName } from './b
 
 // What the restore tests share: a site with data and a backup of it, and every table read back.
 
-/** Every table of a site, every row, in a stable order: what a restore must bring back. */
-export async function allTables(bench: string, site: string): Promise<Record<string, unknown[]>> {
+/** The names of a site's tables, sorted, read as the site's own user. */
+export async function tableNames(bench: string, site: string): Promise<string[]> {
   const cfg = siteConfig(bench, site)
   const list =
     cfg.db_type === 'sqlite'
-      ? "select name from sqlite_master where type = 'table' and name not like 'sqlite_%' order by name"
+      ? "select name from sqlite_master where type = 'table' and name not like 'sqlite_%'"
       : cfg.db_type === 'postgres'
-        ? "select tablename as name from pg_tables where schemaname = 'public' order by tablename"
-        : 'select table_name as name from information_schema.tables where table_schema = database() order by table_name'
+        ? "select tablename as name from pg_tables where schemaname = 'public'"
+        : 'select table_name as name from information_schema.tables where table_schema = database()'
   const tables = await asSite(bench, site, list)
   expect(tables.error).toBeUndefined()
+  return tables.rows.map((r) => r.name as string).sort()
+}
+
+/** Every table of a site, every row, in a stable order: what a restore must bring back. */
+export async function allTables(bench: string, site: string): Promise<Record<string, unknown[]>> {
+  const cfg = siteConfig(bench, site)
+  const tables = { rows: (await tableNames(bench, site)).map((name) => ({ name })) }
   const out: Record<string, unknown[]> = {}
   for (const { name } of tables.rows) {
     const q = cfg.db_type === 'mariadb' ? `\`${name}\`` : `"${name}"`

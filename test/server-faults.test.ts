@@ -410,7 +410,8 @@ describe.each(SERVERS)('$kind server that goes away mid-command', ({ kind, skip,
         env: ENV,
       })
       expect(again.exitCode, again.stderr).toBe(0)
-      expect(await orphans(bench)).toEqual([])
+      // The site's first database went with the restore that finished; the killed one's is gone above.
+      expect(await databaseCount('f_rs')).toBe(0)
     },
     90_000,
   )

@@ -5,18 +5,29 @@ import { childEnvironment, runCommand, type CommandResult } from '../util/run-co
 import type { AppManifest } from './manifest.js'
 
 /** Runs an app's `after_install` hook for a site. Returns undefined when the app has none. */
-export async function runAfterInstall(
+export function runAfterInstall(
   bench: Bench,
   app: AppManifest,
   site: { name: string; path: string; dbType: string },
   signal?: AbortSignal,
 ): Promise<CommandResult | undefined> {
-  const command = app.hooks.after_install
+  return runHook(bench, app, 'after_install', site, signal)
+}
+
+/** Runs an app's hook (`after_install`, `before_uninstall`) for a site; undefined when the app has none. */
+export async function runHook(
+  bench: Bench,
+  app: AppManifest,
+  hook: keyof AppManifest['hooks'],
+  site: { name: string; path: string; dbType: string },
+  signal?: AbortSignal,
+): Promise<CommandResult | undefined> {
+  const command = app.hooks[hook]
   if (!command) return undefined
   try {
     return await runCommand(command, {
       cwd: app.path,
-      what: `the after_install hook of app "${app.name}" on site "${site.name}"`,
+      what: `the ${hook} hook of app "${app.name}" on site "${site.name}"`,
       timeoutSeconds: bench.config.provision.step_timeout,
       signal,
       env: childEnvironment(bench.env, {

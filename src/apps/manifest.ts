@@ -27,7 +27,7 @@ export interface AppManifest {
   version: string
   description?: string
   requires: string[]
-  hooks: { after_install?: string }
+  hooks: { after_install?: string; before_uninstall?: string }
   path: string
   migrations: MigrationFile[]
   fixtures: string[]
@@ -105,19 +105,19 @@ export function loadApp(bench: Pick<Bench, 'appsPath'>, name: string): AppManife
   for (const r of requires as string[]) assertAppName(r)
   const hooks = (raw.hooks ?? {}) as Record<string, unknown>
   if (typeof hooks !== 'object' || Array.isArray(hooks)) throw bad('"hooks" must be an object')
-  if (
-    hooks.after_install !== undefined &&
-    (typeof hooks.after_install !== 'string' || hooks.after_install.trim() === '')
-  ) {
-    throw bad('"hooks.after_install" must be a command such as "node hooks/after_install.mjs"')
-  }
+  for (const hook of ['after_install', 'before_uninstall'] as const)
+    if (hooks[hook] !== undefined && (typeof hooks[hook] !== 'string' || hooks[hook].trim() === ''))
+      throw bad(`"hooks.${hook}" must be a command such as "node hooks/${hook}.mjs"`)
   const manifest: AppManifest = {
     name,
     title: typeof raw.title === 'string' ? raw.title : undefined,
     version: raw.version,
     description: typeof raw.description === 'string' ? raw.description : undefined,
     requires: requires as string[],
-    hooks: { after_install: hooks.after_install as string | undefined },
+    hooks: {
+      after_install: hooks.after_install as string | undefined,
+      before_uninstall: hooks.before_uninstall as string | undefined,
+    },
     path,
     migrations: listMigrations(path, name),
     fixtures: listFixtures(path),

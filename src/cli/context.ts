@@ -69,6 +69,7 @@ const TAKES_SITE = new Set([
   'list-backups',
   'tenant create',
   'rollback',
+  'uninstall-app',
 ])
 
 /** The fleet commands, which take several --site (or --site all). */

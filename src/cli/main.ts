@@ -8,6 +8,7 @@ import { registerTenantCommands } from './tenant-commands.js'
 import { registerMigrateCommand } from './migrate-command.js'
 import { registerBackupCommands } from './backup-commands.js'
 import { registerRollbackCommand } from './rollback-command.js'
+import { registerUninstallCommand } from './uninstall-command.js'
 
 declare const TENANCY_VERSION: string
 
@@ -41,6 +42,7 @@ export function buildProgram(): Command {
   registerMigrateCommand(program)
   registerBackupCommands(program)
   registerRollbackCommand(program)
+  registerUninstallCommand(program)
   const override = (command: Command): void => {
     command.exitOverride()
     command.commands.forEach(override)
