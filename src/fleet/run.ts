@@ -108,8 +108,11 @@ export async function runOnSites(bench: Bench, options: RunOptions): Promise<Run
   const keep = options.keepOutput ?? true
   const onLine = options.onLine
 
+  const records = new Map(selected.map((s) => [s.name, s]))
   const runSite = async (site: string): Promise<SiteRunResult> => {
-    const record = await requireSite(bench, site)
+    const record = records.get(site)!
+    // A named site may not be ready: requireSite reads it again and says why (or finds it ready now).
+    if (record.state !== 'ready') await requireSite(bench, site)
     assertHomedHere(bench, registryKind, record, 'run')
     const sitePath = bench.sitePath(site)
     const stdout = new SiteOutput(keep, onLine && ((line) => onLine(site, 'stdout', line)))
