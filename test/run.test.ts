@@ -283,6 +283,55 @@ describe('tenancy run', () => {
   })
 })
 
+describe('tenancy run, sites of pending tenants and early exits', () => {
+  it("--with-pending adds the pool's sites, each run under its tenant's lease (a pull cannot rename it meanwhile)", async () => {
+    const bench = makeBench()
+    expect((await tenancy(bench, ['pending-create', '--count', '1'])).exitCode).toBe(0)
+    await makeSites(bench, ['a.localhost'])
+    const without = await runJson(bench, ['all'], '--', 'true')
+    expect(statuses(without.json)).toEqual({ 'a.localhost': 'succeeded' })
+    const leases =
+      'const D = require(process.env.BETTER_SQLITE3); const db = new D(".tenancy/registry.db", { readonly: true }); ' +
+      'console.log(JSON.stringify(db.prepare("select lease_owner from tenants").all().map((t) => t.lease_owner)))'
+    const env = { BETTER_SQLITE3: join(ROOT, 'node_modules', 'better-sqlite3') }
+    const r = await tenancy(bench, ['run', '--site', 'all', '--with-pending', '--json', '--', 'node', '-e', leases], {
+      env,
+    })
+    expect(r.exitCode, r.stderr).toBe(0)
+    const pool = r.json.sites.find((s: any) => s.site !== 'a.localhost')
+    const plain = r.json.sites.find((s: any) => s.site === 'a.localhost')
+    expect(r.json.sites).toHaveLength(2)
+    expect(pool.site).toMatch(/^pending-[0-9a-f]+\.localhost$/)
+    expect(JSON.parse(pool.stdout)).toEqual([expect.stringMatching(/\S/)])
+    expect(JSON.parse(plain.stdout)).toEqual([null])
+  })
+
+  it('tenancy ending early (its reader gone, as with | head -1) stops the commands still running', async () => {
+    const bench = await benchWith('a', 'b')
+    const child = execa(
+      process.execPath,
+      [
+        BIN,
+        'run',
+        '--site',
+        'all',
+        '--concurrency',
+        '2',
+        '--shell',
+        'echo $$ >> pids; echo start; sleep 1; echo more; sleep 30',
+      ],
+      { cwd: bench, env: cleanEnv(), extendEnv: false, reject: false, stdin: 'ignore', stdout: 'pipe' },
+    )
+    await new Promise((resolve) => child.stdout!.once('data', resolve))
+    child.stdout!.destroy()
+    await child
+    const pids = pidsOf(bench)
+    expect(pids.length).toBeGreaterThanOrEqual(1)
+    await sleep(300)
+    for (const pid of pids) expect(running(pid), `pid ${pid}`).toBe(false)
+  })
+})
+
 describe.each(SITE_BACKENDS)('tenancy run on $name', ({ name: backend, skip }) => {
   it.skipIf(skip)(
     "gives the site's variables and no secret: not the site's db_password, not the parent's secrets",

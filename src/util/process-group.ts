@@ -34,6 +34,20 @@ async function stopGroup(pgid: number): Promise<void> {
   if (groupAlive(pgid)) signalGroup(pgid, 'SIGKILL')
 }
 
+/** The process groups of children still running, stopped if tenancy exits first (`| head` closing stdout, a crash). */
+const running = new Set<number>()
+let stopOnExit = false
+
+function track(pgid: number): void {
+  running.add(pgid)
+  if (stopOnExit) return
+  stopOnExit = true
+  // A child in a group of its own would outlive tenancy; 'exit' handlers must be synchronous.
+  process.once('exit', () => {
+    for (const group of running) signalGroup(group, 'SIGTERM')
+  })
+}
+
 /**
  * How a child in its own process group ended: it exited (or a signal it did not get from us
  * killed it), it outlived its timeout, the run was aborted, or it could not start.
@@ -86,6 +100,7 @@ export async function runInGroup(
     detached: true,
     stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
   })
+  if (child.pid !== undefined) track(child.pid)
   if (child.stdin) {
     // A command that does not read its input (and exits first) must not fail the write.
     child.stdin.on('error', () => {})
@@ -121,6 +136,7 @@ export async function runInGroup(
     }
   } finally {
     clearTimeout(timer)
+    if (child.pid !== undefined) running.delete(child.pid)
     options.signal?.removeEventListener('abort', onAbort)
     stdout.destroy()
     stderr.destroy()
