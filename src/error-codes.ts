@@ -101,6 +101,8 @@ export const NODE = {
   ENOTDIR: 'ENOTDIR',
   /** the file exists */
   EEXIST: 'EEXIST',
+  /** permission denied (a program that is not executable, a directory that cannot be read) */
+  EACCES: 'EACCES',
   /** a stream ended before its source finished (the other end of a pipeline failed) */
   ERR_STREAM_PREMATURE_CLOSE: 'ERR_STREAM_PREMATURE_CLOSE',
   /** a directory renamed over one that holds files */

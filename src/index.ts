@@ -68,6 +68,7 @@ export async function withSiteDatabase<T>(
   }
 }
 export { SecretBox, loadSecretBox } from './secrets/secret-box.js'
+export { runOnSites, type RunOptions, type RunResult, type SiteRunResult } from './fleet/run.js'
 export {
   createTenant,
   listTenants,

@@ -67,13 +67,14 @@ const TAKES_SITE = new Set([
   'migrate',
   'backup',
   'list-backups',
+  'run',
   'tenant create',
   'rollback',
   'uninstall-app',
 ])
 
 /** The fleet commands, which take several --site (or --site all). */
-const TAKES_SITES = new Set(['migrate', 'backup', 'rollback'])
+const TAKES_SITES = new Set(['migrate', 'backup', 'rollback', 'run'])
 
 /** A command's full name as typed: `tenant create`, `doctor`. */
 function commandPath(command: Command): string {

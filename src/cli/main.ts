@@ -9,6 +9,7 @@ import { registerMigrateCommand } from './migrate-command.js'
 import { registerBackupCommands } from './backup-commands.js'
 import { registerRollbackCommand } from './rollback-command.js'
 import { registerUninstallCommand } from './uninstall-command.js'
+import { registerRunCommand } from './run-command.js'
 
 declare const TENANCY_VERSION: string
 
@@ -22,7 +23,7 @@ export function buildProgram(): Command {
     .option('-y, --yes', 'answer yes to confirmations')
     .option(
       '--site <site>',
-      'the site a command acts on, before or after the command (migrate, backup: repeatable)',
+      'the site a command acts on, before or after the command (migrate, backup, run: repeatable)',
       collect,
     )
     .option('--config <file>', 'path of tenancy.config.json (default: found upward from here, or TENANCY_CONFIG)')
@@ -43,6 +44,7 @@ export function buildProgram(): Command {
   registerBackupCommands(program)
   registerRollbackCommand(program)
   registerUninstallCommand(program)
+  registerRunCommand(program)
   const override = (command: Command): void => {
     command.exitOverride()
     command.commands.forEach(override)

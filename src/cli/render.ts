@@ -5,6 +5,7 @@ import type { BenchAppListing, SiteAppListing } from '../apps/list-apps.js'
 import type { BackupResult, SiteBackupResult } from '../backups/backup.js'
 import type { BackupListing } from '../backups/list-backups.js'
 import type { RestoreResult } from '../backups/restore.js'
+import type { RunResult, SiteRunResult } from '../fleet/run.js'
 import type { MigrateResult } from '../migrate/migrate.js'
 import type { SiteResult } from '../migrate/site-migrator.js'
 import type { TaskView } from '../output/progress.js'
@@ -199,15 +200,40 @@ export function describeSiteBackup(r: SiteBackupResult): string {
   return `${r.status.replace('_', ' ')}: ${r.error}`
 }
 
-/** backup's summary: the counts, then one line per failed site. */
-export function renderBackupSummary(result: BackupResult): string {
+/**
+ * A fleet command's summary: `3 site(s): 2 succeeded, 1 failed, 0 skipped in 40 ms` (`counts` is
+ * the middle), what an interruption left, then one line per failed site.
+ */
+function renderFleetSummary(
+  result: {
+    sites: { site: string; status: string; error: string | null }[]
+    interrupted: boolean
+    duration_ms: number
+  },
+  counts: string,
+): string {
   const interrupted = result.sites.filter((s) => s.status === 'interrupted').length
   const lines = [
-    `${result.sites.length} site(s): ${result.backed_up} backed up, ${result.failed} failed, ${result.skipped} skipped` +
-      `${result.interrupted ? `, ${interrupted} not started (interrupted)` : ''} in ${result.duration_ms} ms`,
+    `${result.sites.length} site(s): ${counts}` +
+      `${result.interrupted ? `, ${interrupted} interrupted` : ''} in ${result.duration_ms} ms`,
   ]
   for (const f of result.sites.filter((s) => s.status === 'failed')) lines.push(`  failed: ${f.site}: ${f.error}`)
   return lines.join('\n')
+}
+
+/** backup's summary: the counts, then one line per failed site. */
+export function renderBackupSummary(result: BackupResult): string {
+  return renderFleetSummary(result, `${result.backed_up} backed up, ${result.failed} failed, ${result.skipped} skipped`)
+}
+
+/** One site of `tenancy run` that did not succeed: `failed (exit 3): the command exited with code 3`. */
+export function describeSiteRun(r: SiteRunResult): string {
+  return `${r.status}${r.exit_code === null ? '' : ` (exit ${r.exit_code})`}: ${r.error}`
+}
+
+/** run's summary (on stderr, below the commands' output): the counts, then one line per failed site. */
+export function renderRunSummary(result: RunResult): string {
+  return renderFleetSummary(result, `${result.succeeded} succeeded, ${result.failed} failed, ${result.skipped} skipped`)
 }
 
 /** `list-backups`: one row a set. */

@@ -50,6 +50,8 @@ export interface BenchConfig {
   migrate: { concurrency: number }
   /** Where `tenancy backup` writes sets, whether it encrypts them, how many per site it keeps, and with which key. */
   backups: { path: string; encrypt: boolean; keep?: number; key_file?: string }
+  /** `tenancy run`: the seconds each site's command may take unless `--timeout` says otherwise. */
+  run: { timeout: number }
   provision_admin_password?: string
   provision_mariadb_root_password?: string
   [key: string]: unknown
@@ -162,6 +164,8 @@ const KEYS: Record<string, { check: Check; fallback?: () => unknown }> = {
   'backups.encrypt': { check: bool, fallback: () => false },
   'backups.keep': { check: intRange(1, 100_000) },
   'backups.key_file': { check: str },
+  run: { check: obj, fallback: () => ({}) },
+  'run.timeout': { check: intRange(1, 604_800), fallback: () => 3600 },
   provision_admin_password: { check: (v) => (typeof v === 'string' ? null : 'a string') },
   provision_mariadb_root_password: { check: (v) => (typeof v === 'string' ? null : 'a string') },
 }

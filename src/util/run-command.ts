@@ -1,6 +1,6 @@
-import { delimiter, dirname } from 'node:path'
 import { InterruptedError, TenancyError, messageOf } from '../errors.js'
 import { OutputTail } from './output-tail.js'
+import { exitText, runInGroup } from './process-group.js'
 
 /**
  * Names of environment variables that hold secrets (case-insensitive): never passed on to hooks, steps
@@ -48,39 +48,6 @@ export interface CommandResult {
   durationMs: number
 }
 
-/** After SIGTERM, how long a command's process group has before SIGKILL. */
-const KILL_GRACE_MS = 2000
-/** After the group is gone, how long a descendant that left it may keep the pipes open. */
-const PIPE_GRACE_MS = 200
-
-const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
-
-/** Whether any process of process group `pgid` is still there. */
-function groupAlive(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0)
-    return true
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
-
-function signalGroup(pgid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pgid, signal)
-  } catch {
-    // Already gone.
-  }
-}
-
-/** SIGTERM to the group, SIGKILL to whatever is left of it after `KILL_GRACE_MS`. */
-async function stopGroup(pgid: number): Promise<void> {
-  signalGroup(pgid, 'SIGTERM')
-  const deadline = Date.now() + KILL_GRACE_MS
-  while (groupAlive(pgid) && Date.now() < deadline) await delay(50)
-  if (groupAlive(pgid)) signalGroup(pgid, 'SIGKILL')
-}
-
 /**
  * Runs a configured command (a hook, a `run` step, a notify command) through `/bin/sh`, as
  * cron or CI would, so quotes, pipes and `$TENANCY_SITE` work; `node` is this Node (its
@@ -102,62 +69,25 @@ export async function runCommand(
   },
 ): Promise<CommandResult> {
   if (command.trim() === '') throw new TenancyError(`${options.what}: the command is empty`)
-  const { spawn } = await import('node:child_process')
-  const started = performance.now()
-  const path = [dirname(process.execPath), options.env.PATH ?? ''].filter(Boolean).join(delimiter)
-  // Its own process group (detached), so a timeout or Ctrl-C stops the shell and everything it started.
-  const child = spawn('/bin/sh', ['-c', command], {
-    cwd: options.cwd,
-    env: { ...options.env, PATH: path },
-    detached: true,
-    stdio: ['pipe', 'pipe', 'pipe'],
-  })
-  // stdin: the input when given, else at once the end of it. A command that does not read it
-  // (and exits first) must not fail the write.
-  child.stdin.on('error', () => {})
-  child.stdin.end(options.input ?? '')
   const tail = new OutputTail()
-  child.stdout.on('data', (chunk: Buffer) => tail.push(chunk))
-  child.stderr.on('data', (chunk: Buffer) => tail.push(chunk))
-  // 'close': the shell has exited and every process holding its stdout and stderr closed them.
-  const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null } | Error>((resolve) => {
-    child.once('close', (code: number | null, signal: NodeJS.Signals | null) => resolve({ code, signal }))
-    child.once('error', resolve)
+  const push = (chunk: Buffer) => tail.push(chunk)
+  // stdin: the input when given, else at once the end of it.
+  const { outcome, durationMs } = await runInGroup('/bin/sh', ['-c', command], {
+    cwd: options.cwd,
+    env: options.env,
+    timeoutSeconds: options.timeoutSeconds,
+    signal: options.signal,
+    input: options.input ?? '',
+    onStdout: push,
+    onStderr: push,
   })
-  let halt!: (why: 'timeout' | 'abort') => void
-  const halted = new Promise<'timeout' | 'abort'>((resolve) => (halt = resolve))
-  const timer = setTimeout(() => halt('timeout'), options.timeoutSeconds * 1000)
-  const onAbort = () => halt('abort')
-  if (options.signal?.aborted) onAbort()
-  options.signal?.addEventListener('abort', onAbort, { once: true })
-  let outcome
-  try {
-    outcome = await Promise.race([closed, halted])
-    if (typeof outcome === 'string' && child.pid !== undefined) {
-      await stopGroup(child.pid)
-      await Promise.race([closed, delay(PIPE_GRACE_MS)])
-    }
-  } finally {
-    clearTimeout(timer)
-    options.signal?.removeEventListener('abort', onAbort)
-    child.stdout.destroy()
-    child.stderr.destroy()
-  }
   const output = tail.text().trim()
   const excerpt = tail.text(EXCERPT_BYTES).trim()
   const withOutput = (message: string) =>
     new CommandError(`${message}${excerpt ? `; output:\n${excerpt}` : ''}`, output)
-  if (outcome === 'abort') throw new InterruptedError(options.what)
-  if (outcome === 'timeout') throw withOutput(`${options.what} timed out after ${options.timeoutSeconds} s`)
-  if (outcome instanceof Error) throw withOutput(`${options.what} could not start: ${messageOf(outcome)}`)
-  if (outcome.code !== 0) {
-    const why =
-      outcome.code === 127
-        ? 'could not find its program (exit 127)'
-        : outcome.code !== null
-          ? `exited with code ${outcome.code}`
-          : `was killed by ${outcome.signal ?? 'a signal'}`
-    throw withOutput(`${options.what} ${why}`)
-  }
-  return { output, durationMs: performance.now() - started }
+  if (outcome.kind === 'abort') throw new InterruptedError(options.what)
+  if (outcome.kind === 'timeout') throw withOutput(`${options.what} timed out after ${options.timeoutSeconds} s`)
+  if (outcome.kind === 'error') throw withOutput(`${options.what} could not start: ${messageOf(outcome.error)}`)
+  if (outcome.code !== 0) throw withOutput(`${options.what} ${exitText(outcome)}`)
+  return { output, durationMs }
 }
