@@ -2,11 +2,12 @@ import type { Command } from 'commander'
 import { EXIT_FAILED, EXIT_INTERRUPTED } from '../errors.js'
 import { statusLine } from '../output/progress.js'
 import { contextFor } from './context.js'
-import { addFleetFlags, parsePendingFlag, type FleetFlags } from './flags.js'
+import { addFleetFlags, collect, parsePendingFlag, type FleetFlags } from './flags.js'
 import { describeSiteMigration, migrateCounter, renderMigrateSummary } from './render.js'
 
 interface MigrateFlags extends FleetFlags {
   dryRun?: boolean
+  skipSite?: string[]
 }
 
 /** Registers `tenancy migrate`. */
@@ -14,6 +15,7 @@ export function registerMigrateCommand(program: Command): void {
   const migrateCommand = program
     .command('migrate')
     .description("apply each installed app's new migrations and fixtures on every site (or --site S ...), in parallel")
+    .option('--skip-site <site>', 'leave this site out (repeatable)', collect)
   addFleetFlags(migrateCommand, 'migrate.concurrency, else CPU count')
     .option('--dry-run', 'list pending migrations per site; change nothing')
     .addHelpText('after', '\nExit 1 if any site failed; the summary names each failed site, app, migration and error.')
@@ -27,6 +29,7 @@ export function registerMigrateCommand(program: Command): void {
         const started = performance.now()
         const result = await migrate(bench, {
           sites: ctx.opts.sites?.length ? ctx.opts.sites : undefined,
+          skipSites: flags.skipSite,
           withPending,
           concurrency: flags.concurrency,
           skipFailing: Boolean(flags.skipFailing),

@@ -5,9 +5,8 @@ import { Worker } from 'node:worker_threads'
 import type { Bench } from '../bench.js'
 import { listBenchApps, resolveInstallOrder } from '../apps/manifest.js'
 import { getDriver } from '../databases/index.js'
-import { usageError } from '../errors.js'
-import { assertSiteName } from '../names.js'
 import { homeName, isHomedHere } from '../sites/site-home.js'
+import { selectSites } from '../sites/site-selection.js'
 import { RESTORE_INTENT } from '../sites/site.js'
 import { packageRoot } from '../util/library-path.js'
 import { ownerPurpose, usingTenantLease } from '../registry/leases.js'
@@ -15,8 +14,10 @@ import type { Registry, SiteRecord } from '../registry/registry.js'
 import { migrateSite, planApps, type MigrationPlan, type SiteJob, type SiteResult } from './site-migrator.js'
 
 export interface MigrateOptions {
-  /** Only these sites (each must exist). */
+  /** Only these sites (each must exist); `['all']` or none: every site. */
   sites?: string[]
+  /** Leave these sites out (`--skip-site`, each must exist). */
+  skipSites?: string[]
   /** Include sites of pending tenants; default `pending.include_in_queries`. */
   withPending?: boolean
   concurrency?: number
@@ -51,13 +52,16 @@ const SERVER_LANES = 8
 export async function migrate(bench: Bench, options: MigrateOptions = {}): Promise<MigrateResult> {
   const started = performance.now()
   const registry = await bench.registry()
-  const named = options.sites?.map(assertSiteName)
-  const all = await registry.listSites()
-  if (named) {
-    const known = new Set(all.map((s) => s.name))
-    const missing = named.filter((s) => !known.has(s))
-    if (missing.length > 0) throw usageError(`site "${missing[0]}" does not exist; run "tenancy list-sites"`)
-  }
+  // The fleet selection (`--site S`, `--site all`, `--skip-site`); with no --site, every site.
+  const everything = !options.sites?.length || options.sites.includes('all')
+  const selected = await selectSites(bench, {
+    sites: everything ? ['all'] : options.sites,
+    skipSites: options.skipSites,
+    withPending: true,
+  })
+  const named = everything ? undefined : selected.map((s) => s.name)
+  const skipped = new Set(options.skipSites ?? [])
+  const all = (await registry.listSites()).filter((s) => !skipped.has(s.name))
   const pendingTenants = new Map(
     (
       await registry.db.selectFrom('tenants').select(['id', 'site']).where('pending_since', 'is not', null).execute()
