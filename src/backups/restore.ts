@@ -31,7 +31,7 @@ import { createFileOnce, fsyncDirectory } from '../util/json-file.js'
 import { PROCESS_OWNER, ownerAlive } from '../util/process-owner.js'
 import { backupKey, backupSite, backupsRoot } from './backup.js'
 import type { BackupManifest } from './manifest.js'
-import { verifyBackupSet, type VerifiedSet } from './verify-set.js'
+import { assertSetType, verifyBackupSet, type VerifiedSet } from './verify-set.js'
 
 /**
  * The file in a site's directory that records a restore under way, written (0600) before the
@@ -60,6 +60,11 @@ export interface RestoreOptions {
   noBackup?: boolean
   /** Where that backup goes; default `backups.path`. */
   backupPath?: string
+  /**
+   * The set, already checked whole by `verifyBackupSet` (with the same `force`), so it is not
+   * read through a second time: only its database type is checked against the site's.
+   */
+  verified?: VerifiedSet
   signal?: AbortSignal
   /** Told each phase as it starts, for progress display. */
   onPhase?: (phase: 'verify' | 'backup' | 'load' | 'switch' | 'migrate') => void
@@ -213,7 +218,9 @@ export async function restoreSite(
   const sitePath = bench.sitePath(site)
   options.onPhase?.('verify')
   let config = readSiteConfig(sitePath)
-  const set = await verifyBackupSet(bench, setDir, { dbType: config.db_type, site, force: options.force })
+  const set =
+    options.verified ?? (await verifyBackupSet(bench, setDir, { dbType: config.db_type, site, force: options.force }))
+  if (options.verified) await assertSetType(set, setDir, config.db_type, site)
   const driver = await getDriver(config.db_type)
   const admin = await adminFor(bench, driver, dbSettingsOf(config))
   // The key for the backup taken first is checked before anything changes, too.

@@ -129,14 +129,7 @@ export async function verifyBackupSet(
   const dir = resolve(setDir)
   const manifest = readManifest(dir)
   const driver = await getDriver(manifest.db_type)
-  if (options.dbType !== undefined && options.dbType !== manifest.db_type) {
-    const wanted = await getDriver(options.dbType)
-    throw usageError(
-      `${dir} is a ${driver.label} backup, but ${options.site ? `site "${options.site}"` : 'the site'} ` +
-        `is on ${wanted.label}; restore it into a ${driver.label} site ` +
-        `("tenancy new-site NEW --from-backup ${setDir}" makes one)`,
-    )
-  }
+  if (options.dbType !== undefined) await assertSetType({ dir, manifest, driver }, setDir, options.dbType, options.site)
   await checkFiles(dir, manifest.files)
   const box = manifest.encrypted ? await backupKey(bench) : undefined
   const suffix = manifest.encrypted ? ENCRYPTED_SUFFIX : ''
@@ -161,6 +154,22 @@ export async function verifyBackupSet(
   const siteConfig = parseJson(configText, join(dir, 'site_config.json')) as Record<string, unknown>
   if (!options.force) assertKnownMigrations(bench, dir, manifest)
   return { dir, manifest, driver, siteConfig, openDump: () => openSetFile(dumpPath, box) }
+}
+
+/** Refuses (exit 2) a set of another database type than `dbType`, the site's; `setDir` as the user gave it. */
+export async function assertSetType(
+  set: Pick<VerifiedSet, 'dir' | 'manifest' | 'driver'>,
+  setDir: string,
+  dbType: DbType,
+  site?: string,
+): Promise<void> {
+  if (dbType === set.manifest.db_type) return
+  const wanted = await getDriver(dbType)
+  throw usageError(
+    `${set.dir} is a ${set.driver.label} backup, but ${site ? `site "${site}"` : 'the site'} ` +
+      `is on ${wanted.label}; restore it into a ${set.driver.label} site ` +
+      `("tenancy new-site NEW --from-backup ${setDir}" makes one)`,
+  )
 }
 
 /** Refuses a set holding apps or migrations this bench does not have: migrate could not bring it forward. */

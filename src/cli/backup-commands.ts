@@ -120,6 +120,7 @@ export function registerBackupCommands(program: Command): void {
           force: flags.force,
           noBackup: flags.backup === false,
           backupPath: flags.backupPath,
+          verified: set,
           signal: ctx.signal,
           onPhase: (phase) => task.update(`restoring ${site}: ${PHASES[phase]}`),
         })
