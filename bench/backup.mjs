@@ -1,83 +1,118 @@
-// Backup benchmark (issue 14), side by side in one run: `tenancy backup` of one SQLite site
-// holding about 50 MB against `sqlite3 site.db ".backup out"` followed by `gzip`. Target:
-// ours ≤ 1.5× the raw pair. Prints medians and the ratio; writes bench/results/backup.json.
+// Backup benchmarks on SQLite (issue 14), each side by side with the plain tools in one run:
+//   - `tenancy backup --site S` of one site holding about 50 MB against `sqlite3 site.db
+//     ".backup out"` followed by `gzip`. Target: ≤ 1.5×.
+//   - `tenancy backup --site all --concurrency 2` over 200 sites (tenant_ops without its hook,
+//     which only adds a process to each site's setup, and a few hundred customers each) against a sequential shell loop of `sqlite3 .backup` (plain) and of
+//     `sqlite3 .backup` + `gzip` (fair). Target: faster than the loop (< 1×).
+// Prints medians and ratios; writes the `sqlite` section of bench/results/backup.json
+// (bench/backup-servers.mjs writes its `servers` section).
 //
 //   node bench/backup.mjs [--quick]
-import { execFileSync, spawnSync } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { mkdirSync, rmSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
-import { ROOT, median, newBench } from './common.mjs'
+import { BIN, lib, median, newBench, reporter, run, time, writeResults } from './common.mjs'
 
-const BIN = join(ROOT, 'bin', 'tenancy.js')
-const ROUNDS = process.argv.includes('--quick') ? 3 : 7
+const quick = process.argv.includes('--quick')
+const ROUNDS = quick ? 3 : 7
+const FLEET_ROUNDS = quick ? 3 : 5
 const TARGET_MB = 50
+const SITES = 200
+const ROWS_PER_SITE = 300
+const WORDS = 'invoice project task customer contact billing terms hours note renewal'.split(' ')
 
-const time = (fn) => {
-  const started = process.hrtime.bigint()
-  fn()
-  return Number(process.hrtime.bigint() - started) / 1e6
-}
-const run = (command, args, options = {}) => {
-  const r = spawnSync(command, args, { stdio: ['ignore', 'ignore', 'pipe'], ...options })
-  if (r.status !== 0) throw new Error(`${command} ${args.join(' ')} failed: ${r.stderr}`)
-}
+const { results, line } = reporter(76)
+const tenancy = (bench, ...args) => run(process.execPath, [BIN, ...args], { cwd: bench })
 
-const bench = newBench('tenancy-bench-backup-')
-run(process.execPath, [BIN, 'new-site', 'big.localhost', '--install-app', 'tenant_ops'], { cwd: bench })
-const file = join(bench, 'sites', 'big.localhost', 'db.sqlite')
-{
-  // Rows that compress like real data: words and numbers, with some random ids.
+/** Adds customers to a site's file: notes of 60 words and numbers, a random part in each id. */
+function addCustomers(file, { rows, untilBytes }) {
   const db = new Database(file)
   const insert = db.prepare(
     'insert into customers (id, customer_name, status, notes, created_at, updated_at) values (?, ?, ?, ?, ?, ?)',
   )
-  const words = 'invoice project task customer contact billing terms hours note renewal'.split(' ')
+  const big = () => db.pragma('page_count', { simple: true }) * db.pragma('page_size', { simple: true }) >= untilBytes
   db.transaction(() => {
-    for (
-      let i = 0;
-      i % 1000 !== 0 ||
-      db.pragma('page_count', { simple: true }) * db.pragma('page_size', { simple: true }) < TARGET_MB * 1e6;
-      i++
-    ) {
-      const notes = Array.from({ length: 60 }, (_, k) => `${words[(i + k) % words.length]} ${i * k}`).join(' ')
+    for (let i = 0; rows !== undefined ? i < rows : i % 1000 !== 0 || !big(); i++) {
+      const notes = Array.from({ length: 60 }, (_, k) => `${WORDS[(i + k) % WORDS.length]} ${i * k}`).join(' ')
       const now = new Date(1.7e12 + i * 1000).toISOString()
       insert.run(`CUST-${i}-${randomBytes(4).toString('hex')}`, `Customer ${i}`, 'active', notes, now, now)
     }
   })()
   db.close()
 }
-const mb = statSync(file).size / 1e6
 
-const scratch = join(bench, 'raw')
-mkdirSync(scratch)
-const ours = []
-const raw = []
-for (let i = 0; i < ROUNDS; i++) {
-  ours.push(time(() => run(process.execPath, [BIN, 'backup', '--site', 'big.localhost'], { cwd: bench })))
-  rmSync(join(bench, 'backups'), { recursive: true, force: true })
-  raw.push(
-    time(() => {
-      execFileSync('sqlite3', [file, `.backup ${join(scratch, 'out.sqlite')}`])
-      execFileSync('gzip', ['-f', join(scratch, 'out.sqlite')])
-    }),
-  )
-  rmSync(join(scratch, 'out.sqlite.gz'), { force: true })
-}
-const result = {
-  database_mb: +mb.toFixed(1),
-  rounds: ROUNDS,
-  ours_ms: +median(ours).toFixed(0),
-  raw_ms: +median(raw).toFixed(0),
-  ratio: +(median(ours) / median(raw)).toFixed(2),
-  target: '≤ 1.5×',
-}
-result.verdict = result.ratio <= 1.5 ? 'met' : 'missed'
 console.log(
-  `backup of one ${result.database_mb} MB SQLite site: tenancy backup ${result.ours_ms} ms, ` +
-    `sqlite3 .backup + gzip ${result.raw_ms} ms, ratio ${result.ratio} (target ${result.target}: ${result.verdict})`,
+  `tenancy backup on SQLite (${ROUNDS} rounds, ${FLEET_ROUNDS} for the fleet, medians; node ${process.version}, ${execFileSync('nproc').toString().trim()} cores)\n`,
 )
-mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true })
-writeFileSync(join(ROOT, 'bench', 'results', 'backup.json'), `${JSON.stringify(result, null, 2)}\n`)
-rmSync(bench, { recursive: true, force: true })
+
+// One site of about 50 MB.
+{
+  const bench = newBench('tenancy-bench-backup-')
+  tenancy(bench, 'new-site', 'big.localhost', '--install-app', 'tenant_ops')
+  const file = join(bench, 'sites', 'big.localhost', 'db.sqlite')
+  addCustomers(file, { untilBytes: TARGET_MB * 1e6 })
+  const mb = statSync(file).size / 1e6
+  const scratch = join(bench, 'raw')
+  mkdirSync(scratch)
+  const ours = []
+  const raw = []
+  for (let i = 0; i < ROUNDS; i++) {
+    ours.push(await time(() => tenancy(bench, 'backup', '--site', 'big.localhost')))
+    rmSync(join(bench, 'backups'), { recursive: true, force: true })
+    raw.push(
+      await time(() => {
+        execFileSync('sqlite3', [file, `.backup ${join(scratch, 'out.sqlite')}`])
+        execFileSync('gzip', ['-f', join(scratch, 'out.sqlite')])
+      }),
+    )
+    rmSync(join(scratch, 'out.sqlite.gz'), { force: true })
+  }
+  const figure = line(
+    `backup --site of one ${mb.toFixed(0)} MB site (process) vs sqlite3 .backup + gzip`,
+    median(ours),
+    median(raw),
+    '<= 1.5x',
+  )
+  figure.database_mb = +mb.toFixed(1)
+  rmSync(bench, { recursive: true, force: true })
+}
+
+// 200 sites, made once (in-process; a setup cost), backed up every round.
+{
+  const bench = newBench('tenancy-bench-fleet-')
+  const b = await lib.openBench({ cwd: bench })
+  const made = performance.now()
+  for (let i = 0; i < SITES; i++) {
+    const site = `s${String(i).padStart(3, '0')}.localhost`
+    await lib.newSite(b, { site, installApps: ['tenant_ops_nohook'] })
+    addCustomers(join(bench, 'sites', site, 'db.sqlite'), { rows: ROWS_PER_SITE })
+  }
+  await b.close()
+  const setupS = (performance.now() - made) / 1000
+  const kb = statSync(join(bench, 'sites', 's000.localhost', 'db.sqlite')).size / 1e3
+  const loop = (gzip) =>
+    `mkdir -p out && for s in sites/*; do n=\${s#sites/}; sqlite3 "$s/db.sqlite" ".backup out/$n.sqlite"${gzip ? ' && gzip "out/$n.sqlite"' : ''} || exit 1; done`
+  const side = {
+    ours: () => tenancy(bench, 'backup', '--site', 'all', '--concurrency', '2'),
+    plain: () => run('sh', ['-c', loop(false)], { cwd: bench }),
+    fair: () => run('sh', ['-c', loop(true)], { cwd: bench }),
+  }
+  const times = { ours: [], plain: [], fair: [] }
+  for (let i = 0; i < FLEET_ROUNDS; i++) {
+    const order = i % 2 ? ['fair', 'plain', 'ours'] : ['ours', 'plain', 'fair']
+    for (const name of order) {
+      times[name].push(await time(side[name]))
+      rmSync(join(bench, 'backups'), { recursive: true, force: true })
+      rmSync(join(bench, 'out'), { recursive: true, force: true })
+    }
+  }
+  const what = `backup --site all --concurrency 2, ${SITES} sites of ${kb.toFixed(0)} KB`
+  const about = { sites: SITES, site_kb: +kb.toFixed(0), setup_s: +setupS.toFixed(1) }
+  Object.assign(line(`${what} vs a loop of sqlite3 .backup`, median(times.ours), median(times.plain), '< 1x'), about)
+  Object.assign(line(`${what} vs a loop of .backup + gzip`, median(times.ours), median(times.fair), '< 1x'), about)
+  rmSync(bench, { recursive: true, force: true })
+}
+
+writeResults('backup.json', results, 'sqlite')

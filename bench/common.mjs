@@ -1,15 +1,35 @@
-// What the benchmark scripts share: the median, and a bench with the example apps.
-import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+// What the benchmark scripts share: the median, a bench with the example apps, the servers
+// (TENANCY_TEST_POSTGRES_URL / TENANCY_TEST_MARIADB_URL, else the local defaults) and their
+// admin, and the side-by-side report line.
+import { spawnSync } from 'node:child_process'
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import pg from 'pg'
+import mysql from 'mysql2/promise'
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url))
+export const BIN = join(ROOT, 'bin', 'tenancy.js')
 export const lib = await import(join(ROOT, 'dist', 'index.js'))
 
 export const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b)
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
+}
+
+/** Milliseconds `fn` takes (awaited when it returns a promise). */
+export async function time(fn) {
+  const started = process.hrtime.bigint()
+  await fn()
+  return Number(process.hrtime.bigint() - started) / 1e6
+}
+
+/** Runs a program to completion, throwing with its stderr when it fails. */
+export function run(command, args, options = {}) {
+  const r = spawnSync(command, args, { stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 1 << 26, ...options })
+  if (r.status !== 0) throw new Error(`${command} ${args.join(' ')} failed: ${r.stderr}`)
+  return r
 }
 
 /** A bench with the example apps, plus `tenant_ops_nohook`: tenant_ops without its after_install hook. */
@@ -21,4 +41,123 @@ export function newBench(prefix = 'tenancy-bench-') {
   const manifest = JSON.parse(readFileSync(join(copy, 'app.json'), 'utf8'))
   writeFileSync(join(copy, 'app.json'), JSON.stringify({ ...manifest, name: 'tenant_ops_nohook', hooks: {} }))
   return dir
+}
+
+export const SERVERS = {
+  postgres: new URL(process.env.TENANCY_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'),
+  mariadb: new URL(process.env.TENANCY_TEST_MARIADB_URL ?? 'mysql://root@127.0.0.1:3306/'),
+}
+
+/** Admin access to a server (in `database` when given): run statements, and close. */
+export async function admin(kind, database) {
+  const url = SERVERS[kind]
+  if (kind === 'postgres') {
+    const target = new URL(url)
+    if (database) target.pathname = `/${database}`
+    const client = new pg.Client({ connectionString: target.toString() })
+    await client.connect()
+    return { query: (q, p) => client.query(q, p), close: () => client.end() }
+  }
+  const conn = await mysql.createConnection({
+    host: url.hostname,
+    port: Number(url.port || 3306),
+    user: decodeURIComponent(url.username || 'root'),
+    password: decodeURIComponent(url.password),
+    database,
+    multipleStatements: true,
+  })
+  return { query: (q, p) => conn.query(q, p), close: () => conn.end() }
+}
+
+/** Whether the server answers (else says it is skipped). */
+export async function reachable(kind) {
+  try {
+    const a = await admin(kind)
+    await a.close()
+    return true
+  } catch (error) {
+    console.log(`${kind}: not reachable (${error.message}); skipped`)
+    return false
+  }
+}
+
+/** A bench (see `newBench`) whose new sites go on the server `kind`. */
+export function serverBench(kind) {
+  const dir = newBench(`tenancy-bench-${kind}-`)
+  const url = SERVERS[kind]
+  const file = join(dir, 'tenancy.config.json')
+  const config = JSON.parse(readFileSync(file, 'utf8'))
+  config.db = {
+    type: kind,
+    host: url.hostname,
+    port: Number(url.port || (kind === 'postgres' ? 5432 : 3306)),
+    root_user: decodeURIComponent(url.username),
+  }
+  writeFileSync(file, JSON.stringify(config, null, 2))
+  return dir
+}
+
+/** The environment tenancy runs in on the server `kind`: its admin password, no colour. */
+export const envFor = (kind) => ({
+  ...process.env,
+  NO_COLOR: '1',
+  TENANCY_ADMIN_PASSWORD: 'bench-pw',
+  TENANCY_DB_ROOT_PASSWORD: decodeURIComponent(SERVERS[kind].password),
+})
+
+/** Drops server databases and the users of the same name. */
+export async function dropRaw(kind, names) {
+  const a = await admin(kind)
+  for (const name of names) {
+    if (kind === 'postgres') {
+      await a.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)
+      await a.query(`DROP ROLE IF EXISTS "${name}"`)
+    } else {
+      await a.query(`DROP DATABASE IF EXISTS \`${name}\``)
+      await a.query(`DROP USER IF EXISTS '${name}'@'%'`)
+    }
+  }
+  await a.close()
+}
+
+/**
+ * A report of side-by-side figures: `line(name, ours, raw, target)` prints one and records it,
+ * the target `<= 1.5x`, `< 1x` (faster than) or `info`; `results` holds them for the JSON.
+ */
+export function reporter(width = 66) {
+  const results = {}
+  const line = (name, ours, raw, target, extra = '') => {
+    const ratio = ours / raw
+    const limit = /^(<=?) ([\d.]+)x/.exec(target)
+    const within = limit && (limit[1] === '<' ? ratio < Number(limit[2]) : ratio <= Number(limit[2]))
+    const verdict = limit ? (within ? 'met' : 'MISSED') : ''
+    results[name] = { ours_ms: +ours.toFixed(1), raw_ms: +raw.toFixed(1), ratio: +ratio.toFixed(2), target, verdict }
+    console.log(
+      `${name.padEnd(width)} ${ours.toFixed(1).padStart(8)} ms  vs ${raw.toFixed(1).padStart(8)} ms  = ${ratio.toFixed(2).padStart(5)}x  (target ${target}${verdict ? `: ${verdict}` : ''})${extra}`,
+    )
+    return results[name]
+  }
+  return { results, line }
+}
+
+/**
+ * Writes `bench/results/<file>`: `{ at, node, results }`; with `section`, only that section
+ * of the file (`{ <section>: { at, node, results } }`), keeping the others another script wrote.
+ */
+export function writeResults(file, results, section) {
+  const dir = join(ROOT, 'bench', 'results')
+  mkdirSync(dir, { recursive: true })
+  const path = join(dir, file)
+  const figures = { at: new Date().toISOString(), node: process.version, cores: availableParallelism(), results }
+  let whole = figures
+  if (section) {
+    let earlier = {}
+    try {
+      if (existsSync(path)) earlier = JSON.parse(readFileSync(path, 'utf8'))
+    } catch {}
+    // Only other sections are kept: a file in another layout (an older run) is replaced.
+    const sections = Object.entries(earlier).filter(([, value]) => value?.results)
+    whole = { ...Object.fromEntries(sections), [section]: figures }
+  }
+  writeFileSync(path, `${JSON.stringify(whole, null, 2)}\n`)
 }

@@ -13,80 +13,25 @@ import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import pg from 'pg'
 import mysql from 'mysql2/promise'
-import { ROOT, lib, median, newBench } from './common.mjs'
+import {
+  BIN,
+  SERVERS,
+  admin,
+  dropRaw,
+  envFor,
+  lib,
+  median,
+  reachable,
+  reporter,
+  serverBench,
+  writeResults,
+} from './common.mjs'
 
-const BIN = join(ROOT, 'bin', 'tenancy.js')
 const quick = process.argv.includes('--quick')
 const ROUNDS = quick ? 5 : 11
 const SITES = quick ? 50 : 200
 
-const SERVERS = {
-  postgres: new URL(process.env.TENANCY_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'),
-  mariadb: new URL(process.env.TENANCY_TEST_MARIADB_URL ?? 'mysql://root@127.0.0.1:3306/'),
-}
-
-const results = {}
-function report(name, ours, raw, target, extra = '') {
-  const ratio = ours / raw
-  const limit = /<= ([\d.]+)x/.exec(target)
-  const verdict = limit ? (ratio <= Number(limit[1]) ? 'met' : 'MISSED') : ''
-  results[name] = { ours_ms: +ours.toFixed(1), raw_ms: +raw.toFixed(1), ratio: +ratio.toFixed(2), target, verdict }
-  console.log(
-    `${name.padEnd(66)} ${ours.toFixed(1).padStart(8)} ms  vs ${raw.toFixed(1).padStart(8)} ms  = ${ratio.toFixed(2).padStart(5)}x  (target ${target}${verdict ? `: ${verdict}` : ''})${extra}`,
-  )
-}
-
-/** Admin access to a server: run statements, and close. */
-async function admin(kind) {
-  const url = SERVERS[kind]
-  if (kind === 'postgres') {
-    const client = new pg.Client({ connectionString: url.toString() })
-    await client.connect()
-    return { query: (q) => client.query(q), close: () => client.end() }
-  }
-  const conn = await mysql.createConnection({
-    host: url.hostname,
-    port: Number(url.port || 3306),
-    user: decodeURIComponent(url.username || 'root'),
-    password: decodeURIComponent(url.password),
-    multipleStatements: true,
-  })
-  return { query: (q) => conn.query(q), close: () => conn.end() }
-}
-
-async function reachable(kind) {
-  try {
-    const a = await admin(kind)
-    await a.close()
-    return true
-  } catch (error) {
-    console.log(`${kind}: not reachable (${error.message}); skipped`)
-    return false
-  }
-}
-
-/** A bench with the example apps on `kind`, plus tenant_ops without its hook (a plain script has no hook). */
-function serverBench(kind) {
-  const dir = newBench(`tenancy-bench-${kind}-`)
-  const url = SERVERS[kind]
-  const file = join(dir, 'tenancy.config.json')
-  const config = JSON.parse(readFileSync(file, 'utf8'))
-  config.db = {
-    type: kind,
-    host: url.hostname,
-    port: Number(url.port || (kind === 'postgres' ? 5432 : 3306)),
-    root_user: decodeURIComponent(url.username),
-  }
-  writeFileSync(file, JSON.stringify(config, null, 2))
-  return dir
-}
-
-const envFor = (kind) => ({
-  ...process.env,
-  NO_COLOR: '1',
-  TENANCY_ADMIN_PASSWORD: 'bench-pw',
-  TENANCY_DB_ROOT_PASSWORD: decodeURIComponent(SERVERS[kind].password),
-})
+const { results, line: report } = reporter()
 
 /** The DDL and rows of a site tenancy made, as one script (what the plain side replays). */
 function dumpSite(kind, cfg) {
@@ -175,20 +120,6 @@ async function rawNewSite(kind, script) {
     await site.end()
   }
   return name
-}
-
-async function dropRaw(kind, names) {
-  const a = await admin(kind)
-  for (const name of names) {
-    if (kind === 'postgres') {
-      await a.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)
-      await a.query(`DROP ROLE IF EXISTS "${name}"`)
-    } else {
-      await a.query(`DROP DATABASE IF EXISTS \`${name}\``)
-      await a.query(`DROP USER IF EXISTS '${name}'@'%'`)
-    }
-  }
-  await a.close()
 }
 
 /** Drops every site of a bench (its databases and users) and the bench. */
@@ -434,8 +365,4 @@ for (const kind of ['postgres', 'mariadb']) {
   }
 }
 
-mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true })
-writeFileSync(
-  join(ROOT, 'bench', 'results', 'servers.json'),
-  `${JSON.stringify({ at: new Date().toISOString(), node: process.version, results }, null, 2)}\n`,
-)
+writeResults('servers.json', results)

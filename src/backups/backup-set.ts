@@ -104,8 +104,8 @@ export class BackupSetWriter {
     const { encrypted, duration_ms, ...head } = manifest
     // In the SPEC's order of fields.
     const full: BackupManifest = { ...head, files: this.files, encrypted, duration_ms }
+    // Made durable with the set's directory entries (writeFileAtomic syncs the directory it renames in).
     writeFileAtomic(join(this.dir, MANIFEST), manifestText(full), 0o600)
-    fsyncDirectory(this.dir)
     faultPoint('backup-before-rename')
     for (let n = 0; ; n++) {
       const target = join(this.#siteDir, n === 0 ? stamp : `${stamp}-${n}`)

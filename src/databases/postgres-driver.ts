@@ -3,6 +3,7 @@ import { TenancyError } from '../errors.js'
 import { assertDbName } from '../names.js'
 import { generatePassword } from '../secrets/hashing.js'
 import { faultPoint } from '../util/fault.js'
+import { loadPg } from '../util/load-pg.js'
 import { scramSha256Verifier } from '../secrets/server-verifiers.js'
 import type { DatabaseDriver, SiteConnection, SiteDbSettings } from './driver.js'
 import { onConflictUpsert, onConflictUpsertRows } from './on-conflict-upsert.js'
@@ -22,10 +23,6 @@ const pgpassField = (value: string) => value.replace(/[\\:]/g, '\\$&')
 
 /** Where PostgreSQL listens unless told otherwise. */
 const DEFAULT_PORT = 5432
-
-async function loadPg() {
-  return (await import('pg')).default
-}
 
 // Names are validated ([a-z0-9_]) before they get here; the quotes keep the leading "_".
 const ident = (name: string) => `"${assertDbName(name)}"`

@@ -9,6 +9,7 @@ import type { RegistrySchema, SiteState, SitesTable } from './schema.js'
 import { PROCESS_OWNER } from '../util/process-owner.js'
 import { immediateTransaction } from '../databases/sqlite-transaction.js'
 import { guardedDatabase, sqliteGuard } from '../databases/sqlite-guard.js'
+import { loadPg } from '../util/load-pg.js'
 import { maskUrl } from '../util/mask-url.js'
 import { guardDialect } from '../databases/server-gone.js'
 import { pgServerLoss, watchPgPool } from '../databases/postgres-errors.js'
@@ -395,7 +396,7 @@ function registryError(url: string, error: unknown): TenancyError {
 }
 
 async function openPostgres(url: string): Promise<Kysely<RegistrySchema>> {
-  const { default: pg } = await import('pg')
+  const pg = await loadPg()
   const pool = new pg.Pool({
     connectionString: url,
     max: 4,
