@@ -19,12 +19,15 @@ function fileOf(settings: SiteDbSettings, sitePath: string): string {
   return join(sitePath, name)
 }
 
+/** better-sqlite3, loaded on first use; kept, since a fleet command opens a thousand sites one after another. */
+let sqliteModule: Promise<{ default: typeof import('better-sqlite3') }> | undefined
+
 /** Opens a better-sqlite3 handle with the settings every site database uses. */
 export async function openSqliteFile(
   file: string,
   options: { mustExist?: boolean } = {},
 ): Promise<import('better-sqlite3').Database> {
-  const { default: Database } = await import('better-sqlite3')
+  const { default: Database } = await (sqliteModule ??= import('better-sqlite3'))
   const raw = new Database(file, { timeout: 15_000, fileMustExist: options.mustExist ?? true })
   raw.pragma('foreign_keys = ON')
   return raw
@@ -160,7 +163,11 @@ export const sqliteDriver: DatabaseDriver = {
         immediateTransaction(db, (trx) =>
           fn({ trx, exec: async (script) => void guard(() => raw.exec(script)), driver: sqliteDriver }),
         ),
-      close: () => db.destroy(),
+      close: async () => {
+        await db.destroy()
+        // Kysely destroys only a driver it has started: a connection that ran no query would keep its file open.
+        if (raw.open) raw.close()
+      },
     }
   },
 }
