@@ -137,7 +137,7 @@ export async function backupSites(bench: Bench, options: BackupOptions = {}): Pr
 }
 
 /** The selected sites that belong to a pending tenant, with its id. */
-async function pendingTenants(bench: Bench, sites: SiteRecord[]): Promise<Map<string, number>> {
+export async function pendingTenants(bench: Bench, sites: SiteRecord[]): Promise<Map<string, number>> {
   const owners = await (await bench.registry()).tenantsBySite()
   return new Map(
     sites
@@ -151,13 +151,20 @@ const PENDING_LEASE_WAIT_MS = 30_000
 
 /**
  * Runs `backup` holding a pending tenant's lease, so a pull (which renames the site) cannot take
- * the tenant while its site is being read: the pull takes another one, or waits for none.
+ * the tenant while its site is being read: the pull takes another one, or waits for none. `again`
+ * says what to do when the lease stays held (`back it up again later`).
  */
-async function holdingPendingTenant<T>(bench: Bench, site: string, tenantId: number, backup: () => Promise<T>) {
+export async function holdingPendingTenant<T>(
+  bench: Bench,
+  site: string,
+  tenantId: number,
+  backup: () => Promise<T>,
+  again = 'back it up again later',
+) {
   const deadline = performance.now() + PENDING_LEASE_WAIT_MS
   const outcome = await usingTenantLease(bench, tenantId, { waitWhile: () => performance.now() < deadline }, backup)
   if (!outcome.taken)
-    throw new TenancyError(`site "${site}" is held by ${outcome.heldBy} (a pull or a migrate); back it up again later`)
+    throw new TenancyError(`site "${site}" is held by ${outcome.heldBy} (a pull or a migrate); ${again}`)
   return outcome.value
 }
 

@@ -66,12 +66,13 @@ const TAKES_SITE = new Set([
   'verify-key',
   'migrate',
   'backup',
+  'execute',
   'list-backups',
   'tenant create',
 ])
 
 /** The fleet commands, which take several --site (or --site all). */
-const TAKES_SITES = new Set(['migrate', 'backup'])
+const TAKES_SITES = new Set(['migrate', 'backup', 'execute'])
 
 /** A command's full name as typed: `tenant create`, `doctor`. */
 function commandPath(command: Command): string {

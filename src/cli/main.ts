@@ -7,6 +7,7 @@ import { registerSiteCommands } from './site-commands.js'
 import { registerTenantCommands } from './tenant-commands.js'
 import { registerMigrateCommand } from './migrate-command.js'
 import { registerBackupCommands } from './backup-commands.js'
+import { registerExecuteCommand } from './execute-command.js'
 
 declare const TENANCY_VERSION: string
 
@@ -39,6 +40,7 @@ export function buildProgram(): Command {
   registerTenantCommands(program)
   registerMigrateCommand(program)
   registerBackupCommands(program)
+  registerExecuteCommand(program)
   const override = (command: Command): void => {
     command.exitOverride()
     command.commands.forEach(override)

@@ -4,6 +4,7 @@ import type { AppInstallResult, InstallProgress } from '../apps/install.js'
 import type { BenchAppListing, SiteAppListing } from '../apps/list-apps.js'
 import type { BackupResult, SiteBackupResult } from '../backups/backup.js'
 import type { BackupListing } from '../backups/list-backups.js'
+import type { ExecuteResult, SiteExecuteResult } from '../fleet/execute.js'
 import type { RestoreResult } from '../backups/restore.js'
 import type { MigrateResult } from '../migrate/migrate.js'
 import type { SiteResult } from '../migrate/site-migrator.js'
@@ -207,6 +208,28 @@ export function renderBackupSummary(result: BackupResult): string {
       `${result.interrupted ? `, ${interrupted} not started (interrupted)` : ''} in ${result.duration_ms} ms`,
   ]
   for (const f of result.sites.filter((s) => s.status === 'failed')) lines.push(`  failed: ${f.site}: ${f.error}`)
+  return lines.join('\n')
+}
+
+/** One site of `tenancy execute`: its result as one line of JSON, or why it has none. */
+export function describeSiteExecution(r: SiteExecuteResult): string {
+  if (r.status === 'succeeded') return JSON.stringify(r.result)
+  if (r.status === 'interrupted') return 'not started (interrupted)'
+  return `${r.status}: ${oneLine(r.error ?? '')}`
+}
+
+/** A message on one line, whatever a thrown error put in it: execute prints one line a site. */
+const oneLine = (text: string) => text.replace(/\s*\n\s*/g, ' ')
+
+/** execute's summary: the counts, then one line per failed site. */
+export function renderExecuteSummary(result: ExecuteResult): string {
+  const interrupted = result.sites.filter((s) => s.status === 'interrupted').length
+  const lines = [
+    `${result.sites.length} site(s): ${result.succeeded} succeeded, ${result.failed} failed, ${result.skipped} skipped` +
+      `${result.interrupted ? `, ${interrupted} not started (interrupted)` : ''} in ${result.duration_ms} ms`,
+  ]
+  for (const f of result.sites.filter((s) => s.status === 'failed'))
+    lines.push(`  failed: ${f.site}: ${oneLine(f.error ?? '')}`)
   return lines.join('\n')
 }
 
