@@ -20,6 +20,29 @@ function parseArgsFlag(text: string | undefined): unknown {
   }
 }
 
+/**
+ * Text for `stream`, written at the next turn of the event loop (or once 64 KiB wait) rather than
+ * at once: a thousand sites are a few writes, not a thousand. `flush` writes what waits now.
+ */
+function batched(stream: NodeJS.WritableStream): { write(text: string): void; flush(): void } {
+  let waiting = ''
+  let due: NodeJS.Immediate | undefined
+  const flush = () => {
+    if (due) clearImmediate(due)
+    due = undefined
+    if (waiting) stream.write(waiting)
+    waiting = ''
+  }
+  return {
+    write(text) {
+      waiting += text
+      if (waiting.length >= 65_536) flush()
+      else due ??= setImmediate(flush)
+    },
+    flush,
+  }
+}
+
 /** Registers `tenancy execute`. */
 export function registerExecuteCommand(program: Command): void {
   const executeCommand = program
@@ -45,6 +68,11 @@ export function registerExecuteCommand(program: Command): void {
     const { fn } = await loadSiteFunction(spec, process.cwd())
     await ctx.withBench(async (bench) => {
       const line = statusLine(ctx.out)
+      // The results are the command's output: stdout, one line a site, so a script can read them. On a
+      // terminal each shows as its site finishes; otherwise they go out in batches.
+      const lines = line
+        ? { write: (text: string) => void ctx.out.stdout.write(text), flush() {} }
+        : batched(ctx.out.stdout)
       const started = performance.now()
       const result = await executeOnSites(bench, fn as never, {
         sites: ctx.opts.sites,
@@ -56,10 +84,12 @@ export function registerExecuteCommand(program: Command): void {
         signal: ctx.signal,
         onSite: (r, done, total, thrown) => {
           if (ctx.out.json) return
-          // The results are the command's output: stdout, one line a site, so a script can read them.
           line?.clear()
-          ctx.out.stdout.write(`${r.site}: ${describeSiteExecution(r)}\n`)
-          if (thrown instanceof Error && thrown.stack) ctx.out.debug(thrown.stack)
+          lines.write(`${r.site}: ${describeSiteExecution(r)}\n`)
+          if (thrown instanceof Error && thrown.stack && ctx.out.verbose) {
+            lines.flush()
+            ctx.out.debug(thrown.stack)
+          }
           line?.update(migrateCounter(done, total, (performance.now() - started) / 1000))
         },
       })
@@ -69,7 +99,8 @@ export function registerExecuteCommand(program: Command): void {
         // Sites not started have a line too (after the ones that ran), so every selected site has one.
         for (const r of result.sites)
           if (r.status === 'skipped' || r.status === 'interrupted')
-            ctx.out.stdout.write(`${r.site}: ${describeSiteExecution(r)}\n`)
+            lines.write(`${r.site}: ${describeSiteExecution(r)}\n`)
+        lines.flush()
         ctx.out.info(renderExecuteSummary(result))
       }
       if (result.interrupted) process.exitCode = EXIT_INTERRUPTED
