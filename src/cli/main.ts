@@ -21,7 +21,7 @@ export function buildProgram(): Command {
     .option('-y, --yes', 'answer yes to confirmations')
     .option(
       '--site <site>',
-      'the site a command acts on, before or after the command (migrate, backup: repeatable)',
+      'the site a command acts on, before or after the command (migrate, backup, execute: repeatable)',
       collect,
     )
     .option('--config <file>', 'path of tenancy.config.json (default: found upward from here, or TENANCY_CONFIG)')
