@@ -4,12 +4,12 @@
 //   npm run bench                 all
 //   node bench/run.mjs --quick    fewer rounds
 import { execFileSync, spawnSync } from 'node:child_process'
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { randomBytes, scrypt } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
-import { ROOT, lib, median, newBench } from './common.mjs'
+import { ROOT, cloneSites, lib, median, newBench } from './common.mjs'
 
 const BIN = join(ROOT, 'bin', 'tenancy.js')
 const quick = process.argv.includes('--quick')
@@ -332,27 +332,9 @@ for (const app of ['tenant_ops', 'tenant_ops_nohook', 'shared_lib']) {
   const b = await lib.openBench({ cwd: bench, env })
   await lib.newSite(b, { site: 'template.localhost', installApps: ['shared_lib'] })
   await b.close()
-  const sitesDir = join(bench, 'sites')
   const rawDir = mkdtempSync(join(tmpdir(), 'tenancy-rawmig-'))
-  const registryDb = new Database(join(bench, '.tenancy', 'registry.db'))
-  const template = registryDb.prepare("select * from sites where name = 'template.localhost'").get()
-  const insert = registryDb.prepare(
-    'insert into sites (name, state, db_type, db_name, db_host, db_port, db_user, apps, tenant_id, owner, created_at, updated_at) values (?, ?, ?, ?, null, null, null, ?, null, null, ?, ?)',
-  )
-  registryDb.transaction(() => {
-    for (let i = 0; i < SITES; i++) {
-      const name = `m${i}.localhost`
-      cpSync(join(sitesDir, 'template.localhost'), join(sitesDir, name), { recursive: true })
-      cpSync(join(sitesDir, 'template.localhost'), join(rawDir, name), { recursive: true })
-      insert.run(name, 'ready', 'sqlite', `_m${i}`, template.apps, template.created_at, template.updated_at)
-    }
-  })()
-  registryDb.close()
-  rmSync(join(sitesDir, 'template.localhost'), { recursive: true, force: true })
-  const raw = new Database(join(bench, '.tenancy', 'registry.db'))
-  raw.prepare("delete from sites where name = 'template.localhost'").run()
-  raw.close()
   const names = Array.from({ length: SITES }, (_, i) => `m${i}.localhost`)
+  cloneSites(bench, 'template.localhost', names, rawDir)
 
   const rawCheck = () => {
     const t = performance.now()

@@ -33,6 +33,14 @@ export { listApps, listSiteApps } from './apps/list-apps.js'
 export { initBench } from './sites/init.js'
 export { usingSite, readSiteConfig, type OpenSite } from './sites/site.js'
 export type { MigrationContext, MigrationModule } from './apps/migrations.js'
+export {
+  executeOnSites,
+  type ExecuteOptions,
+  type ExecuteResult,
+  type SiteContext,
+  type SiteExecuteResult,
+  type SiteFunction,
+} from './fleet/execute.js'
 
 /** What `withSiteDatabase` hands its callback besides the Kysely instance. */
 export interface SiteDatabaseContext {

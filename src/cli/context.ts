@@ -66,6 +66,7 @@ const TAKES_SITE = new Set([
   'verify-key',
   'migrate',
   'backup',
+  'execute',
   'list-backups',
   'run',
   'tenant create',
@@ -74,7 +75,7 @@ const TAKES_SITE = new Set([
 ])
 
 /** The fleet commands, which take several --site (or --site all). */
-const TAKES_SITES = new Set(['migrate', 'backup', 'rollback', 'run'])
+const TAKES_SITES = new Set(['migrate', 'backup', 'rollback', 'run', 'execute'])
 
 /** A command's full name as typed: `tenant create`, `doctor`. */
 function commandPath(command: Command): string {

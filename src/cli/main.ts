@@ -10,6 +10,7 @@ import { registerBackupCommands } from './backup-commands.js'
 import { registerRollbackCommand } from './rollback-command.js'
 import { registerUninstallCommand } from './uninstall-command.js'
 import { registerRunCommand } from './run-command.js'
+import { registerExecuteCommand } from './execute-command.js'
 
 declare const TENANCY_VERSION: string
 
@@ -23,7 +24,7 @@ export function buildProgram(): Command {
     .option('-y, --yes', 'answer yes to confirmations')
     .option(
       '--site <site>',
-      'the site a command acts on, before or after the command (migrate, backup, run: repeatable)',
+      'the site a command acts on, before or after the command (migrate, backup, rollback, run, execute: repeatable)',
       collect,
     )
     .option('--config <file>', 'path of tenancy.config.json (default: found upward from here, or TENANCY_CONFIG)')
@@ -45,6 +46,7 @@ export function buildProgram(): Command {
   registerRollbackCommand(program)
   registerUninstallCommand(program)
   registerRunCommand(program)
+  registerExecuteCommand(program)
   const override = (command: Command): void => {
     command.exitOverride()
     command.commands.forEach(override)

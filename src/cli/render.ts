@@ -4,6 +4,7 @@ import type { AppInstallResult, InstallProgress } from '../apps/install.js'
 import type { BenchAppListing, SiteAppListing } from '../apps/list-apps.js'
 import type { BackupResult, SiteBackupResult } from '../backups/backup.js'
 import type { BackupListing } from '../backups/list-backups.js'
+import type { ExecuteResult, SiteExecuteResult } from '../fleet/execute.js'
 import type { RestoreResult } from '../backups/restore.js'
 import type { RunResult, SiteRunResult } from '../fleet/run.js'
 import type { MigrateResult } from '../migrate/migrate.js'
@@ -233,6 +234,21 @@ export function describeSiteRun(r: SiteRunResult): string {
 
 /** run's summary (on stderr, below the commands' output): the counts, then one line per failed site. */
 export function renderRunSummary(result: RunResult): string {
+  return renderFleetSummary(result, `${result.succeeded} succeeded, ${result.failed} failed, ${result.skipped} skipped`)
+}
+
+/** One site of `tenancy execute`: its result as one line of JSON, or why it has none. */
+export function describeSiteExecution(r: SiteExecuteResult): string {
+  if (r.status === 'succeeded') return JSON.stringify(r.result)
+  if (r.status === 'interrupted') return 'not started (interrupted)'
+  return `${r.status}: ${oneLine(r.error ?? '')}`
+}
+
+/** A message on one line, whatever a thrown error put in it: execute prints one line a site. */
+const oneLine = (text: string) => text.replace(/\s*\n\s*/g, ' ')
+
+/** execute's summary: the counts, then one line per failed site. */
+export function renderExecuteSummary(result: ExecuteResult): string {
   return renderFleetSummary(result, `${result.succeeded} succeeded, ${result.failed} failed, ${result.skipped} skipped`)
 }
 

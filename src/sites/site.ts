@@ -28,8 +28,9 @@ export function siteConfigPath(sitePath: string): string {
 /** Reads and checks `site_config.json` in a site directory. */
 export function readSiteConfig(sitePath: string): SiteConfig {
   const file = siteConfigPath(sitePath)
-  if (!existsSync(file)) throw new TenancyError(`${file} is missing; run "tenancy doctor" to repair the site`)
-  const config = readJsonFile(file) as Record<string, unknown>
+  // One read, no stat first: a fleet command reads a thousand of these.
+  const config = readJsonFile(file, { optional: true }) as Record<string, unknown> | undefined
+  if (config === undefined) throw new TenancyError(`${file} is missing; run "tenancy doctor" to repair the site`)
   if (typeof config !== 'object' || config === null || Array.isArray(config)) {
     throw usageError(`${file} must hold a JSON object`)
   }

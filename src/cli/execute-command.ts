@@ -1,0 +1,110 @@
+import type { Command } from 'commander'
+import { EXIT_FAILED, EXIT_INTERRUPTED, usageError } from '../errors.js'
+import { statusLine } from '../output/progress.js'
+import { contextFor } from './context.js'
+import { addFleetFlags, collect, parsePendingFlag, type FleetFlags } from './flags.js'
+import { describeSiteExecution, migrateCounter, renderExecuteSummary } from './render.js'
+
+interface ExecuteFlags extends FleetFlags {
+  skipSite?: string[]
+  args?: string
+}
+
+/** `--args JSON`, parsed once: the value every call gets; an invalid one is exit 2 quoting it. */
+function parseArgsFlag(text: string | undefined): unknown {
+  if (text === undefined) return undefined
+  try {
+    return JSON.parse(text)
+  } catch (error) {
+    throw usageError(`invalid --args ${JSON.stringify(text)}: not JSON (${(error as Error).message})`)
+  }
+}
+
+/**
+ * Text for `stream`, written at the next turn of the event loop (or once 64 KiB wait) rather than
+ * at once: a thousand sites are a few writes, not a thousand. `flush` writes what waits now.
+ */
+function batched(stream: NodeJS.WritableStream): { write(text: string): void; flush(): void } {
+  let waiting = ''
+  let due: NodeJS.Immediate | undefined
+  const flush = () => {
+    if (due) clearImmediate(due)
+    due = undefined
+    if (waiting) stream.write(waiting)
+    waiting = ''
+  }
+  return {
+    write(text) {
+      waiting += text
+      if (waiting.length >= 65_536) flush()
+      else due ??= setImmediate(flush)
+    },
+    flush,
+  }
+}
+
+/** Registers `tenancy execute`. */
+export function registerExecuteCommand(program: Command): void {
+  const executeCommand = program
+    .command('execute')
+    .description("call a module's function on each site (--site S ..., or --site all) with a Kysely on its database")
+    .argument('<module>', 'an ES module, relative to this directory: count.mjs (its default export) or count.mjs#name')
+    .option('--skip-site <site>', 'leave this site out (repeatable)', collect)
+    .option('--args <json>', 'a JSON value handed to every call as args')
+  addFleetFlags(executeCommand, '1').addHelpText(
+    'after',
+    '\nThe function gets { db, sql, site, sitePath, dbType, args, signal }, db a Kysely on the site as its own user,\n' +
+      'and returns JSON data: one line "<site>: <json>" per site on stdout (--json: one document).\nExamples:\n' +
+      '  tenancy execute scripts/count.mjs --site all\n' +
+      `  tenancy execute scripts/api.mjs#apiUser --site acme.localhost --args '{"user":"ops@example.com"}' --json\n` +
+      'Exit 1 if any site failed.',
+  )
+  executeCommand.action(async (spec: string, _o, command: Command) => {
+    const ctx = contextFor(command)
+    const flags = command.opts<ExecuteFlags>()
+    const withPending = parsePendingFlag(flags.withPending)
+    const args = parseArgsFlag(flags.args)
+    const { executeOnSites, loadSiteFunction } = await import('./core.js')
+    const { fn } = await loadSiteFunction(spec, process.cwd())
+    await ctx.withBench(async (bench) => {
+      const line = statusLine(ctx.out)
+      // The results are the command's output: stdout, one line a site, so a script can read them. On a
+      // terminal each shows as its site finishes; otherwise they go out in batches.
+      const lines = line
+        ? { write: (text: string) => void ctx.out.stdout.write(text), flush() {} }
+        : batched(ctx.out.stdout)
+      const started = performance.now()
+      const result = await executeOnSites(bench, fn as never, {
+        sites: ctx.opts.sites,
+        skipSites: flags.skipSite,
+        withPending,
+        concurrency: flags.concurrency,
+        skipFailing: Boolean(flags.skipFailing),
+        args,
+        signal: ctx.signal,
+        onSite: (r, done, total, thrown) => {
+          if (ctx.out.json) return
+          line?.clear()
+          lines.write(`${r.site}: ${describeSiteExecution(r)}\n`)
+          if (thrown instanceof Error && thrown.stack && ctx.out.verbose) {
+            lines.flush()
+            ctx.out.debug(thrown.stack)
+          }
+          line?.update(migrateCounter(done, total, (performance.now() - started) / 1000))
+        },
+      })
+      line?.clear()
+      if (ctx.out.json) ctx.out.result(result)
+      else {
+        // Sites not started have a line too (after the ones that ran), so every selected site has one.
+        for (const r of result.sites)
+          if (r.status === 'skipped' || r.status === 'interrupted')
+            lines.write(`${r.site}: ${describeSiteExecution(r)}\n`)
+        lines.flush()
+        ctx.out.info(renderExecuteSummary(result))
+      }
+      if (result.interrupted) process.exitCode = EXIT_INTERRUPTED
+      else if (result.failed > 0) process.exitCode = EXIT_FAILED
+    })
+  })
+}

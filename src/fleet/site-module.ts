@@ -1,0 +1,71 @@
+import { statSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { messageOf, usageError } from '../errors.js'
+
+/** What `tenancy execute` runs: one function of one module, imported once. */
+export interface SiteModuleFunction {
+  /** The module as it was given (`scripts/count.mjs`), for messages. */
+  module: string
+  /** The export called: `default` unless `#name` chose another. */
+  exportName: string
+  fn: (...args: never[]) => unknown
+}
+
+/** An export name after `#`: an identifier (or `default`). */
+const EXPORT_NAME = /^[A-Za-z_$][\w$]*$/
+
+/**
+ * Splits `module.mjs#name` into the module's path and the export (default `default`). The last
+ * `#` separates them, so a file whose name holds one is given with its export: `a#b.mjs#default`.
+ */
+export function parseModuleSpec(spec: string): { module: string; exportName: string } {
+  const hash = spec.lastIndexOf('#')
+  const module = hash < 0 ? spec : spec.slice(0, hash)
+  const exportName = hash < 0 ? 'default' : spec.slice(hash + 1)
+  if (module.trim() === '') throw usageError(`invalid module "${spec}": give the path of an ES module, like count.mjs`)
+  if (!EXPORT_NAME.test(exportName))
+    throw usageError(
+      `invalid export "${exportName}" in "${spec}": give module.mjs#name with name a JavaScript identifier`,
+    )
+  return { module, exportName }
+}
+
+/**
+ * Imports the module `spec` names (`path[#export]`, the path relative to `cwd`) and takes its
+ * export, which must be a function. Every way that can go wrong is a usage error (exit 2) that
+ * names the module: no such file, an import that throws (a syntax error, a missing package),
+ * no such export (listing the ones it has), an export that is not a function.
+ */
+export async function loadSiteFunction(spec: string, cwd: string): Promise<SiteModuleFunction> {
+  const { module, exportName } = parseModuleSpec(spec)
+  const file = resolve(cwd, module)
+  let isFile = false
+  try {
+    isFile = statSync(file).isFile()
+  } catch {
+    // Missing (or unreadable): said below.
+  }
+  if (!isFile) throw usageError(`module "${module}" does not exist (no file ${file}); give the path of an ES module`)
+  let namespace: Record<string, unknown>
+  try {
+    namespace = (await import(pathToFileURL(file).href)) as Record<string, unknown>
+  } catch (error) {
+    throw usageError(`cannot import module "${module}": ${messageOf(error)}`, error)
+  }
+  const names = Object.keys(namespace)
+  if (!Object.hasOwn(namespace, exportName))
+    throw usageError(
+      `module "${module}" has no export "${exportName}"; ` +
+        (names.length ? `it exports ${names.join(', ')} (choose one with ${module}#name)` : 'it exports nothing'),
+    )
+  const fn = namespace[exportName]
+  if (typeof fn !== 'function') {
+    const functions = names.filter((n) => typeof namespace[n] === 'function')
+    throw usageError(
+      `export "${exportName}" of module "${module}" is ${fn === null ? 'null' : `a ${typeof fn}`}, not a function; ` +
+        (functions.length ? `its functions: ${functions.join(', ')}` : 'it exports no function'),
+    )
+  }
+  return { module, exportName, fn: fn as SiteModuleFunction['fn'] }
+}
