@@ -6,18 +6,9 @@ import { readLedger } from '../apps/migrations.js'
 import { getDriver } from '../databases/index.js'
 import type { SiteConnection } from '../databases/driver.js'
 import { NODE, codeOf } from '../error-codes.js'
-import { messageOf } from '../errors.js'
 import { secretBoxFromFile, type SecretBox } from '../secrets/secret-box.js'
 import { readSiteConfig, requireSite, type SiteConfig } from '../sites/site.js'
-import {
-  forEachSite,
-  holdingPendingTenant,
-  notStartedReason,
-  pendingTenants,
-  selectSites,
-  type SiteRunOptions,
-  type SiteSelection,
-} from '../sites/site-selection.js'
+import { overSites, type FleetOptions } from '../sites/site-selection.js'
 import { faultPoint } from '../util/fault.js'
 import { BackupSetWriter, MANIFEST, stampOf } from './backup-set.js'
 import { pruneBackups } from './list-backups.js'
@@ -35,10 +26,7 @@ export interface BackupSettings {
   backupPath?: string
 }
 
-export interface BackupOptions extends SiteSelection, SiteRunOptions, BackupSettings {
-  /** Called as each site finishes, for progress display. */
-  onSite?: (result: SiteBackupResult, done: number, total: number) => void
-}
+export interface BackupOptions extends FleetOptions<SiteBackupResult>, BackupSettings {}
 
 /** One site's line of `tenancy backup --json`. */
 export interface SiteBackupResult {
@@ -89,54 +77,29 @@ export async function backupKey(bench: Bench): Promise<SecretBox> {
  * stops new sites from starting.
  */
 export async function backupSites(bench: Bench, options: BackupOptions = {}): Promise<BackupResult> {
-  const started = performance.now()
-  const selected = await selectSites(bench, options)
-  const sites = selected.map((s) => s.name)
-  const pendingTenantOf = await pendingTenants(bench, selected)
   const encrypt = options.encrypt ?? bench.config.backups.encrypt
   const box = encrypt ? await backupKey(bench) : undefined
   const settings = {
     root: backupsRoot(bench, options.backupPath),
     box,
     keep: options.keep ?? bench.config.backups.keep,
+    signal: options.signal,
   }
-  let done = 0
-  const { results, interrupted } = await forEachSite<SiteBackupResult>(
-    sites,
+  return overSites<SiteBackupResult, 'backed_up' | 'failed' | 'skipped'>(
+    bench,
     options,
-    async (site) => {
-      const siteStarted = performance.now()
-      const elapsed = () => Math.round(performance.now() - siteStarted)
-      let result: SiteBackupResult
-      try {
-        const tenantId = pendingTenantOf.get(site)
-        const backup = () => backupSite(bench, site, { ...settings, signal: options.signal })
-        const set = tenantId === undefined ? await backup() : await holdingPendingTenant(bench, site, tenantId, backup)
-        result = { site, status: 'backed_up', path: set.path, bytes: set.bytes, duration_ms: elapsed(), error: null }
-      } catch (error) {
-        result = { site, status: 'failed', path: null, bytes: 0, duration_ms: elapsed(), error: messageOf(error) }
-      }
-      options.onSite?.(result, ++done, sites.length)
-      return result
+    {
+      name: 'backup',
+      run: async ({ name: site }) => {
+        const started = performance.now()
+        const set = await backupSite(bench, site, settings)
+        const duration_ms = Math.round(performance.now() - started)
+        return { site, status: 'backed_up', path: set.path, bytes: set.bytes, duration_ms, error: null }
+      },
+      blank: (site, status, error, duration_ms) => ({ site, status, path: null, bytes: 0, duration_ms, error }),
     },
-    (site, why) => ({
-      site,
-      status: why,
-      path: null,
-      bytes: 0,
-      duration_ms: 0,
-      error: notStartedReason('backup', why),
-    }),
+    ['backed_up', 'failed', 'skipped'],
   )
-  const count = (status: SiteBackupResult['status']) => results.filter((r) => r.status === status).length
-  return {
-    sites: results,
-    backed_up: count('backed_up'),
-    failed: count('failed'),
-    skipped: count('skipped'),
-    interrupted,
-    duration_ms: Math.round(performance.now() - started),
-  }
 }
 
 /** What a backup set's `site_config.json` keeps: everything but how to reach the database (`db_*`). */

@@ -1,12 +1,11 @@
 import type { Command } from 'commander'
-import { EXIT_FAILED, EXIT_INTERRUPTED } from '../errors.js'
+import { EXIT_FAILED } from '../errors.js'
 import { contextFor } from './context.js'
 import { addPasswordFlags } from './password-flags.js'
-import { addFleetFlags, collect, integerFlag, parsePendingFlag, type FleetFlags } from './flags.js'
+import { addFleetFlags, fleetOptions, integerFlag, setFleetExitCode, type FleetFlags } from './flags.js'
 import { describeSiteBackup, renderBackups, renderBackupSummary, renderRestore } from './render.js'
 
 interface BackupFlags extends FleetFlags {
-  skipSite?: string[]
   encrypt?: boolean
   keep?: number
   backupPath?: string
@@ -27,7 +26,6 @@ export function registerBackupCommands(program: Command): void {
   const backupCommand = program
     .command('backup')
     .description("back up sites (--site S ..., or --site all): each one's database snapshot and config, in one set")
-    .option('--skip-site <site>', 'leave this site out (repeatable)', collect)
   addFleetFlags(backupCommand, '1')
     .option('--encrypt', 'encrypt the sets with AES-256-GCM (bench key, or backups.key_file; default backups.encrypt)')
     .option(
@@ -45,26 +43,20 @@ export function registerBackupCommands(program: Command): void {
     .action(async (_o, command: Command) => {
       const ctx = contextFor(command)
       const flags = command.opts<BackupFlags>()
-      const withPending = parsePendingFlag(flags.withPending)
+      const selection = fleetOptions(ctx.opts.sites, flags, ctx.signal)
       await ctx.withBench(async (bench) => {
         const { backupSites } = await import('./core.js')
         const result = await backupSites(bench, {
-          sites: ctx.opts.sites,
-          skipSites: flags.skipSite,
-          withPending,
-          concurrency: flags.concurrency,
-          skipFailing: Boolean(flags.skipFailing),
+          ...selection,
           encrypt: flags.encrypt,
           keep: flags.keep,
           backupPath: flags.backupPath,
-          signal: ctx.signal,
           onSite: (r) => {
             if (!ctx.out.json) ctx.out.info(`${r.site}: ${describeSiteBackup(r)}`)
           },
         })
         ctx.out.result(result, () => renderBackupSummary(result))
-        if (result.interrupted) process.exitCode = EXIT_INTERRUPTED
-        else if (result.failed > 0) process.exitCode = EXIT_FAILED
+        setFleetExitCode(result)
       })
     })
 

@@ -1,12 +1,11 @@
 import type { Command } from 'commander'
-import { EXIT_FAILED, EXIT_INTERRUPTED, usageError } from '../errors.js'
+import { usageError } from '../errors.js'
 import { statusLine } from '../output/progress.js'
 import { contextFor } from './context.js'
-import { addFleetFlags, collect, parsePendingFlag, type FleetFlags } from './flags.js'
+import { addFleetFlags, fleetOptions, setFleetExitCode, type FleetFlags } from './flags.js'
 import { describeSiteExecution, migrateCounter, renderExecuteSummary } from './render.js'
 
 interface ExecuteFlags extends FleetFlags {
-  skipSite?: string[]
   args?: string
 }
 
@@ -49,7 +48,6 @@ export function registerExecuteCommand(program: Command): void {
     .command('execute')
     .description("call a module's function on each site (--site S ..., or --site all) with a Kysely on its database")
     .argument('<module>', 'an ES module, relative to this directory: count.mjs (its default export) or count.mjs#name')
-    .option('--skip-site <site>', 'leave this site out (repeatable)', collect)
     .option('--args <json>', 'a JSON value handed to every call as args')
   addFleetFlags(executeCommand, '1').addHelpText(
     'after',
@@ -62,7 +60,7 @@ export function registerExecuteCommand(program: Command): void {
   executeCommand.action(async (spec: string, _o, command: Command) => {
     const ctx = contextFor(command)
     const flags = command.opts<ExecuteFlags>()
-    const withPending = parsePendingFlag(flags.withPending)
+    const selection = fleetOptions(ctx.opts.sites, flags, ctx.signal)
     const args = parseArgsFlag(flags.args)
     const { executeOnSites, loadSiteFunction } = await import('./core.js')
     const { fn } = await loadSiteFunction(spec, process.cwd())
@@ -75,13 +73,8 @@ export function registerExecuteCommand(program: Command): void {
         : batched(ctx.out.stdout)
       const started = performance.now()
       const result = await executeOnSites(bench, fn as never, {
-        sites: ctx.opts.sites,
-        skipSites: flags.skipSite,
-        withPending,
-        concurrency: flags.concurrency,
-        skipFailing: Boolean(flags.skipFailing),
+        ...selection,
         args,
-        signal: ctx.signal,
         onSite: (r, done, total, thrown) => {
           if (ctx.out.json) return
           line?.clear()
@@ -103,8 +96,7 @@ export function registerExecuteCommand(program: Command): void {
         lines.flush()
         ctx.out.info(renderExecuteSummary(result))
       }
-      if (result.interrupted) process.exitCode = EXIT_INTERRUPTED
-      else if (result.failed > 0) process.exitCode = EXIT_FAILED
+      setFleetExitCode(result)
     })
   })
 }

@@ -1,5 +1,5 @@
 import { Option, type Command } from 'commander'
-import { usageError } from '../errors.js'
+import { EXIT_FAILED, EXIT_INTERRUPTED, usageError } from '../errors.js'
 import { inIntegerRange, integerRangeError, type IntegerRange } from '../util/integer-range.js'
 
 /** A commander argument parser for a repeatable flag: `--data a=1 --data b=2` gives both, in order. */
@@ -72,18 +72,21 @@ export function pendingChoice(flags: PendingFlags): 'with' | 'only' | 'without' 
           : 'without'
 }
 
-/** The flags of a fleet command's site selection (SPEC §8) as commander gives them. */
+/** The flags of a fleet command's site selection (SPEC §8) as commander gives them (`--site` is global). */
 export interface FleetFlags extends Pick<PendingFlags, 'withPending'> {
+  skipSite?: string[]
   concurrency?: number
   skipFailing?: boolean
 }
 
 /**
- * Declares how a fleet command goes over its sites, once for all of them: `--with-pending
- * [bool]`, `--concurrency N` (`concurrency` says its default) and `--skip-failing`.
+ * Declares how a fleet command picks and goes over its sites, once for all of them:
+ * `--skip-site S` (repeatable), `--with-pending [bool]`, `--concurrency N` (`concurrency`
+ * says its default) and `--skip-failing`.
  */
 export function addFleetFlags(command: Command, concurrency: string): Command {
   return command
+    .option('--skip-site <site>', 'leave this site out (repeatable)', collect)
     .addOption(withPendingOption('sites of pending tenants'))
     .option(
       '--concurrency <n>',
@@ -91,4 +94,33 @@ export function addFleetFlags(command: Command, concurrency: string): Command {
       integerFlag('--concurrency', { min: 1, max: 1024, unit: 'sites' }),
     )
     .option('--skip-failing', 'try every site even after one fails')
+}
+
+/** The selection and run options of a fleet command's core function, from its flags. */
+export function fleetOptions(
+  sites: string[] | undefined,
+  flags: FleetFlags,
+  signal: AbortSignal,
+): {
+  sites: string[] | undefined
+  skipSites: string[] | undefined
+  withPending: boolean | undefined
+  concurrency: number | undefined
+  skipFailing: boolean
+  signal: AbortSignal
+} {
+  return {
+    sites: sites?.length ? sites : undefined,
+    skipSites: flags.skipSite,
+    withPending: parsePendingFlag(flags.withPending),
+    concurrency: flags.concurrency,
+    skipFailing: Boolean(flags.skipFailing),
+    signal,
+  }
+}
+
+/** A fleet command's exit code (SPEC §8): 130 when Ctrl-C stopped it, 1 when a site failed. */
+export function setFleetExitCode(result: { interrupted: boolean; failed: number }): void {
+  if (result.interrupted) process.exitCode = EXIT_INTERRUPTED
+  else if (result.failed > 0) process.exitCode = EXIT_FAILED
 }

@@ -1,13 +1,11 @@
 import type { Command } from 'commander'
-import { EXIT_FAILED, EXIT_INTERRUPTED } from '../errors.js'
 import { statusLine } from '../output/progress.js'
 import { contextFor } from './context.js'
-import { addFleetFlags, collect, parsePendingFlag, type FleetFlags } from './flags.js'
+import { addFleetFlags, fleetOptions, setFleetExitCode, type FleetFlags } from './flags.js'
 import { describeSiteMigration, migrateCounter, renderMigrateSummary } from './render.js'
 
 interface MigrateFlags extends FleetFlags {
   dryRun?: boolean
-  skipSite?: string[]
 }
 
 /** Registers `tenancy migrate`. */
@@ -15,26 +13,20 @@ export function registerMigrateCommand(program: Command): void {
   const migrateCommand = program
     .command('migrate')
     .description("apply each installed app's new migrations and fixtures on every site (or --site S ...), in parallel")
-    .option('--skip-site <site>', 'leave this site out (repeatable)', collect)
   addFleetFlags(migrateCommand, 'migrate.concurrency, else CPU count')
     .option('--dry-run', 'list pending migrations per site; change nothing')
     .addHelpText('after', '\nExit 1 if any site failed; the summary names each failed site, app, migration and error.')
     .action(async (_o, command: Command) => {
       const ctx = contextFor(command)
       const flags = command.opts<MigrateFlags>()
-      const withPending = parsePendingFlag(flags.withPending)
+      const selection = fleetOptions(ctx.opts.sites, flags, ctx.signal)
       await ctx.withBench(async (bench) => {
         const { migrate } = await import('./core.js')
         const line = statusLine(ctx.out)
         const started = performance.now()
         const result = await migrate(bench, {
-          sites: ctx.opts.sites?.length ? ctx.opts.sites : undefined,
-          skipSites: flags.skipSite,
-          withPending,
-          concurrency: flags.concurrency,
-          skipFailing: Boolean(flags.skipFailing),
+          ...selection,
           dryRun: Boolean(flags.dryRun),
-          signal: ctx.signal,
           onSite: (r, done, total) => {
             if (ctx.out.json) return
             if (line) {
@@ -50,8 +42,7 @@ export function registerMigrateCommand(program: Command): void {
         })
         line?.clear()
         ctx.out.result(result, () => renderMigrateSummary(result, Boolean(flags.dryRun)))
-        if (result.interrupted) process.exitCode = EXIT_INTERRUPTED
-        else if (result.sites.some((s) => s.status === 'failed')) process.exitCode = EXIT_FAILED
+        setFleetExitCode(result)
       })
     })
 }

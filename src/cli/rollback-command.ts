@@ -1,11 +1,9 @@
 import type { Command } from 'commander'
-import { EXIT_FAILED, EXIT_INTERRUPTED } from '../errors.js'
 import type { RollbackResult, SiteRollbackResult } from '../migrate/rollback.js'
 import { contextFor } from './context.js'
-import { addFleetFlags, collect, integerFlag, parsePendingFlag, type FleetFlags } from './flags.js'
+import { addFleetFlags, fleetOptions, integerFlag, setFleetExitCode, type FleetFlags } from './flags.js'
 
 interface RollbackFlags extends FleetFlags {
-  skipSite?: string[]
   app?: string
   step?: number
   to?: string
@@ -37,7 +35,6 @@ export function registerRollbackCommand(program: Command): void {
     .description(
       'revert the newest applied migration(s) of sites (--site S ..., or --site all; default: the default site)',
     )
-    .option('--skip-site <site>', 'leave this site out (repeatable)', collect)
   addFleetFlags(command, '1')
     .option('--app <app>', "only this app's migrations")
     .option(
@@ -57,27 +54,21 @@ export function registerRollbackCommand(program: Command): void {
     .action(async (_o, cmd: Command) => {
       const ctx = contextFor(cmd)
       const flags = cmd.opts<RollbackFlags>()
-      const withPending = parsePendingFlag(flags.withPending)
+      const selection = fleetOptions(ctx.opts.sites, flags, ctx.signal)
       await ctx.withBench(async (bench) => {
         const { rollback } = await import('./core.js')
         const result = await rollback(bench, {
-          sites: ctx.opts.sites,
-          skipSites: flags.skipSite,
-          withPending,
-          concurrency: flags.concurrency,
-          skipFailing: Boolean(flags.skipFailing),
+          ...selection,
           app: flags.app,
           step: flags.step,
           to: flags.to,
           dryRun: Boolean(flags.dryRun),
-          signal: ctx.signal,
           onSite: (r) => {
             if (!ctx.out.json) ctx.out.info(`${r.site}: ${describeSite(r)}`)
           },
         })
         ctx.out.result(result, () => renderSummary(result))
-        if (result.interrupted) process.exitCode = EXIT_INTERRUPTED
-        else if (result.failed > 0) process.exitCode = EXIT_FAILED
+        setFleetExitCode(result)
       })
     })
 }

@@ -1,11 +1,10 @@
 import type { Command } from 'commander'
-import { EXIT_FAILED, EXIT_INTERRUPTED, usageError } from '../errors.js'
+import { usageError } from '../errors.js'
 import { contextFor } from './context.js'
-import { addFleetFlags, collect, integerFlag, parsePendingFlag, type FleetFlags } from './flags.js'
+import { addFleetFlags, fleetOptions, integerFlag, setFleetExitCode, type FleetFlags } from './flags.js'
 import { describeSiteRun, renderRunSummary } from './render.js'
 
 interface RunFlags extends FleetFlags {
-  skipSite?: string[]
   timeout?: number
   shell?: string
 }
@@ -34,7 +33,6 @@ export function registerRunCommand(program: Command): void {
     .command('run')
     .description('run a command once per site (--site S ..., or --site all) in the bench, the site in its environment')
     .argument('[command...]', 'the program and its arguments, after "--"; passed on untouched, no shell')
-    .option('--skip-site <site>', 'leave this site out (repeatable)', collect)
   addFleetFlags(runCommand, '1')
     .option(
       '--timeout <seconds>',
@@ -56,7 +54,7 @@ export function registerRunCommand(program: Command): void {
       const ctx = contextFor(command)
       const flags = command.opts<RunFlags>()
       const argv = commandAfterDashes(command, operands)
-      const withPending = parsePendingFlag(flags.withPending)
+      const selection = fleetOptions(ctx.opts.sites, flags, ctx.signal)
       const json = ctx.out.json
       // A terminal gets the site in colour; a file or a pipe gets it plain.
       const prefix = (stream: NodeJS.WriteStream, site: string) =>
@@ -66,13 +64,8 @@ export function registerRunCommand(program: Command): void {
         const result = await runOnSites(bench, {
           command: argv,
           shell: flags.shell,
-          sites: ctx.opts.sites,
-          skipSites: flags.skipSite,
-          withPending,
-          concurrency: flags.concurrency,
-          skipFailing: Boolean(flags.skipFailing),
+          ...selection,
           timeoutSeconds: flags.timeout,
-          signal: ctx.signal,
           keepOutput: json,
           // One write per whole line, so the lines of sites running at once never mix.
           onLine: json
@@ -89,8 +82,7 @@ export function registerRunCommand(program: Command): void {
         // The children's output is on stdout: the summary goes to stderr, and --json gives the document.
         if (json) ctx.out.result(result)
         else ctx.out.info(renderRunSummary(result))
-        if (result.interrupted) process.exitCode = EXIT_INTERRUPTED
-        else if (result.failed > 0) process.exitCode = EXIT_FAILED
+        setFleetExitCode(result)
       })
     })
 }

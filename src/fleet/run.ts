@@ -1,17 +1,8 @@
 import type { Bench } from '../bench.js'
 import { NODE, codeOf } from '../error-codes.js'
 import { messageOf, usageError } from '../errors.js'
-import { assertHomedHere } from '../sites/site-home.js'
-import {
-  forEachSite,
-  holdingPendingTenant,
-  notStartedReason,
-  pendingTenants,
-  selectSites,
-  type SiteRunOptions,
-  type SiteSelection,
-} from '../sites/site-selection.js'
-import { requireSite } from '../sites/site.js'
+import type { SiteRecord } from '../registry/registry.js'
+import { overSites, type FleetOptions } from '../sites/site-selection.js'
 import { libraryPath } from '../util/library-path.js'
 import { LineSplitter } from '../util/line-splitter.js'
 import { OutputTail } from '../util/output-tail.js'
@@ -21,7 +12,7 @@ import { childEnvironment } from '../util/run-command.js'
 /** Which of a child's streams a line came from. */
 export type OutputStream = 'stdout' | 'stderr'
 
-export interface RunOptions extends SiteSelection, SiteRunOptions {
+export interface RunOptions extends FleetOptions<SiteRunResult> {
   /** The program and its arguments, run without a shell. Give this or `shell`. */
   command?: readonly string[]
   /** A command line for `/bin/sh -c`. Give this or `command`. */
@@ -32,8 +23,6 @@ export interface RunOptions extends SiteSelection, SiteRunOptions {
   keepOutput?: boolean
   /** Called with each whole line a site's command prints, as it prints it (without the newline). */
   onLine?: (site: string, stream: OutputStream, line: string) => void
-  /** Called as each site finishes. */
-  onSite?: (result: SiteRunResult, done: number, total: number) => void
 }
 
 /** One site's line of `tenancy run --json`. */
@@ -93,13 +82,8 @@ class SiteOutput {
  * await runOnSites(bench, { sites: ['all'], command: ['node', 'report.mjs'], concurrency: 4 })
  */
 export async function runOnSites(bench: Bench, options: RunOptions): Promise<RunResult> {
-  const started = performance.now()
   const [file, ...args] = commandLine(options)
   const timeoutSeconds = options.timeoutSeconds ?? bench.config.run.timeout
-  const selected = await selectSites(bench, options)
-  const sites = selected.map((s) => s.name)
-  const pendingTenantOf = await pendingTenants(bench, selected)
-  const registryKind = (await bench.registry()).kind
   const baseEnv = childEnvironment(bench.env, {
     TENANCY_BENCH_PATH: bench.root,
     TENANCY_CONFIG: bench.configFile,
@@ -108,18 +92,13 @@ export async function runOnSites(bench: Bench, options: RunOptions): Promise<Run
   const keep = options.keepOutput ?? true
   const onLine = options.onLine
 
-  const records = new Map(selected.map((s) => [s.name, s]))
-  const runSite = async (site: string): Promise<SiteRunResult> => {
-    const record = records.get(site)!
-    // A named site may not be ready: requireSite reads it again and says why (or finds it ready now).
-    if (record.state !== 'ready') await requireSite(bench, site)
-    assertHomedHere(bench, registryKind, record, 'run')
+  const runSite = async ({ name: site, db_type }: SiteRecord): Promise<SiteRunResult> => {
     const sitePath = bench.sitePath(site)
     const stdout = new SiteOutput(keep, onLine && ((line) => onLine(site, 'stdout', line)))
     const stderr = new SiteOutput(keep, onLine && ((line) => onLine(site, 'stderr', line)))
     const { outcome, durationMs } = await runInGroup(file!, args, {
       cwd: bench.root,
-      env: { ...baseEnv, TENANCY_SITE: site, TENANCY_SITE_PATH: sitePath, TENANCY_DB_TYPE: record.db_type },
+      env: { ...baseEnv, TENANCY_SITE: site, TENANCY_SITE_PATH: sitePath, TENANCY_DB_TYPE: db_type },
       timeoutSeconds,
       signal: options.signal,
       onStdout: stdout.push,
@@ -137,50 +116,24 @@ export async function runOnSites(bench: Bench, options: RunOptions): Promise<Run
     }
   }
 
-  let done = 0
-  const { results, interrupted } = await forEachSite<SiteRunResult>(
-    sites,
+  return overSites<SiteRunResult, 'succeeded' | 'failed' | 'skipped'>(
+    bench,
     options,
-    async (site) => {
-      const siteStarted = performance.now()
-      let result: SiteRunResult
-      try {
-        const tenantId = pendingTenantOf.get(site)
-        const run = () => runSite(site)
-        result = tenantId === undefined ? await run() : await holdingPendingTenant(bench, site, tenantId, run)
-      } catch (error) {
-        result = {
-          site,
-          status: 'failed',
-          exit_code: null,
-          stdout: '',
-          stderr: '',
-          duration_ms: Math.round(performance.now() - siteStarted),
-          error: messageOf(error),
-        }
-      }
-      options.onSite?.(result, ++done, sites.length)
-      return result
+    {
+      name: 'run',
+      run: runSite,
+      blank: (site, status, error, duration_ms) => ({
+        site,
+        status,
+        exit_code: null,
+        stdout: '',
+        stderr: '',
+        duration_ms,
+        error,
+      }),
     },
-    (site, why) => ({
-      site,
-      status: why,
-      exit_code: null,
-      stdout: '',
-      stderr: '',
-      duration_ms: 0,
-      error: notStartedReason('run', why),
-    }),
+    ['succeeded', 'failed', 'skipped'],
   )
-  const count = (status: SiteRunResult['status']) => results.filter((r) => r.status === status).length
-  return {
-    sites: results,
-    succeeded: count('succeeded'),
-    failed: count('failed'),
-    skipped: count('skipped'),
-    interrupted,
-    duration_ms: Math.round(performance.now() - started),
-  }
 }
 
 /** The program and arguments to run: the command as given, or `/bin/sh -c` with the shell line. */

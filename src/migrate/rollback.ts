@@ -6,15 +6,7 @@ import { getDriver } from '../databases/index.js'
 import type { SiteConnection } from '../databases/driver.js'
 import { TenancyError, messageOf, usageError } from '../errors.js'
 import { readSiteConfig } from '../sites/site.js'
-import {
-  forEachSite,
-  holdingPendingTenant,
-  notStartedReason,
-  pendingTenants,
-  selectSites,
-  type SiteRunOptions,
-  type SiteSelection,
-} from '../sites/site-selection.js'
+import { overSites, type FleetOptions } from '../sites/site-selection.js'
 
 /** What `tenancy rollback` reverts on each site: `--app`, `--step N` or `--to app/migration`. */
 export interface RollbackTarget {
@@ -26,10 +18,9 @@ export interface RollbackTarget {
   to?: string
 }
 
-export interface RollbackOptions extends SiteSelection, SiteRunOptions, RollbackTarget {
+export interface RollbackOptions extends FleetOptions<SiteRollbackResult>, RollbackTarget {
   /** List what would be reverted, changing nothing. */
   dryRun?: boolean
-  onSite?: (result: SiteRollbackResult, done: number, total: number) => void
 }
 
 /** One site's line of `tenancy rollback --json`. */
@@ -172,45 +163,16 @@ async function rollbackSite(
  * reverted holding its lease.
  */
 export async function rollback(bench: Bench, options: RollbackOptions = {}): Promise<RollbackResult> {
-  const started = performance.now()
   const known = benchMigrations(bench)
   checkTarget(known, options)
-  const selected = await selectSites(bench, options)
-  const sites = selected.map((s) => s.name)
-  const pending = await pendingTenants(bench, selected)
-  let done = 0
-  const { results, interrupted } = await forEachSite<SiteRollbackResult>(
-    sites,
+  return overSites<SiteRollbackResult, 'rolled_back' | 'planned' | 'failed' | 'nothing_to_roll_back' | 'skipped'>(
+    bench,
     options,
-    async (site) => {
-      const tenantId = pending.get(site)
-      const run = () => rollbackSite(bench, site, known, options)
-      let result: SiteRollbackResult
-      try {
-        result = tenantId === undefined ? await run() : await holdingPendingTenant(bench, site, tenantId, run)
-      } catch (error) {
-        result = { site, status: 'failed', reverted: [], error: messageOf(error), duration_ms: 0 }
-      }
-      options.onSite?.(result, ++done, sites.length)
-      return result
+    {
+      name: 'rollback',
+      run: ({ name }) => rollbackSite(bench, name, known, options),
+      blank: (site, status, error, duration_ms) => ({ site, status, reverted: [], error, duration_ms }),
     },
-    (site, why) => ({
-      site,
-      status: why,
-      reverted: [],
-      error: notStartedReason('rollback', why),
-      duration_ms: 0,
-    }),
+    ['rolled_back', 'planned', 'failed', 'nothing_to_roll_back', 'skipped'],
   )
-  const count = (status: SiteRollbackResult['status']) => results.filter((r) => r.status === status).length
-  return {
-    sites: results,
-    rolled_back: count('rolled_back'),
-    planned: count('planned'),
-    failed: count('failed'),
-    nothing_to_roll_back: count('nothing_to_roll_back'),
-    skipped: count('skipped'),
-    interrupted,
-    duration_ms: Math.round(performance.now() - started),
-  }
 }

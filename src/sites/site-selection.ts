@@ -1,9 +1,10 @@
 import type { Bench } from '../bench.js'
-import { TenancyError, usageError } from '../errors.js'
+import { TenancyError, messageOf, usageError } from '../errors.js'
 import { usingTenantLease } from '../registry/leases.js'
 import { assertSiteName } from '../names.js'
 import type { SiteRecord } from '../registry/registry.js'
-import { isHomedHere } from './site-home.js'
+import { assertHomedHere, isHomedHere } from './site-home.js'
+import { requireSite } from './site.js'
 
 /**
  * The sites a fleet command acts on (SPEC §8 "Site selection", shared by `backup`, `migrate`,
@@ -79,6 +80,9 @@ async function pendingSites(bench: Bench): Promise<Set<string>> {
   return new Set([...tenants].filter(([, t]) => t.pending_since !== null).map(([site]) => site))
 }
 
+/** How long sites run back to back before the event loop gets a turn (to see Ctrl-C). */
+const YIELD_EVERY_MS = 15
+
 /**
  * Runs `run` for each site, `concurrency` at a time (default 1), and gives every site's
  * result in the order of `sites`. `run` must not throw: it returns a failed result instead.
@@ -94,8 +98,15 @@ export async function forEachSite<R extends SiteOutcome>(
   const results = new Map<string, R>()
   const queue = [...sites]
   let stop = false
+  let lastYield = performance.now()
   const lane = async () => {
     for (let site = queue.shift(); site !== undefined; site = queue.shift()) {
+      // better-sqlite3 answers synchronously, so a lane of SQLite sites would be one chain of
+      // microtasks: yield to the event loop now and then, or Ctrl-C is not seen until the end.
+      if (performance.now() - lastYield >= YIELD_EVERY_MS) {
+        await new Promise((resolve) => setImmediate(resolve))
+        lastYield = performance.now()
+      }
       if (stop || options.signal?.aborted) {
         queue.unshift(site)
         return
@@ -135,4 +146,88 @@ export async function holdingPendingTenant<T>(bench: Bench, site: string, tenant
   if (!outcome.taken)
     throw new TenancyError(`site "${site}" is held by ${outcome.heldBy} (a pull or a migrate); try it again later`)
   return outcome.value
+}
+
+/** One fleet command's work on a site, and the result of a site it did no work on. */
+export interface FleetCommand<R extends SiteOutcome> {
+  /** The command's name, for messages: `backup`, `run`, … */
+  name: string
+  /** The work on one site (ready and homed here); a throw is that site's failure. */
+  run: (site: SiteRecord) => Promise<R>
+  /** The result of a site that failed by throwing (`error` its message) or was not started. */
+  blank: (site: string, status: 'failed' | NotStarted, error: string, durationMs: number) => R
+}
+
+/** What a fleet command's options add to the selection: how to go over the sites, and progress. */
+export interface FleetOptions<R extends SiteOutcome> extends SiteSelection, SiteRunOptions {
+  /** Called as each site finishes, with what it threw when it failed by throwing (for `--verbose`). */
+  onSite?: (result: R, done: number, total: number, thrown?: unknown) => void
+}
+
+/** Migrate's summary shape: every site's result, a count per status, whether Ctrl-C stopped it, the time. */
+export type FleetSummary<R extends SiteOutcome, Counted extends string> = {
+  sites: R[]
+  interrupted: boolean
+  duration_ms: number
+} & Record<Counted, number>
+
+/**
+ * A fleet command over its selection (SPEC §8): the sites `selectSites` picks, each checked
+ * ready (a named site that is not says why) and homed on this machine, then `command.run`
+ * for each through `forEachSite` — a pending tenant's site holding the tenant's lease, so a
+ * pull cannot rename it meanwhile — and the summary with a count of each status in
+ * `counted`. Per-site failures are results, never exceptions.
+ *
+ * @example
+ * const summary = await overSites(bench, options, { name: 'backup', run, blank }, ['backed_up', 'failed', 'skipped'])
+ */
+export async function overSites<R extends SiteOutcome, Counted extends R['status']>(
+  bench: Bench,
+  options: FleetOptions<R>,
+  command: FleetCommand<R>,
+  counted: readonly Counted[],
+): Promise<FleetSummary<R, Counted>> {
+  const started = performance.now()
+  const selected = await selectSites(bench, options)
+  const records = new Map(selected.map((s) => [s.name, s]))
+  const pendingTenantOf = await pendingTenants(bench, selected)
+  const registryKind = (await bench.registry()).kind
+  const total = selected.length
+  let done = 0
+  const work = async (record: SiteRecord): Promise<R> => {
+    // A named site is kept whatever its state: requireSite reads it again and says why (or finds it ready now).
+    if (record.state !== 'ready') await requireSite(bench, record.name)
+    assertHomedHere(bench, registryKind, record, command.name)
+    return command.run(record)
+  }
+  const { results, interrupted } = await forEachSite<R>(
+    selected.map((s) => s.name),
+    options,
+    async (site) => {
+      const siteStarted = performance.now()
+      let result: R
+      let thrown: unknown
+      try {
+        const record = records.get(site)!
+        const tenantId = pendingTenantOf.get(site)
+        result =
+          tenantId === undefined
+            ? await work(record)
+            : await holdingPendingTenant(bench, site, tenantId, () => work(record))
+      } catch (error) {
+        thrown = error
+        result = command.blank(site, 'failed', messageOf(error), Math.round(performance.now() - siteStarted))
+      }
+      options.onSite?.(result, ++done, total, thrown)
+      return result
+    },
+    (site, why) => command.blank(site, why, notStartedReason(command.name, why), 0),
+  )
+  const counts = Object.fromEntries(counted.map((c) => [c, results.filter((r) => r.status === c).length]))
+  return {
+    sites: results,
+    ...(counts as Record<Counted, number>),
+    interrupted,
+    duration_ms: Math.round(performance.now() - started),
+  }
 }
