@@ -14,12 +14,15 @@ export function runAfterInstall(
   return runHook(bench, app, 'after_install', site, signal)
 }
 
-/** Runs an app's hook (`after_install`, `before_uninstall`) for a site; undefined when the app has none. */
+/**
+ * Runs an app's hook (`after_install`, `after_rename`, `before_uninstall`) for a site; undefined
+ * when the app has none. `previousSite` (an `after_rename`'s old name) is `TENANCY_PREVIOUS_SITE`.
+ */
 export async function runHook(
   bench: Bench,
   app: AppManifest,
   hook: keyof AppManifest['hooks'],
-  site: { name: string; path: string; dbType: string },
+  site: { name: string; path: string; dbType: string; previousSite?: string },
   signal?: AbortSignal,
 ): Promise<CommandResult | undefined> {
   const command = app.hooks[hook]
@@ -38,6 +41,7 @@ export async function runHook(
         TENANCY_APP_PATH: app.path,
         TENANCY_DB_TYPE: site.dbType,
         TENANCY_LIB: libraryPath(bench.env),
+        ...(site.previousSite !== undefined && { TENANCY_PREVIOUS_SITE: site.previousSite }),
       }),
     })
   } catch (error) {

@@ -27,7 +27,7 @@ export interface AppManifest {
   version: string
   description?: string
   requires: string[]
-  hooks: { after_install?: string; before_uninstall?: string }
+  hooks: { after_install?: string; after_rename?: string; before_uninstall?: string }
   path: string
   migrations: MigrationFile[]
   fixtures: string[]
@@ -105,7 +105,7 @@ export function loadApp(bench: Pick<Bench, 'appsPath'>, name: string): AppManife
   for (const r of requires as string[]) assertAppName(r)
   const hooks = (raw.hooks ?? {}) as Record<string, unknown>
   if (typeof hooks !== 'object' || Array.isArray(hooks)) throw bad('"hooks" must be an object')
-  for (const hook of ['after_install', 'before_uninstall'] as const)
+  for (const hook of ['after_install', 'after_rename', 'before_uninstall'] as const)
     if (hooks[hook] !== undefined && (typeof hooks[hook] !== 'string' || hooks[hook].trim() === ''))
       throw bad(`"hooks.${hook}" must be a command such as "node hooks/${hook}.mjs"`)
   const manifest: AppManifest = {
@@ -116,6 +116,7 @@ export function loadApp(bench: Pick<Bench, 'appsPath'>, name: string): AppManife
     requires: requires as string[],
     hooks: {
       after_install: hooks.after_install as string | undefined,
+      after_rename: hooks.after_rename as string | undefined,
       before_uninstall: hooks.before_uninstall as string | undefined,
     },
     path,

@@ -70,6 +70,7 @@ const TAKES_SITE = new Set([
   'list-backups',
   'run',
   'tenant create',
+  'tenant rename',
   'rollback',
   'uninstall-app',
 ])
