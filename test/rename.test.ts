@@ -1,8 +1,9 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import Database from 'better-sqlite3'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { killWhen, makeBench, query, setConfig, tenancy } from './helpers.js'
-import { SITE_BACKENDS, asSite, siteConfig, useBackend } from './backends.js'
+import { killWhen, makeBench, query, setConfig, spawnTenancy, tenancy } from './helpers.js'
+import { REGISTRIES, SITE_BACKENDS, asSite, registryRows, siteConfig, useBackend, useRegistry } from './backends.js'
 import { newSite, openBench, type Bench } from '../src/index.js'
 import { createPending } from '../src/pool/reserve.js'
 import { renameSite, renameTenantSite } from '../src/provisioning/rename-site.js'
@@ -291,6 +292,16 @@ describe('a rename killed at any step', () => {
       expect(query(registryFile(bench), 'select name, state, rename_from from sites')).toEqual([
         { name: to, state: 'renaming', rename_from: site },
       ])
+      if (i === 2) {
+        // doctor --fix as the next command: the rename is finished before it looks, so it finds nothing.
+        expect(await doctorFindings(bench)).toEqual([])
+      }
+      if (i === 1) {
+        // The same command again: the rename it finds finished (by its own start) is reported done.
+        const again = await tenancy(bench, ['tenant', 'rename', 'acme', '--site', to, '--json'])
+        expect(again.exitCode, again.stderr).toBe(0)
+        expect(again.json).toMatchObject({ site: to, previous_site: site, resumed: true, hooks: ['rec_a', 'rec_b'] })
+      }
       await finished(site, to)
       site = to
     }
@@ -338,6 +349,59 @@ describe('a pool pull is a rename', () => {
     expect(query(registryFile(bench), 'select count(*) as n from sites where rename_from is not null')).toEqual([
       { n: 0 },
     ])
+    expect(await doctorFindings(bench)).toEqual([])
+  })
+})
+
+describe.each(REGISTRIES)('renames at the same time (registry: $name)', ({ name, skip }) => {
+  it.skipIf(skip)(
+    'four renames of one site: one wins; two sites renamed to one name: one gets it; the losers change nothing (exit 2)',
+    async () => {
+      const bench = makeBench({ exampleApps: false })
+      await useRegistry(bench, name)
+      for (const site of ['a.localhost', 'x.localhost', 'y.localhost'])
+        expect((await tenancy(bench, ['new-site', site], { env: { TENANCY_ADMIN_PASSWORD: 'pw' } })).exitCode).toBe(0)
+      const race = (runs: string[][]) => Promise.all(runs.map((args) => spawnTenancy(bench, args)))
+      const one = await race([0, 1, 2, 3].map((i) => ['rename-site', 'a.localhost', `b${i}.localhost`]))
+      expect(one.filter((r) => r.exitCode === 0)).toHaveLength(1)
+      for (const r of one.filter((r) => r.exitCode !== 0)) expect(r.exitCode, String(r.stderr)).toBe(2)
+      const same = await race([
+        ['rename-site', 'x.localhost', 't.localhost'],
+        ['rename-site', 'y.localhost', 't.localhost'],
+      ])
+      expect(same.map((r) => r.exitCode).sort()).toEqual([0, 2])
+      const sites = (await registryRows(bench, 'select name, state from sites order by name')).map((r) => r.name)
+      expect(sites).toHaveLength(3)
+      expect(sites).toContain('t.localhost')
+      expect(sites.filter((s) => /^b\d\.localhost$/.test(s))).toHaveLength(1)
+      expect(readdirSync(join(bench, 'sites')).sort()).toEqual(sites)
+      expect(await doctorFindings(bench)).toEqual([])
+    },
+  )
+})
+
+describe('upgrading a registry with a pull an older tenancy left half-done', () => {
+  it('the registry migration marks its site as a rename, and the first command finishes the pull', async () => {
+    const bench = renameBench()
+    expect((await tenancy(bench, ['pending-create', '--count', '1'])).exitCode).toBe(0)
+    const placeholder = (await tenancy(bench, ['tenant', 'list', '--only-pending', '--json'])).json.tenants[0].site
+    const killed = await tenancy(bench, ['tenant', 'create', 'acme'], { env: { TENANCY_FAULT: 'pull-after-claim' } })
+    expect(killed.exitCode).not.toBe(0)
+    // Back to schema 6, as the older version's claim left it: the tenant and site renamed, pull_from set.
+    const db = new Database(registryFile(bench))
+    db.exec(`drop index sites_renaming; alter table sites drop column rename_from;
+      update sites set state = 'ready'; delete from registry_migrations where version = 7`)
+    db.close()
+    expect(query(registryFile(bench), 'select name, pull_from from tenants')).toEqual([
+      { name: 'acme', pull_from: placeholder },
+    ])
+    const tenant = await shown(bench, 'acme')
+    expect(tenant).toMatchObject({ site: 'acme.localhost', status: 'active', provisioning_status: 'completed' })
+    expect(query(registryFile(bench), 'select name, state, rename_from from sites')).toEqual([
+      { name: 'acme.localhost', state: 'ready', rename_from: null },
+    ])
+    expect(renamesLog(bench)).toEqual(hookLines(placeholder, 'acme.localhost'))
+    expect(await verifies(bench, 'acme.localhost', tenant.api_key, tenant.api_secret)).toBe(0)
     expect(await doctorFindings(bench)).toEqual([])
   })
 })

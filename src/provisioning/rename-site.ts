@@ -165,16 +165,16 @@ function apiUserMove(bench: Bench, tenant: string, from: string, to: string): Si
 }
 
 /**
- * Refuses (exit 2) a new name that something already has: a registered site (or one being
- * renamed away from it), a tenant's recorded site, a directory in `sites_path`, a backups folder.
+ * Refuses (exit 2) a new name that something already has: a registered site or one being
+ * renamed away from it (`row`, read by the caller), a tenant's recorded site, a directory in
+ * `sites_path`, a backups folder.
  */
-async function assertNameFree(bench: Bench, site: string): Promise<void> {
+async function assertNameFree(
+  bench: Bench,
+  site: string,
+  row: { name: string; rename_from: string | null } | undefined,
+): Promise<void> {
   const db = (await bench.registry()).db
-  const row = await db
-    .selectFrom('sites')
-    .select(['name', 'rename_from'])
-    .where((eb) => eb.or([eb('name', '=', site), eb('rename_from', '=', site)]))
-    .executeTakeFirst()
   if (row?.name === site) throw usageError(`site "${site}" exists already; pick another name`)
   if (row)
     throw usageError(`site "${row.name}" is being renamed from "${site}"; pick another name, or wait for it to finish`)
@@ -193,12 +193,6 @@ async function assertNameFree(bench: Bench, site: string): Promise<void> {
         `${dir} exists (${what} with no site registered under that name); move it away or pick another name`,
       )
   }
-}
-
-/** The row a rename of `site` left (crashed, or its hooks failed), or undefined. */
-async function unfinishedRename(bench: Bench, site: string): Promise<SiteRecord | undefined> {
-  const row = await (await bench.registry()).getSite(site)
-  return row?.rename_from ? row : undefined
 }
 
 /**
@@ -261,7 +255,7 @@ export async function resumeRename(
   if (tenant?.pull_from)
     throw usageError(`site "${row.name}" is being pulled from the pool; "tenancy doctor --fix" finishes the pull`)
   if (row.state === 'renaming') {
-    if (row.owner !== PROCESS_OWNER && ownerAlive(row.owner ?? '') !== false)
+    if (row.owner !== null && row.owner !== PROCESS_OWNER && ownerAlive(row.owner) !== false)
       throw usageError(`site "${row.name}" is being renamed by process ${row.owner}; wait for it to finish`)
     // Taken over from exactly the process that died, so two commands never finish it both.
     const taken = await registry.db
@@ -287,8 +281,17 @@ export async function resumeRename(
     signal: options.signal,
   }
   const finished = await holdingTenant(bench, row.name, row.tenant_id, () => finishRename(bench, rename))
+  if (!finished.hookError) resumedHere.set(resumeKey(bench, row.name), { ...finished, rename })
   return { ...finished, rename }
 }
+
+/**
+ * The renames this process finished for a rename left unfinished, by bench and new name: the
+ * next command finishes one when it opens the registry, so `rename-site OLD NEW` run again
+ * after a kill finds it done before it looks, and reports it (instead of "OLD does not exist").
+ */
+const resumedHere = new Map<string, FinishedRename & { rename: SiteRename }>()
+const resumeKey = (bench: Bench, site: string) => `${bench.root}\0${site}`
 
 /**
  * `tenancy rename-site <old> <new>` (SPEC §9): checks everything first (exit 2: a bad or taken
@@ -313,12 +316,18 @@ export async function renameSite(
   const from = assertSiteName(oldName)
   const to = assertSiteName(newName)
   if (from === to) throw usageError(`site "${from}" already has that name; give the new name`)
-  const left = await unfinishedRename(bench, to)
-  if (left?.rename_from === from) {
-    const { rename, ...finished } = await resumeRename(bench, left, options)
+  const registry = await bench.registry()
+  const done = resumedHere.get(resumeKey(bench, to))
+  if (done?.rename.previousSite === from) return reported(done.rename, done, started, true)
+  const taken = await registry.db
+    .selectFrom('sites')
+    .select(['name', 'rename_from'])
+    .where((eb) => eb.or([eb('name', '=', to), eb('rename_from', '=', to)]))
+    .executeTakeFirst()
+  if (taken?.name === to && taken.rename_from === from) {
+    const { rename, ...finished } = await resumeRename(bench, (await registry.getSite(to))!, options)
     return reported(rename, finished, started, true)
   }
-  const registry = await bench.registry()
   const record = await requireSite(bench, from)
   if (record.rename_from)
     throw usageError(
@@ -331,7 +340,7 @@ export async function renameSite(
     throw usageError(
       `site "${from}" is being restored (or its restore was stopped: run "tenancy doctor --fix"); rename it after`,
     )
-  await assertNameFree(bench, to)
+  await assertNameFree(bench, to, taken)
   const tenant = await ownerOf(bench, record)
   if (tenant?.pending_since != null)
     throw usageError(
@@ -406,6 +415,12 @@ export async function renameTenantSite(
   const tenant = await requireTenant(bench, name)
   if (!tenant.site)
     throw usageError(`tenant "${name}" has no site yet; run "tenancy provision ${name}" first, then rename it`)
-  if (tenant.site === site) throw usageError(`tenant "${name}"'s site is "${site}" already`)
+  if (tenant.site === site) {
+    // The tenant's site takes the new name first: the same command again finishes that rename.
+    const row = await (await bench.registry()).getSite(site)
+    const from = row?.rename_from ?? resumedHere.get(resumeKey(bench, site))?.rename.previousSite
+    if (from) return renameSite(bench, from, site, options)
+    throw usageError(`tenant "${name}"'s site is "${site}" already`)
+  }
   return renameSite(bench, tenant.site, site, options)
 }
