@@ -261,6 +261,38 @@ describe('rename-site: a site without a tenant, and what is refused', () => {
   })
 })
 
+describe('while a rename runs', () => {
+  it('commands refuse the site, backup fails it, migrate leaves it out, drop-site refuses it (exit 2), each naming the rename', async () => {
+    const bench = makeBench({ exampleApps: false })
+    addRenameApps(bench)
+    const env = { TENANCY_ADMIN_PASSWORD: 'pw' }
+    expect((await tenancy(bench, ['new-site', 'a.localhost', '--install-app', 'rec_b'], { env })).exitCode).toBe(0)
+    writeFileSync(join(bench, 'slow-hook'), '')
+    const renaming = spawnTenancy(bench, ['rename-site', 'a.localhost', 'b.localhost', '--json'])
+    while (!existsSync(join(bench, 'hook-started'))) await new Promise((r) => setTimeout(r, 25))
+    const busy = /site "b.localhost" is being renamed from "a.localhost"; wait for it to finish/
+    const backup = await tenancy(bench, ['backup', '--site', 'b.localhost', '--json'])
+    expect(backup.exitCode).toBe(1)
+    expect(backup.json.sites[0].error).toMatch(busy)
+    // Left out of every site, and skipped when named.
+    expect((await tenancy(bench, ['migrate', '--json'])).json.sites).toEqual([])
+    const migrate = await tenancy(bench, ['migrate', '--site', 'b.localhost', '--json'])
+    expect(migrate.json.sites).toMatchObject([{ site: 'b.localhost', status: 'skipped' }])
+    expect(migrate.json.sites[0].error).toMatch(/state "renaming"/)
+    const apps = await tenancy(bench, ['list-apps', '--site', 'b.localhost'])
+    expect(apps.exitCode).not.toBe(0)
+    expect(apps.stderr).toMatch(busy)
+    const drop = await tenancy(bench, ['drop-site', 'b.localhost', '--yes'])
+    expect(drop.exitCode).toBe(2)
+    expect(drop.stderr).toMatch(busy)
+    rmSync(join(bench, 'slow-hook'))
+    const done = await renaming
+    expect(done.exitCode, String(done.stderr)).toBe(0)
+    expect(readdirSync(join(bench, 'sites'))).toEqual(['b.localhost'])
+    expect(await doctorFindings(bench)).toEqual([])
+  })
+})
+
 describe('a rename killed at any step', () => {
   it('kill -9 after the intent, the files, the API user, before the end and during a hook: the next command finishes it, and doctor finds nothing', async () => {
     const bench = renameBench()

@@ -196,11 +196,13 @@ export const REGISTRY_MIGRATIONS: RegistryMigration[] = [
         .column('rename_from')
         .where(sql.ref('rename_from'), 'is not', null)
         .execute()
-      // A pull is a rename: one a killed process of an older version left is marked as one too.
+      // A pull is a rename: one a killed process of an older version left is marked as one too,
+      // with no owner of its own (the tenant's lease says whether its puller is gone).
       await db
         .updateTable('sites')
         .set((eb) => ({
           state: 'renaming',
+          owner: null,
           rename_from: eb
             .selectFrom('tenants')
             .select('tenants.pull_from')
