@@ -42,17 +42,23 @@ export interface InstallOptions {
  * exactly as if every app were installed one after another. An app is recorded as installed
  * in the transaction of its hook's success, so a failed hook is retried by the next install
  * (migrations that stayed, as a command hook's app's or MariaDB's do, are not run twice).
- * `prelude` runs first inside the first transaction (new-site puts the core schema there).
+ * `prelude` runs first inside the first transaction (new-site puts the core schema there),
+ * `epilogue` last inside the last one (new-site's Administrator, whose password hash has had
+ * every install's time to finish), saving each a commit of its own.
  */
 export async function installAppsOn(
   bench: Bench,
   site: OpenSite,
   apps: readonly AppManifest[],
-  options: InstallOptions & { prelude?: (tx: SiteTx) => Promise<void> } = {},
+  options: InstallOptions & {
+    prelude?: (tx: SiteTx) => Promise<void>
+    epilogue?: (tx: SiteTx) => Promise<void>
+  } = {},
 ): Promise<AppInstallResult[]> {
   const results: AppInstallResult[] = []
   const { driver } = site.conn
   let prelude = options.prelude
+  let epilogue = options.epilogue
   const skipped = (app: AppManifest): AppInstallResult => {
     const result: AppInstallResult = {
       app: app.name,
@@ -129,8 +135,13 @@ export async function installAppsOn(
             options.onProgress?.({ app: app.name, phase: 'done', result })
           },
         })
+        if (epilogue && start + group.length >= todo.length) {
+          current = undefined // its failure is not an app's
+          await epilogue(tx)
+        }
       })
       prelude = undefined
+      if (start + group.length >= todo.length) epilogue = undefined
       for (const result of partial) {
         if (withCommand && result.app === withCommand.name && result.status === 'installed') {
           current = withCommand
@@ -154,6 +165,8 @@ export async function installAppsOn(
       exitCode: error instanceof TenancyError ? error.exitCode : undefined,
     })
   }
+  // No transaction ran (every app installed already, and no prelude).
+  if (epilogue) await site.conn.transaction(epilogue)
   return results
 }
 
