@@ -41,6 +41,7 @@ export { listApps, listSiteApps } from './apps/list-apps.js'
 export { initBench } from './sites/init.js'
 export { usingSite, readSiteConfig, type OpenSite } from './sites/site.js'
 export type { MigrationContext, MigrationModule } from './apps/migrations.js'
+export type { HookContext } from './apps/module-hook.js'
 export {
   executeOnSites,
   type ExecuteOptions,
