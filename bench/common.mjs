@@ -26,7 +26,7 @@ export async function time(fn) {
   return Number(process.hrtime.bigint() - started) / 1e6
 }
 
-/** CPU milliseconds (user + system) of this process's waited-for children, from /proc (Linux); else undefined. */
+/** CPU seconds (user + system) of this process's waited-for children, from /proc (Linux); else undefined. */
 export const childCpuMs = () => {
   try {
     const fields = readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ')
@@ -36,7 +36,6 @@ export const childCpuMs = () => {
     return undefined
   }
 }
-
 /** Runs a program to completion, throwing with its stderr when it fails. */
 export function run(command, args, options = {}) {
   const r = spawnSync(command, args, { stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 1 << 26, ...options })

@@ -174,7 +174,7 @@ console.log(
 }
 
 // 3. In-process: the library's newSite against plain better-sqlite3 running the same DDL
-//    and writing the same rows in one transaction (no registry, no hooks). The second raw
+//    and writing the same rows in one transaction (no registry, no hook). The second raw
 //    column adds what the SPEC makes part of the minimum: the scrypt hash of the admin
 //    password (Node's default cost), started first and awaited last, as newSite does.
 const scryptAsync = (pw) =>
@@ -204,7 +204,7 @@ for (const app of ['tenant_ops', 'tenant_ops_nohook', 'shared_lib']) {
   }
   const label =
     app === 'tenant_ops'
-      ? 'tenant_ops (incl. hook process)'
+      ? 'tenant_ops (incl. its in-process hook)'
       : app === 'tenant_ops_nohook'
         ? 'tenant_ops without hook'
         : 'shared_lib (no hook)'
@@ -220,28 +220,7 @@ for (const app of ['tenant_ops', 'tenant_ops_nohook', 'shared_lib']) {
   rmSync(rawDir, { recursive: true, force: true })
 }
 
-// 4. The after_install hook alone: a Node process that loads the library, against bare node.
-{
-  const bench = newBench()
-  const env = { ...process.env, TENANCY_ADMIN_PASSWORD: 'bench-pw' }
-  const b = await lib.openBench({ cwd: bench, env })
-  await lib.newSite(b, { site: 'h.localhost', installApps: ['tenant_ops'] })
-  await b.close()
-  const hookEnv = {
-    ...process.env,
-    TENANCY_SITE: 'h.localhost',
-    TENANCY_SITE_PATH: join(bench, 'sites', 'h.localhost'),
-    TENANCY_APP_PATH: join(bench, 'apps', 'tenant_ops'),
-    TENANCY_LIB: join(ROOT, 'dist', 'index.js'),
-  }
-  const { a, b: raw } = sideBySide(
-    ROUNDS,
-    () => timeProcess(['hooks/after_install.mjs'], { cwd: join(bench, 'apps', 'tenant_ops'), env: hookEnv }),
-    () => timeProcess(['-e', '0']),
-  )
-  report('tenant_ops after_install process (rerun) vs node -e 0', a, raw, 'info')
-  rmSync(bench, { recursive: true, force: true })
-}
+// 4. The after_install hook: in-process since issue 16; bench/hooks.mjs sets it beside its command form.
 
 // 5. The pool. A pull through the library, in-process, against the bare minimum a pull
 //    must do: one registry transaction (claim the oldest ready pending row) and one

@@ -27,13 +27,22 @@ export {
 export { listSites, type SiteListing } from './sites/list-sites.js'
 export { showConfig, coerceConfigValue, setSiteConfig } from './sites/config-commands.js'
 export { setConfig, setGlobalConfig } from './provisioning/global-config.js'
-export { addSystemManager } from './sites/users.js'
+export {
+  addSystemManager,
+  addUser,
+  checkPassword,
+  type AddUserOptions,
+  type AddUserResult,
+  type CheckPasswordOptions,
+} from './sites/users.js'
+export { setAdminPassword, type SetAdminPasswordOptions, type SetAdminPasswordResult } from './sites/admin-password.js'
 export { generateKeys, verifyKey, type ApiCredentials } from './sites/api-keys.js'
 export { installApps, type AppInstallResult } from './apps/install.js'
 export { listApps, listSiteApps } from './apps/list-apps.js'
 export { initBench } from './sites/init.js'
 export { usingSite, readSiteConfig, type OpenSite } from './sites/site.js'
 export type { MigrationContext, MigrationModule } from './apps/migrations.js'
+export type { HookContext } from './apps/module-hook.js'
 export {
   executeOnSites,
   type ExecuteOptions,

@@ -1,19 +1,8 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { describe, expect, it } from 'vitest'
-import { makeBench, spawnTenancy, tenancy } from './helpers.js'
-
-/** Adds an app to a bench: files are relative paths inside the app folder. */
-function addApp(bench: string, name: string, manifest: Record<string, unknown>, files: Record<string, string>): void {
-  const dir = join(bench, 'apps', name)
-  mkdirSync(dir, { recursive: true })
-  writeFileSync(join(dir, 'app.json'), JSON.stringify({ name, version: '0.1.0', ...manifest }))
-  for (const [path, text] of Object.entries(files)) {
-    mkdirSync(join(dir, path, '..'), { recursive: true })
-    writeFileSync(join(dir, path), text)
-  }
-}
+import { addApp, makeBench, spawnTenancy, tenancy } from './helpers.js'
 
 function registryRows(bench: string): { name: string; state: string }[] {
   if (!existsSync(join(bench, '.tenancy', 'registry.db'))) return []

@@ -1,6 +1,7 @@
 import { execa, type Options } from 'execa'
 import {
   closeSync,
+  mkdirSync,
   fstatSync,
   ftruncateSync,
   mkdtempSync,
@@ -91,6 +92,22 @@ export function spawnTenancy(cwd: string, args: string[], env: Record<string, st
     reject: false,
     stdin: 'ignore',
   })
+}
+
+/** Adds an app to a bench: files are relative paths inside the app folder. */
+export function addApp(
+  bench: string,
+  name: string,
+  manifest: Record<string, unknown>,
+  files: Record<string, string>,
+): void {
+  const dir = join(bench, 'apps', name)
+  mkdirSync(dir, { recursive: true })
+  writeFileSync(join(dir, 'app.json'), JSON.stringify({ name, version: '0.1.0', ...manifest }))
+  for (const [path, text] of Object.entries(files)) {
+    mkdirSync(join(dir, path, '..'), { recursive: true })
+    writeFileSync(join(dir, path), text)
+  }
 }
 
 /** Changes a bench's tenancy.config.json in place. */

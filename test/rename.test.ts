@@ -65,13 +65,16 @@ function addRenameApps(bench: string): void {
   )
 }
 
-/** A bench whose tenants get `shared_lib` and the two rename apps. */
+/** A bench whose tenants get the sample apps (tenant_ops's after_rename is a module) and the two rename apps. */
 function renameBench(): string {
   const bench = makeBench()
   addRenameApps(bench)
-  setConfig(bench, (c) => (c.provision.apps = ['shared_lib', 'rec_b']))
+  setConfig(bench, (c) => (c.provision.apps = ['shared_lib', 'tenant_ops', 'rec_b']))
   return bench
 }
+
+/** The apps whose after_rename hook runs on a renameBench tenant's site, in install order. */
+const RENAME_HOOKS = ['tenant_ops', 'rec_a', 'rec_b']
 
 /** The lines the rename hooks logged, in order. */
 const renamesLog = (bench: string): string[] => {
@@ -134,7 +137,7 @@ describe.each(SITE_BACKENDS)('renaming a tenant site ($name)', ({ name, skip }) 
         previous_site: 'acme.localhost',
         tenant: 'acme',
         api_user: 'api@acme.example.com',
-        hooks: ['rec_a', 'rec_b'],
+        hooks: RENAME_HOOKS,
       })
       expect(r.json.api_key).not.toBe(old.api_key)
       expect(renamesLog(bench)).toEqual(hookLines('acme.localhost', 'acme.example.com'))
@@ -148,6 +151,12 @@ describe.each(SITE_BACKENDS)('renaming a tenant site ($name)', ({ name, skip }) 
       expect((await asSite(bench, 'acme.example.com', 'select note from rec_notes')).rows).toEqual([
         { note: 'Welcome to acme.example.com' },
       ])
+      const project = await asSite(
+        bench,
+        'acme.example.com',
+        "select description from projects where id = 'PRJ-ONBOARDING'",
+      )
+      expect(project.rows[0].description).toContain('Getting acme.example.com up and running')
       expect(
         (await asSite(bench, 'acme.example.com', "select name, email from users where name like 'api@%'")).rows,
       ).toEqual([{ name: 'api@acme.example.com', email: 'api@acme.example.com' }])
@@ -332,7 +341,7 @@ describe('a rename killed at any step', () => {
         // The same command again: the rename it finds finished (by its own start) is reported done.
         const again = await tenancy(bench, ['tenant', 'rename', 'acme', '--site', to, '--json'])
         expect(again.exitCode, again.stderr).toBe(0)
-        expect(again.json).toMatchObject({ site: to, previous_site: site, resumed: true, hooks: ['rec_a', 'rec_b'] })
+        expect(again.json).toMatchObject({ site: to, previous_site: site, resumed: true, hooks: RENAME_HOOKS })
       }
       await finished(site, to)
       site = to

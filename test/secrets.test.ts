@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { execa } from 'execa'
 import { describe, expect, it } from 'vitest'
 import { SecretBox, loadSecretBox } from '../src/secrets/secret-box.js'
-import { hashApiSecret, hashPassword, verifyApiSecret, verifyPassword } from '../src/secrets/hashing.js'
+import { hashApiSecret, hashPassword, startHashing, verifyApiSecret, verifyPassword } from '../src/secrets/hashing.js'
 import { ROOT, tempDir } from './helpers.js'
 
 describe('secrets', () => {
@@ -57,6 +57,16 @@ describe('secrets', () => {
     expect(verifyApiSecret('secret', h)).toBe(true)
     expect(verifyApiSecret('secreT', h)).toBe(false)
     expect(verifyApiSecret('secret', 'garbage')).toBe(false)
+  })
+
+  it('a hash started early is the one the next hashPassword of that password takes, once', async () => {
+    startHashing('early-pw')
+    const first = await hashPassword('early-pw')
+    const second = await hashPassword('early-pw')
+    expect(await verifyPassword('early-pw', first)).toBe(true)
+    expect(await verifyPassword('early-pw', second)).toBe(true)
+    // Each its own salt: the early one was taken by the first call only.
+    expect(first).not.toBe(second)
   })
 })
 

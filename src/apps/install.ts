@@ -1,13 +1,16 @@
 import type { Kysely } from 'kysely'
 import type { Bench } from '../bench.js'
 import { TenancyError } from '../errors.js'
-import { now, type InstalledAppSummary } from '../registry/registry.js'
+import { now } from '../registry/registry.js'
 import type { SiteTx } from '../databases/driver.js'
 import { usingSite, type OpenSite } from '../sites/site.js'
-import { runAfterInstall } from './hooks.js'
+import { callHookIn, runCommandHook } from './hooks.js'
 import { resolveInstallOrder, type AppManifest } from './manifest.js'
 import { ensureLedger, readLedger } from './migrations.js'
 import { upgradeSchema } from './upgrade-schema.js'
+import { installedApps } from './installed-apps.js'
+
+export { installedApps }
 
 export interface AppInstallResult {
   app: string
@@ -30,35 +33,32 @@ export interface InstallOptions {
   signal?: AbortSignal
 }
 
-/** The apps installed on a site, with versions, from its own `installed_apps` table. */
-export async function installedApps(db: Kysely<any>): Promise<InstalledAppSummary[]> {
-  const rows = await db
-    .selectFrom('installed_apps')
-    .select(['name', 'version'])
-    .orderBy('installed_at')
-    .orderBy('name')
-    .execute()
-  return rows as InstalledAppSummary[]
-}
-
 /**
  * Installs `apps` (already in requirement order) on an open site. Each app's pending
- * migrations and fixtures run in a transaction; apps without an `after_install` hook share
- * the transaction of the apps that follow them, up to the next app with a hook, whose hook
- * then runs on committed data, exactly as if every app were installed one after another.
- * An app is recorded as installed only after its hook succeeded, so a failed hook is retried
- * by the next install (migrations stay in the ledger and are not run twice).
- * `prelude` runs first inside the first transaction (new-site puts the core schema there).
+ * migrations and fixtures run in a transaction, then its `after_install` hook when it is a
+ * module, inside the same transaction (a throw rolls the app back with the apps sharing it,
+ * where the database's DDL is transactional). An app whose hook is a command ends its
+ * transaction: the apps before it share it, and the command then runs on committed data,
+ * exactly as if every app were installed one after another. An app is recorded as installed
+ * in the transaction of its hook's success, so a failed hook is retried by the next install
+ * (migrations that stayed, as a command hook's app's or MariaDB's do, are not run twice).
+ * `prelude` runs first inside the first transaction (new-site puts the core schema there),
+ * `epilogue` last inside the last one (new-site's Administrator, whose password hash has had
+ * every install's time to finish), saving each a commit of its own.
  */
 export async function installAppsOn(
   bench: Bench,
   site: OpenSite,
   apps: readonly AppManifest[],
-  options: InstallOptions & { prelude?: (tx: SiteTx) => Promise<void> } = {},
+  options: InstallOptions & {
+    prelude?: (tx: SiteTx) => Promise<void>
+    epilogue?: (tx: SiteTx) => Promise<void>
+  } = {},
 ): Promise<AppInstallResult[]> {
   const results: AppInstallResult[] = []
   const { driver } = site.conn
   let prelude = options.prelude
+  let epilogue = options.epilogue
   const skipped = (app: AppManifest): AppInstallResult => {
     const result: AppInstallResult = {
       app: app.name,
@@ -88,15 +88,16 @@ export async function installAppsOn(
       )
       .execute()
   }
+  const hookSite = { name: site.name, path: site.path, dbType: driver.type }
   let current: AppManifest | undefined
   try {
     for (let start = 0; start < todo.length || prelude;) {
       options.signal?.throwIfAborted()
-      // This group: every app up to and including the next one with a hook.
+      // This group: every app up to and including the next one whose hook is a command.
       let end = start
-      while (end < todo.length && !todo[end]!.hooks.after_install) end++
+      while (end < todo.length && todo[end]!.hooks.after_install?.kind !== 'command') end++
       const group = todo.slice(start, Math.min(end + 1, todo.length))
-      const withHook = end < todo.length ? todo[end] : undefined
+      const withCommand = end < todo.length ? todo[end] : undefined
       const partial: AppInstallResult[] = []
       await site.conn.transaction(async (tx) => {
         if (prelude) await prelude(tx)
@@ -126,25 +127,26 @@ export async function installAppsOn(
               fixtures: fixtures ?? 0,
             }
             partial.push(result)
-            if (app !== withHook) {
-              await record(tx.trx, app)
-              // Shown now so progress reads one app at a time; the commit follows at once.
-              options.onProgress?.({ app: app.name, phase: 'done', result })
-            }
+            if (app === withCommand) return
+            const hook = await callHookIn(bench, app, 'after_install', hookSite, tx.trx, options.signal)
+            if (hook) result.hook_output = hook.output
+            await record(tx.trx, app)
+            // Shown now so progress reads one app at a time; the commit follows at once.
+            options.onProgress?.({ app: app.name, phase: 'done', result })
           },
         })
+        if (epilogue && start + group.length >= todo.length) {
+          current = undefined // its failure is not an app's
+          await epilogue(tx)
+        }
       })
       prelude = undefined
+      if (start + group.length >= todo.length) epilogue = undefined
       for (const result of partial) {
-        if (withHook && result.app === withHook.name && result.status === 'installed') {
-          current = withHook
-          const hook = await runAfterInstall(
-            bench,
-            withHook,
-            { name: site.name, path: site.path, dbType: driver.type },
-            options.signal,
-          )
-          await record(site.conn.db, withHook)
+        if (withCommand && result.app === withCommand.name && result.status === 'installed') {
+          current = withCommand
+          const hook = await runCommandHook(bench, withCommand, 'after_install', hookSite, options.signal)
+          await record(site.conn.db, withCommand)
           result.hook_output = hook?.output
           options.onProgress?.({ app: result.app, phase: 'done', result })
         }
@@ -163,6 +165,8 @@ export async function installAppsOn(
       exitCode: error instanceof TenancyError ? error.exitCode : undefined,
     })
   }
+  // No transaction ran (every app installed already, and no prelude).
+  if (epilogue) await site.conn.transaction(epilogue)
   return results
 }
 

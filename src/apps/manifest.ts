@@ -4,6 +4,7 @@ import type { Bench } from '../bench.js'
 import { EXIT_USAGE, TenancyError, usageError } from '../errors.js'
 import { assertAppName, parseMigrationFile } from '../names.js'
 import { readJsonFile } from '../util/json-file.js'
+import { parseHooks, type AppHooks } from './hook-spec.js'
 
 /** Names no app may take: the site core schema records its migrations under `core`. */
 export const RESERVED_APP_NAMES = new Set(['core', 'tenancy'])
@@ -27,7 +28,7 @@ export interface AppManifest {
   version: string
   description?: string
   requires: string[]
-  hooks: { after_install?: string; after_rename?: string; before_uninstall?: string }
+  hooks: AppHooks
   path: string
   migrations: MigrationFile[]
   fixtures: string[]
@@ -103,22 +104,13 @@ export function loadApp(bench: Pick<Bench, 'appsPath'>, name: string): AppManife
   if (!Array.isArray(requires) || !requires.every((r) => typeof r === 'string'))
     throw bad('"requires" must be a list of app names')
   for (const r of requires as string[]) assertAppName(r)
-  const hooks = (raw.hooks ?? {}) as Record<string, unknown>
-  if (typeof hooks !== 'object' || Array.isArray(hooks)) throw bad('"hooks" must be an object')
-  for (const hook of ['after_install', 'after_rename', 'before_uninstall'] as const)
-    if (hooks[hook] !== undefined && (typeof hooks[hook] !== 'string' || hooks[hook].trim() === ''))
-      throw bad(`"hooks.${hook}" must be a command such as "node hooks/${hook}.mjs"`)
   const manifest: AppManifest = {
     name,
     title: typeof raw.title === 'string' ? raw.title : undefined,
     version: raw.version,
     description: typeof raw.description === 'string' ? raw.description : undefined,
     requires: requires as string[],
-    hooks: {
-      after_install: hooks.after_install as string | undefined,
-      after_rename: hooks.after_rename as string | undefined,
-      before_uninstall: hooks.before_uninstall as string | undefined,
-    },
+    hooks: parseHooks(raw.hooks, name, path, file),
     path,
     migrations: listMigrations(path, name),
     fixtures: listFixtures(path),

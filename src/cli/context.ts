@@ -62,6 +62,8 @@ const TAKES_SITE = new Set([
   'set-config',
   'show-config',
   'add-system-manager',
+  'add-user',
+  'set-admin-password',
   'generate-keys',
   'verify-key',
   'migrate',

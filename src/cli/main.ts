@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander'
 import { EXIT_INTERRUPTED, EXIT_USAGE } from '../errors.js'
 import { Output } from '../output/output.js'
+import { leftRunning } from '../util/left-running.js'
 import { interruption } from './context.js'
 import { collect } from './flags.js'
 import { registerSiteCommands } from './site-commands.js'
@@ -98,5 +99,8 @@ export async function main(argv: string[]): Promise<void> {
   } finally {
     process.off('SIGINT', onSignal)
     process.off('SIGTERM', onSignal)
+    // A module hook past its timeout may still be running, its timers holding the event
+    // loop: the command is done, so the process ends (output to pipes and files is synchronous).
+    if (leftRunning() > 0) process.exit()
   }
 }

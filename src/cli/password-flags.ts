@@ -50,13 +50,21 @@ export function passwordFlagsFrom(
   for (const [flag] of typed) {
     const file = flag === '--admin-password' ? '--admin-password-file' : '--db-root-password-file'
     const env = flag === '--admin-password' ? 'TENANCY_ADMIN_PASSWORD' : 'TENANCY_DB_ROOT_PASSWORD'
-    warn(
-      `${flag} puts a password on the command line, where other users of this machine can read it; ` +
-        `use ${file} or ${env} instead`,
-    )
+    warn(commandLineSecretWarning(flag!, file, env))
   }
   if (text(opts.dbRootPassword) !== undefined && text(opts.mariadbRootPassword) !== undefined) {
     warn('both --db-root-password and --mariadb-root-password given; using --db-root-password')
   }
   return flags
+}
+
+/**
+ * The warning for a password typed on the command line (`--password`, a positional argument):
+ * other users of the machine can read a process's argv.
+ */
+export function commandLineSecretWarning(given: string, file: string, env: string): string {
+  return (
+    `${given} puts a password on the command line, where other users of this machine can read it; ` +
+    `use ${file} or ${env} instead`
+  )
 }

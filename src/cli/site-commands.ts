@@ -4,7 +4,7 @@ import { usageError } from '../errors.js'
 import { taskProgress } from '../output/progress.js'
 import { contextFor } from './context.js'
 import { addPendingFilters, collect, integerFlag, pendingChoice, type PendingFlags } from './flags.js'
-import { addPasswordFlags } from './password-flags.js'
+import { addPasswordFlags, commandLineSecretWarning } from './password-flags.js'
 import { appTaskView, renderBenchApps, renderRename, renderSiteApps, renderSites } from './render.js'
 
 interface InitFlags {
@@ -40,6 +40,18 @@ interface SetConfigFlags {
 interface AddSystemManagerFlags {
   firstName?: string
   lastName?: string
+}
+
+interface AddUserFlags extends AddSystemManagerFlags {
+  role?: string[]
+  /** bench's `--add-role`, the same as --role. */
+  addRole?: string[]
+  passwordFile?: string
+  password?: string
+}
+
+interface SetAdminPasswordFlags {
+  passwordFile?: string
 }
 
 /** Registers the bench-parity site commands on the program. */
@@ -321,6 +333,78 @@ export function registerSiteCommands(program: Command): void {
             : result.role_added
               ? `Gave ${result.email} the System Manager role on ${site}`
               : `${result.email} is already a System Manager on ${site}`,
+        )
+      })
+    })
+
+  program
+    .command('add-user')
+    .description('create a user with roles and a password (an email that is a user already is refused, as in bench)')
+    .argument('<email>', "the user's email")
+    .option('--role <role>', 'give the user a role, e.g. "System Manager" (repeatable)', collect)
+    .addOption(new Option('--add-role <role>', "bench's name for --role").argParser(collect).hideHelp())
+    .option('--first-name <name>', 'first name')
+    .option('--last-name <name>', 'last name')
+    .option(
+      '--password-file <file>',
+      'file holding the password (else TENANCY_USER_PASSWORD, else a prompt; generated when none is given)',
+    )
+    .option('--password <password>', 'the password (visible to other users in ps; prefer --password-file)')
+    .action(async (email: string, _o, command: Command) => {
+      const ctx = contextFor(command)
+      const site = ctx.requireSite()
+      const flags = command.opts<AddUserFlags>()
+      if (flags.password !== undefined)
+        ctx.out.warn(commandLineSecretWarning('--password', '--password-file', 'TENANCY_USER_PASSWORD'))
+      await ctx.withBench(async (bench) => {
+        const { addUser } = await import('./core.js')
+        const result = await addUser(bench, {
+          site,
+          email,
+          roles: [...(flags.role ?? []), ...(flags.addRole ?? [])],
+          firstName: flags.firstName,
+          lastName: flags.lastName,
+          password: flags.password,
+          passwordFile: flags.passwordFile,
+          prompt: ctx.out.interactive ? (message) => ctx.out.password(message) : undefined,
+        })
+        ctx.out.result(result, () =>
+          [
+            `Created ${result.email} on ${site}` +
+              (result.roles.length > 0 ? ` with the roles ${result.roles.join(', ')}` : ' with no roles'),
+            ...(result.password ? [`Password (generated; shown only now): ${result.password}`] : []),
+          ].join('\n'),
+        )
+      })
+    })
+
+  program
+    .command('set-admin-password')
+    .description("set the Administrator's password of a site (and the tenant's stored copy)")
+    .argument(
+      '[password]',
+      'the new password (visible to other users in ps; prefer --password-file or TENANCY_ADMIN_PASSWORD)',
+    )
+    .option('--password-file <file>', 'file holding the new password (else TENANCY_ADMIN_PASSWORD, else a prompt)')
+    .action(async (password: string | undefined, _o, command: Command) => {
+      const ctx = contextFor(command)
+      const site = ctx.requireSite()
+      const { passwordFile } = command.opts<SetAdminPasswordFlags>()
+      if (password !== undefined)
+        ctx.out.warn(commandLineSecretWarning('the password argument', '--password-file', 'TENANCY_ADMIN_PASSWORD'))
+      await ctx.withBench(async (bench) => {
+        const { setAdminPassword } = await import('./core.js')
+        const result = await setAdminPassword(bench, {
+          site,
+          password,
+          passwordFile,
+          prompt: ctx.out.interactive ? (message) => ctx.out.password(message) : undefined,
+        })
+        ctx.out.result(
+          result,
+          () =>
+            `Set the Administrator password of ${site}` +
+            (result.tenant_password_updated ? ` and the copy stored for tenant ${result.tenant}` : ''),
         )
       })
     })

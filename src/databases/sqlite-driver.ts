@@ -8,6 +8,7 @@ import type { DatabaseDriver, SiteConnection, SiteDbSettings } from './driver.js
 import { onConflictUpsert, onConflictUpsertRows } from './on-conflict-upsert.js'
 import { immediateTransaction } from './sqlite-transaction.js'
 import { guardedDatabase, sqliteGuard } from './sqlite-guard.js'
+import { loadSqlite } from '../util/load-sqlite.js'
 
 const DB_FILE = 'db.sqlite'
 /** Pages per step of the online backup: all of them (see `dump`). */
@@ -19,15 +20,12 @@ function fileOf(settings: SiteDbSettings, sitePath: string): string {
   return join(sitePath, name)
 }
 
-/** better-sqlite3, loaded on first use; kept, since a fleet command opens a thousand sites one after another. */
-let sqliteModule: Promise<{ default: typeof import('better-sqlite3') }> | undefined
-
 /** Opens a better-sqlite3 handle with the settings every site database uses. */
 export async function openSqliteFile(
   file: string,
   options: { mustExist?: boolean } = {},
 ): Promise<import('better-sqlite3').Database> {
-  const { default: Database } = await (sqliteModule ??= import('better-sqlite3'))
+  const Database = loadSqlite()
   const raw = new Database(file, { timeout: 15_000, fileMustExist: options.mustExist ?? true })
   raw.pragma('foreign_keys = ON')
   return raw

@@ -1,7 +1,7 @@
 import { statSync } from 'node:fs'
 import { resolve } from 'node:path'
-import { pathToFileURL } from 'node:url'
-import { messageOf, usageError } from '../errors.js'
+import { usageError } from '../errors.js'
+import { EXPORT_NAME, importFunction, type ExportedFunction } from '../util/import-function.js'
 
 /** What `tenancy execute` runs: one function of one module, imported once. */
 export interface SiteModuleFunction {
@@ -9,11 +9,8 @@ export interface SiteModuleFunction {
   module: string
   /** The export called: `default` unless `#name` chose another. */
   exportName: string
-  fn: (...args: never[]) => unknown
+  fn: ExportedFunction
 }
-
-/** An export name after `#`: an identifier (or `default`). */
-const EXPORT_NAME = /^[A-Za-z_$][\w$]*$/
 
 /**
  * Splits `module.mjs#name` into the module's path and the export (default `default`). The last
@@ -47,25 +44,9 @@ export async function loadSiteFunction(spec: string, cwd: string): Promise<SiteM
     // Missing (or unreadable): said below.
   }
   if (!isFile) throw usageError(`module "${module}" does not exist (no file ${file}); give the path of an ES module`)
-  let namespace: Record<string, unknown>
-  try {
-    namespace = (await import(pathToFileURL(file).href)) as Record<string, unknown>
-  } catch (error) {
-    throw usageError(`cannot import module "${module}": ${messageOf(error)}`, error)
-  }
-  const names = Object.keys(namespace)
-  if (!Object.hasOwn(namespace, exportName))
-    throw usageError(
-      `module "${module}" has no export "${exportName}"; ` +
-        (names.length ? `it exports ${names.join(', ')} (choose one with ${module}#name)` : 'it exports nothing'),
-    )
-  const fn = namespace[exportName]
-  if (typeof fn !== 'function') {
-    const functions = names.filter((n) => typeof namespace[n] === 'function')
-    throw usageError(
-      `export "${exportName}" of module "${module}" is ${fn === null ? 'null' : `a ${typeof fn}`}, not a function; ` +
-        (functions.length ? `its functions: ${functions.join(', ')}` : 'it exports no function'),
-    )
-  }
-  return { module, exportName, fn: fn as SiteModuleFunction['fn'] }
+  const fn = await importFunction(file, exportName, {
+    what: `module "${module}"`,
+    choose: `choose one with ${module}#name`,
+  })
+  return { module, exportName, fn }
 }

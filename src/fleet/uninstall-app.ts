@@ -1,5 +1,5 @@
 import type { Bench } from '../bench.js'
-import { runHook } from '../apps/hooks.js'
+import { callHookIn, runCommandHook } from '../apps/hooks.js'
 import { installedApps } from '../apps/install.js'
 import { loadApp } from '../apps/manifest.js'
 import { LEDGER_TABLE, missingDown, revertMigrations, type RevertStep } from '../apps/migrations.js'
@@ -33,9 +33,10 @@ export interface UninstallResult {
 /**
  * `tenancy uninstall-app <app> --site S`: refused (exit 2) while another installed app
  * requires it, or while one of its applied migrations has no down; then the site is backed up
- * (unless `noBackup`; a failed backup changes nothing), the app's `before_uninstall` hook runs,
- * and in one transaction (where the database allows) every applied migration of the app is
- * reverted newest first and its ledger rows, fixture digest and installed-app entry removed.
+ * (unless `noBackup`; a failed backup changes nothing), then in one transaction (where the
+ * database allows) the app's `before_uninstall` hook runs (a command hook just before it),
+ * every applied migration of the app is reverted newest first and its ledger rows, fixture
+ * digest and installed-app entry removed.
  */
 export async function uninstallApp(
   bench: Bench,
@@ -95,17 +96,15 @@ export async function uninstallApp(
         )
       }
     }
-    const hook = await runHook(
-      bench,
-      app,
-      'before_uninstall',
-      { name: siteName, path, dbType: config.db_type },
-      options.signal,
-    )
+    const hookSite = { name: siteName, path, dbType: config.db_type }
+    // A command runs before the transaction (it connects on its own); a module inside it, so
+    // that its throw keeps the app installed and its data as they were.
+    let hook = await runCommandHook(bench, app, 'before_uninstall', hookSite, options.signal)
     const open = await driver.connect(config, path)
     let reverted: string[]
     try {
       reverted = await open.transaction(async (tx) => {
+        hook ??= await callHookIn(bench, app, 'before_uninstall', hookSite, tx.trx, options.signal)
         const done = await revertMigrations(tx, siteName, await appliedSteps(tx.trx, app))
         await tx.trx.deleteFrom(LEDGER_TABLE).where('app', '=', appName).execute()
         await tx.trx.deleteFrom('tenancy_fixtures').where('app', '=', appName).execute()

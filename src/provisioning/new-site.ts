@@ -369,11 +369,11 @@ async function build(
           options.onProgress?.({ app: CORE_APP, phase: 'done' })
           coreOpen = false
         },
+        // Last in the last install transaction, so the scrypt hash started with the inputs had
+        // the app installs' time to finish, and the Administrator costs no commit of its own.
+        epilogue: async (tx) => upsertAdministrator(tx, await inputs.adminHash),
       },
     )
-    // Last, so the scrypt hash started with the inputs had the app installs' time to finish.
-    const hash = await inputs.adminHash
-    await conn.transaction((tx) => upsertAdministrator(tx, hash))
     const summary = await installedApps(conn.db)
     await conn.close()
     conn = undefined

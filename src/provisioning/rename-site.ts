@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import type { Kysely } from 'kysely'
 import type { Bench } from '../bench.js'
 import { resolveInstallOrder, type AppManifest } from '../apps/manifest.js'
-import { runRenameHooks } from '../apps/rename-hooks.js'
+import { runInstalledAppsHook } from '../apps/hooks.js'
 import { siteBackupsPath, moveSiteBackups } from '../backups/rename-backups.js'
 import { InterruptedError, TenancyError, messageOf, usageError } from '../errors.js'
 import { assertSiteName } from '../names.js'
@@ -35,7 +35,11 @@ export interface SiteRename {
    * `required`: a missing user is an error (a pool site always has one).
    */
   apiUser?: { from: string; to: string; required?: boolean }
-  /** The site's apps, requirements first: their `after_rename` hooks run in this order. */
+  /**
+   * The site's apps (from its registry row), requirements first: the site's database is opened
+   * only when one of them has an `after_rename` hook (or the API user moves). The hooks run for
+   * the apps the site's own `installed_apps` lists, in install order (`runInstalledAppsHook`).
+   */
   apps: AppManifest[]
   signal?: AbortSignal
 }
@@ -121,9 +125,11 @@ export async function finishRename(bench: Bench, rename: SiteRename, steps: Rena
       faultPoint('rename-after-api-user')
       await steps.afterData?.(open)
       if (!hooked) return
-      const renamed = { site, previousSite, sitePath: open.path, apps: rename.apps, signal: rename.signal }
+      const renamed = { name: site, previousName: previousSite, path: open.path, dbType: open.conn.driver.type }
       try {
-        hooks = await runRenameHooks(bench, open.conn, renamed)
+        // Requirements first; a module hook in its own transaction of the site, a command after.
+        const ran = await runInstalledAppsHook(bench, 'after_rename', renamed, open.conn, rename.signal)
+        hooks = ran.map((r) => r.app)
       } catch (error) {
         // Ctrl-C leaves the rename to the next command, which runs the hooks again.
         if (!(error instanceof TenancyError) || error instanceof InterruptedError) throw error

@@ -17,6 +17,8 @@ import { stepJson, tenantJson, type StepJson, type TenantJson, type TenantRow } 
 import { enqueueJob } from '../registry/jobs.js'
 import { pendingStepRow } from '../registry/steps.js'
 import { ensureWorker } from './worker.js'
+import { newAdminPassword } from './steps/create-site.js'
+import { startHashing } from '../secrets/hashing.js'
 
 const DATA_KEY = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/
 
@@ -99,6 +101,8 @@ export async function insertTenant(
     provisioningStatus: 'not_started' | 'queued'
     pendingSince: string | null
     queueJob: boolean
+    /** The site's Administrator password, encrypted (create-site chooses one when null or absent). */
+    adminPasswordEnc?: string | null
   },
   steps: PlannedStep[],
 ): Promise<number> {
@@ -114,7 +118,7 @@ export async function insertTenant(
       data: JSON.stringify(tenant.data),
       api_key: null,
       api_secret_enc: null,
-      admin_password_enc: null,
+      admin_password_enc: tenant.adminPasswordEnc ?? null,
       lease_owner: null,
       lease_expires_at: null,
       pull_from: null,
@@ -166,8 +170,14 @@ export async function createTenant(bench: Bench, options: CreateTenantOptions): 
   const site = siteFor(bench, name, options)
   const auto = bench.config.auto_provision_tenant_sites
   const queued = auto && options.background === true
+  // Provisioned here and now: the Administrator's password is chosen first and its scrypt hash
+  // started, to run on the thread pool while the registry opens and the tenant is recorded
+  // (create-site takes the hash when it writes the Administrator, instead of waiting on it).
+  const adminPassword = auto && !queued ? await newAdminPassword(bench) : undefined
+  if (adminPassword !== undefined) startHashing(adminPassword)
   const steps = await preflight(bench, { provisionsHere: auto && !queued })
   const registry = await bench.registry()
+  const adminPasswordEnc = adminPassword === undefined ? null : (await bench.secretBox()).encrypt(adminPassword)
   const tenantId = await registry.writeTransaction(async (trx) => {
     await assertFree(trx, name, site)
     return insertTenant(
@@ -179,6 +189,7 @@ export async function createTenant(bench: Bench, options: CreateTenantOptions): 
         provisioningStatus: queued ? 'queued' : 'not_started',
         pendingSince: null,
         queueJob: queued,
+        adminPasswordEnc,
       },
       steps,
     )

@@ -10,6 +10,7 @@ import { PROCESS_OWNER } from '../util/process-owner.js'
 import { immediateTransaction } from '../databases/sqlite-transaction.js'
 import { guardedDatabase, sqliteGuard } from '../databases/sqlite-guard.js'
 import { loadPg } from '../util/load-pg.js'
+import { loadSqlite } from '../util/load-sqlite.js'
 import { maskUrl } from '../util/mask-url.js'
 import { guardDialect } from '../databases/server-gone.js'
 import { pgServerLoss, watchPgPool } from '../databases/postgres-errors.js'
@@ -414,7 +415,7 @@ async function openPostgres(url: string): Promise<Kysely<RegistrySchema>> {
 }
 
 async function openSqlite(path: string): Promise<Kysely<RegistrySchema>> {
-  const { default: Database } = await import('better-sqlite3')
+  const Database = loadSqlite()
   // A damaged registry is the bench's configuration broken (exit 2), like a malformed config file.
   const guard = sqliteGuard(path, 'the registry', { corruptExitCode: EXIT_USAGE })
   let raw

@@ -15,8 +15,32 @@ function scryptAsync(password: string, salt: Buffer, n: number, r: number, p: nu
   })
 }
 
+/** Hashes started ahead by `startHashing`, by password, until `hashPassword` takes them. */
+const started = new Map<string, Promise<string>>()
+
+/**
+ * Starts hashing `password` now, for the next `hashPassword(password)` in this process to take:
+ * a caller that knows a password long before it stores the hash (a tenant's Administrator,
+ * chosen as the tenant is recorded) lets the scrypt run meanwhile on the thread pool.
+ */
+export function startHashing(password: string): void {
+  if (started.has(password)) return
+  const hash = scryptHash(password)
+  hash.catch(() => {})
+  started.set(password, hash)
+}
+
 /** Hashes a password with a random salt: `scrypt$N$r$p$salt$hash` (base64). */
 export async function hashPassword(password: string): Promise<string> {
+  const early = started.get(password)
+  if (early) {
+    started.delete(password)
+    return early
+  }
+  return scryptHash(password)
+}
+
+async function scryptHash(password: string): Promise<string> {
   const salt = randomBytes(16)
   const key = await scryptAsync(password, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P)
   return `scrypt$${SCRYPT_N}$${SCRYPT_R}$${SCRYPT_P}$${salt.toString('base64')}$${key.toString('base64')}`

@@ -1,3 +1,4 @@
+import type { Bench } from '../../bench.js'
 import { TenancyError } from '../../errors.js'
 import { generatePassword } from '../../secrets/hashing.js'
 import { resolveSecret } from '../../secrets/resolve-secret.js'
@@ -6,6 +7,12 @@ import { adminPasswordSources, newSite } from '../new-site.js'
 import { planByName, type StepContext, type StepKind } from './step-kind.js'
 import { updateTenant } from './tenant-update.js'
 
+/** A new tenant's admin password: the configured one (never prompted for), else a generated one. */
+export async function newAdminPassword(bench: Bench): Promise<string> {
+  const configured = await resolveSecret({ ...adminPasswordSources(bench), prompt: undefined })
+  return configured?.value || generatePassword()
+}
+
 /**
  * The admin password of a tenant's site: the one stored (encrypted) on the tenant, else configured,
  * else generated, stored before use.
@@ -13,8 +20,7 @@ import { updateTenant } from './tenant-update.js'
 async function adminPasswordFor(ctx: StepContext): Promise<string> {
   const box = await ctx.bench.secretBox()
   if (ctx.tenant.admin_password_enc) return box.decrypt(ctx.tenant.admin_password_enc)
-  const configured = await resolveSecret({ ...adminPasswordSources(ctx.bench), prompt: undefined })
-  const password = configured?.value || generatePassword()
+  const password = await newAdminPassword(ctx.bench)
   await updateTenant(ctx.bench, ctx.tenant.id, { admin_password_enc: box.encrypt(password) })
   return password
 }

@@ -1,0 +1,320 @@
+import { cpSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { runInstalledAppsHook } from '../src/apps/hooks.js'
+import { installApps, newSite, usingBench, usingSite } from '../src/index.js'
+import { ROOT, addApp, makeBench, setConfig, sleep, spawnTenancy, tenancy, tempDir } from './helpers.js'
+import { SITE_BACKENDS, asSite, useBackend } from './backends.js'
+import { allTables, tableNames } from './restore-helpers.js'
+
+// App hooks (SPEC §9): a shell command or {"module", "export"} called in-process inside the
+// step's transaction and timeout. The sample apps use modules; test/fixtures/apps/shell_notes
+// keeps the command form tested.
+
+const SHELL_APP = join(ROOT, 'test', 'fixtures', 'apps', 'shell_notes')
+
+/** `thrower`: a table, a fixture row, and an after_install module that writes a row, then throws while `fail` exists. */
+function addThrowingApp(bench: string): void {
+  addApp(
+    bench,
+    'thrower',
+    { hooks: { after_install: { module: 'hooks/install.mjs', export: 'afterInstall' } } },
+    {
+      'migrations/0001_items.sql': 'CREATE TABLE thrower_items (id VARCHAR(32) PRIMARY KEY, note VARCHAR(255));\n',
+      'fixtures/01_items.json': JSON.stringify({ table: 'thrower_items', rows: [{ id: 'fixture', note: 'fixture' }] }),
+      'hooks/install.mjs': `import { existsSync } from 'node:fs'
+export async function afterInstall({ db, site }) {
+  await db.insertInto('thrower_items').values({ id: 'hook', note: site }).execute()
+  if (existsSync(new URL('../fail', import.meta.url))) throw new Error('no licence key for ' + site)
+  return 'thrower installed on ' + site
+}
+`,
+      fail: '',
+    },
+  )
+}
+
+const count = async (bench: string, site: string, sql: string) => Number((await asSite(bench, site, sql)).rows[0]?.n)
+
+describe.each(SITE_BACKENDS)('module hooks on $name', ({ name: backend, skip }) => {
+  describe.skipIf(skip)('', () => {
+    it('after_install writes its rows inside the install; a throw rolls the app back, and a rerun installs it', async () => {
+      const bench = makeBench()
+      const env = useBackend(bench, backend)
+      addThrowingApp(bench)
+      const made = await tenancy(bench, ['new-site', 'h.localhost', '--install-app', 'tenant_ops', '--json'], { env })
+      expect(made.exitCode, made.stderr).toBe(0)
+      expect(made.json.apps[1].hook_output).toMatch(
+        /^tenant_ops after_install on h\.localhost: created project PRJ-ONBOARDING with 6 starter tasks, recorded app_installed in audit_log, set tenant_ops\.installed_at=/,
+      )
+      const project = await asSite(bench, 'h.localhost', "select description from projects where id = 'PRJ-ONBOARDING'")
+      expect(project.rows[0].description).toBe(
+        'Getting h.localhost up and running. Created from the "Tenant Onboarding" template when tenant_ops was installed.',
+      )
+      expect(
+        await count(bench, 'h.localhost', "select count(*) as n from tasks where project_id = 'PRJ-ONBOARDING'"),
+      ).toBe(6)
+      expect(
+        await count(bench, 'h.localhost', "select count(*) as n from tag_links where ref_id = 'PRJ-ONBOARDING'"),
+      ).toBe(1)
+      const audit = await asSite(bench, 'h.localhost', "select detail from audit_log where action = 'app_installed'")
+      expect(audit.rows.map((r) => JSON.parse(r.detail))).toEqual([
+        { site: 'h.localhost', version: '1.0.0', db_type: backend, onboarding_project: 'PRJ-ONBOARDING' },
+      ])
+      const installedAt = await asSite(
+        bench,
+        'h.localhost',
+        "select setting_value from settings where setting_key = 'tenant_ops.installed_at'",
+      )
+      expect(installedAt.rows[0].setting_value).toMatch(/^\d{4}-\d\d-\d\dT/)
+
+      const tables = await tableNames(bench, 'h.localhost')
+      const failed = await tenancy(bench, ['install-app', 'thrower', '--site', 'h.localhost', '--json'], { env })
+      expect(failed.exitCode).toBe(1)
+      expect(failed.json.error.message).toBe(
+        'the after_install hook of app "thrower" on site "h.localhost" failed: no licence key for h.localhost',
+      )
+      expect(await count(bench, 'h.localhost', "select count(*) as n from installed_apps where name = 'thrower'")).toBe(
+        0,
+      )
+      const ledger = "select count(*) as n from tenancy_migrations where app = 'thrower'"
+      if (backend === 'mariadb') {
+        // MariaDB commits DDL as it runs: the app's table and its applied migration stay, empty
+        // (the fixture's and the hook's rows rolled back with the rest); the rerun goes on from there.
+        expect(await tableNames(bench, 'h.localhost')).toEqual([...tables, 'thrower_items'].sort())
+        expect(await count(bench, 'h.localhost', ledger)).toBe(1)
+        expect(await count(bench, 'h.localhost', 'select count(*) as n from thrower_items')).toBe(0)
+      } else {
+        expect(await tableNames(bench, 'h.localhost')).toEqual(tables)
+        expect(await count(bench, 'h.localhost', ledger)).toBe(0)
+      }
+
+      rmSync(join(bench, 'apps', 'thrower', 'fail'))
+      const again = await tenancy(bench, ['install-app', 'thrower', '--site', 'h.localhost', '--json'], { env })
+      expect(again.exitCode, again.stderr).toBe(0)
+      expect(again.json.apps[0]).toMatchObject({ status: 'installed', hook_output: 'thrower installed on h.localhost' })
+      expect((await asSite(bench, 'h.localhost', 'select id from thrower_items order by id')).rows).toEqual([
+        { id: 'fixture' },
+        { id: 'hook' },
+      ])
+    })
+
+    it('after_rename rewrites the data naming the old site (module and command hooks, requirements first)', async () => {
+      const bench = makeBench()
+      const env = useBackend(bench, backend)
+      cpSync(SHELL_APP, join(bench, 'apps', 'shell_notes'), { recursive: true })
+      const old = 'pending-0a1b2c3d4e.localhost'
+      await usingBench({ cwd: bench, env: { ...process.env, ...env } }, async (b) => {
+        await newSite(b, { site: old, installApps: ['tenant_ops', 'shell_notes'] })
+        const before = JSON.stringify(await allTables(bench, old))
+        expect(before).toContain(old)
+        const outputs = await usingSite(b, old, (site) =>
+          runInstalledAppsHook(
+            b,
+            'after_rename',
+            { name: 'acme.localhost', previousName: old, path: site.path, dbType: site.conn.driver.type },
+            site.conn,
+          ),
+        )
+        expect(outputs).toEqual([
+          {
+            app: 'tenant_ops',
+            output: `tenant_ops after_rename ${old} -> acme.localhost: rewrote 1 project description(s) and 1 audit entry`,
+          },
+          { app: 'shell_notes', output: `shell_notes: 1 note(s) moved from ${old} to acme.localhost` },
+        ])
+      })
+      // Every row of every table, as text: the placeholder is gone, the new name is where it was.
+      const after = JSON.stringify(await allTables(bench, old))
+      expect(after).not.toContain(old)
+      expect(after).toContain('Getting acme.localhost up and running.')
+      const audit = await asSite(bench, old, "select detail from audit_log where action = 'app_installed'")
+      expect(JSON.parse(audit.rows[0].detail).site).toBe('acme.localhost')
+    })
+  })
+})
+
+describe('module hooks: timeouts, interruptions, bad specs', () => {
+  const sleeper = (bench: string) =>
+    addApp(
+      bench,
+      'sleeper',
+      { hooks: { after_install: { module: 'hooks/sleep.mjs' } } },
+      {
+        'migrations/0001_naps.sql': 'CREATE TABLE naps (id VARCHAR(32) PRIMARY KEY);\n',
+        // Waits ten minutes (a timer holding the event loop); tells, through a file, what it saw.
+        'hooks/sleep.mjs': `import { writeFileSync } from 'node:fs'
+export default async ({ db, signal }) => {
+  await db.insertInto('naps').values({ id: 'started' }).execute()
+  writeFileSync(new URL('../started', import.meta.url), '')
+  signal.addEventListener('abort', () => writeFileSync(new URL('../aborted', import.meta.url), signal.reason.message))
+  await new Promise((resolve) => setTimeout(resolve, 600_000))
+}
+`,
+      },
+    )
+
+  it('a module hook past provision.step_timeout fails its step, is rolled back, and the process ends', async () => {
+    const bench = makeBench()
+    sleeper(bench)
+    setConfig(bench, (c) => {
+      c.provision.apps = ['sleeper']
+      c.provision.step_timeout = 1
+    })
+    const r = await tenancy(bench, ['tenant', 'create', 'slow', '--no-pool', '--json'], { timeout: 60_000 })
+    expect(r.exitCode, r.stderr).toBe(1)
+    const message = 'the after_install hook of app "sleeper" on site "slow.localhost" timed out after 1 s'
+    expect(r.stderr).toContain(`step "install-app sleeper" failed: ${message}`)
+    // The hook's signal was aborted with the same reason.
+    expect(readFileSync(join(bench, 'apps', 'sleeper', 'aborted'), 'utf8')).toBe(message)
+    const show = await tenancy(bench, ['tenant', 'show', 'slow', '--json'])
+    expect(show.json.steps.find((s: any) => s.name === 'install-app sleeper')).toMatchObject({ status: 'failed' })
+    // The site stays (an earlier step made it) without the app: its table and row were rolled back.
+    expect(await tableNames(bench, 'slow.localhost')).not.toContain('naps')
+    expect(
+      await count(bench, 'slow.localhost', "select count(*) as n from installed_apps where name = 'sleeper'"),
+    ).toBe(0)
+  })
+
+  it('Ctrl-C during a module hook interrupts it (exit 130) and rolls the site back', async () => {
+    const bench = makeBench({ exampleApps: false })
+    sleeper(bench)
+    const child = spawnTenancy(bench, ['new-site', 'i.localhost', '--install-app', 'sleeper', '--json'])
+    for (let i = 0; i < 400 && !existsSync(join(bench, 'apps', 'sleeper', 'started')); i++) await sleep(50)
+    child.kill('SIGINT')
+    const r = await child
+    expect(r.exitCode).toBe(130)
+    expect(String(r.stderr)).toMatch(/new-site "i\.localhost" was interrupted; rolled back/)
+    expect(readFileSync(join(bench, 'apps', 'sleeper', 'aborted'), 'utf8')).toBe(
+      'the after_install hook of app "sleeper" on site "i.localhost" was interrupted',
+    )
+    expect(existsSync(join(bench, 'sites', 'i.localhost'))).toBe(false)
+  })
+
+  it('a hook left running past its timeout cannot write through its db afterwards', async () => {
+    const bench = makeBench()
+    const marker = join(tempDir(), 'late')
+    addApp(
+      bench,
+      'late',
+      { hooks: { after_install: { module: 'late.mjs' } } },
+      {
+        'migrations/0001_late.sql': 'CREATE TABLE late_items (id VARCHAR(32) PRIMARY KEY);\n',
+        // Ignores its signal, and writes 1.5 s later, after its timeout ended its transaction.
+        'late.mjs': `import { writeFileSync } from 'node:fs'
+export default ({ db }) => new Promise((resolve) => setTimeout(async () => {
+  try {
+    await db.insertInto('late_items').values({ id: 'late' }).execute()
+    writeFileSync(${JSON.stringify(marker)}, 'written')
+  } catch (error) {
+    writeFileSync(${JSON.stringify(marker)}, 'refused: ' + error.message)
+  }
+  resolve()
+}, 1500))
+`,
+      },
+    )
+    setConfig(bench, (c) => (c.provision.step_timeout = 1))
+    await usingBench({ cwd: bench }, async (b) => {
+      await newSite(b, { site: 'l.localhost', installApps: ['shared_lib'], adminPassword: 'pw-l' })
+      await expect(installApps(b, { site: 'l.localhost', apps: ['late'] })).rejects.toThrow(
+        'the after_install hook of app "late" on site "l.localhost" timed out after 1 s',
+      )
+    })
+    for (let i = 0; i < 400 && !existsSync(marker); i++) await sleep(25)
+    expect(readFileSync(marker, 'utf8')).toBe(
+      'refused: the after_install hook of app "late" on site "l.localhost" queried the database after its call had ' +
+        'ended (it timed out, or left a promise running); await every query before the hook returns',
+    )
+    expect(await tableNames(bench, 'l.localhost')).not.toContain('late_items')
+  })
+
+  it('a bad hook in app.json is refused in one line naming the app, the hook and the fix (exit 2)', async () => {
+    const bench = makeBench({ exampleApps: false })
+    writeFileSync(join(bench, 'x.mjs'), 'export default () => {}\n')
+    const cases: [unknown, RegExp][] = [
+      [
+        [],
+        /app "bad": "hooks" must be an object of hooks, each a shell command such as "node hooks\/after_install\.mjs" or \{"module": "hooks\/after_install\.mjs", "export": "name"\} \(in .*app\.json\)$/,
+      ],
+      [
+        { after_instal: 'node x.mjs' },
+        /app "bad": unknown hook "after_instal"; did you mean "after_install"\? the hooks are after_install, after_rename, before_uninstall/,
+      ],
+      [
+        { after_install: 42 },
+        /app "bad": hook "after_install" must be a shell command such as "node hooks\/after_install\.mjs" or \{"module": "hooks\/after_install\.mjs", "export": "name"\}; got 42/,
+      ],
+      [{ before_uninstall: '  ' }, /app "bad": hook "before_uninstall" is an empty command; give .*, or remove it/],
+      [
+        { after_rename: { module: 'hooks/r.mjs', exports: 'x' } },
+        /app "bad": hook "after_rename" has an unknown key "exports"; it takes "module" and "export"/,
+      ],
+      [
+        { after_install: { export: 'run' } },
+        /app "bad": hook "after_install" needs "module": the path of an ES module in the app's folder, such as "hooks\/after_install\.mjs"/,
+      ],
+      [
+        { after_install: { module: '../x.mjs' } },
+        /app "bad": hook "after_install" names module "\.\.\/x\.mjs" outside the app's folder; give a path inside it/,
+      ],
+      [
+        { after_install: { module: 'hooks/missing.mjs' } },
+        /app "bad": hook "after_install" names module "hooks\/missing\.mjs", which does not exist \(no file .*bad\/hooks\/missing\.mjs\)/,
+      ],
+      [
+        { after_install: { module: 'ok.mjs', export: 'not-a-name' } },
+        /app "bad": hook "after_install" has "export" "not-a-name"; give the name of the function the module exports/,
+      ],
+    ]
+    for (const [hooks, message] of cases) {
+      addApp(bench, 'bad', { hooks }, { 'ok.mjs': 'export const run = () => {}\n' })
+      const r = await tenancy(bench, ['list-apps'])
+      expect(r.exitCode, JSON.stringify(hooks)).toBe(2)
+      expect(r.stderr.trim().split('\n'), JSON.stringify(hooks)).toHaveLength(1)
+      expect(r.stderr.trim(), JSON.stringify(hooks)).toMatch(message)
+    }
+    // Found only once imported: an export it lacks, a module that does not load. Exit 2 too, nothing installed.
+    for (const [spec, text, message] of [
+      [
+        { module: 'ok.mjs', export: 'nope' },
+        'export const run = () => {}\n',
+        /has no export "nope"; it exports run \(name one in the hook's "export" in app\.json\)$/,
+      ],
+      [{ module: 'ok.mjs' }, 'export default (\n', /failed: cannot import module "ok\.mjs": /],
+    ] as const) {
+      addApp(bench, 'bad', { hooks: { after_install: spec } }, { 'ok.mjs': text })
+      const r = await tenancy(bench, ['new-site', 'b.localhost', '--install-app', 'bad', '--json'])
+      expect(r.exitCode, r.stderr).toBe(2)
+      expect(r.json.error.message).toMatch(
+        /^new-site "b\.localhost" failed \(rolled back\): the after_install hook of app "bad" on site "b\.localhost" failed: /,
+      )
+      expect(r.json.error.message).toMatch(message)
+      expect(existsSync(join(bench, 'sites', 'b.localhost'))).toBe(false)
+    }
+  })
+})
+
+describe('command hooks (test/fixtures/apps/shell_notes)', () => {
+  it('after_install and before_uninstall run as processes of their own, reaching the site through TENANCY_LIB', async () => {
+    const bench = makeBench({ exampleApps: false })
+    cpSync(SHELL_APP, join(bench, 'apps', 'shell_notes'), { recursive: true })
+    const made = await tenancy(bench, ['new-site', 'n.localhost', '--install-app', 'shell_notes', '--json'])
+    expect(made.exitCode, made.stderr).toBe(0)
+    const notes = (await asSite(bench, 'n.localhost', 'select id, site, pid from shell_notes')).rows
+    expect(notes).toEqual([{ id: 'installed', site: 'n.localhost', pid: expect.any(Number) }])
+    expect(made.json.apps[0].hook_output).toBe(`shell_notes: installed on n.localhost (sqlite), pid ${notes[0].pid}`)
+    const gone = await tenancy(bench, [
+      'uninstall-app',
+      'shell_notes',
+      '--site',
+      'n.localhost',
+      '--yes',
+      '--no-backup',
+      '--json',
+    ])
+    expect(gone.exitCode, gone.stderr).toBe(0)
+    expect(gone.json.hook_output).toMatch(/^shell_notes: uninstalling on n\.localhost \(sqlite\), pid \d+$/)
+    expect(await tableNames(bench, 'n.localhost')).not.toContain('shell_notes')
+  })
+})
