@@ -3,16 +3,19 @@
 // imports them; the CLI (cli/core.ts) and the library (index.ts) open benches only here.
 import { Bench, findConfigFile, type BenchHooks, type BenchOptions } from './bench.js'
 import { recoverPulls } from './pool/finish-pull.js'
+import { finishStatusChanges } from './provisioning/tenant-status.js'
 
 /**
  * What every command does when it first opens the registry: finish any pool pull that a
  * killed process left half-done (its registry part committed, its site not yet moved), so no
- * command sees a tenant between two names. One read when there is none; recoverPulls never
- * throws for one tenant (failures are logged, and doctor reports them).
+ * command sees a tenant between two names, and any suspend or resume whose site config was
+ * not yet written. One read each when there is none; neither throws for one tenant (failures
+ * are logged or left to doctor, which reports them).
  */
 const SESSION_HOOKS: BenchHooks = {
   afterRegistryOpen: async (bench) => {
     await recoverPulls(bench)
+    await finishStatusChanges(bench)
   },
 }
 

@@ -182,6 +182,19 @@ export const REGISTRY_MIGRATIONS: RegistryMigration[] = [
       await db.schema.alterTable('sites').addColumn('host', 'varchar(255)').execute()
     },
   },
+  {
+    version: 7,
+    async up(db) {
+      // Suspension (SPEC §9): when and why a tenant was suspended, and a marker that its
+      // site_config.json (`maintenance_mode`) is still to be brought in line with `status`: set
+      // in the transaction that changes the status, cleared once the file is written, so a
+      // crash between the two is finished by the next command (one probe of its index).
+      await db.schema.alterTable('tenants').addColumn('suspended_at', 'varchar(32)').execute()
+      await db.schema.alterTable('tenants').addColumn('suspend_reason', 'text').execute()
+      await db.schema.alterTable('tenants').addColumn('config_sync', 'integer').execute()
+      await db.schema.createIndex('tenants_config_sync').on('tenants').column('config_sync').execute()
+    },
+  },
 ]
 
 export const REGISTRY_VERSION = REGISTRY_MIGRATIONS[REGISTRY_MIGRATIONS.length - 1]!.version
