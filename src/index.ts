@@ -36,7 +36,13 @@ export {
   type CheckPasswordOptions,
 } from './sites/users.js'
 export { setAdminPassword, type SetAdminPasswordOptions, type SetAdminPasswordResult } from './sites/admin-password.js'
-export { generateKeys, verifyKey, type ApiCredentials } from './sites/api-keys.js'
+export {
+  generateKeys,
+  verifyKey,
+  type ApiCredentials,
+  type SiteSuspension,
+  type VerifyKeyResult,
+} from './sites/api-keys.js'
 export { installApps, type AppInstallResult } from './apps/install.js'
 export { listApps, listSiteApps } from './apps/list-apps.js'
 export { initBench } from './sites/init.js'
@@ -99,6 +105,10 @@ export { provisionTenant, type ProvisionOptions, type ProvisionResult, type Step
 export { runWorker, type WorkerOptions, type WorkerResult } from './provisioning/worker.js'
 export { doctor, type DoctorResult, type Finding } from './doctor/doctor.js'
 export { listErrors, type ErrorEntry } from './provisioning/error-log.js'
+export { changeTenantStatus, type StatusChange, type StatusChangeResult } from './provisioning/tenant-status.js'
+export { updateTenantData, type UpdateTenantOptions, type UpdateTenantResult } from './provisioning/tenant-data.js'
+export { listEvents, type EventListing, type ListEventsOptions, type ListEventsResult } from './events/list-events.js'
+export { signBody } from './secrets/hashing.js'
 export type { TenantJson, StepJson } from './registry/tenants.js'
 
 // ---- the pending pool ----------------------------------------------------------------

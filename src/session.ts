@@ -3,16 +3,19 @@
 // imports them; the CLI (cli/core.ts) and the library (index.ts) open benches only here.
 import { Bench, findConfigFile, type BenchHooks, type BenchOptions } from './bench.js'
 import { recoverRenames } from './pool/recover-renames.js'
+import { finishStatusChanges } from './provisioning/tenant-status.js'
 
 /**
  * What every command does when it first opens the registry: finish any rename (a pool pull is
  * one) that a killed process left half-done (its registry part committed, its site not yet
- * wholly moved), so no command sees a site between two names. One index probe when there is
- * none; recoverRenames never throws for one site (failures are logged, and doctor reports them).
+ * wholly moved), so no command sees a site between two names, and any suspend or resume whose
+ * site config was not yet written. One index probe each when there is none; neither throws for
+ * one site or tenant (failures are logged or left to doctor, which reports them).
  */
 const SESSION_HOOKS: BenchHooks = {
   afterRegistryOpen: async (bench) => {
     await recoverRenames(bench)
+    await finishStatusChanges(bench)
   },
 }
 

@@ -428,10 +428,10 @@ describe('upgrading a registry with a pull an older tenancy left half-done', () 
     const placeholder = (await tenancy(bench, ['tenant', 'list', '--only-pending', '--json'])).json.tenants[0].site
     const killed = await tenancy(bench, ['tenant', 'create', 'acme'], { env: { TENANCY_FAULT: 'pull-after-claim' } })
     expect(killed.exitCode).not.toBe(0)
-    // Back to schema 6, as the older version's claim left it: the tenant and site renamed, pull_from set.
+    // Back to schema 7, as the older version's claim left it: the tenant and site renamed, pull_from set.
     const db = new Database(registryFile(bench))
     db.exec(`drop index sites_renaming; alter table sites drop column rename_from;
-      update sites set state = 'ready'; delete from registry_migrations where version = 7`)
+      update sites set state = 'ready'; delete from registry_migrations where version = 8`)
     db.close()
     expect(query(registryFile(bench), 'select name, pull_from from tenants')).toEqual([
       { name: 'acme', pull_from: placeholder },

@@ -12,6 +12,7 @@ import { registerRollbackCommand } from './rollback-command.js'
 import { registerUninstallCommand } from './uninstall-command.js'
 import { registerRunCommand } from './run-command.js'
 import { registerExecuteCommand } from './execute-command.js'
+import { registerEventsCommand } from './events-command.js'
 
 declare const TENANCY_VERSION: string
 
@@ -48,6 +49,7 @@ export function buildProgram(): Command {
   registerUninstallCommand(program)
   registerRunCommand(program)
   registerExecuteCommand(program)
+  registerEventsCommand(program)
   const override = (command: Command): void => {
     command.exitOverride()
     command.commands.forEach(override)

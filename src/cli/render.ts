@@ -4,6 +4,7 @@ import type { AppInstallResult, InstallProgress } from '../apps/install.js'
 import type { BenchAppListing, SiteAppListing } from '../apps/list-apps.js'
 import type { BackupResult, SiteBackupResult } from '../backups/backup.js'
 import type { BackupListing } from '../backups/list-backups.js'
+import type { EventListing } from '../events/list-events.js'
 import type { ExecuteResult, SiteExecuteResult } from '../fleet/execute.js'
 import type { RestoreResult } from '../backups/restore.js'
 import type { RunResult, SiteRunResult } from '../fleet/run.js'
@@ -139,6 +140,24 @@ export function renderErrors(errors: ErrorEntry[]): string {
       return `${e.at}  ${where.filter(Boolean).join(', ')}\n  ${e.message.replace(/\n/g, '\n  ')}`
     })
     .join('\n')
+}
+
+/** `tenancy events`: one row an event, newest first; the last error of a failing one indented below it. */
+export function renderEvents(events: EventListing[]): string {
+  const rows = events.map((e) => [
+    e.at,
+    e.type,
+    e.tenant ?? '-',
+    e.delivered ? `delivered ${e.delivered_at}` : `next try ${e.next_attempt_at ?? '-'}`,
+    String(e.attempts),
+    e.id,
+  ])
+  const lines = table(['AT', 'TYPE', 'TENANT', 'DELIVERY', 'ATTEMPTS', 'ID'], rows).split('\n')
+  // The header, then each event's row and (when it failed) its error.
+  return [
+    lines[0]!,
+    ...events.flatMap((e, i) => [lines[i + 1]!, ...(e.last_error && !e.delivered ? [`  ${e.last_error}`] : [])]),
+  ].join('\n')
 }
 
 /** What migrate did on one site: `migrated (tenant_ops/0007_x)`, `up to date`, `FAILED at …`. */

@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import { Option } from 'commander'
-import { usageError } from '../errors.js'
+import { EXIT_FAILED, TenancyError, usageError } from '../errors.js'
 import { taskProgress } from '../output/progress.js'
 import { contextFor } from './context.js'
 import { addPendingFilters, collect, integerFlag, pendingChoice, type PendingFlags } from './flags.js'
@@ -442,6 +442,17 @@ export function registerSiteCommands(program: Command): void {
       await ctx.withBench(async (bench) => {
         const { verifyKey } = await import('./core.js')
         const result = await verifyKey(bench, { site, apiKey, secret })
+        if (result.suspended) {
+          const { tenant, reason } = result.suspended
+          const message = tenant
+            ? `site is suspended: ${site} (tenant "${tenant}"${reason ? `: ${reason}` : ''}); ` +
+              `its API keys are refused until "tenancy tenant resume ${tenant}"`
+            : `site is suspended: ${site} is in maintenance mode (maintenance_mode in its site_config.json); ` +
+              `its API keys are refused until "tenancy set-config maintenance_mode 0 --site ${site}"`
+          ctx.out.result({ valid: false, user: null, suspended: result.suspended, error: message })
+          process.exitCode = ctx.out.error(new TenancyError(message, { exitCode: EXIT_FAILED }))
+          return
+        }
         ctx.out.result({ valid: result.valid, user: result.user }, () =>
           result.valid ? `valid: api_key belongs to ${result.user}` : 'invalid api_key or api_secret',
         )

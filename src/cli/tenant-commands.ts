@@ -7,6 +7,7 @@ import { contextFor, type CommandContext } from './context.js'
 import { addPendingFilters, collect, integerFlag, pendingChoice, type PendingFlags } from './flags.js'
 import { addPasswordFlags } from './password-flags.js'
 import { renderErrors, renderRename, renderTenant, renderTenants, stepTaskView } from './render.js'
+import { registerTenantLifecycleCommands } from './tenant-lifecycle-commands.js'
 
 /** `--concurrency` of pending-create and worker: tenants provisioned at once. */
 const CONCURRENCY = { min: 1, max: 10_000, unit: 'tenants' }
@@ -98,7 +99,9 @@ interface DoctorFlags {
 
 /** Registers tenant, provision, worker, errors and doctor. */
 export function registerTenantCommands(program: Command): void {
-  const tenant = program.command('tenant').description('tenant records: create, list, show, delete')
+  const tenant = program
+    .command('tenant')
+    .description('tenant records: create, list, show, update, suspend, resume, delete')
 
   tenant
     .command('create')
@@ -192,6 +195,8 @@ export function registerTenantCommands(program: Command): void {
         ctx.out.result(result, () => renderTenant(result))
       })
     })
+
+  registerTenantLifecycleCommands(tenant)
 
   const deleteCommand = tenant
     .command('delete')

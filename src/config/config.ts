@@ -44,7 +44,8 @@ export interface BenchConfig {
     max_attempts: number
     step_timeout: number
     retry_delay: number
-    notify?: { webhook?: string; run?: string }
+    /** Where events go; `secret` signs webhook bodies (`TENANCY_NOTIFY_SECRET` overrides it). */
+    notify?: { webhook?: string; run?: string; secret?: string }
   }
   pending: { count: number; include_in_queries: boolean; attributes?: Record<string, unknown> }
   migrate: { concurrency: number }
@@ -91,9 +92,13 @@ const stringList: Check = (v) =>
   Array.isArray(v) && v.every((x) => typeof x === 'string' && x.length > 0) ? null : 'a list of strings'
 /** A MariaDB host pattern for site users (`db.user_host`): what may stand between the quotes of 'user'@'host'. */
 export const USER_HOST = /^[A-Za-z0-9.%_:-]{1,255}$/
-/** A value for an error message: a URL's password hidden (the registry URL may carry one). */
+/** A value for an error message: a URL's password hidden (the registry URL may carry one), a secret not shown at all. */
 const shown = (key: string, value: unknown): string =>
-  typeof value === 'string' && key === 'registry' ? JSON.stringify(maskUrl(value)) : JSON.stringify(value)
+  isSecretKey(key.split('.').pop()!)
+    ? 'a value not shown here'
+    : typeof value === 'string' && key === 'registry'
+      ? JSON.stringify(maskUrl(value))
+      : JSON.stringify(value)
 const registryUrl: Check = (v) =>
   typeof v === 'string' && /^(sqlite:.+|postgres(ql)?:\/\/.+)$/.test(v) ? null : 'a "sqlite:PATH" or "postgres://…" URL'
 const steps: Check = (v) => {
@@ -153,6 +158,7 @@ const KEYS: Record<string, { check: Check; fallback?: () => unknown }> = {
     fallback: () => 2,
   },
   'provision.notify': { check: notify },
+  'provision.notify.secret': { check: str },
   pending: { check: obj, fallback: () => ({}) },
   'pending.count': { check: intRange(0, 100_000), fallback: () => 5 },
   'pending.include_in_queries': { check: bool, fallback: () => false },

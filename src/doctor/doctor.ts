@@ -8,6 +8,7 @@ import { checkRegisteredSites } from './checks/registered-sites.js'
 import { checkRenames } from './checks/renames.js'
 import { checkRestores } from './checks/restores.js'
 import { checkSiteDirectories } from './checks/site-directories.js'
+import { checkSuspensions } from './checks/suspensions.js'
 import { checkTenants } from './checks/tenants.js'
 import { checkWorker } from './checks/worker.js'
 import type { Diagnosis, Finding } from './finding.js'
@@ -73,6 +74,7 @@ export async function doctor(bench: Bench, options: DoctorOptions = {}): Promise
   await settle(checkRegisteredSites(inputs))
   const queue = await readQueue(registry)
   await settle(checkTenants(inputs, queue))
+  await settle(checkSuspensions(inputs))
   await settle(checkJobs(inputs, queue))
   await settle(checkWorker(inputs))
   await settle(checkBackups(bench))

@@ -18,6 +18,7 @@ export interface Finding {
     | 'no_worker'
     | 'queued_without_job'
     | 'undelivered_event'
+    | 'maintenance_mismatch'
     | 'abandoned_backup'
     | 'interrupted_restore'
     | 'empty_archive'

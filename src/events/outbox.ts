@@ -10,7 +10,26 @@ import { tenantJson, type TenantRow } from '../registry/tenants.js'
 import { faultPoint } from '../util/fault.js'
 import { sendEvent } from './send-event.js'
 
-export type EventType = 'tenant.active' | 'tenant.failed' | 'tenant.pulled'
+/**
+ * What `provision.notify` hears (SPEC §9). A pending tenant is nobody's yet: it is announced
+ * once as `pending.created` when the pool has it ready, and then as `tenant.pulled` and
+ * `tenant.active` when a sign-up takes it; a pool tenant that fails or is cleared says nothing.
+ */
+export type EventType =
+  /** A tenant finished provisioning, or a sign-up took it from the pool. */
+  | 'tenant.active'
+  /** A tenant's provisioning failed (the worker: after its last retry). */
+  | 'tenant.failed'
+  /** A sign-up took a tenant from the pool (`pulled_from` names its placeholder site). */
+  | 'tenant.pulled'
+  /** `tenant suspend` (`reason` carries `--reason`). */
+  | 'tenant.suspended'
+  /** `tenant resume`. */
+  | 'tenant.resumed'
+  /** `tenant delete`: the tenant as it was. */
+  | 'tenant.deleted'
+  /** `pending-create` (or `createPending`) made a pool tenant ready. */
+  | 'pending.created'
 
 export type EventRow = Selectable<EventsTable>
 

@@ -46,7 +46,7 @@ export async function pendingClear(
     // Before anything changes: a missing admin password must not leave a tenant half-deleted.
     const admin = tenant.site ? await adminToDropSite(bench, tenant.site, 'pending-clear') : undefined
     const outcome = await usingTenantLease(bench, tenant.id, {}, (lease) =>
-      removeTenant(registry, tenant.id, { site: tenant.site, onlyPendingHeldBy: lease.owner }),
+      removeTenant(bench, tenant.id, { site: tenant.site, onlyPendingHeldBy: lease.owner }),
     )
     if (!outcome.taken) {
       result.skipped.push({ tenant: tenant.name, reason: `held by ${outcome.heldBy}` })

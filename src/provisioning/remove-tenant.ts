@@ -1,4 +1,6 @@
-import { now, type Registry } from '../registry/registry.js'
+import type { Bench } from '../bench.js'
+import { recordEvent } from '../events/outbox.js'
+import { now } from '../registry/registry.js'
 import { PROCESS_OWNER } from '../util/process-owner.js'
 
 export interface RemoveTenantOptions {
@@ -15,21 +17,22 @@ export interface RemoveTenantOptions {
 
 /**
  * Removes a tenant, its steps and its jobs in one registry write transaction that also marks
- * its site `dropping` (or frees it with `keepSite`): a crash before the caller drops the site
- * leaves a row doctor knows how to finish. Returns false, having changed nothing, only when
+ * its site `dropping` (or frees it with `keepSite`) and records `tenant.deleted` (not for a
+ * pool tenant, which was nobody's): a crash before the caller drops the site leaves a row
+ * doctor knows how to finish. Returns false, having changed nothing, only when
  * `onlyPendingHeldBy` is given and the tenant is no longer pending or held by that owner.
  */
-export async function removeTenant(
-  registry: Registry,
-  tenantId: number,
-  options: RemoveTenantOptions,
-): Promise<boolean> {
+export async function removeTenant(bench: Bench, tenantId: number, options: RemoveTenantOptions): Promise<boolean> {
+  const registry = await bench.registry()
   return registry.writeTransaction(async (trx) => {
+    const row = await trx.selectFrom('tenants').selectAll().where('id', '=', tenantId).executeTakeFirst()
     let gone = trx.deleteFrom('tenants').where('id', '=', tenantId)
     if (options.onlyPendingHeldBy !== undefined)
       gone = gone.where('pending_since', 'is not', null).where('lease_owner', '=', options.onlyPendingHeldBy)
     const deleted = await gone.executeTakeFirst()
     if (options.onlyPendingHeldBy !== undefined && Number(deleted.numDeletedRows) !== 1) return false
+    if (row && Number(deleted.numDeletedRows) === 1 && row.pending_since === null)
+      await recordEvent(bench, trx, 'tenant.deleted', row)
     await trx.deleteFrom('steps').where('tenant_id', '=', tenantId).execute()
     await trx.deleteFrom('jobs').where('tenant_id', '=', tenantId).execute()
     if (options.site)

@@ -31,15 +31,23 @@ function dataValue(text: string): unknown {
   return coerceConfigValue(text, false)
 }
 
+/**
+ * Refuses an attribute name that is not letters, digits and `_` (at most 64, not starting with a
+ * digit) or that names an object's prototype; `given` is what was typed, for the message.
+ */
+export function assertDataKey(key: string, flag: string, given: string, form: string): string {
+  if (!DATA_KEY.test(key))
+    throw usageError(`invalid ${flag} "${given}": use ${form} with a key of letters, digits and _`)
+  assertNotPrototypeKey(key, `${flag} key`)
+  return key
+}
+
 /** Parses `--data k=v` pairs: integers and true/false typed, the rest text. */
 export function parseDataPairs(pairs: readonly string[]): Record<string, unknown> {
   const data: Record<string, unknown> = {}
   for (const pair of pairs) {
     const at = pair.indexOf('=')
-    const key = at > 0 ? pair.slice(0, at) : ''
-    if (!DATA_KEY.test(key))
-      throw usageError(`invalid --data "${pair}": use key=value with a key of letters, digits and _`)
-    assertNotPrototypeKey(key, '--data key')
+    const key = assertDataKey(at > 0 ? pair.slice(0, at) : '', '--data', pair, 'key=value')
     data[key] = dataValue(pair.slice(at + 1))
   }
   return data
@@ -296,7 +304,7 @@ export async function deleteTenant(
       : { archiveTo: undefined, backup: null }
     // The tenant goes first, in one transaction that also marks its site `dropping` (or frees
     // it with --keep-site): a crash after it leaves a row doctor knows how to finish.
-    await removeTenant(registry, row.id, { site: owned ? site.name : null, keepSite: options.keepSite })
+    await removeTenant(bench, row.id, { site: owned ? site.name : null, keepSite: options.keepSite })
     let archivedTo: string | null = null
     if (dropping)
       archivedTo = (await dropSite(bench, { site: site.name, force: true, admin, archiveTo: taken.archiveTo }))

@@ -185,6 +185,19 @@ export const REGISTRY_MIGRATIONS: RegistryMigration[] = [
   {
     version: 7,
     async up(db) {
+      // Suspension (SPEC §9): when and why a tenant was suspended, and a marker that its
+      // site_config.json (`maintenance_mode`) is still to be brought in line with `status`: set
+      // in the transaction that changes the status, cleared once the file is written, so a
+      // crash between the two is finished by the next command (one probe of its index).
+      await db.schema.alterTable('tenants').addColumn('suspended_at', 'varchar(32)').execute()
+      await db.schema.alterTable('tenants').addColumn('suspend_reason', 'text').execute()
+      await db.schema.alterTable('tenants').addColumn('config_sync', 'integer').execute()
+      await db.schema.createIndex('tenants_config_sync').on('tenants').column('config_sync').execute()
+    },
+  },
+  {
+    version: 8,
+    async up(db) {
       // A rename's intent (SPEC §9): the row takes the new name and `rename_from` the old one in
       // one transaction; what still bears the old name follows, then it is cleared. Every command
       // looks for unfinished ones when it opens the registry: the partial index keeps that one

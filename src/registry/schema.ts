@@ -54,6 +54,12 @@ export interface TenantsTable {
   created_at: string
   updated_at: string
   provisioned_at: string | null
+  /** When the tenant was suspended (null unless `status` is `suspended`). */
+  suspended_at: string | null
+  /** The `--reason` of the suspension, if one was given. */
+  suspend_reason: string | null
+  /** 1 while `site_config.json` (`maintenance_mode`) is still to be made to match `status`; else null. */
+  config_sync: number | null
 }
 
 export interface StepsTable {

@@ -24,6 +24,9 @@ export interface TenantJson {
   updated_at: string
   provisioned_at: string | null
   error: string | null
+  /** When `tenant suspend` suspended it, and why (`--reason`); null while it is not suspended. */
+  suspended_at: string | null
+  suspend_reason: string | null
 }
 
 export interface StepJson {
@@ -63,6 +66,8 @@ export function tenantJson(row: TenantRow): TenantJson {
     updated_at: row.updated_at,
     provisioned_at: row.provisioned_at,
     error: row.error,
+    suspended_at: row.suspended_at,
+    suspend_reason: row.suspend_reason,
   }
 }
 

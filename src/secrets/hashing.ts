@@ -1,4 +1,4 @@
-import { createHash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto'
+import { createHash, createHmac, randomBytes, scrypt, timingSafeEqual } from 'node:crypto'
 
 // scrypt at Node's default cost (N=2^14, r=8, p=1: 16 MiB, ~45 ms here). The hash runs on
 // libuv's thread pool, so callers start it early and await it after their SQL work.
@@ -87,4 +87,15 @@ export function verifyApiSecret(secret: string, stored: string): boolean {
   const expected = Buffer.from(parts[2]!, 'base64')
   const actual = createHash('sha256').update(parts[1]!).update(secret).digest()
   return expected.length === actual.length && timingSafeEqual(expected, actual)
+}
+
+/**
+ * The signature of a webhook body: `sha256=` and the hex HMAC-SHA256 of its exact bytes under
+ * `secret`, as GitHub signs its webhooks; a receiver recomputes it and compares in constant time.
+ *
+ * @example
+ * signBody('s3cret', '{"id":"…"}') // 'sha256=5d1e…'
+ */
+export function signBody(secret: string, body: string): string {
+  return `sha256=${createHmac('sha256', secret).update(body, 'utf8').digest('hex')}`
 }

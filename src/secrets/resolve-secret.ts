@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import { getConfigPath } from '../config/config.js'
 import { usageError } from '../errors.js'
 
 /** Where a secret may come from, in the SPEC's order: flag file, environment, config, prompt. */
@@ -13,6 +14,7 @@ export interface SecretSources {
   flagValue?: string
   envVar: string
   env?: NodeJS.ProcessEnv
+  /** The config key, dotted for a nested one (`provision.notify.secret`). */
   configKey?: string
   config?: Record<string, unknown>
   /** Asks on a TTY; absent when stdin is not a terminal. */
@@ -52,9 +54,10 @@ export async function resolveSecret(sources: SecretSources): Promise<ResolvedSec
     return { value: sources.flagValue, source: 'flag', where: sources.flag ?? 'the command line' }
   const fromEnv = env[sources.envVar]
   if (fromEnv !== undefined) return { value: fromEnv, source: 'env', where: sources.envVar }
-  if (sources.configKey && sources.config && typeof sources.config[sources.configKey] === 'string') {
+  const configured = sources.configKey && sources.config ? getConfigPath(sources.config, sources.configKey) : undefined
+  if (sources.configKey && typeof configured === 'string') {
     return {
-      value: sources.config[sources.configKey] as string,
+      value: configured,
       source: 'config',
       where: `"${sources.configKey}" in tenancy.config.json`,
       warning:

@@ -4,7 +4,7 @@ import { usageError } from '../errors.js'
 import { assertEmail } from '../names.js'
 import { now } from '../registry/registry.js'
 import { generateApiKey, generateApiSecret, hashApiSecret, verifyApiSecret } from '../secrets/hashing.js'
-import { usingSite } from './site.js'
+import { inMaintenance, usingSite } from './site.js'
 
 export interface ApiCredentials {
   api_key: string
@@ -89,12 +89,46 @@ export async function generateKeys(bench: Bench, options: { site: string; email:
   return keys
 }
 
-/** `tenancy verify-key`: whether `secret` is the current secret of `apiKey` (constant-time), for an enabled user. */
+/** Why a site refuses every key: its tenant is suspended, or its config has `maintenance_mode` on. */
+export interface SiteSuspension {
+  /** The tenant that `tenant suspend` suspended, or null when only `maintenance_mode` says so. */
+  tenant: string | null
+  reason: string | null
+  since: string | null
+}
+
+export interface VerifyKeyResult {
+  valid: boolean
+  user: string | null
+  /** Set when the site refuses every key; `valid` is false then, whatever the secret. */
+  suspended?: SiteSuspension
+}
+
+/**
+ * `tenancy verify-key`: whether `secret` is the current secret of `apiKey` (constant-time), for an
+ * enabled user of a site that is not suspended. A suspended tenant's site (the registry's status,
+ * which is the commit point of `tenant suspend`) or a site in maintenance mode refuses every key,
+ * as Frappe refuses requests while `maintenance_mode` is on.
+ */
 export async function verifyKey(
   bench: Bench,
   options: { site: string; apiKey: string; secret: string },
-): Promise<{ valid: boolean; user: string | null }> {
-  return usingSite(bench, options.site, async ({ conn }) => {
+): Promise<VerifyKeyResult> {
+  const registry = await bench.registry()
+  const tenant = await registry.db
+    .selectFrom('tenants')
+    .select(['name', 'status', 'suspend_reason', 'suspended_at'])
+    .where('site', '=', options.site)
+    .executeTakeFirst()
+  return usingSite(bench, options.site, async ({ conn, config }) => {
+    if (tenant?.status === 'suspended')
+      return {
+        valid: false,
+        user: null,
+        suspended: { tenant: tenant.name, reason: tenant.suspend_reason, since: tenant.suspended_at },
+      }
+    if (inMaintenance(config))
+      return { valid: false, user: null, suspended: { tenant: null, reason: null, since: null } }
     const row = await conn.db
       .selectFrom('api_keys')
       .innerJoin('users', 'users.name', 'api_keys.user_name')

@@ -42,6 +42,15 @@ export function readSiteConfig(sitePath: string): SiteConfig {
   return config as SiteConfig
 }
 
+/**
+ * Whether a site is in maintenance mode: `maintenance_mode` set to anything but off (`0`,
+ * `false`, empty), as Frappe reads it. `tenant suspend` sets it to 1.
+ */
+export function inMaintenance(config: Record<string, unknown>): boolean {
+  const value = config.maintenance_mode
+  return value !== undefined && value !== null && value !== false && value !== 0 && value !== '' && value !== '0'
+}
+
 /** Writes `site_config.json` atomically with mode 0600 (it may hold a database password). */
 export function writeSiteConfig(sitePath: string, config: SiteConfig): void {
   writeJsonAtomic(siteConfigPath(sitePath), config, 0o600)

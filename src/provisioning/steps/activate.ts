@@ -9,7 +9,7 @@ export const activate: StepKind<{ kind: 'activate' }> = {
   once: true,
   async run({ bench, tenant }) {
     const registry = await bench.registry()
-    // The tenant and its `tenant.active` event commit together: a crash cannot lose the event.
+    // The tenant and its event commit together: a crash cannot lose the event.
     await registry.writeTransaction(async (trx) => {
       const at = now()
       await trx
@@ -18,8 +18,9 @@ export const activate: StepKind<{ kind: 'activate' }> = {
         .where('id', '=', tenant.id)
         .execute()
       const row = await trx.selectFrom('tenants').selectAll().where('id', '=', tenant.id).executeTakeFirstOrThrow()
-      // A pending tenant is nobody's yet: it is announced when a sign-up pulls it.
-      if (row.pending_since === null) await recordEvent(bench, trx, 'tenant.active', row)
+      // A pending tenant is nobody's yet: the pool has one more ready, and it is announced
+      // as active when a sign-up pulls it.
+      await recordEvent(bench, trx, row.pending_since === null ? 'tenant.active' : 'pending.created', row)
     })
     return { output: 'tenant is active' }
   },
