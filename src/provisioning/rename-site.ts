@@ -324,7 +324,10 @@ export async function renameSite(
   if (from === to) throw usageError(`site "${from}" already has that name; give the new name`)
   const registry = await bench.registry()
   const done = resumedHere.get(resumeKey(bench, to))
-  if (done?.rename.previousSite === from) return reported(done.rename, done, started, true)
+  if (done?.rename.previousSite === from) {
+    resumedHere.delete(resumeKey(bench, to))
+    return reported(done.rename, done, started, true)
+  }
   const taken = await registry.db
     .selectFrom('sites')
     .select(['name', 'rename_from'])
