@@ -38,7 +38,7 @@ export function registerRollbackCommand(program: Command): void {
       'revert the newest applied migration(s) of sites (--site S ..., or --site all; default: the default site)',
     )
     .option('--skip-site <site>', 'leave this site out (repeatable)', collect)
-  addFleetFlags(command, '1')
+  addFleetFlags(command, '1; from 16 sites with SQLite ones, migrate.concurrency, else CPU count')
     .option('--app <app>', "only this app's migrations")
     .option(
       '--step <n>',
