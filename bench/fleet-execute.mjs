@@ -9,11 +9,11 @@
 //
 //   node bench/fleet-execute.mjs [--quick]
 import { spawnSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
-import { ROOT, cloneSites, lib, median, newBench } from './common.mjs'
+import { ROOT, childCpuMs, cloneSites, lib, median, newBench } from './common.mjs'
 
 const BIN = join(ROOT, 'bin', 'tenancy.js')
 const quick = process.argv.includes('--quick')
@@ -66,16 +66,6 @@ process.stdout.write(lines.join('\\n') + '\\n')
 `,
 )
 
-/** CPU seconds (user + system) of this process's waited-for children, from /proc (Linux); else undefined. */
-const childCpuMs = () => {
-  try {
-    const fields = readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ')
-    // cutime and cstime are fields 16 and 17 of stat(5), in clock ticks (100 a second on Linux).
-    return ((Number(fields[13]) + Number(fields[14])) * 1000) / 100
-  } catch {
-    return undefined
-  }
-}
 const timed = (args, cwd) => {
   const cpu = childCpuMs()
   const started = process.hrtime.bigint()
