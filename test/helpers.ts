@@ -1,6 +1,7 @@
 import { execa, type Options } from 'execa'
 import {
   closeSync,
+  cpSync,
   fstatSync,
   ftruncateSync,
   mkdtempSync,
@@ -14,18 +15,22 @@ import Database from 'better-sqlite3'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { afterEach, expect } from 'vitest'
+import { afterAll, afterEach, expect } from 'vitest'
 import { initBench } from '../src/sites/init.js'
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url))
 export const BIN = join(ROOT, 'bin', 'tenancy.js')
 
 const made: string[] = []
+const madeForFile: string[] = []
 
-/** A temporary directory removed after the test. */
-export function tempDir(prefix = 'tenancy-test-'): string {
+/**
+ * A temporary directory removed after the test; with `forFile`, after the test file (for a
+ * fixture made once in `beforeAll` and shared by the tests that follow).
+ */
+export function tempDir(prefix = 'tenancy-test-', options: { forFile?: boolean } = {}): string {
   const dir = mkdtempSync(join(tmpdir(), prefix))
-  made.push(dir)
+  ;(options.forFile ? madeForFile : made).push(dir)
   return dir
 }
 
@@ -33,11 +38,45 @@ afterEach(() => {
   for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true })
 })
 
-/** A fresh bench with the example apps in a temporary directory. */
-export function makeBench(options: { exampleApps?: boolean } = {}): string {
-  const dir = tempDir()
+afterAll(() => {
+  for (const dir of madeForFile.splice(0)) rmSync(dir, { recursive: true, force: true })
+})
+
+/** A fresh bench with the example apps in a temporary directory (`forFile`: see `tempDir`). */
+export function makeBench(options: { exampleApps?: boolean; forFile?: boolean } = {}): string {
+  const dir = tempDir(undefined, { forFile: options.forFile })
   initBench(dir, { withExampleApps: options.exampleApps ?? true })
   return dir
+}
+
+/**
+ * A bench made once per test file by `make`, then copied whole for each test that takes one:
+ * with a SQLite registry everything a bench holds (registry, secret key, sites and their
+ * databases) is inside its directory, so the copy is an independent bench with the same
+ * tenants and sites, made in milliseconds instead of provisioning them again. The template is
+ * made on first use, by the test that first asks for it.
+ *
+ * @example
+ * const pooled = benchTemplate((bench) => ok(bench, ['pending-create', '--count', '4']))
+ * it('pulls', async () => {
+ *   const bench = await pooled()
+ * })
+ */
+export function benchTemplate(
+  make: (bench: string) => Promise<unknown>,
+  options: { exampleApps?: boolean } = {},
+): () => Promise<string> {
+  let template: Promise<string> | undefined
+  return async () => {
+    template ??= (async () => {
+      const dir = makeBench({ ...options, forFile: true })
+      await make(dir)
+      return dir
+    })()
+    const copy = tempDir()
+    cpSync(await template, copy, { recursive: true })
+    return copy
+  }
 }
 
 /** Environment for spawned CLIs: no colour, no inherited tenancy secrets or config. */
