@@ -52,30 +52,31 @@ export function makeBench(options: { exampleApps?: boolean; forFile?: boolean } 
 /**
  * A bench made once per test file by `make`, then copied whole for each test that takes one:
  * with a SQLite registry everything a bench holds (registry, secret key, sites and their
- * databases) is inside its directory, so the copy is an independent bench with the same
- * tenants and sites, made in milliseconds instead of provisioning them again. The template is
- * made on first use, by the test that first asks for it.
+ * databases, backups) is inside its directory, so the copy is an independent bench with the
+ * same tenants and sites, made in milliseconds instead of provisioning them again. The template
+ * is made on first use; `made` is what `make` returned (paths in it relative to the bench).
+ * The copy is removed after the test (`forFile`: after the file, see `tempDir`).
  *
  * @example
  * const pooled = benchTemplate((bench) => ok(bench, ['pending-create', '--count', '4']))
  * it('pulls', async () => {
- *   const bench = await pooled()
+ *   const { bench } = await pooled()
  * })
  */
-export function benchTemplate(
-  make: (bench: string) => Promise<unknown>,
+export function benchTemplate<T>(
+  make: (bench: string) => Promise<T>,
   options: { exampleApps?: boolean } = {},
-): () => Promise<string> {
-  let template: Promise<string> | undefined
-  return async () => {
+): (copy?: { forFile?: boolean }) => Promise<{ bench: string; made: T }> {
+  let template: Promise<{ dir: string; made: T }> | undefined
+  return async (copy = {}) => {
     template ??= (async () => {
       const dir = makeBench({ ...options, forFile: true })
-      await make(dir)
-      return dir
+      return { dir, made: await make(dir) }
     })()
-    const copy = tempDir()
-    cpSync(await template, copy, { recursive: true })
-    return copy
+    const { dir, made } = await template
+    const bench = tempDir(undefined, copy)
+    cpSync(dir, bench, { recursive: true })
+    return { bench, made }
   }
 }
 
