@@ -161,6 +161,20 @@ export function query<T = any>(file: string, sql: string, ...params: unknown[]):
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
+/** `fn` over `items`, at most `limit` at a time (the machine's cores are shared); the results in order. */
+export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length)
+  let next = 0
+  const lane = async () => {
+    while (next < items.length) {
+      const i = next++
+      results[i] = await fn(items[i]!)
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane))
+  return results
+}
+
 /**
  * Runs the binary in its own process group and SIGKILLs the group once `due` resolves (unless
  * it finished first); true when the kill landed.
