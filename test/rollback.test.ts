@@ -62,12 +62,13 @@ describe.each(SITE_BACKENDS)('rollback on $name', ({ name: backend, skip }) => {
       const bench = makeBench()
       const env = useBackend(bench, backend)
       addRollApp(bench)
-      for (const site of ['x.localhost', 'y.localhost']) {
-        const r = await tenancy(bench, ['new-site', site, '--install-app', 'roll_app', '--install-app', 'shared_lib'], {
-          env,
-        })
-        expect(r.exitCode, r.stderr).toBe(0)
-      }
+      // Two independent sites: made at once.
+      const made = await Promise.all(
+        ['x.localhost', 'y.localhost'].map((site) =>
+          tenancy(bench, ['new-site', site, '--install-app', 'roll_app', '--install-app', 'shared_lib'], { env }),
+        ),
+      )
+      for (const r of made) expect(r.exitCode, r.stderr).toBe(0)
       const dry = await tenancy(
         bench,
         ['rollback', '--site', 'all', '--app', 'roll_app', '--step', '2', '--dry-run', '--json'],
@@ -158,8 +159,10 @@ describe('rollback refusals', () => {
       join(bench, 'apps', 'roll_app', 'migrations', '0004_nodown.sql'),
       'CREATE TABLE roll_d (id INTEGER);\n',
     )
-    expect((await tenancy(bench, ['new-site', 'n.localhost', '--install-app', 'roll_app'])).exitCode).toBe(0)
-    expect((await tenancy(bench, ['new-site', 'm.localhost', '--install-app', 'roll_app'])).exitCode).toBe(0)
+    const made = await Promise.all(
+      ['n.localhost', 'm.localhost'].map((site) => tenancy(bench, ['new-site', site, '--install-app', 'roll_app'])),
+    )
+    for (const r of made) expect(r.exitCode, r.stderr).toBe(0)
     const r = await tenancy(bench, ['rollback', '--site', 'all', '--step', '2', '--json'])
     expect(r.exitCode).toBe(1)
     expect(r.json.sites.map((s: any) => s.status)).toEqual(['failed', 'skipped'])
