@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
-import { afterEach } from 'vitest'
+import { afterAll, afterEach } from 'vitest'
 import { query, setConfig } from './helpers.js'
 
 // Server tests run against real servers named by TENANCY_TEST_POSTGRES_URL and
@@ -157,14 +157,21 @@ export async function serverHas(
   return { database: Number(a.rows[0].n) === 1, user: Number(b.rows[0].n) === 1 }
 }
 
-const serverBenches: { bench: string; name: Exclude<BackendName, 'sqlite'> }[] = []
+type ServerBench = { bench: string; name: Exclude<BackendName, 'sqlite'> }
+const serverBenches: ServerBench[] = []
+const serverBenchesForFile: ServerBench[] = []
 const registryDatabases: string[] = []
 
 /**
  * Points a bench's new sites at `name` (db.* in its config) and returns the environment that
- * carries the root password. Databases the test leaves behind are dropped after it.
+ * carries the root password. Databases the test leaves behind are dropped after it; with
+ * `forFile` (a bench shared by the tests of a file, made in `beforeAll`), after the file.
  */
-export function useBackend(bench: string, name: BackendName): Record<string, string> {
+export function useBackend(
+  bench: string,
+  name: BackendName,
+  options: { forFile?: boolean } = {},
+): Record<string, string> {
   if (name === 'sqlite') return {}
   const url = new URL(serverUrl(name))
   setConfig(bench, (c) => {
@@ -175,7 +182,7 @@ export function useBackend(bench: string, name: BackendName): Record<string, str
       root_user: decodeURIComponent(url.username || (name === 'postgres' ? 'postgres' : 'root')),
     }
   })
-  serverBenches.push({ bench, name })
+  ;(options.forFile ? serverBenchesForFile : serverBenches).push({ bench, name })
   return { TENANCY_DB_ROOT_PASSWORD: decodeURIComponent(url.password) }
 }
 
@@ -220,9 +227,9 @@ function databasesOf(bench: string): string[] {
   return names
 }
 
-// Registered after helpers.ts's hook, so it runs first (hooks run as a stack): the benches still exist.
-afterEach(async () => {
-  for (const { bench, name } of serverBenches.splice(0)) {
+/** Drops the server databases (and users) the benches made. */
+async function dropDatabasesOf(benches: ServerBench[]): Promise<void> {
+  for (const { bench, name } of benches) {
     for (const db of databasesOf(bench)) {
       if (!/^[a-z0-9_]+$/.test(db)) continue
       if (name === 'postgres') {
@@ -234,6 +241,13 @@ afterEach(async () => {
       }
     }
   }
+}
+
+// Registered after helpers.ts's hooks, so they run first (hooks run as a stack): the benches still exist.
+afterEach(async () => {
+  await dropDatabasesOf(serverBenches.splice(0))
   for (const database of registryDatabases.splice(0))
     await serverQuery('postgres', `drop database if exists ${database} with (force)`)
 })
+
+afterAll(() => dropDatabasesOf(serverBenchesForFile.splice(0)))

@@ -5,9 +5,9 @@ import { hostname } from 'node:os'
 import { gunzipSync } from 'node:zlib'
 import { execFileSync } from 'node:child_process'
 import Database from 'better-sqlite3'
-import { describe, expect, it } from 'vitest'
+import { beforeAll, describe, expect, it } from 'vitest'
 import { SecretBox } from '../src/secrets/secret-box.js'
-import { makeBench, spawnTenancy, tempDir, tenancy } from './helpers.js'
+import { benchTemplate, makeBench, spawnTenancy, tempDir, tenancy } from './helpers.js'
 import { SITE_BACKENDS, siteConfig, useBackend } from './backends.js'
 import { countOf, dumpText, insertPairs, newSite, siteWriter, verifiedManifest } from './backup-sets.js'
 
@@ -137,10 +137,16 @@ process.exit(r.status ?? 1)
 describe.each(SITE_BACKENDS.filter((b) => b.name !== 'sqlite'))('dump programs on $name', ({ name: backend, skip }) => {
   describe.skipIf(skip)('', () => {
     const program = backend === 'postgres' ? 'pg_dump' : 'mariadb-dump'
-    it("runs as the site's own user with the password only in a 0600 file, never in argv or the environment", async () => {
-      const bench = makeBench()
-      const env = useBackend(bench, backend)
+    // One site for both tests (making one is what costs).
+    let bench: string
+    let env: Record<string, string>
+    beforeAll(async () => {
+      bench = makeBench({ forFile: true })
+      env = useBackend(bench, backend, { forFile: true })
       await newSite(bench, 'secret.localhost', env)
+    })
+
+    it("runs as the site's own user with the password only in a 0600 file, never in argv or the environment", async () => {
       const cfg = siteConfig(bench, 'secret.localhost')
       const { dir, record } = recordingPath([program])
       const r = await tenancy(bench, ['backup', '--site', 'secret.localhost', '--json'], {
@@ -165,10 +171,10 @@ describe.each(SITE_BACKENDS.filter((b) => b.name !== 'sqlite'))('dump programs o
     })
 
     it('names the Debian package when the dump program is missing', async () => {
-      const bench = makeBench()
-      const env = useBackend(bench, backend)
-      await newSite(bench, 'nodump.localhost', env)
-      const r = await tenancy(bench, ['backup', '--site', 'nodump.localhost', '--json'], {
+      const setsDir = join(bench, 'backups', 'secret.localhost')
+      const sets = existsSync(setsDir) ? readdirSync(setsDir) : []
+      const listed = (await tenancy(bench, ['list-backups', '--json'])).json.backups
+      const r = await tenancy(bench, ['backup', '--site', 'secret.localhost', '--json'], {
         env: { ...env, PATH: tempDir('tenancy-empty-path-') },
       })
       expect(r.exitCode).toBe(1)
@@ -176,34 +182,37 @@ describe.each(SITE_BACKENDS.filter((b) => b.name !== 'sqlite'))('dump programs o
       expect(r.json.sites[0].error).toBe(
         `${program} was not found on PATH; install the Debian package ${pkg} (apt-get install -y ${pkg})`,
       )
-      expect(readdirSync(join(bench, 'backups', 'nodump.localhost'))).toEqual([])
-      expect((await tenancy(bench, ['list-backups', '--json'])).json.backups).toEqual([])
+      // No set, whole or half, beside the one the test before made.
+      expect(readdirSync(setsDir)).toEqual(sets)
+      expect((await tenancy(bench, ['list-backups', '--json'])).json.backups).toEqual(listed)
     })
   })
 })
 
 describe('backup over a selection, encryption, --keep, kills', () => {
+  // Four SQLite sites with tenant_ops, made once and copied for each test (see benchTemplate);
+  // a test that needs one site takes s1.
+  const SITES = ['s1.localhost', 's2.localhost', 's3.localhost', 's4.localhost']
+  const fourSites = benchTemplate((bench) => Promise.all(SITES.map((s) => newSite(bench, s, {}))))
+
   it('refuses with no --site (there is no default site yet), an unknown site and all with names', async () => {
-    const bench = makeBench()
-    await newSite(bench, 'a.localhost', {})
+    const { bench } = await fourSites()
     const none = await tenancy(bench, ['backup'])
     expect(none.exitCode).toBe(2)
     expect(none.stderr).toContain('give --site S or --site all')
     const unknown = await tenancy(bench, ['backup', '--site', 'nope.localhost'])
     expect(unknown.exitCode).toBe(2)
     expect(unknown.stderr).toContain('site "nope.localhost" does not exist')
-    const mixed = await tenancy(bench, ['backup', '--site', 'all', '--site', 'a.localhost'])
+    const mixed = await tenancy(bench, ['backup', '--site', 'all', '--site', 's1.localhost'])
     expect(mixed.exitCode).toBe(2)
-    const keep = await tenancy(bench, ['backup', '--site', 'a.localhost', '--keep', '0'])
+    const keep = await tenancy(bench, ['backup', '--site', 's1.localhost', '--keep', '0'])
     expect(keep.exitCode).toBe(2)
     expect(keep.stderr).toContain('invalid --keep "0"')
     expect(existsSync(join(bench, 'backups'))).toBe(false)
   })
 
   it('--site all over several sites with one failing: stops at it, or with --skip-failing backs up the rest', async () => {
-    const bench = makeBench()
-    const sites = ['s1.localhost', 's2.localhost', 's3.localhost', 's4.localhost']
-    for (const s of sites) await newSite(bench, s, {})
+    const { bench } = await fourSites()
     // s2's database is damaged: the file is not a database.
     writeFileSync(join(bench, 'sites', 's2.localhost', 'db.sqlite'), 'not a database')
     const first = await tenancy(bench, ['backup', '--site', 'all', '--json'])
@@ -229,11 +238,10 @@ describe('backup over a selection, encryption, --keep, kills', () => {
   })
 
   it('--encrypt leaves no plaintext, says so in the manifest, and the bench key opens it', async () => {
-    const bench = makeBench()
-    await newSite(bench, 'enc.localhost', {})
-    await insertPairs(bench, 'enc.localhost', 'PLAIN', 0, 3)
-    await tenancy(bench, ['set-config', 'greeting', 'hello-plaintext', '--site', 'enc.localhost'])
-    const r = await tenancy(bench, ['backup', '--site', 'enc.localhost', '--encrypt', '--json'])
+    const { bench } = await fourSites()
+    await insertPairs(bench, 's1.localhost', 'PLAIN', 0, 3)
+    await tenancy(bench, ['set-config', 'greeting', 'hello-plaintext', '--site', 's1.localhost'])
+    const r = await tenancy(bench, ['backup', '--site', 's1.localhost', '--encrypt', '--json'])
     expect(r.exitCode, r.stderr).toBe(0)
     const dir = r.json.sites[0].path
     const manifest = verifiedManifest(dir)
@@ -275,17 +283,16 @@ describe('backup over a selection, encryption, --keep, kills', () => {
   })
 
   it('backups.encrypt with backups.key_file, backups.path and backups.keep from the config', async () => {
-    const bench = makeBench()
-    await newSite(bench, 'cfg.localhost', {})
+    const { bench } = await fourSites()
     const keyFile = join(bench, 'backup.key')
     writeFileSync(keyFile, `${Buffer.alloc(32, 3).toString('base64')}\n`, { mode: 0o600 })
     const config = JSON.parse(readFileSync(join(bench, 'tenancy.config.json'), 'utf8'))
     config.backups = { path: 'vault', encrypt: true, key_file: 'backup.key', keep: 1 }
     writeFileSync(join(bench, 'tenancy.config.json'), JSON.stringify(config))
     for (let i = 0; i < 2; i++) {
-      const r = await tenancy(bench, ['backup', '--site', 'cfg.localhost', '--json'])
+      const r = await tenancy(bench, ['backup', '--site', 's1.localhost', '--json'])
       expect(r.exitCode, r.stderr).toBe(0)
-      expect(r.json.sites[0].path.startsWith(join(bench, 'vault', 'cfg.localhost'))).toBe(true)
+      expect(r.json.sites[0].path.startsWith(join(bench, 'vault', 's1.localhost'))).toBe(true)
     }
     const list = await tenancy(bench, ['list-backups', '--json'])
     expect(list.json.backups).toHaveLength(1)
@@ -298,26 +305,24 @@ describe('backup over a selection, encryption, --keep, kills', () => {
   })
 
   it('--keep 2 after five backups keeps the two newest sets', async () => {
-    const bench = makeBench()
-    await newSite(bench, 'keep.localhost', {})
+    const { bench } = await fourSites()
     const paths: string[] = []
     for (let i = 0; i < 5; i++) {
-      const r = await tenancy(bench, ['backup', '--site', 'keep.localhost', '--keep', '2', '--json'])
+      const r = await tenancy(bench, ['backup', '--site', 's1.localhost', '--keep', '2', '--json'])
       expect(r.exitCode, r.stderr).toBe(0)
       paths.push(r.json.sites[0].path)
     }
-    const list = await tenancy(bench, ['list-backups', '--site', 'keep.localhost', '--json'])
+    const list = await tenancy(bench, ['list-backups', '--site', 's1.localhost', '--json'])
     expect(list.json.backups.map((b: any) => b.path)).toEqual(paths.slice(3))
-    expect(readdirSync(join(bench, 'backups', 'keep.localhost')).sort()).toEqual(
+    expect(readdirSync(join(bench, 'backups', 's1.localhost')).sort()).toEqual(
       paths.slice(3).map((p) => p.split('/').pop()),
     )
   })
 
   it('kill -9 during backup, at fault points and at timed instants, never leaves a listed half set', async () => {
-    const bench = makeBench()
-    await newSite(bench, 'kill.localhost', {})
+    const { bench } = await fourSites()
     // Enough data that a backup takes a while.
-    const db = new Database(join(bench, 'sites', 'kill.localhost', 'db.sqlite'))
+    const db = new Database(join(bench, 'sites', 's1.localhost', 'db.sqlite'))
     db.exec('create table filler (id integer primary key, body text)')
     const insert = db.prepare('insert into filler (body) values (?)')
     db.transaction(() => {
@@ -325,12 +330,12 @@ describe('backup over a selection, encryption, --keep, kills', () => {
     })()
     db.close()
     for (const fault of ['backup-after-dump', 'backup-before-rename']) {
-      const r = await tenancy(bench, ['backup', '--site', 'kill.localhost'], { env: { TENANCY_FAULT: fault } })
+      const r = await tenancy(bench, ['backup', '--site', 's1.localhost'], { env: { TENANCY_FAULT: fault } })
       expect(r.exitCode).not.toBe(0)
       expect((await tenancy(bench, ['list-backups', '--json'])).json.backups).toEqual([])
     }
     for (const delay of [20, 80, 150, 250, 400]) {
-      const child = spawnTenancy(bench, ['backup', '--site', 'kill.localhost'])
+      const child = spawnTenancy(bench, ['backup', '--site', 's1.localhost'])
       await new Promise((resolve) => setTimeout(resolve, delay))
       child.kill('SIGKILL')
       await child
@@ -338,12 +343,12 @@ describe('backup over a selection, encryption, --keep, kills', () => {
     const list = await tenancy(bench, ['list-backups', '--json'])
     for (const set of list.json.backups) verifiedManifest(set.path)
     // Whatever was killed is only ever a hidden temporary directory.
-    const dirs = readdirSync(join(bench, 'backups', 'kill.localhost'))
+    const dirs = readdirSync(join(bench, 'backups', 's1.localhost'))
     expect(dirs.filter((d) => !d.startsWith('.tmp-')).sort()).toEqual(
       list.json.backups.map((b: any) => b.path.split('/').pop()).sort(),
     )
     // doctor names each half set whose writer is dead and --fix removes it; a live writer's stays.
-    const siteDir = join(bench, 'backups', 'kill.localhost')
+    const siteDir = join(bench, 'backups', 's1.localhost')
     const abandoned = readdirSync(siteDir).filter((d) => d.startsWith('.tmp-'))
     expect(abandoned.length).toBeGreaterThan(0)
     const live = `.tmp-${process.pid}@${hostname()}-abcdef`
@@ -358,7 +363,7 @@ describe('backup over a selection, encryption, --keep, kills', () => {
     const fix = await tenancy(bench, ['doctor', '--fix', '--json'])
     expect(fix.exitCode, fix.stderr).toBe(0)
     expect(readdirSync(siteDir).filter((d) => d.startsWith('.tmp-'))).toEqual([live])
-    const after = await tenancy(bench, ['backup', '--site', 'kill.localhost', '--json'])
+    const after = await tenancy(bench, ['backup', '--site', 's1.localhost', '--json'])
     expect(after.exitCode, after.stderr).toBe(0)
     verifiedManifest(after.json.sites[0].path)
   })

@@ -171,12 +171,15 @@ async function killProvisioning(backend: BackendName, n: number) {
 const mariadb = SITE_BACKENDS.find((b) => b.name === 'mariadb')!
 
 describe('kill -9 during provisioning, then provision (or doctor --fix) finishes it', () => {
-  it.skipIf(mariadb.skip)('MariaDB: 8 instants over tenant create, no manual step', { timeout: 240_000 }, async () => {
-    const { killed, resumed } = await killProvisioning('mariadb', 8)
-    console.log(`mariadb provisioning: ${killed} of 8 kills landed, ${resumed} resumed, 0 manual steps`)
-    // The last instants may come after a run that went faster than the measured one.
-    expect(killed).toBeGreaterThanOrEqual(4)
-    expect(resumed).toBeGreaterThanOrEqual(3)
+  // Five instants spread over the run land in its phases (the database and user, each app's
+  // migrations, the hook, the keys); each one is a full MariaDB provisioning to finish and check.
+  it.skipIf(mariadb.skip)('MariaDB: 5 instants over tenant create, no manual step', { timeout: 240_000 }, async () => {
+    const { killed, resumed } = await killProvisioning('mariadb', 5)
+    console.log(`mariadb provisioning: ${killed} of 5 kills landed, ${resumed} resumed, 0 manual steps`)
+    // The first instant may come before the tenant is recorded, the last after a run that went
+    // faster than the measured one.
+    expect(killed).toBeGreaterThanOrEqual(3)
+    expect(resumed).toBeGreaterThanOrEqual(2)
   })
 
   for (const backend of SITE_BACKENDS.filter((b) => b.name !== 'mariadb')) {
@@ -282,7 +285,7 @@ async function expectRound(bench: string, site: string, round: number, names: st
 
 describe('kill -9 during MariaDB migrate, then migrate finishes it', () => {
   it.skipIf(mariadb.skip)(
-    '8 instants over a migrate of two multi-statement migrations, every statement applied once',
+    '5 instants over a migrate of two multi-statement migrations, every statement applied once',
     { timeout: 180_000 },
     async () => {
       const bench = makeBench()
@@ -314,7 +317,7 @@ describe('kill -9 during MariaDB migrate, then migrate finishes it', () => {
 
       let killed = 0
       let interrupted = 0
-      for (const [i, ms] of instants(Math.min(duration, warm) * 0.9, 8).entries()) {
+      for (const [i, ms] of instants(Math.min(duration, warm) * 0.9, 5).entries()) {
         const round = i + 2
         const names = addRound(bench, round)
         if (await killAt(bench, ['migrate'], ms, env)) killed++
@@ -327,10 +330,10 @@ describe('kill -9 during MariaDB migrate, then migrate finishes it', () => {
         await expectRound(bench, site, round, names)
       }
       console.log(
-        `mariadb migrate: ${killed} of 8 kills landed, ${interrupted} left migrations to finish, 0 manual steps`,
+        `mariadb migrate: ${killed} of 5 kills landed, ${interrupted} left migrations to finish, 0 manual steps`,
       )
-      expect(killed).toBeGreaterThanOrEqual(4)
-      expect(interrupted).toBeGreaterThanOrEqual(3)
+      expect(killed).toBeGreaterThanOrEqual(3)
+      expect(interrupted).toBeGreaterThanOrEqual(2)
       const files = readdirSync(join(app, 'migrations')).length
       expect(await rows(bench, site, "select count(*) as n from tenancy_migrations where app = 'crashy'")).toEqual([
         { n: files },

@@ -1,6 +1,7 @@
 import { execa, type Options } from 'execa'
 import {
   closeSync,
+  cpSync,
   mkdirSync,
   fstatSync,
   ftruncateSync,
@@ -15,18 +16,22 @@ import Database from 'better-sqlite3'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { afterEach, expect } from 'vitest'
+import { afterAll, afterEach, expect } from 'vitest'
 import { initBench } from '../src/sites/init.js'
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url))
 export const BIN = join(ROOT, 'bin', 'tenancy.js')
 
 const made: string[] = []
+const madeForFile: string[] = []
 
-/** A temporary directory removed after the test. */
-export function tempDir(prefix = 'tenancy-test-'): string {
+/**
+ * A temporary directory removed after the test; with `forFile`, after the test file (for a
+ * fixture made once in `beforeAll` and shared by the tests that follow).
+ */
+export function tempDir(prefix = 'tenancy-test-', options: { forFile?: boolean } = {}): string {
   const dir = mkdtempSync(join(tmpdir(), prefix))
-  made.push(dir)
+  ;(options.forFile ? madeForFile : made).push(dir)
   return dir
 }
 
@@ -34,11 +39,46 @@ afterEach(() => {
   for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true })
 })
 
-/** A fresh bench with the example apps in a temporary directory. */
-export function makeBench(options: { exampleApps?: boolean } = {}): string {
-  const dir = tempDir()
+afterAll(() => {
+  for (const dir of madeForFile.splice(0)) rmSync(dir, { recursive: true, force: true })
+})
+
+/** A fresh bench with the example apps in a temporary directory (`forFile`: see `tempDir`). */
+export function makeBench(options: { exampleApps?: boolean; forFile?: boolean } = {}): string {
+  const dir = tempDir(undefined, { forFile: options.forFile })
   initBench(dir, { withExampleApps: options.exampleApps ?? true })
   return dir
+}
+
+/**
+ * A bench made once per test file by `make`, then copied whole for each test that takes one:
+ * with a SQLite registry everything a bench holds (registry, secret key, sites and their
+ * databases, backups) is inside its directory, so the copy is an independent bench with the
+ * same tenants and sites, made in milliseconds instead of provisioning them again. The template
+ * is made on first use; `made` is what `make` returned (paths in it relative to the bench).
+ * The copy is removed after the test (`forFile`: after the file, see `tempDir`).
+ *
+ * @example
+ * const pooled = benchTemplate((bench) => ok(bench, ['pending-create', '--count', '4']))
+ * it('pulls', async () => {
+ *   const { bench } = await pooled()
+ * })
+ */
+export function benchTemplate<T>(
+  make: (bench: string) => Promise<T>,
+  options: { exampleApps?: boolean } = {},
+): (copy?: { forFile?: boolean }) => Promise<{ bench: string; made: T }> {
+  let template: Promise<{ dir: string; made: T }> | undefined
+  return async (copy = {}) => {
+    template ??= (async () => {
+      const dir = makeBench({ ...options, forFile: true })
+      return { dir, made: await make(dir) }
+    })()
+    const { dir, made } = await template
+    const bench = tempDir(undefined, copy)
+    cpSync(dir, bench, { recursive: true })
+    return { bench, made }
+  }
 }
 
 /** Environment for spawned CLIs: no colour, no inherited tenancy secrets or config. */
@@ -137,6 +177,20 @@ export function query<T = any>(file: string, sql: string, ...params: unknown[]):
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+/** `fn` over `items`, at most `limit` at a time (the machine's cores are shared); the results in order. */
+export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length)
+  let next = 0
+  const lane = async () => {
+    while (next < items.length) {
+      const i = next++
+      results[i] = await fn(items[i]!)
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane))
+  return results
+}
 
 /**
  * Runs the binary in its own process group and SIGKILLs the group once `due` resolves (unless

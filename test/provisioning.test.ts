@@ -372,7 +372,11 @@ describe.each(REGISTRIES)('the worker (registry: $name)', ({ name: kind, skip })
     it('drains a queue of 20 tenants with --concurrency 2, each exactly once', async () => {
       const bench = makeBench()
       await useRegistry(bench, kind)
-      setConfig(bench, (c) => (c.auto_provision_tenant_sites = true))
+      // shared_lib alone: the queue is under test, not the apps (tenant_ops's hook is a process per site).
+      setConfig(bench, (c) => {
+        c.auto_provision_tenant_sites = true
+        c.provision.apps = ['shared_lib']
+      })
       // Record 20 queued tenants without starting workers: a live worker lease makes --background skip the spawn.
       for (let i = 0; i < 20; i++) {
         const r = await tenancy(bench, ['tenant', 'create', `q${i}`, '--background', '--json'], {
@@ -403,7 +407,11 @@ describe.each(REGISTRIES)('the worker (registry: $name)', ({ name: kind, skip })
     it('several workers racing for one queue: every job runs exactly once', async () => {
       const bench = makeBench()
       await useRegistry(bench, kind)
-      setConfig(bench, (c) => (c.auto_provision_tenant_sites = true))
+      // shared_lib alone: the queue is under test, not the apps (tenant_ops's hook is a process per site).
+      setConfig(bench, (c) => {
+        c.auto_provision_tenant_sites = true
+        c.provision.apps = ['shared_lib']
+      })
       for (let i = 0; i < 12; i++) {
         const r = await tenancy(bench, ['tenant', 'create', `w${i}`, '--background', '--json'], {
           env: { TENANCY_TEST_NO_WORKER: '1' },

@@ -3,15 +3,28 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { killWhen, sleep, tenancy } from './helpers.js'
 import { SITE_BACKENDS, siteConfig } from './backends.js'
-import { allTables, changeData, databaseExists, ok, recordedDb, siteWithData, write } from './restore-helpers.js'
+import {
+  allTables,
+  changeData,
+  databaseExists,
+  ok,
+  recordedDb,
+  sharedSiteWithData,
+  siteWithData,
+  write,
+} from './restore-helpers.js'
 
 // kill -9 during restore (SPEC §6, §7): at each point of a restore, and of its whole process group at
 // timed instants of the load, the site is left wholly on one database and doctor --fix drops the other.
 
 describe.each(SITE_BACKENDS)('restore under kill -9 on $name', ({ name: backend, skip }) => {
   describe.skipIf(skip)('', () => {
+    // One site with data and its backup for both tests (making them is what costs): the first
+    // leaves the site restored from the set, whole, with nothing left over.
+    const site = sharedSiteWithData(backend)
+
     it('kill -9 at each point of a restore: the site is wholly on one database, doctor --fix drops the other', async () => {
-      const { bench, env, set, saved } = await siteWithData(backend)
+      const { bench, env, set, saved } = site
       await changeData(bench, 'r.localhost', 'LATER')
       let current = await allTables(bench, 'r.localhost')
       for (const point of [
@@ -37,7 +50,7 @@ describe.each(SITE_BACKENDS)('restore under kill -9 on $name', ({ name: backend,
         const kept = switched ? intent.new : intent.old
         const gone = switched ? intent.old : intent.new
         expect(now.db_name, point).toBe(kept.db_name)
-        expect(await recordedDb(bench, 'r.localhost', env)).toBe(kept.db_name)
+        expect(await recordedDb(bench, 'r.localhost')).toBe(kept.db_name)
         expect(await databaseExists(backend, bench, 'r.localhost', { name: gone.db_name, file: gone.db_file })).toBe(
           false,
         )
@@ -61,7 +74,7 @@ describe.each(SITE_BACKENDS)('restore under kill -9 on $name', ({ name: backend,
     })
 
     it('kill -9 of the process group at timed instants of the load: whole on one database after doctor --fix', async () => {
-      const { bench, env, set } = await siteWithData(backend)
+      const { bench, env, set } = site
       // Enough rows that loading them takes a while, so the kills land inside the load.
       const values = Array.from({ length: 400 }, (_, i) => `('BULK-${i}', '${'x'.repeat(100)}', 'now', 'now')`)
       for (let i = 0; i < 5; i++) {
@@ -99,7 +112,7 @@ describe.each(SITE_BACKENDS)('restore under kill -9 on $name', ({ name: backend,
           expect(tables, `kill after ${delay} ms`).toEqual(bigTables)
           seen.push('new')
         }
-        expect(await recordedDb(bench, 'r.localhost', env)).toBe(now.db_name)
+        expect(await recordedDb(bench, 'r.localhost')).toBe(now.db_name)
         // Nothing of the killed restore is left in the site (its scratch directory held a password file).
         expect(readdirSync(join(bench, 'sites', 'r.localhost')).filter((n) => n.startsWith('.'))).toEqual([])
         if (intent)

@@ -1,9 +1,9 @@
 import { existsSync } from 'node:fs'
-import { join } from 'node:path'
+import { join, relative } from 'node:path'
 import Database from 'better-sqlite3'
-import { expect } from 'vitest'
-import { makeBench, tenancy } from './helpers.js'
-import { asSite, serverHas, siteConfig, useBackend, type BackendName } from './backends.js'
+import { beforeAll, expect } from 'vitest'
+import { benchTemplate, makeBench, tenancy } from './helpers.js'
+import { asSite, registryRows, serverHas, siteConfig, useBackend, type BackendName } from './backends.js'
 
 // What the restore tests share: a site with data and a backup of it, and every table read back.
 
@@ -74,9 +74,9 @@ export async function changeData(bench: string, site: string, tag: string): Prom
 }
 
 /** The site's database name as the registry records it. */
-export async function recordedDb(bench: string, site: string, env: Record<string, string>): Promise<string> {
-  const r = await ok(bench, ['list-sites', '--json'], env)
-  return r.json.sites.find((s: any) => s.site === site).db_name
+export async function recordedDb(bench: string, site: string): Promise<string> {
+  const [row] = await registryRows(bench, 'select db_name from sites where name = ?', site)
+  return row.db_name
 }
 
 export async function databaseExists(
@@ -89,12 +89,41 @@ export async function databaseExists(
   return (await serverHas(backend, db.name)).database
 }
 
-export async function siteWithData(backend: BackendName) {
-  const bench = makeBench()
-  const env = useBackend(bench, backend)
+/** Makes the site `r.localhost` with tenant_ops, changes its data and backs it up into `set`. */
+async function makeSiteWithData(bench: string, env: Record<string, string>) {
   await ok(bench, ['new-site', 'r.localhost', '--install-app', 'tenant_ops'], env)
   await changeData(bench, 'r.localhost', 'SAVED')
   const backup = await ok(bench, ['backup', '--site', 'r.localhost', '--json'], env)
-  const set: string = backup.json.sites[0].path
-  return { bench, env, set, saved: await allTables(bench, 'r.localhost') }
+  return { set: relative(bench, backup.json.sites[0].path as string), saved: await allTables(bench, 'r.localhost') }
+}
+
+const sqliteSiteWithData = benchTemplate((bench) => makeSiteWithData(bench, {}))
+
+/**
+ * A bench whose site `r.localhost` (tenant_ops) holds changed data, backed up into `set`;
+ * `saved` is every table as the set holds it. On SQLite, a copy of one made once per file.
+ * `forFile`: kept for the tests of the file (made in `beforeAll`), see `tempDir`.
+ */
+export async function siteWithData(backend: BackendName, options: { forFile?: boolean } = {}) {
+  if (backend === 'sqlite') {
+    const { bench, made } = await sqliteSiteWithData(options)
+    return { bench, env: {}, set: join(bench, made.set), saved: made.saved }
+  }
+  const bench = makeBench(options)
+  const env = useBackend(bench, backend, options)
+  const { set, saved } = await makeSiteWithData(bench, env)
+  return { bench, env, set: join(bench, set), saved }
+}
+
+/**
+ * `siteWithData` made once, in `beforeAll`, for the tests of the enclosing describe (making it
+ * is what costs); its fields are there once that has run, each test taking the site as the
+ * test before left it.
+ */
+export function sharedSiteWithData(backend: BackendName) {
+  const site = {} as Awaited<ReturnType<typeof siteWithData>>
+  beforeAll(async () => {
+    Object.assign(site, await siteWithData(backend, { forFile: true }))
+  })
+  return site
 }

@@ -15,15 +15,28 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { fillDisk, makeBench, setConfig, sleep, smallDisk, spawnTenancy, tempDir, tenancy } from './helpers.js'
 import { SITE_BACKENDS, asSite, enabled, serverHas, siteConfig } from './backends.js'
-import { allTables, changeData, databaseExists, ok, recordedDb, siteWithData, write } from './restore-helpers.js'
+import {
+  allTables,
+  changeData,
+  databaseExists,
+  ok,
+  recordedDb,
+  sharedSiteWithData,
+  siteWithData,
+  write,
+} from './restore-helpers.js'
 
 // tenancy restore and new-site --from-backup (SPEC §7): round trips on every kind of database,
 // compared table by table; a bad set refused (exit 2) with the site untouched. Kills: restore-crash.test.ts.
 
 describe.each(SITE_BACKENDS)('restore on $name', ({ name: backend, skip }) => {
   describe.skipIf(skip)('', () => {
+    // One site with data and its backup for the three tests (making them is what costs): each
+    // test takes the site as the one before left it, and compares with what it saw first.
+    const site = sharedSiteWithData(backend)
+
     it('brings every table back as the backup had it, on a fresh database, and backs the current state up first', async () => {
-      const { bench, env, set, saved } = await siteWithData(backend)
+      const { bench, env, set, saved } = site
       const before = siteConfig(bench, 'r.localhost')
       await changeData(bench, 'r.localhost', 'LATER')
       const changed = await allTables(bench, 'r.localhost')
@@ -37,7 +50,7 @@ describe.each(SITE_BACKENDS)('restore on $name', ({ name: backend, skip }) => {
       const after = siteConfig(bench, 'r.localhost')
       expect(after.db_name).toBe(r.json.db_name)
       expect(after.db_name).not.toBe(before.db_name)
-      expect(await recordedDb(bench, 'r.localhost', env)).toBe(after.db_name)
+      expect(await recordedDb(bench, 'r.localhost')).toBe(after.db_name)
       expect(await databaseExists(backend, bench, 'r.localhost', { name: before.db_name, file: before.db_file })).toBe(
         false,
       )
@@ -55,18 +68,20 @@ describe.each(SITE_BACKENDS)('restore on $name', ({ name: backend, skip }) => {
     })
 
     it('drop-site, then new-site --from-backup of the archive brings the site back whole', async () => {
-      const { bench, env, saved } = await siteWithData(backend)
+      const { bench, env } = site
+      const whenDropped = await allTables(bench, 'r.localhost')
       const dropped = await ok(bench, ['drop-site', 'r.localhost', '--yes', '--json'], env)
       const archive: string = dropped.json.archived_to
       expect(dropped.json.backup).toBe(join(archive, 'backup'))
       const back = await ok(bench, ['new-site', 'r.localhost', '--from-backup', join(archive, 'backup'), '--json'], env)
       expect(back.json.restored_from).toBe(join(archive, 'backup'))
-      expect(await allTables(bench, 'r.localhost')).toEqual(saved)
+      expect(await allTables(bench, 'r.localhost')).toEqual(whenDropped)
       expect((await ok(bench, ['doctor', '--json'], env)).json.findings).toEqual([])
     })
 
     it('new-site --from-backup makes a second site holding the same data, on its own database', async () => {
-      const { bench, env, set, saved } = await siteWithData(backend)
+      const { bench, env, set, saved } = site
+      const original = await allTables(bench, 'r.localhost')
       const r = await ok(bench, ['new-site', 'copy.localhost', '--from-backup', set, '--json'], env)
       expect(r.json).toMatchObject({ site: 'copy.localhost', db_type: backend, restored_from: set })
       expect(r.json.admin_password).toBeUndefined()
@@ -77,7 +92,7 @@ describe.each(SITE_BACKENDS)('restore on $name', ({ name: backend, skip }) => {
       expect(copy.state).toBe('ready')
       expect(copy.apps.map((a: any) => a.name ?? a)).toEqual(expect.arrayContaining(['tenant_ops', 'shared_lib']))
       // The original is untouched by its copy.
-      expect(await allTables(bench, 'r.localhost')).toEqual(saved)
+      expect(await allTables(bench, 'r.localhost')).toEqual(original)
     })
   })
 })
@@ -212,13 +227,12 @@ describe('restore refuses a set it cannot trust (exit 2, the site untouched)', (
 
   it.skipIf(!enabled('postgres'))('a set of another database type is refused (exit 2)', async () => {
     const pg = await siteWithData('postgres')
-    const bench = makeBench()
-    await ok(bench, ['new-site', 'lite.localhost', '--install-app', 'tenant_ops'], {})
-    const state = siteState(bench, 'lite.localhost')
-    const r = await tenancy(bench, ['restore', 'lite.localhost', pg.set, '--yes'], {})
+    const { bench } = await siteWithData('sqlite')
+    const state = siteState(bench, 'r.localhost')
+    const r = await tenancy(bench, ['restore', 'r.localhost', pg.set, '--yes'], {})
     expect(r.exitCode).toBe(2)
-    expect(r.stderr).toMatch(/is a PostgreSQL backup, but site "lite\.localhost" is on SQLite/)
-    expect(siteState(bench, 'lite.localhost')).toBe(state)
+    expect(r.stderr).toMatch(/is a PostgreSQL backup, but site "r\.localhost" is on SQLite/)
+    expect(siteState(bench, 'r.localhost')).toBe(state)
   })
 })
 

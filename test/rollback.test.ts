@@ -2,6 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { makeBench, tenancy } from './helpers.js'
+import { newSite, usingBench } from '../src/index.js'
 import { SITE_BACKENDS, asSite, useBackend } from './backends.js'
 
 // tenancy rollback (SPEC §8): newest applied migrations first, through down() or .down.sql;
@@ -61,12 +62,13 @@ describe.each(SITE_BACKENDS)('rollback on $name', ({ name: backend, skip }) => {
       const bench = makeBench()
       const env = useBackend(bench, backend)
       addRollApp(bench)
-      for (const site of ['x.localhost', 'y.localhost']) {
-        const r = await tenancy(bench, ['new-site', site, '--install-app', 'roll_app', '--install-app', 'shared_lib'], {
-          env,
-        })
-        expect(r.exitCode, r.stderr).toBe(0)
-      }
+      // Two independent sites: made at once.
+      const made = await Promise.all(
+        ['x.localhost', 'y.localhost'].map((site) =>
+          tenancy(bench, ['new-site', site, '--install-app', 'roll_app', '--install-app', 'shared_lib'], { env }),
+        ),
+      )
+      for (const r of made) expect(r.exitCode, r.stderr).toBe(0)
       const dry = await tenancy(
         bench,
         ['rollback', '--site', 'all', '--app', 'roll_app', '--step', '2', '--dry-run', '--json'],
@@ -157,8 +159,10 @@ describe('rollback refusals', () => {
       join(bench, 'apps', 'roll_app', 'migrations', '0004_nodown.sql'),
       'CREATE TABLE roll_d (id INTEGER);\n',
     )
-    expect((await tenancy(bench, ['new-site', 'n.localhost', '--install-app', 'roll_app'])).exitCode).toBe(0)
-    expect((await tenancy(bench, ['new-site', 'm.localhost', '--install-app', 'roll_app'])).exitCode).toBe(0)
+    const made = await Promise.all(
+      ['n.localhost', 'm.localhost'].map((site) => tenancy(bench, ['new-site', site, '--install-app', 'roll_app'])),
+    )
+    for (const r of made) expect(r.exitCode, r.stderr).toBe(0)
     const r = await tenancy(bench, ['rollback', '--site', 'all', '--step', '2', '--json'])
     expect(r.exitCode).toBe(1)
     expect(r.json.sites.map((s: any) => s.status)).toEqual(['failed', 'skipped'])
@@ -192,5 +196,53 @@ describe('rollback refusals', () => {
     const noSite = await tenancy(bench, ['rollback'])
     expect(noSite.exitCode).toBe(2)
     expect(noSite.stderr).toMatch(/no site given and no default site/)
+  })
+})
+
+describe('rollback on worker threads (16 SQLite sites or more)', () => {
+  it('reverts every site, --dry-run too; a down ending its thread fails the sites in flight, one JSON document', async () => {
+    const bench = makeBench()
+    addRollApp(bench)
+    const names = Array.from({ length: 17 }, (_, i) => `t${String(i).padStart(2, '0')}.localhost`)
+    await usingBench({ cwd: bench, env: { ...process.env, TENANCY_ADMIN_PASSWORD: 'pw' } }, async (b) => {
+      for (const site of names) await newSite(b, { site, installApps: ['roll_app'] })
+    })
+    const threads = ['rollback', '--site', 'all', '--concurrency', '2', '--json']
+    const dry = await tenancy(bench, [...threads, '--dry-run'])
+    expect(dry.exitCode, dry.stderr).toBe(0)
+    expect(dry.json.sites.map((s: any) => [s.site, s.status, s.reverted])).toEqual(
+      names.map((n) => [n, 'planned', ['roll_app/0003_c']]),
+    )
+    expect(await applied(bench, names[16]!)).toEqual(['0001_a', '0002_b', '0003_c'])
+    const r = await tenancy(bench, threads)
+    expect(r.exitCode, r.stderr).toBe(0)
+    expect(r.json.sites.map((s: any) => [s.site, s.status, s.reverted])).toEqual(
+      names.map((n) => [n, 'rolled_back', ['roll_app/0003_c']]),
+    )
+    for (const site of [names[0]!, names[16]!])
+      expect(await tables(bench, site)).toEqual(['roll_a', 'roll_b', 'roll_b2'])
+
+    // process.exit in a down ends the worker thread running it (not tenancy).
+    writeFileSync(
+      join(bench, 'apps', 'roll_app', 'migrations', '0003_c.mjs'),
+      'export async function up() {}\nexport async function down() {\n  process.exit(3)\n}\n',
+    )
+    expect((await tenancy(bench, ['migrate', '--json'])).exitCode).toBe(0)
+    const crash = await tenancy(bench, threads)
+    expect(crash.exitCode).toBe(1)
+    expect(crash.json.sites.map((s: any) => s.site)).toEqual(names)
+    const failed = crash.json.sites.filter((s: any) => s.status === 'failed')
+    expect(failed.length).toBeGreaterThan(0)
+    for (const s of failed) expect(s.error).toMatch(/rollback worker crashed: it exited with code 3/)
+    expect(crash.json.sites.filter((s: any) => s.status !== 'failed').every((s: any) => s.status === 'skipped')).toBe(
+      true,
+    )
+    // With --skip-failing every site is tried: once no thread is left, each fails the same way.
+    const every = await tenancy(bench, [...threads, '--skip-failing'])
+    expect(every.json.failed).toBe(17)
+    for (const s of every.json.sites) expect(s.error).toMatch(/rollback worker crashed/)
+    // The crashed transactions changed nothing.
+    for (const site of [failed[0].site, names[16]!])
+      expect(await applied(bench, site)).toEqual(['0001_a', '0002_b', '0003_c'])
   })
 })

@@ -461,14 +461,14 @@ describe.each(SERVERS)('$kind server that goes away mid-command', ({ kind, skip,
     async () => {
       const bench = benchOn()
       const sites = ['m1.localhost', 'm2.localhost', 'm3.localhost']
-      for (const [i, site] of sites.entries()) {
-        const made = await tenancy(
-          bench,
-          ['new-site', site, '--db-name', `f_m${i}`, '--install-app', 'shared_lib', '--json'],
-          { env: ENV },
-        )
-        expect(made.exitCode, made.stderr).toBe(0)
-      }
+      const made = await Promise.all(
+        sites.map((site, i) =>
+          tenancy(bench, ['new-site', site, '--db-name', `f_m${i}`, '--install-app', 'shared_lib', '--json'], {
+            env: ENV,
+          }),
+        ),
+      )
+      for (const r of made) expect(r.exitCode, r.stderr).toBe(0)
       // A new shared_lib migration that holds the server for 3 s on every site.
       writeFileSync(join(bench, 'apps', 'shared_lib', 'migrations', '0099_wait.mjs'), waitMigration(kind))
       const result = await killDuring(bench, server, ['migrate', '--json'], () =>

@@ -10,6 +10,7 @@ import type { SecretBox } from '../secrets/secret-box.js'
 import { fsyncDirectory, writeFileAtomic } from '../util/json-file.js'
 import { faultPoint } from '../util/fault.js'
 import { PROCESS_OWNER } from '../util/process-owner.js'
+import { fileChunks } from '../util/stream-chunks.js'
 import { manifestText, type BackupManifest, type ManifestFile } from './manifest.js'
 
 /**
@@ -63,14 +64,15 @@ export class BackupSetWriter {
     const hash = createHash('sha256')
     let bytes = 0
     const measure = new Transform({
+      ...fileChunks,
       transform(chunk: Buffer, _encoding, next) {
         hash.update(chunk)
         bytes += chunk.length
         next(null, chunk)
       },
     })
-    const sink = new PassThrough()
-    const out = createWriteStream(path, { flags: 'wx', mode: 0o600 })
+    const sink = new PassThrough(fileChunks)
+    const out = createWriteStream(path, { ...fileChunks, flags: 'wx', mode: 0o600 })
     const stages = this.#box ? [sink, this.#box.encryptingStream(), measure, out] : [sink, measure, out]
     const done = (async () => {
       await pipeline(stages as [PassThrough, ...Writable[]]).catch((error: unknown) => {

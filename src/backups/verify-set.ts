@@ -13,6 +13,7 @@ import { NODE, codeOf } from '../error-codes.js'
 import { TenancyError, usageError } from '../errors.js'
 import type { SecretBox } from '../secrets/secret-box.js'
 import { parseJson } from '../util/json-file.js'
+import { fileChunks } from '../util/stream-chunks.js'
 import { ENCRYPTED_SUFFIX, MANIFEST } from './backup-set.js'
 import { backupKey } from './backup.js'
 import { isManifest, manifestIntact, type BackupManifest, type ManifestFile } from './manifest.js'
@@ -35,7 +36,7 @@ const PICK_ANOTHER = 'pick another set ("tenancy list-backups")'
 async function digestOf(file: string): Promise<{ bytes: number; sha256: string }> {
   const hash = createHash('sha256')
   let bytes = 0
-  await pipeline(createReadStream(file), async (chunks: AsyncIterable<Buffer>) => {
+  await pipeline(createReadStream(file, fileChunks), async (chunks: AsyncIterable<Buffer>) => {
     for await (const chunk of chunks) {
       hash.update(chunk)
       bytes += chunk.length
@@ -101,7 +102,7 @@ async function checkFiles(dir: string, files: ManifestFile[]): Promise<void> {
 
 /** A stream of a set file's plain bytes: decrypted through `box` for an encrypted set. */
 function openSetFile(path: string, box: SecretBox | undefined): Readable {
-  const raw = createReadStream(path)
+  const raw = createReadStream(path, fileChunks)
   if (!box) return raw
   const out = new PassThrough()
   pipeline(raw, box.decryptingStream(), out).catch((error: unknown) => out.destroy(error as Error))

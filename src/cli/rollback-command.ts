@@ -35,7 +35,7 @@ export function registerRollbackCommand(program: Command): void {
     .description(
       'revert the newest applied migration(s) of sites (--site S ..., or --site all; default: the default site)',
     )
-  addFleetFlags(command, '1')
+  addFleetFlags(command, '1; from 16 sites with SQLite ones, migrate.concurrency, else CPU count')
     .option('--app <app>', "only this app's migrations")
     .option(
       '--step <n>',

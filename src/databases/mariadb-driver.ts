@@ -24,6 +24,7 @@ import { guardDialect, type ServerLoss } from './server-gone.js'
 import { runDumpProgram, type DumpProgram, type ProgramStreams } from './dump-program.js'
 import { childEnvironment } from '../util/run-command.js'
 import { withSecretFile } from '../util/secret-file.js'
+import { zlibChunks } from '../util/stream-chunks.js'
 
 /** mysql2's codes for a connection the server closed or that broke under a command. */
 const SOCKET_CLOSED = new Set<string>([MARIADB_CODE.PROTOCOL_CONNECTION_LOST, NODE.ECONNRESET, NODE.EPIPE])
@@ -351,7 +352,7 @@ export const mariadbDriver: DatabaseDriver = {
       {
         env: childEnvironment(target.env, {}),
         sink: target.sink,
-        through: createGzip(),
+        through: createGzip(zlibChunks),
         what: `dumping the database "${settings.db_name}" on ${where(settings)}`,
         signal: target.signal,
       },
@@ -368,7 +369,7 @@ export const mariadbDriver: DatabaseDriver = {
       ['--batch', '--sandbox', `--database=${assertDbName(settings.db_name)}`],
       {
         env: childEnvironment(from.env, {}),
-        input: [from.source, createGunzip()],
+        input: [from.source, createGunzip(zlibChunks)],
         what: `restoring into the database "${settings.db_name}" on ${where(settings)}`,
         signal: from.signal,
       },

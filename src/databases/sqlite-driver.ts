@@ -9,6 +9,7 @@ import { onConflictUpsert, onConflictUpsertRows } from './on-conflict-upsert.js'
 import { immediateTransaction } from './sqlite-transaction.js'
 import { guardedDatabase, sqliteGuard } from './sqlite-guard.js'
 import { loadSqlite } from '../util/load-sqlite.js'
+import { fileChunks, zlibChunks } from '../util/stream-chunks.js'
 
 const DB_FILE = 'db.sqlite'
 /** Pages per step of the online backup: all of them (see `dump`). */
@@ -117,7 +118,7 @@ export const sqliteDriver: DatabaseDriver = {
       raw.close()
     }
     try {
-      await pipeline(createReadStream(copy), createGzip(), target.sink, { signal: target.signal })
+      await pipeline(createReadStream(copy, fileChunks), createGzip(zlibChunks), target.sink, { signal: target.signal })
     } finally {
       rmSync(copy, { force: true })
     }
@@ -127,7 +128,9 @@ export const sqliteDriver: DatabaseDriver = {
     const file = fileOf(settings, sitePath)
     // `create` made the file empty with mode 0600; it is written in place, keeping that mode.
     try {
-      await pipeline(from.source, createGunzip(), createWriteStream(file, { flags: 'r+' }), { signal: from.signal })
+      await pipeline(from.source, createGunzip(zlibChunks), createWriteStream(file, { ...fileChunks, flags: 'r+' }), {
+        signal: from.signal,
+      })
       const fd = openSync(file, 'r')
       try {
         fsyncSync(fd)

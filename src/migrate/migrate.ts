@@ -1,17 +1,15 @@
 import { existsSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
-import { Worker } from 'node:worker_threads'
 import type { Bench } from '../bench.js'
 import { listBenchApps, resolveInstallOrder } from '../apps/manifest.js'
-import { getDriver } from '../databases/index.js'
 import { homeName, isHomedHere } from '../sites/site-home.js'
 import { selectSites } from '../sites/site-selection.js'
 import { RESTORE_INTENT } from '../sites/site.js'
-import { packageRoot } from '../util/library-path.js'
 import { ownerPurpose, usingTenantLease } from '../registry/leases.js'
 import type { Registry, SiteRecord } from '../registry/registry.js'
 import { migrateSite, planApps, type MigrationPlan, type SiteJob, type SiteResult } from './site-migrator.js'
+import { INLINE_BELOW, SiteThreads, serversOnly } from './site-threads.js'
 
 export interface MigrateOptions {
   /** Only these sites (each must exist); `['all']` or none: every site. */
@@ -38,8 +36,6 @@ export interface MigrateResult {
   duration_ms: number
 }
 
-// Below this many sites, thread start-up costs more than it saves.
-const INLINE_BELOW = 16
 /** Server sites migrated at once by default: the work is round trips, not CPU. */
 const SERVER_LANES = 8
 
@@ -131,11 +127,9 @@ export async function migrate(bench: Bench, options: MigrateOptions = {}): Promi
   }
   // Server sites wait on the network, not the CPU: they run as async lanes on this thread,
   // more of them than there are cores. SQLite sites (or a mix) use worker threads.
-  const serversOnly =
-    chosen.length > 0 &&
-    (await Promise.all([...new Set(chosen.map((s) => s.db_type))].map((t) => getDriver(t)))).every((d) => d.server)
+  const onServers = await serversOnly(chosen)
   const wanted =
-    options.concurrency ?? bench.config.migrate.concurrency ?? (serversOnly ? SERVER_LANES : availableParallelism())
+    options.concurrency ?? bench.config.migrate.concurrency ?? (onServers ? SERVER_LANES : availableParallelism())
   const concurrency = Math.max(1, Math.min(wanted, chosen.length))
   /** Migrates sites through `run` one after the other, as long as `usable` says `run` still works. */
   const lane = async (run: RunSite, usable = () => true) => {
@@ -147,7 +141,7 @@ export async function migrate(bench: Bench, options: MigrateOptions = {}): Promi
   }
   const inline: RunSite = (job) => migrateSite(plan, job)
 
-  if (serversOnly) {
+  if (onServers) {
     // Every lane finishes (and releases its leases) before an error is reported.
     const lanes = await Promise.allSettled(Array.from({ length: concurrency }, () => lane(inline)))
     const broken = lanes.find((l): l is PromiseRejectedResult => l.status === 'rejected')
@@ -232,60 +226,22 @@ async function underPendingLease(
 /** Migrates one site, here or in a worker thread, and gives its result (never throws). */
 type RunSite = (job: SiteJob) => Promise<SiteResult>
 
-/**
- * A pool of worker threads, each running a `lane` that takes the next site from the shared
- * queue when the thread is free.
- */
+/** A pool of `size` worker threads, each running a `lane` that takes the next site from the shared queue. */
 async function runInThreads(
   plan: MigrationPlan,
   size: number,
   lane: (run: RunSite, usable: () => boolean) => Promise<void>,
 ): Promise<void> {
-  const entry = join(packageRoot(), 'dist', 'migrate-worker.js')
-  let id = 0
-  const thread = async () => {
-    const worker = new Worker(entry, { workerData: { plan } })
-    const exited = new Promise<void>((resolve) => worker.on('exit', () => resolve()))
-    const inFlight = new Map<number, { job: SiteJob; resolve: (result: SiteResult) => void }>()
-    let crash: Error | undefined
-    const crashed = (job: SiteJob, error: Error): SiteResult => ({
-      site: job.site,
-      status: 'failed',
-      applied: [],
-      error: `migrate worker crashed: ${error.message}`,
-      duration_ms: 0,
-    })
-    worker.on('message', (message: { id: number; result: SiteResult }) => {
-      inFlight.get(message.id)?.resolve(message.result)
-      inFlight.delete(message.id)
-    })
-    // A crashed thread fails its own site and takes no more; the other threads go on with the queue.
-    worker.on('error', (error) => {
-      crash = error
-      for (const { job, resolve } of inFlight.values()) resolve(crashed(job, error))
-      inFlight.clear()
-    })
-    // A thread that ended without an error (process.exit in a migration, a terminated thread)
-    // fails its sites in flight the same way; after it, none is sent to it.
-    worker.on('exit', (code) => {
-      crash ??= new Error(`it exited with code ${code}`)
-      for (const { job, resolve } of inFlight.values()) resolve(crashed(job, crash))
-      inFlight.clear()
-    })
-    const run: RunSite = (job) =>
-      crash
-        ? Promise.resolve(crashed(job, crash))
-        : new Promise((resolve) => {
-            const jobId = ++id
-            inFlight.set(jobId, { job, resolve })
-            worker.postMessage({ id: jobId, job })
-          })
-    try {
-      await lane(run, () => crash === undefined)
-    } finally {
-      if (!crash) worker.postMessage({ exit: true })
-    }
-    await exited
+  const threads = new SiteThreads({ task: 'migrate', plan }, size, (job, error) => ({
+    site: job.site,
+    status: 'failed',
+    applied: [],
+    error: `migrate worker crashed: ${error.message}`,
+    duration_ms: 0,
+  }))
+  try {
+    await Promise.all(Array.from({ length: size }, () => lane(threads.run, () => threads.usable)))
+  } finally {
+    await threads.close()
   }
-  await Promise.all(Array.from({ length: size }, thread))
 }

@@ -1,36 +1,21 @@
 import type { Bench } from '../bench.js'
-import { CORE_APP } from '../apps/core-app.js'
-import { listBenchApps, resolveInstallOrder, type MigrationFile } from '../apps/manifest.js'
-import { LEDGER_TABLE, missingDown, revertMigrations, type RevertStep } from '../apps/migrations.js'
-import { getDriver } from '../databases/index.js'
-import type { SiteConnection } from '../databases/driver.js'
-import { TenancyError, messageOf, usageError } from '../errors.js'
-import { readSiteConfig } from '../sites/site.js'
-import { overSites, type FleetOptions } from '../sites/site-selection.js'
+import { listBenchApps, resolveInstallOrder } from '../apps/manifest.js'
+import { usageError } from '../errors.js'
+import { overSites, selectSites, type FleetOptions } from '../sites/site-selection.js'
+import {
+  rollbackSite,
+  type BenchMigrations,
+  type RollbackJob,
+  type RollbackTarget,
+  type SiteRollbackResult,
+} from './site-rollback.js'
+import { SiteThreads, threadCount } from './site-threads.js'
 
-/** What `tenancy rollback` reverts on each site: `--app`, `--step N` or `--to app/migration`. */
-export interface RollbackTarget {
-  /** Only this app's migrations. */
-  app?: string
-  /** The newest N applied migrations (default 1). */
-  step?: number
-  /** Every migration applied after this one (`app/migration`), which stays applied. */
-  to?: string
-}
+export type { RollbackTarget, SiteRollbackResult } from './site-rollback.js'
 
 export interface RollbackOptions extends FleetOptions<SiteRollbackResult>, RollbackTarget {
   /** List what would be reverted, changing nothing. */
   dryRun?: boolean
-}
-
-/** One site's line of `tenancy rollback --json`. */
-export interface SiteRollbackResult {
-  site: string
-  status: 'rolled_back' | 'planned' | 'nothing_to_roll_back' | 'failed' | 'skipped' | 'interrupted'
-  /** `app/migration`, newest first: reverted (or, with --dry-run, to be reverted). */
-  reverted: string[]
-  error: string | null
-  duration_ms: number
 }
 
 /** `tenancy rollback --json`: migrate's shape. */
@@ -47,11 +32,6 @@ export interface RollbackResult {
 }
 
 /** The bench's migration files by app and name, and each app's place in requirement order. */
-interface BenchMigrations {
-  files: Map<string, Map<string, MigrationFile>>
-  order: Map<string, number>
-}
-
 function benchMigrations(bench: Bench): BenchMigrations {
   const apps = resolveInstallOrder(
     bench,
@@ -81,98 +61,46 @@ function checkTarget(known: BenchMigrations, target: RollbackTarget): void {
 }
 
 /**
- * The migrations to revert on a site, newest first: its applied ones (never the core's), in
- * the order they were applied (time, then requirement order, then name), cut by the target.
- */
-async function plan(db: SiteConnection['db'], known: BenchMigrations, target: RollbackTarget): Promise<RevertStep[]> {
-  const rows = (await db.selectFrom(LEDGER_TABLE).select(['app', 'name', 'applied_at']).execute()) as {
-    app: string
-    name: string
-    applied_at: string
-  }[]
-  const applied = rows
-    .filter((r) => r.app !== CORE_APP && (target.app === undefined || r.app === target.app))
-    .sort(
-      (a, b) =>
-        b.applied_at.localeCompare(a.applied_at) ||
-        (known.order.get(b.app) ?? 0) - (known.order.get(a.app) ?? 0) ||
-        b.name.localeCompare(a.name),
-    )
-  let chosen = applied
-  if (target.to !== undefined) {
-    const at = applied.findIndex((r) => `${r.app}/${r.name}` === target.to)
-    if (at < 0) throw new TenancyError(`${target.to} is not applied on this site, so there is nothing to roll back to`)
-    chosen = applied.slice(0, at)
-  } else chosen = applied.slice(0, target.step ?? 1)
-  return chosen.map((r) => {
-    const migration = known.files.get(r.app)?.get(r.name)
-    if (!migration)
-      throw new TenancyError(`${r.app}/${r.name} is applied, but the bench's apps have no such migration to revert`)
-    return { app: r.app, migration }
-  })
-}
-
-/**
- * One site: the plan read and every down checked (a missing one fails the site, changing
- * nothing), then one transaction reverting them newest first (where DDL is transactional, a
- * failure leaves the site as it was; on MariaDB the reverted ones stay reverted and the
- * failing one resumes on the next rollback). Never throws.
- */
-async function rollbackSite(
-  bench: Bench,
-  site: string,
-  known: BenchMigrations,
-  options: RollbackOptions,
-): Promise<SiteRollbackResult> {
-  const started = performance.now()
-  const result = (status: SiteRollbackResult['status'], reverted: string[], error: string | null = null) => ({
-    site,
-    status,
-    reverted,
-    error,
-    duration_ms: Math.round(performance.now() - started),
-  })
-  let conn: SiteConnection | undefined
-  try {
-    const path = bench.sitePath(site)
-    const config = readSiteConfig(path)
-    conn = await (await getDriver(config.db_type)).connect(config, path)
-    const open = conn
-    const first = await plan(open.db, known, options)
-    const names = (steps: RevertStep[]) => steps.map((s) => `${s.app}/${s.migration.name}`)
-    if (first.length === 0) return result('nothing_to_roll_back', [])
-    const missing = (await Promise.all(first.map(missingDown))).filter((m) => m !== undefined)
-    if (missing.length > 0) return result('failed', [], `cannot roll back, nothing was changed: ${missing.join('; ')}`)
-    if (options.dryRun) return result('planned', names(first))
-    // Planned again inside the transaction, holding the site's write lock: what it reverts is what is applied now.
-    const reverted = await open.transaction(async (tx) =>
-      revertMigrations(tx, site, await plan(tx.trx, known, options)),
-    )
-    return result('rolled_back', reverted)
-  } catch (error) {
-    return result('failed', [], messageOf(error))
-  } finally {
-    await conn?.close().catch(() => {})
-  }
-}
-
-/**
  * `tenancy rollback`: over the selected sites (`concurrency` at a time), reverts the newest
  * applied migration of each (or `step` of them, or those after `to`, of every app or of
  * `app`), through each migration's `down()` or `.down.sql`. A pending tenant's site is
- * reverted holding its lease.
+ * reverted holding its lease. A fleet with SQLite sites runs on worker threads as migrate's
+ * does (`threadCount`: `concurrency`, default `migrate.concurrency`, from 16 sites on), since
+ * each site's commit waits on the disk.
  */
 export async function rollback(bench: Bench, options: RollbackOptions = {}): Promise<RollbackResult> {
   const known = benchMigrations(bench)
   checkTarget(known, options)
-  return overSites<SiteRollbackResult, 'rolled_back' | 'planned' | 'failed' | 'nothing_to_roll_back' | 'skipped'>(
-    bench,
-    options,
-    {
-      name: 'rollback',
-      run: ({ name }) => rollbackSite(bench, name, known, options),
-      blank: (site, status, error, duration_ms) => ({ site, status, reverted: [], error, duration_ms }),
-    },
-    ['rolled_back', 'planned', 'failed', 'nothing_to_roll_back', 'skipped'],
-  )
+  const selected = await selectSites(bench, options)
+  const target = { app: options.app, step: options.step, to: options.to, dryRun: options.dryRun }
+  const size = await threadCount(bench, selected, options.concurrency)
+  const threads =
+    size > 0
+      ? new SiteThreads({ task: 'rollback', known, target }, size, (job, error) => ({
+          site: job.site,
+          status: 'failed',
+          reverted: [],
+          error: `rollback worker crashed: ${error.message}`,
+          duration_ms: 0,
+        }))
+      : undefined
+  const rollbackOne = (job: RollbackJob) => (threads ? threads.run(job) : rollbackSite(job, known, target))
+  try {
+    return await overSites<
+      SiteRollbackResult,
+      'rolled_back' | 'planned' | 'failed' | 'nothing_to_roll_back' | 'skipped'
+    >(
+      bench,
+      { ...options, concurrency: size || options.concurrency },
+      {
+        name: 'rollback',
+        sites: selected,
+        run: ({ name }) => rollbackOne({ site: name, path: bench.sitePath(name) }),
+        blank: (site, status, error, duration_ms) => ({ site, status, reverted: [], error, duration_ms }),
+      },
+      ['rolled_back', 'planned', 'failed', 'nothing_to_roll_back', 'skipped'],
+    )
+  } finally {
+    await threads?.close()
+  }
 }

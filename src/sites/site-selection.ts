@@ -152,6 +152,8 @@ export async function holdingPendingTenant<T>(bench: Bench, site: string, tenant
 export interface FleetCommand<R extends SiteOutcome> {
   /** The command's name, for messages: `backup`, `run`, … */
   name: string
+  /** The sites, when the command selected them itself (to size its work first); else `selectSites`. */
+  sites?: SiteRecord[]
   /** The work on one site (ready and homed here); a throw is that site's failure. */
   run: (site: SiteRecord) => Promise<R>
   /** The result of a site that failed by throwing (`error` its message) or was not started. */
@@ -188,7 +190,7 @@ export async function overSites<R extends SiteOutcome, Counted extends R['status
   counted: readonly Counted[],
 ): Promise<FleetSummary<R, Counted>> {
   const started = performance.now()
-  const selected = await selectSites(bench, options)
+  const selected = command.sites ?? (await selectSites(bench, options))
   const records = new Map(selected.map((s) => [s.name, s]))
   const pendingTenantOf = await pendingTenants(bench, selected)
   const registryKind = (await bench.registry()).kind
