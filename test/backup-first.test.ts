@@ -114,7 +114,7 @@ describe.each(SITE_BACKENDS)('backup before a drop on $name', ({ name: backend, 
         tenant('beta', 0),
         site('r', 'OLD', 2),
       ])
-    })
+    }, 180_000) // six sites, four tests' worth, in one hook
 
     it('a backup that fails (a full disk; on a server, a site user that cannot log in) stops drop-site, tenant delete and new-site --force with nothing changed', async () => {
       // Every file write is cut short and then fails with ENOSPC: the set's manifest cannot be written.

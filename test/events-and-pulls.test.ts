@@ -34,11 +34,13 @@ if (existsSync(${JSON.stringify(join(bench, 'receiver-down'))})) process.exit(1)
       : []
 }
 
+// The sites here get shared_lib alone (lightSites): events and pulls are under test, not the apps.
+
 describe.each(REGISTRIES)('the outbox: no event is lost (registry: $name)', ({ name: kind, skip }) => {
   it.skipIf(skip)(
     'kill -9 between the claim of a pull and its notification: the next command (or doctor --fix) notifies exactly once, with an id',
     async () => {
-      const bench = makeBench()
+      const bench = makeBench({ lightSites: true })
       await useRegistry(bench, kind)
       const calls = notifyLogger(bench)
       expect((await tenancy(bench, ['pending-create', '--count', '2'])).exitCode).toBe(0)
@@ -92,7 +94,7 @@ describe.each(REGISTRIES)('the outbox: no event is lost (registry: $name)', ({ n
   it.skipIf(skip)(
     'kill -9 after the receiver got an event but before it was marked: sent again with the same id',
     async () => {
-      const bench = makeBench()
+      const bench = makeBench({ lightSites: true })
       await useRegistry(bench, kind)
       const calls = notifyLogger(bench)
       const killed = await tenancy(bench, ['tenant', 'create', 'acme'], { env: { TENANCY_FAULT: 'event-after-send' } })
@@ -112,7 +114,7 @@ describe.each(REGISTRIES)('the outbox: no event is lost (registry: $name)', ({ n
 
 describe('the outbox: a receiver that is down', () => {
   it('a failing notify command, then a working one: delivered later with the same id; doctor reports it meanwhile', async () => {
-    const bench = makeBench()
+    const bench = makeBench({ lightSites: true })
     const calls = notifyLogger(bench)
     writeFileSync(join(bench, 'receiver-down'), '')
     const created = await tenancy(bench, ['tenant', 'create', 'acme'])
@@ -162,7 +164,7 @@ describe('the outbox: a receiver that is down', () => {
     })
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
     try {
-      const bench = makeBench()
+      const bench = makeBench({ lightSites: true })
       setConfig(
         bench,
         (c) => (c.provision.notify = { webhook: `http://127.0.0.1:${(server.address() as any).port}/events` }),
@@ -230,7 +232,7 @@ describe('a pull that cannot finish leaves the pool as it was', () => {
     ])
 
   it('an unrelated broken app.json does not stop sign-ups; a broken installed one stops the pull before its claim', async () => {
-    const bench = makeBench()
+    const bench = makeBench({ lightSites: true })
     expect((await tenancy(bench, ['pending-create', '--count', '2'])).exitCode).toBe(0)
     const { mkdirSync } = await import('node:fs')
     mkdirSync(join(bench, 'apps', 'badjson'))
@@ -257,7 +259,7 @@ describe('a pull that cannot finish leaves the pool as it was', () => {
   })
 
   it('a pool site whose database cannot be opened: the pull fails, the tenant is back in the pool under its own name, never shown completed', async () => {
-    const bench = makeBench()
+    const bench = makeBench({ lightSites: true })
     expect((await tenancy(bench, ['pending-create', '--count', '1'])).exitCode).toBe(0)
     const [placeholder] = (await tenancy(bench, ['tenant', 'list', '--only-pending', '--json'])).json.tenants
     const db = join(bench, 'sites', placeholder.site, 'db.sqlite')
@@ -286,7 +288,7 @@ describe('a pull that cannot finish leaves the pool as it was', () => {
   })
 
   it("while a pull is unfinished (killed after its claim) the tenant is not shown completed with the placeholder's key", async () => {
-    const bench = makeBench()
+    const bench = makeBench({ lightSites: true })
     expect((await tenancy(bench, ['pending-create', '--count', '1'])).exitCode).toBe(0)
     const [placeholder] = (await tenancy(bench, ['tenant', 'list', '--only-pending', '--json'])).json.tenants
     const killed = await tenancy(bench, ['tenant', 'create', 'acme'], { env: { TENANCY_FAULT: 'pull-after-claim' } })
@@ -337,9 +339,7 @@ function workerProcesses(bench: string): number[] {
 
 describe('one background worker per machine', () => {
   it('15 concurrent tenant create --background start at most one worker alive at any time, and every job is done once', async () => {
-    const bench = makeBench()
-    // shared_lib alone: the workers are under test, not the apps (tenant_ops's hook is a process per site).
-    setConfig(bench, (c) => (c.provision.apps = ['shared_lib']))
+    const bench = makeBench({ lightSites: true })
     let most = 0
     const seen = new Set<number>()
     let sampling = true
@@ -394,7 +394,7 @@ describe('one background worker per machine', () => {
 
 describe('two migrate runs at once', () => {
   it('each pool site is migrated by one run and found up to date by the other; none is skipped with a wrong reason', async () => {
-    const bench = makeBench()
+    const bench = makeBench({ lightSites: true })
     expect((await tenancy(bench, ['pending-create', '--count', '3'])).exitCode).toBe(0)
     writeFileSync(
       join(bench, 'apps', 'shared_lib', 'migrations', '0009_slow.mjs'),

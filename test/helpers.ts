@@ -43,10 +43,15 @@ afterAll(() => {
   for (const dir of madeForFile.splice(0)) rmSync(dir, { recursive: true, force: true })
 })
 
-/** A fresh bench with the example apps in a temporary directory (`forFile`: see `tempDir`). */
-export function makeBench(options: { exampleApps?: boolean; forFile?: boolean } = {}): string {
+/**
+ * A fresh bench with the example apps in a temporary directory (`forFile`: see `tempDir`).
+ * `lightSites`: tenant sites get shared_lib alone, for tests of something other than the apps
+ * (tenant_ops's after_install hook is one more node process for every site provisioned).
+ */
+export function makeBench(options: { exampleApps?: boolean; forFile?: boolean; lightSites?: boolean } = {}): string {
   const dir = tempDir(undefined, { forFile: options.forFile })
   initBench(dir, { withExampleApps: options.exampleApps ?? true })
+  if (options.lightSites) setConfig(dir, (c) => (c.provision.apps = ['shared_lib']))
   return dir
 }
 

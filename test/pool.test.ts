@@ -32,6 +32,9 @@ async function pulledCorrectly(bench: string, name: string, site = `${name}.loca
   expect(verify.exitCode, verify.stderr).toBe(0)
 }
 
+// Apart from the first test, which checks what a pending site holds, the sites here get shared_lib
+// alone (lightSites): the pool is under test, not the apps.
+
 describe('pending-create and pending-clear', () => {
   it('creates only the shortfall, from --count, TENANCY_PENDING_COUNT or pending.count', async () => {
     const bench = makeBench()
@@ -61,7 +64,7 @@ describe('pending-create and pending-clear', () => {
   })
 
   it('clears all, or only those older than the bound; both bounds are exit 2', async () => {
-    const bench = makeBench()
+    const bench = makeBench({ lightSites: true })
     await tenancy(bench, ['pending-create', '--count', '3'])
     const [old] = await pendingRows(bench)
     const db = new Database(registry(bench))
@@ -89,7 +92,7 @@ describe('pending-create and pending-clear', () => {
 
 describe('pulling from the pool', () => {
   it('tenant create pulls a ready tenant: renamed site, own API user, new keys, attributes applied', async () => {
-    const bench = makeBench()
+    const bench = makeBench({ lightSites: true })
     setConfig(bench, (c) => (c.pending.attributes = { plan: 'trial', region: 'eu' }))
     await tenancy(bench, ['pending-create', '--count', '2'])
     const [first] = await pendingRows(bench)
@@ -112,7 +115,7 @@ describe('pulling from the pool', () => {
   })
 
   it('an empty pool provisions synchronously; --no-pool skips a full pool', async () => {
-    const bench = makeBench()
+    const bench = makeBench({ lightSites: true })
     const empty = await tenancy(bench, ['tenant', 'create', 'acme', '--json'])
     expect(empty.json.mode).toBe('provisioned')
     await tenancy(bench, ['pending-create', '--count', '1'])
@@ -122,7 +125,7 @@ describe('pulling from the pool', () => {
   })
 
   it('a pull whose attributes cannot apply leaves the tenant in the pool', async () => {
-    const bench = makeBench()
+    const bench = makeBench({ lightSites: true })
     await tenancy(bench, ['new-site', 'taken.localhost'])
     await tenancy(bench, ['pending-create', '--count', '1'])
     const before = await pendingRows(bench)
@@ -134,7 +137,7 @@ describe('pulling from the pool', () => {
   })
 
   it('library: pullPendingFromPool is null when empty, pullPending creates, createPending uses getPendingAttributes', async () => {
-    const bench = makeBench()
+    const bench = makeBench({ lightSites: true })
     const options = { cwd: bench, env: { ...process.env, TENANCY_ADMIN_PASSWORD: undefined } as NodeJS.ProcessEnv }
     expect(await pullPendingFromPool(false, { name: 'nobody' }, options)).toBeNull()
     expect(await pendingCount(options)).toBe(0)
@@ -167,9 +170,7 @@ describe('pulling from the pool', () => {
 
 describe('pending tenants in queries', () => {
   it('follows pending.include_in_queries unless --with-pending/--only-pending/--without-pending says otherwise', async () => {
-    const bench = makeBench()
-    // shared_lib alone: the listings are under test, not the apps.
-    setConfig(bench, (c) => (c.provision.apps = ['shared_lib']))
+    const bench = makeBench({ lightSites: true })
     await tenancy(bench, ['tenant', 'create', 'real'])
     await tenancy(bench, ['pending-create', '--count', '1'])
     const names = async (args: string[]) => (await tenancy(bench, [...args, '--json'])).json
@@ -201,14 +202,10 @@ describe('pending tenants in queries', () => {
   })
 })
 
-/**
- * A bench for the races: its registry on `kind`, its sites provisioned with shared_lib alone (the
- * claims are under test, not the apps; tenant_ops's after_install hook is one more process per site).
- */
+/** A bench for the races, its registry on `kind`. */
 async function raceBench(kind: 'sqlite' | 'postgres'): Promise<string> {
-  const bench = makeBench()
+  const bench = makeBench({ lightSites: true })
   await useRegistry(bench, kind)
-  setConfig(bench, (c) => (c.provision.apps = ['shared_lib']))
   return bench
 }
 
@@ -289,7 +286,7 @@ describe.each(REGISTRIES)('races and crashes, with real processes (registry: $na
 
 describe('pulls: the edges', () => {
   it('moves an API user named after the tenant ({tenant}) and refuses a target directory that exists', async () => {
-    const bench = makeBench()
+    const bench = makeBench({ lightSites: true })
     setConfig(bench, (c) => (c.provision.api_user = 'api-{tenant}@example.com'))
     await tenancy(bench, ['pending-create', '--count', '2'])
     const r = await tenancy(bench, ['tenant', 'create', 'beta', '--json'])
@@ -308,7 +305,7 @@ describe('pulls: the edges', () => {
   })
 
   it('a pull never renames a pending site while migrate works on it', async () => {
-    const bench = makeBench()
+    const bench = makeBench({ lightSites: true })
     await tenancy(bench, ['pending-create', '--count', '1'])
     const marker = join(bench, 'migrating')
     writeFileSync(
@@ -338,7 +335,7 @@ describe('pulls: the edges', () => {
 
 describe('pulls: what the sign-up gets', () => {
   it('an up-to-date site (migrated at the pull), a notification for the real tenant only, its own name space', async () => {
-    const bench = makeBench()
+    const bench = makeBench({ lightSites: true })
     const log = join(bench, 'notify.log')
     writeFileSync(
       join(bench, 'notify.mjs'),

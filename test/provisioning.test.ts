@@ -370,13 +370,10 @@ describe('background provisioning and the worker', () => {
 describe.each(REGISTRIES)('the worker (registry: $name)', ({ name: kind, skip }) => {
   describe.skipIf(skip)('', () => {
     it('drains a queue of 20 tenants with --concurrency 2, each exactly once', async () => {
-      const bench = makeBench()
+      // lightSites: the queue is under test, not the apps.
+      const bench = makeBench({ lightSites: true })
       await useRegistry(bench, kind)
-      // shared_lib alone: the queue is under test, not the apps (tenant_ops's hook is a process per site).
-      setConfig(bench, (c) => {
-        c.auto_provision_tenant_sites = true
-        c.provision.apps = ['shared_lib']
-      })
+      setConfig(bench, (c) => (c.auto_provision_tenant_sites = true))
       // Record 20 queued tenants without starting workers: a live worker lease makes --background skip the spawn.
       for (let i = 0; i < 20; i++) {
         const r = await tenancy(bench, ['tenant', 'create', `q${i}`, '--background', '--json'], {
@@ -405,13 +402,10 @@ describe.each(REGISTRIES)('the worker (registry: $name)', ({ name: kind, skip })
     })
 
     it('several workers racing for one queue: every job runs exactly once', async () => {
-      const bench = makeBench()
+      // lightSites: the queue is under test, not the apps.
+      const bench = makeBench({ lightSites: true })
       await useRegistry(bench, kind)
-      // shared_lib alone: the queue is under test, not the apps (tenant_ops's hook is a process per site).
-      setConfig(bench, (c) => {
-        c.auto_provision_tenant_sites = true
-        c.provision.apps = ['shared_lib']
-      })
+      setConfig(bench, (c) => (c.auto_provision_tenant_sites = true))
       for (let i = 0; i < 12; i++) {
         const r = await tenancy(bench, ['tenant', 'create', `w${i}`, '--background', '--json'], {
           env: { TENANCY_TEST_NO_WORKER: '1' },
