@@ -17,6 +17,7 @@ export { openBench, usingBench } from './session.js'
 export { TenancyError, EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED } from './errors.js'
 export type { BenchConfig, DbType } from './config/config.js'
 export { newSite, type NewSiteOptions, type NewSiteResult } from './provisioning/new-site.js'
+export { renameSite, renameTenantSite, type RenameSiteResult } from './provisioning/rename-site.js'
 // The library's drop-site is the CLI's: a backup first (`backup: false` to skip it).
 export {
   backupAndDropSite as dropSite,

@@ -2,24 +2,24 @@
 // command does on the way in. It sits above the pool and doctor, so the bench itself never
 // imports them; the CLI (cli/core.ts) and the library (index.ts) open benches only here.
 import { Bench, findConfigFile, type BenchHooks, type BenchOptions } from './bench.js'
-import { recoverPulls } from './pool/finish-pull.js'
+import { recoverRenames } from './pool/recover-renames.js'
 import { finishStatusChanges } from './provisioning/tenant-status.js'
 
 /**
- * What every command does when it first opens the registry: finish any pool pull that a
- * killed process left half-done (its registry part committed, its site not yet moved), so no
- * command sees a tenant between two names, and any suspend or resume whose site config was
- * not yet written. One read each when there is none; neither throws for one tenant (failures
- * are logged or left to doctor, which reports them).
+ * What every command does when it first opens the registry: finish any rename (a pool pull is
+ * one) that a killed process left half-done (its registry part committed, its site not yet
+ * wholly moved), so no command sees a site between two names, and any suspend or resume whose
+ * site config was not yet written. One index probe each when there is none; neither throws for
+ * one site or tenant (failures are logged or left to doctor, which reports them).
  */
 const SESSION_HOOKS: BenchHooks = {
   afterRegistryOpen: async (bench) => {
-    await recoverPulls(bench)
+    await recoverRenames(bench)
     await finishStatusChanges(bench)
   },
 }
 
-/** Opens the bench found from `options`; its registry, once opened, has no half-done pull left. */
+/** Opens the bench found from `options`; its registry, once opened, has no half-done rename left. */
 export async function openBench(options: BenchOptions = {}): Promise<Bench> {
   return new Bench(findConfigFile(options), options.env, options.passwordFlags, SESSION_HOOKS)
 }

@@ -266,7 +266,7 @@ describe.each(REGISTRIES)('races and crashes, with real processes (registry: $na
     it('SIGKILL in the middle of a pull: the next command finishes it', async () => {
       const bench = await raceBench(kind)
       await tenancy(bench, ['pending-create', '--count', '2'])
-      for (const [i, fault] of ['pull-after-claim', 'pull-after-rename'].entries()) {
+      for (const [i, fault] of ['pull-after-claim', 'rename-after-files'].entries()) {
         const name = `k${i}`
         const r = await tenancy(bench, ['tenant', 'create', name], { env: { TENANCY_FAULT: fault } })
         expect(r.exitCode).not.toBe(0)

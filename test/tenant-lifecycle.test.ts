@@ -178,7 +178,7 @@ describe('tenant suspend: what it refuses, and what doctor finds', () => {
     expect((await verify(bench, beta)).exitCode).toBe(0)
   })
 
-  it('a registry of schema 6 with tenants is brought to schema 7 and its tenants can be suspended', async () => {
+  it('a registry of schema 6 with tenants is brought up to date and its tenants can be suspended', async () => {
     const bench = makeBench()
     const acme = await activeTenant(bench, 'acme')
     const file = join(bench, '.tenancy', 'registry.db')
@@ -187,7 +187,9 @@ describe('tenant suspend: what it refuses, and what doctor finds', () => {
       alter table tenants drop column config_sync;
       alter table tenants drop column suspend_reason;
       alter table tenants drop column suspended_at;
-      delete from registry_migrations where version = 7;`)
+      drop index sites_renaming;
+      alter table sites drop column rename_from;
+      delete from registry_migrations where version >= 7;`)
     db.close()
     const shown = await tenancy(bench, ['tenant', 'show', 'acme', '--json'])
     expect(shown.json).toMatchObject({ status: 'active', suspended_at: null, suspend_reason: null })

@@ -31,6 +31,11 @@ export interface BackupManifest {
   encrypted: boolean
   duration_ms: number
   /**
+   * The name the site had when the set was taken, once the site was renamed (beyond the SPEC's
+   * fields): `site` then is its name now, so the set is still the site's own to restore.
+   */
+  backed_up_as?: string
+  /**
    * `sha256:<hex>` of the manifest as written without this field (beyond the SPEC's fields):
    * a flipped byte anywhere in the manifest is found before the set is trusted.
    */

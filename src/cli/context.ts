@@ -72,6 +72,7 @@ const TAKES_SITE = new Set([
   'list-backups',
   'run',
   'tenant create',
+  'tenant rename',
   'rollback',
   'uninstall-app',
 ])

@@ -12,6 +12,7 @@ import type { MigrateResult } from '../migrate/migrate.js'
 import type { SiteResult } from '../migrate/site-migrator.js'
 import type { TaskView } from '../output/progress.js'
 import type { ErrorEntry } from '../provisioning/error-log.js'
+import type { RenameSiteResult } from '../provisioning/rename-site.js'
 import type { StepEvent } from '../provisioning/runner.js'
 import type { ShowTenantResult } from '../provisioning/tenants.js'
 import type { StepJson, TenantJson } from '../registry/tenants.js'
@@ -301,5 +302,20 @@ export function renderRestore(result: RestoreResult): string {
         ? `migrated: ${m.applied.join(', ')}`
         : 'already up to date with the bench',
   )
+  return lines.join('\n')
+}
+
+/** rename-site's result: the new name, the API user that followed it, the hooks that ran. */
+export function renderRename(result: RenameSiteResult): string {
+  const lines = [
+    `${result.resumed ? 'Finished renaming' : 'Renamed'} site ${result.previous_site} to ${result.site}` +
+      (result.tenant ? ` (tenant ${result.tenant})` : ''),
+  ]
+  if (result.api_user)
+    lines.push(
+      `API user is now ${result.api_user} with new keys: api_key ${result.api_key} ` +
+        `(the secret: "tenancy tenant show ${result.tenant} --show-secrets")`,
+    )
+  if (result.hooks.length > 0) lines.push(`after_rename hooks run: ${result.hooks.join(', ')}`)
   return lines.join('\n')
 }

@@ -5,7 +5,7 @@ import { taskProgress } from '../output/progress.js'
 import { contextFor } from './context.js'
 import { addPendingFilters, collect, integerFlag, pendingChoice, type PendingFlags } from './flags.js'
 import { addPasswordFlags, commandLineSecretWarning } from './password-flags.js'
-import { appTaskView, renderBenchApps, renderSiteApps, renderSites } from './render.js'
+import { appTaskView, renderBenchApps, renderRename, renderSiteApps, renderSites } from './render.js'
 
 interface InitFlags {
   withExampleApps?: boolean
@@ -177,6 +177,28 @@ export function registerSiteCommands(program: Command): void {
       )
     })
   })
+
+  program
+    .command('rename-site')
+    .description(
+      "rename a site: its directory, registry rows, backups, the tenant's API user (new keys), then the apps' after_rename hooks",
+    )
+    .argument('<old>', "the site's name now")
+    .argument('<new>', 'its new name, a hostname such as acme.example.com')
+    .addHelpText(
+      'after',
+      '\nServer databases and their users keep their names. A rename that was stopped is finished by the\n' +
+        'next command (or "tenancy doctor --fix"); running the same rename-site again finishes it too.\n' +
+        'Example:\n  tenancy rename-site acme.localhost acme.example.com',
+    )
+    .action(async (from: string, to: string, _o, command: Command) => {
+      const ctx = contextFor(command)
+      await ctx.withBench(async (bench) => {
+        const { renameSite } = await import('./core.js')
+        const result = await renameSite(bench, from, to, { signal: ctx.signal })
+        ctx.out.result(result, () => renderRename(result))
+      })
+    })
 
   program
     .command('use')

@@ -1,12 +1,12 @@
 import type { Command } from 'commander'
-import { EXIT_FAILED, EXIT_INTERRUPTED, TenancyError } from '../errors.js'
+import { EXIT_FAILED, EXIT_INTERRUPTED, TenancyError, usageError } from '../errors.js'
 import type { Output } from '../output/output.js'
 import { taskProgress } from '../output/progress.js'
 import type { ProvisionOptions, ProvisionResult } from '../provisioning/runner.js'
 import { contextFor, type CommandContext } from './context.js'
 import { addPendingFilters, collect, integerFlag, pendingChoice, type PendingFlags } from './flags.js'
 import { addPasswordFlags } from './password-flags.js'
-import { renderErrors, renderTenant, renderTenants, stepTaskView } from './render.js'
+import { renderErrors, renderRename, renderTenant, renderTenants, stepTaskView } from './render.js'
 import { registerTenantLifecycleCommands } from './tenant-lifecycle-commands.js'
 
 /** `--concurrency` of pending-create and worker: tenants provisioned at once. */
@@ -414,6 +414,25 @@ export function registerTenantCommands(program: Command): void {
               : `${result.remaining} problem(s) remain${fix ? '' : '; run "tenancy doctor --fix"'}`,
         )
         if (result.remaining > 0) process.exitCode = EXIT_FAILED
+      })
+    })
+
+  tenant
+    .command('rename')
+    .description("rename a tenant's site (as rename-site does); the tenant keeps its name")
+    .argument('<name>', 'tenant name')
+    .addHelpText(
+      'after',
+      '\nThe new site name is --site NEW.\nExample:\n  tenancy tenant rename acme --site acme.example.com',
+    )
+    .action(async (name: string, _o, command: Command) => {
+      const ctx = contextFor(command)
+      const site = ctx.opts.site
+      if (!site) throw usageError(`"tenant rename" needs the new site name: tenancy tenant rename ${name} --site NEW`)
+      await ctx.withBench(async (bench) => {
+        const { renameTenantSite } = await import('./core.js')
+        const result = await renameTenantSite(bench, name, site, { signal: ctx.signal })
+        ctx.out.result(result, () => renderRename(result))
       })
     })
 }

@@ -5,6 +5,7 @@ import { checkBackups } from './checks/backups.js'
 import { checkEvents } from './checks/events.js'
 import { checkJobs } from './checks/jobs.js'
 import { checkRegisteredSites } from './checks/registered-sites.js'
+import { checkRenames } from './checks/renames.js'
 import { checkRestores } from './checks/restores.js'
 import { checkSiteDirectories } from './checks/site-directories.js'
 import { checkSuspensions } from './checks/suspensions.js'
@@ -67,6 +68,8 @@ export async function doctor(bench: Bench, options: DoctorOptions = {}): Promise
   const inputs = await gatherInputs(bench, registry, options)
   // First: a site a restore left between two databases is whole again before it is judged.
   await settle(checkRestores(inputs))
+  // And one a rename left between two names.
+  await settle(checkRenames(inputs))
   await settle(checkSiteDirectories(inputs, tooYoung))
   await settle(checkRegisteredSites(inputs))
   const queue = await readQueue(registry)

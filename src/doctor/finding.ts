@@ -11,6 +11,8 @@ export interface Finding {
     | 'failed_tenant'
     | 'tenant_without_site'
     | 'stuck_pull'
+    | 'stuck_rename'
+    | 'unfinished_rename'
     | 'lost_job'
     | 'orphan_job'
     | 'no_worker'

@@ -22,7 +22,7 @@ export interface DoctorInputs {
   remote: Set<string>
   tenants: TenantRow[]
   tenantById: Map<number, TenantRow>
-  /** The sites being pulled from the pool (their directories are on the move). */
+  /** The old names of sites being renamed or pulled from the pool (their directories are on the move). */
   pulling: Set<string>
 }
 
@@ -39,7 +39,10 @@ export async function gatherInputs(
   const elsewhere = all.filter((s) => !sites.includes(s))
   const remote = new Set(elsewhere.map((s) => s.name))
   const tenants = await registry.db.selectFrom('tenants').selectAll().execute()
-  const pulling = new Set(tenants.flatMap((t) => (t.pull_from ? [t.pull_from] : [])))
+  const pulling = new Set([
+    ...tenants.flatMap((t) => (t.pull_from ? [t.pull_from] : [])),
+    ...all.flatMap((s) => (s.state === 'renaming' && s.rename_from ? [s.rename_from] : [])),
+  ])
   const tenantById = new Map(tenants.map((t) => [t.id, t]))
   return {
     bench,

@@ -1,28 +1,29 @@
-import { existsSync, renameSync } from 'node:fs'
 import type { Kysely } from 'kysely'
 import type { Bench } from '../bench.js'
-import { messageOf } from '../errors.js'
+import type { TenancyError } from '../errors.js'
 import { now } from '../registry/registry.js'
 import type { RegistrySchema } from '../registry/schema.js'
-import { generateKeysFor } from '../sites/api-keys.js'
-import { usingSite } from '../sites/site.js'
-import { faultPoint } from '../util/fault.js'
-import { fsyncDirectory } from '../util/json-file.js'
-import { LEASE_MS, inFuture, leaseHolderGone, newOwner } from '../registry/leases.js'
 import { apiUserFor } from '../provisioning/steps.js'
+import { finishRename } from '../provisioning/rename-site.js'
 import type { TenantRow } from '../registry/tenants.js'
 import { recordEvent } from '../events/outbox.js'
-import { resolveInstallOrder } from '../apps/manifest.js'
+import { resolveInstallOrder, type AppManifest } from '../apps/manifest.js'
 import { migrateOpenSite, planApps, type MigrationPlan, type SiteResult } from '../migrate/site-migrator.js'
 import { placeholderName } from './reserve.js'
 
+/** What finishing a pull works from: the pool site's apps, requirements first, and their migrations. */
+export interface PullPlan {
+  apps: AppManifest[]
+  migrations: MigrationPlan
+}
+
 /**
- * What finishing a pull migrates: the apps installed on the pool site (from its registry
- * row), requirements first. Only those: an unrelated app of the bench, even a broken one,
- * has nothing to do with this site, so it cannot stop a sign-up (`migrate` and
- * `install-app` still report it where it matters).
+ * What finishing a pull migrates, and whose `after_rename` hooks it runs: the apps installed on
+ * the pool site (from its registry row), requirements first. Only those: an unrelated app of
+ * the bench, even a broken one, has nothing to do with this site, so it cannot stop a sign-up
+ * (`migrate` and `install-app` still report it where it matters).
  */
-export async function pullPlan(trx: Kysely<RegistrySchema>, bench: Bench, site: string): Promise<MigrationPlan> {
+export async function pullPlan(trx: Kysely<RegistrySchema>, bench: Bench, site: string): Promise<PullPlan> {
   const row = await trx.selectFrom('sites').select('apps').where('name', '=', site).executeTakeFirst()
   let installed: { name: string }[] = []
   try {
@@ -30,133 +31,90 @@ export async function pullPlan(trx: Kysely<RegistrySchema>, bench: Bench, site: 
   } catch {
     installed = []
   }
+  const apps = resolveInstallOrder(
+    bench,
+    installed.map((a) => a.name),
+  )
   // Migrations only: changed fixture files reach the site with the next `migrate`, which
   // includes it now that it is no longer pending. That keeps the pull to one cheap read.
-  return planApps(
-    resolveInstallOrder(
-      bench,
-      installed.map((a) => a.name),
-    ),
-    { checkFixtures: false },
-  )
+  return { apps, migrations: planApps(apps, { checkFixtures: false }) }
+}
+
+/** How finishing a pull went: the site's migration, and an `after_rename` hook that failed. */
+export interface FinishedPull {
+  migration?: SiteResult
+  hookError?: TenancyError
 }
 
 /**
- * Finishes a pull whose registry part is committed (`pull_from` set): renames the site
- * directory, moves the placeholder's API user to the tenant's own, issues new keys for it,
- * then clears the marker. Safe to run again after a crash at any point.
+ * Finishes a pull whose registry part is committed (`pull_from` set, the site's row renamed): a
+ * pull is a rename, so this is `finishRename` from the placeholder to the tenant's site — the
+ * directory and backups moved, the placeholder's API user moved to the tenant's own with new
+ * keys, each app's `after_rename` hook run — with the pull's own work in that path: the site
+ * brought up to date on the same connection, and, in the transaction that ends the rename, the
+ * tenant's keys, the marker cleared and the `tenant.pulled` and `tenant.active` events. Safe to
+ * run again after a crash at any point.
  */
 export async function finishPull(
   bench: Bench,
   tenant: TenantRow,
-  options: { plan?: MigrationPlan; progress?: { siteChanged: boolean } } = {},
-): Promise<SiteResult | undefined> {
+  options: { plan?: PullPlan; progress?: { siteChanged: boolean } } = {},
+): Promise<FinishedPull> {
   const registry = await bench.registry()
   const from = tenant.pull_from
   const site = tenant.site
-  if (!from || !site) return undefined
+  if (!from || !site) return {}
   // The key is checked before the site moves: the new secret is stored with it at the end.
   const box = await bench.secretBox()
-  const oldPath = bench.sitePath(from)
-  const newPath = bench.sitePath(site)
-  if (from !== site && existsSync(oldPath) && !existsSync(newPath)) {
-    renameSync(oldPath, newPath)
-    fsyncDirectory(bench.sitesPath)
-  }
-  faultPoint('pull-after-rename')
   // The API user was made for the placeholder: its name and site, whatever the tenant is called now.
-  const oldUser = apiUserFor(bench.config, { name: placeholderName(from), site: from })
-  const newUser = apiUserFor(bench.config, { name: tenant.name, site })
+  const apiUser = {
+    from: apiUserFor(bench.config, { name: placeholderName(from), site: from }),
+    to: apiUserFor(bench.config, { name: tenant.name, site }),
+    required: true,
+  }
   // A pool site may predate the last deploy's migrations (migrate leaves pending sites out
   // unless asked): it is brought up to date on the same connection, one read when it is.
   const plan = options.plan ?? (await pullPlan(registry.db, bench, site))
   let migration: SiteResult | undefined
-  const keys = await usingSite(bench, site, async ({ conn }) => {
-    const issued = await conn.transaction(async ({ trx }) => {
-      if (oldUser !== newUser) {
-        const has = async (user: string) =>
-          (await trx.selectFrom('users').select('name').where('name', '=', user).executeTakeFirst()) !== undefined
-        if ((await has(oldUser)) && !(await has(newUser))) {
+  const { hookError } = await finishRename(
+    bench,
+    { site, previousSite: from, tenant, apiUser, apps: plan.apps },
+    {
+      // From here the site's database knows the tenant: the pull can only go forward.
+      onDataChanged: () => {
+        if (options.progress) options.progress.siteChanged = true
+      },
+      afterData: async ({ conn, path }) => {
+        migration = await migrateOpenSite(plan.migrations, { site, path }, conn)
+      },
+      // The finished pull and its events commit together: a crash anywhere before leaves
+      // `pull_from` set, and whoever finishes the pull writes them.
+      finish: async (trx, keys) => {
+        if (migration?.apps)
           await trx
-            .updateTable('users')
-            .set({ name: newUser, email: newUser, updated_at: now() })
-            .where('name', '=', oldUser)
+            .updateTable('sites')
+            .set({ apps: JSON.stringify(migration.apps), updated_at: now() })
+            .where('name', '=', site)
             .execute()
-          await trx.updateTable('user_roles').set({ user_name: newUser }).where('user_name', '=', oldUser).execute()
-          await trx.updateTable('api_keys').set({ user_name: newUser }).where('user_name', '=', oldUser).execute()
-        }
-      }
-      // Keys issued while the tenant sat in the pool are replaced: new key, new secret.
-      await trx.deleteFrom('api_keys').where('user_name', '=', newUser).execute()
-      return generateKeysFor(trx, newUser, site)
-    })
-    // From here the site's database knows the tenant: the pull can only go forward.
-    if (options.progress) options.progress.siteChanged = true
-    migration = await migrateOpenSite(plan, { site, path: newPath }, conn)
-    return issued
-  })
-  if (migration?.apps) await registry.setSiteApps(site, migration.apps)
-  // The finished pull and its events commit together: a crash anywhere before leaves
-  // `pull_from` set, and whoever finishes the pull writes them.
-  await registry.writeTransaction(async (trx) => {
-    const finished = await trx
-      .updateTable('tenants')
-      .set({
-        api_key: keys.api_key,
-        api_secret_enc: box.encrypt(keys.api_secret),
-        pull_from: null,
-        lease_owner: null,
-        lease_expires_at: null,
-        updated_at: now(),
-      })
-      .where('id', '=', tenant.id)
-      .where('pull_from', '=', from)
-      .executeTakeFirst()
-    if (Number(finished.numUpdatedRows) !== 1) return
-    const row = await trx.selectFrom('tenants').selectAll().where('id', '=', tenant.id).executeTakeFirstOrThrow()
-    await recordEvent(bench, trx, 'tenant.pulled', row, { pulled_from: from })
-    await recordEvent(bench, trx, 'tenant.active', row)
-  })
-  return migration
-}
-
-/** Finishes pulls a crashed process left half-done (their holder is gone). Returns the tenants finished. */
-export async function recoverPulls(bench: Bench): Promise<string[]> {
-  const registry = await bench.registry()
-  const rows = await registry.db.selectFrom('tenants').selectAll().where('pull_from', 'is not', null).execute()
-  const done: string[] = []
-  for (const row of rows) {
-    if (!leaseHolderGone(row)) continue
-    // Take the pull over from its dead holder first, so two commands never finish it twice.
-    const owner = newOwner()
-    const taken = await registry.db
-      .updateTable('tenants')
-      .set({ lease_owner: owner, lease_expires_at: inFuture(LEASE_MS) })
-      .where('id', '=', row.id)
-      .where('pull_from', 'is not', null)
-      .where((eb) =>
-        row.lease_owner === null ? eb('lease_owner', 'is', null) : eb('lease_owner', '=', row.lease_owner),
-      )
-      .executeTakeFirst()
-    if (Number(taken.numUpdatedRows) !== 1) continue
-    try {
-      await finishPull(bench, { ...row, lease_owner: owner })
-      done.push(row.name)
-    } catch (error) {
-      // Not fatal to the command that opened the bench: logged, released, and shown by doctor.
-      await registry.db
-        .updateTable('tenants')
-        .set({ lease_owner: null, lease_expires_at: null })
-        .where('id', '=', row.id)
-        .where('lease_owner', '=', owner)
-        .execute()
-      await registry.logError({
-        tenant: row.name,
-        site: row.site,
-        step: 'pull',
-        message: `finishing the pull of tenant "${row.name}" failed: ${messageOf(error)}`,
-      })
-    }
-  }
-  return done
+        const finished = await trx
+          .updateTable('tenants')
+          .set({
+            api_key: keys!.api_key,
+            api_secret_enc: box.encrypt(keys!.api_secret),
+            pull_from: null,
+            lease_owner: null,
+            lease_expires_at: null,
+            updated_at: now(),
+          })
+          .where('id', '=', tenant.id)
+          .where('pull_from', '=', from)
+          .executeTakeFirst()
+        if (Number(finished.numUpdatedRows) !== 1) return
+        const row = await trx.selectFrom('tenants').selectAll().where('id', '=', tenant.id).executeTakeFirstOrThrow()
+        await recordEvent(bench, trx, 'tenant.pulled', row, { pulled_from: from })
+        await recordEvent(bench, trx, 'tenant.active', row)
+      },
+    },
+  )
+  return { migration, hookError }
 }

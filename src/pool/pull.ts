@@ -1,4 +1,4 @@
-import { existsSync, renameSync } from 'node:fs'
+import { existsSync } from 'node:fs'
 import type { Kysely } from 'kysely'
 import type { Bench } from '../bench.js'
 import { TenancyError, messageOf, usageError } from '../errors.js'
@@ -8,14 +8,15 @@ import type { RegistrySchema } from '../registry/schema.js'
 import { notHomedElsewhere } from '../sites/site-home.js'
 import { readSiteConfig } from '../sites/site.js'
 import { faultPoint } from '../util/fault.js'
-import { fsyncDirectory } from '../util/json-file.js'
+import { PROCESS_OWNER } from '../util/process-owner.js'
 import { LEASE_MS, inFuture, newOwner } from '../registry/leases.js'
 import { deliverNow } from '../provisioning/runner.js'
 import { requireTenant } from '../provisioning/tenant-record.js'
 import { parseData, tenantJson, type TenantJson, type TenantRow } from '../registry/tenants.js'
 import { assertFree, assertUserTenantName, createTenant, siteFor } from '../provisioning/tenants.js'
-import type { MigrationPlan, SiteResult } from '../migrate/site-migrator.js'
-import { finishPull, pullPlan } from './finish-pull.js'
+import { moveSiteFiles } from '../provisioning/rename-site.js'
+import type { SiteResult } from '../migrate/site-migrator.js'
+import { finishPull, pullPlan, type PullPlan } from './finish-pull.js'
 
 export interface PullAttributes {
   /** The tenant's name; default: the pending tenant's placeholder name. */
@@ -39,7 +40,7 @@ interface Claimed {
   tenant: TenantRow
   /** The row as it was in the pool, to put it back if the pull cannot finish. */
   original: TenantRow
-  plan: MigrationPlan
+  plan: PullPlan
 }
 
 /**
@@ -90,7 +91,7 @@ async function claim(bench: Bench, attrs: PullAttributes, owner: string): Promis
       }
     }
     const data = { ...parseData(tenant.data), ...(attrs.data ?? {}) }
-    let plan: MigrationPlan
+    let plan: PullPlan
     try {
       plan = await pullPlan(trx, bench, tenant.site!)
       readSiteConfig(bench.sitePath(tenant.site!))
@@ -124,8 +125,13 @@ async function claim(bench: Bench, attrs: PullAttributes, owner: string): Promis
         )
         .executeTakeFirst()
       if (Number(claimed.numUpdatedRows) !== 1) return undefined
-      if (site !== tenant.site)
-        await trx.updateTable('sites').set({ name: site, updated_at: at }).where('name', '=', tenant.site!).execute()
+      // A pull is a rename (even to the same site: the API user follows the tenant's name): its
+      // intent is the site's row, recorded in the claim's own transaction.
+      await trx
+        .updateTable('sites')
+        .set({ name: site, state: 'renaming', rename_from: tenant.site, owner: PROCESS_OWNER, updated_at: at })
+        .where('name', '=', tenant.site!)
+        .execute()
     } catch (error) {
       if (isUniqueViolation(error))
         throw usageError(`tenant "${name}" or site "${site}" was taken by another process just now; pick another name`)
@@ -137,18 +143,14 @@ async function claim(bench: Bench, attrs: PullAttributes, owner: string): Promis
 
 /**
  * Undoes a committed claim whose pull could not finish before it changed the site's
- * database: the directory and the registry rows go back to the placeholder, and the tenant
- * back to the pool. A crash in here leaves `pull_from` set, which recovery finishes forward.
+ * database: the site's files (the rename's `moveSiteFiles` in reverse) and the registry rows go
+ * back to the placeholder, and the tenant back to the pool. A crash in here leaves `pull_from`
+ * set, which recovery finishes forward.
  */
 async function returnToPool(bench: Bench, claimed: Claimed): Promise<void> {
   const { tenant, original } = claimed
   const registry = await bench.registry()
-  const oldPath = bench.sitePath(original.site!)
-  const newPath = bench.sitePath(tenant.site!)
-  if (oldPath !== newPath && existsSync(newPath) && !existsSync(oldPath)) {
-    renameSync(newPath, oldPath)
-    fsyncDirectory(bench.sitesPath)
-  }
+  moveSiteFiles(bench, tenant.site!, original.site!)
   await registry.writeTransaction(async (trx) => {
     const at = now()
     const back = await trx
@@ -168,10 +170,10 @@ async function returnToPool(bench: Bench, claimed: Claimed): Promise<void> {
       .where('lease_owner', '=', tenant.lease_owner)
       .where('pull_from', 'is not', null)
       .executeTakeFirst()
-    if (Number(back.numUpdatedRows) === 1 && tenant.site !== original.site)
+    if (Number(back.numUpdatedRows) === 1)
       await trx
         .updateTable('sites')
-        .set({ name: original.site!, updated_at: at })
+        .set({ name: original.site!, state: 'ready', rename_from: null, updated_at: at })
         .where('name', '=', tenant.site!)
         .execute()
   })
@@ -213,9 +215,10 @@ export async function pullPendingFromPool(
   faultPoint('pull-after-claim')
   const claimed = taken.tenant
   let migration: SiteResult | undefined
+  let hookError: TenancyError | undefined
   const progress = { siteChanged: false }
   try {
-    migration = await finishPull(bench, claimed, { plan: taken.plan, progress })
+    ;({ migration, hookError } = await finishPull(bench, claimed, { plan: taken.plan, progress }))
   } catch (error) {
     if (!progress.siteChanged) {
       const undone = await returnToPool(bench, taken).then(
@@ -242,13 +245,21 @@ export async function pullPendingFromPool(
       `run "tenancy migrate --site ${claimed.site}"`
     await registry.logError({ tenant: claimed.name, site: claimed.site, step: 'pull', message: warning })
   }
+  // Logged by the rename already; the sign-up stands, the hooks can be run again.
+  const hookWarning = hookError
+    ? `tenant "${claimed.name}" was pulled, but ${messageOf(hookError)}; its data may still name ` +
+      `"${claimed.pull_from}": fix the app, then run "tenancy rename-site ${claimed.pull_from} ${claimed.site}" ` +
+      `to run the after_rename hooks again`
+    : undefined
   const row = await requireTenant(bench, claimed.name)
   const notifyError = (await deliverNow(bench, row.id)).notify_error
   return {
     ...tenantJson(row),
     pulled_from: claimed.pull_from!,
     migrated: migration?.applied ?? [],
-    ...(warning || notifyError ? { warning: [warning, notifyError].filter(Boolean).join('; ') } : {}),
+    ...(warning || hookWarning || notifyError
+      ? { warning: [warning, hookWarning, notifyError].filter(Boolean).join('; ') }
+      : {}),
   }
 }
 

@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely'
+import { sql, type Kysely } from 'kysely'
 import type { RegistrySchema } from './schema.js'
 
 export type RegistryKind = 'sqlite' | 'postgres'
@@ -193,6 +193,45 @@ export const REGISTRY_MIGRATIONS: RegistryMigration[] = [
       await db.schema.alterTable('tenants').addColumn('suspend_reason', 'text').execute()
       await db.schema.alterTable('tenants').addColumn('config_sync', 'integer').execute()
       await db.schema.createIndex('tenants_config_sync').on('tenants').column('config_sync').execute()
+    },
+  },
+  {
+    version: 8,
+    async up(db) {
+      // A rename's intent (SPEC §9): the row takes the new name and `rename_from` the old one in
+      // one transaction; what still bears the old name follows, then it is cleared. Every command
+      // looks for unfinished ones when it opens the registry: the partial index keeps that one
+      // probe of an index that holds only them.
+      await db.schema.alterTable('sites').addColumn('rename_from', 'varchar(253)').execute()
+      await db.schema
+        .createIndex('sites_renaming')
+        .on('sites')
+        .column('rename_from')
+        .where(sql.ref('rename_from'), 'is not', null)
+        .execute()
+      // A pull is a rename: one a killed process of an older version left is marked as one too,
+      // with no owner of its own (the tenant's lease says whether its puller is gone).
+      await db
+        .updateTable('sites')
+        .set((eb) => ({
+          state: 'renaming',
+          owner: null,
+          rename_from: eb
+            .selectFrom('tenants')
+            .select('tenants.pull_from')
+            .whereRef('tenants.site', '=', 'sites.name')
+            .where('tenants.pull_from', 'is not', null),
+        }))
+        .where((eb) =>
+          eb.exists(
+            eb
+              .selectFrom('tenants')
+              .select('tenants.id')
+              .whereRef('tenants.site', '=', 'sites.name')
+              .where('tenants.pull_from', 'is not', null),
+          ),
+        )
+        .execute()
     },
   },
 ]

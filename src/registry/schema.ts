@@ -3,9 +3,10 @@ import type { DbType } from '../config/config.js'
 
 /**
  * Where a site is in its life: intent first (`creating`), then `ready`; `failed` kept for debugging;
- * `dropping` while it is removed.
+ * `dropping` while it is removed; `renaming` from the moment its row takes the new name until its
+ * directory, backups, API user and apps follow (`rename_from` names the old one).
  */
-export type SiteState = 'creating' | 'ready' | 'failed' | 'dropping'
+export type SiteState = 'creating' | 'ready' | 'failed' | 'dropping' | 'renaming'
 
 export interface SitesTable {
   name: string
@@ -25,6 +26,12 @@ export interface SitesTable {
    * older than schema 6.
    */
   host: string | null
+  /**
+   * The name the site had before a rename (or a pool pull) that is not finished: set with the new
+   * name in one transaction, cleared when everything bound to the old name follows. Left set on a
+   * `ready` site whose apps' `after_rename` hooks failed, until they are run again.
+   */
+  rename_from: string | null
   created_at: string
   updated_at: string
 }

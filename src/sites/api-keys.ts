@@ -39,6 +39,29 @@ export async function generateKeysFor(db: Kysely<any>, user: string, site = 'SIT
 }
 
 /**
+ * Moves a site's API user from the email `from` to `to` (its roles and keys with it) when only
+ * `from` exists, then replaces its keys: a new api_key and api_secret, the old ones stop working.
+ * Safe to run again: once moved, only the keys are issued anew. Returns undefined, changing
+ * nothing, when the user exists under neither email and `required` is not set (a pipeline
+ * without the `api-user` step); with `required` that is a usage error.
+ */
+export async function moveApiUser(
+  db: Kysely<any>,
+  user: { from: string; to: string; site: string; required?: boolean },
+): Promise<ApiCredentials | undefined> {
+  const { from, to } = user
+  const has = async (name: string) =>
+    (await db.selectFrom('users').select('name').where('name', '=', name).executeTakeFirst()) !== undefined
+  if (from !== to && (await has(from)) && !(await has(to))) {
+    await db.updateTable('users').set({ name: to, email: to, updated_at: now() }).where('name', '=', from).execute()
+    await db.updateTable('user_roles').set({ user_name: to }).where('user_name', '=', from).execute()
+    await db.updateTable('api_keys').set({ user_name: to }).where('user_name', '=', from).execute()
+  } else if (!user.required && !(await has(to))) return undefined
+  await db.deleteFrom('api_keys').where('user_name', '=', to).execute()
+  return generateKeysFor(db, to, user.site)
+}
+
+/**
  * `tenancy generate-keys`: a stable api_key and a fresh api_secret for an existing user. When
  * the user is the API user a tenant's credentials are stored for, the tenant's stored
  * (encrypted) secret is replaced too, so `tenant show --show-secrets` stays right.

@@ -1,7 +1,8 @@
-import { mkdirSync, rmSync } from 'node:fs'
+import { mkdirSync, readFileSync, rmSync } from 'node:fs'
 import { dirname } from 'node:path'
 import type { Bench } from '../bench.js'
 import { DEFAULT_SITE_FILE } from '../config/find-config.js'
+import { NODE, codeOf } from '../error-codes.js'
 import { writeFileAtomic } from '../util/json-file.js'
 import { requireSite } from './site.js'
 
@@ -26,4 +27,17 @@ export async function useSite(bench: Bench, site: string | null | undefined): Pr
   }
   const now = bench.defaultSite ?? null
   return { site: now, from: now === null ? null : bench.env.TENANCY_SITE?.trim() ? 'TENANCY_SITE' : 'tenancy use' }
+}
+
+/** After a rename: the bench's default site (`tenancy use`) follows its site to the new name. */
+export function followRenamedDefault(bench: Bench, from: string, to: string): void {
+  const file = bench.path(DEFAULT_SITE_FILE)
+  let current: string
+  try {
+    current = readFileSync(file, 'utf8').trim()
+  } catch (error) {
+    if (codeOf(error) === NODE.ENOENT || codeOf(error) === NODE.ENOTDIR) return
+    throw error
+  }
+  if (current === from) writeFileAtomic(file, `${to}\n`, 0o644)
 }

@@ -177,6 +177,12 @@ export async function planDrop(bench: Bench, options: DropSiteOptions): Promise<
   const name = assertSiteName(options.site)
   const registry = await bench.registry()
   const site = await requireSite(bench, name, { allowAnyState: true })
+  // Its directory and backups may be under either name: the rename finishes first.
+  if (site.state === 'renaming')
+    throw usageError(
+      `site "${name}" is being renamed from "${site.rename_from}"; wait for it to finish ` +
+        `(or, if that command was stopped, run "tenancy doctor --fix"), then drop it`,
+    )
   if (site.tenant_id !== null && !options.force) {
     // A site whose tenant row is gone (a `tenant delete` that stopped half-way) is anyone's to drop.
     const owner = (await registry.tenantsBySite()).get(name)

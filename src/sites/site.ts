@@ -99,7 +99,10 @@ export async function requireSite(
           `wait, or remove it with "tenancy drop-site ${name}"`
         : site.state === 'failed'
           ? `failed to be created and was kept for debugging; remove it with "tenancy drop-site ${name}"`
-          : `is being dropped; run "tenancy drop-site ${name}" again to finish`
+          : site.state === 'renaming'
+            ? `is being renamed from "${site.rename_from}"; wait for it to finish ` +
+              `(or, if that command was stopped, run "tenancy doctor --fix")`
+            : `is being dropped; run "tenancy drop-site ${name}" again to finish`
     throw new TenancyError(`site "${name}" ${why}`)
   }
   return site
@@ -116,6 +119,14 @@ export interface OpenSite {
 /** Connects to a site's database as the site's user, runs `fn`, and always closes. */
 export async function usingSite<T>(bench: Bench, name: string, fn: (site: OpenSite) => Promise<T>): Promise<T> {
   await requireSite(bench, name)
+  return usingSiteDatabase(bench, name, fn)
+}
+
+/**
+ * `usingSite` for a caller that holds the site's registry row already (a rename, which works on a
+ * site in state `renaming`): reads nothing from the registry.
+ */
+export async function usingSiteDatabase<T>(bench: Bench, name: string, fn: (site: OpenSite) => Promise<T>): Promise<T> {
   const path = bench.sitePath(name)
   const config = readSiteConfig(path)
   const driver = await getDriver(config.db_type)

@@ -90,6 +90,9 @@ export async function* checkRegisteredSites(inputs: DoctorInputs): AsyncGenerato
     if (site.state === 'ready') {
       if (allGone || tenant?.pull_from || !missing.has(site.name)) continue
       yield await missingSite(inputs, site, tenant)
+    } else if (site.state === 'renaming') {
+      // Its directory may still be under the old name: the rename's own check (renames.ts) judges it.
+      continue
     } else if (site.state === 'failed' || abandoned(site)) {
       yield unfinishedSite(inputs, site, tenant)
     }
