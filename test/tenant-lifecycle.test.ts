@@ -254,9 +254,12 @@ describe('tenant update', () => {
 
 describe('tenancy events', () => {
   it('lists the outbox newest first; --undelivered, --limit and --offset with the total; humans get a table', async () => {
-    const { bench } = await benchWithReceiver('sqlite', { answers: [500, 500, 500] })
+    // The receiver refuses acme's events and takes beta's: a retry of acme's that falls due on a
+    // slow machine fails again, so which events are undelivered does not depend on timing.
+    const { bench } = await benchWithReceiver('sqlite', {
+      answers: (event) => (event.tenant?.name === 'acme' ? 500 : 200),
+    })
     expect((await tenancy(bench, ['events'])).stdout).toMatch(/No events yet/)
-    // Three failing deliveries (the receiver is down), then it takes the rest.
     await activeTenant(bench, 'acme')
     expect((await tenancy(bench, ['tenant', 'suspend', 'acme'])).exitCode).toBe(0)
     expect((await tenancy(bench, ['tenant', 'resume', 'acme'])).exitCode).toBe(0)
@@ -290,7 +293,10 @@ describe('tenancy events', () => {
       'tenant.suspended',
       'tenant.active',
     ])
-    for (const e of undelivered.json.events) expect(e).toMatchObject({ delivered: false, attempts: 1 })
+    for (const e of undelivered.json.events) {
+      expect(e.delivered).toBe(false)
+      expect(e.attempts).toBeGreaterThanOrEqual(1)
+    }
     const page = await tenancy(bench, ['events', '--undelivered', '--limit', '1', '--offset', '1', '--json'])
     expect(page.json).toMatchObject({ total: 3, events: [{ type: 'tenant.suspended' }] })
 

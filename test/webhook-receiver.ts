@@ -34,12 +34,15 @@ afterEach(() => {
   for (const server of servers.splice(0)) server.close()
 })
 
+/** The statuses a receiver answers with, in turn; or the status for each event it is sent. */
+export type Answers = number[] | ((event: any) => number)
+
 /**
  * A webhook receiver on a local port for one test: checks `X-Tenancy-Signature` against
  * `secret` (HMAC-SHA256 of the exact body), and answers each request with the next status of
- * `answers` (200 once they run out).
+ * `answers` (200 once they run out), or with what `answers` returns for the event.
  */
-export async function startReceiver(secret: string | undefined, answers: number[] = []): Promise<Receiver> {
+export async function startReceiver(secret: string | undefined, answers: Answers = []): Promise<Receiver> {
   const deliveries: Delivery[] = []
   const server = createServer((req, res) => {
     const chunks: Buffer[] = []
@@ -53,11 +56,12 @@ export async function startReceiver(secret: string | undefined, answers: number[
         const given = Buffer.from(header)
         signatureValid = given.length === expected.length && timingSafeEqual(given, expected)
       }
-      const answered = answers.shift() ?? 200
+      const body = JSON.parse(raw.toString('utf8'))
+      const answered = typeof answers === 'function' ? answers(body) : (answers.shift() ?? 200)
       deliveries.push({
         id: req.headers['x-tenancy-event-id'] as string | undefined,
         headers: req.headers,
-        body: JSON.parse(raw.toString('utf8')),
+        body,
         raw: raw.toString('utf8'),
         signed: typeof header === 'string',
         signatureValid,
@@ -107,7 +111,7 @@ export async function registryExec(bench: string, text: string): Promise<void> {
  */
 export async function benchWithReceiver(
   kind: 'sqlite' | 'postgres',
-  options: { secret?: string; answers?: number[] } = {},
+  options: { secret?: string; answers?: Answers } = {},
 ): Promise<{ bench: string; receiver: Receiver }> {
   const receiver = await startReceiver(options.secret, options.answers)
   const bench = makeBench()
