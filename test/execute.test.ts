@@ -226,7 +226,8 @@ export const nothing = () => {}
     writeModule(bench)
     writeModule(bench, 'broken.mjs', 'export default (\n')
     const cases: [string[], RegExp][] = [
-      [['nope.mjs'], /module "nope\.mjs" does not exist \(no file .*\/nope\.mjs\)/],
+      [['nope.mjs'], /module "nope\.mjs" does not exist \(.*\/nope\.mjs\); give the path of an ES module/],
+      [['sites'], /module "sites" is a directory, not a file \(.*\/sites\); give the path of an ES module/],
       [
         ['notes.mjs#missing'],
         /module "notes\.mjs" has no export "missing"; it exports boom, counter, default, leak, notAFunction, seed, whoami \(choose one with notes\.mjs#name\)/,

@@ -260,7 +260,7 @@ export default ({ db }) => new Promise((resolve) => setTimeout(async () => {
       ],
       [
         { after_install: { module: 'hooks/missing.mjs' } },
-        /app "bad": hook "after_install" names module "hooks\/missing\.mjs", which does not exist \(no file .*bad\/hooks\/missing\.mjs\)/,
+        /app "bad": hook "after_install" names module "hooks\/missing\.mjs", which does not exist \(.*bad\/hooks\/missing\.mjs\)/,
       ],
       [
         { after_install: { module: 'ok.mjs', export: 'not-a-name' } },

@@ -1,4 +1,4 @@
-import { statSync } from 'node:fs'
+import { notAFile } from '../util/not-a-file.js'
 import { isAbsolute, join, relative, resolve } from 'node:path'
 import { EXIT_USAGE, TenancyError } from '../errors.js'
 import { EXPORT_NAME } from '../util/import-function.js'
@@ -77,13 +77,8 @@ export function parseHooks(raw: unknown, app: string, appPath: string, manifestF
       throw wrong(
         `names module "${module}" outside the app's folder; give a path inside it, such as "hooks/${hook}.mjs"`,
       )
-    let isFile = false
-    try {
-      isFile = statSync(file).isFile()
-    } catch {
-      // Missing (or unreadable): said below.
-    }
-    if (!isFile) throw wrong(`names module "${module}", which does not exist (no file ${join(appPath, inside)})`)
+    const why = notAFile(file)
+    if (why) throw wrong(`names module "${module}", which ${why} (${join(appPath, inside)})`)
     const exportName = fields.export ?? 'default'
     if (typeof exportName !== 'string' || !EXPORT_NAME.test(exportName))
       throw wrong(

@@ -1,4 +1,4 @@
-import { statSync } from 'node:fs'
+import { notAFile } from '../util/not-a-file.js'
 import { resolve } from 'node:path'
 import { usageError } from '../errors.js'
 import { EXPORT_NAME, importFunction, type ExportedFunction } from '../util/import-function.js'
@@ -37,13 +37,8 @@ export function parseModuleSpec(spec: string): { module: string; exportName: str
 export async function loadSiteFunction(spec: string, cwd: string): Promise<SiteModuleFunction> {
   const { module, exportName } = parseModuleSpec(spec)
   const file = resolve(cwd, module)
-  let isFile = false
-  try {
-    isFile = statSync(file).isFile()
-  } catch {
-    // Missing (or unreadable): said below.
-  }
-  if (!isFile) throw usageError(`module "${module}" does not exist (no file ${file}); give the path of an ES module`)
+  const why = notAFile(file)
+  if (why) throw usageError(`module "${module}" ${why} (${file}); give the path of an ES module`)
   const fn = await importFunction(file, exportName, {
     what: `module "${module}"`,
     choose: `choose one with ${module}#name`,
