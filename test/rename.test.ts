@@ -187,6 +187,31 @@ describe.each(SITE_BACKENDS)('renaming a tenant site ($name)', ({ name, skip }) 
         env,
       })
       expect(restored.exitCode, restored.stderr).toBe(0)
+      // Its data was taken as acme.localhost: the API user and the apps' data follow the name again.
+      expect(restored.json).toMatchObject({
+        rename_from: 'acme.localhost',
+        renamed: { site: 'acme.example.com', previous_site: 'acme.localhost', api_user: 'api@acme.example.com' },
+      })
+      expect(
+        (await asSite(bench, 'acme.example.com', "select name, email from users where name like 'api@%'")).rows,
+      ).toEqual([{ name: 'api@acme.example.com', email: 'api@acme.example.com' }])
+      const again = await asSite(
+        bench,
+        'acme.example.com',
+        "select description from projects where id = 'PRJ-ONBOARDING'",
+      )
+      expect(again.rows[0].description).toContain('Getting acme.example.com up and running')
+      expect((await asSite(bench, 'acme.example.com', 'select note from rec_notes')).rows).toEqual([
+        { note: 'Welcome to acme.example.com' },
+      ])
+      const restoredKeys = await shown(bench, 'acme', env)
+      expect(restoredKeys.api_key).toBe(restored.json.renamed.api_key)
+      expect(await verifies(bench, 'acme.example.com', restoredKeys.api_key, restoredKeys.api_secret, env)).toBe(0)
+      expect(await verifies(bench, 'acme.example.com', now.api_key, now.api_secret, env)).toBe(1)
+      expect(renamesLog(bench)).toEqual([
+        ...hookLines('acme.localhost', 'acme.example.com'),
+        ...hookLines('acme.localhost', 'acme.example.com'),
+      ])
       expect(await doctorFindings(bench, env)).toEqual([])
     },
   )
@@ -365,6 +390,33 @@ describe('a rename killed at any step', () => {
     rmSync(join(bench, 'slow-hook'))
     await finished(site, 'r9.localhost')
     expect(await doctorFindings(bench)).toEqual([])
+  })
+})
+
+describe('a restore of data taken under another name, killed after its switch', () => {
+  it('doctor --fix finishes the restore, then the rename: the API user and the apps follow the name, the stored key verifies', async () => {
+    const bench = renameBench()
+    expect((await tenancy(bench, ['tenant', 'create', 'acme', '--no-pool'])).exitCode).toBe(0)
+    expect((await tenancy(bench, ['backup', '--site', 'acme.localhost'])).exitCode).toBe(0)
+    expect((await tenancy(bench, ['tenant', 'rename', 'acme', '--site', 'acme2.localhost'])).exitCode).toBe(0)
+    const set = (await tenancy(bench, ['list-backups', '--site', 'acme2.localhost', '--json'])).json.backups[0].path
+    const killed = await tenancy(bench, ['restore', 'acme2.localhost', set, '--yes', '--no-backup'], {
+      env: { TENANCY_FAULT: 'restore-after-switch' },
+    })
+    expect(killed.exitCode).not.toBe(0)
+    const fix = await tenancy(bench, ['doctor', '--fix', '--json'])
+    expect(fix.json.findings.map((f: any) => f.kind)).toContain('interrupted_restore')
+    // Whatever the first pass left (the rename is found once the restore is whole), a second finishes.
+    await tenancy(bench, ['doctor', '--fix', '--json'])
+    expect(await doctorFindings(bench)).toEqual([])
+    expect((await asSite(bench, 'acme2.localhost', "select name from users where name like 'api@%'")).rows).toEqual([
+      { name: 'api@acme2.localhost' },
+    ])
+    expect((await asSite(bench, 'acme2.localhost', 'select note from rec_notes')).rows).toEqual([
+      { note: 'Welcome to acme2.localhost' },
+    ])
+    const keys = await shown(bench, 'acme')
+    expect(await verifies(bench, 'acme2.localhost', keys.api_key, keys.api_secret)).toBe(0)
   })
 })
 

@@ -116,8 +116,18 @@ describe('forged backup sets', () => {
       /is a backup of site "r\.localhost", not of "other\.localhost".*--force/,
       env,
     )
-    await ok(bench, ['restore', 'other.localhost', set, '--yes', '--force', '--no-backup'], env)
-    expect(await allTables(bench, 'other.localhost')).toEqual(saved)
+    const forced = await ok(
+      bench,
+      ['restore', 'other.localhost', set, '--yes', '--force', '--no-backup', '--json'],
+      env,
+    )
+    // The data is r's, made to follow the site's name by the apps' after_rename hooks.
+    expect(forced.json).toMatchObject({ rename_from: 'r.localhost', renamed: { previous_site: 'r.localhost' } })
+    // (the rows the hooks rewrote have a new updated_at).
+    const stamps = (tables: unknown) => JSON.stringify(tables).replace(/\\"updated_at\\":\\"[^\\]*\\"/g, 'updated_at')
+    expect(stamps(await allTables(bench, 'other.localhost'))).toEqual(
+      stamps(saved).replaceAll('r.localhost', 'other.localhost'),
+    )
     await ok(bench, ['pending-create', '--count', '1'], env)
     const pending = (await ok(bench, ['list-sites', '--only-pending', '--json'], env)).json.sites[0].site
     await refused(

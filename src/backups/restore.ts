@@ -77,6 +77,13 @@ export interface RestoreResult {
   previous_db_name: string
   /** The backup of the site's state before the restore (null with --no-backup). */
   backup: string | null
+  /**
+   * The name the restored data was taken under, when not the site's (a set from before a
+   * rename, or of another site with --force): recorded on the site's row as a rename still to
+   * finish, so its API user and apps' data follow the site's name (`tenancy restore` does it next;
+   * else `doctor --fix`).
+   */
+  rename_from: string | null
   /** The site brought up to date afterwards. */
   migrate: Pick<SiteResult, 'status' | 'applied' | 'error'>
   duration_ms: number
@@ -262,6 +269,8 @@ export async function restoreSite(
           `or pass --force`,
       )
   }
+  const takenAs = set.manifest.backed_up_as ?? set.manifest.site
+  const renameFrom = takenAs === site ? null : takenAs
   const driver = await getDriver(config.db_type)
   const admin = await adminFor(bench, driver, dbSettingsOf(config))
   // The key for the backup taken first is checked before anything changes, too.
@@ -313,7 +322,7 @@ export async function restoreSite(
       faultPoint('restore-after-create')
       apps = await loadBackup(bench, set, driver, fresh, sitePath, { signal: options.signal, force: options.force })
       options.onPhase?.('switch')
-      if (!(await registry.switchSiteDatabase(site, old.db_name, fresh)))
+      if (!(await registry.switchSiteDatabase(site, old.db_name, fresh, renameFrom ?? undefined)))
         throw new TenancyError(`site "${site}" was changed by another process while it was being restored`)
     } catch (error) {
       // Not switched: the site is still wholly on its old database; the fresh one goes.
@@ -335,7 +344,14 @@ export async function restoreSite(
     await driver.drop(old, sitePath, admin)
     removeRestoreIntent(sitePath)
     await registry.setSiteApps(site, apps)
-    return { site, from: set.dir, db_name: fresh.db_name, previous_db_name: old.db_name, backup }
+    return {
+      site,
+      from: set.dir,
+      db_name: fresh.db_name,
+      previous_db_name: old.db_name,
+      backup,
+      rename_from: renameFrom,
+    }
   }
 
   let done: Omit<RestoreResult, 'migrate' | 'duration_ms'>

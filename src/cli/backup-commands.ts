@@ -96,7 +96,7 @@ export function registerBackupCommands(program: Command): void {
     const ctx = contextFor(command)
     const flags = command.opts<RestoreFlags>()
     await ctx.withBench(async (bench) => {
-      const { restoreSite, verifyBackupSet } = await import('./core.js')
+      const { finishRestoredRename, restoreSite, verifyBackupSet } = await import('./core.js')
       // The set is checked before asking, so a bad one is refused without a question.
       const set = await verifyBackupSet(bench, backupDir, { force: flags.force })
       await ctx.confirm(
@@ -119,7 +119,11 @@ export function registerBackupCommands(program: Command): void {
         throw error
       }
       task.succeed(`restored ${site} from ${result.from}`)
-      const done = result
+      // Data taken under another name: its API user and apps' data follow the site's name now.
+      const renamed = result.rename_from
+        ? ((await finishRestoredRename(bench, site, { signal: ctx.signal })) ?? null)
+        : null
+      const done = { ...result, renamed }
       ctx.out.result(done, () => renderRestore(done))
       if (done.migrate.status === 'failed') process.exitCode = EXIT_FAILED
     })

@@ -4,7 +4,7 @@
 export { usingBench } from '../session.js'
 export { initBench } from '../sites/init.js'
 export { newSite } from '../provisioning/new-site.js'
-export { renameSite, renameTenantSite } from '../provisioning/rename-site.js'
+export { finishRestoredRename, renameSite, renameTenantSite } from '../provisioning/rename-site.js'
 export { backupAndDropSite } from '../backups/backup-before-drop.js'
 export { requireSite } from '../sites/site.js'
 export { listSites } from '../sites/list-sites.js'

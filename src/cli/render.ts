@@ -289,11 +289,17 @@ export function renderBackups(sets: BackupListing[]): string {
 }
 
 /** restore's result: where the data now is, the backup taken first, and the migrate that followed. */
-export function renderRestore(result: RestoreResult): string {
+export function renderRestore(result: RestoreResult & { renamed?: RenameSiteResult | null }): string {
   const lines = [
     `site ${result.site} is on the database ${result.db_name} (the old one, ${result.previous_db_name}, was dropped)`,
   ]
   if (result.backup) lines.push(`its state before the restore was backed up to ${result.backup}`)
+  const renamed = result.renamed
+  if (renamed) {
+    lines.push(`its data was taken as ${renamed.previous_site}, so it now follows the name ${renamed.site}:`)
+    if (renamed.api_user) lines.push(`  API user ${renamed.api_user} with new keys: api_key ${renamed.api_key}`)
+    if (renamed.hooks.length > 0) lines.push(`  after_rename hooks run: ${renamed.hooks.join(', ')}`)
+  }
   const m = result.migrate
   lines.push(
     m.status === 'failed'

@@ -34,7 +34,9 @@ export interface SiteRename {
    * `{site}`, or a pull gives the tenant its own name): moved to `to` and given new keys.
    * `required`: a missing user is an error (a pool site always has one).
    */
-  apiUser?: { from: string; to: string; required?: boolean }
+  apiUser?: { from: string; to: string; required?: boolean; onlyIfThere?: boolean }
+  /** Move the site's directory, backups and default (default true); a restore's data rename has none to move. */
+  moveFiles?: boolean
   /**
    * The site's apps (from its registry row), requirements first: the site's database is opened
    * only when one of them has an `after_rename` hook (or the API user moves). The hooks run for
@@ -110,7 +112,7 @@ export async function finishRename(bench: Bench, rename: SiteRename, steps: Rena
   const registry = await bench.registry()
   // The secret is stored with the key at the end: a wrong key fails before anything moves.
   const box = rename.apiUser && rename.tenant && !steps.finish ? await bench.secretBox() : undefined
-  moveSiteFiles(bench, previousSite, site)
+  if (rename.moveFiles !== false) moveSiteFiles(bench, previousSite, site)
   faultPoint('rename-after-files')
   const hooked = site !== previousSite && rename.apps.some((app) => app.hooks.after_rename)
   let keys: ApiCredentials | undefined
@@ -168,6 +170,11 @@ function apiUserMove(bench: Bench, tenant: string, from: string, to: string): Si
   const before = apiUserFor(bench.config, { name: tenant, site: from })
   const after = apiUserFor(bench.config, { name: tenant, site: to })
   return before === after ? undefined : { from: before, to: after }
+}
+
+/** The API user's move as a ready row does it: only if still under the old email. */
+function readyMove(move: SiteRename['apiUser'], state: string): SiteRename['apiUser'] {
+  return move && state !== 'renaming' ? { ...move, onlyIfThere: true } : move
 }
 
 /**
@@ -278,8 +285,10 @@ export async function resumeRename(
     site: row.name,
     previousSite,
     tenant,
-    // The data steps were done when the row became ready: only the hooks are left then.
-    apiUser: tenant && row.state === 'renaming' ? apiUserMove(bench, tenant.name, previousSite, row.name) : undefined,
+    // A ready row did its files when it became ready: its API user moves only if still under the
+    // old name (data a restore brought back), and its hooks run again.
+    apiUser: tenant ? readyMove(apiUserMove(bench, tenant.name, previousSite, row.name), row.state) : undefined,
+    moveFiles: row.state === 'renaming',
     apps: resolveInstallOrder(
       bench,
       row.apps.map((a) => a.name),
@@ -432,4 +441,23 @@ export async function renameTenantSite(
     throw usageError(`tenant "${name}"'s site is "${site}" already`)
   }
   return renameSite(bench, tenant.site, site, options)
+}
+
+/**
+ * Finishes the rename a restore recorded on a site's row (`RestoreResult.rename_from`: data taken
+ * under another name): the site's API user moves to its name with new keys (stored on the
+ * tenant) and each app's `after_rename` hook runs, as after `rename-site`. Undefined when the
+ * row has no rename to finish. A failed hook is exit 1 naming how to run it again.
+ */
+export async function finishRestoredRename(
+  bench: Bench,
+  site: string,
+  options: { signal?: AbortSignal } = {},
+): Promise<RenameSiteResult | undefined> {
+  const started = performance.now()
+  const row = await (await bench.registry()).getSite(site)
+  if (!row?.rename_from || row.state !== 'ready') return undefined
+  const finished = await resumeRename(bench, row, options)
+  resumedHere.delete(resumeKey(bench, site))
+  return reported(finished.rename, finished, started, true)
 }

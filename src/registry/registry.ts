@@ -301,6 +301,7 @@ export class Registry {
     name: string,
     fromDbName: string,
     to: { db_name: string; db_user?: string; db_host?: string; db_port?: number },
+    renameFrom?: string,
   ): Promise<boolean> {
     const result = await this.db
       .updateTable('sites')
@@ -309,6 +310,8 @@ export class Registry {
         db_user: to.db_user ?? null,
         db_host: to.db_host ?? null,
         db_port: to.db_port ?? null,
+        // Data taken under another name: the rename's data steps are still to do (resumeRename).
+        ...(renameFrom !== undefined && { rename_from: renameFrom }),
         updated_at: now(),
       })
       .where('name', '=', name)

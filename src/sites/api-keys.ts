@@ -43,15 +43,17 @@ export async function generateKeysFor(db: Kysely<any>, user: string, site = 'SIT
  * `from` exists, then replaces its keys: a new api_key and api_secret, the old ones stop working.
  * Safe to run again: once moved, only the keys are issued anew. Returns undefined, changing
  * nothing, when the user exists under neither email and `required` is not set (a pipeline
- * without the `api-user` step); with `required` that is a usage error.
+ * without the `api-user` step); with `required` that is a usage error. With `onlyIfThere`, it
+ * changes nothing unless the user is still under `from` (no new keys for one already moved).
  */
 export async function moveApiUser(
   db: Kysely<any>,
-  user: { from: string; to: string; site: string; required?: boolean },
+  user: { from: string; to: string; site: string; required?: boolean; onlyIfThere?: boolean },
 ): Promise<ApiCredentials | undefined> {
   const { from, to } = user
   const has = async (name: string) =>
     (await db.selectFrom('users').select('name').where('name', '=', name).executeTakeFirst()) !== undefined
+  if (user.onlyIfThere && !(await has(from))) return undefined
   if (from !== to && (await has(from)) && !(await has(to))) {
     await db.updateTable('users').set({ name: to, email: to, updated_at: now() }).where('name', '=', from).execute()
     await db.updateTable('user_roles').set({ user_name: to }).where('user_name', '=', from).execute()
