@@ -4,8 +4,10 @@
 //   - `tenancy backup --site all --concurrency 2` over 200 sites (tenant_ops without its hook,
 //     which only adds a process to each site's setup, and a few hundred customers each) against a sequential shell loop of `sqlite3 .backup` (plain) and of
 //     `sqlite3 .backup` + `gzip` (fair). Target: faster than the loop (< 1×).
-// Prints medians and ratios; writes the `sqlite` section of bench/results/backup.json
-// (bench/backup-servers.mjs writes its `servers` section).
+//   - `tenancy restore` of the 50 MB site from one set against `gunzip -c` of it (info).
+// Prints medians and ratios, with CPU time (the programs' user + system) beside wall time;
+// writes the `sqlite` section of bench/results/backup.json (bench/backup-servers.mjs writes its
+// `servers` section).
 //
 //   node bench/backup.mjs [--quick]
 import { execFileSync } from 'node:child_process'
@@ -13,7 +15,7 @@ import { randomBytes } from 'node:crypto'
 import { mkdirSync, rmSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
-import { BIN, lib, median, newBench, reporter, run, time, writeResults } from './common.mjs'
+import { BIN, lib, median, newBench, reporter, run, timeWithCpu, writeResults } from './common.mjs'
 
 const quick = process.argv.includes('--quick')
 const ROUNDS = quick ? 3 : 7
@@ -24,6 +26,15 @@ const ROWS_PER_SITE = 300
 const WORDS = 'invoice project task customer contact billing terms hours note renewal'.split(' ')
 
 const { results, line } = reporter(76)
+const cpuMedian = (runs) => (runs[0].cpu === undefined ? undefined : median(runs.map((r) => r.cpu)))
+/** A report line of two sides' runs (`timeWithCpu`): wall medians, with CPU medians beside them. */
+const sideLine = (name, ours, raw, target) => {
+  const [a, b] = [cpuMedian(ours), cpuMedian(raw)]
+  const cpuText = a === undefined ? '' : `; CPU ${a.toFixed(0)} vs ${b.toFixed(0)} ms = ${(a / b).toFixed(2)}x`
+  const figure = line(name, median(ours.map((r) => r.ms)), median(raw.map((r) => r.ms)), target, cpuText)
+  if (a !== undefined) Object.assign(figure, { cpu_ours_ms: +a.toFixed(0), cpu_raw_ms: +b.toFixed(0) })
+  return figure
+}
 const tenancy = (bench, ...args) => run(process.execPath, [BIN, ...args], { cwd: bench })
 
 /** Adds customers to a site's file: notes of 60 words and numbers, a random part in each id. */
@@ -59,23 +70,40 @@ console.log(
   const ours = []
   const raw = []
   for (let i = 0; i < ROUNDS; i++) {
-    ours.push(await time(() => tenancy(bench, 'backup', '--site', 'big.localhost')))
+    ours.push(await timeWithCpu(() => tenancy(bench, 'backup', '--site', 'big.localhost')))
     rmSync(join(bench, 'backups'), { recursive: true, force: true })
     raw.push(
-      await time(() => {
+      await timeWithCpu(() => {
         execFileSync('sqlite3', [file, `.backup ${join(scratch, 'out.sqlite')}`])
         execFileSync('gzip', ['-f', join(scratch, 'out.sqlite')])
       }),
     )
     rmSync(join(scratch, 'out.sqlite.gz'), { force: true })
   }
-  const figure = line(
+  const figure = sideLine(
     `backup --site of one ${mb.toFixed(0)} MB site (process) vs sqlite3 .backup + gzip`,
-    median(ours),
-    median(raw),
+    ours,
+    raw,
     '<= 1.5x',
   )
   figure.database_mb = +mb.toFixed(1)
+
+  // Its restore from one set, against gunzip alone writing the same file (restore also checks
+  // the set's sha256s, makes the database beside the site's, runs quick_check and migrates).
+  const backedUp = execFileSync(process.execPath, [BIN, 'backup', '--site', 'big.localhost', '--json'], { cwd: bench })
+  const set = JSON.parse(backedUp.toString()).sites[0].path
+  const restored = []
+  const gunzip = []
+  for (let i = 0; i < ROUNDS; i++) {
+    restored.push(await timeWithCpu(() => tenancy(bench, 'restore', 'big.localhost', set, '--yes', '--no-backup')))
+    gunzip.push(
+      await timeWithCpu(() =>
+        run('sh', ['-c', `gunzip -c "${join(set, 'database.sqlite.gz')}" > "${join(scratch, 'restored.sqlite')}"`]),
+      ),
+    )
+    rmSync(join(scratch, 'restored.sqlite'), { force: true })
+  }
+  sideLine(`restore --no-backup of that site (process) vs gunzip -c of its set`, restored, gunzip, 'info')
   rmSync(bench, { recursive: true, force: true })
 }
 
@@ -103,15 +131,15 @@ console.log(
   for (let i = 0; i < FLEET_ROUNDS; i++) {
     const order = i % 2 ? ['fair', 'plain', 'ours'] : ['ours', 'plain', 'fair']
     for (const name of order) {
-      times[name].push(await time(side[name]))
+      times[name].push(await timeWithCpu(side[name]))
       rmSync(join(bench, 'backups'), { recursive: true, force: true })
       rmSync(join(bench, 'out'), { recursive: true, force: true })
     }
   }
   const what = `backup --site all --concurrency 2, ${SITES} sites of ${kb.toFixed(0)} KB`
   const about = { sites: SITES, site_kb: +kb.toFixed(0), setup_s: +setupS.toFixed(1) }
-  Object.assign(line(`${what} vs a loop of sqlite3 .backup`, median(times.ours), median(times.plain), '< 1x'), about)
-  Object.assign(line(`${what} vs a loop of .backup + gzip`, median(times.ours), median(times.fair), '< 1x'), about)
+  Object.assign(sideLine(`${what} vs a loop of sqlite3 .backup`, times.ours, times.plain, '< 1x'), about)
+  Object.assign(sideLine(`${what} vs a loop of .backup + gzip`, times.ours, times.fair, '< 1x'), about)
   rmSync(bench, { recursive: true, force: true })
 }
 

@@ -39,6 +39,18 @@ export function childCpuMs() {
     return undefined
   }
 }
+
+/**
+ * Wall and CPU milliseconds of `fn`, which runs programs to completion (spawnSync): the CPU is
+ * theirs (user + system, `childCpuMs`), steadier than wall time on a busy machine, where work
+ * spread over more threads gets a larger share of the cores. `cpu` is undefined off Linux.
+ */
+export async function timeWithCpu(fn) {
+  const cpu = childCpuMs()
+  const ms = await time(fn)
+  return { ms, cpu: cpu === undefined ? undefined : childCpuMs() - cpu }
+}
+
 /** Runs a program to completion, throwing with its stderr when it fails. */
 export function run(command, args, options = {}) {
   const r = spawnSync(command, args, { stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 1 << 26, ...options })

@@ -3,7 +3,9 @@
 // Target: ours ≤ 1.3× xargs. Where the time goes, also side by side: a plain Node script
 // spawning `true` 200 times, 4 at a time, with child_process.spawn and its output piped (what
 // any Node program pays to start a child: libuv forks the whole Node process and waits for the
-// exec, on the main thread, so the forks never overlap), `tenancy run` on one site (the CLI's
+// exec, on the main thread, so the forks never overlap); the same script with `detached: true`
+// (each child in a session and process group of its own, as tenancy runs them so that a timeout
+// or Ctrl-C stops a command with everything it started); `tenancy run` on one site (the CLI's
 // own start, registry and selection) and `node -e 0`. CPU time (user + system of the process and
 // its children) is reported beside wall time: steadier on a busy machine. Prints medians;
 // writes bench/results/fleet-run.json. The sites are made once (in-process, setup only) and
@@ -49,7 +51,7 @@ writeFileSync(
 let left = ${SITES}
 const one = () =>
   new Promise((resolve, reject) => {
-    const child = spawn('true', [], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn('true', [], { stdio: ['ignore', 'pipe', 'pipe'], detached: process.argv[2] === 'detached' })
     child.stdout.on('data', () => {})
     child.stderr.on('data', () => {})
     child.on('error', reject)
@@ -70,6 +72,7 @@ const sides = {
     }),
   xargs: () => timed('xargs', ['-P', String(CONCURRENCY), '-n', '1', 'true'], { input: xargsInput }),
   node: () => timed(process.execPath, [nodeScript]),
+  detached: () => timed(process.execPath, [nodeScript, 'detached']),
   one: () => timed(process.execPath, [BIN, 'run', '--site', names[0], '--', 'true'], { cwd: bench }),
   bare: () => timed(process.execPath, ['-e', '0']),
 }
@@ -81,58 +84,25 @@ for (let i = 0; i < ROUNDS; i++) for (const [name, side] of Object.entries(sides
 
 const wall = (name) => median(runs[name].map((r) => r.ms))
 const cpu = (name) => (runs[name][0].cpu === undefined ? undefined : median(runs[name].map((r) => r.cpu)))
-const cpuText = (a, b) =>
-  cpu(a) === undefined ? '' : `; CPU ${cpu(a).toFixed(0)} vs ${cpu(b).toFixed(0)} ms = ${(cpu(a) / cpu(b)).toFixed(2)}x`
-const withCpu = (figure, a, b) =>
-  Object.assign(figure, cpu(a) === undefined ? {} : { cpu_ours_ms: +cpu(a).toFixed(0), cpu_raw_ms: +cpu(b).toFixed(0) })
 
 const { results, line } = reporter(78)
+/** One report line: side `a` against side `b`, wall medians, the CPU medians beside them. */
+const pair = (name, a, b, target) => {
+  const [ca, cb] = [cpu(a), cpu(b)]
+  const cpuText = ca === undefined ? '' : `; CPU ${ca.toFixed(0)} vs ${cb.toFixed(0)} ms = ${(ca / cb).toFixed(2)}x`
+  const figure = line(name, wall(a), wall(b), target, cpuText)
+  return ca === undefined ? figure : Object.assign(figure, { cpu_ours_ms: +ca.toFixed(0), cpu_raw_ms: +cb.toFixed(0) })
+}
 console.log(
   `tenancy run -- true over ${SITES} SQLite sites, ${CONCURRENCY} at a time (whole processes; ${ROUNDS} rounds, medians; ` +
     `node ${process.version}, ${execFileSync('nproc').toString().trim()} cores)\n`,
 )
 const about = { sites: SITES, concurrency: CONCURRENCY, rounds: ROUNDS, setup_ms: +setupMs.toFixed(0) }
 const what = `run --site all --concurrency ${CONCURRENCY} -- true`
-Object.assign(
-  withCpu(
-    line(`${what} vs xargs -P${CONCURRENCY} true`, wall('ours'), wall('xargs'), '<= 1.3x', cpuText('ours', 'xargs')),
-    'ours',
-    'xargs',
-  ),
-  about,
-)
-withCpu(
-  line(
-    `  Node's part: a Node script spawning true (pipes) vs xargs`,
-    wall('node'),
-    wall('xargs'),
-    'info',
-    cpuText('node', 'xargs'),
-  ),
-  'node',
-  'xargs',
-)
-withCpu(
-  line(
-    `  tenancy's part: the same run vs that Node script`,
-    wall('ours'),
-    wall('node'),
-    'info',
-    cpuText('ours', 'node'),
-  ),
-  'ours',
-  'node',
-)
-withCpu(
-  line(
-    '  the CLI alone: run --site S -- true (one site) vs node -e 0',
-    wall('one'),
-    wall('bare'),
-    'info',
-    cpuText('one', 'bare'),
-  ),
-  'one',
-  'bare',
-)
+Object.assign(pair(`${what} vs xargs -P${CONCURRENCY} true`, 'ours', 'xargs', '<= 1.3x'), about)
+pair(`  Node's part: a Node script spawning true (pipes) vs xargs`, 'node', 'xargs', 'info')
+pair(`  the process groups: that script with detached: true vs without`, 'detached', 'node', 'info')
+pair(`  tenancy's part: the same run vs the detached script`, 'ours', 'detached', 'info')
+pair('  the CLI alone: run --site S -- true (one site) vs node -e 0', 'one', 'bare', 'info')
 writeResults('fleet-run.json', results)
 rmSync(bench, { recursive: true, force: true })
