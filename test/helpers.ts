@@ -235,12 +235,18 @@ export const killAt = (bench: string, args: string[], ms: number, env: Record<st
   })
 
 /**
- * Kills the command's process group (-9) as soon as `ready()` says so (polled every 25 ms),
- * so the kill lands at a chosen point however fast or loaded the machine is.
+ * Kills the command's process group (-9) as soon as `ready()` says so (polled every `pollMs`,
+ * 25 by default), so the kill lands at a chosen point however fast or loaded the machine is.
  */
-export const killWhen = (bench: string, args: string[], env: Record<string, string>, ready: () => Promise<boolean>) =>
+export const killWhen = (
+  bench: string,
+  args: string[],
+  env: Record<string, string>,
+  ready: () => Promise<boolean>,
+  pollMs = 25,
+) =>
   killOnce(bench, args, env, async (finished) => {
-    while (!finished() && !(await ready().catch(() => false))) await sleep(25)
+    while (!finished() && !(await ready().catch(() => false))) await sleep(pollMs)
   })
 
 const mounts: string[] = []
