@@ -2,6 +2,7 @@ import { hostname } from 'node:os'
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path'
 import { resolveConfig, type BenchConfig } from './config/config.js'
 import { usageError } from './errors.js'
+import { assertHostName } from './names.js'
 import { defaultSite, type PasswordFlags } from './config/find-config.js'
 import { readJsonFile } from './util/json-file.js'
 import { Registry } from './registry/registry.js'
@@ -88,7 +89,10 @@ export class Bench {
    */
   get host(): string {
     const configured = this.rawConfig.host
-    return this.env.TENANCY_HOST || (typeof configured === 'string' && configured) || hostname()
+    if (this.env.TENANCY_HOST) return assertHostName(this.env.TENANCY_HOST, 'TENANCY_HOST')
+    if (configured !== undefined && configured !== null && configured !== '')
+      return assertHostName(configured as string, '"host" in the config')
+    return hostname()
   }
 
   sitePath(site: string): string {

@@ -10,6 +10,7 @@ const DB_NAME = /^[a-z0-9_]{1,63}$/
 const TENANT_NAME = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/
 const MIGRATION_FILE = /^(\d{4,})_([a-z0-9_]{1,100})\.(sql|js|mjs)$/
 const EMAIL = /^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/
+const HOST_NAME = /^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,62}[A-Za-z0-9])?$/
 const CONFIG_KEY = /^[A-Za-z_][A-Za-z0-9_-]{0,63}(?:\.[A-Za-z_][A-Za-z0-9_-]{0,63}){0,7}$/
 
 function describe(value: string): string {
@@ -22,6 +23,20 @@ export function assertSiteName(name: string): string {
     throw usageError(
       `invalid site name ${describe(String(name))}: use a lower-case hostname such as "acme.localhost" ` +
         `(letters, digits, hyphens and dots, at most 253 characters)`,
+    )
+  }
+  return name
+}
+
+/**
+ * A machine's name (`TENANCY_HOST`, `host` in the config, `--host`): letters, digits, dots,
+ * hyphens and underscores, at most 64 characters, as hostnames are.
+ */
+export function assertHostName(name: string, from = 'machine name'): string {
+  if (typeof name !== 'string' || !HOST_NAME.test(name)) {
+    throw usageError(
+      `invalid ${from} ${describe(String(name))}: use a hostname such as "web-1" ` +
+        `(letters, digits, dots, hyphens and underscores, at most 64 characters)`,
     )
   }
   return name

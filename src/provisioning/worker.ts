@@ -1,13 +1,13 @@
-import { hostname } from 'node:os'
 import { closeSync, mkdirSync, openSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Bench } from '../bench.js'
 import { TenancyError, messageOf } from '../errors.js'
 import { now } from '../registry/registry.js'
 import { PROCESS_OWNER, ownerAlive } from '../util/process-owner.js'
-import { claimJob, jobsLeft, type TenantScope } from '../registry/jobs.js'
+import { claimJob, jobsForHost, jobsLeft, type TenantScope } from '../registry/jobs.js'
 import { LEASE_MS, inFuture, keepAlive, newOwner } from '../registry/leases.js'
 import { notHomedElsewhere } from '../sites/site-home.js'
+import { liveWorkerHosts, workerLeaseName, workerLeasePattern } from '../registry/hosts.js'
 import { packageRoot } from '../util/library-path.js'
 import { deliverEvents } from '../events/outbox.js'
 import { runJob, type JobContext, type JobStatus, type WorkerEvent } from './run-job.js'
@@ -55,14 +55,14 @@ export async function runWorker(bench: Bench, options: WorkerOptions = {}): Prom
   // Jobs write secrets: a wrong key is exit 2 before any job is claimed.
   await bench.secretBox()
   const workerOwner = newOwner()
-  const leaseName = `worker:${workerOwner}`
+  const leaseName = workerLeaseName(bench.host, workerOwner)
   // Registered, this worker stands for the one being started: the starter's claim can go.
   await registry.writeTransaction(async (trx) => {
     await trx
       .insertInto('leases')
       .values({ name: leaseName, owner: workerOwner, expires_at: inFuture(LEASE_MS) })
       .execute()
-    await trx.deleteFrom('leases').where('name', '=', STARTING_LEASE).execute()
+    await trx.deleteFrom('leases').where('name', '=', startingLease(bench)).execute()
   })
   // Renewed while the worker runs; once lost, no lane claims another job and the worker stops.
   const registration = keepAlive(async () => {
@@ -79,13 +79,17 @@ export async function runWorker(bench: Bench, options: WorkerOptions = {}): Prom
   const poll = options.pollMs ?? 500
   // A key refused inside a job (`context.keyRefused`): its job goes back as it was, and no lane claims another.
   const context: JobContext = { signal: options.signal, onEvent: options.onEvent }
-  // A tenant whose site lives on another machine is that machine's to provision.
-  const scope: TenantScope | undefined = registry.kind === 'postgres' ? notHomedElsewhere(bench.host) : undefined
+  // A tenant placed on, or whose site lives on, another machine is that machine's to provision.
+  const scope: TenantScope | undefined =
+    registry.kind === 'postgres'
+      ? (eb) => eb.and([jobsForHost(bench.host)(eb), notHomedElsewhere(bench.host)(eb)])
+      : undefined
+  const host = registry.kind === 'postgres' ? bench.host : undefined
 
   const lane = async () => {
     const owner = newOwner()
     while (!options.signal?.aborted && !context.keyRefused && !registration.signal.aborted) {
-      const job = await claimJob(registry, owner, scope)
+      const job = await claimJob(registry, owner, scope, host)
       if (job) {
         totals.attempts++
         seen.add(job.id)
@@ -137,20 +141,14 @@ function registrationLost(reason: unknown): TenancyError {
   })
 }
 
-/** Whether a live worker is registered (its heartbeat lease has not expired). */
+/** Whether a live worker of this machine is registered (its heartbeat lease has not expired). */
 export async function workerAlive(bench: Bench): Promise<boolean> {
   const registry = await bench.registry()
-  const rows = await registry.db
-    .selectFrom('leases')
-    .select(['owner', 'expires_at'])
-    .where('name', 'like', 'worker:%')
-    .where('expires_at', '>', now())
-    .execute()
-  return rows.some((r) => ownerAlive(r.owner) !== false)
+  return (await liveWorkerHosts(registry.db, bench.host)).has(bench.host)
 }
 
 /** The lease a process takes to start this machine's background worker, until the worker registers. */
-const STARTING_LEASE = `worker-starting:${hostname()}`
+const startingLease = (bench: Bench) => `worker-starting:${bench.host}`
 /** Long enough for a worker to start and register; a starter that died frees it after this. */
 const STARTING_MS = 20_000
 
@@ -162,19 +160,20 @@ const STARTING_MS = 20_000
  */
 export async function ensureWorker(bench: Bench): Promise<boolean> {
   const registry = await bench.registry()
+  const starting = startingLease(bench)
   const claimed = await registry.writeTransaction(async (trx) => {
     const at = now()
     const live = await trx
       .selectFrom('leases')
       .select(['name', 'owner'])
-      .where((eb) => eb.or([eb('name', 'like', 'worker:%'), eb('name', '=', STARTING_LEASE)]))
+      .where((eb) => eb.or([eb('name', 'like', workerLeasePattern(bench.host)), eb('name', '=', starting)]))
       .where('expires_at', '>', at)
       .execute()
-    if (live.some((l) => l.name === STARTING_LEASE || ownerAlive(l.owner) !== false)) return false
-    await trx.deleteFrom('leases').where('name', '=', STARTING_LEASE).execute()
+    if (live.some((l) => l.name === starting || ownerAlive(l.owner) !== false)) return false
+    await trx.deleteFrom('leases').where('name', '=', starting).execute()
     await trx
       .insertInto('leases')
-      .values({ name: STARTING_LEASE, owner: PROCESS_OWNER, expires_at: inFuture(STARTING_MS) })
+      .values({ name: starting, owner: PROCESS_OWNER, expires_at: inFuture(STARTING_MS) })
       .execute()
     return true
   })

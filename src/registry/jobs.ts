@@ -11,13 +11,25 @@ export type JobRow = Selectable<JobsTable>
 export type ClaimedJob = JobRow & { tenant: string }
 
 /**
- * Which tenants' jobs this machine may run: a condition over `tenants` (on a shared
- * registry, `notHomedElsewhere(host)`); without it, every tenant's.
+ * Which jobs this machine may run: a condition over `jobs` and their `tenants` (on a shared
+ * registry, see `machineJobs`); without it, every job.
  */
-export type TenantScope = (eb: ExpressionBuilder<RegistrySchema, 'tenants'>) => Expression<SqlBool>
+export type TenantScope = (eb: ExpressionBuilder<RegistrySchema, 'jobs' | 'tenants'>) => Expression<SqlBool>
 
-/** Queues a provisioning job for a tenant (inside the caller's transaction). */
-export async function enqueueJob(trx: Kysely<RegistrySchema>, tenantId: number): Promise<void> {
+/** The jobs `host` may take: those for it, and those for no machine yet (it then homes them on itself). */
+export function jobsForHost(host: string): TenantScope {
+  return (eb) => eb.or([eb('jobs.host', 'is', null), eb('jobs.host', '=', host)])
+}
+
+/**
+ * Queues a provisioning job for a tenant (inside the caller's transaction), for machine `host`'s
+ * workers, or (null) for the first worker that claims it.
+ */
+export async function enqueueJob(
+  trx: Kysely<RegistrySchema>,
+  tenantId: number,
+  host: string | null = null,
+): Promise<void> {
   const at = now()
   await trx
     .insertInto('jobs')
@@ -32,6 +44,7 @@ export async function enqueueJob(trx: Kysely<RegistrySchema>, tenantId: number):
       last_error: null,
       created_at: at,
       updated_at: at,
+      host,
     })
     .execute()
 }
@@ -39,12 +52,14 @@ export async function enqueueJob(trx: Kysely<RegistrySchema>, tenantId: number):
 /**
  * Claims the next job for `owner` with `claimOneRow` (so workers on several machines take
  * different jobs): a queued job whose time has come, or a running one whose worker is gone
- * (lease expired, or its process is gone on this host). Returns undefined when there is none.
+ * (lease expired, or its process is gone on this host). A job for no machine claimed by `host`
+ * becomes `host`'s. Returns undefined when there is none.
  */
 export async function claimJob(
   registry: Registry,
   owner: string,
   scope?: TenantScope,
+  host?: string,
 ): Promise<ClaimedJob | undefined> {
   return claimOneRow(registry, {
     // Typed here, so the claim's row type is inferred from this query.
@@ -82,10 +97,18 @@ export async function claimJob(
           lease_expires_at: inFuture(LEASE_MS),
           attempts: job.attempts + 1,
           updated_at: at,
+          // Claimed, a job for no machine becomes this one's: its retries stay where its site is.
+          ...(host !== undefined && job.host === null ? { host } : {}),
         })
         .where('id', '=', job.id)
         .execute()
-      return { ...job, status: 'running', lease_owner: owner, attempts: job.attempts + 1 }
+      return {
+        ...job,
+        status: 'running',
+        lease_owner: owner,
+        attempts: job.attempts + 1,
+        host: job.host ?? host ?? null,
+      }
     },
   })
 }

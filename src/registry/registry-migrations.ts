@@ -234,6 +234,46 @@ export const REGISTRY_MIGRATIONS: RegistryMigration[] = [
         .execute()
     },
   },
+  {
+    version: 9,
+    async up(db, kind) {
+      // Many machines (SPEC §10). A provisioning job may name the machine that must run it
+      // (`tenant create --host H`); NULL lets the first machine's worker take it and home the
+      // site on itself.
+      await db.schema.alterTable('jobs').addColumn('host', 'varchar(255)').execute()
+      // Work a fleet command sends to another machine's workers: one job per machine with its
+      // list of sites, and one result row per site as each finishes, which the command waits
+      // on (woken by NOTIFY on PostgreSQL) and reports in its own summary.
+      const id = kind === 'postgres' ? 'serial' : 'integer'
+      const autoId = (col: any) => (kind === 'postgres' ? col.primaryKey() : col.primaryKey().autoIncrement())
+      await db.schema
+        .createTable('site_jobs')
+        .addColumn('id', id, autoId)
+        .addColumn('host', 'varchar(255)', (c) => c.notNull())
+        .addColumn('command', 'varchar(32)', (c) => c.notNull())
+        .addColumn('payload', 'text', (c) => c.notNull())
+        .addColumn('sites', 'text', (c) => c.notNull())
+        .addColumn('status', 'varchar(16)', (c) => c.notNull())
+        .addColumn('requested_by', 'varchar(255)', (c) => c.notNull())
+        .addColumn('lease_owner', 'varchar(255)')
+        .addColumn('lease_expires_at', 'varchar(32)')
+        .addColumn('error', 'text')
+        .addColumn('created_at', 'varchar(32)', (c) => c.notNull())
+        .addColumn('updated_at', 'varchar(32)', (c) => c.notNull())
+        .addColumn('finished_at', 'varchar(32)')
+        .execute()
+      await db.schema.createIndex('site_jobs_host').on('site_jobs').columns(['host', 'status']).execute()
+      await db.schema
+        .createTable('site_job_results')
+        .addColumn('job_id', 'integer', (c) => c.notNull())
+        .addColumn('seq', 'integer', (c) => c.notNull())
+        .addColumn('site', 'varchar(253)', (c) => c.notNull())
+        .addColumn('result', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'varchar(32)', (c) => c.notNull())
+        .addPrimaryKeyConstraint('site_job_results_pk', ['job_id', 'seq'])
+        .execute()
+    },
+  },
 ]
 
 export const REGISTRY_VERSION = REGISTRY_MIGRATIONS[REGISTRY_MIGRATIONS.length - 1]!.version

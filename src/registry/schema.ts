@@ -88,6 +88,44 @@ export interface JobsTable {
   last_error: string | null
   created_at: string
   updated_at: string
+  /** The machine that must run it (`tenant create --host H`); null: the first worker to claim it. */
+  host: string | null
+}
+
+/** What a site job is doing: waiting for its machine, running there, finished, or called off by its sender. */
+export type SiteJobStatus = 'queued' | 'running' | 'done' | 'failed' | 'cancelled'
+
+/**
+ * Work a fleet command (`migrate`, `rollback`, `run`, `execute`, `backup`) sent to another
+ * machine's workers: the sites of one machine, and the command's options.
+ */
+export interface SiteJobsTable {
+  id: Generated<number>
+  /** The machine whose worker runs it. */
+  host: string
+  command: string
+  /** JSON of the command's options (never a secret). */
+  payload: string
+  /** JSON array of site names, in the order the command reports them. */
+  sites: string
+  status: SiteJobStatus
+  /** The sending process (`pid@hostname#…`). */
+  requested_by: string
+  lease_owner: string | null
+  lease_expires_at: string | null
+  error: string | null
+  created_at: string
+  updated_at: string
+  finished_at: string | null
+}
+
+/** One site's result of a site job, written as the site finishes (JSON of the command's per-site result). */
+export interface SiteJobResultsTable {
+  job_id: number
+  seq: number
+  site: string
+  result: string
+  created_at: string
 }
 
 export interface ErrorLogTable {
@@ -146,5 +184,7 @@ export interface RegistrySchema {
   leases: LeasesTable
   meta: MetaTable
   events: EventsTable
+  site_jobs: SiteJobsTable
+  site_job_results: SiteJobResultsTable
   registry_migrations: RegistryMigrationsTable
 }
