@@ -56,6 +56,7 @@ interface TenantCreateFlags {
   /** false with --no-pool. */
   pool: boolean
   background?: boolean
+  host?: string
 }
 
 interface TenantListFlags extends PendingFlags {
@@ -75,11 +76,18 @@ interface TenantDeleteFlags {
 interface PendingCreateFlags {
   count?: number
   concurrency: number
+  host?: string
 }
 
 interface PendingClearFlags {
   olderThanDays?: number
   olderThanHours?: number
+  host?: string
+}
+
+/** What a command that queued work for machine `host` says when no worker runs there. */
+function noWorkerOn(out: Output, host: string, what: string): void {
+  out.warn(`no worker is running on ${host}, so ${what} waits queued: start "tenancy worker" on ${host}`)
 }
 
 interface WorkerFlags {
@@ -111,7 +119,14 @@ export function registerTenantCommands(program: Command): void {
     .option('--data <key=value>', 'an attribute of the tenant (repeatable)', collect)
     .option('--no-pool', 'do not take a tenant from the pending pool')
     .option('--background', 'queue the provisioning for a worker and return at once')
-    .addHelpText('after', '\nThe site is --site HOST, the host of --site-url, or <name>.<default_site_domain>.')
+    .option('--host <machine>', 'place the tenant on this machine (TENANCY_HOST of a machine sharing the registry)')
+    .addHelpText(
+      'after',
+      '\nThe site is --site HOST, the host of --site-url, or <name>.<default_site_domain>.\n' +
+        '--host names another machine: nothing is provisioned here; the tenant is queued for the\n' +
+        'workers of that machine (as --background there) and takes no pool tenant (a pull renames\n' +
+        "the site's directory, which only its own machine can do). Needs a PostgreSQL registry.",
+    )
     .action(async (name: string, _o, command: Command) => {
       const ctx = contextFor(command)
       const flags = command.opts<TenantCreateFlags>()
@@ -125,6 +140,7 @@ export function registerTenantCommands(program: Command): void {
             siteUrl: flags.siteUrl,
             data: parseDataPairs(flags.data ?? []),
             background: flags.background,
+            host: flags.host,
             ...watch,
           }),
         )
@@ -143,6 +159,12 @@ export function registerTenantCommands(program: Command): void {
               `Recorded tenant ${name} (site ${result.site}); ` +
               `auto_provision_tenant_sites is off, so run "tenancy provision ${name}"`
             )
+          if (result.mode === 'queued' && result.worker_live !== undefined)
+            return (
+              `Queued tenant ${name} (site ${result.site}) for ${result.host}` +
+              `${result.worker_live ? `; its worker there will provision it` : ''}. ` +
+              `Follow it with "tenancy tenant show ${name}"`
+            )
           if (result.mode === 'queued')
             return (
               `Queued tenant ${name} (site ${result.site})` +
@@ -153,6 +175,7 @@ export function registerTenantCommands(program: Command): void {
             return `Tenant ${name} is active: site ${result.site}, api_key ${result.api_key}`
           return undefined
         })
+        if (result.worker_live === false) noWorkerOn(ctx.out, result.host!, `tenant ${name}`)
         if (provisioning?.notify_error) ctx.out.warn(provisioning.notify_error)
         if (provisioning) settle(ctx.out, provisioning)
       })
@@ -235,6 +258,13 @@ export function registerTenantCommands(program: Command): void {
       integerFlag('--count', { min: 0, max: 100_000, unit: 'tenants' }),
     )
     .option('--concurrency <n>', 'tenants provisioned at once', integerFlag('--concurrency', CONCURRENCY), 1)
+    .option('--host <machine>', "keep that machine's pool instead: its shortfall is queued for its workers")
+    .addHelpText(
+      'after',
+      '\nEach machine sharing a registry keeps a pool of its own: N pending tenants homed on it.\n' +
+        '--host names another machine: its shortfall is reserved and queued for its workers;\n' +
+        'nothing is provisioned here. Needs a PostgreSQL registry.',
+    )
     .action(async (_o, command: Command) => {
       const ctx = contextFor(command)
       const flags = command.opts<PendingCreateFlags>()
@@ -243,6 +273,7 @@ export function registerTenantCommands(program: Command): void {
         const result = await pendingCreate(bench, {
           count: flags.count,
           concurrency: flags.concurrency,
+          host: flags.host,
           signal: ctx.signal,
           onProvisioned: (r) => {
             if (r.status === 'completed') ctx.out.success(`provisioned pending tenant ${r.tenant}`)
@@ -251,13 +282,18 @@ export function registerTenantCommands(program: Command): void {
           },
         })
         const { pool } = result
+        const remote = result.worker_live !== undefined
         ctx.out.result(
           result,
           () =>
-            `Pool: ${pool.ready} ready, ${pool.provisioning} being provisioned` +
+            `Pool${remote ? ` of ${result.host}` : ''}: ${pool.ready} ready, ${pool.provisioning} being provisioned` +
             `${pool.failed ? `, ${pool.failed} failed` : ''} (target ${result.target}); ` +
-            `this run reserved ${result.reserved.length} and provisioned ${result.provisioned.length}`,
+            (remote
+              ? `this run queued ${result.reserved.length} for the workers of ${result.host}`
+              : `this run reserved ${result.reserved.length} and provisioned ${result.provisioned.length}`),
         )
+        if (result.worker_live === false && pool.provisioning > 0)
+          noWorkerOn(ctx.out, result.host, `its pool's ${pool.provisioning} reservation(s)`)
         if (result.failed.length > 0) process.exitCode = EXIT_FAILED
       })
     })
@@ -275,17 +311,35 @@ export function registerTenantCommands(program: Command): void {
       'only those pending for more than N hours',
       integerFlag('--older-than-hours', { min: 0, max: 876_000, unit: 'hours' }),
     )
+    .option('--host <machine>', "clear that machine's reservations whose sites are not made yet")
+    .addHelpText(
+      'after',
+      "\nOnly this machine's pending tenants are cleared. --host names another machine: its\n" +
+        'reservations not yet provisioned are deleted (nothing of them is on disk); those whose\n' +
+        'sites exist are refused (exit 1): only that machine can drop them.',
+    )
   addPasswordFlags(clearCommand)
   clearCommand.action(async (_o, command: Command) => {
     const ctx = contextFor(command)
-    const { olderThanDays, olderThanHours } = command.opts<PendingClearFlags>()
+    const { olderThanDays, olderThanHours, host } = command.opts<PendingClearFlags>()
     await ctx.withBench(async (bench) => {
       const { pendingClear } = await import('./core.js')
-      const result = await pendingClear(bench, { olderThanDays, olderThanHours })
+      const result = await pendingClear(bench, { olderThanDays, olderThanHours, host })
+      const of = result.host === bench.host ? '' : ` of ${result.host}`
       ctx.out.result(result, () => {
         const left = result.skipped.map((s) => `${s.tenant} (${s.reason})`).join(', ')
-        return `Cleared ${result.cleared.length} pending tenant(s)${result.skipped.length ? `; left ${left}` : ''}`
+        return `Cleared ${result.cleared.length} pending tenant(s)${of}${result.skipped.length ? `; left ${left}` : ''}`
       })
+      if (result.refused.length > 0) {
+        process.exitCode = ctx.out.error(
+          new TenancyError(
+            `${result.refused.length} pending tenant(s) of ${result.host} have their sites there ` +
+              `(${result.refused.map((r) => r.tenant).join(', ')}), which only ${result.host} can drop; ` +
+              `run "tenancy pending-clear" on ${result.host}`,
+            { exitCode: EXIT_FAILED },
+          ),
+        )
+      }
     })
   })
 

@@ -3,6 +3,7 @@ import type { Bench } from '../bench.js'
 import { now, type Registry, type SiteRecord } from '../registry/registry.js'
 import type { JobsTable } from '../registry/schema.js'
 import { isHomedHere } from '../sites/site-home.js'
+import { onMachine } from '../registry/placement.js'
 import type { TenantRow } from '../registry/tenants.js'
 
 /** What the checks read from the registry, once, before any of them runs. */
@@ -22,6 +23,8 @@ export interface DoctorInputs {
   remote: Set<string>
   tenants: TenantRow[]
   tenantById: Map<number, TenantRow>
+  /** Tenants that belong to another machine (their site's home, or before it exists their job's `--host`). */
+  placedElsewhere: Set<number>
   /** The old names of sites being renamed or pulled from the pool (their directories are on the move). */
   pulling: Set<string>
 }
@@ -44,6 +47,17 @@ export async function gatherInputs(
     ...all.flatMap((s) => (s.state === 'renaming' && s.rename_from ? [s.rename_from] : [])),
   ])
   const tenantById = new Map(tenants.map((t) => [t.id, t]))
+  const placedElsewhere = new Set(
+    registry.kind === 'postgres'
+      ? (
+          await registry.db
+            .selectFrom('tenants')
+            .select('id')
+            .where((eb) => eb.not(onMachine(bench.host, true)(eb)))
+            .execute()
+        ).map((t) => t.id)
+      : [],
+  )
   return {
     bench,
     registry,
@@ -55,6 +69,7 @@ export async function gatherInputs(
     remote,
     tenants,
     tenantById,
+    placedElsewhere,
     pulling,
   }
 }

@@ -1,23 +1,30 @@
 import type { Bench } from '../bench.js'
 import { usageError } from '../errors.js'
 import { adminToDropSite, dropSite } from '../sites/drop-site.js'
-import { homeName, isHomedHere } from '../sites/site-home.js'
+import { homeName, isHomedHere, placementHost } from '../sites/site-home.js'
+import { onMachine } from '../registry/placement.js'
 import { usingTenantLease } from '../registry/leases.js'
 import { removeTenant } from '../provisioning/remove-tenant.js'
 
 export interface ClearResult {
+  /** The machine whose pool was cleared. */
+  host: string
   cleared: string[]
   skipped: { tenant: string; reason: string }[]
+  /** With `host` another machine: its pending tenants whose sites exist there, which only it can drop. */
+  refused: { tenant: string; reason: string }[]
 }
 
 /**
- * `tenancy pending-clear`: deletes pending tenants (all, or older than the bound) with their
- * sites. A tenant is deleted only if it is still pending at the moment of the delete and no
- * one holds it, so a tenant pulled (or being provisioned) meanwhile is never touched.
+ * `tenancy pending-clear`: deletes this machine's pending tenants (all, or older than the
+ * bound) with their sites. A tenant is deleted only if it is still pending at the moment of
+ * the delete and no one holds it, so a tenant pulled (or being provisioned) meanwhile is
+ * never touched. With `host` another machine (a shared registry), only its reservations whose
+ * site is not made yet are deleted (nothing of them is on any disk); the others are `refused`.
  */
 export async function pendingClear(
   bench: Bench,
-  options: { olderThanDays?: number; olderThanHours?: number } = {},
+  options: { olderThanDays?: number; olderThanHours?: number; host?: string } = {},
 ): Promise<ClearResult> {
   if (options.olderThanDays !== undefined && options.olderThanHours !== undefined) {
     throw usageError('give either --older-than-days or --older-than-hours, not both')
@@ -31,13 +38,19 @@ export async function pendingClear(
   }
   const hours = options.olderThanDays !== undefined ? options.olderThanDays * 24 : options.olderThanHours
   const registry = await bench.registry()
-  let query = registry.db.selectFrom('tenants').selectAll().where('pending_since', 'is not', null)
-  if (hours !== undefined)
-    query = query.where('pending_since', '<', new Date(Date.now() - hours * 3_600_000).toISOString())
+  const host = options.host === undefined ? bench.host : placementHost(bench, registry.kind, options.host)
+  if (host !== bench.host) return clearElsewhere(bench, host, hours)
+  let query = registry.db
+    .selectFrom('tenants')
+    .selectAll()
+    .where('pending_since', 'is not', null)
+    // Another machine's pool is its own (see `clearElsewhere`).
+    .$if(registry.kind === 'postgres', (q) => q.where(onMachine(host, true)))
+  if (hours !== undefined) query = query.where('pending_since', '<', pendingBefore(hours))
   const candidates = await query.orderBy('pending_since').execute()
-  const result: ClearResult = { cleared: [], skipped: [] }
+  const result: ClearResult = { host, cleared: [], skipped: [], refused: [] }
   for (const tenant of candidates) {
-    // Another machine's pool tenant: its site is out of reach from here.
+    // A site row from before homes were recorded, whose directory is not here: out of reach.
     const site = tenant.site ? await registry.getSite(tenant.site) : undefined
     if (site && !isHomedHere(bench, registry.kind, site)) {
       result.skipped.push({ tenant: tenant.name, reason: `its site lives on ${homeName(site)}` })
@@ -59,6 +72,48 @@ export async function pendingClear(
     if (tenant.site && (await registry.getSite(tenant.site)))
       await dropSite(bench, { site: tenant.site, archive: false, force: true, admin })
     result.cleared.push(tenant.name)
+  }
+  return result
+}
+
+const pendingBefore = (hours: number) => new Date(Date.now() - hours * 3_600_000).toISOString()
+
+/**
+ * `pending-clear --host H` for another machine: deletes H's reservations whose site does not
+ * exist yet (checked again under the tenant's lease, which H's worker needs to make it), and
+ * refuses the others: a site on H's disk is H's to drop.
+ */
+async function clearElsewhere(bench: Bench, host: string, hours: number | undefined): Promise<ClearResult> {
+  const registry = await bench.registry()
+  const candidates = await registry.db
+    .selectFrom('tenants')
+    .selectAll()
+    .where('pending_since', 'is not', null)
+    .where(onMachine(host, false))
+    .$if(hours !== undefined, (q) => q.where('pending_since', '<', pendingBefore(hours!)))
+    .orderBy('pending_since')
+    .execute()
+  const result: ClearResult = { host, cleared: [], skipped: [], refused: [] }
+  const refuse = (tenant: string) =>
+    result.refused.push({
+      tenant,
+      reason: `its site is on ${host}, which alone can drop it: run "tenancy pending-clear" on ${host}`,
+    })
+  for (const tenant of candidates) {
+    const made = async () => tenant.site !== null && (await registry.getSite(tenant.site)) !== undefined
+    if (await made()) {
+      refuse(tenant.name)
+      continue
+    }
+    const outcome = await usingTenantLease(bench, tenant.id, {}, async (lease) =>
+      (await made())
+        ? ('made' as const)
+        : removeTenant(bench, tenant.id, { site: null, onlyPendingHeldBy: lease.owner }),
+    )
+    if (!outcome.taken) result.skipped.push({ tenant: tenant.name, reason: `held by ${outcome.heldBy}` })
+    else if (outcome.value === 'made') refuse(tenant.name)
+    else if (!outcome.value) result.skipped.push({ tenant: tenant.name, reason: 'pulled meanwhile' })
+    else result.cleared.push(tenant.name)
   }
   return result
 }

@@ -44,6 +44,25 @@ interface Claimed {
 }
 
 /**
+ * The ready pending tenants a pull on machine `host` (undefined: an SQLite registry, one
+ * machine) may take, in the order it takes them. SPEC §10 orders this machine's own first, the
+ * oldest first, then any machine's; but a pull renames the site's directory, and another
+ * machine's directory is out of reach until that machine can be asked to rename it (a site
+ * job), so for now only sites homed here are candidates. Taking the others then is one change
+ * here: the home condition moves from `where` to the first `orderBy` (own machine first).
+ */
+function readyInPool(trx: Kysely<RegistrySchema>, host: string | undefined) {
+  return trx
+    .selectFrom('tenants')
+    .selectAll()
+    .where('pending_since', 'is not', null)
+    .where('provisioning_status', '=', 'completed')
+    .$if(host !== undefined, (q) => q.where(notHomedElsewhere(host!)))
+    .orderBy('pending_since')
+    .orderBy('id')
+}
+
+/**
  * Claims the oldest ready pending tenant for `attrs` in one transaction; undefined when none
  * is ready. Everything the rest of the pull needs (its apps, the site's config) is checked
  * inside that transaction, so a pull that could not finish never commits its claim.
@@ -52,15 +71,7 @@ async function claim(bench: Bench, attrs: PullAttributes, owner: string): Promis
   const registry = await bench.registry()
   return registry.claimTransaction(async (trx: Kysely<RegistrySchema>) => {
     const at = now()
-    const ready = trx
-      .selectFrom('tenants')
-      .selectAll()
-      .where('pending_since', 'is not', null)
-      .where('provisioning_status', '=', 'completed')
-      // A pull renames the site's directory on this machine: only pool sites homed here.
-      .$if(registry.kind === 'postgres', (q) => q.where(notHomedElsewhere(bench.host)))
-      .orderBy('pending_since')
-      .orderBy('id')
+    const ready = readyInPool(trx, registry.kind === 'postgres' ? bench.host : undefined)
     // One row at a time: with SKIP LOCKED, locking every candidate would make concurrent
     // sign-ups find the pool "empty" while one claimer holds rows it does not take.
     let tenant: TenantRow | undefined = await registry
@@ -209,7 +220,7 @@ export async function pullPendingFromPool(
         `the pool is empty and provisioning tenant "${attrs.name}" failed: ${created.provisioning.error}`,
       )
     }
-    const { mode: _mode, steps: _steps, provisioning: _p, worker_started: _w, ...tenant } = created
+    const { mode: _mode, steps: _steps, provisioning: _p, worker_started: _w, host: _h, ...tenant } = created
     return { ...tenant, pulled_from: '' }
   }
   faultPoint('pull-after-claim')

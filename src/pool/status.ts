@@ -1,5 +1,6 @@
 import type { Bench } from '../bench.js'
 import { checkIntegerOption } from '../util/integer-range.js'
+import { onMachine } from '../registry/placement.js'
 
 /** The pool's pending tenants by state (`poolStatus`). */
 export interface PoolStatus {
@@ -17,13 +18,17 @@ export function poolTarget(bench: Bench, count?: number): number {
   return checkIntegerOption('--count', count, { min: 0, max: 100_000 })
 }
 
-/** Counts of the pool: ready to pull, and still being provisioned (or waiting to be). */
-export async function poolStatus(bench: Bench): Promise<PoolStatus> {
+/**
+ * Counts of the pool: ready to pull, and still being provisioned (or waiting to be); with
+ * `host`, of that machine's pool only (on a shared registry, see `reservePending`).
+ */
+export async function poolStatus(bench: Bench, host?: string): Promise<PoolStatus> {
   const registry = await bench.registry()
   const rows = await registry.db
     .selectFrom('tenants')
     .select(['provisioning_status', (eb) => eb.fn.countAll<number>().as('n')])
     .where('pending_since', 'is not', null)
+    .$if(host !== undefined && registry.kind === 'postgres', (q) => q.where(onMachine(host!, host === bench.host)))
     .groupBy('provisioning_status')
     .execute()
   const count = (statuses: string[]) =>

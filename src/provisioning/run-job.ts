@@ -100,7 +100,8 @@ export async function runJob(bench: Bench, job: ClaimedJob, owner: string, conte
       .executeTakeFirst()
     if (status !== 'failed' || Number(updated.numUpdatedRows) !== 1) return
     const tenant = await trx.selectFrom('tenants').selectAll().where('name', '=', job.tenant).executeTakeFirst()
-    if (tenant) await recordEvent(bench, trx, 'tenant.failed', tenant)
+    // A pool reservation was nobody's tenant: no one is told it failed (as the runner does).
+    if (tenant && tenant.pending_since === null) await recordEvent(bench, trx, 'tenant.failed', tenant)
   })
   if (status === 'retry' || status === 'requeued') {
     await registry.db

@@ -1,7 +1,8 @@
 import type { Bench } from '../bench.js'
 import { failedCommandOutput } from '../util/run-command.js'
 import { InterruptedError, TenancyError, messageOf } from '../errors.js'
-import { assertHomedHere } from '../sites/site-home.js'
+import { assertHomedHere, assertPlacedHere } from '../sites/site-home.js'
+import { machineOfTenant } from '../registry/placement.js'
 import { now } from '../registry/registry.js'
 import { usingTenantLease, type LeaseHeld, type TenantLease } from '../registry/leases.js'
 import { markStep, pendingStepRow, replaceSteps } from '../registry/steps.js'
@@ -137,6 +138,9 @@ export async function provisionTenant(
     throw new TenancyError(`tenant "${name}" has no site to provision; delete it and create it again with --site`)
   const siteRow = await registry.getSite(site)
   if (siteRow) assertHomedHere(bench, registry.kind, siteRow, `provision ${name}`)
+  // Not made yet, it may be placed on another machine (`tenant create --host`): that one makes it.
+  else if (registry.kind === 'postgres')
+    assertPlacedHere(bench, name, await machineOfTenant(registry.db, tenant.id), `provision ${name}`)
   // The steps write secrets: a wrong key is exit 2 before the tenant is touched.
   await bench.secretBox()
 

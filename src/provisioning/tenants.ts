@@ -15,6 +15,9 @@ import { preflight, type PlannedStep } from './steps.js'
 import { requireTenant, tenantSteps } from './tenant-record.js'
 import { stepJson, tenantJson, type StepJson, type TenantJson, type TenantRow } from '../registry/tenants.js'
 import { enqueueJob } from '../registry/jobs.js'
+import { liveWorkerHosts } from '../registry/hosts.js'
+import { machineOfTenant } from '../registry/placement.js'
+import { placementHost } from '../sites/site-home.js'
 import { pendingStepRow } from '../registry/steps.js'
 import { ensureWorker } from './worker.js'
 import { newAdminPassword } from './steps/create-site.js'
@@ -111,6 +114,10 @@ export async function insertTenant(
     queueJob: boolean
     /** The site's Administrator password, encrypted (create-site chooses one when null or absent). */
     adminPasswordEnc?: string | null
+    /** The machine whose workers must run the job (`--host`, a pool reservation); null or absent: any. */
+    jobHost?: string | null
+    /** When the job falls due (ISO 8601); absent: now. */
+    jobDueAt?: string
   },
   steps: PlannedStep[],
 ): Promise<number> {
@@ -141,7 +148,11 @@ export async function insertTenant(
     .insertInto('steps')
     .values(steps.map((s, idx) => ({ ...pendingStepRow(inserted.id, s), idx })))
     .execute()
-  if (tenant.queueJob) await enqueueJob(trx, inserted.id)
+  if (tenant.queueJob) {
+    await enqueueJob(trx, inserted.id, tenant.jobHost ?? null)
+    if (tenant.jobDueAt !== undefined)
+      await trx.updateTable('jobs').set({ run_at: tenant.jobDueAt }).where('tenant_id', '=', inserted.id).execute()
+  }
   return inserted.id
 }
 
@@ -151,12 +162,22 @@ export interface CreateTenantOptions extends ProvisionOptions {
   siteUrl?: string
   data?: Record<string, unknown>
   background?: boolean
+  /**
+   * The machine to place the tenant on (`--host`, SPEC §10). This machine: as without it, its
+   * job (with `background`) for this machine's workers only. Another machine (a shared registry
+   * only): never provisioned here; recorded and queued for that machine's workers.
+   */
+  host?: string
 }
 
 export interface CreateTenantResult extends TenantJson {
   mode: 'provisioned' | 'queued' | 'recorded'
   steps: StepJson[]
+  /** The machine the tenant's site lives on or is placed on; null while no machine has it yet. */
+  host: string | null
   worker_started?: boolean
+  /** Placed on another machine: whether a worker of that machine is running (else the job waits). */
+  worker_live?: boolean
   provisioning?: ProvisionResult
 }
 
@@ -177,7 +198,16 @@ export async function createTenant(bench: Bench, options: CreateTenantOptions): 
   const name = assertUserTenantName(options.name)
   const site = siteFor(bench, name, options)
   const auto = bench.config.auto_provision_tenant_sites
-  const queued = auto && options.background === true
+  const host =
+    options.host === undefined ? undefined : placementHost(bench, (await bench.registry()).kind, options.host)
+  const remote = host !== undefined && host !== bench.host
+  if (remote && !auto)
+    throw usageError(
+      `auto_provision_tenant_sites is off, so "tenant create" only records the tenant and nothing would ` +
+        `provision it on ${host}; run "tenancy tenant create ${name}" and "tenancy provision ${name}" on ${host}`,
+    )
+  // On another machine, its workers provision it: queued, as with --background.
+  const queued = auto && (options.background === true || remote)
   // Provisioned here and now: the Administrator's password is chosen first and its scrypt hash
   // started, to run on the thread pool while the registry opens and the tenant is recorded
   // (create-site takes the hash when it writes the Administrator, instead of waiting on it).
@@ -198,6 +228,7 @@ export async function createTenant(bench: Bench, options: CreateTenantOptions): 
         pendingSince: null,
         queueJob: queued,
         adminPasswordEnc,
+        jobHost: host ?? null,
       },
       steps,
     )
@@ -207,9 +238,17 @@ export async function createTenant(bench: Bench, options: CreateTenantOptions): 
     extra: Partial<CreateTenantResult> = {},
   ): Promise<CreateTenantResult> => {
     const row = await requireTenant(bench, name)
-    return { ...tenantJson(row), mode, steps: (await tenantSteps(bench, tenantId)).map(stepJson), ...extra }
+    return {
+      ...tenantJson(row),
+      mode,
+      steps: (await tenantSteps(bench, tenantId)).map(stepJson),
+      host: await machineOfTenant(registry.db, tenantId),
+      ...extra,
+    }
   }
   if (!auto) return snapshot('recorded')
+  // This machine's background worker is for this machine's jobs: another's are left to its own.
+  if (remote) return snapshot('queued', { worker_live: (await liveWorkerHosts(registry.db, host)).has(host) })
   if (queued) return snapshot('queued', { worker_started: await ensureWorker(bench) })
   const provisioning = await provisionTenant(bench, name, options)
   return snapshot('provisioned', { provisioning })
@@ -243,6 +282,8 @@ export async function listTenants(bench: Bench, options: ListTenantsOptions = {}
 
 export interface ShowTenantResult extends TenantJson {
   steps: StepJson[]
+  /** The machine its site lives on, else the one it is placed on (`--host`), else null. */
+  host: string | null
   api_secret?: string | null
   admin_password?: string | null
 }
@@ -254,7 +295,12 @@ export async function showTenant(
   options: { showSecrets?: boolean } = {},
 ): Promise<ShowTenantResult> {
   const row = await requireTenant(bench, name)
-  const result: ShowTenantResult = { ...tenantJson(row), steps: (await tenantSteps(bench, row.id)).map(stepJson) }
+  const registry = await bench.registry()
+  const result: ShowTenantResult = {
+    ...tenantJson(row),
+    steps: (await tenantSteps(bench, row.id)).map(stepJson),
+    host: await machineOfTenant(registry.db, row.id),
+  }
   if (options.showSecrets && row.pull_from === null) {
     const box = await bench.secretBox()
     result.api_secret = row.api_secret_enc ? box.decrypt(row.api_secret_enc) : null

@@ -3,6 +3,7 @@ import { dirname } from 'node:path'
 import type { Expression, ExpressionBuilder, SqlBool } from 'kysely'
 import type { Bench } from '../bench.js'
 import { usageError } from '../errors.js'
+import { assertHostName } from '../names.js'
 import type { RegistryKind } from '../registry/registry-migrations.js'
 import type { RegistrySchema, SitesTable } from '../registry/schema.js'
 
@@ -55,11 +56,41 @@ export function assertHomedHere(
   command: string,
 ): void {
   if (isHomedHere(bench, kind, site)) return
-  const rename = site.host ? ` (if this is that machine under a new name, set TENANCY_HOST=${site.host})` : ''
+  const rename = site.host ? renamedHint(site.host) : ''
   throw usageError(
     `site "${site.name}" lives on ${homeName(site)}, not on this machine (${bench.host}); ` +
       `run "tenancy ${command}" there${rename}`,
   )
+}
+
+const renamedHint = (host: string) => ` (if this is that machine under a new name, set TENANCY_HOST=${host})`
+
+/**
+ * Refuses (exit 2) to provision here a tenant placed on another machine (`tenant create
+ * --host H`, a pool reservation for H) before its site exists: that machine makes it.
+ * `placedOn` is the tenant's machine (`machineOfTenant`), null when none is.
+ */
+export function assertPlacedHere(bench: Bench, tenant: string, placedOn: string | null, command: string): void {
+  if (placedOn === null || placedOn === bench.host) return
+  throw usageError(
+    `tenant "${tenant}" is placed on ${placedOn}, not on this machine (${bench.host}); ` +
+      `its worker there provisions it, or run "tenancy ${command}" there${renamedHint(placedOn)}`,
+  )
+}
+
+/**
+ * The machine a `--host` flag names (checked as a machine name, exit 2). Another machine than
+ * this one needs a shared registry: an SQLite registry is this machine's alone (exit 2).
+ */
+export function placementHost(bench: Bench, kind: RegistryKind, given: string): string {
+  const host = assertHostName(given, '--host')
+  if (host !== bench.host && kind === 'sqlite')
+    throw usageError(
+      `--host ${host} names another machine than this one (${bench.host}), but this bench's registry is ` +
+        `SQLite, which no other machine shares; set "registry" to a PostgreSQL URL the machines share, ` +
+        `or run the command on ${host}`,
+    )
+  return host
 }
 
 /**

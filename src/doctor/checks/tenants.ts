@@ -1,4 +1,5 @@
 import { finishPull } from '../../pool/finish-pull.js'
+import { RESERVATION_GRACE_MS } from '../../pool/reserve.js'
 import { enqueueJob } from '../../registry/jobs.js'
 import { leaseHolderGone } from '../../registry/leases.js'
 import type { TenantRow } from '../../registry/tenants.js'
@@ -15,8 +16,9 @@ import { provisionAgain, resume } from '../repairs.js'
 export async function* checkTenants(inputs: DoctorInputs, queue: QueueInputs): AsyncGenerator<Diagnosis> {
   const { remote } = inputs
   for (const tenant of inputs.tenants) {
-    // Another machine's tenant: its site is out of sight here, so nothing is repaired.
+    // Another machine's tenant: its site is out of sight here (or will be made there), so nothing is repaired.
     if ((tenant.site && remote.has(tenant.site)) || (tenant.pull_from && remote.has(tenant.pull_from))) continue
+    if (inputs.placedElsewhere.has(tenant.id)) continue
     const diagnosis = tenant.pull_from
       ? stuckPull(inputs, queue, tenant, tenant.pull_from)
       : (tenantWithoutSite(inputs, tenant) ?? unfinishedProvisioning(inputs, queue, tenant))
@@ -81,10 +83,10 @@ function unfinishedProvisioning(inputs: DoctorInputs, queue: QueueInputs, tenant
     }
   }
   if (tenant.provisioning_status !== 'queued') return undefined
-  // Pool reservations have no job: pending-create provisions them itself. Only one left
-  // for ten minutes means the run that made it is gone.
+  // Pool reservations on an SQLite registry have no job: pending-create provisions them itself.
+  // Only one left for ten minutes means the run that made it is gone.
   const pendingReservation = tenant.pending_since !== null
-  if (pendingReservation && Date.parse(tenant.updated_at) > Date.now() - 600_000) return undefined
+  if (pendingReservation && Date.parse(tenant.updated_at) > Date.now() - RESERVATION_GRACE_MS) return undefined
   return {
     finding: {
       kind: 'queued_without_job',
