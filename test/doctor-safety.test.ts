@@ -269,10 +269,12 @@ describe.skipIf(!enabled('postgres'))('two machines, one PostgreSQL registry', (
     const clear = await tenancy(two, ['pending-clear', '--json'], { env: m2 })
     expect(clear.exitCode, clear.stderr).toBe(0)
     expect(clear.json.cleared).toEqual([])
+    // With no worker on the first machine, its sites are reported unreachable (exit 1), not touched.
     const migrate = await tenancy(two, ['migrate', '--json'], { env: m2 })
+    expect(migrate.exitCode).toBe(1)
     expect(migrate.json.sites.find((s: any) => s.site === 'a1.localhost')).toMatchObject({
-      status: 'skipped',
-      error: expect.stringContaining('lives on m1'),
+      status: 'unreachable',
+      error: expect.stringContaining('machine m1 has no live worker'),
     })
     expect(await registry()).toEqual(before)
     // A sign-up on the second machine does not pull the first machine's pool tenant (its site is there).

@@ -1,7 +1,7 @@
 import { mkdirSync, rmSync, writeFileSync, existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { makeBench, setConfig, sleep, spawnTenancy, tenancy } from './helpers.js'
+import { makeBench, setConfig, sleep, spawnTenancy, tenancy, FLEET_SUMMARY_KEYS } from './helpers.js'
 import { SITE_BACKENDS, asSite, registryRows, siteConfig, useBackend } from './backends.js'
 
 // tenancy execute (SPEC §8): a module imported once, its function called per site with a Kysely on
@@ -87,7 +87,7 @@ describe.each(SITE_BACKENDS)('execute on $name', ({ name: backend, skip }) => {
         env,
       })
       expect(r.exitCode, r.stderr).toBe(0)
-      expect(Object.keys(r.json)).toEqual(['sites', 'succeeded', 'failed', 'skipped', 'interrupted', 'duration_ms'])
+      expect(Object.keys(r.json)).toEqual(FLEET_SUMMARY_KEYS)
       expect(r.json).toMatchObject({ succeeded: sites.length, failed: 0, skipped: 0, interrupted: false })
       for (const [i, site] of sites.entries()) {
         const line = r.json.sites[i]

@@ -228,6 +228,17 @@ export async function killOnce(
   return (await child).signal === 'SIGKILL'
 }
 
+/** The keys of run's and execute's `--json` summary, in order (SPEC §8, §10). */
+export const FLEET_SUMMARY_KEYS = [
+  'sites',
+  'succeeded',
+  'failed',
+  'skipped',
+  'unreachable',
+  'interrupted',
+  'duration_ms',
+]
+
 /** Kills the command's process group (-9) after `ms`. */
 export const killAt = (bench: string, args: string[], ms: number, env: Record<string, string>) =>
   killOnce(bench, args, env, async () => {

@@ -4,7 +4,7 @@ import { execa } from 'execa'
 import { describe, expect, it } from 'vitest'
 import { newSite } from '../src/provisioning/new-site.js'
 import { usingBench } from '../src/session.js'
-import { BIN, ROOT, cleanEnv, makeBench, sleep, spawnTenancy, tenancy } from './helpers.js'
+import { BIN, ROOT, cleanEnv, makeBench, sleep, spawnTenancy, tenancy, FLEET_SUMMARY_KEYS } from './helpers.js'
 import { SITE_BACKENDS, siteConfig, useBackend } from './backends.js'
 
 // tenancy run (SPEC §8, issue 15), the cases of Tenancy for Laravel's tenants:run suite translated:
@@ -212,7 +212,7 @@ describe('tenancy run', () => {
     const big = 'process.stdout.write("x".repeat(100000) + "\\n"); process.stderr.write("warned\\n")'
     const r = await tenancy(bench, ['run', '--site', 'a.localhost', '--json', '--', 'node', '-e', big])
     expect(r.exitCode, r.stderr).toBe(0)
-    expect(Object.keys(r.json)).toEqual(['sites', 'succeeded', 'failed', 'skipped', 'interrupted', 'duration_ms'])
+    expect(Object.keys(r.json)).toEqual(FLEET_SUMMARY_KEYS)
     expect(r.json).toMatchObject({ succeeded: 1, failed: 0, skipped: 0, interrupted: false })
     const [site] = r.json.sites
     expect(Object.keys(site)).toEqual(SITE_KEYS)

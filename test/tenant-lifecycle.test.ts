@@ -189,6 +189,10 @@ describe('tenant suspend: what it refuses, and what doctor finds', () => {
       alter table tenants drop column suspended_at;
       drop index sites_renaming;
       alter table sites drop column rename_from;
+      drop index site_jobs_host;
+      drop table site_jobs;
+      drop table site_job_results;
+      alter table jobs drop column host;
       delete from registry_migrations where version >= 7;`)
     db.close()
     const shown = await tenancy(bench, ['tenant', 'show', 'acme', '--json'])

@@ -15,6 +15,11 @@ interface FixtureFile {
 
 const parsed = new Map<string, FixtureFile>()
 
+/** Forgets the fixture files read so far (see `forgetLoadedApps`). */
+export function forgetParsedFixtures(): void {
+  parsed.clear()
+}
+
 function readFixture(file: string): FixtureFile {
   const cached = parsed.get(file)
   if (cached) return cached

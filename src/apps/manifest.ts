@@ -5,6 +5,7 @@ import { EXIT_USAGE, TenancyError, usageError } from '../errors.js'
 import { assertAppName, parseMigrationFile } from '../names.js'
 import { readJsonFile } from '../util/json-file.js'
 import { parseHooks, type AppHooks } from './hook-spec.js'
+import { forgetParsedFixtures } from './fixtures.js'
 
 /** Names no app may take: the site core schema records its migrations under `core`. */
 export const RESERVED_APP_NAMES = new Set(['core', 'tenancy'])
@@ -81,6 +82,15 @@ function listFixtures(appPath: string): string[] {
     .filter((f) => f.endsWith('.json') && !f.startsWith('.'))
     .sort()
     .map((f) => join(dir, f))
+}
+
+/**
+ * Forgets the manifests read so far: a long-running worker calls it before each job, so a deploy
+ * that adds migrations or fixtures while it runs is seen by its next job.
+ */
+export function forgetLoadedApps(): void {
+  cache.clear()
+  forgetParsedFixtures()
 }
 
 /** Reads and checks one app's manifest (cached per process). An unknown app is a usage error. */

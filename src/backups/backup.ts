@@ -31,7 +31,7 @@ export interface BackupOptions extends FleetOptions<SiteBackupResult>, BackupSet
 /** One site's line of `tenancy backup --json`. */
 export interface SiteBackupResult {
   site: string
-  status: 'backed_up' | 'failed' | 'skipped' | 'interrupted'
+  status: 'backed_up' | 'failed' | 'skipped' | 'interrupted' | 'unreachable'
   /** The complete set's directory (null unless backed up). */
   path: string | null
   /** Bytes of every file in the set, manifest included. */
@@ -46,6 +46,8 @@ export interface BackupResult {
   backed_up: number
   failed: number
   skipped: number
+  /** Sites on a machine with no live worker (SPEC §10): not touched. */
+  unreachable: number
   interrupted: boolean
   duration_ms: number
 }
@@ -85,7 +87,7 @@ export async function backupSites(bench: Bench, options: BackupOptions = {}): Pr
     keep: options.keep ?? bench.config.backups.keep,
     signal: options.signal,
   }
-  return overSites<SiteBackupResult, 'backed_up' | 'failed' | 'skipped'>(
+  return overSites<SiteBackupResult, 'backed_up' | 'failed' | 'skipped' | 'unreachable'>(
     bench,
     options,
     {
@@ -97,8 +99,18 @@ export async function backupSites(bench: Bench, options: BackupOptions = {}): Pr
         return { site, status: 'backed_up', path: set.path, bytes: set.bytes, duration_ms, error: null }
       },
       blank: (site, status, error, duration_ms) => ({ site, status, path: null, bytes: 0, duration_ms, error }),
+      // The other machine backs up into its own backup path (a --backup-path given here names a path there too).
+      remote: {
+        command: 'backup',
+        payload: {
+          encrypt: options.encrypt,
+          keep: options.keep,
+          backupPath: options.backupPath,
+          skipFailing: options.skipFailing,
+        },
+      },
     },
-    ['backed_up', 'failed', 'skipped'],
+    ['backed_up', 'failed', 'skipped', 'unreachable'],
   )
 }
 

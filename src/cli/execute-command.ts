@@ -1,3 +1,4 @@
+import { isAbsolute, relative } from 'node:path'
 import type { Command } from 'commander'
 import { usageError } from '../errors.js'
 import { statusLine } from '../output/progress.js'
@@ -63,8 +64,11 @@ export function registerExecuteCommand(program: Command): void {
     const selection = fleetOptions(ctx.opts.sites, flags, ctx.signal)
     const args = parseArgsFlag(flags.args)
     const { executeOnSites, loadSiteFunction } = await import('./core.js')
-    const { fn } = await loadSiteFunction(spec, process.cwd())
+    const { fn, exportName, file } = await loadSiteFunction(spec, process.cwd())
     await ctx.withBench(async (bench) => {
+      // Other machines call the module from the same place in their bench (or the same absolute path).
+      const inBench = relative(bench.root, file)
+      const from = { module: inBench.startsWith('..') || isAbsolute(inBench) ? file : inBench, exportName }
       const line = statusLine(ctx.out)
       // The results are the command's output: stdout, one line a site, so a script can read them. On a
       // terminal each shows as its site finishes; otherwise they go out in batches.
@@ -75,6 +79,7 @@ export function registerExecuteCommand(program: Command): void {
       const result = await executeOnSites(bench, fn as never, {
         ...selection,
         args,
+        from,
         onSite: (r, done, total, thrown) => {
           if (ctx.out.json) return
           line?.clear()

@@ -77,6 +77,7 @@ export interface FleetFlags extends Pick<PendingFlags, 'withPending'> {
   skipSite?: string[]
   concurrency?: number
   skipFailing?: boolean
+  local?: boolean
 }
 
 /**
@@ -94,6 +95,7 @@ export function addFleetFlags(command: Command, concurrency: string): Command {
       integerFlag('--concurrency', { min: 1, max: 1024, unit: 'sites' }),
     )
     .option('--skip-failing', 'try every site even after one fails')
+    .option('--local', "only this machine's sites (with a shared registry, others' go to their machines' workers)")
 }
 
 /** The selection and run options of a fleet command's core function, from its flags. */
@@ -107,6 +109,7 @@ export function fleetOptions(
   withPending: boolean | undefined
   concurrency: number | undefined
   skipFailing: boolean
+  local: boolean
   signal: AbortSignal
 } {
   return {
@@ -115,12 +118,16 @@ export function fleetOptions(
     withPending: parsePendingFlag(flags.withPending),
     concurrency: flags.concurrency,
     skipFailing: Boolean(flags.skipFailing),
+    local: Boolean(flags.local),
     signal,
   }
 }
 
-/** A fleet command's exit code (SPEC §8): 130 when Ctrl-C stopped it, 1 when a site failed. */
-export function setFleetExitCode(result: { interrupted: boolean; failed: number }): void {
+/**
+ * A fleet command's exit code (SPEC §8, §10): 130 when Ctrl-C stopped it, 1 when a site failed
+ * or was on a machine with no live worker.
+ */
+export function setFleetExitCode(result: { interrupted: boolean; failed: number; unreachable: number }): void {
   if (result.interrupted) process.exitCode = EXIT_INTERRUPTED
-  else if (result.failed > 0) process.exitCode = EXIT_FAILED
+  else if (result.failed > 0 || result.unreachable > 0) process.exitCode = EXIT_FAILED
 }

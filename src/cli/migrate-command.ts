@@ -33,7 +33,7 @@ export function registerMigrateCommand(program: Command): void {
               line.update(migrateCounter(done, total, (performance.now() - started) / 1000))
               // A terminal gets the one progress line; only failures (and a dry run's findings) get
               // lines of their own.
-              if (r.status === 'failed' || r.status === 'pending' || r.status === 'interrupted')
+              if (['failed', 'pending', 'interrupted', 'unreachable'].includes(r.status))
                 line.print(`${r.site}: ${describeSiteMigration(r)}`)
             } else {
               ctx.out.info(`${r.site}: ${describeSiteMigration(r)}`)

@@ -179,6 +179,8 @@ export function describeSiteMigration(r: SiteResult): string {
       return 'not started (interrupted)'
     case 'failed':
       return `FAILED${r.app ? ` at ${r.app}/${r.migration}` : ''}: ${r.error}`
+    case 'unreachable':
+      return `UNREACHABLE: ${r.error}`
   }
 }
 
@@ -195,12 +197,25 @@ export function renderMigrateSummary(result: MigrateResult, dryRun: boolean): st
   const lines = [
     `${dryRun ? 'Dry run: ' : ''}${result.sites.length} site(s): ${result.migrated} migrated, ` +
       `${result.up_to_date} up to date, ${result.failed} failed, ${result.skipped} skipped` +
+      `${result.unreachable ? `, ${result.unreachable} unreachable` : ''}` +
       `${result.interrupted ? `, ${count('interrupted')} not started (interrupted)` : ''}` +
       `${dryRun ? `, ${count('pending')} with pending migrations` : ''} in ${result.duration_ms} ms`,
   ]
   for (const f of result.sites.filter((s) => s.status === 'failed'))
     lines.push(`  failed: ${f.site}${f.app ? ` (${f.app}/${f.migration})` : ''}: ${f.error}`)
+  lines.push(...unreachableLines(result.sites))
   return lines.join('\n')
+}
+
+/** One line per machine whose sites were unreachable: which, how many, and why. */
+function unreachableLines(sites: readonly { site: string; status: string; error: string | null }[]): string[] {
+  const byReason = new Map<string, string[]>()
+  for (const s of sites.filter((r) => r.status === 'unreachable'))
+    byReason.set(s.error ?? '', [...(byReason.get(s.error ?? '') ?? []), s.site])
+  return [...byReason].map(
+    ([why, names]) =>
+      `  unreachable: ${names.length > 3 ? `${names.slice(0, 3).join(', ')} and ${names.length - 3} more` : names.join(', ')}: ${why}`,
+  )
 }
 
 /** A byte count for humans: `512 B`, `3.4 MB`. */
@@ -230,15 +245,18 @@ function renderFleetSummary(
     sites: { site: string; status: string; error: string | null }[]
     interrupted: boolean
     duration_ms: number
+    unreachable: number
   },
   counts: string,
 ): string {
   const interrupted = result.sites.filter((s) => s.status === 'interrupted').length
   const lines = [
     `${result.sites.length} site(s): ${counts}` +
+      `${result.unreachable ? `, ${result.unreachable} unreachable` : ''}` +
       `${result.interrupted ? `, ${interrupted} interrupted` : ''} in ${result.duration_ms} ms`,
   ]
   for (const f of result.sites.filter((s) => s.status === 'failed')) lines.push(`  failed: ${f.site}: ${f.error}`)
+  lines.push(...unreachableLines(result.sites))
   return lines.join('\n')
 }
 

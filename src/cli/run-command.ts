@@ -1,4 +1,5 @@
 import type { Command } from 'commander'
+import type { SiteRunResult } from '../fleet/run.js'
 import { usageError } from '../errors.js'
 import { contextFor } from './context.js'
 import { addFleetFlags, fleetOptions, integerFlag, setFleetExitCode, type FleetFlags } from './flags.js'
@@ -59,6 +60,18 @@ export function registerRunCommand(program: Command): void {
       // A terminal gets the site in colour; a file or a pipe gets it plain.
       const prefix = (stream: NodeJS.WriteStream, site: string) =>
         stream.isTTY ? ctx.out.color.cyan(`${site}:`) : `${site}:`
+      // Sites whose lines came as they were printed; another machine's come with its result.
+      const streamed = new Set<string>()
+      const printOutput = (r: SiteRunResult) => {
+        for (const [name, text] of [
+          ['stdout', r.stdout],
+          ['stderr', r.stderr],
+        ] as const) {
+          const stream = name === 'stdout' ? ctx.out.stdout : ctx.out.stderr
+          for (const line of text.split('\n').filter((l, i, all) => l !== '' || i < all.length - 1))
+            stream.write(`${prefix(stream, r.site)} ${line}\n`)
+        }
+      }
       await ctx.withBench(async (bench) => {
         const { runOnSites } = await import('./core.js')
         const result = await runOnSites(bench, {
@@ -71,10 +84,12 @@ export function registerRunCommand(program: Command): void {
           onLine: json
             ? undefined
             : (site, name, line) => {
+                streamed.add(site)
                 const stream = name === 'stdout' ? ctx.out.stdout : ctx.out.stderr
                 stream.write(`${prefix(stream, site)} ${line}\n`)
               },
           onSite: (r) => {
+            if (!json && !streamed.has(r.site)) printOutput(r)
             if (!json && r.status !== 'succeeded')
               ctx.out.info(`${prefix(ctx.out.stderr, r.site)} ${describeSiteRun(r)}`)
           },

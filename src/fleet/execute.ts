@@ -33,6 +33,11 @@ export interface SiteContext<Args = unknown> {
 export type SiteFunction = (context: SiteContext) => unknown
 
 export interface ExecuteOptions extends FleetOptions<SiteExecuteResult> {
+  /**
+   * The module `fn` came from (`loadSiteFunction`), relative to the bench or absolute: sites
+   * homed on other machines have it called there, from that path in their bench (SPEC §10).
+   */
+  from?: { module: string; exportName: string }
   /** The `args` every call gets (a copy each). */
   args?: unknown
 }
@@ -40,7 +45,7 @@ export interface ExecuteOptions extends FleetOptions<SiteExecuteResult> {
 /** One site's line of `tenancy execute --json`. */
 export interface SiteExecuteResult {
   site: string
-  status: 'succeeded' | 'failed' | 'skipped' | 'interrupted'
+  status: 'succeeded' | 'failed' | 'skipped' | 'interrupted' | 'unreachable'
   /** What the function returned, as JSON (`undefined` is null); null unless it succeeded. */
   result: JsonValue
   error: string | null
@@ -53,6 +58,8 @@ export interface ExecuteResult {
   succeeded: number
   failed: number
   skipped: number
+  /** Sites on a machine with no live worker (SPEC §10): not touched. */
+  unreachable: number
   interrupted: boolean
   duration_ms: number
 }
@@ -90,14 +97,18 @@ export async function executeOnSites(
     const result = toJsonSafe(value)
     return { site, status: 'succeeded', result, error: null, duration_ms: Math.round(performance.now() - started) }
   }
-  return overSites<SiteExecuteResult, 'succeeded' | 'failed' | 'skipped'>(
+  return overSites<SiteExecuteResult, 'succeeded' | 'failed' | 'skipped' | 'unreachable'>(
     bench,
     options,
     {
       name: 'execute',
       run: callOn,
       blank: (site, status, error, duration_ms) => ({ site, status, result: null, error, duration_ms }),
+      remote: options.from && {
+        command: 'execute',
+        payload: { ...options.from, args: options.args, skipFailing: options.skipFailing },
+      },
     },
-    ['succeeded', 'failed', 'skipped'],
+    ['succeeded', 'failed', 'skipped', 'unreachable'],
   )
 }

@@ -28,7 +28,7 @@ export interface RunOptions extends FleetOptions<SiteRunResult> {
 /** One site's line of `tenancy run --json`. */
 export interface SiteRunResult {
   site: string
-  status: 'succeeded' | 'failed' | 'skipped' | 'interrupted'
+  status: 'succeeded' | 'failed' | 'skipped' | 'interrupted' | 'unreachable'
   /** The command's exit code; null when it did not exit by itself (timed out, killed, never started). */
   exit_code: number | null
   /** The last 64 KiB of its stdout, after a line `[… N bytes cut]` when more was printed. */
@@ -44,6 +44,8 @@ export interface RunResult {
   succeeded: number
   failed: number
   skipped: number
+  /** Sites on a machine with no live worker (SPEC §10): not touched. */
+  unreachable: number
   interrupted: boolean
   duration_ms: number
 }
@@ -116,12 +118,22 @@ export async function runOnSites(bench: Bench, options: RunOptions): Promise<Run
     }
   }
 
-  return overSites<SiteRunResult, 'succeeded' | 'failed' | 'skipped'>(
+  return overSites<SiteRunResult, 'succeeded' | 'failed' | 'skipped' | 'unreachable'>(
     bench,
     options,
     {
       name: 'run',
       run: runSite,
+      // Another machine runs the same command line there, its output kept in the result.
+      remote: {
+        command: 'run',
+        payload: {
+          command: options.command,
+          shell: options.shell,
+          timeoutSeconds: options.timeoutSeconds,
+          skipFailing: options.skipFailing,
+        },
+      },
       blank: (site, status, error, duration_ms) => ({
         site,
         status,
@@ -132,7 +144,7 @@ export async function runOnSites(bench: Bench, options: RunOptions): Promise<Run
         error,
       }),
     },
-    ['succeeded', 'failed', 'skipped'],
+    ['succeeded', 'failed', 'skipped', 'unreachable'],
   )
 }
 

@@ -10,6 +10,8 @@ export interface SiteModuleFunction {
   /** The export called: `default` unless `#name` chose another. */
   exportName: string
   fn: ExportedFunction
+  /** The module's absolute path. */
+  file: string
 }
 
 /**
@@ -43,5 +45,5 @@ export async function loadSiteFunction(spec: string, cwd: string): Promise<SiteM
     what: `module "${module}"`,
     choose: `choose one with ${module}#name`,
   })
-  return { module, exportName, fn }
+  return { module, exportName, fn, file }
 }

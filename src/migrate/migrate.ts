@@ -5,6 +5,7 @@ import type { Bench } from '../bench.js'
 import { listBenchApps, resolveInstallOrder } from '../apps/manifest.js'
 import { homeName, isHomedHere } from '../sites/site-home.js'
 import { selectSites } from '../sites/site-selection.js'
+import { runOnMachines } from '../sites/remote-sites.js'
 import { RESTORE_INTENT } from '../sites/site.js'
 import { ownerPurpose, usingTenantLease } from '../registry/leases.js'
 import type { Registry, SiteRecord } from '../registry/registry.js'
@@ -21,6 +22,8 @@ export interface MigrateOptions {
   concurrency?: number
   skipFailing?: boolean
   dryRun?: boolean
+  /** Only this machine's sites (`--local`); otherwise other machines' go to their workers (SPEC §10). */
+  local?: boolean
   signal?: AbortSignal
   onSite?: (result: SiteResult, done: number, total: number) => void
 }
@@ -31,6 +34,8 @@ export interface MigrateResult {
   failed: number
   up_to_date: number
   skipped: number
+  /** Sites on a machine with no live worker (SPEC §10): not touched. */
+  unreachable: number
   /** Whether Ctrl-C (or SIGTERM) stopped the run; the sites it did not start have status `interrupted`. */
   interrupted: boolean
   duration_ms: number
@@ -64,9 +69,15 @@ export async function migrate(bench: Bench, options: MigrateOptions = {}): Promi
     ).map((t) => [t.site, t.id]),
   )
   const withPending = options.withPending ?? bench.config.pending.include_in_queries
-  const chosen = all.filter((s) =>
-    named ? named.includes(s.name) : s.state === 'ready' && (withPending || !pendingTenants.has(s.name)),
+  const homedHere = (s: SiteRecord) => isHomedHere(bench, registry.kind, s)
+  const picked = all.filter((s) =>
+    named
+      ? named.includes(s.name)
+      : s.state === 'ready' && (withPending || !pendingTenants.has(s.name)) && (!options.local || homedHere(s)),
   )
+  // Ready sites of other machines are migrated there, by their workers, in the same run.
+  const remote = options.local ? [] : picked.filter((s) => s.state === 'ready' && !homedHere(s))
+  const chosen = picked.filter((s) => !remote.includes(s))
   const apps = listBenchApps(bench)
   const plan = planApps(
     resolveInstallOrder(
@@ -77,11 +88,22 @@ export async function migrate(bench: Bench, options: MigrateOptions = {}): Promi
 
   const results: SiteResult[] = []
   let stop = false
+  const total = picked.length
   const record = (result: SiteResult) => {
     results.push(result)
     if (result.status === 'failed' && !options.skipFailing) stop = true
-    options.onSite?.(result, results.length, chosen.length)
+    options.onSite?.(result, results.length, total)
   }
+  const sent = runOnMachines<SiteResult>(
+    bench,
+    remote,
+    { command: 'migrate', payload: { dryRun: options.dryRun, skipFailing: options.skipFailing } },
+    {
+      signal: options.signal,
+      onResult: record,
+      blank: (site, status, error) => ({ site, status, applied: [], error, duration_ms: 0 }),
+    },
+  )
   const skip = (site: string, why: string) =>
     record({ site, status: 'skipped', applied: [], error: why, duration_ms: 0 })
   const queue = [...chosen]
@@ -151,6 +173,7 @@ export async function migrate(bench: Bench, options: MigrateOptions = {}): Promi
   } else {
     await runInThreads(plan, concurrency, lane)
   }
+  await sent
   const interrupted = options.signal?.aborted === true
   for (const site of queue) {
     if (interrupted)
@@ -165,7 +188,7 @@ export async function migrate(bench: Bench, options: MigrateOptions = {}): Promi
   }
   const count = (status: SiteResult['status']) => results.filter((r) => r.status === status).length
   // Sites finish in any order; the result lists them in the order they were taken up.
-  const order = new Map(chosen.map((s, i) => [s.name, i]))
+  const order = new Map(picked.map((s, i) => [s.name, i]))
   results.sort((a, b) => (order.get(a.site) ?? 0) - (order.get(b.site) ?? 0))
   return {
     sites: results,
@@ -173,6 +196,7 @@ export async function migrate(bench: Bench, options: MigrateOptions = {}): Promi
     failed: count('failed'),
     up_to_date: count('up_to_date'),
     skipped: count('skipped'),
+    unreachable: count('unreachable'),
     interrupted,
     duration_ms: Math.round(performance.now() - started),
   }

@@ -27,6 +27,8 @@ export interface RollbackResult {
   failed: number
   nothing_to_roll_back: number
   skipped: number
+  /** Sites on a machine with no live worker (SPEC §10): not touched. */
+  unreachable: number
   interrupted: boolean
   duration_ms: number
 }
@@ -88,7 +90,7 @@ export async function rollback(bench: Bench, options: RollbackOptions = {}): Pro
   try {
     return await overSites<
       SiteRollbackResult,
-      'rolled_back' | 'planned' | 'failed' | 'nothing_to_roll_back' | 'skipped'
+      'rolled_back' | 'planned' | 'failed' | 'nothing_to_roll_back' | 'skipped' | 'unreachable'
     >(
       bench,
       { ...options, concurrency: size || options.concurrency },
@@ -97,8 +99,9 @@ export async function rollback(bench: Bench, options: RollbackOptions = {}): Pro
         sites: selected,
         run: ({ name }) => rollbackOne({ site: name, path: bench.sitePath(name) }),
         blank: (site, status, error, duration_ms) => ({ site, status, reverted: [], error, duration_ms }),
+        remote: { command: 'rollback', payload: { ...target, skipFailing: options.skipFailing } },
       },
-      ['rolled_back', 'planned', 'failed', 'nothing_to_roll_back', 'skipped'],
+      ['rolled_back', 'planned', 'failed', 'nothing_to_roll_back', 'skipped', 'unreachable'],
     )
   } finally {
     await threads?.close()

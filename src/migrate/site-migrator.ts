@@ -32,7 +32,7 @@ export interface SiteJob {
 }
 
 /** `interrupted`: not started because the run was stopped by a signal. */
-export type SiteStatus = 'migrated' | 'up_to_date' | 'failed' | 'skipped' | 'pending' | 'interrupted'
+export type SiteStatus = 'migrated' | 'up_to_date' | 'failed' | 'skipped' | 'pending' | 'interrupted' | 'unreachable'
 
 /** One site's outcome, in the SPEC's `--json` shape plus where a failure happened. */
 export interface SiteResult {

@@ -24,7 +24,7 @@ export interface SiteRollbackTarget extends RollbackTarget {
 /** One site's line of `tenancy rollback --json`. */
 export interface SiteRollbackResult {
   site: string
-  status: 'rolled_back' | 'planned' | 'nothing_to_roll_back' | 'failed' | 'skipped' | 'interrupted'
+  status: 'rolled_back' | 'planned' | 'nothing_to_roll_back' | 'failed' | 'skipped' | 'interrupted' | 'unreachable'
   /** `app/migration`, newest first: reverted (or, with --dry-run, to be reverted). */
   reverted: string[]
   error: string | null

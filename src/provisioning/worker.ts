@@ -7,7 +7,10 @@ import { PROCESS_OWNER, ownerAlive } from '../util/process-owner.js'
 import { claimJob, jobsForHost, jobsLeft, type TenantScope } from '../registry/jobs.js'
 import { LEASE_MS, inFuture, keepAlive, newOwner } from '../registry/leases.js'
 import { notHomedElsewhere } from '../sites/site-home.js'
-import { liveWorkerHosts, workerLeaseName, workerLeasePattern } from '../registry/hosts.js'
+import { jobChannel, liveWorkerHosts, workerLeaseName, workerLeasePattern } from '../registry/hosts.js'
+import { claimSiteJob, siteJobsLeft } from '../registry/site-jobs.js'
+import { runSiteJob } from '../fleet/site-job-runner.js'
+import { forgetLoadedApps } from '../apps/manifest.js'
 import { packageRoot } from '../util/library-path.js'
 import { deliverEvents } from '../events/outbox.js'
 import { runJob, type JobContext, type JobStatus, type WorkerEvent } from './run-job.js'
@@ -32,18 +35,23 @@ export interface WorkerResult {
   retried: number
 }
 
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const onAbort = () => {
-      clearTimeout(timer)
-      resolve()
-    }
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort)
-      resolve()
-    }, ms)
-    signal?.addEventListener('abort', onAbort, { once: true })
-  })
+/** Sleeps up to `ms`; `wakeAll` (a job was queued for this machine) or `signal` ends every sleep at once. */
+function sleeper(signal?: AbortSignal) {
+  const sleeping = new Set<() => void>()
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const wake = () => {
+        clearTimeout(timer)
+        sleeping.delete(wake)
+        signal?.removeEventListener('abort', wake)
+        resolve()
+      }
+      const timer = setTimeout(wake, ms)
+      sleeping.add(wake)
+      signal?.addEventListener('abort', wake, { once: true })
+    })
+  return { sleep, wakeAll: () => [...sleeping].forEach((wake) => wake()) }
+}
 
 /**
  * `tenancy worker`: runs queued provisioning jobs, `concurrency` at a time, retrying failures
@@ -85,11 +93,22 @@ export async function runWorker(bench: Bench, options: WorkerOptions = {}): Prom
       ? (eb) => eb.and([jobsForHost(bench.host)(eb), notHomedElsewhere(bench.host)(eb)])
       : undefined
   const host = registry.kind === 'postgres' ? bench.host : undefined
+  const { sleep, wakeAll } = sleeper(options.signal)
+  // A job queued for this machine (a provisioning or a site job) wakes the idle lanes at once.
+  const stopListening = await registry.listen([jobChannel(bench.host)], wakeAll)
 
   const lane = async () => {
     const owner = newOwner()
     while (!options.signal?.aborted && !context.keyRefused && !registration.signal.aborted) {
       const job = await claimJob(registry, owner, scope, host)
+      // Each job sees the bench's apps as they are now (a deploy may have added migrations).
+      forgetLoadedApps()
+      // Work another machine's fleet command sent this one (SPEC §10).
+      const siteJob = !job && host !== undefined ? await claimSiteJob(registry, host, owner) : undefined
+      if (siteJob) {
+        await runSiteJob(bench, siteJob, owner, options.signal)
+        continue
+      }
       if (job) {
         totals.attempts++
         seen.add(job.id)
@@ -104,9 +123,9 @@ export async function runWorker(bench: Bench, options: WorkerOptions = {}): Prom
       if ((await deliverEvents(bench, { limit: 50 })).delivered > 0) continue
       if (options.once) {
         const left = await jobsLeft(registry.db, scope)
-        if (left.count === 0) return
+        if (left.count === 0 && (host === undefined || !(await siteJobsLeft(registry.db, host)))) return
       }
-      await sleep(poll, options.signal)
+      await sleep(poll)
     }
   }
 
@@ -127,6 +146,7 @@ export async function runWorker(bench: Bench, options: WorkerOptions = {}): Prom
       if (retired) break
     }
   } finally {
+    await stopListening()
     registration.stop()
     await registry.db.deleteFrom('leases').where('name', '=', leaseName).execute()
   }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type { Kysely } from 'kysely'
 import { ownerAlive } from '../util/process-owner.js'
 import { now } from './registry.js'
@@ -54,9 +55,12 @@ export function jobChannel(host: string): string {
   return `tenancy_jobs_${channelSafe(host)}`
 }
 
-/** The PostgreSQL channel that wakes a command waiting on the results of job `id`. */
-export function resultChannel(id: number): string {
-  return `tenancy_job_${id}`
+/**
+ * The PostgreSQL channel that wakes the command `sender` (its lease owner name) waiting on the
+ * results of the jobs it sent: listened to before the first job is queued, so no result is missed.
+ */
+export function resultChannel(sender: string): string {
+  return `tenancy_results_${createHash('sha256').update(sender).digest('hex').slice(0, 24)}`
 }
 
 /** A channel name is an identifier (quoted, at most 63 bytes): keep it plain and short. */

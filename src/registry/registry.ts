@@ -52,10 +52,42 @@ function toRecord(row: SitesTable): SiteRecord {
 export class Registry {
   readonly db: Kysely<RegistrySchema>
   readonly kind: RegistryKind
+  /** The PostgreSQL URL (for LISTEN's own connection); undefined on SQLite. */
+  readonly #url: string | undefined
 
-  private constructor(db: Kysely<RegistrySchema>, kind: RegistryKind) {
+  private constructor(db: Kysely<RegistrySchema>, kind: RegistryKind, url?: string) {
     this.db = db
     this.kind = kind
+    this.#url = url
+  }
+
+  /**
+   * Wakes `onNotify` when another process calls `notify` on one of `channels` (PostgreSQL
+   * LISTEN on a connection of its own). On SQLite, or when the connection fails, it never
+   * wakes: callers poll as well, so a notification only saves them the wait. Returns the stop.
+   */
+  async listen(channels: string[], onNotify: (channel: string) => void): Promise<() => Promise<void>> {
+    if (this.kind !== 'postgres' || channels.length === 0) return async () => {}
+    const pg = await loadPg()
+    const client = new pg.Client({ connectionString: this.#url, connectionTimeoutMillis: 10_000 })
+    // A lost LISTEN connection only means waking on the next poll instead.
+    client.on('error', () => {})
+    client.on('notification', (message) => onNotify(message.channel))
+    try {
+      await client.connect()
+      for (const channel of channels) await client.query(`LISTEN "${channel.replace(/"/g, '')}"`)
+    } catch {
+      await client.end().catch(() => {})
+      return async () => {}
+    }
+    return async () => {
+      await client.end().catch(() => {})
+    }
+  }
+
+  /** Wakes the listeners of `channel` (PostgreSQL NOTIFY, sent when the transaction commits); nothing on SQLite. */
+  async notify(channel: string, db: Kysely<RegistrySchema> = this.db): Promise<void> {
+    if (this.kind === 'postgres') await sql`select pg_notify(${channel}, '')`.execute(db)
   }
 
   /**
@@ -88,7 +120,7 @@ export class Registry {
       return registry
     }
     if (/^postgres(ql)?:\/\//.test(url)) {
-      const registry = new Registry(await openPostgres(url), 'postgres')
+      const registry = new Registry(await openPostgres(url), 'postgres', url)
       try {
         await registry.#migrate(() => options.onEmpty?.(maskUrl(url), 'empty'))
       } catch (error) {

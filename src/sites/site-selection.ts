@@ -5,6 +5,7 @@ import { assertSiteName } from '../names.js'
 import type { SiteRecord } from '../registry/registry.js'
 import { assertHomedHere, isHomedHere } from './site-home.js'
 import { requireSite } from './site.js'
+import { runOnMachines, type RemoteCommand } from './remote-sites.js'
 
 /**
  * The sites a fleet command acts on (SPEC §8 "Site selection", shared by `backup`, `migrate`,
@@ -18,6 +19,8 @@ export interface SiteSelection {
   skipSites?: string[]
   /** With `all`: include sites of pending tenants; default `pending.include_in_queries`. */
   withPending?: boolean
+  /** Only this machine's sites (`--local`): `all` leaves other machines' out, and none is sent to them. */
+  local?: boolean
 }
 
 /** How a fleet command goes over its sites: `--concurrency N`, `--skip-failing`, Ctrl-C. */
@@ -37,6 +40,9 @@ export interface SiteOutcome {
 /** Why a site was not started: an earlier one failed (`skipped`) or the run was interrupted. */
 export type NotStarted = 'skipped' | 'interrupted'
 
+/** Why a site got no work: not started, failed by throwing, or on a machine with no live worker. */
+export type BlankStatus = 'failed' | NotStarted | 'unreachable'
+
 /** The `error` of a site a fleet command (`backup`, `rollback`, …) did not start. */
 export function notStartedReason(command: string, why: NotStarted): string {
   return why === 'interrupted'
@@ -48,7 +54,8 @@ export function notStartedReason(command: string, why: NotStarted): string {
  * The sites a selection names, in the registry's order. With no `--site` the command acts on the
  * default site (`TENANCY_SITE`, `tenancy use`), and with none of those either it is exit 2. Named sites
  * must exist (exit 2 naming the first that does not) and are kept whatever their state, so their
- * command reports why it cannot act on them; `all` is every ready site homed on this machine.
+ * command reports why it cannot act on them; `all` is every ready site, on every machine of a shared
+ * registry (with `local`, of this machine only).
  */
 export async function selectSites(bench: Bench, selection: SiteSelection): Promise<SiteRecord[]> {
   const fallback = bench.defaultSite
@@ -71,7 +78,11 @@ export async function selectSites(bench: Bench, selection: SiteSelection): Promi
   const withPending = selection.withPending ?? bench.config.pending.include_in_queries
   const pending = withPending ? new Set<string>() : await pendingSites(bench)
   return all.filter(
-    (s) => s.state === 'ready' && !skipped.has(s.name) && !pending.has(s.name) && isHomedHere(bench, registry.kind, s),
+    (s) =>
+      s.state === 'ready' &&
+      !skipped.has(s.name) &&
+      !pending.has(s.name) &&
+      (!selection.local || isHomedHere(bench, registry.kind, s)),
   )
 }
 
@@ -156,8 +167,13 @@ export interface FleetCommand<R extends SiteOutcome> {
   sites?: SiteRecord[]
   /** The work on one site (ready and homed here); a throw is that site's failure. */
   run: (site: SiteRecord) => Promise<R>
-  /** The result of a site that failed by throwing (`error` its message) or was not started. */
-  blank: (site: string, status: 'failed' | NotStarted, error: string, durationMs: number) => R
+  /** The result of a site that failed by throwing (`error` its message), was not started or is unreachable. */
+  blank: (site: string, status: BlankStatus, error: string, durationMs: number) => R
+  /**
+   * What the machine a site lives on runs for it (SPEC §10): sites homed elsewhere go to their
+   * machines' workers as this, unless the selection is `local`. Without it they fail here.
+   */
+  remote?: RemoteCommand
 }
 
 /** What a fleet command's options add to the selection: how to go over the sites, and progress. */
@@ -190,19 +206,34 @@ export async function overSites<R extends SiteOutcome, Counted extends R['status
   counted: readonly Counted[],
 ): Promise<FleetSummary<R, Counted>> {
   const started = performance.now()
-  const selected = command.sites ?? (await selectSites(bench, options))
+  const chosen = command.sites ?? (await selectSites(bench, options))
+  const registryKind = (await bench.registry()).kind
+  // Ready sites homed on other machines go to their workers; the rest are this machine's to do
+  // (or to say why not).
+  const sendable = (s: SiteRecord) =>
+    command.remote !== undefined && !options.local && s.state === 'ready' && !isHomedHere(bench, registryKind, s)
+  const remote = chosen.filter(sendable)
+  const selected = chosen.filter((s) => !sendable(s))
   const records = new Map(selected.map((s) => [s.name, s]))
   const pendingTenantOf = await pendingTenants(bench, selected)
-  const registryKind = (await bench.registry()).kind
-  const total = selected.length
+  const total = chosen.length
   let done = 0
+  const remoteResults = new Map<string, R>()
+  const sent = runOnMachines<R>(bench, remote, command.remote!, {
+    signal: options.signal,
+    onResult: (result) => {
+      remoteResults.set(result.site, result)
+      options.onSite?.(result, ++done, total)
+    },
+    blank: (site, status, error) => command.blank(site, status, error, 0),
+  })
   const work = async (record: SiteRecord): Promise<R> => {
     // A named site is kept whatever its state: requireSite reads it again and says why (or finds it ready now).
     if (record.state !== 'ready') await requireSite(bench, record.name)
     assertHomedHere(bench, registryKind, record, command.name)
     return command.run(record)
   }
-  const { results, interrupted } = await forEachSite<R>(
+  const { results, interrupted: stopped } = await forEachSite<R>(
     selected.map((s) => s.name),
     options,
     async (site) => {
@@ -225,11 +256,15 @@ export async function overSites<R extends SiteOutcome, Counted extends R['status
     },
     (site, why) => command.blank(site, why, notStartedReason(command.name, why), 0),
   )
-  const counts = Object.fromEntries(counted.map((c) => [c, results.filter((r) => r.status === c).length]))
+  await sent
+  // Every site in the selection's order, wherever it ran.
+  const here = new Map(results.map((r) => [r.site, r]))
+  const all = chosen.map((s) => here.get(s.name) ?? remoteResults.get(s.name)!)
+  const counts = Object.fromEntries(counted.map((c) => [c, all.filter((r) => r.status === c).length]))
   return {
-    sites: results,
+    sites: all,
     ...(counts as Record<Counted, number>),
-    interrupted,
+    interrupted: stopped || options.signal?.aborted === true,
     duration_ms: Math.round(performance.now() - started),
   }
 }

@@ -1,0 +1,181 @@
+import type { Bench } from '../bench.js'
+import { messageOf } from '../errors.js'
+import { liveWorkerHosts, resultChannel } from '../registry/hosts.js'
+import { newOwner } from '../registry/leases.js'
+import type { SiteRecord } from '../registry/registry.js'
+import { cancelSiteJob, enqueueSiteJob, getSiteJob, siteJobResults, type SiteJobRow } from '../registry/site-jobs.js'
+import { homeName } from './site-home.js'
+
+/**
+ * Sending a fleet command's sites homed on other machines to those machines' workers (SPEC
+ * §10) and waiting for their results: one site job per machine, results read as they come
+ * (woken by NOTIFY, with a poll as the fallback). A machine with no live worker gets no job:
+ * its sites are `unreachable`, never touched.
+ */
+
+/** What a remote machine runs: the command's name and its options (JSON, never a secret). */
+export interface RemoteCommand {
+  command: string
+  payload: Record<string, unknown>
+}
+
+/** The result of a site a remote machine did not (or could not be seen to) finish. */
+export type RemoteBlank<R> = (site: string, status: 'unreachable' | 'interrupted' | 'failed', error: string) => R
+
+/** How often the sender looks at its jobs when no notification came (and how often it checks their machines). */
+const POLL_MS = 1000
+const POLL_WITHOUT_LISTEN_MS = 200
+
+/** Why a site of a machine with no live worker was not touched. */
+export function unreachableReason(host: string): string {
+  return `machine ${host} has no live worker, so the site was not touched; start "tenancy worker" on ${host}, or run the command there`
+}
+
+/**
+ * Runs `remote` (sites homed elsewhere) on their machines' workers and calls `onResult` with each
+ * site's result as it arrives. Resolves when every site has one: the machine's, or `blank` —
+ * `unreachable` for a machine with no live worker (or whose worker died and none took the job
+ * over before its lease ran out), `interrupted` for sites not reported when `signal` aborted
+ * (the jobs are called off).
+ */
+export async function runOnMachines<R extends { site: string }>(
+  bench: Bench,
+  remote: readonly SiteRecord[],
+  request: RemoteCommand,
+  options: { signal?: AbortSignal; onResult: (result: R) => void; blank: RemoteBlank<R> },
+): Promise<void> {
+  if (remote.length === 0) return
+  const registry = await bench.registry()
+  const byHost = new Map<string, string[]>()
+  for (const site of remote) {
+    const host = homeName(site)
+    byHost.set(host, [...(byHost.get(host) ?? []), site.name])
+  }
+  const live = await liveWorkerHosts(registry.db)
+  const sender = newOwner()
+  // A notification that came while the results were being read is not lost: the next wait is skipped.
+  let notified = false
+  let wake: () => void = () => {
+    notified = true
+  }
+  // Listening before any job is queued: a machine may answer at once.
+  const stopListening = [...byHost.keys()].some((h) => live.has(h))
+    ? await registry.listen([resultChannel(sender)], () => wake())
+    : async () => {}
+  const waiting: { id: number; host: string; sites: string[]; reported: Set<string>; next: number }[] = []
+  for (const [host, sites] of byHost) {
+    if (!live.has(host)) {
+      for (const site of sites) options.onResult(options.blank(site, 'unreachable', unreachableReason(host)))
+      continue
+    }
+    const id = await enqueueSiteJob(registry, {
+      host,
+      command: request.command,
+      payload: request.payload,
+      sites,
+      requestedBy: sender,
+    })
+    waiting.push({ id, host, sites, reported: new Set(), next: 0 })
+  }
+  if (waiting.length === 0) return stopListening()
+
+  // A result as the machine wrote it, with every field of this command's results (a newer or older
+  // tenancy there may write fewer).
+  const asResult = (row: { site: string; result: unknown }): R => ({
+    ...options.blank(row.site, 'failed', ''),
+    ...(row.result as object),
+  })
+  const pollMs = registry.kind === 'postgres' ? POLL_MS : POLL_WITHOUT_LISTEN_MS
+  const onAbort = () => wake()
+  options.signal?.addEventListener('abort', onAbort)
+  /** Ends a job's wait: every site not reported gets `status` with `error`. */
+  const settle = (job: (typeof waiting)[number], status: 'unreachable' | 'interrupted' | 'failed', error: string) => {
+    for (const site of job.sites) if (!job.reported.has(site)) options.onResult(options.blank(site, status, error))
+    job.reported = new Set(job.sites)
+  }
+  try {
+    while (waiting.length > 0) {
+      for (const job of [...waiting]) {
+        for (const row of await siteJobResults(registry.db, job.id, job.next)) {
+          job.next = row.seq + 1
+          if (job.reported.has(row.site)) continue
+          job.reported.add(row.site)
+          options.onResult(asResult(row))
+        }
+        const state = await getSiteJob(registry.db, job.id)
+        const over = await jobOver(bench, job.host, state, options.signal?.aborted === true, job.id)
+        if (over) {
+          // Results written before the job ended are read once more, then the rest settled.
+          for (const row of await siteJobResults(registry.db, job.id, job.next)) {
+            job.next = row.seq + 1
+            if (job.reported.has(row.site)) continue
+            job.reported.add(row.site)
+            options.onResult(asResult(row))
+          }
+          settle(job, over.status, over.error)
+          waiting.splice(waiting.indexOf(job), 1)
+        }
+      }
+      if (waiting.length === 0) break
+      if (!notified && !options.signal?.aborted)
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, pollMs)
+          wake = () => {
+            clearTimeout(timer)
+            resolve()
+          }
+        })
+      notified = false
+      wake = () => {
+        notified = true
+      }
+    }
+  } finally {
+    options.signal?.removeEventListener('abort', onAbort)
+    await stopListening()
+  }
+}
+
+/**
+ * Whether the wait on a job is over, and how its unreported sites end: the job finished (done:
+ * nothing is left; failed: its error), was called off, or must be called off now — Ctrl-C here,
+ * its machine has no live worker while it is still queued, or it is running with an expired
+ * lease and no live worker to take it over.
+ */
+async function jobOver(
+  bench: Bench,
+  host: string,
+  job: SiteJobRow | undefined,
+  aborted: boolean,
+  id: number,
+): Promise<{ status: 'unreachable' | 'interrupted' | 'failed'; error: string } | undefined> {
+  const registry = await bench.registry()
+  if (!job) return { status: 'failed', error: `the job sent to ${host} is gone from the registry` }
+  if (job.status === 'done')
+    return { status: 'failed', error: `machine ${host} finished without a result for the site` }
+  if (job.status === 'failed') return { status: 'failed', error: `on ${host}: ${job.error ?? 'the job failed'}` }
+  if (job.status === 'cancelled')
+    return { status: 'unreachable', error: job.error ?? `the job sent to ${host} was called off` }
+  if (aborted) {
+    await cancelSiteJob(registry.db, id, 'called off: the command that sent it was interrupted', 'any')
+    return {
+      status: 'interrupted',
+      error: `not finished: the command was interrupted (machine ${host} stops after its current site)`,
+    }
+  }
+  try {
+    const live = (await liveWorkerHosts(registry.db, host)).has(host)
+    if (live) return undefined
+    if (job.status === 'queued' && (await cancelSiteJob(registry.db, id, unreachableReason(host), 'queued')))
+      return { status: 'unreachable', error: unreachableReason(host) }
+    if (job.status === 'running' && (await cancelSiteJob(registry.db, id, workerDied(host), 'orphaned')))
+      return { status: 'unreachable', error: workerDied(host) }
+  } catch (error) {
+    return { status: 'failed', error: `cannot follow the job sent to ${host}: ${messageOf(error)}` }
+  }
+  return undefined
+}
+
+function workerDied(host: string): string {
+  return `machine ${host}'s worker stopped during the job and none took it over; the site may be half done there: run the command again (on ${host}, or once its worker is back)`
+}
