@@ -8,6 +8,7 @@ export { finishRestoredRename, renameSite, renameTenantSite } from '../provision
 export { backupAndDropSite } from '../backups/backup-before-drop.js'
 export { requireSite } from '../sites/site.js'
 export { listSites } from '../sites/list-sites.js'
+export { forgetHost } from '../sites/forget-host.js'
 export { installApps } from '../apps/install.js'
 export { listApps, listSiteApps } from '../apps/list-apps.js'
 export { showConfig } from '../sites/config-commands.js'
