@@ -160,9 +160,20 @@ describe.skipIf(!enabled('postgres'))('machines sharing a registry', () => {
       at,
     )
     // A tenant recorded (its steps to do) and its job queued for m1, as `tenant create --host m1 --background` does.
+    // And a tenant whose provisioning failed there for good (its job failed, no site made).
     setConfig(one, (c) => (c.auto_provision_tenant_sites = false))
     await ok(one, ['tenant', 'create', 'q1'], M1)
+    await ok(one, ['tenant', 'create', 'f1'], M1)
     setConfig(one, (c) => delete c.auto_provision_tenant_sites)
+    await registryRows(
+      one,
+      `insert into jobs (tenant_id, kind, status, attempts, run_at, created_at, updated_at, host, last_error)
+       select id, 'provision', 'failed', 3, ?, ?, ?, 'm1', 'gave up' from tenants where name = 'f1'`,
+      at,
+      at,
+      at,
+    )
+    refused(await tenancy(two, ['provision', 'f1'], { env: M2 }), /m1/)
     await registryRows(
       one,
       `insert into jobs (tenant_id, kind, status, attempts, run_at, created_at, updated_at, host)
@@ -266,12 +277,26 @@ describe.skipIf(!enabled('postgres'))('machines sharing a registry', () => {
     expect(await registryRows(one, 'select status, error from site_jobs')).toEqual([
       { status: 'cancelled', error: 'machine m1 was forgotten' },
     ])
-    expect(await registryRows(one, 'select host, status from jobs')).toEqual([{ host: null, status: 'queued' }])
+    expect(
+      await registryRows(
+        one,
+        'select t.name, j.host, j.status from jobs j join tenants t on t.id = j.tenant_id order by t.name',
+      ),
+    ).toEqual([
+      { name: 'f1', host: null, status: 'failed' },
+      { name: 'q1', host: null, status: 'queued' },
+    ])
     expect(await registryRows(one, "select count(*) as n from leases where name like 'worker%m1%'")).toEqual([{ n: 0 }])
     expect((await ok(two, ['list-sites', '--host', 'm1'], M2)).stdout.trim()).toBe('no sites on m1')
     // The job that was m1's is now any machine's: m2's worker provisions q1 and homes its site on m2.
     await ok(two, ['worker', '--once'], M2)
     expect(await registryRows(one, "select host, state from sites where name = 'q1.localhost'")).toEqual([
+      { host: 'm2', state: 'ready' },
+    ])
+    // The tenant that failed on m1 belongs to no machine now: m2 provisions it.
+    expect((await ok(two, ['tenant', 'show', 'f1', '--json'], M2)).json.host).toBeNull()
+    await ok(two, ['provision', 'f1'], M2)
+    expect(await registryRows(one, "select host, state from sites where name = 'f1.localhost'")).toEqual([
       { host: 'm2', state: 'ready' },
     ])
   })

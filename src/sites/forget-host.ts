@@ -18,9 +18,10 @@ export interface ForgetHostResult {
   /** Fleet work sent to it that it will never run: now `cancelled`, so the senders stop waiting. */
   site_jobs_cancelled: number[]
   /**
-   * Provisioning jobs placed on it (`tenant create --host`, or claimed there and not finished):
-   * placed on no machine now, so the first machine whose worker claims one provisions the tenant
-   * and homes its site there.
+   * Provisioning jobs placed on it (`tenant create --host`, a pool reservation, or claimed there)
+   * and not finished: placed on no machine now, so the first machine whose worker claims one
+   * provisions the tenant and homes its site there. (Finished jobs lose their placement too, so
+   * their tenants belong to no machine and `provision` runs on any.)
    */
   jobs_unplaced: { id: number; tenant: string }[]
   /**
@@ -186,17 +187,11 @@ async function forgetIn(trx: Kysely<RegistrySchema>, host: string): Promise<Forg
     .where('jobs.status', 'in', PLACED_STATUSES)
     .orderBy('jobs.id')
     .execute()
-  // A running one keeps its status: its lease, no longer renewed, expires and any machine takes it over.
-  if (placed.length > 0)
-    await trx
-      .updateTable('jobs')
-      .set({ host: null, updated_at: at })
-      .where(
-        'id',
-        'in',
-        placed.map((j) => j.id),
-      )
-      .execute()
+  // Every job of the machine, finished ones too: a tenant belongs to the machine its newest
+  // placed job names until its site exists (registry/placement.ts), so one whose provisioning
+  // failed there would stay the forgotten machine's, and `provision` refused everywhere. A
+  // running one keeps its status: its lease, no longer renewed, expires and any machine takes it over.
+  await trx.updateTable('jobs').set({ host: null, updated_at: at }).where('host', '=', host).execute()
 
   const failed = await trx
     .selectFrom('sites')
