@@ -21,16 +21,17 @@ import {
 import { migrate } from '../migrate/migrate.js'
 import type { SiteResult } from '../migrate/site-migrator.js'
 import { assertSiteName, generateDbName } from '../names.js'
-import type { InstalledAppSummary } from '../registry/registry.js'
+import type { InstalledAppSummary, SiteRecord } from '../registry/registry.js'
 import { usingTenantLease } from '../registry/leases.js'
 import { resolveServerAdmin } from '../sites/server-admin.js'
 import { RESTORE_INTENT, readSiteConfig, requireSite, writeSiteConfig, type SiteConfig } from '../sites/site.js'
-import { assertHomedHere } from '../sites/site-home.js'
+import { assertHomedHere, assertRealSiteDirectory, isHomedHere } from '../sites/site-home.js'
 import { faultPoint } from '../util/fault.js'
 import { createFileOnce, fsyncDirectory } from '../util/json-file.js'
 import { PROCESS_OWNER, ownerAlive } from '../util/process-owner.js'
 import { backupKey, backupSite, backupsRoot } from './backup.js'
 import type { BackupManifest } from './manifest.js'
+import type { DbType } from '../config/config.js'
 import { assertSetType, verifyBackupSet, type VerifiedSet } from './verify-set.js'
 
 /**
@@ -51,6 +52,11 @@ export interface RestoreIntent {
   old: SiteDbSettings
   /** Those of the fresh database the backup is loaded into. */
   new: SiteDbSettings
+  /**
+   * With `restore --rehome`: the machine the site lived on. The site's directory here was made
+   * by the restore, and its old database (on that machine) is never dropped from here.
+   */
+  rehome_from?: string
 }
 
 export interface RestoreOptions {
@@ -115,7 +121,8 @@ export function readRestoreIntent(sitePath: string): RestoreIntent | undefined {
 /** The prefix of a restore's scratch directory inside the site's directory. */
 const WORK_PREFIX = '.restore-work-'
 
-function removeRestoreIntent(sitePath: string): void {
+/** Removes a restore's intent file and scratch directories from the site's directory. */
+export function removeRestoreIntent(sitePath: string): void {
   for (const name of readdirSync(sitePath))
     if (name.startsWith(WORK_PREFIX)) rmSync(join(sitePath, name), { recursive: true, force: true })
   rmSync(join(sitePath, RESTORE_INTENT), { force: true })
@@ -207,9 +214,19 @@ export async function finishInterruptedRestore(
 ): Promise<{ switched: boolean }> {
   const sitePath = bench.sitePath(site)
   const row = await (await bench.registry()).getSite(site)
-  const driver = await getDriver(intent.old.db_type)
-  const serverAdmin = admin ?? (await adminFor(bench, driver, intent.old))
+  const driver = await getDriver(intent.new.db_type)
+  const serverAdmin = admin ?? (await adminFor(bench, driver, intent.rehome_from ? intent.new : intent.old))
   const switched = row?.db_name === intent.new.db_name
+  if (intent.rehome_from !== undefined) {
+    // The config was written before the switch, and the old database is on the machine the site left.
+    if (switched) removeRestoreIntent(sitePath)
+    else {
+      await driver.drop(intent.new, sitePath, serverAdmin)
+      assertRealSiteDirectory(bench, sitePath)
+      rmSync(sitePath, { recursive: true, force: true })
+    }
+    return { switched }
+  }
   if (switched) {
     const config = readSiteConfig(sitePath)
     if (config.db_name !== intent.new.db_name) writeSiteConfig(sitePath, withDatabase(config, intent.new))
@@ -219,6 +236,83 @@ export async function finishInterruptedRestore(
   }
   removeRestoreIntent(sitePath)
   return { switched }
+}
+
+/**
+ * The set to restore into `site`, checked whole (unless the caller did), of the site's database
+ * type, and of the site itself unless `force` (never another site's into a pending pool site).
+ * `renameFrom`: the name its data was taken under, when not the site's.
+ */
+export async function checkSetFor(
+  bench: Bench,
+  site: string,
+  dbType: DbType,
+  setDir: string,
+  options: Pick<RestoreOptions, 'force' | 'verified'>,
+): Promise<{ set: VerifiedSet; renameFrom: string | null }> {
+  const set = options.verified ?? (await verifyBackupSet(bench, setDir, { force: options.force }))
+  await assertSetType(set, dbType, site)
+  if (set.manifest.site !== site) {
+    const owner = (await (await bench.registry()).tenantsBySite()).get(site)
+    // A pool site is handed out by its own API user and names: another site's data would break the pull.
+    if (owner?.pending_since != null)
+      throw usageError(
+        `site "${site}" is a pending pool site; only its own backups can be restored into it ` +
+          `(${set.dir} is of "${set.manifest.site}")`,
+      )
+    if (!options.force)
+      throw usageError(
+        `${set.dir} is a backup of site "${set.manifest.site}", not of "${site}": it would give "${site}" ` +
+          `that site's users and API keys; make a copy with "tenancy new-site NEW --from-backup ${setDir}", ` +
+          `or pass --force`,
+      )
+  }
+  const takenAs = set.manifest.backed_up_as ?? set.manifest.site
+  return { set, renameFrom: takenAs === site ? null : takenAs }
+}
+
+/**
+ * Runs a restore's `work` holding the tenant's lease when the site has a tenant (provisioning,
+ * migrate and tenant delete hold it while they work on its site), then migrates the site.
+ */
+export async function leasedRestore<T extends Omit<RestoreResult, 'migrate' | 'duration_ms'>>(
+  bench: Bench,
+  record: Pick<SiteRecord, 'name' | 'tenant_id'>,
+  started: number,
+  options: Pick<RestoreOptions, 'signal' | 'onPhase'>,
+  work: () => Promise<T>,
+): Promise<T & Pick<RestoreResult, 'migrate' | 'duration_ms'>> {
+  let done: T
+  if (record.tenant_id === null) done = await work()
+  else {
+    const outcome = await usingTenantLease(bench, record.tenant_id, {}, work)
+    if (!outcome.taken)
+      throw usageError(
+        `site "${record.name}" is being worked on by ${outcome.heldBy}; wait for it to finish ` +
+          `(a holder on a machine that is gone lets go when its lease expires), then restore`,
+      )
+    done = outcome.value
+  }
+  options.onPhase?.('migrate')
+  return {
+    ...done,
+    migrate: await migrateRestoredSite(bench, record.name, options.signal),
+    duration_ms: Math.round(performance.now() - started),
+  }
+}
+
+/** After a restore: `migrate` for the site, as restore's result reports it. */
+async function migrateRestoredSite(
+  bench: Bench,
+  site: string,
+  signal: AbortSignal | undefined,
+): Promise<RestoreResult['migrate']> {
+  const migrated = (await migrate(bench, { sites: [site], signal })).sites[0]
+  return {
+    status: migrated?.status ?? 'up_to_date',
+    applied: migrated?.applied ?? [],
+    error: migrated?.error ?? null,
+  }
 }
 
 /**
@@ -248,29 +342,16 @@ export async function restoreSite(
       )
     throw error
   }
+  if (record.host !== null && !isHomedHere(bench, registry.kind, record))
+    throw usageError(
+      `site "${site}" lives on ${record.host}, not on this machine (${bench.host}); run "tenancy restore ${site}" ` +
+        `there, or, if ${record.host} is gone for good, move the site here with "tenancy restore ${site} ${setDir} --rehome"`,
+    )
   assertHomedHere(bench, registry.kind, record, `restore ${site}`)
   const sitePath = bench.sitePath(site)
   options.onPhase?.('verify')
   let config = readSiteConfig(sitePath)
-  const set = options.verified ?? (await verifyBackupSet(bench, setDir, { force: options.force }))
-  await assertSetType(set, config.db_type, site)
-  if (set.manifest.site !== site) {
-    const owner = (await registry.tenantsBySite()).get(site)
-    // A pool site is handed out by its own API user and names: another site's data would break the pull.
-    if (owner?.pending_since != null)
-      throw usageError(
-        `site "${site}" is a pending pool site; only its own backups can be restored into it ` +
-          `(${set.dir} is of "${set.manifest.site}")`,
-      )
-    if (!options.force)
-      throw usageError(
-        `${set.dir} is a backup of site "${set.manifest.site}", not of "${site}": it would give "${site}" ` +
-          `that site's users and API keys; make a copy with "tenancy new-site NEW --from-backup ${setDir}", ` +
-          `or pass --force`,
-      )
-  }
-  const takenAs = set.manifest.backed_up_as ?? set.manifest.site
-  const renameFrom = takenAs === site ? null : takenAs
+  const { set, renameFrom } = await checkSetFor(bench, site, config.db_type, setDir, options)
   const driver = await getDriver(config.db_type)
   const admin = await adminFor(bench, driver, dbSettingsOf(config))
   // The key for the backup taken first is checked before anything changes, too.
@@ -354,24 +435,5 @@ export async function restoreSite(
     }
   }
 
-  let done: Omit<RestoreResult, 'migrate' | 'duration_ms'>
-  if (record.tenant_id === null) done = await work()
-  else {
-    // Provisioning, migrate and tenant delete hold the tenant's lease while they work on its site.
-    const outcome = await usingTenantLease(bench, record.tenant_id, {}, work)
-    if (!outcome.taken)
-      throw usageError(`site "${site}" is being worked on by ${outcome.heldBy}; wait for it to finish, then restore`)
-    done = outcome.value
-  }
-  options.onPhase?.('migrate')
-  const migrated = (await migrate(bench, { sites: [site], signal: options.signal })).sites[0]
-  return {
-    ...done,
-    migrate: {
-      status: migrated?.status ?? 'up_to_date',
-      applied: migrated?.applied ?? [],
-      error: migrated?.error ?? null,
-    },
-    duration_ms: Math.round(performance.now() - started),
-  }
+  return leasedRestore(bench, record, started, options, work)
 }

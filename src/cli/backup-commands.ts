@@ -1,5 +1,5 @@
 import type { Command } from 'commander'
-import { EXIT_FAILED } from '../errors.js'
+import { EXIT_FAILED, usageError } from '../errors.js'
 import { contextFor } from './context.js'
 import { addPasswordFlags } from './password-flags.js'
 import { addFleetFlags, fleetOptions, integerFlag, setFleetExitCode, type FleetFlags } from './flags.js'
@@ -15,6 +15,7 @@ interface RestoreFlags {
   force?: boolean
   backup?: boolean
   backupPath?: string
+  rehome?: boolean
 }
 
 interface ListBackupsFlags {
@@ -85,35 +86,55 @@ export function registerBackupCommands(program: Command): void {
     .option('--force', "restore a set of another site, or one holding migrations the bench's apps do not have")
     .option('--no-backup', "do not back the site's current state up first")
     .option('--backup-path <dir>', 'where that backup goes (default backups.path)')
+    .option(
+      '--rehome',
+      'move a site whose machine is gone for good (no live worker) to this one: restored here, homed here',
+    )
     .addHelpText(
       'after',
       '\nThe set is checked whole first (manifest, every sha256, the key, the database type): a bad one is exit 2 ' +
         'with the site untouched.\nThe site is backed up first, then switched to a fresh database holding the set in one ' +
-        'step; the old one is dropped.\nExample:\n  tenancy restore acme.localhost backups/acme.localhost/20261201T020000000Z --yes',
+        'step; the old one is dropped.\nWith --rehome (a shared registry), the site is made here from the set and its home ' +
+        'switched to this machine in the same step; nothing on the old machine is touched.\nExamples:\n' +
+        '  tenancy restore acme.localhost backups/acme.localhost/20261201T020000000Z --yes\n' +
+        '  tenancy restore acme.localhost /mnt/web-2-backups/acme.localhost/20261201T020000000Z --rehome --yes',
     )
   addPasswordFlags(restoreCommand)
   restoreCommand.action(async (site: string, backupDir: string, _o, command: Command) => {
     const ctx = contextFor(command)
     const flags = command.opts<RestoreFlags>()
     await ctx.withBench(async (bench) => {
-      const { finishRestoredRename, restoreSite, verifyBackupSet } = await import('./core.js')
+      const { assertRehomable, finishRestoredRename, rehomeSite, restoreSite, verifyBackupSet } =
+        await import('./core.js')
+      if (flags.rehome && flags.backupPath !== undefined)
+        throw usageError(
+          "--rehome takes no backup first (the site's current state is on the machine it leaves); leave out --backup-path",
+        )
+      if (flags.rehome) await assertRehomable(bench, site, backupDir)
       // The set is checked before asking, so a bad one is refused without a question.
       const set = await verifyBackupSet(bench, backupDir, { force: flags.force })
       await ctx.confirm(
-        `Replace the data of site ${site} with the backup of ${set.manifest.site} taken ${set.manifest.created_at}?`,
+        flags.rehome
+          ? `Move site ${site} to this machine (${bench.host}), from the backup of ${set.manifest.site} taken ${set.manifest.created_at}?`
+          : `Replace the data of site ${site} with the backup of ${set.manifest.site} taken ${set.manifest.created_at}?`,
         `restore of "${site}" replaces its data`,
       )
       const task = await ctx.out.task(`restoring ${site}`)
       let result
       try {
-        result = await restoreSite(bench, site, backupDir, {
+        const common = {
           force: flags.force,
           verified: set,
-          noBackup: flags.backup === false,
-          backupPath: flags.backupPath,
           signal: ctx.signal,
-          onPhase: (phase) => task.update(`restoring ${site}: ${PHASES[phase]}`),
-        })
+          onPhase: (phase: keyof typeof PHASES) => task.update(`restoring ${site}: ${PHASES[phase]}`),
+        }
+        result = flags.rehome
+          ? await rehomeSite(bench, site, backupDir, common)
+          : await restoreSite(bench, site, backupDir, {
+              ...common,
+              noBackup: flags.backup === false,
+              backupPath: flags.backupPath,
+            })
       } catch (error) {
         task.fail(`restoring ${site}`)
         throw error

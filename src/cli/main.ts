@@ -13,6 +13,7 @@ import { registerUninstallCommand } from './uninstall-command.js'
 import { registerRunCommand } from './run-command.js'
 import { registerExecuteCommand } from './execute-command.js'
 import { registerEventsCommand } from './events-command.js'
+import { registerHostCommands } from './host-commands.js'
 
 declare const TENANCY_VERSION: string
 
@@ -50,6 +51,7 @@ export function buildProgram(): Command {
   registerRunCommand(program)
   registerExecuteCommand(program)
   registerEventsCommand(program)
+  registerHostCommands(program)
   const override = (command: Command): void => {
     command.exitOverride()
     command.commands.forEach(override)

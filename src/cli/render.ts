@@ -307,9 +307,14 @@ export function renderBackups(sets: BackupListing[]): string {
 }
 
 /** restore's result: where the data now is, the backup taken first, and the migrate that followed. */
-export function renderRestore(result: RestoreResult & { renamed?: RenameSiteResult | null }): string {
+export function renderRestore(
+  result: RestoreResult & { renamed?: RenameSiteResult | null; rehomed_from?: string; host?: string },
+): string {
   const lines = [
-    `site ${result.site} is on the database ${result.db_name} (the old one, ${result.previous_db_name}, was dropped)`,
+    result.rehomed_from
+      ? `site ${result.site} moved from ${result.rehomed_from} to this machine (${result.host}), on the database ` +
+        `${result.db_name} (its old database there, ${result.previous_db_name}, was left as it was)`
+      : `site ${result.site} is on the database ${result.db_name} (the old one, ${result.previous_db_name}, was dropped)`,
   ]
   if (result.backup) lines.push(`its state before the restore was backed up to ${result.backup}`)
   const renamed = result.renamed

@@ -228,14 +228,21 @@ export function registerSiteCommands(program: Command): void {
     .command('list-sites')
     .description('list sites with database type, installed apps and owning tenant')
   addPendingFilters(listSitesCommand, 'sites of pending tenants')
+    .option('--host <machine>', 'only the sites that live on this machine (its TENANCY_HOST name)')
+    .addHelpText('after', '\nExamples:\n  tenancy list-sites\n  tenancy list-sites --host web-2 --json')
   listSitesCommand.action(async (_o, command: Command) => {
     const ctx = contextFor(command)
-    const pending = pendingChoice(command.opts<PendingFlags>())
+    const flags = command.opts<PendingFlags & { host?: string }>()
+    const pending = pendingChoice(flags)
     await ctx.withBench(async (bench) => {
       const { listSites } = await import('./core.js')
-      const sites = await listSites(bench, { pending })
+      const sites = await listSites(bench, { pending, host: flags.host })
       ctx.out.result({ sites }, () =>
-        sites.length === 0 ? 'No sites yet; create one with "tenancy new-site acme.localhost"' : renderSites(sites),
+        sites.length > 0
+          ? renderSites(sites)
+          : flags.host !== undefined
+            ? `no sites on ${flags.host}`
+            : 'No sites yet; create one with "tenancy new-site acme.localhost"',
       )
     })
   })

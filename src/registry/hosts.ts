@@ -26,6 +26,11 @@ export function workerLeaseHost(name: string): string | undefined {
   return colon > 0 && !rest.slice(0, colon).includes('@') ? rest.slice(0, colon) : undefined
 }
 
+/** The lease a process takes to start `host`'s background worker, until the worker registers. */
+export function workerStartingLeaseName(host: string): string {
+  return `worker-starting:${host}`
+}
+
 /** The pattern (for `like`) of the leases of `host`'s workers, or of every worker. */
 export function workerLeasePattern(host?: string): string {
   return `${WORKER_LEASE_PREFIX}${host === undefined ? '' : `${host}:`}%`

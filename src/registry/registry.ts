@@ -327,13 +327,15 @@ export class Registry {
   /**
    * Points a site's row at another database (a restore's switch), only while it still names
    * `fromDbName`: one statement, so the row names the old database or the new, never a mix.
-   * Returns false, having changed nothing, when the row names another database now.
+   * Returns false, having changed nothing, when the row names another database now. With `home`,
+   * the site also moves from machine `home.from` (and only while it is still there) to `home.to`.
    */
   async switchSiteDatabase(
     name: string,
     fromDbName: string,
     to: { db_name: string; db_user?: string; db_host?: string; db_port?: number },
     renameFrom?: string,
+    home?: { from: string; to: string },
   ): Promise<boolean> {
     const result = await this.db
       .updateTable('sites')
@@ -344,10 +346,13 @@ export class Registry {
         db_port: to.db_port ?? null,
         // Data taken under another name: the rename's data steps are still to do (resumeRename).
         ...(renameFrom !== undefined && { rename_from: renameFrom }),
+        // `restore --rehome`: the site moves to this machine in the same statement.
+        ...(home !== undefined && { host: home.to }),
         updated_at: now(),
       })
       .where('name', '=', name)
       .where('db_name', '=', fromDbName)
+      .$call((q) => (home === undefined ? q : q.where('host', '=', home.from)))
       .executeTakeFirst()
     return Number(result.numUpdatedRows) === 1
   }

@@ -1,5 +1,7 @@
 import type { Bench } from '../bench.js'
+import { assertHostName } from '../names.js'
 import type { InstalledAppSummary } from '../registry/registry.js'
+import { isHomedHere } from './site-home.js'
 
 export interface SiteListing {
   site: string
@@ -14,13 +16,25 @@ export interface SiteListing {
   created_at: string
 }
 
-/** `tenancy list-sites`: every registered site with its database, apps and owning tenant. */
-export async function listSites(
-  bench: Bench,
-  options: { pending?: 'with' | 'only' | 'without' } = {},
-): Promise<SiteListing[]> {
+export interface ListSitesOptions {
+  pending?: 'with' | 'only' | 'without'
+  /** Only the sites homed on this machine (`--host H`). */
+  host?: string
+}
+
+/**
+ * `tenancy list-sites`: every registered site with its database, apps and owning tenant; with
+ * `host`, those that live on that machine (SPEC §10) — on this machine, also rows from before
+ * homes were recorded whose directory is here, and every site of an SQLite registry.
+ */
+export async function listSites(bench: Bench, options: ListSitesOptions = {}): Promise<SiteListing[]> {
+  const host = options.host === undefined ? undefined : assertHostName(options.host, '--host')
   const registry = await bench.registry()
-  const [sites, tenants] = await Promise.all([registry.listSites(), registry.tenantsBySite()])
+  const [all, tenants] = await Promise.all([registry.listSites(), registry.tenantsBySite()])
+  const sites =
+    host === undefined
+      ? all
+      : all.filter((s) => (isHomedHere(bench, registry.kind, s) ? bench.host === host : s.host === host))
   const pending = options.pending ?? (bench.config.pending.include_in_queries ? 'with' : 'without')
   return sites
     .map((s) => {

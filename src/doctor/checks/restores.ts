@@ -21,9 +21,13 @@ export async function* checkRestores(inputs: DoctorInputs): AsyncGenerator<Diagn
         problem:
           `a restore of site "${site.name}" from ${intent.from} was interrupted (its process ${intent.owner} is gone) ` +
           (switched ? 'after the switch' : 'before the switch'),
-        fix: switched
-          ? `finish it: drop the old database ${intent.old.db_name}`
-          : `drop the half-restored database ${intent.new.db_name}; the site stays on ${intent.old.db_name}`,
+        fix: intent.rehome_from
+          ? switched
+            ? `finish it: the site lives here now (its old database on ${intent.rehome_from} is left)`
+            : `drop the half-restored database ${intent.new.db_name} and this directory; the site stays on ${intent.rehome_from}`
+          : switched
+            ? `finish it: drop the old database ${intent.old.db_name}`
+            : `drop the half-restored database ${intent.new.db_name}; the site stays on ${intent.old.db_name}`,
       },
       repair: () => finishInterruptedRestore(bench, site.name, intent),
     }
