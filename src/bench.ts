@@ -20,7 +20,24 @@ export interface BenchHooks {
    * `bench.registry()`, which then returns it without running the hook again.
    */
   afterRegistryOpen?: (bench: Bench) => Promise<void>
+  /**
+   * Site-job commands of the layers above the bench's fleet commands (the pool's `pull`), by
+   * name: what this machine's worker runs when another machine sends it one (SPEC §10).
+   */
+  siteJobCommands?: Record<string, SiteJobCommand>
 }
+
+/** How one machine runs a command another machine sent it, over `over.sites`, here only. */
+export type SiteJobCommand = (
+  bench: Bench,
+  payload: Record<string, any>,
+  over: {
+    sites: string[]
+    local: true
+    signal: AbortSignal
+    onSite: (result: { site: string; status: string; error: string | null }) => void
+  },
+) => Promise<unknown>
 
 /**
  * An open bench: paths, validated config, and (opened on first use) the registry and the
@@ -128,6 +145,11 @@ export class Bench {
   }
 
   /** Whether this command has opened the registry (so work on it costs no new connection). */
+  /** The site-job command `name` the session gave this bench (see `BenchHooks.siteJobCommands`). */
+  siteJobCommand(name: string): SiteJobCommand | undefined {
+    return Object.hasOwn(this.#hooks.siteJobCommands ?? {}, name) ? this.#hooks.siteJobCommands![name] : undefined
+  }
+
   get registryOpen(): boolean {
     return this.#registry !== undefined
   }

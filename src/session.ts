@@ -3,6 +3,7 @@
 // imports them; the CLI (cli/core.ts) and the library (index.ts) open benches only here.
 import { Bench, findConfigFile, type BenchHooks, type BenchOptions } from './bench.js'
 import { recoverRenames } from './pool/recover-renames.js'
+import { POOL_SITE_JOB_COMMANDS } from './pool/pull.js'
 import { finishStatusChanges } from './provisioning/tenant-status.js'
 
 /**
@@ -17,6 +18,8 @@ const SESSION_HOOKS: BenchHooks = {
     await recoverRenames(bench)
     await finishStatusChanges(bench)
   },
+  // What this machine's worker runs for a pull another machine claimed of a site homed here.
+  siteJobCommands: POOL_SITE_JOB_COMMANDS,
 }
 
 /** Opens the bench found from `options`; its registry, once opened, has no half-done rename left. */

@@ -315,3 +315,45 @@ describe.skipIf(postgres.skip)('three machines on one PostgreSQL registry', () =
     },
   )
 })
+
+describe.skipIf(postgres.skip)('a pull from another machine’s pool', () => {
+  it(
+    'takes this machine’s pool first, then a machine with a live worker, whose worker finishes it there',
+    { timeout: 120_000 },
+    async () => {
+      const fleet = await threeMachines(0)
+      const made = await tenancy(fleet.bench.m2, ['pending-create', '--count', '1', '--json'], { env: fleet.env('m2') })
+      expect(made.exitCode, made.stderr).toBe(0)
+      const [placeholder] = (
+        await registryRows(fleet.bench.m1, 'select site from tenants where pending_since is not null')
+      ).map((r) => r.site as string)
+      // m2's worker is not running: m1 does not take m2's tenant, it provisions one of its own.
+      const own = await tenancy(fleet.bench.m1, ['tenant', 'create', 'early', '--json'], { env: fleet.env('m1') })
+      expect(own.exitCode, own.stderr).toBe(0)
+      expect(own.json.pulled_from).toBeUndefined()
+      expect(own.json.host).toBe('m1')
+
+      await startWorker(fleet, 'm2')
+      const pulled = await tenancy(fleet.bench.m1, ['tenant', 'create', 'acme', '--json'], { env: fleet.env('m1') })
+      expect(pulled.exitCode, pulled.stderr).toBe(0)
+      expect(pulled.json).toMatchObject({
+        name: 'acme',
+        site: 'acme.localhost',
+        status: 'active',
+        pulled_from: placeholder,
+      })
+      // The site stays where it lives: renamed on m2's disk, nothing made on m1's.
+      expect(existsSync(join(fleet.bench.m2, 'sites', 'acme.localhost', 'site_config.json'))).toBe(true)
+      expect(existsSync(join(fleet.bench.m2, 'sites', placeholder!))).toBe(false)
+      expect(existsSync(join(fleet.bench.m1, 'sites', 'acme.localhost'))).toBe(false)
+      expect(
+        await registryRows(fleet.bench.m1, "select host, state, rename_from from sites where name = 'acme.localhost'"),
+      ).toEqual([{ host: 'm2', state: 'ready', rename_from: null }])
+      // Its API user followed the name (on m2), and m2 verifies the key the sign-up got.
+      const users = await asSite(fleet.bench.m2, 'acme.localhost', "select email from users where email like 'api@%'")
+      expect(users.rows).toEqual([{ email: 'api@acme.localhost' }])
+      const show = await tenancy(fleet.bench.m2, ['tenant', 'show', 'acme', '--json'], { env: fleet.env('m2') })
+      expect(show.json).toMatchObject({ host: 'm2', provisioning_status: 'completed' })
+    },
+  )
+})

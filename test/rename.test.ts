@@ -486,7 +486,8 @@ describe('upgrading a registry with a pull an older tenancy left half-done', () 
     // Back to schema 7, as the older version's claim left it: the tenant and site renamed, pull_from set.
     const db = new Database(registryFile(bench))
     db.exec(`drop index sites_renaming; alter table sites drop column rename_from;
-      update sites set state = 'ready'; delete from registry_migrations where version = 8`)
+      drop index site_jobs_host; drop table site_jobs; drop table site_job_results; alter table jobs drop column host;
+      update sites set state = 'ready'; delete from registry_migrations where version >= 8`)
     db.close()
     const [{ pull_from: placeholder }] = query(registryFile(bench), "select pull_from from tenants where name = 'acme'")
     expect(made).toContain(placeholder)

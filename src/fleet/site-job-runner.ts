@@ -1,4 +1,4 @@
-import type { Bench } from '../bench.js'
+import type { Bench, SiteJobCommand } from '../bench.js'
 import { messageOf } from '../errors.js'
 import { backupSites } from '../backups/backup.js'
 import { keepAlive } from '../registry/leases.js'
@@ -16,13 +16,6 @@ import { rollback } from '../migrate/rollback.js'
 import { executeOnSites } from './execute.js'
 import { runOnSites } from './run.js'
 import { loadSiteFunction } from './site-module.js'
-
-/** How one machine runs a fleet command's sites another machine sent it: over `sites`, here only. */
-type SiteJobCommand = (
-  bench: Bench,
-  payload: Record<string, any>,
-  over: { sites: string[]; local: true; signal: AbortSignal; onSite: (result: SiteOutcome) => void },
-) => Promise<unknown>
 
 const COMMANDS: Record<string, SiteJobCommand> = {
   migrate: (bench, p, over) => migrate(bench, { ...over, dryRun: p.dryRun, skipFailing: p.skipFailing }),
@@ -61,7 +54,7 @@ const COMMANDS: Record<string, SiteJobCommand> = {
  */
 export async function runSiteJob(bench: Bench, job: SiteJobRow, owner: string, signal?: AbortSignal): Promise<void> {
   const registry = await bench.registry()
-  const command = COMMANDS[job.command]
+  const command = Object.hasOwn(COMMANDS, job.command) ? COMMANDS[job.command] : bench.siteJobCommand(job.command)
   if (!command) {
     await finishSiteJob(registry, job.id, owner, {
       status: 'failed',

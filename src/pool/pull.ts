@@ -1,6 +1,8 @@
 import { existsSync } from 'node:fs'
 import type { Kysely } from 'kysely'
-import type { Bench } from '../bench.js'
+import type { Bench, SiteJobCommand } from '../bench.js'
+import { liveWorkerHosts } from '../registry/hosts.js'
+import { runOnMachines } from '../sites/remote-sites.js'
 import { TenancyError, messageOf, usageError } from '../errors.js'
 import { isUniqueViolation, now } from '../registry/registry.js'
 import { ownerAlive } from '../util/process-owner.js'
@@ -9,7 +11,7 @@ import { notHomedElsewhere } from '../sites/site-home.js'
 import { readSiteConfig } from '../sites/site.js'
 import { faultPoint } from '../util/fault.js'
 import { PROCESS_OWNER } from '../util/process-owner.js'
-import { LEASE_MS, inFuture, newOwner } from '../registry/leases.js'
+import { LEASE_MS, inFuture, keepAlive, newOwner, renewLease } from '../registry/leases.js'
 import { deliverNow } from '../provisioning/runner.js'
 import { requireTenant } from '../provisioning/tenant-record.js'
 import { parseData, tenantJson, type TenantJson, type TenantRow } from '../registry/tenants.js'
@@ -35,29 +37,42 @@ export interface PullResult extends TenantJson {
   warning?: string
 }
 
-interface Claimed {
+export interface Claimed {
   /** The tenant as the pull made it (`pull_from` set, leased to the puller). */
   tenant: TenantRow
   /** The row as it was in the pool, to put it back if the pull cannot finish. */
   original: TenantRow
-  plan: PullPlan
+  /** What finishing it migrates and whose hooks it runs; undefined for a site on another machine (it plans there). */
+  plan?: PullPlan
+  /** The machine the site lives on when it is not this one: its worker finishes the pull. */
+  home?: string
 }
 
 /**
- * The ready pending tenants a pull on machine `host` (undefined: an SQLite registry, one
- * machine) may take, in the order it takes them. SPEC §10 orders this machine's own first, the
- * oldest first, then any machine's; but a pull renames the site's directory, and another
- * machine's directory is out of reach until that machine can be asked to rename it (a site
- * job), so for now only sites homed here are candidates. Taking the others then is one change
- * here: the home condition moves from `where` to the first `orderBy` (own machine first).
+ * The ready pending tenants a pull may take, oldest first: on an SQLite registry (`where`
+ * undefined) every one; on a shared registry those whose site is homed on this machine
+ * (`where.here`), or else those of the other machines with a live worker (`where.on`), whose
+ * worker then finishes the pull there (SPEC §10: own machine first, then any machine's; the site
+ * stays where it lives).
  */
-function readyInPool(trx: Kysely<RegistrySchema>, host: string | undefined) {
+function readyInPool(trx: Kysely<RegistrySchema>, where: { here: string } | { on: string[] } | undefined) {
   return trx
     .selectFrom('tenants')
     .selectAll()
     .where('pending_since', 'is not', null)
     .where('provisioning_status', '=', 'completed')
-    .$if(host !== undefined, (q) => q.where(notHomedElsewhere(host!)))
+    .$if(where !== undefined && 'here' in where, (q) => q.where(notHomedElsewhere((where as { here: string }).here)))
+    .$if(where !== undefined && 'on' in where, (q) =>
+      q.where((eb) =>
+        eb.exists(
+          eb
+            .selectFrom('sites')
+            .select('sites.name')
+            .whereRef('sites.name', '=', 'tenants.site')
+            .where('sites.host', 'in', (where as { on: string[] }).on),
+        ),
+      ),
+    )
     .orderBy('pending_since')
     .orderBy('id')
 }
@@ -69,9 +84,25 @@ function readyInPool(trx: Kysely<RegistrySchema>, host: string | undefined) {
  */
 async function claim(bench: Bench, attrs: PullAttributes, owner: string): Promise<Claimed | undefined> {
   const registry = await bench.registry()
+  if (registry.kind === 'sqlite') return claimFrom(bench, attrs, owner, undefined)
+  const here = await claimFrom(bench, attrs, owner, { here: bench.host })
+  if (here) return here
+  // None of this machine's: another machine's, if its worker is there to finish the pull.
+  const live = [...(await liveWorkerHosts(registry.db))].filter((h) => h !== bench.host)
+  return live.length > 0 ? claimFrom(bench, attrs, owner, { on: live }) : undefined
+}
+
+async function claimFrom(
+  bench: Bench,
+  attrs: PullAttributes,
+  owner: string,
+  where: { here: string } | { on: string[] } | undefined,
+): Promise<Claimed | undefined> {
+  const registry = await bench.registry()
+  const remote = where !== undefined && 'on' in where
   return registry.claimTransaction(async (trx: Kysely<RegistrySchema>) => {
     const at = now()
-    const ready = readyInPool(trx, registry.kind === 'postgres' ? bench.host : undefined)
+    const ready = readyInPool(trx, where)
     // One row at a time: with SKIP LOCKED, locking every candidate would make concurrent
     // sign-ups find the pool "empty" while one claimer holds rows it does not take.
     let tenant: TenantRow | undefined = await registry
@@ -94,7 +125,7 @@ async function claim(bench: Bench, attrs: PullAttributes, owner: string): Promis
     const site = attrs.name || attrs.site || attrs.siteUrl ? siteFor(bench, name, attrs) : tenant.site!
     if (name !== tenant.name || site !== tenant.site) {
       await assertFree(trx, name, site)
-      if (site !== tenant.site && existsSync(bench.sitePath(site))) {
+      if (!remote && site !== tenant.site && existsSync(bench.sitePath(site))) {
         throw usageError(
           `directory ${bench.sitePath(site)} exists but no site is registered under that name; ` +
             `move it away or give another --site`,
@@ -102,10 +133,13 @@ async function claim(bench: Bench, attrs: PullAttributes, owner: string): Promis
       }
     }
     const data = { ...parseData(tenant.data), ...(attrs.data ?? {}) }
-    let plan: PullPlan
+    let plan: PullPlan | undefined
     try {
-      plan = await pullPlan(trx, bench, tenant.site!)
-      readSiteConfig(bench.sitePath(tenant.site!))
+      // Another machine's site is planned and checked there.
+      if (!remote) {
+        plan = await pullPlan(trx, bench, tenant.site!)
+        readSiteConfig(bench.sitePath(tenant.site!))
+      }
     } catch (error) {
       const exitCode = error instanceof TenancyError ? error.exitCode : undefined
       throw new TenancyError(`cannot pull a tenant from the pool: ${messageOf(error)}; the pool is unchanged`, {
@@ -140,7 +174,15 @@ async function claim(bench: Bench, attrs: PullAttributes, owner: string): Promis
       // intent is the site's row, recorded in the claim's own transaction.
       await trx
         .updateTable('sites')
-        .set({ name: site, state: 'renaming', rename_from: tenant.site, owner: PROCESS_OWNER, updated_at: at })
+        // Another machine's site has no owner process there: the tenant's lease says whether the
+        // pull is still being finished (its machine finishes it once the lease runs out).
+        .set({
+          name: site,
+          state: 'renaming',
+          rename_from: tenant.site,
+          owner: remote ? null : PROCESS_OWNER,
+          updated_at: at,
+        })
         .where('name', '=', tenant.site!)
         .execute()
     } catch (error) {
@@ -148,7 +190,10 @@ async function claim(bench: Bench, attrs: PullAttributes, owner: string): Promis
         throw usageError(`tenant "${name}" or site "${site}" was taken by another process just now; pick another name`)
       throw error
     }
-    return { tenant: { ...tenant, ...pulled }, original: tenant, plan }
+    const home = remote
+      ? ((await trx.selectFrom('sites').select('host').where('name', '=', site).executeTakeFirst())?.host ?? undefined)
+      : undefined
+    return { tenant: { ...tenant, ...pulled }, original: tenant, plan, ...(home ? { home } : {}) }
   })
 }
 
@@ -224,12 +269,22 @@ export async function pullPendingFromPool(
     return { ...tenant, pulled_from: '' }
   }
   faultPoint('pull-after-claim')
+  return taken.home ? finishOnHome(bench, taken, taken.home) : finishClaimedPull(bench, taken)
+}
+
+/**
+ * Finishes a committed claim on this machine, where the site lives: the rename's files, API user,
+ * migration and hooks (`finishPull`), or the claim undone when that fails before the site
+ * changed. Another machine's worker runs this for the pulls of its sites (`pull` site jobs).
+ */
+export async function finishClaimedPull(bench: Bench, taken: Claimed): Promise<PullResult> {
   const claimed = taken.tenant
+  const plan = taken.plan ?? (await pullPlan((await bench.registry()).db, bench, claimed.site!))
   let migration: SiteResult | undefined
   let hookError: TenancyError | undefined
   const progress = { siteChanged: false }
   try {
-    ;({ migration, hookError } = await finishPull(bench, claimed, { plan: taken.plan, progress }))
+    ;({ migration, hookError } = await finishPull(bench, claimed, { plan, progress }))
   } catch (error) {
     if (!progress.siteChanged) {
       const undone = await returnToPool(bench, taken).then(
@@ -272,6 +327,59 @@ export async function pullPendingFromPool(
       ? { warning: [warning, hookWarning, notifyError].filter(Boolean).join('; ') }
       : {}),
   }
+}
+
+/** One site's result of a `pull` site job: the pull as the site's machine finished it. */
+interface RemotePull {
+  site: string
+  status: 'pulled' | 'failed' | 'unreachable' | 'interrupted'
+  error: string | null
+  pull?: PullResult
+}
+
+/**
+ * Has machine `home`'s worker finish a pull claimed here of a site that lives there, and waits for
+ * it. If that machine cannot be reached after all, the claim stands (its row names the rename),
+ * and that machine finishes it when it next opens the registry.
+ */
+async function finishOnHome(bench: Bench, taken: Claimed, home: string): Promise<PullResult> {
+  const registry = await bench.registry()
+  const site = (await registry.getSite(taken.tenant.site!))!
+  let outcome: RemotePull | undefined
+  // The tenant's lease stays this pull's while the other machine finishes it.
+  const lease = keepAlive(() => renewLease(registry, 'tenants', taken.tenant.id, taken.tenant.lease_owner!))
+  try {
+    await runOnMachines<RemotePull>(
+      bench,
+      [site],
+      { command: 'pull', payload: { tenant: taken.tenant, original: taken.original } },
+      { onResult: (r) => (outcome = r), blank: (s, status, error) => ({ site: s, status, error }) },
+    )
+  } finally {
+    lease.stop()
+  }
+  if (outcome?.status === 'pulled' && outcome.pull) return outcome.pull
+  const why = outcome?.error ?? `machine ${home} did not answer`
+  throw new TenancyError(
+    outcome?.status === 'failed'
+      ? `pulling a tenant from the pool of machine ${home} failed there: ${why}`
+      : `pulled tenant "${taken.tenant.name}" from the pool of machine ${home}, which has not finished moving its site: ${why}; ` +
+          `it finishes when tenancy next runs there (or "tenancy doctor --fix" on ${home})`,
+  )
+}
+
+/** The pool's site-job commands: `pull`, a pull claimed on another machine of a site that lives here. */
+export const POOL_SITE_JOB_COMMANDS: Record<string, SiteJobCommand> = {
+  pull: async (bench, payload, over) => {
+    const taken = payload as { tenant: TenantRow; original: TenantRow }
+    const site = over.sites[0]!
+    try {
+      const pull = await finishClaimedPull(bench, { tenant: taken.tenant, original: taken.original })
+      over.onSite({ site, status: 'pulled', error: null, pull } as RemotePull)
+    } catch (error) {
+      over.onSite({ site, status: 'failed', error: messageOf(error) })
+    }
+  },
 }
 
 /** `pullPending(attrs)`: a tenant from the pool, or a newly provisioned one when the pool is empty. */
