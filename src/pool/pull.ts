@@ -352,7 +352,9 @@ async function finishOnHome(bench: Bench, taken: Claimed, home: string): Promise
     await runOnMachines<RemotePull>(
       bench,
       [site],
-      { command: 'pull', payload: { tenant: taken.tenant, original: taken.original } },
+      // The tenant by id (its machine reads the row, encrypted secrets and all, from the registry)
+      // and what the pool row was, to put it back if the pull cannot finish there.
+      { command: 'pull', payload: { tenantId: taken.tenant.id, original: poolFields(taken.original) } },
       { onResult: (r) => (outcome = r), blank: (s, status, error) => ({ site: s, status, error }) },
     )
   } finally {
@@ -368,13 +370,33 @@ async function finishOnHome(bench: Bench, taken: Claimed, home: string): Promise
   )
 }
 
+/** What `returnToPool` puts back: the pool row's own fields (no secret). */
+function poolFields(row: TenantRow): Pick<TenantRow, 'name' | 'site' | 'data' | 'pending_since' | 'created_at'> {
+  return {
+    name: row.name,
+    site: row.site,
+    data: row.data,
+    pending_since: row.pending_since,
+    created_at: row.created_at,
+  }
+}
+
 /** The pool's site-job commands: `pull`, a pull claimed on another machine of a site that lives here. */
 export const POOL_SITE_JOB_COMMANDS: Record<string, SiteJobCommand> = {
   pull: async (bench, payload, over) => {
-    const taken = payload as { tenant: TenantRow; original: TenantRow }
+    const { tenantId, original } = payload as { tenantId: number; original: ReturnType<typeof poolFields> }
     const site = over.sites[0]!
     try {
-      const pull = await finishClaimedPull(bench, { tenant: taken.tenant, original: taken.original })
+      const tenant = await (
+        await bench.registry()
+      ).db
+        .selectFrom('tenants')
+        .selectAll()
+        .where('id', '=', tenantId)
+        .where('pull_from', 'is not', null)
+        .executeTakeFirst()
+      if (!tenant) throw new TenancyError('the pull was finished or undone meanwhile')
+      const pull = await finishClaimedPull(bench, { tenant, original: { ...tenant, ...original } })
       over.onSite({ site, status: 'pulled', error: null, pull } as RemotePull)
     } catch (error) {
       over.onSite({ site, status: 'failed', error: messageOf(error) })
