@@ -13,7 +13,7 @@ export function registerMigrateCommand(program: Command): void {
   const migrateCommand = program
     .command('migrate')
     .description("apply each installed app's new migrations and fixtures on every site (or --site S ...), in parallel")
-  addFleetFlags(migrateCommand, 'migrate.concurrency, else CPU count')
+  addFleetFlags(migrateCommand, 'migrate.concurrency, else CPU count; 8 when every site is on a server')
     .option('--dry-run', 'list pending migrations per site; change nothing')
     .addHelpText('after', '\nExit 1 if any site failed; the summary names each failed site, app, migration and error.')
     .action(async (_o, command: Command) => {

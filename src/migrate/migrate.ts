@@ -150,8 +150,12 @@ export async function migrate(bench: Bench, options: MigrateOptions = {}): Promi
   // Server sites wait on the network, not the CPU: they run as async lanes on this thread,
   // more of them than there are cores. SQLite sites (or a mix) use worker threads.
   const onServers = await serversOnly(chosen)
+  // `migrate.concurrency` when the config sets it; otherwise 8 connections for server sites, a
+  // thread per core for SQLite ones (the resolved config fills in the core count either way).
+  const configured = (bench.rawConfig.migrate as { concurrency?: unknown } | undefined)?.concurrency
   const wanted =
-    options.concurrency ?? bench.config.migrate.concurrency ?? (onServers ? SERVER_LANES : availableParallelism())
+    options.concurrency ??
+    (configured !== undefined ? bench.config.migrate.concurrency : onServers ? SERVER_LANES : availableParallelism())
   const concurrency = Math.max(1, Math.min(wanted, chosen.length))
   /** Migrates sites through `run` one after the other, as long as `usable` says `run` still works. */
   const lane = async (run: RunSite, usable = () => true) => {
