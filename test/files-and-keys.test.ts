@@ -268,7 +268,7 @@ describe('one key per registry', () => {
       const r = await tenancy(pool, ['tenant', 'show', pending.name, '--show-secrets', '--json'])
       expect(r.exitCode, r.stderr).toBe(2)
       expect(oneLine(r.stderr)).toBe(
-        `error: ${keyFile()} is missing, and the registry holds secrets encrypted with it; restore the file from a backup (or set TENANCY_ENCRYPTION_KEY to that key): a new key could not read them`,
+        `error: ${keyFile()} is missing, and the registry holds secrets encrypted with it; restore the file from a backup, or copy it from a machine that shares this registry (or set TENANCY_ENCRYPTION_KEY to that key): a new key could not read them`,
       )
       expect(r.stdout).not.toMatch(/api_secret/)
       expect(existsSync(keyFile())).toBe(false)

@@ -391,6 +391,10 @@ export function registerTenantCommands(program: Command): void {
               const retry = e.retry_at ? ` (retry at ${e.retry_at})` : ''
               const error = e.error && e.status !== 'done' ? `: ${e.error}` : ''
               ctx.out.info(`${stamp} ${e.tenant}: ${e.status}${retry}${error}`)
+            } else if (e.type === 'site_job') {
+              ctx.out.info(`${stamp} site job ${e.job}: ${e.command} over ${e.sites} site(s), sent by ${e.from}`)
+            } else if (e.type === 'site_job_finished') {
+              ctx.out.info(`${stamp} site job ${e.job}: ${e.command} finished (${e.ms} ms)`)
             }
           },
         })
@@ -399,7 +403,8 @@ export function registerTenantCommands(program: Command): void {
           () =>
             `worker ${process.pid} stopped: ${result.jobs} job(s)` +
             `${result.attempts > result.jobs ? ` in ${result.attempts} attempts` : ''}, ` +
-            `${result.done} done, ${result.retried} to retry, ${result.failed} failed`,
+            `${result.done} done, ${result.retried} to retry, ${result.failed} failed` +
+            `${result.siteJobs ? `; ${result.siteJobs} site job(s) from other machines` : ''}`,
         )
       })
     })

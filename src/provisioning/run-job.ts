@@ -18,6 +18,9 @@ export type WorkerEvent =
       error?: string
       retry_at?: string
     }
+  /** A fleet command on another machine sent this one `command` over `sites` of its sites (SPEC §10). */
+  | { type: 'site_job'; job: number; command: string; sites: number; from: string }
+  | { type: 'site_job_finished'; job: number; command: string; ms: number }
 
 /** Where an attempt left its job: done, waiting for a retry, given up, or back in the queue as it was. */
 export type JobStatus = 'done' | 'retry' | 'failed' | 'requeued'

@@ -33,6 +33,8 @@ export interface WorkerResult {
   failed: number
   /** Jobs whose last attempt here failed and that wait for a retry. */
   retried: number
+  /** Site jobs other machines' fleet commands sent this one, run here (SPEC §10). */
+  siteJobs: number
 }
 
 /** Sleeps up to `ms`; `wakeAll` (a job was queued for this machine) or `signal` ends every sleep at once. */
@@ -81,7 +83,7 @@ export async function runWorker(bench: Bench, options: WorkerOptions = {}): Prom
       .executeTakeFirst()
     return Number(renewed.numUpdatedRows) === 1
   })
-  const totals: WorkerResult = { jobs: 0, attempts: 0, done: 0, failed: 0, retried: 0 }
+  const totals: WorkerResult = { jobs: 0, attempts: 0, done: 0, failed: 0, retried: 0, siteJobs: 0 }
   const seen = new Set<number>()
   const outcomes = new Map<number, JobStatus>()
   const poll = options.pollMs ?? 500
@@ -106,7 +108,12 @@ export async function runWorker(bench: Bench, options: WorkerOptions = {}): Prom
       // Work another machine's fleet command sent this one (SPEC §10).
       const siteJob = !job && host !== undefined ? await claimSiteJob(registry, host, owner) : undefined
       if (siteJob) {
+        const started = performance.now()
+        const [job, command, from] = [siteJob.id, siteJob.command, siteJob.requested_by]
+        options.onEvent?.({ type: 'site_job', job, command, sites: JSON.parse(siteJob.sites).length, from })
         await runSiteJob(bench, siteJob, owner, options.signal)
+        options.onEvent?.({ type: 'site_job_finished', job, command, ms: Math.round(performance.now() - started) })
+        totals.siteJobs++
         continue
       }
       if (job) {

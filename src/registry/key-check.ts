@@ -70,8 +70,8 @@ export async function verifiedSecretBox(
     if (sealed !== undefined) {
       throw new KeyRefusedError(
         `${keyFile} is missing, and the registry holds secrets encrypted with it; ` +
-          `restore the file from a backup (or set TENANCY_ENCRYPTION_KEY to that key): ` +
-          `a new key could not read them`,
+          `restore the file from a backup, or copy it from a machine that shares this registry ` +
+          `(or set TENANCY_ENCRYPTION_KEY to that key): a new key could not read them`,
       )
     }
     box = createSecretBox(keyFile)

@@ -37,7 +37,8 @@ export function initBench(dir: string, options: { withExampleApps?: boolean; cwd
       apps.push(app)
     }
   }
-  if (!existsSync(join(root, '.gitignore'))) writeFileAtomic(join(root, '.gitignore'), 'sites/\narchived/\n.tenancy/\n')
+  if (!existsSync(join(root, '.gitignore')))
+    writeFileAtomic(join(root, '.gitignore'), 'sites/\narchived/\nbackups/\n.tenancy/\n')
   const config = initialConfig()
   // Without the example apps the pipeline installs nothing until apps are added and listed here.
   if (!options.withExampleApps) (config.provision as { apps: string[] }).apps = []

@@ -52,7 +52,8 @@ export async function runOnMachines<R extends { site: string }>(
     byHost.set(host, [...(byHost.get(host) ?? []), site.name])
   }
   const live = await liveWorkerHosts(registry.db)
-  const sender = newOwner()
+  // The sending process, with the machine it runs on (what the worker there logs).
+  const sender = `${newOwner()} on ${bench.host}`
   // A notification that came while the results were being read is not lost: the next wait is skipped.
   let notified = false
   let wake: () => void = () => {
