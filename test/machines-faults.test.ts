@@ -1,0 +1,164 @@
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import { tenancy } from './helpers.js'
+import { SITE_BACKENDS, registryRows } from './backends.js'
+import { HAVE_PG, privatePostgres, until, type PrivateServer } from './private-servers.js'
+import { killWorkers, machines, sendFrom, startWorker, threeMachines } from './machines-helpers.js'
+
+// SPEC §10 under faults: the sending command killed, the registry's server going away, a
+// worker stopped mid-job, two senders at once, odd machine names, and what the registry keeps.
+
+const postgres = SITE_BACKENDS.find((b) => b.name === 'postgres')!
+
+afterEach(killWorkers)
+
+const lines = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8').trim().split('\n') : [])
+const siteFlags = (sites: string[]) => sites.flatMap((s) => ['--site', s])
+
+describe.skipIf(postgres.skip)('the command that sent site jobs goes away', () => {
+  it(
+    'kill -9 of the sender: its job stops after the current site, the next command runs every site, doctor is clean there',
+    { timeout: 60_000 },
+    async () => {
+      const fleet = await threeMachines(3)
+      await startWorker(fleet, 'm2')
+      const log = join(fleet.bench.m1, 'ran.log')
+      const sites = siteFlags(fleet.sites.m2)
+      // Its own process group, killed whole as a terminal's kill -9 would not be caught.
+      const sender = sendFrom(
+        fleet,
+        'm1',
+        ['run', ...sites, '--json', '--shell', `echo "$TENANCY_SITE" >> ${log}; sleep 1`],
+        {
+          detached: true,
+        },
+      )
+      await until('the first site', async () => existsSync(log))
+      process.kill(-sender.pid!, 'SIGKILL')
+      await sender
+      await until(
+        'the job called off',
+        async () => (await registryRows(fleet.bench.m1, 'select status from site_jobs'))[0].status === 'cancelled',
+      )
+      const [job] = await registryRows(fleet.bench.m1, 'select status, error, lease_owner from site_jobs')
+      expect(job).toEqual({
+        status: 'cancelled',
+        error: 'called off: the command that sent it is gone (killed, or cut off from the registry)',
+        lease_owner: null,
+      })
+      await new Promise((r) => setTimeout(r, 1200))
+      // Only the site under way when the sender died ran.
+      expect(lines(log)).toEqual([fleet.sites.m2[0]])
+
+      const again = await tenancy(fleet.bench.m1, ['run', ...sites, '--json', '--', 'true'], { env: fleet.env('m1') })
+      expect(again.exitCode, again.stderr).toBe(0)
+      expect(again.json.succeeded).toBe(3)
+      const doctor = await tenancy(fleet.bench.m2, ['doctor', '--json'], { env: fleet.env('m2') })
+      expect(doctor.exitCode, doctor.stdout).toBe(0)
+      expect(doctor.json.findings).toEqual([])
+      // The senders' registrations are gone with them (the killed one's is cleared by the next).
+      expect(await registryRows(fleet.bench.m1, "select name from leases where name like 'site-sender:%'")).toEqual([])
+    },
+  )
+
+  it(
+    'a sender on another host whose registration ran out: its queued job is called off untouched, its running job after the current site',
+    { timeout: 60_000 },
+    async () => {
+      const fleet = await machines(3, ['m1', 'm2'])
+      const log = join(fleet.bench.m1, 'ran.log')
+      const at = (ms: number) => new Date(Date.now() + ms).toISOString()
+      const send = (sender: string) =>
+        registryRows(
+          fleet.bench.m1,
+          `insert into site_jobs (host, command, payload, sites, status, requested_by, created_at, updated_at)
+           values ('m2', 'run', ?, ?, 'queued', ?, ?, ?) returning id`,
+          JSON.stringify({ command: ['sh', '-c', `echo "$TENANCY_SITE" >> ${log}; sleep 0.5`], timeoutSeconds: 60 }),
+          JSON.stringify(fleet.sites.m2),
+          sender,
+          at(0),
+          at(0),
+        )
+      // One sender whose registration ran out before the job was taken, one still there.
+      await registryRows(
+        fleet.bench.m1,
+        "insert into leases (name, owner, expires_at) values ('site-sender:1@elsewhere#gone', '1@elsewhere#gone', ?), ('site-sender:2@elsewhere#here', '2@elsewhere#here', ?)",
+        at(-1000),
+        at(30_000),
+      )
+      const [gone] = await send('1@elsewhere#gone')
+      const [here] = await send('2@elsewhere#here')
+      await startWorker(fleet, 'm2')
+      await until('the first site', async () => lines(log).length > 0)
+      // The live one's registration runs out while its first site runs.
+      await registryRows(
+        fleet.bench.m1,
+        "update leases set expires_at = ? where name = 'site-sender:2@elsewhere#here'",
+        at(-1),
+      )
+      await until('the job called off', async () =>
+        (await registryRows(fleet.bench.m1, 'select status from site_jobs')).every((j) => j.status === 'cancelled'),
+      )
+      const results = await registryRows(fleet.bench.m1, 'select job_id, site from site_job_results order by seq')
+      expect(results.every((r) => r.job_id === here.id)).toBe(true)
+      expect(lines(log).length).toBeLessThan(3)
+      expect(results.length).toBeLessThan(3)
+      expect(gone.id).not.toBe(here.id)
+    },
+  )
+})
+
+const ownServers: PrivateServer[] = []
+afterAll(async () => {
+  for (const server of ownServers.splice(0)) await server.remove()
+})
+
+/** A PostgreSQL server of this test's own (never the shared one), to stop and start again. */
+async function ownPostgres(): Promise<PrivateServer & { url: string }> {
+  const server = await privatePostgres()
+  ownServers.push(server)
+  return Object.assign(server, { url: `postgres://postgres@127.0.0.1:${server.port}/postgres` })
+}
+
+describe.skipIf(postgres.skip || !HAVE_PG)('the registry’s server goes away', () => {
+  it(
+    'mid-wait and mid-job: the sender fails in one line (exit 1), the worker waits for the server and carries on when it is back',
+    { timeout: 60_000 },
+    async () => {
+      const server = await ownPostgres()
+      const fleet = await machines(3, ['m1', 'm2'], server.url)
+      const worker = await startWorker(fleet, 'm2', {
+        registered: async () =>
+          (await server.query("select name from leases where name like 'worker:m2:%'")).length > 0,
+      })
+      const log = join(fleet.bench.m1, 'ran.log')
+      const sites = siteFlags(fleet.sites.m2)
+      const sender = sendFrom(fleet, 'm1', ['run', ...sites, '--shell', `echo "$TENANCY_SITE" >> ${log}; sleep 1`])
+      await until('the first site', async () => existsSync(log))
+      await server.kill()
+      const sent = await sender
+      expect(sent.exitCode).toBe(1)
+      const message = sent.stderr.trim()
+      expect(message.split('\n')).toHaveLength(1)
+      expect(message).toMatch(
+        /^error: the registry postgres:\/\/postgres@127\.0\.0\.1:\d+\/postgres (stopped accepting connections|closed the connection).*; check that it is running$/,
+      )
+      // The worker does not crash while the server is away.
+      await new Promise((r) => setTimeout(r, 2500))
+      expect(worker.worker.exitCode).toBeNull()
+      await server.start()
+      // Back, it records what it did and sees that its sender is gone.
+      await until(
+        'the job called off',
+        async () => (await server.query('select status from site_jobs'))[0]?.status === 'cancelled',
+      )
+      const again = await tenancy(fleet.bench.m1, ['run', ...sites, '--json', '--', 'true'], { env: fleet.env('m1') })
+      expect(again.exitCode, again.stderr).toBe(0)
+      expect(again.json.succeeded).toBe(3)
+      process.kill(worker.worker.pid!, 'SIGTERM')
+      const stopped = await worker.worker
+      expect(stopped.stderr).not.toContain('Error')
+    },
+  )
+})
