@@ -4,7 +4,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import { tenancy } from './helpers.js'
 import { SITE_BACKENDS, registryRows } from './backends.js'
 import { HAVE_PG, privatePostgres, until, type PrivateServer } from './private-servers.js'
-import { killWorkers, machines, sendFrom, startWorker, threeMachines } from './machines-helpers.js'
+import { killWorkers, machines, sendFrom, startWorker, stopWorker, threeMachines } from './machines-helpers.js'
 
 // SPEC §10 under faults: the sending command killed, the registry's server going away, a
 // worker stopped mid-job, two senders at once, odd machine names, and what the registry keeps.
@@ -159,6 +159,90 @@ describe.skipIf(postgres.skip || !HAVE_PG)('the registry’s server goes away', 
       process.kill(worker.worker.pid!, 'SIGTERM')
       const stopped = await worker.worker
       expect(stopped.stderr).not.toContain('Error')
+    },
+  )
+})
+
+describe.skipIf(postgres.skip)('a machine’s worker stopped and started again', () => {
+  it(
+    'SIGTERM of a worker running two jobs (concurrency 2): both go back to the queue, the next worker finishes them without re-running a finished site',
+    { timeout: 60_000 },
+    async () => {
+      const fleet = await threeMachines(3)
+      const first = await startWorker(fleet, 'm2', { args: ['--concurrency', '2'] })
+      const log = join(fleet.bench.m1, 'ran.log')
+      const sites = siteFlags(fleet.sites.m2)
+      const script = (who: string) =>
+        `echo "$TENANCY_SITE ${who} start" >> ${log}; sleep 0.6; echo "$TENANCY_SITE ${who} end" >> ${log}`
+      const a = sendFrom(fleet, 'm1', ['run', ...sites, '--json', '--shell', script('A')])
+      const b = sendFrom(fleet, 'm3', ['run', ...sites, '--json', '--shell', script('B')])
+      // Stopped once both jobs have a finished site.
+      await until('a result of each job', async () => {
+        const jobs = await registryRows(fleet.bench.m1, 'select distinct job_id from site_job_results')
+        return jobs.length === 2
+      })
+      const running = await registryRows(fleet.bench.m1, 'select status, lease_owner from site_jobs order by id')
+      expect(running.map((j) => j.status)).toEqual(['running', 'running'])
+      expect(running[0].lease_owner).not.toBe(running[1].lease_owner)
+      await stopWorker(first, 'SIGTERM')
+      expect(await registryRows(fleet.bench.m1, 'select status, lease_owner from site_jobs')).toEqual([
+        { status: 'queued', lease_owner: null },
+        { status: 'queued', lease_owner: null },
+      ])
+      const finished = await registryRows(fleet.bench.m1, 'select site from site_job_results')
+      // A restart takes a moment: the senders look at their jobs meanwhile and keep waiting.
+      await new Promise((r) => setTimeout(r, 2500))
+      await startWorker(fleet, 'm2', { args: ['--concurrency', '2'] })
+      for (const sent of await Promise.all([a, b])) {
+        expect(sent.exitCode, sent.stderr).toBe(0)
+        expect(JSON.parse(sent.stdout).succeeded).toBe(3)
+      }
+      const ran = lines(log)
+      for (const who of ['A', 'B'])
+        for (const site of fleet.sites.m2) {
+          // Each site ran to its end once for each sender; a site with a result was not started again.
+          expect(ran.filter((l) => l === `${site} ${who} end`)).toHaveLength(1)
+          if (finished.some((f) => f.site === site))
+            expect(ran.filter((l) => l === `${site} ${who} start`).length).toBeLessThanOrEqual(2)
+        }
+      expect(ran.filter((l) => l === `${fleet.sites.m2[0]} A start`)).toHaveLength(1)
+      expect(ran.filter((l) => l === `${fleet.sites.m2[0]} B start`)).toHaveLength(1)
+      expect(await registryRows(fleet.bench.m1, 'select status from site_jobs')).toEqual([
+        { status: 'done' },
+        { status: 'done' },
+      ])
+    },
+  )
+})
+
+describe.skipIf(postgres.skip)('machines named with dots, underscores and capitals', () => {
+  it(
+    'each is reached by its own name: another machine whose name the `_` matches stands in for none',
+    { timeout: 60_000 },
+    async () => {
+      const fleet = await machines(1, ['m1', 'Web_1.Prod', 'WebX1.Prod'])
+      await startWorker(fleet, 'WebX1.Prod')
+      const across = async () =>
+        (await tenancy(fleet.bench.m1, ['run', '--site', 'all', '--json', '--', 'true'], { env: fleet.env('m1') })).json
+      const before = await across()
+      expect(before.sites.map((s: any) => [s.site, s.status])).toEqual([
+        ['m1-s0.localhost', 'succeeded'],
+        ['web-1-prod-s0.localhost', 'unreachable'],
+        ['webx1-prod-s0.localhost', 'succeeded'],
+      ])
+      // A background tenant on Web_1.Prod starts that machine's worker: WebX1.Prod's is not its.
+      const made = await tenancy(fleet.bench['Web_1.Prod'], ['tenant', 'create', 'acme', '--background', '--json'], {
+        env: fleet.env('Web_1.Prod'),
+      })
+      expect(made.exitCode, made.stderr).toBe(0)
+      expect(made.json.worker_started).toBe(true)
+      await until('acme provisioned', async () => {
+        const [t] = await registryRows(fleet.bench.m1, "select status from tenants where name = 'acme'")
+        return t?.status === 'active'
+      })
+      await startWorker(fleet, 'Web_1.Prod')
+      const after = await across()
+      expect(after.sites.map((s: any) => s.status)).toEqual(['succeeded', 'succeeded', 'succeeded', 'succeeded'])
     },
   )
 })

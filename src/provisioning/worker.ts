@@ -8,7 +8,7 @@ import { PROCESS_OWNER, ownerAlive } from '../util/process-owner.js'
 import { claimJob, jobsForHost, jobsLeft, type TenantScope } from '../registry/jobs.js'
 import { LEASE_MS, inFuture, keepAlive, newOwner } from '../registry/leases.js'
 import { notHomedElsewhere } from '../sites/site-home.js'
-import { jobChannel, liveWorkerHosts, workerLeaseName, workerLeasePattern } from '../registry/hosts.js'
+import { jobChannel, liveWorkerHosts, workerLeaseHost, workerLeaseName, workerLeasePattern } from '../registry/hosts.js'
 import { claimSiteJob, siteJobsLeft } from '../registry/site-jobs.js'
 import { runSiteJob } from '../fleet/site-job-runner.js'
 import { forgetLoadedApps } from '../apps/manifest.js'
@@ -226,7 +226,9 @@ export async function ensureWorker(bench: Bench): Promise<boolean> {
       .where((eb) => eb.or([eb('name', 'like', workerLeasePattern(bench.host)), eb('name', '=', starting)]))
       .where('expires_at', '>', at)
       .execute()
-    if (live.some((l) => l.name === starting || ownerAlive(l.owner) !== false)) return false
+    // `_` in a machine's name is a `like` wildcard: only the leases that name this very machine count.
+    const mine = live.filter((l) => l.name === starting || workerLeaseHost(l.name) === bench.host)
+    if (mine.some((l) => l.name === starting || ownerAlive(l.owner) !== false)) return false
     await trx.deleteFrom('leases').where('name', '=', starting).execute()
     await trx
       .insertInto('leases')

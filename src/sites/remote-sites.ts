@@ -1,7 +1,7 @@
 import type { Bench } from '../bench.js'
 import { messageOf } from '../errors.js'
 import { liveWorkerHosts, resultChannel } from '../registry/hosts.js'
-import { newOwner } from '../registry/leases.js'
+import { LEASE_MS, newOwner } from '../registry/leases.js'
 import type { SiteRecord } from '../registry/registry.js'
 import {
   cancelSiteJob,
@@ -126,6 +126,8 @@ interface Waiting {
   sites: string[]
   reported: Set<string>
   next: number
+  /** Since when (ms) its machine has had no live worker while the job waited in the queue. */
+  workerless?: number
 }
 
 /** Waits on `waiting` until each job is over, calling `onResult` for each of their sites. */
@@ -161,7 +163,7 @@ async function waitOn<R extends { site: string }>(
     for (const job of [...waiting]) {
       await readResults(job)
       const state = await getSiteJob(registry.db, job.id)
-      const over = await jobOver(bench, job.host, state, options.signal?.aborted === true, job.id)
+      const over = await jobOver(bench, job, state, options.signal?.aborted === true)
       if (over) {
         // Results written before the job ended are read once more, then the rest settled.
         await readResults(job)
@@ -176,17 +178,17 @@ async function waitOn<R extends { site: string }>(
 /**
  * Whether the wait on a job is over, and how its unreported sites end: the job finished (done:
  * nothing is left; failed: its error), was called off, or must be called off now — Ctrl-C here,
- * its machine has no live worker while it is still queued, or it is running with an expired
- * lease and no live worker to take it over.
+ * its machine has had no live worker for a lease's time while it is queued, or it is running
+ * with an expired lease and no live worker to take it over.
  */
 async function jobOver(
   bench: Bench,
-  host: string,
+  sent: Waiting,
   job: SiteJobRow | undefined,
   aborted: boolean,
-  id: number,
 ): Promise<{ status: 'unreachable' | 'interrupted' | 'failed'; error: string } | undefined> {
   const registry = await bench.registry()
+  const { host, id } = sent
   if (!job) return { status: 'failed', error: `the job sent to ${host} is gone from the registry` }
   if (job.status === 'done')
     return { status: 'failed', error: `machine ${host} finished without a result for the site` }
@@ -202,8 +204,16 @@ async function jobOver(
   }
   try {
     const live = (await liveWorkerHosts(registry.db, host)).has(host)
+    if (live || job.status !== 'queued') sent.workerless = undefined
+    else sent.workerless ??= Date.now()
     if (live) return undefined
-    if (job.status === 'queued' && (await cancelSiteJob(registry.db, id, unreachableReason(host), 'queued')))
+    // A worker stopped (its job given back to the queue) is given as long to come back as one
+    // that died: a restart picks the job up where it was.
+    if (
+      sent.workerless !== undefined &&
+      Date.now() - sent.workerless >= LEASE_MS &&
+      (await cancelSiteJob(registry.db, id, unreachableReason(host), 'queued'))
+    )
       return { status: 'unreachable', error: unreachableReason(host) }
     if (job.status === 'running' && (await cancelSiteJob(registry.db, id, workerDied(host), 'orphaned')))
       return { status: 'unreachable', error: workerDied(host) }
