@@ -107,6 +107,40 @@ describe.skipIf(postgres.skip)('the command that sent site jobs goes away', () =
       expect(gone.id).not.toBe(here.id)
     },
   )
+  it(
+    'kill -9 of a pull waiting on the machine the tenant lives on: that machine still finishes the pull it claimed',
+    { timeout: 60_000 },
+    async () => {
+      const fleet = await threeMachines(1)
+      const made = await tenancy(fleet.bench.m2, ['pending-create', '--count', '1', '--json'], { env: fleet.env('m2') })
+      expect(made.exitCode, made.stderr).toBe(0)
+      await startWorker(fleet, 'm2')
+      // m2's only lane is busy with another machine's command, so the pull's job waits in the queue.
+      const log = join(fleet.bench.m1, 'ran.log')
+      const busy = sendFrom(fleet, 'm3', ['run', '--site', fleet.sites.m2[0]!, '--shell', `echo x >> ${log}; sleep 2`])
+      await until('m2 busy', async () => existsSync(log))
+      const pull = sendFrom(fleet, 'm1', ['tenant', 'create', 'acme', '--json'], { detached: true })
+      await until(
+        'the pull sent',
+        async () => (await registryRows(fleet.bench.m1, "select id from site_jobs where command = 'pull'")).length > 0,
+      )
+      process.kill(-pull.pid!, 'SIGKILL')
+      await pull
+      expect((await busy).exitCode).toBe(0)
+      await until(
+        'the pull finished on m2',
+        async () =>
+          (await registryRows(fleet.bench.m1, "select status from site_jobs where command = 'pull'"))[0].status ===
+          'done',
+      )
+      expect(
+        await registryRows(fleet.bench.m1, "select host, state, rename_from from sites where name = 'acme.localhost'"),
+      ).toEqual([{ host: 'm2', state: 'ready', rename_from: null }])
+      expect(existsSync(join(fleet.bench.m2, 'sites', 'acme.localhost', 'site_config.json'))).toBe(true)
+      const show = await tenancy(fleet.bench.m2, ['tenant', 'show', 'acme', '--json'], { env: fleet.env('m2') })
+      expect(show.json).toMatchObject({ host: 'm2', status: 'active' })
+    },
+  )
 })
 
 const ownServers: PrivateServer[] = []

@@ -71,11 +71,19 @@ export async function registerSender(
   }
 }
 
+/** The payload field of a job that is finished even once its sender is gone (see `senderGone`). */
+export const OUTLIVES_SENDER = 'outlivesSender'
+
 /**
  * Whether the command that sent job `job` is gone: on this host, whether its process is; on
- * another, whether its registration ran out or was removed (it ended, or was killed).
+ * another, whether its registration ran out or was removed (it ended, or was killed). Never for
+ * a job sent to outlive its sender.
  */
-export async function senderGone(db: Kysely<RegistrySchema>, job: Pick<SiteJobRow, 'requested_by'>): Promise<boolean> {
+export async function senderGone(
+  db: Kysely<RegistrySchema>,
+  job: Pick<SiteJobRow, 'requested_by' | 'payload'>,
+): Promise<boolean> {
+  if ((JSON.parse(job.payload) as Record<string, unknown>)[OUTLIVES_SENDER] === true) return false
   const alive = ownerAlive(job.requested_by)
   if (alive !== undefined) return !alive
   const lease = await db

@@ -4,6 +4,7 @@ import { liveWorkerHosts, resultChannel } from '../registry/hosts.js'
 import { LEASE_MS, newOwner } from '../registry/leases.js'
 import type { SiteRecord } from '../registry/registry.js'
 import {
+  OUTLIVES_SENDER,
   cancelSiteJob,
   enqueueSiteJob,
   getSiteJob,
@@ -24,6 +25,11 @@ import { homeName } from './site-home.js'
 export interface RemoteCommand {
   command: string
   payload: Record<string, unknown>
+  /**
+   * The job is finished even once its sender is gone (the completion of something already
+   * committed, such as a pull's claim); other jobs stop when their sender goes.
+   */
+  outlivesSender?: boolean
 }
 
 /** The result of a site a remote machine did not (or could not be seen to) finish. */
@@ -89,7 +95,7 @@ export async function runOnMachines<R extends { site: string }>(
       const id = await enqueueSiteJob(registry, {
         host,
         command: request.command,
-        payload: request.payload,
+        payload: request.outlivesSender ? { ...request.payload, [OUTLIVES_SENDER]: true } : request.payload,
         sites,
         requestedBy: sender,
       })
