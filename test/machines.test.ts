@@ -1,121 +1,26 @@
-import { appendFileSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { execa, type ResultPromise } from 'execa'
 import { afterEach, describe, expect, it } from 'vitest'
-import { BIN, cleanEnv, makeBench, setConfig, tenancy } from './helpers.js'
-import { SITE_BACKENDS, asSite, registryRows, useRegistry } from './backends.js'
-import { newSite, usingBench } from '../src/index.js'
+import { tenancy } from './helpers.js'
+import { SITE_BACKENDS, asSite, registryRows } from './backends.js'
+import {
+  MACHINES,
+  addMigration,
+  killWorkers,
+  ledger,
+  sendFrom,
+  startWorker,
+  stopWorker,
+  threeMachines,
+} from './machines-helpers.js'
 
 // SPEC §10: three "machines" on this host — three benches with their own sites, their own
 // TENANCY_HOST, one PostgreSQL registry, a `tenancy worker` for each — and fleet commands run
 // from any one of them reach every site on all three, through the machines' own workers.
 
 const postgres = SITE_BACKENDS.find((b) => b.name === 'postgres')!
-const MACHINES = ['m1', 'm2', 'm3'] as const
-type Machine = (typeof MACHINES)[number]
 
-interface Fleet {
-  bench: Record<Machine, string>
-  sites: Record<Machine, string[]>
-  env: (m: Machine) => Record<string, string>
-}
-
-const workers: ResultPromise[] = []
-
-afterEach(async () => {
-  for (const w of workers.splice(0)) {
-    try {
-      process.kill(-w.pid!, 'SIGKILL')
-    } catch {
-      // Already gone.
-    }
-    await w.catch(() => {})
-  }
-})
-
-/** Three benches on one PostgreSQL registry, each with `perMachine` SQLite sites homed on it. */
-async function threeMachines(perMachine = 2): Promise<Fleet> {
-  const bench = {} as Record<Machine, string>
-  const sites = {} as Record<Machine, string[]>
-  for (const m of MACHINES) {
-    bench[m] = makeBench({ lightSites: true })
-    setConfig(bench[m], (c) => (c.pending = { ...(c.pending ?? {}), count: 0 }))
-  }
-  await useRegistry(bench.m1, 'postgres')
-  const url = JSON.parse(readFileSync(join(bench.m1, 'tenancy.config.json'), 'utf8')).registry
-  for (const m of MACHINES) {
-    setConfig(bench[m], (c) => (c.registry = url))
-    sites[m] = Array.from({ length: perMachine }, (_, i) => `${m}-s${i}.localhost`)
-    await usingBench(
-      { cwd: bench[m], env: { ...process.env, TENANCY_HOST: m, TENANCY_ADMIN_PASSWORD: 'pw' } },
-      async (b) => {
-        for (const site of sites[m]) await newSite(b, { site, installApps: ['shared_lib'] })
-      },
-    )
-  }
-  // Machines that share a registry share its key: the first makes it, the others get a copy.
-  await usingBench({ cwd: bench.m1, env: { ...process.env, TENANCY_HOST: 'm1' } }, (b) => b.secretBox())
-  for (const m of ['m2', 'm3'] as const) {
-    mkdirSync(join(bench[m], '.tenancy'), { recursive: true })
-    copyFileSync(join(bench.m1, '.tenancy', 'secret.key'), join(bench[m], '.tenancy', 'secret.key'))
-  }
-  return { bench, sites, env: (m) => ({ TENANCY_HOST: m }) }
-}
-
-/**
- * Starts `tenancy worker` for machine `m` (its own process group) and waits until it is
- * registered. (Wrapped: an async function returning execa's promise would wait for it to end.)
- */
-async function startWorker(fleet: Fleet, m: Machine): Promise<{ worker: ResultPromise }> {
-  const worker = execa(process.execPath, [BIN, 'worker'], {
-    cwd: fleet.bench[m],
-    env: cleanEnv(fleet.env(m)),
-    extendEnv: false,
-    reject: false,
-    detached: true,
-    stdin: 'ignore',
-  })
-  workers.push(worker)
-  for (let i = 0; i < 200; i++) {
-    const live = await registryRows(
-      fleet.bench.m1,
-      `select name from leases where name like 'worker:${m}:%' and expires_at > ?`,
-      new Date().toISOString(),
-    )
-    if (live.length > 0) return { worker }
-    await new Promise((r) => setTimeout(r, 50))
-  }
-  worker.kill('SIGKILL')
-  const r = await worker
-  throw new Error(`the worker of ${m} did not register: ${r.stderr}`)
-}
-
-/** Stops a worker with `signal` (its whole process group) and waits for it. */
-async function stopWorker({ worker }: { worker: ResultPromise }, signal: 'SIGTERM' | 'SIGKILL'): Promise<void> {
-  process.kill(signal === 'SIGKILL' ? -worker.pid! : worker.pid!, signal)
-  await worker
-  workers.splice(workers.indexOf(worker), 1)
-}
-
-/** Starts a fleet command on machine `m` (not awaited: the test acts while it waits on the others). */
-const sendFrom = (fleet: Fleet, m: Machine, args: string[]) =>
-  execa(process.execPath, [BIN, ...args], {
-    cwd: fleet.bench[m],
-    env: cleanEnv(fleet.env(m)),
-    extendEnv: false,
-    reject: false,
-    stdin: 'ignore',
-  })
-
-const addMigration = (fleet: Fleet, file: string, text: string) => {
-  for (const m of MACHINES) writeFileSync(join(fleet.bench[m], 'apps', 'shared_lib', 'migrations', file), text)
-}
-
-/** The migrations a site's ledger holds for shared_lib. */
-async function ledger(bench: string, site: string): Promise<string[]> {
-  const r = await asSite(bench, site, "select name from tenancy_migrations where app = 'shared_lib' order by name")
-  return r.rows.map((row: any) => row.name)
-}
+afterEach(killWorkers)
 
 describe.skipIf(postgres.skip)('three machines on one PostgreSQL registry', () => {
   it(

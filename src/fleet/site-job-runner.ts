@@ -1,12 +1,15 @@
 import type { Bench, SiteJobCommand } from '../bench.js'
 import { messageOf } from '../errors.js'
+import { ServerGoneError } from '../databases/server-gone.js'
 import { backupSites } from '../backups/backup.js'
 import { keepAlive } from '../registry/leases.js'
 import {
   addSiteJobResult,
+  cancelSiteJob,
   finishSiteJob,
   releaseSiteJob,
   renewSiteJob,
+  senderGone,
   sitesWithResults,
   type SiteJobRow,
 } from '../registry/site-jobs.js'
@@ -44,11 +47,17 @@ const COMMANDS: Record<string, SiteJobCommand> = {
   },
 }
 
+/** How often a running job looks whether its sender is still there. */
+const SENDER_WATCH_MS = 1000
+/** How long a site's result is tried again while the registry is away, before the job stops. */
+const RECORD_RETRY_MS = 20_000
+const SENDER_GONE = 'called off: the command that sent it is gone (killed, or cut off from the registry)'
+
 /**
  * Runs a site job this machine's worker claimed (SPEC §10): the command over the job's sites
  * that have no result yet (a job taken over after a crash resumes there), each site's result
  * recorded as it finishes, which wakes the sender. The job's lease is renewed meanwhile; once
- * the sender calls it off (or another worker took it over) no further site is started. When
+ * the sender calls it off or is gone (or another worker took it over) no further site is started. When
  * this worker is stopped (`signal`), the sites not done go back to the queue for the next worker
  * of this machine.
  */
@@ -62,6 +71,11 @@ export async function runSiteJob(bench: Bench, job: SiteJobRow, owner: string, s
     })
     return
   }
+  // A job whose sender is gone (killed, or cut off from the registry) is worked on for nobody:
+  // it is called off, before it starts or after the current site.
+  const calledOff = async () =>
+    (await senderGone(registry.db, job)) && (await cancelSiteJob(registry.db, job.id, SENDER_GONE, 'any'))
+  if (await calledOff()) return
   const reported = await sitesWithResults(registry.db, job.id)
   let seq = reported.size
   const known = new Set((await registry.listSites()).map((s) => s.name))
@@ -72,18 +86,54 @@ export async function runSiteJob(bench: Bench, job: SiteJobRow, owner: string, s
   const lease = keepAlive(() => renewSiteJob(registry.db, job.id, owner))
   lease.signal.addEventListener('abort', stopping, { once: true })
   let lost = false
+  // The sender is looked at every second too, so that no further site starts once it is gone.
+  let looking = false
+  const watch = setInterval(() => {
+    if (looking || stop.signal.aborted) return
+    looking = true
+    calledOff()
+      .then((off) => {
+        if (!off) return
+        lost = true
+        stop.abort()
+      })
+      // A registry that does not answer now is the lease's business.
+      .catch(() => {})
+      .finally(() => {
+        looking = false
+      })
+  }, SENDER_WATCH_MS)
+  watch.unref()
+  // A result that cannot be recorded (the registry is away past the retries) stops the job: no
+  // further site starts, and the job is the next worker's once its lease runs out.
+  let unrecorded: unknown
   let writes: Promise<void> = Promise.resolve()
+  const record = async (result: SiteOutcome) => {
+    for (const started = Date.now(); ;) {
+      try {
+        return await addSiteJobResult(registry, job.id, owner, seq, result.site, result)
+      } catch (error) {
+        if (!(error instanceof ServerGoneError) || Date.now() - started > RECORD_RETRY_MS) throw error
+        await new Promise((resolve) => setTimeout(resolve, 1000))
+      }
+    }
+  }
   const report = (result: SiteOutcome) => {
     // A site this worker did not start because it is stopping is the next worker's.
     if (result.status === 'interrupted' && stop.signal.aborted) return
     writes = writes.then(async () => {
-      if (lost) return
-      if (!(await addSiteJobResult(registry, job.id, owner, seq, result.site, result))) {
-        lost = true
+      if (lost || unrecorded !== undefined) return
+      try {
+        if (!(await record(result)) || (await calledOff())) {
+          lost = true
+          stop.abort()
+          return
+        }
+        seq++
+      } catch (error) {
+        unrecorded = error
         stop.abort()
-        return
       }
-      seq++
     })
   }
   try {
@@ -99,13 +149,17 @@ export async function runSiteJob(bench: Bench, job: SiteJobRow, owner: string, s
         onSite: report,
       })
     await writes
+    if (unrecorded !== undefined) throw unrecorded
     if (lost) return
     if (stop.signal.aborted) await releaseSiteJob(registry, job.id, owner)
     else await finishSiteJob(registry, job.id, owner, { status: 'done' })
   } catch (error) {
-    await writes.catch(() => {})
+    await writes
+    // Away, the registry can record nothing: the job waits there for the next worker.
+    if (error instanceof ServerGoneError || unrecorded !== undefined) throw unrecorded ?? error
     if (!lost) await finishSiteJob(registry, job.id, owner, { status: 'failed', error: messageOf(error) })
   } finally {
+    clearInterval(watch)
     lease.stop()
     signal?.removeEventListener('abort', stopping)
   }

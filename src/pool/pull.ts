@@ -354,7 +354,12 @@ async function finishOnHome(bench: Bench, taken: Claimed, home: string): Promise
       [site],
       // The tenant by id (its machine reads the row, encrypted secrets and all, from the registry)
       // and what the pool row was, to put it back if the pull cannot finish there.
-      { command: 'pull', payload: { tenantId: taken.tenant.id, original: poolFields(taken.original) } },
+      // The claim is committed: that machine finishes it even if this command is killed meanwhile.
+      {
+        command: 'pull',
+        payload: { tenantId: taken.tenant.id, original: poolFields(taken.original) },
+        outlivesSender: true,
+      },
       { onResult: (r) => (outcome = r), blank: (s, status, error) => ({ site: s, status, error }) },
     )
   } finally {

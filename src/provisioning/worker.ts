@@ -2,12 +2,13 @@ import { closeSync, mkdirSync, openSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Bench } from '../bench.js'
 import { TenancyError, messageOf } from '../errors.js'
+import { ServerGoneError } from '../databases/server-gone.js'
 import { now } from '../registry/registry.js'
 import { PROCESS_OWNER, ownerAlive } from '../util/process-owner.js'
 import { claimJob, jobsForHost, jobsLeft, type TenantScope } from '../registry/jobs.js'
 import { LEASE_MS, inFuture, keepAlive, newOwner } from '../registry/leases.js'
 import { notHomedElsewhere } from '../sites/site-home.js'
-import { jobChannel, liveWorkerHosts, workerLeaseName, workerLeasePattern } from '../registry/hosts.js'
+import { jobChannel, liveWorkerHosts, workerLeaseHost, workerLeaseName, workerLeasePattern } from '../registry/hosts.js'
 import { claimSiteJob, siteJobsLeft } from '../registry/site-jobs.js'
 import { runSiteJob } from '../fleet/site-job-runner.js'
 import { forgetLoadedApps } from '../apps/manifest.js'
@@ -36,6 +37,9 @@ export interface WorkerResult {
   /** Site jobs other machines' fleet commands sent this one, run here (SPEC §10). */
   siteJobs: number
 }
+
+/** The longest a lane waits before it tries a registry that went away again. */
+const AWAY_MAX_MS = 5000
 
 /** Sleeps up to `ms`; `wakeAll` (a job was queued for this machine) or `signal` ends every sleep at once. */
 function sleeper(signal?: AbortSignal) {
@@ -99,40 +103,59 @@ export async function runWorker(bench: Bench, options: WorkerOptions = {}): Prom
   // A job queued for this machine (a provisioning or a site job) wakes the idle lanes at once.
   const stopListening = await registry.listen([jobChannel(bench.host)], wakeAll)
 
+  /** One turn of a lane: runs a job if there is one; 'idle' when there was none, 'done' for a `--once` lane with nothing left. */
+  const turn = async (owner: string): Promise<'worked' | 'idle' | 'done'> => {
+    const job = await claimJob(registry, owner, scope, host)
+    // Each job sees the bench's apps as they are now (a deploy may have added migrations).
+    forgetLoadedApps()
+    // Work another machine's fleet command sent this one (SPEC §10).
+    const siteJob = !job && host !== undefined ? await claimSiteJob(registry, host, owner) : undefined
+    if (siteJob) {
+      const started = performance.now()
+      const [job, command, from] = [siteJob.id, siteJob.command, siteJob.requested_by]
+      options.onEvent?.({ type: 'site_job', job, command, sites: JSON.parse(siteJob.sites).length, from })
+      await runSiteJob(bench, siteJob, owner, options.signal)
+      options.onEvent?.({ type: 'site_job_finished', job, command, ms: Math.round(performance.now() - started) })
+      totals.siteJobs++
+      return 'worked'
+    }
+    if (job) {
+      totals.attempts++
+      seen.add(job.id)
+      totals.jobs = seen.size
+      // Each job counts once, by where its last attempt here left it.
+      outcomes.set(job.id, await runJob(bench, job, owner, context))
+      const count = (wanted: JobStatus) => [...outcomes.values()].filter((s) => s === wanted).length
+      ;[totals.done, totals.failed, totals.retried] = [count('done'), count('failed'), count('retry')]
+      return 'worked'
+    }
+    // Between jobs the worker drains the outbox: events a crash (or a failing receiver) left.
+    if ((await deliverEvents(bench, { limit: 50 })).delivered > 0) return 'worked'
+    if (options.once) {
+      const left = await jobsLeft(registry.db, scope)
+      if (left.count === 0 && (host === undefined || !(await siteJobsLeft(registry.db, host)))) return 'done'
+    }
+    return 'idle'
+  }
+
   const lane = async () => {
     const owner = newOwner()
+    let away = 0
     while (!options.signal?.aborted && !context.keyRefused && !registration.signal.aborted) {
-      const job = await claimJob(registry, owner, scope, host)
-      // Each job sees the bench's apps as they are now (a deploy may have added migrations).
-      forgetLoadedApps()
-      // Work another machine's fleet command sent this one (SPEC §10).
-      const siteJob = !job && host !== undefined ? await claimSiteJob(registry, host, owner) : undefined
-      if (siteJob) {
-        const started = performance.now()
-        const [job, command, from] = [siteJob.id, siteJob.command, siteJob.requested_by]
-        options.onEvent?.({ type: 'site_job', job, command, sites: JSON.parse(siteJob.sites).length, from })
-        await runSiteJob(bench, siteJob, owner, options.signal)
-        options.onEvent?.({ type: 'site_job_finished', job, command, ms: Math.round(performance.now() - started) })
-        totals.siteJobs++
+      let state: Awaited<ReturnType<typeof turn>>
+      try {
+        state = await turn(owner)
+        away = 0
+      } catch (error) {
+        // A registry that went away is waited for, longer each time: the worker carries on
+        // when it is back, and stops (its registration lapsed) if it stays away.
+        if (!(error instanceof ServerGoneError)) throw error
+        away = Math.min(AWAY_MAX_MS, Math.max(poll, away * 2))
+        await sleep(away)
         continue
       }
-      if (job) {
-        totals.attempts++
-        seen.add(job.id)
-        totals.jobs = seen.size
-        // Each job counts once, by where its last attempt here left it.
-        outcomes.set(job.id, await runJob(bench, job, owner, context))
-        const count = (wanted: JobStatus) => [...outcomes.values()].filter((s) => s === wanted).length
-        ;[totals.done, totals.failed, totals.retried] = [count('done'), count('failed'), count('retry')]
-        continue
-      }
-      // Between jobs the worker drains the outbox: events a crash (or a failing receiver) left.
-      if ((await deliverEvents(bench, { limit: 50 })).delivered > 0) continue
-      if (options.once) {
-        const left = await jobsLeft(registry.db, scope)
-        if (left.count === 0 && (host === undefined || !(await siteJobsLeft(registry.db, host)))) return
-      }
-      await sleep(poll)
+      if (state === 'done') return
+      if (state === 'idle') await sleep(poll)
     }
   }
 
@@ -155,7 +178,14 @@ export async function runWorker(bench: Bench, options: WorkerOptions = {}): Prom
   } finally {
     await stopListening()
     registration.stop()
-    await registry.db.deleteFrom('leases').where('name', '=', leaseName).execute()
+    // A registry that is away cannot be told: the registration runs out by itself.
+    await registry.db
+      .deleteFrom('leases')
+      .where('name', '=', leaseName)
+      .execute()
+      .catch((error: unknown) => {
+        if (!(error instanceof ServerGoneError)) throw error
+      })
   }
   return totals
 }
@@ -196,7 +226,9 @@ export async function ensureWorker(bench: Bench): Promise<boolean> {
       .where((eb) => eb.or([eb('name', 'like', workerLeasePattern(bench.host)), eb('name', '=', starting)]))
       .where('expires_at', '>', at)
       .execute()
-    if (live.some((l) => l.name === starting || ownerAlive(l.owner) !== false)) return false
+    // `_` in a machine's name is a `like` wildcard: only the leases that name this very machine count.
+    const mine = live.filter((l) => l.name === starting || workerLeaseHost(l.name) === bench.host)
+    if (mine.some((l) => l.name === starting || ownerAlive(l.owner) !== false)) return false
     await trx.deleteFrom('leases').where('name', '=', starting).execute()
     await trx
       .insertInto('leases')

@@ -1,7 +1,8 @@
 import type { Kysely, Selectable } from 'kysely'
 import { claimOneRow } from './claim-row.js'
 import { jobChannel, resultChannel } from './hosts.js'
-import { LEASE_MS, inFuture, leaseHolderGone } from './leases.js'
+import { ownerAlive } from '../util/process-owner.js'
+import { LEASE_MS, inFuture, keepAlive, leaseHolderGone } from './leases.js'
 import { now, type Registry } from './registry.js'
 import type { RegistrySchema, SiteJobsTable } from './schema.js'
 
@@ -12,6 +13,86 @@ import type { RegistrySchema, SiteJobsTable } from './schema.js'
  */
 
 export type SiteJobRow = Selectable<SiteJobsTable>
+
+/** The lease a command that sends site jobs holds while it waits on them (its jobs are wanted while it is fresh). */
+const SENDER_LEASE_PREFIX = 'site-sender:'
+const senderLeaseName = (sender: string) => `${SENDER_LEASE_PREFIX}${sender}`
+
+/**
+ * Registers `sender` as a command waiting on the site jobs it sends, and keeps the registration
+ * alive until `stop()`: a machine's worker stops a job whose sender is gone (killed, or its
+ * machine lost) after the current site, instead of working on for nobody. The registrations of
+ * senders gone earlier (killed: run out, or their process gone on this host) are cleared on the way.
+ */
+export async function registerSender(
+  registry: Registry,
+  sender: string,
+): Promise<{ signal: AbortSignal; release(): Promise<void> }> {
+  const name = senderLeaseName(sender)
+  const at = now()
+  const left = await registry.db
+    .selectFrom('leases')
+    .select(['name', 'owner', 'expires_at'])
+    .where('name', 'like', `${SENDER_LEASE_PREFIX}%`)
+    .execute()
+  const stale = left.filter((l) => l.name === name || l.expires_at < at || ownerAlive(l.owner) === false)
+  if (stale.length > 0)
+    await registry.db
+      .deleteFrom('leases')
+      .where(
+        'name',
+        'in',
+        stale.map((l) => l.name),
+      )
+      .execute()
+  await registry.db
+    .insertInto('leases')
+    .values({ name, owner: sender, expires_at: inFuture(LEASE_MS) })
+    .execute()
+  const held = keepAlive(async () => {
+    const renewed = await registry.db
+      .updateTable('leases')
+      .set({ expires_at: inFuture(LEASE_MS) })
+      .where('name', '=', name)
+      .executeTakeFirst()
+    return Number(renewed.numUpdatedRows) === 1
+  })
+  return {
+    signal: held.signal,
+    async release() {
+      held.stop()
+      // A registration that cannot be removed (the registry is gone) runs out by itself.
+      await registry.db
+        .deleteFrom('leases')
+        .where('name', '=', name)
+        .execute()
+        .catch(() => {})
+    },
+  }
+}
+
+/** The payload field of a job that is finished even once its sender is gone (see `senderGone`). */
+export const OUTLIVES_SENDER = 'outlivesSender'
+
+/**
+ * Whether the command that sent job `job` is gone: on this host, whether its process is; on
+ * another, whether its registration ran out or was removed (it ended, or was killed). Never for
+ * a job sent to outlive its sender.
+ */
+export async function senderGone(
+  db: Kysely<RegistrySchema>,
+  job: Pick<SiteJobRow, 'requested_by' | 'payload'>,
+): Promise<boolean> {
+  if ((JSON.parse(job.payload) as Record<string, unknown>)[OUTLIVES_SENDER] === true) return false
+  const alive = ownerAlive(job.requested_by)
+  if (alive !== undefined) return !alive
+  const lease = await db
+    .selectFrom('leases')
+    .select('expires_at')
+    .where('name', '=', senderLeaseName(job.requested_by))
+    .executeTakeFirst()
+  return !lease || lease.expires_at < now()
+}
 
 /** Queues a job for `host`'s workers and wakes them. Returns its id. */
 export async function enqueueSiteJob(

@@ -1,9 +1,17 @@
 import type { Bench } from '../bench.js'
 import { messageOf } from '../errors.js'
 import { liveWorkerHosts, resultChannel } from '../registry/hosts.js'
-import { newOwner } from '../registry/leases.js'
+import { LEASE_MS, newOwner } from '../registry/leases.js'
 import type { SiteRecord } from '../registry/registry.js'
-import { cancelSiteJob, enqueueSiteJob, getSiteJob, siteJobResults, type SiteJobRow } from '../registry/site-jobs.js'
+import {
+  OUTLIVES_SENDER,
+  cancelSiteJob,
+  enqueueSiteJob,
+  getSiteJob,
+  registerSender,
+  siteJobResults,
+  type SiteJobRow,
+} from '../registry/site-jobs.js'
 import { homeName } from './site-home.js'
 
 /**
@@ -17,6 +25,11 @@ import { homeName } from './site-home.js'
 export interface RemoteCommand {
   command: string
   payload: Record<string, unknown>
+  /**
+   * The job is finished even once its sender is gone (the completion of something already
+   * committed, such as a pull's claim); other jobs stop when their sender goes.
+   */
+  outlivesSender?: boolean
 }
 
 /** The result of a site a remote machine did not (or could not be seen to) finish. */
@@ -59,27 +72,78 @@ export async function runOnMachines<R extends { site: string }>(
   let wake: () => void = () => {
     notified = true
   }
-  // Listening before any job is queued: a machine may answer at once.
-  const stopListening = [...byHost.keys()].some((h) => live.has(h))
-    ? await registry.listen([resultChannel(sender)], () => wake())
-    : async () => {}
-  const waiting: { id: number; host: string; sites: string[]; reported: Set<string>; next: number }[] = []
-  for (const [host, sites] of byHost) {
-    if (!live.has(host)) {
-      for (const site of sites) options.onResult(options.blank(site, 'unreachable', unreachableReason(host)))
-      continue
-    }
-    const id = await enqueueSiteJob(registry, {
-      host,
-      command: request.command,
-      payload: request.payload,
-      sites,
-      requestedBy: sender,
-    })
-    waiting.push({ id, host, sites, reported: new Set(), next: 0 })
+  const unreachable = (host: string, sites: string[]) => {
+    for (const site of sites) options.onResult(options.blank(site, 'unreachable', unreachableReason(host)))
   }
-  if (waiting.length === 0) return stopListening()
+  if (![...byHost.keys()].some((h) => live.has(h))) {
+    for (const [host, sites] of byHost) unreachable(host, sites)
+    return
+  }
+  // Registered while it waits (the machines stop its jobs once it is gone), and listening
+  // before any job is queued: a machine may answer at once.
+  const registration = await registerSender(registry, sender)
+  let stopListening = async () => {}
+  const onAbort = () => wake()
+  try {
+    stopListening = await registry.listen([resultChannel(sender)], () => wake())
+    const waiting: Waiting[] = []
+    for (const [host, sites] of byHost) {
+      if (!live.has(host)) {
+        unreachable(host, sites)
+        continue
+      }
+      const id = await enqueueSiteJob(registry, {
+        host,
+        command: request.command,
+        payload: request.outlivesSender ? { ...request.payload, [OUTLIVES_SENDER]: true } : request.payload,
+        sites,
+        requestedBy: sender,
+      })
+      waiting.push({ id, host, sites, reported: new Set(), next: 0 })
+    }
+    options.signal?.addEventListener('abort', onAbort)
+    await waitOn(bench, waiting, options, {
+      sleep: (ms) =>
+        new Promise<void>((resolve) => {
+          if (notified || options.signal?.aborted) return resolve()
+          const timer = setTimeout(resolve, ms)
+          wake = () => {
+            clearTimeout(timer)
+            resolve()
+          }
+        }).then(() => {
+          notified = false
+          wake = () => {
+            notified = true
+          }
+        }),
+    })
+  } finally {
+    options.signal?.removeEventListener('abort', onAbort)
+    await stopListening().catch(() => {})
+    await registration.release()
+  }
+}
 
+/** A job sent, and what the sender has seen of it. */
+interface Waiting {
+  id: number
+  host: string
+  sites: string[]
+  reported: Set<string>
+  next: number
+  /** Since when (ms) its machine has had no live worker while the job waited in the queue. */
+  workerless?: number
+}
+
+/** Waits on `waiting` until each job is over, calling `onResult` for each of their sites. */
+async function waitOn<R extends { site: string }>(
+  bench: Bench,
+  waiting: Waiting[],
+  options: { signal?: AbortSignal; onResult: (result: R) => void; blank: RemoteBlank<R> },
+  { sleep }: { sleep: (ms: number) => Promise<void> },
+): Promise<void> {
+  const registry = await bench.registry()
   // A result as the machine wrote it, with every field of this command's results (a newer or older
   // tenancy there may write fewer).
   const asResult = (row: { site: string; result: unknown }): R => ({
@@ -87,70 +151,50 @@ export async function runOnMachines<R extends { site: string }>(
     ...(row.result as object),
   })
   const pollMs = registry.kind === 'postgres' ? POLL_MS : POLL_WITHOUT_LISTEN_MS
-  const onAbort = () => wake()
-  options.signal?.addEventListener('abort', onAbort)
   /** Ends a job's wait: every site not reported gets `status` with `error`. */
-  const settle = (job: (typeof waiting)[number], status: 'unreachable' | 'interrupted' | 'failed', error: string) => {
+  const settle = (job: Waiting, status: 'unreachable' | 'interrupted' | 'failed', error: string) => {
     for (const site of job.sites) if (!job.reported.has(site)) options.onResult(options.blank(site, status, error))
     job.reported = new Set(job.sites)
   }
-  try {
-    while (waiting.length > 0) {
-      for (const job of [...waiting]) {
-        for (const row of await siteJobResults(registry.db, job.id, job.next)) {
-          job.next = row.seq + 1
-          if (job.reported.has(row.site)) continue
-          job.reported.add(row.site)
-          options.onResult(asResult(row))
-        }
-        const state = await getSiteJob(registry.db, job.id)
-        const over = await jobOver(bench, job.host, state, options.signal?.aborted === true, job.id)
-        if (over) {
-          // Results written before the job ended are read once more, then the rest settled.
-          for (const row of await siteJobResults(registry.db, job.id, job.next)) {
-            job.next = row.seq + 1
-            if (job.reported.has(row.site)) continue
-            job.reported.add(row.site)
-            options.onResult(asResult(row))
-          }
-          settle(job, over.status, over.error)
-          waiting.splice(waiting.indexOf(job), 1)
-        }
-      }
-      if (waiting.length === 0) break
-      if (!notified && !options.signal?.aborted)
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, pollMs)
-          wake = () => {
-            clearTimeout(timer)
-            resolve()
-          }
-        })
-      notified = false
-      wake = () => {
-        notified = true
+  /** Reports the results job has written since the sender last looked. */
+  const readResults = async (job: Waiting) => {
+    for (const row of await siteJobResults(registry.db, job.id, job.next)) {
+      job.next = row.seq + 1
+      if (job.reported.has(row.site)) continue
+      job.reported.add(row.site)
+      options.onResult(asResult(row))
+    }
+  }
+  while (waiting.length > 0) {
+    for (const job of [...waiting]) {
+      await readResults(job)
+      const state = await getSiteJob(registry.db, job.id)
+      const over = await jobOver(bench, job, state, options.signal?.aborted === true)
+      if (over) {
+        // Results written before the job ended are read once more, then the rest settled.
+        await readResults(job)
+        settle(job, over.status, over.error)
+        waiting.splice(waiting.indexOf(job), 1)
       }
     }
-  } finally {
-    options.signal?.removeEventListener('abort', onAbort)
-    await stopListening()
+    if (waiting.length > 0) await sleep(pollMs)
   }
 }
 
 /**
  * Whether the wait on a job is over, and how its unreported sites end: the job finished (done:
  * nothing is left; failed: its error), was called off, or must be called off now — Ctrl-C here,
- * its machine has no live worker while it is still queued, or it is running with an expired
- * lease and no live worker to take it over.
+ * its machine has had no live worker for a lease's time while it is queued, or it is running
+ * with an expired lease and no live worker to take it over.
  */
 async function jobOver(
   bench: Bench,
-  host: string,
+  sent: Waiting,
   job: SiteJobRow | undefined,
   aborted: boolean,
-  id: number,
 ): Promise<{ status: 'unreachable' | 'interrupted' | 'failed'; error: string } | undefined> {
   const registry = await bench.registry()
+  const { host, id } = sent
   if (!job) return { status: 'failed', error: `the job sent to ${host} is gone from the registry` }
   if (job.status === 'done')
     return { status: 'failed', error: `machine ${host} finished without a result for the site` }
@@ -166,8 +210,16 @@ async function jobOver(
   }
   try {
     const live = (await liveWorkerHosts(registry.db, host)).has(host)
+    if (live || job.status !== 'queued') sent.workerless = undefined
+    else sent.workerless ??= Date.now()
     if (live) return undefined
-    if (job.status === 'queued' && (await cancelSiteJob(registry.db, id, unreachableReason(host), 'queued')))
+    // A worker stopped (its job given back to the queue) is given as long to come back as one
+    // that died: a restart picks the job up where it was.
+    if (
+      sent.workerless !== undefined &&
+      Date.now() - sent.workerless >= LEASE_MS &&
+      (await cancelSiteJob(registry.db, id, unreachableReason(host), 'queued'))
+    )
       return { status: 'unreachable', error: unreachableReason(host) }
     if (job.status === 'running' && (await cancelSiteJob(registry.db, id, workerDied(host), 'orphaned')))
       return { status: 'unreachable', error: workerDied(host) }
