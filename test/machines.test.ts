@@ -74,6 +74,28 @@ describe.skipIf(postgres.skip)('three machines on one PostgreSQL registry', () =
       // --local keeps to this machine's sites.
       const local = await tenancy(fleet.bench.m1, ['migrate', '--local', '--json'], { env: fleet.env('m1') })
       expect(local.json.sites.map((s: any) => s.site)).toEqual(fleet.sites.m1)
+      // A site named with --local that lives elsewhere is not done: failed, exit 1.
+      const named = await tenancy(fleet.bench.m1, ['migrate', '--local', '--site', fleet.sites.m2[0]!, '--json'], {
+        env: fleet.env('m1'),
+      })
+      expect(named.exitCode).toBe(1)
+      expect(named.json.sites[0]).toMatchObject({ status: 'failed', error: expect.stringContaining('lives on m2') })
+
+      // Finished jobs are kept a week, then removed (with their results) when another is sent.
+      const jobs = async () =>
+        (await registryRows(fleet.bench.m1, 'select id from site_jobs order by id')).map((r) => r.id)
+      const [oldest] = await jobs()
+      await registryRows(
+        fleet.bench.m1,
+        'update site_jobs set finished_at = ? where id = ?',
+        '2020-01-01T00:00:00.000Z',
+        oldest,
+      )
+      expect((await tenancy(fleet.bench.m1, ['migrate', '--json'], { env: fleet.env('m1') })).exitCode).toBe(0)
+      expect(await jobs()).not.toContain(oldest)
+      expect(
+        await registryRows(fleet.bench.m1, 'select count(*) as n from site_job_results where job_id = ?', oldest),
+      ).toEqual([{ n: 0 }])
     },
   )
 

@@ -122,7 +122,14 @@ export async function migrate(bench: Bench, options: MigrateOptions = {}): Promi
         continue
       }
       if (!isHomedHere(bench, registry.kind, site)) {
-        skip(site.name, `the site lives on ${homeName(site)}; run migrate there`)
+        // Only a site named with --local comes here (the others went to their machine): not done, so failed.
+        record({
+          site: site.name,
+          status: 'failed',
+          applied: [],
+          error: `the site lives on ${homeName(site)}, and --local keeps migrate to this machine; run it without --local, or there`,
+          duration_ms: 0,
+        })
         continue
       }
       if (existsSync(join(bench.sitePath(site.name), RESTORE_INTENT))) {

@@ -100,7 +100,7 @@ export async function enqueueSiteJob(
   job: { host: string; command: string; payload: unknown; sites: string[]; requestedBy: string },
 ): Promise<number> {
   const at = now()
-  return registry.db.transaction().execute(async (trx) => {
+  const id = await registry.db.transaction().execute(async (trx) => {
     const row = await trx
       .insertInto('site_jobs')
       .values({
@@ -122,6 +122,19 @@ export async function enqueueSiteJob(
     await registry.notify(jobChannel(job.host), trx)
     return Number(row.id)
   })
+  await pruneSiteJobs(registry)
+  return id
+}
+
+/** How long finished site jobs (and their results, up to 64 KiB of output a site) are kept. */
+const KEEP_FINISHED_MS = 7 * 24 * 3600 * 1000
+
+/** Removes the site jobs that finished more than a week ago, with their results: the tables do not grow forever. */
+async function pruneSiteJobs(registry: Registry): Promise<void> {
+  const before = new Date(Date.now() - KEEP_FINISHED_MS).toISOString()
+  const old = registry.db.selectFrom('site_jobs').select('id').where('finished_at', '<', before)
+  await registry.db.deleteFrom('site_job_results').where('job_id', 'in', old).execute()
+  await registry.db.deleteFrom('site_jobs').where('finished_at', '<', before).execute()
 }
 
 /**
