@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs'
-import { pathToFileURL } from 'node:url'
+import { importFile } from '../util/import-file.js'
 import { sql, type Kysely } from 'kysely'
 import type { DbType } from '../config/config.js'
 import { TenancyError, messageOf } from '../errors.js'
@@ -63,7 +63,7 @@ const scripts = new Map<string, string>()
 async function loadModule(file: string): Promise<MigrationModule> {
   let loading = modules.get(file)
   if (!loading) {
-    loading = import(pathToFileURL(file).href).then(
+    loading = importFile(file).then(
       (mod: Partial<MigrationModule> & { default?: Partial<MigrationModule> }) => {
         const m = typeof mod.up === 'function' ? mod : mod.default
         if (!m || typeof m.up !== 'function')
