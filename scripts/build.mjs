@@ -11,6 +11,9 @@ import { build } from 'esbuild'
 import { readFileSync, rmSync } from 'node:fs'
 
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'))
+const sqliteVersion = JSON.parse(
+  readFileSync(new URL('../node_modules/better-sqlite3/package.json', import.meta.url), 'utf8'),
+).version
 
 rmSync(new URL('../dist/', import.meta.url), { recursive: true, force: true })
 
@@ -23,7 +26,11 @@ const common = {
   keepNames: true,
   // Native or optional: resolved from node_modules at run time.
   external: ['better-sqlite3', 'pg', 'mysql2', 'mysql2/promise'],
-  define: { TENANCY_VERSION: JSON.stringify(version), TENANCY_IMPORT: 'undefined' },
+  define: {
+    TENANCY_VERSION: JSON.stringify(version),
+    TENANCY_IMPORT: 'undefined',
+    TENANCY_BUNDLED_SQLITE: 'undefined',
+  },
   logLevel: 'warning',
 }
 const esm = {
@@ -39,16 +46,21 @@ const esm = {
 // CommonJS package becomes a require (execa, ora and prompts are bundled, each still
 // initialized only when used), and the few ES modules loaded at run time (apps' migrations and
 // hooks, `execute` modules: util/import-file.ts) go through the import() bin/tenancy.js hands
-// in. import.meta.url is the bundle's own URL, handed in too.
+// in. import.meta.url is the bundle's own URL, handed in too. better-sqlite3's JavaScript is
+// bundled as well (its native addon is the installed one, and util/load-sqlite.ts uses the
+// copy only with the very version it came from); `bindings`, which finds the addon without
+// `nativeBinding`, is left out.
 const cli = await build({
   ...common,
   format: 'cjs',
+  external: ['bindings', 'pg', 'mysql2', 'mysql2/promise'],
   entryPoints: { cli: 'src/cli/main.ts' },
   outfile: 'dist/cli.cjs',
   supported: { 'dynamic-import': false },
   define: {
     ...common.define,
     TENANCY_IMPORT: '__tenancy_import',
+    TENANCY_BUNDLED_SQLITE: JSON.stringify(sqliteVersion),
     'import.meta.url': '__tenancy_import_meta_url',
   },
   write: true,

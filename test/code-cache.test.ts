@@ -14,6 +14,7 @@ import {
   mkdirSync,
   readFileSync,
   readdirSync,
+  rmSync,
   statSync,
   symlinkSync,
   writeFileSync,
@@ -22,14 +23,31 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { ROOT, cleanEnv, makeBench, tempDir, tenancy } from './helpers.js'
 
-/** A copy of the built install; its cache is `<copy>/dist/cli.cjs.v8cache`. */
-function installCopy(): { dir: string; bin: string; bundle: string; cache: string } {
+/**
+ * A copy of the built install; its cache is `<copy>/dist/cli.cjs.v8cache`. With `sqlite`, its
+ * node_modules holds links to the real one's packages but a better-sqlite3 of its own (links
+ * to the real one's files), which `sqlite` may change.
+ */
+function installCopy(sqlite?: (dir: string) => void): { dir: string; bin: string; bundle: string; cache: string } {
   const dir = tempDir('tenancy-install-')
   cpSync(join(ROOT, 'bin'), join(dir, 'bin'), { recursive: true })
   mkdirSync(join(dir, 'dist'))
   for (const file of ['cli.cjs', 'cli.cjs.map']) copyFileSync(join(ROOT, 'dist', file), join(dir, 'dist', file))
   copyFileSync(join(ROOT, 'package.json'), join(dir, 'package.json'))
-  symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'))
+  if (!sqlite) symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'))
+  else {
+    const modules = join(dir, 'node_modules')
+    mkdirSync(modules)
+    for (const name of readdirSync(join(ROOT, 'node_modules')))
+      if (name !== 'better-sqlite3') symlinkSync(join(ROOT, 'node_modules', name), join(modules, name))
+    const real = join(ROOT, 'node_modules', 'better-sqlite3')
+    const own = join(modules, 'better-sqlite3')
+    mkdirSync(own)
+    for (const name of readdirSync(real))
+      if (name === 'package.json') copyFileSync(join(real, name), join(own, name))
+      else symlinkSync(join(real, name), join(own, name))
+    sqlite(own)
+  }
   const bundle = join(dir, 'dist', 'cli.cjs')
   return { dir, bin: join(dir, 'bin', 'tenancy.js'), bundle, cache: `${bundle}.v8cache` }
 }
@@ -39,7 +57,7 @@ async function run(
   install: { bin: string },
   bench: string,
   args: string[],
-  options: { nodeFlags?: string[]; uid?: number } = {},
+  options: { nodeFlags?: string[]; uid?: number; env?: Record<string, string> } = {},
 ) {
   const command = [...(options.nodeFlags ?? []), install.bin, ...args]
   const [file, argv] =
@@ -49,7 +67,7 @@ async function run(
           'setpriv',
           [`--reuid=${options.uid}`, `--regid=${options.uid}`, '--clear-groups', process.execPath, ...command],
         ]
-  const result = await execa(file, argv, { cwd: bench, env: cleanEnv(), extendEnv: false, reject: false })
+  const result = await execa(file, argv, { cwd: bench, env: cleanEnv(options.env), extendEnv: false, reject: false })
   return { exitCode: result.exitCode, stdout: String(result.stdout), stderr: String(result.stderr) }
 }
 
@@ -209,6 +227,45 @@ describe('the code cache', () => {
     const stamp = statSync(install.cache).mtimeMs
     expect((await run(install, bench, ['list-sites'])).exitCode).toBe(0)
     expect(statSync(install.cache).mtimeMs).toBe(stamp)
+  })
+})
+
+describe("better-sqlite3's JavaScript", () => {
+  // NODE_DEBUG=module names each file the CommonJS loader loads: the package's own lib/ files
+  // only when the installed copy is used.
+  const loadsInstalledJs = (stderr: string) => /load "[^"]*better-sqlite3[\\/]lib[\\/]index\.js"/.test(stderr)
+  const debug = { env: { NODE_DEBUG: 'module' } }
+
+  it('comes from the bundle when the installed package is the version it was built with', async () => {
+    const install = installCopy(() => {})
+    const bench = makeBench({ exampleApps: false })
+    const result = await run(install, bench, ['new-site', 'a.localhost', '--json'], debug)
+    expect(result.exitCode, result.stderr).toBe(0)
+    expect(loadsInstalledJs(result.stderr)).toBe(false)
+    expect(result.stderr).toMatch(/load "[^"]*better-sqlite3[\\/]build[\\/]Release[\\/]better_sqlite3\.node"/)
+  })
+
+  it('comes from the installed package when that is another version, or its addon is elsewhere', async () => {
+    const cases = {
+      'another version': (dir: string) => {
+        const file = join(dir, 'package.json')
+        writeFileSync(file, JSON.stringify({ ...JSON.parse(readFileSync(file, 'utf8')), version: '12.0.0' }))
+      },
+      // `bindings` looks in build/Debug too; the bundle's copy takes build/Release only.
+      'the addon in build/Debug': (dir: string) => {
+        rmSync(join(dir, 'build'))
+        mkdirSync(join(dir, 'build'))
+        symlinkSync(join(ROOT, 'node_modules', 'better-sqlite3', 'build', 'Release'), join(dir, 'build', 'Debug'))
+      },
+    }
+    for (const [what, change] of Object.entries(cases)) {
+      const install = installCopy(change)
+      const bench = makeBench({ exampleApps: false })
+      const result = await run(install, bench, ['new-site', 'a.localhost', '--json'], debug)
+      expect({ what, exitCode: result.exitCode }).toEqual({ what, exitCode: 0 })
+      expect(JSON.parse(result.stdout).site).toBe('a.localhost')
+      expect(loadsInstalledJs(result.stderr), what).toBe(true)
+    }
   })
 })
 
