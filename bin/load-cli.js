@@ -22,6 +22,10 @@ import { Script } from 'node:vm'
 const BUNDLE = fileURLToPath(new URL('../dist/cli.cjs', import.meta.url))
 const CACHE = `${BUNDLE}.v8cache`
 const FORMAT = 1
+// A run longer than this does not add itself to a cache that other runs made: V8 may have
+// dropped (flushed) the bytecode of functions it left unused that long, and a cache written
+// now would lose them. (A long run still writes a cache where there was none.)
+const LONG_RUN_SECONDS = 5
 
 const sha256 = (bytes) => createHash('sha256').update(bytes).digest('hex')
 
@@ -120,6 +124,7 @@ export function loadCli() {
   if (process.argv.includes('--verbose') || process.argv.includes('-v')) mapStackTraces(wrapper.length)
   const script = new Script(`${wrapper}${bytes.toString('utf8')}\n})`, { filename: BUNDLE, cachedData: cache?.data })
   const used = cache !== undefined && !script.cachedDataRejected
+  const covered = used ? cache.commands : []
   const module = { exports: {} }
   const url = pathToFileURL(BUNDLE).href
   const importModule = (specifier) => import(specifier)
@@ -127,8 +132,7 @@ export function loadCli() {
   return {
     main: module.exports.main,
     saveCache(command) {
-      const covered = used ? cache.commands : []
-      if (used && (command === undefined || covered.includes(command))) return
+      if (used && (command === undefined || covered.includes(command) || process.uptime() > LONG_RUN_SECONDS)) return
       writeCache(script, source, command === undefined ? covered : [...covered, command])
     },
   }

@@ -136,6 +136,25 @@ describe('the code cache', () => {
     expect(leftovers(install)).toEqual([])
   })
 
+  it('is not rewritten by a long run (V8 may have flushed bytecode it left unused), only by a short one', async () => {
+    const install = installCopy()
+    const bench = makeBench({ exampleApps: false })
+    expect((await run(install, bench, ['new-site', 'a.localhost'])).exitCode).toBe(0)
+    const stamp = statSync(install.cache).mtimeMs
+    writeFileSync(
+      join(bench, 'slow.mjs'),
+      'export const wait = () => new Promise((r) => setTimeout(() => r("done"), 5500))\n',
+    )
+    writeFileSync(join(bench, 'fast.mjs'), 'export const now = () => "done"\n')
+    const slow = await run(install, bench, ['execute', 'slow.mjs#wait', '--site', 'a.localhost', '--json'])
+    expect(slow.exitCode, slow.stderr).toBe(0)
+    expect(statSync(install.cache).mtimeMs).toBe(stamp)
+    expect(readCache(install.cache).header.commands).toEqual(['new-site'])
+    const fast = await run(install, bench, ['execute', 'fast.mjs#now', '--site', 'a.localhost', '--json'])
+    expect(fast.exitCode, fast.stderr).toBe(0)
+    expectFreshCache(install, ['new-site', 'execute'])
+  })
+
   it('made for another build of the bundle (a stale cache) is not used, and is replaced', async () => {
     const install = installCopy()
     const bench = makeBench({ exampleApps: false })
