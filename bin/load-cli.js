@@ -116,7 +116,14 @@ function mapStackTraces(wrapperLength) {
  * cache when none was used or it does not cover `command` (what `main` resolved to) yet.
  */
 export function loadCli() {
-  const bytes = readFileSync(BUNDLE)
+  let bytes
+  try {
+    bytes = readFileSync(BUNDLE)
+  } catch (error) {
+    if (error.code !== 'ENOENT') throw error
+    process.stderr.write(`error: ${BUNDLE} is missing; build it with "npm run build" in ${dirname(dirname(BUNDLE))}\n`)
+    process.exit(1)
+  }
   const source = sha256(bytes)
   const cache = readCache(source)
   const wrapper =

@@ -249,6 +249,17 @@ describe('the code cache', () => {
   })
 })
 
+describe('the bundle', () => {
+  it('missing (no build yet, or an older one) is one line naming it and the fix, exit 1', async () => {
+    const install = installCopy()
+    rmSync(install.bundle)
+    const bench = makeBench({ exampleApps: false })
+    const result = await run(install, bench, ['list-sites'])
+    expect(result.exitCode).toBe(1)
+    expect(result.stderr).toBe(`error: ${install.bundle} is missing; build it with "npm run build" in ${install.dir}`)
+  })
+})
+
 describe("better-sqlite3's JavaScript", () => {
   // NODE_DEBUG=module names each file the CommonJS loader loads: the package's own lib/ files
   // only when the installed copy is used.
