@@ -4,6 +4,7 @@ if (process.argv.length === 3 && (process.argv[2] === '--version' || process.arg
   const { readFileSync } = await import('node:fs')
   process.stdout.write(`${JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version}\n`)
 } else {
-  const { main } = await import('../dist/cli.js')
-  await main(process.argv)
+  const { loadCli } = await import('./load-cli.js')
+  const cli = loadCli()
+  cli.saveCache(await cli.main(process.argv))
 }

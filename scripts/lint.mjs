@@ -2,6 +2,7 @@
 // - no console.* outside src/output (one output module owns the console)
 // - no .only( in tests (vitest's allowOnly is off too)
 // - no process.exit outside src/cli
+// - no import() of a run-time path outside src/util/import-file.ts
 import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { join, relative } from 'node:path'
 
@@ -27,6 +28,11 @@ function check(path) {
     if (rel.startsWith('src/') && !rel.startsWith('src/cli/') && /\bprocess\.exit\(/.test(line)) {
       problems.push(`${where}: process.exit outside src/cli; throw a TenancyError instead`)
     }
+    // The CLI bundle turns import() into require() (a vm.Script has none): a module found at
+    // run time is imported through util/import-file.ts, which uses the loader's import().
+    const code = !/^\s*(\/\/|\*|\/\*\*)/.test(line)
+    if (code && rel.startsWith('src/') && rel !== 'src/util/import-file.ts' && /\bimport\((?!['")])/.test(line))
+      problems.push(`${where}: import() of a path known only at run time; use importFile (src/util/import-file.ts)`)
     if (rel.startsWith('test/') && /\b(it|test|describe)\.only\(/.test(line))
       problems.push(`${where}: .only( left in a test`)
     if (/\s+$/.test(line)) problems.push(`${where}: trailing whitespace`)

@@ -229,6 +229,66 @@ export default ({ db }) => new Promise((resolve) => setTimeout(async () => {
     expect(await tableNames(bench, 'l.localhost')).not.toContain('late_items')
   })
 
+  it("tenant create loads its apps' migrations ahead, yet one that does not load fails the step that needs it, as before", async () => {
+    // The pipeline starts importing every app's JS migrations as it begins (they load while
+    // create-site waits for the password hash); hook modules are imported when called. A
+    // failed import is kept for the install that needs it: the apps before it still install,
+    // its step fails with the message it always had, and no rejection goes unhandled.
+    const bench = makeBench({ exampleApps: false })
+    addApp(
+      bench,
+      'first',
+      { hooks: { after_install: { module: 'hooks/install.mjs' } } },
+      {
+        'migrations/0001_rows.mjs':
+          'export async function up(db) {\n  await db.schema.createTable("rows").addColumn("id", "varchar(32)").execute()\n}\n',
+        'hooks/install.mjs':
+          'export default async ({ db }) => { await db.insertInto("rows").values({ id: "hook" }).execute(); return "first ok" }\n',
+      },
+    )
+    const brokenMigration = 'export async function up(db) {\n'
+    const brokenHook = 'export default (\n'
+    addApp(
+      bench,
+      'second',
+      { hooks: { after_install: { module: 'hooks/install.mjs' } } },
+      { 'migrations/0001_more.mjs': brokenMigration, 'hooks/install.mjs': brokenHook },
+    )
+    setConfig(bench, (c) => (c.provision.apps = ['first', 'second']))
+    const secondApp = join(bench, 'apps', 'second')
+
+    const failed = await tenancy(bench, ['tenant', 'create', 'acme', '--no-pool', '--json'])
+    expect(failed.exitCode, failed.stderr).toBe(1)
+    expect(failed.stderr).not.toMatch(/unhandled|ERR_UNHANDLED_REJECTION/i)
+    expect(failed.json.steps.map((s: any) => [s.name, s.status])).toEqual([
+      ['create-site', 'done'],
+      ['developer-mode', 'done'],
+      ['install-app first', 'done'],
+      ['install-app second', 'failed'],
+      ['api-user', 'pending'],
+      ['api-keys', 'pending'],
+      ['activate', 'pending'],
+    ])
+    expect(failed.json.steps[3].error).toMatch(
+      /installing app "second" on site "acme\.localhost" failed: migration second\/0001_more failed: .*0001_more\.mjs: /,
+    )
+    expect((await asSite(bench, 'acme.localhost', 'select id from rows')).rows).toEqual([{ id: 'hook' }])
+
+    // The migration fixed, the hook still broken: the next run fails on the hook, named as ever.
+    writeFileSync(join(secondApp, 'migrations', '0001_more.mjs'), 'export async function up() {}\n')
+    const hookFails = await tenancy(bench, ['provision', 'acme', '--json'])
+    expect(hookFails.exitCode, hookFails.stderr).toBe(1)
+    expect(hookFails.stderr).not.toMatch(/unhandled|ERR_UNHANDLED_REJECTION/i)
+    expect(hookFails.json.error).toMatch(
+      /the after_install hook of app "second" on site "acme\.localhost" failed: cannot import module "hooks\/install\.mjs": /,
+    )
+
+    writeFileSync(join(secondApp, 'hooks', 'install.mjs'), 'export default () => "second ok"\n')
+    const done = await tenancy(bench, ['provision', 'acme', '--json'])
+    expect(done.exitCode, done.stderr).toBe(0)
+    expect(done.json.status).toBe('completed')
+  })
+
   it('a bad hook in app.json is refused in one line naming the app, the hook and the fix (exit 2)', async () => {
     const bench = makeBench({ exampleApps: false })
     writeFileSync(join(bench, 'x.mjs'), 'export default () => {}\n')

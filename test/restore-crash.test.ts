@@ -94,12 +94,19 @@ describe.each(SITE_BACKENDS)('restore under kill -9 on $name', ({ name: backend,
       const seen: string[] = []
       for (const delay of [0, 150]) {
         const old = siteConfig(bench, 'r.localhost')
-        // From the moment the intent is on disk (the fresh database is being made and loaded).
-        await killWhen(bench, ['restore', 'r.localhost', big, '--yes', '--no-backup'], env, async () => {
-          if (!existsSync(intentFile)) return false
-          await sleep(delay)
-          return true
-        })
+        // From the moment the intent is on disk (the fresh database is being made and loaded),
+        // polled every 5 ms: a SQLite load of these rows can be over in less than the default 25.
+        await killWhen(
+          bench,
+          ['restore', 'r.localhost', big, '--yes', '--no-backup'],
+          env,
+          async () => {
+            if (!existsSync(intentFile)) return false
+            await sleep(delay)
+            return true
+          },
+          5,
+        )
         const intent = existsSync(intentFile) ? JSON.parse(readFileSync(intentFile, 'utf8')) : undefined
         await ok(bench, ['doctor', '--fix'], env)
         expect(existsSync(intentFile)).toBe(false)

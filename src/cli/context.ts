@@ -81,7 +81,7 @@ const TAKES_SITE = new Set([
 const TAKES_SITES = new Set(['migrate', 'backup', 'rollback', 'run', 'execute'])
 
 /** A command's full name as typed: `tenant create`, `doctor`. */
-function commandPath(command: Command): string {
+export function commandPath(command: Command): string {
   const names: string[] = []
   for (let c: Command | null = command; c?.parent; c = c.parent) names.unshift(c.name())
   return names.join(' ')

@@ -1,6 +1,6 @@
-// Everything a command does, loaded in one piece the first time a command runs, so that
-// `--help` and argument errors never load kysely or better-sqlite3, and a real command loads
-// one chunk instead of a dozen small modules.
+// Everything a command does, initialized in one piece the first time a command runs (the
+// bundle turns `import('./core.js')` into a lazily run initializer), so that `--help` and
+// argument errors never load kysely or better-sqlite3.
 export { usingBench } from '../session.js'
 export { initBench } from '../sites/init.js'
 export { newSite } from '../provisioning/new-site.js'

@@ -2,7 +2,7 @@ import { Command, CommanderError } from 'commander'
 import { EXIT_INTERRUPTED, EXIT_USAGE } from '../errors.js'
 import { Output } from '../output/output.js'
 import { leftRunning } from '../util/left-running.js'
-import { interruption } from './context.js'
+import { commandPath, interruption } from './context.js'
 import { collect } from './flags.js'
 import { registerSiteCommands } from './site-commands.js'
 import { registerTenantCommands } from './tenant-commands.js'
@@ -60,8 +60,12 @@ export function buildProgram(): Command {
   return program
 }
 
-/** Runs the CLI with `argv` and sets `process.exitCode`; never throws. */
-export async function main(argv: string[]): Promise<void> {
+/**
+ * Runs the CLI with `argv` and sets `process.exitCode`; never throws. Resolves to the command
+ * whose action ran (`tenant create`), or undefined when none did (help, a usage error):
+ * bin/tenancy.js keeps V8's code cache covering each command that runs.
+ */
+export async function main(argv: string[]): Promise<string | undefined> {
   // `tenancy list-sites | head`: a reader that stops early is not an error.
   for (const stream of [process.stdout, process.stderr]) {
     stream.on('error', (error: NodeJS.ErrnoException) => {
@@ -77,11 +81,14 @@ export async function main(argv: string[]): Promise<void> {
   }
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
-  // Stack traces point into the bundle; with --verbose, map them back to src/.
-  if (argv.includes('--verbose') || argv.includes('-v')) process.setSourceMapsEnabled(true)
+  // Stack traces point into the bundle; with --verbose, bin/load-cli.js maps them back to src/.
   // `tenancy help tenant create`: commander's help command goes one level deep only.
   if (argv[2] === 'help' && argv.length > 4) argv = [...argv.slice(0, 2), ...argv.slice(3), '--help']
   const program = buildProgram()
+  let ran: string | undefined
+  program.hook('preAction', (_program, action) => {
+    ran = commandPath(action)
+  })
   try {
     await program.parseAsync(argv)
     if (interruption.signal.aborted) process.exitCode = EXIT_INTERRUPTED
@@ -93,7 +100,7 @@ export async function main(argv: string[]): Promise<void> {
         const message = error.message.replace(/^error: /, '')
         process.stdout.write(`${JSON.stringify({ error: { message, exit_code: EXIT_USAGE } }, null, 2)}\n`)
       }
-      return
+      return ran
     }
     const json = argv.includes('--json')
     const verbose = argv.includes('--verbose') || argv.includes('-v')
@@ -107,4 +114,5 @@ export async function main(argv: string[]): Promise<void> {
     // loop: the command is done, so the process ends (output to pipes and files is synchronous).
     if (leftRunning() > 0) process.exit()
   }
+  return ran
 }

@@ -8,7 +8,15 @@ import { usingTenantLease, type LeaseHeld, type TenantLease } from '../registry/
 import { markStep, pendingStepRow, replaceSteps } from '../registry/steps.js'
 import { stepJson, type StepJson, type StepRow, type StepStatus, type TenantRow } from '../registry/tenants.js'
 import { deliverEvents, recordEvent } from '../events/outbox.js'
-import { planSteps, runStep, type PlannedStep, type PlannedStepSpec, type StepOutcome } from './steps.js'
+import {
+  planSteps,
+  prefetchStep,
+  runStep,
+  type PlannedStep,
+  type PlannedStepSpec,
+  type StepContext,
+  type StepOutcome,
+} from './steps.js'
 import { requireTenant, tenantSteps } from './tenant-record.js'
 
 export type StepEvent =
@@ -76,7 +84,8 @@ async function refreshSteps(bench: Bench, tenantId: number): Promise<void> {
     if (row.status === 'done' || row.status === 'skipped') return row
     const spec = current.get(row.name)
     if (spec === undefined) return { ...row, status: 'skipped', output: 'removed from provision.steps', error: null }
-    return { ...row, spec }
+    // Unchanged (as the steps of a tenant recorded a moment ago are): nothing to write.
+    return row.spec === spec ? row : { ...row, spec }
   })
   const fresh = (s: PlannedStep) => pendingStepRow(tenantId, s)
   const ordered = [...updated.flatMap((row) => [...(added.get(row.name) ?? []).map(fresh), row]), ...waiting.map(fresh)]
@@ -157,6 +166,7 @@ export async function provisionTenant(
         .execute()
       await refreshSteps(bench, tenant.id)
       const steps = await tenantSteps(bench, tenant.id)
+      prefetchSteps({ bench, tenant: { ...tenant, site } }, steps)
       for (const row of steps) {
         if (row.status === 'done' || row.status === 'skipped') {
           options.onStep?.({ step: row.name, phase: 'already_done' })
@@ -227,6 +237,21 @@ export async function provisionTenant(
   }
   const leased = await usingTenantLease(registry, tenant.id, { waitWhile: waitForLease(tenant, options) }, runPipeline)
   return leased.taken ? leased.value : done('busy', null)
+}
+
+/**
+ * Starts loading what the steps still to run will need (apps' migrations), so that it loads while
+ * the steps before them wait (create-site, on the Administrator's password hash). A step
+ * whose spec cannot be read is left to the run, which reports it.
+ */
+function prefetchSteps(ctx: StepContext, rows: readonly StepRow[]): void {
+  for (const row of rows) {
+    if (row.status === 'done' || row.status === 'skipped') continue
+    try {
+      const spec = JSON.parse(row.spec ?? 'null') as PlannedStepSpec | null
+      if (spec) prefetchStep(ctx, { name: row.name, spec })
+    } catch {}
+  }
 }
 
 /** Why a run stopped that lost its lease: another process took it over, or renewing it failed. */

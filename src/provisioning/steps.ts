@@ -147,6 +147,11 @@ export async function checkEncryptionKey(bench: Bench): Promise<void> {
   await bench.secretBox()
 }
 
+/** Starts loading what a step will need, without waiting (its kind's `prefetch`, if any). */
+export function prefetchStep(ctx: StepContext, step: PlannedStep): void {
+  kindOf(step.spec)?.prefetch?.(ctx, step.spec)
+}
+
 /** Runs one step. Every step is safe to run again after a partial run (check, act, re-check). */
 export async function runStep(ctx: StepContext, step: PlannedStep): Promise<StepOutcome> {
   const kind = kindOf(step.spec)

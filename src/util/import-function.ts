@@ -1,4 +1,4 @@
-import { pathToFileURL } from 'node:url'
+import { importFile } from './import-file.js'
 import { messageOf, usageError } from '../errors.js'
 
 /** A function some module exports: what `execute` and module hooks call. */
@@ -30,7 +30,7 @@ export async function importFunction(
   const { what } = options
   let loading = namespaces.get(file)
   if (!loading) {
-    loading = import(pathToFileURL(file).href) as Promise<Record<string, unknown>>
+    loading = importFile(file)
     namespaces.set(file, loading)
   }
   let namespace: Record<string, unknown>

@@ -30,6 +30,11 @@ export interface StepKind<S extends { kind: string }> {
   once?: boolean
   /** A kind that must come before it in the pipeline, and why. */
   after?: { kind: string; because: string }
+  /**
+   * Starts loading, without waiting, what running it will need (an app's migrations), as the pipeline
+   * begins: it then loads while earlier steps wait. Never throws; `run` meets any failure.
+   */
+  prefetch?(ctx: StepContext, spec: S): void
   /** Runs it. Safe to run again after a partial run (check, act, re-check). */
   run(ctx: StepContext, spec: S): Promise<StepOutcome>
 }
