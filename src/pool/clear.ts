@@ -57,7 +57,20 @@ export async function pendingClear(
       continue
     }
     // Before anything changes: a missing admin password must not leave a tenant half-deleted.
-    const admin = tenant.site ? await adminToDropSite(bench, tenant.site, 'pending-clear') : undefined
+    let admin
+    try {
+      admin = tenant.site ? await adminToDropSite(bench, tenant.site, 'pending-clear') : undefined
+    } catch (error) {
+      // A pull may have taken the tenant (and renamed its site) since the list was read.
+      const now = await registry.db
+        .selectFrom('tenants')
+        .select(['pending_since', 'site'])
+        .where('id', '=', tenant.id)
+        .executeTakeFirst()
+      if (now?.pending_since != null && now.site === tenant.site) throw error
+      result.skipped.push({ tenant: tenant.name, reason: 'pulled meanwhile' })
+      continue
+    }
     const outcome = await usingTenantLease(bench, tenant.id, {}, (lease) =>
       removeTenant(bench, tenant.id, { site: tenant.site, onlyPendingHeldBy: lease.owner }),
     )
