@@ -25,6 +25,8 @@ export const PG = {
   CRASH_SHUTDOWN: '57P02',
   /** cannot_connect_now: the server is starting up or shutting down */
   CANNOT_CONNECT_NOW: '57P03',
+  /** dependent_objects_still_exist: DROP ROLE of a role that still owns something */
+  DEPENDENT_OBJECTS_STILL_EXIST: '2BP01',
 } as const
 
 /** MariaDB / MySQL server error numbers (`errno`; https://mariadb.com/kb/en/mariadb-error-codes/). */

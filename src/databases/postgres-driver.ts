@@ -224,8 +224,20 @@ export const postgresDriver: DatabaseDriver = {
     const user = settings.db_user ?? settings.db_name
     await withAdmin(admin, async (client) => {
       try {
-        await client.query(`DROP DATABASE IF EXISTS ${ident(settings.db_name)} WITH (FORCE)`)
-        await client.query(`DROP ROLE IF EXISTS ${ident(user)}`)
+        // A killed client's CREATE DATABASE can still be finishing on the server when the drop
+        // comes: the role then owns a database made after the DROP DATABASE (2BP01). Its sessions
+        // are ended and the database dropped again, a few times, before that is an error.
+        for (let attempt = 1; ; attempt++) {
+          await client.query(`DROP DATABASE IF EXISTS ${ident(settings.db_name)} WITH (FORCE)`)
+          try {
+            await client.query(`DROP ROLE IF EXISTS ${ident(user)}`)
+            break
+          } catch (error) {
+            if (codeOf(error) !== PG.DEPENDENT_OBJECTS_STILL_EXIST || attempt >= 10) throw error
+            await client.query('select pg_terminate_backend(pid) from pg_stat_activity where usename = $1', [user])
+            await new Promise((resolve) => setTimeout(resolve, 200))
+          }
+        }
       } catch (error) {
         throw serverError(`dropping the database "${settings.db_name}"`, where(settings), error, false, client)
       }
