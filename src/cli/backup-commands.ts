@@ -1,9 +1,10 @@
 import type { Command } from 'commander'
 import { EXIT_FAILED, usageError } from '../errors.js'
+import { usingProgress } from '../output/progress.js'
 import { contextFor } from './context.js'
 import { addPasswordFlags } from './password-flags.js'
 import { addFleetFlags, fleetOptions, integerFlag, setFleetExitCode, type FleetFlags } from './flags.js'
-import { describeSiteBackup, renderBackups, renderBackupSummary, renderRestore } from './render.js'
+import { describeSiteBackup, renderBackups, renderBackupSummary, renderRestore, sitesCounter } from './render.js'
 
 interface BackupFlags extends FleetFlags {
   encrypt?: boolean
@@ -47,15 +48,15 @@ export function registerBackupCommands(program: Command): void {
       const selection = fleetOptions(ctx.opts.sites, flags, ctx.signal)
       await ctx.withBench(async (bench) => {
         const { backupSites } = await import('./core.js')
-        const result = await backupSites(bench, {
-          ...selection,
-          encrypt: flags.encrypt,
-          keep: flags.keep,
-          backupPath: flags.backupPath,
-          onSite: (r) => {
-            if (!ctx.out.json) ctx.out.info(`${r.site}: ${describeSiteBackup(r)}`)
-          },
-        })
+        const result = await usingProgress(ctx.out, sitesCounter, (progress) =>
+          backupSites(bench, {
+            ...selection,
+            encrypt: flags.encrypt,
+            keep: flags.keep,
+            backupPath: flags.backupPath,
+            onSite: progress.siteLines(describeSiteBackup),
+          }),
+        )
         ctx.out.result(result, () => renderBackupSummary(result))
         setFleetExitCode(result)
       })

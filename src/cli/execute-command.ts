@@ -1,10 +1,10 @@
 import { isAbsolute, relative } from 'node:path'
 import type { Command } from 'commander'
 import { usageError } from '../errors.js'
-import { statusLine } from '../output/progress.js'
+import { usingProgress } from '../output/progress.js'
 import { contextFor } from './context.js'
 import { addFleetFlags, fleetOptions, setFleetExitCode, type FleetFlags } from './flags.js'
-import { describeSiteExecution, migrateCounter, renderExecuteSummary } from './render.js'
+import { describeSiteExecution, renderExecuteSummary, sitesCounter } from './render.js'
 
 interface ExecuteFlags extends FleetFlags {
   args?: string
@@ -21,10 +21,10 @@ function parseArgsFlag(text: string | undefined): unknown {
 }
 
 /**
- * Text for `stream`, written at the next turn of the event loop (or once 64 KiB wait) rather than
+ * Lines for `stream`, written at the next turn of the event loop (or once 64 KiB wait) rather than
  * at once: a thousand sites are a few writes, not a thousand. `flush` writes what waits now.
  */
-function batched(stream: NodeJS.WritableStream): { write(text: string): void; flush(): void } {
+function batched(stream: NodeJS.WritableStream): { write(line: string): void; flush(): void } {
   let waiting = ''
   let due: NodeJS.Immediate | undefined
   const flush = () => {
@@ -34,8 +34,8 @@ function batched(stream: NodeJS.WritableStream): { write(text: string): void; fl
     waiting = ''
   }
   return {
-    write(text) {
-      waiting += text
+    write(line) {
+      waiting += `${line}\n`
       if (waiting.length >= 65_536) flush()
       else due ??= setImmediate(flush)
     },
@@ -69,36 +69,33 @@ export function registerExecuteCommand(program: Command): void {
       // Other machines call the module from the same place in their bench (or the same absolute path).
       const inBench = relative(bench.root, file)
       const from = { module: inBench.startsWith('..') || isAbsolute(inBench) ? file : inBench, exportName }
-      const line = statusLine(ctx.out)
       // The results are the command's output: stdout, one line a site, so a script can read them. On a
-      // terminal each shows as its site finishes; otherwise they go out in batches.
-      const lines = line
-        ? { write: (text: string) => void ctx.out.stdout.write(text), flush() {} }
-        : batched(ctx.out.stdout)
-      const started = performance.now()
-      const result = await executeOnSites(bench, fn as never, {
-        ...selection,
-        args,
-        from,
-        onSite: (r, done, total, thrown) => {
-          if (ctx.out.json) return
-          line?.clear()
-          lines.write(`${r.site}: ${describeSiteExecution(r)}\n`)
-          if (thrown instanceof Error && thrown.stack && ctx.out.verbose) {
-            lines.flush()
-            ctx.out.debug(thrown.stack)
-          }
-          line?.update(migrateCounter(done, total, (performance.now() - started) / 1000))
-        },
+      // terminal each shows as its site finishes, above the progress line; otherwise they go out in batches.
+      const result = await usingProgress(ctx.out, sitesCounter, (progress) => {
+        const lines = ctx.out.stdout.isTTY
+          ? { write: (line: string) => progress.print(line, ctx.out.stdout), flush() {} }
+          : batched(ctx.out.stdout)
+        return executeOnSites(bench, fn as never, {
+          ...selection,
+          args,
+          from,
+          onSite: (r, done, total, thrown) => {
+            if (ctx.out.json) return
+            lines.write(`${r.site}: ${describeSiteExecution(r)}`)
+            if (thrown instanceof Error && thrown.stack && ctx.out.verbose) {
+              lines.flush()
+              progress.print(ctx.out.color.dim(thrown.stack))
+            }
+            progress.update(done, total)
+          },
+        }).finally(() => lines.flush())
       })
-      line?.clear()
       if (ctx.out.json) ctx.out.result(result)
       else {
         // Sites not started have a line too (after the ones that ran), so every selected site has one.
-        for (const r of result.sites)
-          if (r.status === 'skipped' || r.status === 'interrupted')
-            lines.write(`${r.site}: ${describeSiteExecution(r)}\n`)
-        lines.flush()
+        const notStarted = result.sites.filter((r) => r.status === 'skipped' || r.status === 'interrupted')
+        if (notStarted.length > 0)
+          ctx.out.stdout.write(notStarted.map((r) => `${r.site}: ${describeSiteExecution(r)}\n`).join(''))
         ctx.out.info(renderExecuteSummary(result))
       }
       setFleetExitCode(result)

@@ -1,8 +1,8 @@
 import type { Command } from 'commander'
-import { statusLine } from '../output/progress.js'
+import { usingProgress } from '../output/progress.js'
 import { contextFor } from './context.js'
 import { addFleetFlags, fleetOptions, setFleetExitCode, type FleetFlags } from './flags.js'
-import { describeSiteMigration, migrateCounter, renderMigrateSummary } from './render.js'
+import { describeSiteMigration, renderMigrateSummary, sitesCounter } from './render.js'
 
 interface MigrateFlags extends FleetFlags {
   dryRun?: boolean
@@ -22,25 +22,14 @@ export function registerMigrateCommand(program: Command): void {
       const selection = fleetOptions(ctx.opts.sites, flags, ctx.signal)
       await ctx.withBench(async (bench) => {
         const { migrate } = await import('./core.js')
-        const line = statusLine(ctx.out)
-        const started = performance.now()
-        const result = await migrate(bench, {
-          ...selection,
-          dryRun: Boolean(flags.dryRun),
-          onSite: (r, done, total) => {
-            if (ctx.out.json) return
-            if (line) {
-              line.update(migrateCounter(done, total, (performance.now() - started) / 1000))
-              // A terminal gets the one progress line; only failures (and a dry run's findings) get
-              // lines of their own.
-              if (['failed', 'pending', 'interrupted', 'unreachable'].includes(r.status))
-                line.print(`${r.site}: ${describeSiteMigration(r)}`)
-            } else {
-              ctx.out.info(`${r.site}: ${describeSiteMigration(r)}`)
-            }
-          },
-        })
-        line?.clear()
+        // Every site's line, above the one progress line on a terminal (a plain line each otherwise).
+        const result = await usingProgress(ctx.out, sitesCounter, (progress) =>
+          migrate(bench, {
+            ...selection,
+            dryRun: Boolean(flags.dryRun),
+            onSite: progress.siteLines(describeSiteMigration),
+          }),
+        )
         ctx.out.result(result, () => renderMigrateSummary(result, Boolean(flags.dryRun)))
         setFleetExitCode(result)
       })

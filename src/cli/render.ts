@@ -1,5 +1,6 @@
 // How results and progress read for humans. Type imports only: these run in the CLI's
 // first chunk, which must not pull in what the commands do (see cli/core.ts).
+import type { ChalkInstance } from 'chalk'
 import type { AppInstallResult, InstallProgress } from '../apps/install.js'
 import type { BenchAppListing, SiteAppListing } from '../apps/list-apps.js'
 import type { BackupResult, SiteBackupResult } from '../backups/backup.js'
@@ -88,6 +89,20 @@ export function stepTaskView(event: StepEvent): TaskView | undefined {
     return { show: 'skip', text: `${event.step}${event.outcome?.output ? `: ${event.outcome.output}` : ''}` }
   if (event.phase === 'failed') return { show: 'fail', text: `${event.step} failed` }
   return undefined
+}
+
+/**
+ * One ended step of one of several tenants provisioned at once, as `stepTaskView` shows it for
+ * one tenant but prefixed with the tenant: `✔ pending-3f2a: create-site (120 ms)`; undefined
+ * for a start. `ms` is how long the step took.
+ */
+export function tenantStepLine(tenant: string, event: StepEvent, ms: number, color: ChalkInstance): string | undefined {
+  const view = stepTaskView(event)
+  if (view === undefined || view.show === 'start') return undefined
+  if (view.show === 'line') return `- ${tenant}: ${view.line.replace(/^- /, '')}`
+  if (view.show === 'succeed') return `${color.green('✔')} ${tenant}: ${view.text} ${color.dim(`(${ms} ms)`)}`
+  if (view.show === 'fail') return `${color.red('✖')} ${tenant}: ${view.text}`
+  return `- ${tenant}: ${view.text} ${color.dim('(skipped)')}`
 }
 
 /** A tenant's provisioning steps as a table. */
@@ -184,12 +199,28 @@ export function describeSiteMigration(r: SiteResult): string {
   }
 }
 
-/** migrate's terminal counter: `12/40 sites, 30/s, ETA 1 s`. */
-export function migrateCounter(done: number, total: number, seconds: number): string {
-  const rate = done / Math.max(seconds, 0.001)
-  const eta = (total - done) / Math.max(rate, 0.001)
-  return `${done}/${total} sites, ${rate.toFixed(0)}/s, ETA ${eta.toFixed(0)} s`
+/** Seconds for humans: `8 s`, `12 min`, `2 h 5 min`. */
+function secondsText(seconds: number): string {
+  const s = Math.round(seconds)
+  if (s < 90) return `${s} s`
+  const min = Math.round(s / 60)
+  return min < 90 ? `${min} min` : `${Math.floor(min / 60)} h ${min % 60} min`
 }
+
+/**
+ * The progress line of a command over many sites or tenants: `12/40 sites, 30/s, ETA 1 s`,
+ * then what runs now when `now` names it (`now: pending-3f2a create-site, …`).
+ */
+export function fleetCounter(done: number, total: number, seconds: number, noun: string, now: string[] = []): string {
+  const rate = done / Math.max(seconds, 0.001)
+  const eta = done === 0 ? '?' : secondsText((total - done) / Math.max(rate, 0.001))
+  const rateText = done === 0 ? '-' : rate >= 10 ? rate.toFixed(0) : rate.toFixed(1)
+  return `${done}/${total} ${noun}, ${rateText}/s, ETA ${eta}${now.length ? `, now: ${now.join(', ')}` : ''}`
+}
+
+/** A fleet command's progress line over its sites (see `fleetCounter`). */
+export const sitesCounter = (done: number, total: number, seconds: number): string =>
+  fleetCounter(done, total, seconds, 'sites')
 
 /** migrate's summary: the counts, then one line per failed site. */
 export function renderMigrateSummary(result: MigrateResult, dryRun: boolean): string {

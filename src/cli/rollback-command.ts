@@ -1,7 +1,9 @@
 import type { Command } from 'commander'
 import type { RollbackResult, SiteRollbackResult } from '../migrate/rollback.js'
+import { usingProgress } from '../output/progress.js'
 import { contextFor } from './context.js'
 import { addFleetFlags, fleetOptions, integerFlag, setFleetExitCode, type FleetFlags } from './flags.js'
+import { sitesCounter } from './render.js'
 
 interface RollbackFlags extends FleetFlags {
   app?: string
@@ -57,16 +59,16 @@ export function registerRollbackCommand(program: Command): void {
       const selection = fleetOptions(ctx.opts.sites, flags, ctx.signal)
       await ctx.withBench(async (bench) => {
         const { rollback } = await import('./core.js')
-        const result = await rollback(bench, {
-          ...selection,
-          app: flags.app,
-          step: flags.step,
-          to: flags.to,
-          dryRun: Boolean(flags.dryRun),
-          onSite: (r) => {
-            if (!ctx.out.json) ctx.out.info(`${r.site}: ${describeSite(r)}`)
-          },
-        })
+        const result = await usingProgress(ctx.out, sitesCounter, (progress) =>
+          rollback(bench, {
+            ...selection,
+            app: flags.app,
+            step: flags.step,
+            to: flags.to,
+            dryRun: Boolean(flags.dryRun),
+            onSite: progress.siteLines(describeSite),
+          }),
+        )
         ctx.out.result(result, () => renderSummary(result))
         setFleetExitCode(result)
       })

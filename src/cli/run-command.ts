@@ -1,9 +1,10 @@
 import type { Command } from 'commander'
-import type { SiteRunResult } from '../fleet/run.js'
+import type { OutputStream } from '../fleet/run.js'
 import { usageError } from '../errors.js'
+import { usingProgress } from '../output/progress.js'
 import { contextFor } from './context.js'
 import { addFleetFlags, fleetOptions, integerFlag, setFleetExitCode, type FleetFlags } from './flags.js'
-import { describeSiteRun, renderRunSummary } from './render.js'
+import { describeSiteRun, renderRunSummary, sitesCounter } from './render.js'
 
 interface RunFlags extends FleetFlags {
   timeout?: number
@@ -62,37 +63,37 @@ export function registerRunCommand(program: Command): void {
         stream.isTTY ? ctx.out.color.cyan(`${site}:`) : `${site}:`
       // Sites whose lines came as they were printed; another machine's come with its result.
       const streamed = new Set<string>()
-      const printOutput = (r: SiteRunResult) => {
-        for (const [name, text] of [
-          ['stdout', r.stdout],
-          ['stderr', r.stderr],
-        ] as const) {
-          const stream = name === 'stdout' ? ctx.out.stdout : ctx.out.stderr
-          for (const line of text.split('\n').filter((l, i, all) => l !== '' || i < all.length - 1))
-            stream.write(`${prefix(stream, r.site)} ${line}\n`)
-        }
-      }
       await ctx.withBench(async (bench) => {
         const { runOnSites } = await import('./core.js')
-        const result = await runOnSites(bench, {
-          command: argv,
-          shell: flags.shell,
-          ...selection,
-          timeoutSeconds: flags.timeout,
-          keepOutput: json,
+        // The commands' lines go above the progress line on a terminal, so it never cuts into them.
+        const result = await usingProgress(ctx.out, sitesCounter, (progress) => {
           // One write per whole line, so the lines of sites running at once never mix.
-          onLine: json
-            ? undefined
-            : (site, name, line) => {
-                streamed.add(site)
-                const stream = name === 'stdout' ? ctx.out.stdout : ctx.out.stderr
-                stream.write(`${prefix(stream, site)} ${line}\n`)
-              },
-          onSite: (r) => {
-            if (!json && !streamed.has(r.site)) printOutput(r)
-            if (!json && r.status !== 'succeeded')
-              ctx.out.info(`${prefix(ctx.out.stderr, r.site)} ${describeSiteRun(r)}`)
-          },
+          const print = (site: string, name: OutputStream, line: string) => {
+            const stream = name === 'stdout' ? ctx.out.stdout : ctx.out.stderr
+            progress.print(`${prefix(stream, site)} ${line}`, stream)
+          }
+          return runOnSites(bench, {
+            command: argv,
+            shell: flags.shell,
+            ...selection,
+            timeoutSeconds: flags.timeout,
+            keepOutput: json,
+            onLine: json
+              ? undefined
+              : (site, name, line) => {
+                  streamed.add(site)
+                  print(site, name, line)
+                },
+            onSite: (r, done, total) => {
+              if (json) return
+              if (!streamed.has(r.site))
+                for (const name of ['stdout', 'stderr'] as const)
+                  for (const line of r[name].split('\n').filter((l, i, all) => l !== '' || i < all.length - 1))
+                    print(r.site, name, line)
+              if (r.status !== 'succeeded') progress.print(`${prefix(ctx.out.stderr, r.site)} ${describeSiteRun(r)}`)
+              progress.update(done, total)
+            },
+          })
         })
         // The children's output is on stdout: the summary goes to stderr, and --json gives the document.
         if (json) ctx.out.result(result)

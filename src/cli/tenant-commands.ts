@@ -1,12 +1,20 @@
 import type { Command } from 'commander'
 import { EXIT_FAILED, EXIT_INTERRUPTED, TenancyError, usageError } from '../errors.js'
 import type { Output } from '../output/output.js'
-import { taskProgress } from '../output/progress.js'
+import { taskProgress, usingProgress } from '../output/progress.js'
 import type { ProvisionOptions, ProvisionResult } from '../provisioning/runner.js'
 import { contextFor, type CommandContext } from './context.js'
 import { addPendingFilters, collect, integerFlag, pendingChoice, type PendingFlags } from './flags.js'
 import { addPasswordFlags } from './password-flags.js'
-import { renderErrors, renderRename, renderTenant, renderTenants, stepTaskView } from './render.js'
+import {
+  fleetCounter,
+  renderErrors,
+  renderRename,
+  renderTenant,
+  renderTenants,
+  stepTaskView,
+  tenantStepLine,
+} from './render.js'
 import { registerTenantLifecycleCommands } from './tenant-lifecycle-commands.js'
 
 /** `--concurrency` of pending-create and worker: tenants provisioned at once. */
@@ -270,17 +278,45 @@ export function registerTenantCommands(program: Command): void {
       const flags = command.opts<PendingCreateFlags>()
       await ctx.withBench(async (bench) => {
         const { pendingCreate } = await import('./core.js')
-        const result = await pendingCreate(bench, {
-          count: flags.count,
-          concurrency: flags.concurrency,
-          host: flags.host,
-          signal: ctx.signal,
-          onProvisioned: (r) => {
-            if (r.status === 'completed') ctx.out.success(`provisioned pending tenant ${r.tenant}`)
-            else if (r.status === 'failed')
-              ctx.out.info(`${ctx.out.color.red('✖')} pending tenant ${r.tenant} failed: ${r.error}`)
-          },
-        })
+        // Several tenants run at once: each ended step is a line naming its tenant, and the one
+        // progress line below says which step each running tenant is at. A tenant keeps its place
+        // in that list from its first step to its end (no step shown between two).
+        const running = new Map<string, { step?: string; started: number }>()
+        const counter = (done: number, total: number, seconds: number) => {
+          const now = [...running].flatMap(([tenant, { step }]) => (step ? [`${tenant} ${step}`] : []))
+          return fleetCounter(done, total, seconds, 'tenants', now)
+        }
+        const { color } = ctx.out
+        const result = await usingProgress(ctx.out, counter, (progress) =>
+          pendingCreate(bench, {
+            count: flags.count,
+            concurrency: flags.concurrency,
+            host: flags.host,
+            signal: ctx.signal,
+            onStart: (tenants) => {
+              if (tenants.length > 0) progress.update(0, tenants.length)
+            },
+            onStep: (tenant, event) => {
+              const started = running.get(tenant)?.started ?? performance.now()
+              running.set(
+                tenant,
+                event.phase === 'start' ? { step: event.step, started: performance.now() } : { started },
+              )
+              const line = tenantStepLine(tenant, event, Math.round(performance.now() - started), color)
+              if (line) progress.print(line)
+              else progress.redraw()
+            },
+            onProvisioned: (r, done, total) => {
+              running.delete(r.tenant)
+              if (r.status === 'completed') progress.print(`${color.green('✔')} provisioned pending tenant ${r.tenant}`)
+              else if (r.status === 'failed')
+                progress.print(`${color.red('✖')} pending tenant ${r.tenant} failed: ${r.error}`)
+              else if (r.status === 'busy')
+                progress.print(`- pending tenant ${r.tenant} is being provisioned by another process: left to it`)
+              progress.update(done, total)
+            },
+          }),
+        )
         const { pool } = result
         const remote = result.worker_live !== undefined
         ctx.out.result(
@@ -324,7 +360,21 @@ export function registerTenantCommands(program: Command): void {
     const { olderThanDays, olderThanHours, host } = command.opts<PendingClearFlags>()
     await ctx.withBench(async (bench) => {
       const { pendingClear } = await import('./core.js')
-      const result = await pendingClear(bench, { olderThanDays, olderThanHours, host })
+      const result = await usingProgress(
+        ctx.out,
+        (done, total, seconds) => fleetCounter(done, total, seconds, 'tenants'),
+        (progress) =>
+          pendingClear(bench, {
+            olderThanDays,
+            olderThanHours,
+            host,
+            onTenant: (t, done, total) => {
+              if (ctx.out.json) return
+              progress.print(`${t.tenant}: ${t.status}${t.status === 'cleared' ? '' : ` (${t.reason})`}`)
+              progress.update(done, total)
+            },
+          }),
+      )
       const of = result.host === bench.host ? '' : ` of ${result.host}`
       ctx.out.result(result, () => {
         const left = result.skipped.map((s) => `${s.tenant} (${s.reason})`).join(', ')

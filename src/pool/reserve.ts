@@ -5,7 +5,7 @@ import { TenancyError, TenantNotFoundError } from '../errors.js'
 import { assertSiteName } from '../names.js'
 import { now } from '../registry/registry.js'
 import type { RegistrySchema } from '../registry/schema.js'
-import { provisionTenant, type ProvisionResult } from '../provisioning/runner.js'
+import { provisionTenant, type ProvisionResult, type StepEvent } from '../provisioning/runner.js'
 import { preflight, type PlannedStep } from '../provisioning/steps.js'
 import { requireTenant } from '../provisioning/tenant-record.js'
 import { tenantJson, type TenantJson } from '../registry/tenants.js'
@@ -161,7 +161,12 @@ export async function pendingCreate(
     count?: number
     concurrency?: number
     signal?: AbortSignal
-    onProvisioned?: (r: ProvisionResult) => void
+    /** Called once with the tenants this run provisions (what it reserved, then what earlier runs left), before the first starts. */
+    onStart?: (tenants: readonly string[]) => void
+    /** Each step event of each tenant provisioned, as `provisionTenant` gives them (tenants run `concurrency` at once). */
+    onStep?: (tenant: string, event: StepEvent) => void
+    /** Called as each tenant's provisioning ends: `done` of `total` ended (one cleared or pulled meanwhile counts as ended). */
+    onProvisioned?: (r: ProvisionResult, done: number, total: number) => void
     host?: string
   } = {},
 ): Promise<PendingCreateResult> {
@@ -184,20 +189,31 @@ export async function pendingCreate(
     .orderBy('pending_since')
     .execute()
   const queue = [...new Set([...reserved, ...unfinished.map((t) => t.name)])]
+  const total = queue.length
+  options.onStart?.(queue.slice())
+  let done = 0
   const provisioned: string[] = []
   const failed: { tenant: string; error: string }[] = []
   const lane = async () => {
     for (let name = queue.shift(); name !== undefined && !options.signal?.aborted; name = queue.shift()) {
+      const tenant = name
       let result: ProvisionResult
       try {
-        result = await provisionTenant(bench, name, { signal: options.signal, waitForLease: false })
+        result = await provisionTenant(bench, tenant, {
+          signal: options.signal,
+          waitForLease: false,
+          onStep: options.onStep && ((event) => options.onStep!(tenant, event)),
+        })
       } catch (error) {
         // Cleared or pulled meanwhile: nothing to do for it here.
-        if (error instanceof TenantNotFoundError) continue
+        if (error instanceof TenantNotFoundError) {
+          done++
+          continue
+        }
         throw error
       }
       if (registry.kind === 'postgres') await settleReservationJob(registry.db, name, result)
-      options.onProvisioned?.(result)
+      options.onProvisioned?.(result, ++done, total)
       if (result.status === 'completed') provisioned.push(name)
       else if (result.status === 'failed') failed.push({ tenant: name, error: result.error ?? 'unknown error' })
     }
