@@ -1,3 +1,4 @@
+import { execa } from 'execa'
 import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
@@ -6,7 +7,7 @@ import { maskSecrets, resolveConfig } from '../src/config/config.js'
 import { coerceConfigValue } from '../src/sites/config-commands.js'
 import { TenancyError } from '../src/errors.js'
 import { jsonErrorOffset, parseJson, writeJsonAtomic } from '../src/util/json-file.js'
-import { tempDir } from './helpers.js'
+import { BIN, makeBench, setConfig, tempDir, tenancy } from './helpers.js'
 
 function usage(fn: () => unknown): string {
   try {
@@ -144,5 +145,105 @@ describe('config', () => {
     writeJsonAtomic(file, { a: 2 }, 0o600)
     expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual({ a: 2 })
     expect(statSync(file).mode & 0o777).toBe(0o600)
+  })
+})
+
+describe('show-config', () => {
+  const DEFAULT_STEPS = ['create-site', 'developer-mode', 'install-apps', 'api-user', 'api-keys', 'activate']
+
+  it('shows every default filled in (db.host, db.port, provision.steps, host), keeping the JSON keys', async () => {
+    const bench = makeBench()
+    const r = await tenancy(bench, ['show-config', '--json'], { env: { TENANCY_HOST: 'web-1' } })
+    expect(r.exitCode, r.stderr).toBe(0)
+    expect(r.json).toMatchObject({
+      sites_path: 'sites',
+      apps_path: 'apps',
+      registry: 'sqlite:.tenancy/registry.db',
+      // SQLite databases are files in the site directory: no server to name.
+      db: { type: 'sqlite', host: null, port: null, root_user: null },
+      default_site_domain: 'localhost',
+      auto_provision_tenant_sites: true,
+      provision: {
+        apps: ['shared_lib', 'tenant_ops'],
+        api_user: 'api@{site}',
+        developer_mode: true,
+        steps: DEFAULT_STEPS,
+        max_attempts: 5,
+        step_timeout: 300,
+        retry_delay: 2,
+      },
+      pending: { count: 5, include_in_queries: false },
+      backups: { path: 'backups', encrypt: false },
+      run: { timeout: 3600 },
+      host: 'web-1',
+    })
+    expect(r.json.migrate.concurrency).toBeGreaterThan(0)
+
+    // A server kind: the host, port and admin user new databases go to, unless the config says.
+    setConfig(bench, (c) => (c.db = { type: 'mariadb' }))
+    expect((await tenancy(bench, ['show-config', '--json'])).json.db).toEqual({
+      type: 'mariadb',
+      host: '127.0.0.1',
+      port: 3306,
+      root_user: 'root',
+    })
+    setConfig(bench, (c) => (c.db = { type: 'postgres', host: 'db.internal', port: 6432 }))
+    expect((await tenancy(bench, ['show-config', '--json'])).json.db).toEqual({
+      type: 'postgres',
+      host: 'db.internal',
+      port: 6432,
+      root_user: 'postgres',
+    })
+    // A pipeline of the config's own is shown as it is.
+    setConfig(bench, (c) => (c.provision.steps = ['create-site', { run: 'echo hi', timeout: 5 }, 'activate']))
+    expect((await tenancy(bench, ['show-config', '--json'])).json.provision.steps).toEqual([
+      'create-site',
+      { run: 'echo hi', timeout: 5 },
+      'activate',
+    ])
+  })
+
+  it('prints readable `key = value` lines, piped and on a terminal, secrets masked; --site adds the site keys', async () => {
+    const bench = makeBench()
+    setConfig(bench, (c) => {
+      c.provision_mariadb_root_password = 'root-pw-in-config'
+      c.registry = 'postgres://tenancy:reg-pw@127.0.0.1/registry'
+    })
+    const piped = await tenancy(bench, ['show-config'], { env: { TENANCY_REGISTRY_URL: '' } })
+    expect(piped.exitCode, piped.stderr).toBe(0)
+    const lines = piped.stdout.split('\n')
+    for (const line of lines) expect(line).toMatch(/^[a-z_]+(\.[a-z_]+)* = \S/)
+    expect(lines).toEqual(
+      expect.arrayContaining([
+        'sites_path = sites',
+        'db.type = sqlite',
+        'db.host = none',
+        'db.port = none',
+        'provision.apps = shared_lib, tenant_ops',
+        `provision.steps = ${DEFAULT_STEPS.join(', ')}`,
+        'provision.step_timeout = 300',
+        'pending.count = 5',
+        'auto_provision_tenant_sites = true',
+        'registry = postgres://tenancy:********@127.0.0.1/registry',
+        'provision_mariadb_root_password = ********',
+      ]),
+    )
+    expect(piped.stdout).not.toMatch(/root-pw-in-config|reg-pw/)
+
+    // A terminal (script gives the command one) sees the same lines, no escapes.
+    const tty = await execa('script', ['-qec', `${process.execPath} ${BIN} show-config`, '/dev/null'], {
+      cwd: bench,
+      reject: false,
+      env: { NO_COLOR: '1', PATH: process.env.PATH ?? '' },
+      extendEnv: false,
+    })
+    expect(tty.stdout.replace(/\r/g, '').split('\n')).toEqual(lines)
+
+    setConfig(bench, (c) => (c.registry = 'sqlite:.tenancy/registry.db'))
+    expect((await tenancy(bench, ['new-site', 'a.localhost'])).exitCode).toBe(0)
+    const site = await tenancy(bench, ['show-config', '--site', 'a.localhost'])
+    expect(site.stdout).toMatch(/^db_type = sqlite$/m)
+    expect(site.stdout).toMatch(/^db_name = \S+$/m)
+    expect(site.stdout).toMatch(/^sites_path = sites$/m)
   })
 })

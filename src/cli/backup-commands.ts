@@ -2,7 +2,7 @@ import type { Command } from 'commander'
 import { EXIT_FAILED, usageError } from '../errors.js'
 import { usingProgress } from '../output/progress.js'
 import { contextFor } from './context.js'
-import { addPasswordFlags } from './password-flags.js'
+import { addPasswordFlags, adminPasswordFromFlags } from './password-flags.js'
 import { addFleetFlags, fleetOptions, integerFlag, setFleetExitCode, type FleetFlags } from './flags.js'
 import { describeSiteBackup, renderBackups, renderBackupSummary, renderRestore, sitesCounter } from './render.js'
 
@@ -100,7 +100,8 @@ export function registerBackupCommands(program: Command): void {
         '  tenancy restore acme.localhost backups/acme.localhost/20261201T020000000Z --yes\n' +
         '  tenancy restore acme.localhost /mnt/web-2-backups/acme.localhost/20261201T020000000Z --rehome --yes',
     )
-  addPasswordFlags(restoreCommand)
+  // bench's restore takes --admin-password too: the restored site's Administrator gets it.
+  addPasswordFlags(restoreCommand, { admin: true })
   restoreCommand.action(async (site: string, backupDir: string, _o, command: Command) => {
     const ctx = contextFor(command)
     const flags = command.opts<RestoreFlags>()
@@ -112,6 +113,7 @@ export function registerBackupCommands(program: Command): void {
           "--rehome takes no backup first (the site's current state is on the machine it leaves); leave out --backup-path",
         )
       if (flags.rehome) await assertRehomable(bench, site, backupDir)
+      const adminPassword = await adminPasswordFromFlags(bench.passwordFlags)
       // The set is checked before asking, so a bad one is refused without a question.
       const set = await verifyBackupSet(bench, backupDir, { force: flags.force })
       await ctx.confirm(
@@ -145,7 +147,12 @@ export function registerBackupCommands(program: Command): void {
       const renamed = result.rename_from
         ? ((await finishRestoredRename(bench, site, { signal: ctx.signal })) ?? null)
         : null
-      const done = { ...result, renamed }
+      if (adminPassword !== undefined) {
+        const { setAdminPassword } = await import('./core.js')
+        await setAdminPassword(bench, { site, password: adminPassword })
+        if (!ctx.out.json) ctx.out.success(`set the Administrator password of ${site}`)
+      }
+      const done = { ...result, renamed, admin_password_set: adminPassword !== undefined }
       ctx.out.result(done, () => renderRestore(done))
       if (done.migrate.status === 'failed') process.exitCode = EXIT_FAILED
     })

@@ -14,6 +14,8 @@ import { registerRunCommand } from './run-command.js'
 import { registerExecuteCommand } from './execute-command.js'
 import { registerEventsCommand } from './events-command.js'
 import { registerHostCommands } from './host-commands.js'
+import { registerCompletionCommand } from './completion.js'
+import { registerSetupCommands } from './setup-command.js'
 
 declare const TENANCY_VERSION: string
 
@@ -52,6 +54,8 @@ export function buildProgram(): Command {
   registerExecuteCommand(program)
   registerEventsCommand(program)
   registerHostCommands(program)
+  registerSetupCommands(program)
+  registerCompletionCommand(program)
   const override = (command: Command): void => {
     command.exitOverride()
     command.commands.forEach(override)

@@ -1,5 +1,7 @@
 import { Option, type Command } from 'commander'
 import type { PasswordFlags } from '../bench.js'
+import { usageError } from '../errors.js'
+import { resolveSecret } from '../secrets/resolve-secret.js'
 
 /**
  * Declares bench's password flags on a command: `--db-root-password-file` and
@@ -67,4 +69,25 @@ export function commandLineSecretWarning(given: string, file: string, env: strin
     `${given} puts a password on the command line, where other users of this machine can read it; ` +
     `use ${file} or ${env} instead`
   )
+}
+
+/**
+ * The Administrator password given by `--admin-password-file` or `--admin-password` (only
+ * those: `restore`, like bench's, sets one only when asked), read before the command changes
+ * anything so that an unreadable file or an empty password stops it first; undefined when neither.
+ */
+export async function adminPasswordFromFlags(flags: PasswordFlags | undefined): Promise<string | undefined> {
+  const given = await resolveSecret({
+    label: 'admin password',
+    fileFlag: '--admin-password-file',
+    filePath: flags?.adminPasswordFile,
+    flag: '--admin-password',
+    flagValue: flags?.adminPassword,
+    envVar: 'TENANCY_ADMIN_PASSWORD',
+    // The environment's TENANCY_ADMIN_PASSWORD (meant for new sites) does not reset a restored site's.
+    env: {},
+  })
+  if (given && given.value.length === 0)
+    throw usageError(`the admin password from ${given.where} is empty; give a non-empty one`)
+  return given?.value
 }

@@ -4,6 +4,7 @@ import { EXIT_FAILED, TenancyError, usageError } from '../errors.js'
 import { taskProgress } from '../output/progress.js'
 import { contextFor } from './context.js'
 import { addPendingFilters, collect, integerFlag, pendingChoice, type PendingFlags } from './flags.js'
+import { renderConfigLines } from './render-config.js'
 import { addPasswordFlags, commandLineSecretWarning } from './password-flags.js'
 import { appTaskView, renderBenchApps, renderRename, renderSiteApps, renderSites } from './render.js'
 
@@ -311,13 +312,13 @@ export function registerSiteCommands(program: Command): void {
 
   program
     .command('show-config')
-    .description('show the merged configuration (bench, then --site), secrets masked')
+    .description('show the merged configuration (bench, then --site) with every default filled in, secrets masked')
     .action(async (_o, command: Command) => {
       const ctx = contextFor(command)
       await ctx.withBench(async (bench) => {
         const { showConfig } = await import('./core.js')
         const config = await showConfig(bench, { site: ctx.opts.site })
-        ctx.out.result(config, () => JSON.stringify(config, null, 2))
+        ctx.out.result(config, () => renderConfigLines(config).join('\n'))
       })
     })
 

@@ -60,6 +60,19 @@ export interface BenchConfig {
 
 export const DEFAULT_APPS = ['shared_lib', 'tenant_ops']
 
+/**
+ * The pipeline when `provision.steps` is not set (`install-apps` stands for one `install-app`
+ * per `provision.apps`): what provisioning runs and `show-config` shows.
+ */
+export const DEFAULT_STEPS: readonly PipelineStepConfig[] = [
+  'create-site',
+  'developer-mode',
+  'install-apps',
+  'api-user',
+  'api-keys',
+  'activate',
+]
+
 /** The config `tenancy init` writes: the defaults that matter, spelled out. */
 export function initialConfig(): Record<string, unknown> {
   return {

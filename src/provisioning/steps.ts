@@ -1,5 +1,5 @@
 import type { Bench } from '../bench.js'
-import type { BenchConfig, PipelineStepConfig } from '../config/config.js'
+import { DEFAULT_STEPS, type BenchConfig, type PipelineStepConfig } from '../config/config.js'
 import { usageError } from '../errors.js'
 import { resolveInstallOrder } from '../apps/manifest.js'
 import { resolveServerAdmin } from '../sites/server-admin.js'
@@ -62,14 +62,7 @@ function planEntry(item: PipelineStepConfig, config: BenchConfig): PlannedStep[]
  * before any tenant is recorded.
  */
 export function planSteps(config: BenchConfig): PlannedStep[] {
-  const items = config.provision.steps ?? [
-    'create-site',
-    'developer-mode',
-    'install-apps',
-    'api-user',
-    'api-keys',
-    'activate',
-  ]
+  const items = config.provision.steps ?? DEFAULT_STEPS
   const steps: PlannedStep[] = []
   const names = new Set<string>()
   for (const item of items) {

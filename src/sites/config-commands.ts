@@ -1,5 +1,6 @@
 import type { Bench } from '../bench.js'
-import { getConfigPath, maskSecrets, setConfigPath } from '../config/config.js'
+import { DEFAULT_STEPS, getConfigPath, maskSecrets, setConfigPath } from '../config/config.js'
+import { getDriver } from '../databases/index.js'
 import { usageError } from '../errors.js'
 import { assertConfigKey } from '../names.js'
 import { parseJson } from '../util/json-file.js'
@@ -56,9 +57,34 @@ export async function setSiteConfig(bench: Bench, options: Omit<SetConfigOptions
   return { file: `${path}/site_config.json`, key, value: maskSecrets(value, key) }
 }
 
-/** `tenancy show-config`: the bench config (with defaults) merged with a site's config, secrets masked. */
+// Where server databases go when neither the config nor a flag says (as server-admin.ts and the drivers do).
+const DEFAULT_SERVER_HOST = '127.0.0.1'
+
+/**
+ * The bench config as commands use it, every default filled in: those `resolveConfig` applies,
+ * and those applied where they are used: this machine's name (`host`), the server, port and
+ * admin user new server databases go to (null for SQLite, whose databases are files), and the
+ * default pipeline.
+ */
+async function resolvedBenchConfig(bench: Bench): Promise<Record<string, unknown>> {
+  const config: Record<string, unknown> = structuredClone(bench.config)
+  config.host = bench.host
+  const db = config.db as Record<string, unknown>
+  const server = (await getDriver(bench.config.db.type)).server
+  db.host ??= server ? DEFAULT_SERVER_HOST : null
+  db.port ??= server?.defaultPort ?? null
+  db.root_user ??= server?.defaultAdminUser ?? null
+  const provision = config.provision as Record<string, unknown>
+  provision.steps ??= structuredClone(DEFAULT_STEPS)
+  return config
+}
+
+/**
+ * `tenancy show-config`: the bench config with every default filled in, merged with a site's
+ * config (its keys over the bench's), secrets masked.
+ */
 export async function showConfig(bench: Bench, options: { site?: string }): Promise<Record<string, unknown>> {
-  const merged: Record<string, unknown> = structuredClone(bench.config)
+  const merged = await resolvedBenchConfig(bench)
   if (options.site) {
     await requireSite(bench, options.site)
     Object.assign(merged, readSiteConfig(bench.sitePath(options.site)))
