@@ -173,6 +173,12 @@ export function registerTenantCommands(program: Command): void {
               `${result.worker_live ? `; its worker there will provision it` : ''}. ` +
               `Follow it with "tenancy tenant show ${name}"`
             )
+          if (result.mode === 'queued' && result.any_machine)
+            return (
+              `Queued tenant ${name} (site ${result.site}) for the first worker of any machine sharing the registry ` +
+              `(${result.worker_started ? 'started one' : 'one is already running or starting'} on this machine, ${bench.host}; ` +
+              `--host ${bench.host} keeps a tenant here). Follow it with "tenancy tenant show ${name}"`
+            )
           if (result.mode === 'queued')
             return (
               `Queued tenant ${name} (site ${result.site})` +
