@@ -436,21 +436,24 @@ export function registerTenantCommands(program: Command): void {
           signal: ctx.signal,
           onEvent: (e) => {
             const stamp = new Date().toISOString()
-            if (e.type === 'claimed') ctx.out.info(`${stamp} ${e.tenant}: attempt ${e.attempt}`)
+            // One event per line, starting with its time: a failed command's output (in its error)
+            // continues on indented lines, so `grep` and `tail -f` of worker.log keep events apart.
+            const line = (text: string) => ctx.out.info(`${stamp} ${text.replace(/\r?\n/g, '\n    ')}`)
+            if (e.type === 'claimed') line(`${e.tenant}: attempt ${e.attempt}`)
             else if (
               e.type === 'step' &&
               (e.event.phase === 'done' || e.event.phase === 'failed' || e.event.phase === 'skipped')
             ) {
               const error = e.event.phase === 'failed' ? `: ${e.event.error}` : ''
-              ctx.out.info(`${stamp} ${e.tenant}: ${e.event.step} ${e.event.phase}${error}`)
+              line(`${e.tenant}: ${e.event.step} ${e.event.phase}${error}`)
             } else if (e.type === 'finished') {
               const retry = e.retry_at ? ` (retry at ${e.retry_at})` : ''
               const error = e.error && e.status !== 'done' ? `: ${e.error}` : ''
-              ctx.out.info(`${stamp} ${e.tenant}: ${e.status}${retry}${error}`)
+              line(`${e.tenant}: ${e.status}${retry}${error}`)
             } else if (e.type === 'site_job') {
-              ctx.out.info(`${stamp} site job ${e.job}: ${e.command} over ${e.sites} site(s), sent by ${e.from}`)
+              line(`site job ${e.job}: ${e.command} over ${e.sites} site(s), sent by ${e.from}`)
             } else if (e.type === 'site_job_finished') {
-              ctx.out.info(`${stamp} site job ${e.job}: ${e.command} finished (${e.ms} ms)`)
+              line(`site job ${e.job}: ${e.command} finished (${e.ms} ms)`)
             }
           },
         })
