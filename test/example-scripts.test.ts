@@ -101,5 +101,19 @@ describe("tenant_ops's example scripts (the README's run and execute examples)",
       roles: ['System Manager'],
       api_key: keys.json.api_key,
     })
+
+    // A site without tenant_ops: one line saying so, not a stack trace.
+    expect((await tenancy(bench, ['new-site', 'bare.localhost'])).exitCode).toBe(0)
+    const bare = await tenancy(bench, [
+      'run',
+      '--site',
+      'bare.localhost',
+      '--',
+      'node',
+      `${SCRIPTS}/count-customers.mjs`,
+    ])
+    expect(bare.exitCode).toBe(1)
+    expect(bare.stderr).toContain('bare.localhost: no such table: customers (is tenant_ops installed on this site?)')
+    expect(bare.stderr).not.toMatch(/    at /)
   })
 })

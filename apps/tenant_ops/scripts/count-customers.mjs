@@ -8,6 +8,13 @@
 
 import { pathToFileURL } from 'node:url'
 
+/** One line naming the cause (a site without tenant_ops has no customers table), not a stack trace. */
+function fail(error) {
+  const missing = /no such table|doesn't exist|does not exist/.test(error.message)
+  console.error(missing ? `${error.message} (is tenant_ops installed on this site?)` : error.message)
+  process.exit(1)
+}
+
 const { TENANCY_LIB, TENANCY_SITE_PATH } = process.env
 if (!TENANCY_LIB || !TENANCY_SITE_PATH) {
   console.error('run me through tenancy: tenancy run --site all -- node apps/tenant_ops/scripts/count-customers.mjs')
@@ -19,6 +26,6 @@ const { n } = await withSiteDatabase(TENANCY_SITE_PATH, (db) =>
     .selectFrom('customers')
     .select((eb) => eb.fn.countAll().as('n'))
     .executeTakeFirstOrThrow(),
-)
+).catch(fail)
 // PostgreSQL's count is a bigint, which pg gives as a string.
 console.log(`${Number(n)} customers`)
