@@ -413,6 +413,9 @@ describe("the worker's lines (what worker.log holds)", () => {
       `T zeta: failed: ${error}`,
       ...output,
     ])
+    // --json: the counts alone, snake_case as every document is.
+    const again = await tenancy(bench, ['worker', '--once', '--json'], { env })
+    expect(again.json).toEqual({ jobs: 0, attempts: 0, done: 0, failed: 0, retried: 0, site_jobs: 0 })
   })
 })
 

@@ -457,8 +457,10 @@ export function registerTenantCommands(program: Command): void {
             }
           },
         })
+        // --json keys are snake_case (SPEC §3).
+        const { siteJobs, ...counts } = result
         ctx.out.result(
-          result,
+          { ...counts, site_jobs: siteJobs },
           () =>
             `worker ${process.pid} stopped: ${result.jobs} job(s)` +
             `${result.attempts > result.jobs ? ` in ${result.attempts} attempts` : ''}, ` +
