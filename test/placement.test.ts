@@ -144,12 +144,13 @@ describe.skipIf(!enabled('postgres'))('placing tenants on machines (one PostgreS
 
     const first = await m1.run(['tenant', 'create', 'u1', '--background', '--json'])
     expect(first.exitCode, first.stderr).toBe(0)
-    expect(first.json).toMatchObject({ mode: 'queued', host: null, worker_started: false })
+    expect(first.json).toMatchObject({ mode: 'queued', host: null, worker_started: false, any_machine: true })
     expect(await rows(m1, 'select host from jobs')).toEqual([{ host: null }])
     // Placed explicitly on this machine: a job for m1 only.
     const own = await m1.run(['tenant', 'create', 'own', '--host', 'm1', '--background', '--json'])
     expect(own.exitCode, own.stderr).toBe(0)
     expect(own.json).toMatchObject({ mode: 'queued', host: 'm1', worker_started: false })
+    expect(own.json.any_machine).toBeUndefined()
 
     // m2's worker claims the unplaced one first: it becomes m2's; the one placed on m1 stays.
     const w2 = await m2.run(['worker', '--once', '--json'], 120_000)
@@ -162,7 +163,13 @@ describe.skipIf(!enabled('postgres'))('placing tenants on machines (one PostgreS
     ).toEqual([{ host: 'm1', status: 'queued' }])
 
     // The next unplaced one is claimed by m1's worker, which also takes its own.
-    expect((await m1.run(['tenant', 'create', 'u2', '--background'])).exitCode).toBe(0)
+    // Said so in words: m1's own worker is not the only one that may take it.
+    const u2 = await m1.run(['tenant', 'create', 'u2', '--background'])
+    expect(u2.exitCode, u2.stderr).toBe(0)
+    expect(u2.stdout).toContain(
+      'Queued tenant u2 (site u2.localhost) for the first worker of any machine sharing the registry ' +
+        '(one is already running or starting on this machine, m1; --host m1 keeps a tenant here)',
+    )
     const w1 = await m1.run(['worker', '--once', '--json'], 120_000)
     expect(w1.exitCode, w1.stderr).toBe(0)
     expect(w1.json).toMatchObject({ jobs: 2, done: 2 })

@@ -367,6 +367,58 @@ describe('background provisioning and the worker', () => {
   })
 })
 
+describe("the worker's lines (what worker.log holds)", () => {
+  it("one event a line, starting with its time; a failed command's output indented under it", async () => {
+    const bench = makeBench({ lightSites: true })
+    const env = { TENANCY_HOST: 'w1' }
+    setConfig(bench, (c) => {
+      c.provision.retry_delay = 0.2
+      c.provision.max_attempts = 2
+      c.provision.steps = [
+        'create-site',
+        { name: 'dns', run: 'printf "no DNS token\\nfor zone x\\n" >&2; exit 3' },
+        'activate',
+      ]
+    })
+    expect((await tenancy(bench, ['tenant', 'list'], { env })).exitCode).toBe(0)
+    // This machine's background worker is held from starting, so the worker below makes every attempt.
+    const db = new Database(join(bench, '.tenancy', 'registry.db'))
+    const until = new Date(Date.now() + 300_000).toISOString()
+    db.prepare('insert into leases (name, owner, expires_at) values (?, ?, ?)').run('worker-starting:w1', 'test', until)
+    db.close()
+    const queued = await tenancy(bench, ['tenant', 'create', 'zeta', '--background', '--json'], { env })
+    expect(queued.json).toMatchObject({ mode: 'queued', worker_started: false })
+
+    const w = await tenancy(bench, ['worker', '--once'], { env, timeout: 60_000 })
+    expect(w.exitCode, w.stderr).toBe(0)
+    expect(w.stdout).toMatch(/^worker \d+ stopped: 1 job\(s\) in 2 attempts, 0 done, 0 to retry, 1 failed$/)
+    const error = 'step "dns" failed: its command exited with code 3; output:'
+    const output = ['    no DNS token', '    for zone x']
+    const lines = w.stderr
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.replace(/^\d{4}-\d\d-\d\dT[\d:.]+Z /, 'T ').replace(/^worker \d+/, 'worker N'))
+      .map((l) => l.replace(/\(retry at \d{4}-\d\d-\d\dT[\d:.]+Z\)/, '(retry at R)'))
+    expect(lines).toEqual([
+      'worker N started (until the queue is empty, concurrency 1)',
+      'T zeta: attempt 1',
+      'T zeta: create-site done',
+      `T zeta: dns failed: ${error}`,
+      ...output,
+      `T zeta: retry (retry at R): ${error}`,
+      ...output,
+      'T zeta: attempt 2',
+      `T zeta: dns failed: ${error}`,
+      ...output,
+      `T zeta: failed: ${error}`,
+      ...output,
+    ])
+    // --json: the counts alone, snake_case as every document is.
+    const again = await tenancy(bench, ['worker', '--once', '--json'], { env })
+    expect(again.json).toEqual({ jobs: 0, attempts: 0, done: 0, failed: 0, retried: 0, site_jobs: 0 })
+  })
+})
+
 describe.each(REGISTRIES)('the worker (registry: $name)', ({ name: kind, skip }) => {
   describe.skipIf(skip)('', () => {
     it('drains a queue of 20 tenants with --concurrency 2, each exactly once', async () => {

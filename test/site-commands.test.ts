@@ -296,7 +296,7 @@ describe('set-config and show-config', () => {
     expect(managed.exitCode).toBe(2)
     const neither = await tenancy(bench, ['set-config', 'x', '1'])
     expect(neither.exitCode).toBe(2)
-    expect(neither.stderr).toMatch(/needs --site SITE, or --global/)
+    expect(neither.stderr).toMatch(/needs --site SITE \(or a default site: "tenancy use SITE"\), or --global/)
   })
 
   it('names file, line and column of a malformed config, and a bad value, with exit 2', async () => {

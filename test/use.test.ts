@@ -46,4 +46,47 @@ describe('tenancy use', () => {
     expect(existsSync(join(bench, '.tenancy', 'current-site'))).toBe(false)
     expect((await tenancy(bench, ['backup'])).exitCode).toBe(2)
   })
+
+  it('set-config and list-apps act on the default site, as bench does; -g still writes the bench config', async () => {
+    const bench = makeBench({ exampleApps: true })
+    for (const site of ['a.localhost', 'b.localhost'])
+      expect((await tenancy(bench, ['new-site', site, '--install-app', 'shared_lib'])).exitCode).toBe(0)
+    const siteConfig = (site: string) =>
+      JSON.parse(readFileSync(join(bench, 'sites', site, 'site_config.json'), 'utf8'))
+    // No default yet: the refusal names the three ways out, and nothing is written.
+    const none = await tenancy(bench, ['set-config', 'greeting', 'hi'])
+    expect(none.exitCode).toBe(2)
+    expect(none.stderr).toMatch(/needs --site SITE \(or a default site: "tenancy use SITE"\), or --global/)
+    expect((await tenancy(bench, ['list-apps', '--json'])).json.apps.map((a: any) => a.app)).toEqual([
+      'shared_lib',
+      'tenant_ops',
+    ])
+
+    expect((await tenancy(bench, ['use', 'a.localhost'])).exitCode).toBe(0)
+    const set = await tenancy(bench, ['set-config', 'greeting', 'hi', '--json'])
+    expect(set.exitCode, set.stderr).toBe(0)
+    expect(set.json.file).toBe(join(bench, 'sites', 'a.localhost', 'site_config.json'))
+    expect(siteConfig('a.localhost').greeting).toBe('hi')
+    expect(siteConfig('b.localhost').greeting).toBeUndefined()
+    // TENANCY_SITE overrides the file; --site overrides both.
+    await tenancy(bench, ['set-config', 'greeting', 'env'], { env: { TENANCY_SITE: 'b.localhost' } })
+    expect(siteConfig('b.localhost').greeting).toBe('env')
+    await tenancy(bench, ['set-config', 'greeting', 'flag', '--site', 'b.localhost'])
+    expect(siteConfig('b.localhost').greeting).toBe('flag')
+    expect(siteConfig('a.localhost').greeting).toBe('hi')
+    // -g with a default site set writes tenancy.config.json, not the site's file.
+    const global = await tenancy(bench, ['set-config', '-g', 'pending.count', '3'])
+    expect(global.exitCode, global.stderr).toBe(0)
+    expect(JSON.parse(readFileSync(join(bench, 'tenancy.config.json'), 'utf8')).pending.count).toBe(3)
+    expect(siteConfig('a.localhost').pending).toBeUndefined()
+
+    // list-apps: the default site's installed apps (shared_lib only), saying so on stderr.
+    const apps = await tenancy(bench, ['list-apps', '--json'])
+    expect(apps.json.site).toBe('a.localhost')
+    expect(apps.json.apps.map((a: any) => a.app)).toEqual(['shared_lib'])
+    const human = await tenancy(bench, ['list-apps'])
+    expect(human.exitCode).toBe(0)
+    expect(human.stderr).toMatch(/apps installed on the default site a\.localhost/)
+    expect(human.stdout).not.toMatch(/tenant_ops/)
+  })
 })

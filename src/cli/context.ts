@@ -41,7 +41,8 @@ export interface CommandContext {
   benchOptions: BenchOptions
   withBench<T>(fn: (bench: Bench) => Promise<T>): Promise<T>
   requireSite(): string
-  /** The site from a positional argument or, failing that, --site. */
+  /** --site, else the default site (`tenancy use`, TENANCY_SITE), else none: for commands that also work without one. */
+  optionalSite(): string | undefined
   /** The site a command acts on: its argument, else --site, else the default site (unless `noDefault`: new-site). */
   siteArgument(positional: string | undefined, options?: { noDefault?: boolean }): string
   /** Asks for confirmation unless --yes; with no terminal and no --yes, a usage error. */
@@ -132,6 +133,9 @@ export function contextFor(command: Command): CommandContext {
             `run "tenancy list-sites" to see the sites`,
         )
       return site
+    },
+    optionalSite() {
+      return opts.site ?? benchDefaultSite(benchOptions)
     },
     siteArgument(positional, options) {
       if (positional && opts.site && positional !== opts.site)

@@ -270,15 +270,19 @@ export function registerSiteCommands(program: Command): void {
 
   program
     .command('list-apps')
-    .description('list the apps in the bench, or those installed on --site with their migrations')
+    .description('list the apps installed on --site (or the default site) with their migrations, or those in the bench')
     .action(async (_o, command: Command) => {
       const ctx = contextFor(command)
       await ctx.withBench(async (bench) => {
         const { listApps, listSiteApps } = await import('./core.js')
-        if (ctx.opts.site) {
-          const apps = await listSiteApps(bench, ctx.opts.site)
-          ctx.out.result({ site: ctx.opts.site, apps }, () =>
-            apps.length === 0 ? `No apps installed on ${ctx.opts.site}` : renderSiteApps(apps),
+        // As bench's list-apps, the default site's apps when no --site is given.
+        const site = ctx.optionalSite()
+        if (site) {
+          const apps = await listSiteApps(bench, site)
+          if (!ctx.opts.site && !ctx.out.json)
+            ctx.out.info(`apps installed on the default site ${site} ("tenancy use --clear" lists the bench's apps)`)
+          ctx.out.result({ site, apps }, () =>
+            apps.length === 0 ? `No apps installed on ${site}` : renderSiteApps(apps),
           )
         } else {
           const apps = listApps(bench)
@@ -289,7 +293,7 @@ export function registerSiteCommands(program: Command): void {
 
   program
     .command('set-config')
-    .description('set a key in site_config.json (or tenancy.config.json with -g)')
+    .description("set a key in the site's site_config.json (--site, or the default site; -g: tenancy.config.json)")
     .argument('<key>', 'config key; dots for nested keys in the bench config (db.type)')
     .argument('<value>', 'value; "1"/"0" become numbers and "true"/"false" booleans')
     .option('-g, --global', 'write tenancy.config.json instead of a site config')
@@ -304,7 +308,8 @@ export function registerSiteCommands(program: Command): void {
           value,
           parse: Boolean(flags.parse),
           global: Boolean(flags.global),
-          site: ctx.opts.site,
+          // -g writes the bench's file: a default site is no reason to refuse it.
+          site: flags.global ? ctx.opts.site : ctx.optionalSite(),
         })
         ctx.out.result(result, () => `Set ${key} = ${JSON.stringify(result.value)} in ${result.file}`)
       })

@@ -173,6 +173,12 @@ export function registerTenantCommands(program: Command): void {
               `${result.worker_live ? `; its worker there will provision it` : ''}. ` +
               `Follow it with "tenancy tenant show ${name}"`
             )
+          if (result.mode === 'queued' && result.any_machine)
+            return (
+              `Queued tenant ${name} (site ${result.site}) for the first worker of any machine sharing the registry ` +
+              `(${result.worker_started ? 'started one' : 'one is already running or starting'} on this machine, ${bench.host}; ` +
+              `--host ${bench.host} keeps a tenant here). Follow it with "tenancy tenant show ${name}"`
+            )
           if (result.mode === 'queued')
             return (
               `Queued tenant ${name} (site ${result.site})` +
@@ -430,26 +436,31 @@ export function registerTenantCommands(program: Command): void {
           signal: ctx.signal,
           onEvent: (e) => {
             const stamp = new Date().toISOString()
-            if (e.type === 'claimed') ctx.out.info(`${stamp} ${e.tenant}: attempt ${e.attempt}`)
+            // One event per line, starting with its time: a failed command's output (in its error)
+            // continues on indented lines, so `grep` and `tail -f` of worker.log keep events apart.
+            const line = (text: string) => ctx.out.info(`${stamp} ${text.replace(/\r?\n/g, '\n    ')}`)
+            if (e.type === 'claimed') line(`${e.tenant}: attempt ${e.attempt}`)
             else if (
               e.type === 'step' &&
               (e.event.phase === 'done' || e.event.phase === 'failed' || e.event.phase === 'skipped')
             ) {
               const error = e.event.phase === 'failed' ? `: ${e.event.error}` : ''
-              ctx.out.info(`${stamp} ${e.tenant}: ${e.event.step} ${e.event.phase}${error}`)
+              line(`${e.tenant}: ${e.event.step} ${e.event.phase}${error}`)
             } else if (e.type === 'finished') {
               const retry = e.retry_at ? ` (retry at ${e.retry_at})` : ''
               const error = e.error && e.status !== 'done' ? `: ${e.error}` : ''
-              ctx.out.info(`${stamp} ${e.tenant}: ${e.status}${retry}${error}`)
+              line(`${e.tenant}: ${e.status}${retry}${error}`)
             } else if (e.type === 'site_job') {
-              ctx.out.info(`${stamp} site job ${e.job}: ${e.command} over ${e.sites} site(s), sent by ${e.from}`)
+              line(`site job ${e.job}: ${e.command} over ${e.sites} site(s), sent by ${e.from}`)
             } else if (e.type === 'site_job_finished') {
-              ctx.out.info(`${stamp} site job ${e.job}: ${e.command} finished (${e.ms} ms)`)
+              line(`site job ${e.job}: ${e.command} finished (${e.ms} ms)`)
             }
           },
         })
+        // --json keys are snake_case (SPEC §3).
+        const { siteJobs, ...counts } = result
         ctx.out.result(
-          result,
+          { ...counts, site_jobs: siteJobs },
           () =>
             `worker ${process.pid} stopped: ${result.jobs} job(s)` +
             `${result.attempts > result.jobs ? ` in ${result.attempts} attempts` : ''}, ` +

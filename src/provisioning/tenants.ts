@@ -176,6 +176,11 @@ export interface CreateTenantResult extends TenantJson {
   /** The machine the tenant's site lives on or is placed on; null while no machine has it yet. */
   host: string | null
   worker_started?: boolean
+  /**
+   * Queued on a shared registry with no --host: the job is for whichever machine's worker claims
+   * it first (and homes the site there), not necessarily the worker this command started.
+   */
+  any_machine?: boolean
   /** Placed on another machine: whether a worker of that machine is running (else the job waits). */
   worker_live?: boolean
   provisioning?: ProvisionResult
@@ -249,7 +254,10 @@ export async function createTenant(bench: Bench, options: CreateTenantOptions): 
   if (!auto) return snapshot('recorded')
   // This machine's background worker is for this machine's jobs: another's are left to its own.
   if (remote) return snapshot('queued', { worker_live: (await liveWorkerHosts(registry.db, host)).has(host) })
-  if (queued) return snapshot('queued', { worker_started: await ensureWorker(bench) })
+  if (queued) {
+    const anyMachine = registry.kind === 'postgres' && host === undefined
+    return snapshot('queued', { worker_started: await ensureWorker(bench), ...(anyMachine && { any_machine: true }) })
+  }
   const provisioning = await provisionTenant(bench, name, options)
   return snapshot('provisioned', { provisioning })
 }

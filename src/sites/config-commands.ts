@@ -45,7 +45,10 @@ export async function setSiteConfig(bench: Bench, options: Omit<SetConfigOptions
   if (DB_KEYS.has(top))
     throw usageError(`"${key}" is managed by tenancy and would disconnect the site from its database; it cannot be set`)
   const value = coerceConfigValue(options.value, options.parse ?? false)
-  if (!options.site) throw usageError('set-config needs --site SITE, or --global for tenancy.config.json')
+  if (!options.site)
+    throw usageError(
+      'set-config needs --site SITE (or a default site: "tenancy use SITE"), or --global for tenancy.config.json',
+    )
   await requireSite(bench, options.site)
   const path = bench.sitePath(options.site)
   // Read inside the lock, so a concurrent set-config's key is not lost.
