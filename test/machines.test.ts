@@ -122,6 +122,27 @@ describe.skipIf(postgres.skip)('three machines on one PostgreSQL registry', () =
         env: fleet.env('m1'),
       })
       expect(lines.stdout).toBe('m2-s1.localhost: hi')
+      // A failure on another machine stops that machine's run there too: the site it did not start
+      // is reported skipped (not "finished without a result"), exit 1.
+      const failing = await tenancy(
+        fleet.bench.m1,
+        [
+          'run',
+          '--site',
+          'm2-s0.localhost',
+          '--site',
+          'm2-s1.localhost',
+          '--json',
+          '--shell',
+          'test "$TENANCY_SITE" != m2-s0.localhost',
+        ],
+        { env: fleet.env('m1') },
+      )
+      expect(failing.exitCode).toBe(1)
+      expect(failing.json.sites.map((s: any) => [s.site, s.status])).toEqual([
+        ['m2-s0.localhost', 'failed'],
+        ['m2-s1.localhost', 'skipped'],
+      ])
 
       for (const m of MACHINES)
         writeFileSync(

@@ -282,11 +282,12 @@ describe('Ctrl-C on a terminal', () => {
     expect(tty.exitCode, tty.raw).toBe(130)
     const shown = screen(tty.raw)
     expect(progressDraws(tty.raw, 'sites').length).toBeGreaterThan(0)
-    // The progress line is gone: what the sites printed, the interrupted one, the summary.
+    // The progress line is gone: what the sites printed, the interrupted one, the one not started, the summary.
     expect(shown).toEqual([
       's0.localhost: started s0.localhost',
       's1.localhost: started s1.localhost',
       expect.stringMatching(/^s1\.localhost: interrupted: /),
+      's2.localhost: interrupted: not started: run was interrupted',
       expect.stringMatching(/^3 site\(s\): 1 succeeded, 0 failed, 0 skipped, 2 interrupted in \d+ ms$/),
     ])
     expect(tty.raw.lastIndexOf(CLEAR_LINE)).toBeLessThan(tty.raw.indexOf('3 site(s)'))

@@ -54,6 +54,7 @@ export function registerBackupCommands(program: Command): void {
             encrypt: flags.encrypt,
             keep: flags.keep,
             backupPath: flags.backupPath,
+            onStart: (total) => progress.update(0, total),
             onSite: progress.siteLines(describeSiteBackup),
           }),
         )

@@ -79,6 +79,7 @@ export function registerExecuteCommand(program: Command): void {
           ...selection,
           args,
           from,
+          onStart: (total) => progress.update(0, total),
           onSite: (r, done, total, thrown) => {
             if (ctx.out.json) return
             lines.write(`${r.site}: ${describeSiteExecution(r)}`)
@@ -91,13 +92,8 @@ export function registerExecuteCommand(program: Command): void {
         }).finally(() => lines.flush())
       })
       if (ctx.out.json) ctx.out.result(result)
-      else {
-        // Sites not started have a line too (after the ones that ran), so every selected site has one.
-        const notStarted = result.sites.filter((r) => r.status === 'skipped' || r.status === 'interrupted')
-        if (notStarted.length > 0)
-          ctx.out.stdout.write(notStarted.map((r) => `${r.site}: ${describeSiteExecution(r)}\n`).join(''))
-        ctx.out.info(renderExecuteSummary(result))
-      }
+      // Sites not started have a line too (onSite is called for them as the run ends).
+      else ctx.out.info(renderExecuteSummary(result))
       setFleetExitCode(result)
     })
   })

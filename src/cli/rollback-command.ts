@@ -66,6 +66,7 @@ export function registerRollbackCommand(program: Command): void {
             step: flags.step,
             to: flags.to,
             dryRun: Boolean(flags.dryRun),
+            onStart: (total) => progress.update(0, total),
             onSite: progress.siteLines(describeSite),
           }),
         )

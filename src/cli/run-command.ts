@@ -78,6 +78,7 @@ export function registerRunCommand(program: Command): void {
             ...selection,
             timeoutSeconds: flags.timeout,
             keepOutput: json,
+            onStart: (total) => progress.update(0, total),
             onLine: json
               ? undefined
               : (site, name, line) => {

@@ -178,7 +178,12 @@ export interface FleetCommand<R extends SiteOutcome> {
 
 /** What a fleet command's options add to the selection: how to go over the sites, and progress. */
 export interface FleetOptions<R extends SiteOutcome> extends SiteSelection, SiteRunOptions {
-  /** Called as each site finishes, with what it threw when it failed by throwing (for `--verbose`). */
+  /** Called once the sites are chosen, before any starts, with how many there are. */
+  onStart?: (total: number) => void
+  /**
+   * Called as each site finishes, with what it threw when it failed by throwing (for `--verbose`);
+   * also for each site not started (skipped after a failure, or interrupted), once the run ends.
+   */
   onSite?: (result: R, done: number, total: number, thrown?: unknown) => void
 }
 
@@ -217,6 +222,7 @@ export async function overSites<R extends SiteOutcome, Counted extends R['status
   const records = new Map(selected.map((s) => [s.name, s]))
   const pendingTenantOf = await pendingTenants(bench, selected)
   const total = chosen.length
+  options.onStart?.(total)
   let done = 0
   const remoteResults = new Map<string, R>()
   const sent = runOnMachines<R>(bench, remote, command.remote!, {
@@ -254,7 +260,13 @@ export async function overSites<R extends SiteOutcome, Counted extends R['status
       options.onSite?.(result, ++done, total, thrown)
       return result
     },
-    (site, why) => command.blank(site, why, notStartedReason(command.name, why), 0),
+    (site, why) => {
+      // Said like any other site's result: a worker running this for another machine records it
+      // (the sender would otherwise find the site without a result), a terminal shows its line.
+      const result = command.blank(site, why, notStartedReason(command.name, why), 0)
+      options.onSite?.(result, ++done, total)
+      return result
+    },
   )
   await sent
   // Every site in the selection's order, wherever it ran.
