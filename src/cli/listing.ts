@@ -14,7 +14,8 @@ export interface ListingView<T> {
   empty: string
 }
 
-const count = (n: number) => n.toLocaleString('en-US')
+/** `100000` as `100,000`. Not toLocaleString: loading ICU's number formats costs 20 ms a process. */
+const count = (n: number) => String(n).replace(/\B(?=(\d{3})+$)/g, ',')
 
 /** Rows a long page is laid out in at once (a terminal's page of 100 is one chunk). */
 const CHUNK = 1000
