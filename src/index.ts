@@ -24,7 +24,7 @@ export {
   type BackupAndDropOptions as DropSiteOptions,
   type BackupAndDropResult as DropSiteResult,
 } from './backups/backup-before-drop.js'
-export { listSites, type SiteListing } from './sites/list-sites.js'
+export { listSites, siteListing, type ListSitesOptions, type SiteListing } from './sites/list-sites.js'
 export { showConfig, coerceConfigValue, setSiteConfig } from './sites/config-commands.js'
 export { setConfig, setGlobalConfig } from './provisioning/global-config.js'
 export {
@@ -96,6 +96,8 @@ export { runOnSites, type RunOptions, type RunResult, type SiteRunResult } from 
 export {
   createTenant,
   listTenants,
+  tenantListing,
+  type ListTenantsOptions,
   showTenant,
   deleteTenant,
   type CreateTenantOptions,
@@ -104,10 +106,17 @@ export {
 export { provisionTenant, type ProvisionOptions, type ProvisionResult, type StepEvent } from './provisioning/runner.js'
 export { runWorker, type WorkerOptions, type WorkerResult } from './provisioning/worker.js'
 export { doctor, type DoctorResult, type Finding } from './doctor/doctor.js'
-export { listErrors, type ErrorEntry } from './provisioning/error-log.js'
+export { listErrors, errorListing, type ErrorEntry, type ListErrorsOptions } from './provisioning/error-log.js'
 export { changeTenantStatus, type StatusChange, type StatusChangeResult } from './provisioning/tenant-status.js'
 export { updateTenantData, type UpdateTenantOptions, type UpdateTenantResult } from './provisioning/tenant-data.js'
-export { listEvents, type EventListing, type ListEventsOptions, type ListEventsResult } from './events/list-events.js'
+export {
+  listEvents,
+  eventListing,
+  type EventListing,
+  type ListEventsOptions,
+  type ListEventsResult,
+} from './events/list-events.js'
+export type { Listing, PageOptions } from './util/listing.js'
 export { signBody } from './secrets/hashing.js'
 export type { TenantJson, StepJson } from './registry/tenants.js'
 

@@ -163,7 +163,7 @@ describe('the code cache', () => {
     writeFileSync(install.bundle, `${readFileSync(install.bundle, 'utf8')}\n// rebuilt\n`)
     const result = await run(install, bench, ['list-sites', '--json'])
     expect(result.exitCode).toBe(0)
-    expect(JSON.parse(result.stdout)).toEqual({ sites: [] })
+    expect(JSON.parse(result.stdout)).toEqual({ sites: [], total: 0 })
     expectFreshCache(install, ['list-sites'])
   })
 

@@ -103,7 +103,7 @@ describe.skipIf(!enabled('postgres'))('machines sharing a registry', () => {
     expect(text.stdout).not.toContain('b2.localhost')
 
     // A machine with no sites: an empty list, and a line that says so on a terminal.
-    expect((await ok(two, ['list-sites', '--host', 'm3', '--json'], M2)).json).toEqual({ sites: [] })
+    expect((await ok(two, ['list-sites', '--host', 'm3', '--json'], M2)).json).toEqual({ sites: [], total: 0 })
     expect((await ok(two, ['list-sites', '--host', 'm3'], M2)).stdout.trim()).toBe('no sites on m3')
 
     const shown = await ok(two, ['tenant', 'show', 'a1', '--json'], M2)

@@ -311,7 +311,7 @@ describe('tenancy events', () => {
     expect(lines[1]).toMatch(/tenant\.active\s+beta\s+delivered /)
     expect(lines[2]).toMatch(/tenant\.resumed\s+acme\s+next try /)
     expect(lines[3]).toMatch(/^ {2}notifying tenant\.resumed for tenant "acme" failed: the webhook answered HTTP 500/)
-    expect(human.stderr).toMatch(/2 more; see them with --offset 2/)
+    expect(human.stderr).toMatch(/^showing 1–2 of 4 events; --offset 2 for more$/m)
 
     for (const flag of ['--limit', '--offset'])
       for (const value of ['', '-1', '1.5', 'ten']) {

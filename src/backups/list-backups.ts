@@ -6,6 +6,7 @@ import { assertSiteName } from '../names.js'
 import { readJsonFile } from '../util/json-file.js'
 import { MANIFEST } from './backup-set.js'
 import { isManifest, type BackupManifest } from './manifest.js'
+import { arrayListing, collect, type Listing, type PageOptions } from '../util/listing.js'
 
 /** One complete backup set, as `tenancy list-backups` shows it. */
 export interface BackupListing {
@@ -48,27 +49,39 @@ export function completeSets(siteDir: string): { path: string; manifest: BackupM
   return sets.sort((a, b) => a.manifest.created_at.localeCompare(b.manifest.created_at) || a.path.localeCompare(b.path))
 }
 
+export interface ListBackupsOptions extends PageOptions {
+  /** Only this site's sets. */
+  site?: string
+  /** Where the sets are (default: the bench's `backups.path`). */
+  root?: string
+}
+
 /**
- * `tenancy list-backups [--site S]`: every complete set under `root` (default: the bench's
- * `backups.path`), by site then time. Sets being written (`.tmp-…`) are never listed; a
- * site that no longer exists still shows its sets.
+ * `tenancy list-backups [--site S]`: how many complete sets there are under `root` (default:
+ * the bench's `backups.path`), and one page of them (`limit`, `offset`), by site then time.
+ * Every manifest is read to sort them; only the page's sets are sized. Sets being written
+ * (`.tmp-…`) are never listed; a site that no longer exists still shows its sets.
  */
-export function listBackups(bench: Bench, options: { site?: string; root?: string } = {}): BackupListing[] {
+export function backupListing(bench: Bench, options: ListBackupsOptions = {}): Listing<BackupListing> {
   const root = options.root ?? bench.path(bench.config.backups.path)
   const sites = options.site ? [assertSiteName(options.site)] : entries(root).sort()
-  return sites.flatMap((site) =>
-    completeSets(join(root, site)).map(({ path, manifest }) => ({
-      site: manifest.site,
-      created_at: manifest.created_at,
-      path,
-      // As `backup` reports it: the files and the manifest.
-      bytes: manifest.files.reduce((n, f) => n + f.bytes, statSync(join(path, MANIFEST)).size),
-      encrypted: manifest.encrypted,
-      db_type: manifest.db_type,
-      tenant: manifest.tenant,
-      apps: manifest.apps.map((a) => ({ name: a.name, version: a.version })),
-    })),
-  )
+  const sets = sites.flatMap((site) => completeSets(join(root, site)))
+  return arrayListing(sets, options, ({ path, manifest }) => ({
+    site: manifest.site,
+    created_at: manifest.created_at,
+    path,
+    // As `backup` reports it: the files and the manifest.
+    bytes: manifest.files.reduce((n, f) => n + f.bytes, statSync(join(path, MANIFEST)).size),
+    encrypted: manifest.encrypted,
+    db_type: manifest.db_type,
+    tenant: manifest.tenant,
+    apps: manifest.apps.map((a) => ({ name: a.name, version: a.version })),
+  }))
+}
+
+/** `tenancy list-backups` as an array: the page `backupListing` reads (every set without `limit`). */
+export async function listBackups(bench: Bench, options: ListBackupsOptions = {}): Promise<BackupListing[]> {
+  return collect(backupListing(bench, options).rows)
 }
 
 /** Removes a site's oldest complete sets beyond the newest `keep` (`--keep N`); returns the removed paths. */

@@ -3,8 +3,18 @@ import { EXIT_FAILED, usageError } from '../errors.js'
 import { usingProgress } from '../output/progress.js'
 import { contextFor } from './context.js'
 import { addPasswordFlags, adminPasswordFromFlags } from './password-flags.js'
-import { addFleetFlags, fleetOptions, integerFlag, setFleetExitCode, type FleetFlags } from './flags.js'
-import { describeSiteBackup, renderBackups, renderBackupSummary, renderRestore, sitesCounter } from './render.js'
+import {
+  addFleetFlags,
+  addPageFlags,
+  fleetOptions,
+  integerFlag,
+  pageOptions,
+  setFleetExitCode,
+  type FleetFlags,
+  type PageFlags,
+} from './flags.js'
+import { printListing } from './listing.js'
+import { BACKUPS_FORM, describeSiteBackup, renderBackupSummary, renderRestore, sitesCounter } from './render.js'
 
 interface BackupFlags extends FleetFlags {
   encrypt?: boolean
@@ -19,7 +29,7 @@ interface RestoreFlags {
   rehome?: boolean
 }
 
-interface ListBackupsFlags {
+interface ListBackupsFlags extends PageFlags {
   backupPath?: string
 }
 
@@ -63,22 +73,23 @@ export function registerBackupCommands(program: Command): void {
       })
     })
 
-  program
+  const listBackupsCommand = program
     .command('list-backups')
-    .description('list complete backup sets (of one site with --site): site, when, size, encrypted, apps')
+    .description('list complete backup sets (of one site with --site), by site then time: when, size, encrypted, apps')
     .option('--backup-path <dir>', 'where sets are (default backups.path)')
-    .action(async (_o, command: Command) => {
-      const ctx = contextFor(command)
-      const flags = command.opts<ListBackupsFlags>()
-      await ctx.withBench(async (bench) => {
-        const { listBackups } = await import('./core.js')
-        const sets = listBackups(bench, {
-          site: ctx.opts.site,
-          root: flags.backupPath ? bench.path(flags.backupPath) : undefined,
-        })
-        ctx.out.result({ backups: sets }, () => renderBackups(sets))
+  addPageFlags(listBackupsCommand, 'sets').action(async (_o, command: Command) => {
+    const ctx = contextFor(command)
+    const flags = command.opts<ListBackupsFlags>()
+    await ctx.withBench(async (bench) => {
+      const { backupListing } = await import('./core.js')
+      const listing = backupListing(bench, {
+        site: ctx.opts.site,
+        root: flags.backupPath ? bench.path(flags.backupPath) : undefined,
+        ...pageOptions(flags, ctx.out),
       })
+      await printListing(ctx.out, listing, { key: 'backups', what: 'sets', form: BACKUPS_FORM, empty: 'No backups.' })
     })
+  })
 
   const restoreCommand = program
     .command('restore')

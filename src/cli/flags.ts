@@ -1,6 +1,8 @@
 import { Option, type Command } from 'commander'
 import { EXIT_FAILED, EXIT_INTERRUPTED, usageError } from '../errors.js'
 import { inIntegerRange, integerRangeError, type IntegerRange } from '../util/integer-range.js'
+import { LIMIT_RANGE, OFFSET_RANGE, type PageOptions } from '../util/listing.js'
+import type { Output } from '../output/output.js'
 
 /** A commander argument parser for a repeatable flag: `--data a=1 --data b=2` gives both, in order. */
 export const collect = (value: string, previous: string[] = []): string[] => [...previous, value]
@@ -130,4 +132,37 @@ export function fleetOptions(
 export function setFleetExitCode(result: { interrupted: boolean; failed: number; unreachable: number }): void {
   if (result.interrupted) process.exitCode = EXIT_INTERRUPTED
   else if (result.failed > 0 || result.unreachable > 0) process.exitCode = EXIT_FAILED
+}
+
+/** `--limit` and `--offset` as commander gives them. */
+export interface PageFlags {
+  limit?: number
+  offset?: number
+}
+
+/** A listing's page on a terminal when `--limit` is not given (SPEC §11); piped or with --json, all of it. */
+export const TERMINAL_PAGE = 100
+
+/**
+ * Declares a listing's `--limit N` and `--offset N` (SPEC §11), once for all of them; `what`
+ * names its rows ("tenants"). Read them with `pageOptions`.
+ */
+export function addPageFlags(command: Command, what: string): Command {
+  return command
+    .option(
+      '--limit <n>',
+      `at most N ${what} (1 or more; default: ${TERMINAL_PAGE} on a terminal, all when piped or with --json)`,
+      integerFlag('--limit', { ...LIMIT_RANGE, unit: what }),
+    )
+    .option(
+      '--offset <n>',
+      `skip the first N ${what} (default: 0)`,
+      integerFlag('--offset', { ...OFFSET_RANGE, unit: what }),
+    )
+}
+
+/** The page a listing shows: the flags, else a terminal's page, else (piped, --json) everything. */
+export function pageOptions(flags: PageFlags, out: Output): PageOptions {
+  const terminal = !out.json && out.stdout.isTTY === true
+  return { limit: flags.limit ?? (terminal ? TERMINAL_PAGE : undefined), offset: flags.offset }
 }

@@ -21,24 +21,44 @@ import type { SiteListing } from '../sites/list-sites.js'
 
 /** A plain aligned table for humans. */
 export function table(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
-  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')
-  return [line(header), ...rows.map(line)].join('\n')
+  return tableLines([header, ...rows], []).join('\n')
 }
 
+/**
+ * Rows laid out in columns at least `widths` wide, which grow (in place) to fit them; `below(i)`
+ * gives lines printed under row `i` (an event's error). A listing lays a long page out a chunk
+ * at a time with the same `widths`. Counted in a loop: 100,000 rows are too many to spread
+ * into `Math.max`.
+ */
+export function tableLines(rows: string[][], widths: number[], below?: (i: number) => string[]): string[] {
+  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)))
+  const lines: string[] = []
+  rows.forEach((row, i) => {
+    lines.push(row.map((c, j) => (j === row.length - 1 ? c : c.padEnd(widths[j]!))).join('  '))
+    if (below) lines.push(...below(i))
+  })
+  return lines
+}
+
+/**
+ * How a listing reads for humans, made a row at a time as the rows are read (so that a page of
+ * 100,000 is held as text, not as records): a table (`header`, each row's `cells`, lines
+ * `below` a row), or one `entry` of text a row.
+ */
+export type ListingForm<T> =
+  { header: string[]; cells(row: T): string[]; below?(row: T): string[] } | { entry(row: T): string }
+
 /** `list-sites`: one row a site. */
-export function renderSites(sites: SiteListing[]): string {
-  return table(
-    ['SITE', 'DB', 'APPS', 'TENANT', 'STATE', 'HOST'],
-    sites.map((s) => [
-      s.site,
-      s.db_type,
-      s.apps.map((a) => a.name).join(',') || '-',
-      s.tenant ? `${s.tenant}${s.pending ? ' (pending)' : ''}` : '-',
-      s.state,
-      s.host ?? '-',
-    ]),
-  )
+export const SITES_FORM: ListingForm<SiteListing> = {
+  header: ['SITE', 'DB', 'APPS', 'TENANT', 'STATE', 'HOST'],
+  cells: (s) => [
+    s.site,
+    s.db_type,
+    s.apps.map((a) => a.name).join(',') || '-',
+    s.tenant ? `${s.tenant}${s.pending ? ' (pending)' : ''}` : '-',
+    s.state,
+    s.host ?? '-',
+  ],
 }
 
 /** `list-apps`: the apps in the bench. */
@@ -120,18 +140,9 @@ function renderSteps(steps: StepJson[]): string {
 }
 
 /** `tenant list`: one row a tenant. */
-export function renderTenants(tenants: TenantJson[]): string {
-  return table(
-    ['TENANT', 'SITE', 'STATUS', 'PROVISIONING', 'PENDING', 'CREATED'],
-    tenants.map((t) => [
-      t.name,
-      t.site ?? '-',
-      t.status,
-      t.provisioning_status,
-      t.pending_since ? 'yes' : '-',
-      t.created_at,
-    ]),
-  )
+export const TENANTS_FORM: ListingForm<TenantJson> = {
+  header: ['TENANT', 'SITE', 'STATUS', 'PROVISIONING', 'PENDING', 'CREATED'],
+  cells: (t) => [t.name, t.site ?? '-', t.status, t.provisioning_status, t.pending_since ? 'yes' : '-', t.created_at],
 }
 
 /** `tenant show`: one field a line, then the provisioning steps. */
@@ -143,36 +154,30 @@ export function renderTenant(tenant: ShowTenantResult): string {
 }
 
 /** The error log, newest first: where each error happened, then its message indented. */
-export function renderErrors(errors: ErrorEntry[]): string {
-  return errors
-    .map((e) => {
-      const where = [
-        e.tenant && `tenant ${e.tenant}`,
-        e.site && `site ${e.site}`,
-        e.step && `step ${e.step}`,
-        e.job_id && `job ${e.job_id}`,
-      ]
-      return `${e.at}  ${where.filter(Boolean).join(', ')}\n  ${e.message.replace(/\n/g, '\n  ')}`
-    })
-    .join('\n')
+export const ERRORS_FORM: ListingForm<ErrorEntry> = {
+  entry: (e) => {
+    const where = [
+      e.tenant && `tenant ${e.tenant}`,
+      e.site && `site ${e.site}`,
+      e.step && `step ${e.step}`,
+      e.job_id && `job ${e.job_id}`,
+    ]
+    return `${e.at}  ${where.filter(Boolean).join(', ')}\n  ${e.message.replace(/\n/g, '\n  ')}`
+  },
 }
 
 /** `tenancy events`: one row an event, newest first; the last error of a failing one indented below it. */
-export function renderEvents(events: EventListing[]): string {
-  const rows = events.map((e) => [
+export const EVENTS_FORM: ListingForm<EventListing> = {
+  header: ['AT', 'TYPE', 'TENANT', 'DELIVERY', 'ATTEMPTS', 'ID'],
+  cells: (e) => [
     e.at,
     e.type,
     e.tenant ?? '-',
     e.delivered ? `delivered ${e.delivered_at}` : `next try ${e.next_attempt_at ?? '-'}`,
     String(e.attempts),
     e.id,
-  ])
-  const lines = table(['AT', 'TYPE', 'TENANT', 'DELIVERY', 'ATTEMPTS', 'ID'], rows).split('\n')
-  // The header, then each event's row and (when it failed) its error.
-  return [
-    lines[0]!,
-    ...events.flatMap((e, i) => [lines[i + 1]!, ...(e.last_error && !e.delivered ? [`  ${e.last_error}`] : [])]),
-  ].join('\n')
+  ],
+  below: (e) => (e.last_error && !e.delivered ? [`  ${e.last_error}`] : []),
 }
 
 /** What migrate did on one site: `migrated (tenant_ops/0007_x)`, `up to date`, `FAILED at …`. */
@@ -322,19 +327,16 @@ export function renderExecuteSummary(result: ExecuteResult): string {
 }
 
 /** `list-backups`: one row a set. */
-export function renderBackups(sets: BackupListing[]): string {
-  if (sets.length === 0) return 'No backups.'
-  return table(
-    ['SITE', 'WHEN', 'SIZE', 'ENCRYPTED', 'APPS', 'PATH'],
-    sets.map((s) => [
-      s.site,
-      s.created_at,
-      bytesText(s.bytes),
-      s.encrypted ? 'yes' : 'no',
-      s.apps.map((a) => `${a.name} ${a.version}`).join(', ') || '-',
-      s.path,
-    ]),
-  )
+export const BACKUPS_FORM: ListingForm<BackupListing> = {
+  header: ['SITE', 'WHEN', 'SIZE', 'ENCRYPTED', 'APPS', 'PATH'],
+  cells: (s) => [
+    s.site,
+    s.created_at,
+    bytesText(s.bytes),
+    s.encrypted ? 'yes' : 'no',
+    s.apps.map((a) => `${a.name} ${a.version}`).join(', ') || '-',
+    s.path,
+  ],
 }
 
 /** restore's result: where the data now is, the backup taken first, and the migrate that followed. */

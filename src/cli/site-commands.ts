@@ -3,10 +3,20 @@ import { Option } from 'commander'
 import { EXIT_FAILED, TenancyError, usageError } from '../errors.js'
 import { taskProgress } from '../output/progress.js'
 import { contextFor } from './context.js'
-import { addPendingFilters, collect, integerFlag, pendingChoice, type PendingFlags } from './flags.js'
+import {
+  addPageFlags,
+  addPendingFilters,
+  collect,
+  integerFlag,
+  pageOptions,
+  pendingChoice,
+  type PageFlags,
+  type PendingFlags,
+} from './flags.js'
+import { printListing } from './listing.js'
 import { renderConfigLines } from './render-config.js'
 import { addPasswordFlags, commandLineSecretWarning } from './password-flags.js'
-import { appTaskView, renderBenchApps, renderRename, renderSiteApps, renderSites } from './render.js'
+import { SITES_FORM, appTaskView, renderBenchApps, renderRename, renderSiteApps } from './render.js'
 
 interface InitFlags {
   withExampleApps?: boolean
@@ -228,23 +238,29 @@ export function registerSiteCommands(program: Command): void {
   const listSitesCommand = program
     .command('list-sites')
     .description('list sites with database type, installed apps and owning tenant')
-  addPendingFilters(listSitesCommand, 'sites of pending tenants')
-    .option('--host <machine>', 'only the sites that live on this machine (its TENANCY_HOST name)')
-    .addHelpText('after', '\nExamples:\n  tenancy list-sites\n  tenancy list-sites --host web-2 --json')
+  addPendingFilters(listSitesCommand, 'sites of pending tenants').option(
+    '--host <machine>',
+    'only the sites that live on this machine (its TENANCY_HOST name)',
+  )
+  addPageFlags(listSitesCommand, 'sites').addHelpText(
+    'after',
+    '\nExamples:\n  tenancy list-sites\n  tenancy list-sites --limit 50 --offset 100\n  tenancy list-sites --host web-2 --json',
+  )
   listSitesCommand.action(async (_o, command: Command) => {
     const ctx = contextFor(command)
-    const flags = command.opts<PendingFlags & { host?: string }>()
+    const flags = command.opts<PendingFlags & PageFlags & { host?: string }>()
     const pending = pendingChoice(flags)
     await ctx.withBench(async (bench) => {
-      const { listSites } = await import('./core.js')
-      const sites = await listSites(bench, { pending, host: flags.host })
-      ctx.out.result({ sites }, () =>
-        sites.length > 0
-          ? renderSites(sites)
-          : flags.host !== undefined
+      const { siteListing } = await import('./core.js')
+      const listing = await siteListing(bench, { pending, host: flags.host, ...pageOptions(flags, ctx.out) })
+      await printListing(ctx.out, listing, {
+        key: 'sites',
+        form: SITES_FORM,
+        empty:
+          flags.host !== undefined
             ? `no sites on ${flags.host}`
             : 'No sites yet; create one with "tenancy new-site acme.localhost"',
-      )
+      })
     })
   })
 

@@ -4,14 +4,24 @@ import type { Output } from '../output/output.js'
 import { taskProgress, usingProgress } from '../output/progress.js'
 import type { ProvisionOptions, ProvisionResult } from '../provisioning/runner.js'
 import { contextFor, type CommandContext } from './context.js'
-import { addPendingFilters, collect, integerFlag, pendingChoice, type PendingFlags } from './flags.js'
+import {
+  addPageFlags,
+  addPendingFilters,
+  collect,
+  integerFlag,
+  pageOptions,
+  pendingChoice,
+  type PageFlags,
+  type PendingFlags,
+} from './flags.js'
+import { printListing } from './listing.js'
 import { addPasswordFlags } from './password-flags.js'
 import {
+  ERRORS_FORM,
+  TENANTS_FORM,
   fleetCounter,
-  renderErrors,
   renderRename,
   renderTenant,
-  renderTenants,
   stepTaskView,
   tenantStepLine,
 } from './render.js'
@@ -67,7 +77,7 @@ interface TenantCreateFlags {
   host?: string
 }
 
-interface TenantListFlags extends PendingFlags {
+interface TenantListFlags extends PendingFlags, PageFlags {
   status?: string
 }
 
@@ -103,9 +113,8 @@ interface WorkerFlags {
   concurrency: number
 }
 
-interface ErrorsFlags {
+interface ErrorsFlags extends PageFlags {
   tenant?: string
-  limit: number
 }
 
 interface DoctorFlags {
@@ -197,23 +206,29 @@ export function registerTenantCommands(program: Command): void {
 
   const listCommand = tenant
     .command('list')
-    .description('list tenants')
+    .description('list tenants, oldest first')
     .option('--status <status>', 'only tenants with this status or provisioning status')
   addPendingFilters(listCommand, 'pending tenants')
+  addPageFlags(listCommand, 'tenants').addHelpText(
+    'after',
+    '\nExamples:\n  tenancy tenant list --status active\n  tenancy tenant list --limit 100 --offset 200\n' +
+      '  tenancy tenant list --json   # {"tenants": [...], "total": N}',
+  )
   listCommand.action(async (_o, command: Command) => {
     const ctx = contextFor(command)
     const flags = command.opts<TenantListFlags>()
     const pending = pendingChoice(flags)
     await ctx.withBench(async (bench) => {
-      const { listTenants } = await import('./core.js')
-      const tenants = await listTenants(bench, { status: flags.status, pending })
-      ctx.out.result({ tenants }, () =>
-        tenants.length === 0
-          ? pending === 'only' || flags.status
+      const { tenantListing } = await import('./core.js')
+      const listing = await tenantListing(bench, { status: flags.status, pending, ...pageOptions(flags, ctx.out) })
+      await printListing(ctx.out, listing, {
+        key: 'tenants',
+        form: TENANTS_FORM,
+        empty:
+          pending === 'only' || flags.status
             ? 'No tenants match'
-            : 'No tenants; create one with "tenancy tenant create acme"'
-          : renderTenants(tenants),
-      )
+            : 'No tenants; create one with "tenancy tenant create acme"',
+      })
     })
   })
 
@@ -470,25 +485,23 @@ export function registerTenantCommands(program: Command): void {
       })
     })
 
-  program
+  const errorsCommand = program
     .command('errors')
-    .description('the error log: failed steps and jobs with their full messages')
+    .description('the error log, newest first: failed steps and jobs with their full messages')
     .option('--tenant <name>', "only this tenant's errors")
-    .option(
-      '--limit <n>',
-      'at most this many, newest first',
-      integerFlag('--limit', { min: 1, max: 10_000, unit: 'errors' }),
-      50,
-    )
-    .action(async (_o, command: Command) => {
-      const ctx = contextFor(command)
-      const flags = command.opts<ErrorsFlags>()
-      await ctx.withBench(async (bench) => {
-        const { listErrors } = await import('./core.js')
-        const errors = await listErrors(bench, { tenant: flags.tenant, limit: flags.limit })
-        ctx.out.result({ errors }, () => (errors.length === 0 ? 'No errors recorded' : renderErrors(errors)))
+  addPageFlags(errorsCommand, 'errors').action(async (_o, command: Command) => {
+    const ctx = contextFor(command)
+    const flags = command.opts<ErrorsFlags>()
+    await ctx.withBench(async (bench) => {
+      const { errorListing } = await import('./core.js')
+      const listing = await errorListing(bench, { tenant: flags.tenant, ...pageOptions(flags, ctx.out) })
+      await printListing(ctx.out, listing, {
+        key: 'errors',
+        form: ERRORS_FORM,
+        empty: 'No errors recorded',
       })
     })
+  })
 
   program
     .command('doctor')

@@ -1,5 +1,6 @@
 import type { Bench } from '../bench.js'
-import { checkIntegerOption } from '../util/integer-range.js'
+import { pageByKey } from '../registry/paged-rows.js'
+import { checkPage, collect, mapRows, type Listing, type PageOptions } from '../util/listing.js'
 import type { EventRow } from './outbox.js'
 
 /** One event as `tenancy events` shows it. */
@@ -18,13 +19,9 @@ export interface EventListing {
   last_error: string | null
 }
 
-export interface ListEventsOptions {
+export interface ListEventsOptions extends PageOptions {
   /** Only events not yet delivered. */
   undelivered?: boolean
-  /** At most this many (default: all). */
-  limit?: number
-  /** Skip this many of the newest first. */
-  offset?: number
 }
 
 export interface ListEventsResult {
@@ -57,29 +54,37 @@ function listing(row: EventRow): EventListing {
 }
 
 /**
- * `tenancy events`: the outbox, newest first: each event's id, type, tenant and time, and its
- * delivery (when, attempts, next attempt, last error). Reads one page of rows.
+ * `tenancy events`: how many events of the outbox match, and one page of them (`limit`,
+ * `offset`), newest first: each event's id, type, tenant and time, and its delivery (when,
+ * attempts, next attempt, last error), read in batches as they are iterated; `notify` says
+ * whether `provision.notify` is set (without it, no event is recorded).
+ */
+export async function eventListing(
+  bench: Bench,
+  options: ListEventsOptions = {},
+): Promise<Listing<EventListing> & { notify: boolean }> {
+  const page = checkPage(options)
+  const registry = await bench.registry()
+  const matching = registry.db
+    .selectFrom('events')
+    .$if(options.undelivered === true, (q) => q.where('next_attempt_at', 'is not', null))
+  const counted = await matching.select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()
+  const rows = pageByKey(matching.selectAll(), { column: 'seq', order: 'desc' }, page)
+  return {
+    total: Number(counted.n),
+    offset: page.offset,
+    rows: mapRows(rows, listing),
+    notify: bench.config.provision.notify !== undefined,
+  }
+}
+
+/**
+ * `tenancy events` as one result: the page `eventListing` reads (every match without `limit`).
  *
  * @example
  * const { events, total } = await listEvents(bench, { undelivered: true, limit: 20 })
  */
 export async function listEvents(bench: Bench, options: ListEventsOptions = {}): Promise<ListEventsResult> {
-  const registry = await bench.registry()
-  const base = registry.db
-    .selectFrom('events')
-    .$if(options.undelivered === true, (q) => q.where('next_attempt_at', 'is not', null))
-  const counted = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirst()
-  let page = base.selectAll().orderBy('seq', 'desc')
-  if (options.limit !== undefined)
-    page = page.limit(checkIntegerOption('--limit', options.limit, { min: 1, max: 1_000_000 }))
-  if (options.offset) {
-    const offset = checkIntegerOption('--offset', options.offset, { min: 0, max: Number.MAX_SAFE_INTEGER })
-    // SQLite takes OFFSET only after a LIMIT, and PostgreSQL no negative one: "no limit" is a huge one.
-    page = (options.limit === undefined ? page.limit(Number.MAX_SAFE_INTEGER) : page).offset(offset)
-  }
-  return {
-    events: (await page.execute()).map(listing),
-    total: Number(counted?.n ?? 0),
-    notify: bench.config.provision.notify !== undefined,
-  }
+  const { total, rows, notify } = await eventListing(bench, options)
+  return { events: await collect(rows), total, notify }
 }

@@ -31,6 +31,18 @@ function colorLevel(stream: NodeJS.WriteStream, env: NodeJS.ProcessEnv): 0 | 1 |
 }
 
 /**
+ * The streams a JSON document went to: one a process (SPEC §3), whichever `Output` printed it,
+ * so that the error of a listing that failed mid-document is not printed as a second one.
+ */
+const documented = new WeakSet<NodeJS.WriteStream>()
+
+/** An error as `--json` shows it: `{"message", "exit_code"}`. */
+function errorJson(thrown: unknown): { message: string; exit_code: number } {
+  const error = knownErrorOf(thrown) ?? thrown
+  return { message: messageOf(error), exit_code: error instanceof TenancyError ? error.exitCode : EXIT_FAILED }
+}
+
+/**
  * The only place that writes to the console. With `json`, stdout carries exactly one JSON
  * document (printed by `result`) and every message goes to stderr. Without it, humans get
  * colour and spinners on a TTY and plain lines otherwise.
@@ -42,7 +54,6 @@ export class Output {
   readonly stderr: NodeJS.WriteStream
   readonly color: ChalkInstance
   readonly interactive: boolean
-  #resultPrinted = false
   readonly #env: NodeJS.ProcessEnv
 
   constructor(options: OutputOptions = {}) {
@@ -75,13 +86,72 @@ export class Output {
   /** The command's result: one JSON document with `--json`, else the human rendering on stdout. */
   result(data: unknown, render?: (data: never) => string | undefined): void {
     if (this.json) {
-      if (this.#resultPrinted) throw new Error('a command printed two JSON results')
-      this.#resultPrinted = true
+      if (documented.has(this.stdout)) throw new Error('a command printed two JSON results')
+      documented.add(this.stdout)
       this.stdout.write(`${JSON.stringify(data, null, 2)}\n`)
       return
     }
     const text = render ? render(data as never) : undefined
     if (text) this.stdout.write(text.endsWith('\n') ? text : `${text}\n`)
+  }
+
+  /**
+   * The result of a listing with `--json`: the one document `result` would print for
+   * `{ [key]: [...rows], ...fields }`, in the same format, written as the rows come (a chunk
+   * at a time, waiting while stdout is full), so that 100,000 rows are never held at once.
+   * Nothing is written before the first row is read: a registry that fails on it still gets
+   * the error document. A failure later ends the array and the document with `"error"`.
+   */
+  async resultStream(key: string, rows: AsyncIterable<unknown>, fields: Record<string, unknown>): Promise<void> {
+    if (!this.json) throw new Error('resultStream is for --json results')
+    if (documented.has(this.stdout)) throw new Error('a command printed two JSON results')
+    const iterator = rows[Symbol.asyncIterator]()
+    let next = await iterator.next()
+    documented.add(this.stdout)
+    // JSON.stringify(…, null, 2) of the whole document: each row two levels in, each field one.
+    const indent = (json: string | undefined, by: string) => (json ?? 'null').replace(/\n/g, `\n${by}`)
+    const tail = Object.entries(fields)
+      .filter(([, value]) => value !== undefined)
+      .map(([name, value]) => `,\n  ${JSON.stringify(name)}: ${indent(JSON.stringify(value, null, 2), '  ')}`)
+      .join('')
+    let chunk = `{\n  ${JSON.stringify(key)}: [`
+    let first = true
+    try {
+      for (; !next.done; next = await iterator.next()) {
+        chunk += `${first ? '' : ','}\n    ${indent(JSON.stringify(next.value, null, 2), '    ')}`
+        first = false
+        if (chunk.length >= 65_536) {
+          await this.#write(chunk)
+          chunk = ''
+        }
+      }
+    } catch (error) {
+      await this.#write(
+        `${chunk}${first ? '' : '\n  '}],\n  "error": ${indent(JSON.stringify(errorJson(error), null, 2), '  ')}\n}\n`,
+      )
+      throw error
+    }
+    await this.#write(`${chunk}${first ? '' : '\n  '}]${tail}\n}\n`)
+  }
+
+  /** The human result written as it is made, a chunk of lines at a time (see `resultStream`). */
+  async textStream(chunks: AsyncIterable<string>): Promise<void> {
+    if (this.json) throw new Error('textStream is for human results')
+    for await (const chunk of chunks) await this.#write(`${chunk}\n`)
+  }
+
+  /** Writes to stdout, waiting for it to drain when its buffer is full (a slow pipe). */
+  async #write(text: string): Promise<void> {
+    if (this.stdout.write(text)) return
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        this.stdout.off('drain', done)
+        this.stdout.off('close', done)
+        resolve()
+      }
+      this.stdout.once('drain', done)
+      this.stdout.once('close', done)
+    })
   }
 
   /** Shows a step: a spinner on a TTY (unless --json), else one line when it ends. */
@@ -158,10 +228,9 @@ export class Output {
   error(thrown: unknown): number {
     // A full disk or a damaged database is the operator's to fix, not a bug: one line naming it.
     const error = knownErrorOf(thrown) ?? thrown
-    const code = error instanceof TenancyError ? error.exitCode : EXIT_FAILED
-    if (this.json && !this.#resultPrinted) {
-      this.#resultPrinted = true
-      this.stdout.write(`${JSON.stringify({ error: { message: messageOf(error), exit_code: code } }, null, 2)}\n`)
+    if (this.json && !documented.has(this.stdout)) {
+      documented.add(this.stdout)
+      this.stdout.write(`${JSON.stringify({ error: errorJson(error) }, null, 2)}\n`)
     }
     if (error instanceof CancelledError) {
       this.stderr.write(`${error.message}\n`)

@@ -1,20 +1,33 @@
 import type { Selectable } from 'kysely'
 import type { Bench } from '../bench.js'
-import { checkIntegerOption } from '../util/integer-range.js'
 import { assertTenantName } from '../names.js'
 import type { ErrorLogTable } from '../registry/schema.js'
+import { pageByKey } from '../registry/paged-rows.js'
+import { checkPage, collect, type Listing, type PageOptions } from '../util/listing.js'
 
 /** One entry of the error log. */
 export type ErrorEntry = Selectable<ErrorLogTable>
 
-/** `tenancy errors`: the error log, newest first, with full messages. */
-export async function listErrors(
-  bench: Bench,
-  options: { tenant?: string; limit?: number } = {},
-): Promise<ErrorEntry[]> {
-  const limit = checkIntegerOption('--limit', options.limit ?? 50, { min: 1, max: 10_000 })
+export interface ListErrorsOptions extends PageOptions {
+  /** Only this tenant's errors. */
+  tenant?: string
+}
+
+/**
+ * `tenancy errors`: how many entries of the error log match, and one page of them (`limit`,
+ * `offset`), newest first, with full messages, read in batches as they are iterated.
+ */
+export async function errorListing(bench: Bench, options: ListErrorsOptions = {}): Promise<Listing<ErrorEntry>> {
+  const page = checkPage(options)
   const registry = await bench.registry()
-  let query = registry.db.selectFrom('error_log').selectAll().orderBy('id', 'desc').limit(limit)
-  if (options.tenant) query = query.where('tenant', '=', assertTenantName(options.tenant))
-  return query.execute()
+  const tenant = options.tenant === undefined ? undefined : assertTenantName(options.tenant)
+  const matching = registry.db.selectFrom('error_log').$if(tenant !== undefined, (q) => q.where('tenant', '=', tenant!))
+  const counted = await matching.select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()
+  const rows = pageByKey(matching.selectAll(), { column: 'id', order: 'desc' }, page)
+  return { total: Number(counted.n), offset: page.offset, rows }
+}
+
+/** `tenancy errors` as an array: the page `errorListing` reads (every entry without `limit`). */
+export async function listErrors(bench: Bench, options: ListErrorsOptions = {}): Promise<ErrorEntry[]> {
+  return collect((await errorListing(bench, options)).rows)
 }

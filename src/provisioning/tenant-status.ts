@@ -165,7 +165,10 @@ export async function changeTenantStatus(
  */
 export async function finishStatusChanges(bench: Bench): Promise<void> {
   const registry = await bench.registry()
-  const rows = await registry.db.selectFrom('tenants').selectAll().where('config_sync', 'is not', null).execute()
+  // "> 0", not "IS NOT NULL" (the marker is 1 or null): SQLite, with no statistics, scans the
+  // whole table for an IS NOT NULL instead of probing tenants_config_sync (40 ms a command with
+  // 100,000 tenants).
+  const rows = await registry.db.selectFrom('tenants').selectAll().where('config_sync', '>', 0).execute()
   for (const row of rows) {
     if (!row.site || !leaseHolderGone(row)) continue
     const site = await registry.getSite(row.site)

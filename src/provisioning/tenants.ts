@@ -22,6 +22,7 @@ import { pendingStepRow } from '../registry/steps.js'
 import { ensureWorker } from './worker.js'
 import { newAdminPassword } from './steps/create-site.js'
 import { startHashing } from '../secrets/hashing.js'
+import { batchedRows, checkPage, collect, mapRows, type Listing, type PageOptions } from '../util/listing.js'
 
 const DATA_KEY = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/
 
@@ -262,7 +263,7 @@ export async function createTenant(bench: Bench, options: CreateTenantOptions): 
   return snapshot('provisioned', { provisioning })
 }
 
-export interface ListTenantsOptions {
+export interface ListTenantsOptions extends PageOptions {
   status?: string
   /**
    * `with`: include pending tenants; `only`: only them; `without`: leave them out.
@@ -271,21 +272,53 @@ export interface ListTenantsOptions {
   pending?: 'with' | 'only' | 'without'
 }
 
-/** `tenancy tenant list`. */
-export async function listTenants(bench: Bench, options: ListTenantsOptions = {}): Promise<TenantJson[]> {
+const TENANT_STATUSES = ['inactive', 'active', 'suspended']
+const PROVISIONING_STATUSES = ['not_started', 'queued', 'in_progress', 'completed', 'failed']
+
+/**
+ * `tenancy tenant list`: how many tenants match the filters, and one page of them (`limit`,
+ * `offset`), oldest first, read from the registry in batches as they are iterated.
+ *
+ * @example
+ * const { total, rows } = await tenantListing(bench, { status: 'active', limit: 100, offset: 200 })
+ * for await (const tenant of rows) names.push(tenant.name)
+ */
+export async function tenantListing(bench: Bench, options: ListTenantsOptions = {}): Promise<Listing<TenantJson>> {
   const registry = await bench.registry()
   const pending = options.pending ?? (bench.config.pending.include_in_queries ? 'with' : 'without')
-  let query = registry.db.selectFrom('tenants').selectAll().orderBy('created_at').orderBy('id')
+  const page = checkPage(options)
+  let matching = registry.db.selectFrom('tenants')
   if (options.status) {
-    const statuses = ['inactive', 'active', 'suspended', 'not_started', 'queued', 'in_progress', 'completed', 'failed']
+    const statuses = [...TENANT_STATUSES, ...PROVISIONING_STATUSES]
     if (!statuses.includes(options.status))
       throw usageError(`invalid --status "${options.status}": use one of ${statuses.join(', ')}`)
-    const column = ['inactive', 'active', 'suspended'].includes(options.status) ? 'status' : 'provisioning_status'
-    query = query.where(column, '=', options.status)
+    const column = TENANT_STATUSES.includes(options.status) ? 'status' : 'provisioning_status'
+    matching = matching.where(column, '=', options.status)
   }
-  if (pending === 'only') query = query.where('pending_since', 'is not', null)
-  if (pending === 'without') query = query.where('pending_since', 'is', null)
-  return (await query.execute()).map(tenantJson)
+  if (pending === 'only') matching = matching.where('pending_since', 'is not', null)
+  if (pending === 'without') matching = matching.where('pending_since', 'is', null)
+  const counted = await matching.select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()
+  const rows = batchedRows<TenantRow, Pick<TenantRow, 'created_at' | 'id'>>(
+    page,
+    ({ after, offset, limit }) =>
+      matching
+        .selectAll()
+        .$if(after !== undefined, (q) =>
+          q.where((eb) => eb(eb.refTuple('created_at', 'id'), '>', eb.tuple(after!.created_at, after!.id))),
+        )
+        .orderBy('created_at')
+        .orderBy('id')
+        .limit(limit)
+        .offset(offset)
+        .execute(),
+    (row) => ({ created_at: row.created_at, id: row.id }),
+  )
+  return { total: Number(counted.n), offset: page.offset, rows: mapRows(rows, tenantJson) }
+}
+
+/** `tenancy tenant list` as an array: the page `tenantListing` reads (every match without `limit`). */
+export async function listTenants(bench: Bench, options: ListTenantsOptions = {}): Promise<TenantJson[]> {
+  return collect((await tenantListing(bench, options)).rows)
 }
 
 export interface ShowTenantResult extends TenantJson {

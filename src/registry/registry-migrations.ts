@@ -274,6 +274,24 @@ export const REGISTRY_MIGRATIONS: RegistryMigration[] = [
         .execute()
     },
   },
+  {
+    version: 10,
+    async up(db) {
+      // `tenant list` shows tenants oldest first, a page at a time (SPEC §11): with these a page
+      // of 100 out of 100,000 reads those 100 rows, not all of them sorted, with the pending
+      // ones (the default) or without them (the other index: SQLite, with no statistics, would
+      // otherwise take "pending_since IS NULL" as a probe of tenants_pending, which holds nearly
+      // every row then, and sort them all). IF NOT EXISTS: a registry taken back to an older
+      // schema by hand keeps its indexes.
+      await db.schema.createIndex('tenants_listing').ifNotExists().on('tenants').columns(['created_at', 'id']).execute()
+      await db.schema
+        .createIndex('tenants_listing_pending')
+        .ifNotExists()
+        .on('tenants')
+        .columns(['pending_since', 'created_at', 'id'])
+        .execute()
+    },
+  },
 ]
 
 export const REGISTRY_VERSION = REGISTRY_MIGRATIONS[REGISTRY_MIGRATIONS.length - 1]!.version

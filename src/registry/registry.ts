@@ -34,14 +34,17 @@ export const now = (): string => new Date().toISOString()
  */
 export type EmptyRegistryGuard = (registry: string, state: 'missing' | 'empty') => void
 
-function toRecord(row: SitesTable): SiteRecord {
-  let apps: InstalledAppSummary[] = []
+/** A site row's `apps` column parsed (none when it is not JSON). */
+export function siteApps(text: string): InstalledAppSummary[] {
   try {
-    apps = JSON.parse(row.apps) as InstalledAppSummary[]
+    return JSON.parse(text) as InstalledAppSummary[]
   } catch {
-    apps = []
+    return []
   }
-  return { ...row, apps }
+}
+
+function toRecord(row: SitesTable): SiteRecord {
+  return { ...row, apps: siteApps(row.apps) }
 }
 
 /**
