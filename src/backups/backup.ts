@@ -155,7 +155,7 @@ export async function backupSiteInto(
   const config = readSiteConfig(sitePath)
   const driver = await getDriver(config.db_type)
   const apps = await appsOf(await driver.connect(config, sitePath))
-  const tenant = (await (await bench.registry()).tenantsBySite()).get(site)?.name ?? null
+  const tenant = (await (await bench.registry()).tenantOfSite(site))?.name ?? null
   const writer = new BackupSetWriter(options.dir, options.box)
   try {
     const workDir = mkdtempSync(join(writer.dir, '.work-'))

@@ -253,7 +253,7 @@ export async function checkSetFor(
   const set = options.verified ?? (await verifyBackupSet(bench, setDir, { force: options.force }))
   await assertSetType(set, dbType, site)
   if (set.manifest.site !== site) {
-    const owner = (await (await bench.registry()).tenantsBySite()).get(site)
+    const owner = await (await bench.registry()).tenantOfSite(site)
     // A pool site is handed out by its own API user and names: another site's data would break the pull.
     if (owner?.pending_since != null)
       throw usageError(

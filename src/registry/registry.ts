@@ -365,6 +365,11 @@ export class Registry {
   }
 
   /** Tenant names owning the given sites, for listings. */
+  /** The tenant owning `site` (one indexed row), or undefined: for one site, not `tenantsBySite`'s whole map. */
+  async tenantOfSite(site: string): Promise<{ name: string; pending_since: string | null } | undefined> {
+    return this.db.selectFrom('tenants').select(['name', 'pending_since']).where('site', '=', site).executeTakeFirst()
+  }
+
   async tenantsBySite(): Promise<Map<string, { name: string; pending_since: string | null }>> {
     const rows = await this.db
       .selectFrom('tenants')

@@ -185,7 +185,7 @@ export async function planDrop(bench: Bench, options: DropSiteOptions): Promise<
     )
   if (site.tenant_id !== null && !options.force) {
     // A site whose tenant row is gone (a `tenant delete` that stopped half-way) is anyone's to drop.
-    const owner = (await registry.tenantsBySite()).get(name)
+    const owner = await registry.tenantOfSite(name)
     if (owner)
       throw usageError(
         `site "${name}" belongs to tenant "${owner.name}"; remove it with "tenancy tenant delete ${owner.name}"`,
