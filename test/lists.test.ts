@@ -110,7 +110,7 @@ describe('tenant list with 100,000 tenants (SQLite registry)', () => {
     expect(onlyPending.json.total).toBe(2_000)
     expect(names(onlyPending.json)).toEqual(ORDER.filter(pending).slice(0, 2))
     const withPending = await tenancy(bench, ['tenant', 'list', '--with-pending', '--limit', '1', '--offset', '5'])
-    expect(withPending.stderr.trim()).toBe('showing 6 of 100,000 tenants; --offset 6 for more')
+    expect(withPending.stderr.trim()).toBe('showing row 6 of 100,000 tenants; --offset 6 for more')
   })
 
   it(`--json of all ${TENANTS.toLocaleString('en-US')} is one document in the usual format, made with flat memory`, async () => {
@@ -244,7 +244,7 @@ describe('the other listings, paged (SQLite registry)', () => {
     expect(page.json).toEqual({ backups: all.json.backups.slice(2, 4), total: 6 })
     const human = await tenancy(bench, ['--site', 'b.localhost', 'list-backups', '--limit', '1', '--offset', '1'])
     expect(human.stdout).toMatch(/^b\.localhost\s+2020-01-02T00:00:00\.000Z\s/m)
-    expect(human.stderr.trim()).toBe('showing 2 of 3 sets; --offset 2 for more')
+    expect(human.stderr.trim()).toBe('showing row 2 of 3 sets; --offset 2 for more')
   })
 
   it('--limit 0, a negative --offset or a word is exit 2 naming the flag, for each listing', async () => {

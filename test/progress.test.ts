@@ -287,7 +287,7 @@ describe('Ctrl-C on a terminal', () => {
       's0.localhost: started s0.localhost',
       's1.localhost: started s1.localhost',
       expect.stringMatching(/^s1\.localhost: interrupted: /),
-      's2.localhost: interrupted: not started: run was interrupted',
+      's2.localhost: not started: run was interrupted',
       expect.stringMatching(/^3 site\(s\): 1 succeeded, 0 failed, 0 skipped, 2 interrupted in \d+ ms$/),
     ])
     expect(tty.raw.lastIndexOf(CLEAR_LINE)).toBeLessThan(tty.raw.indexOf('3 site(s)'))

@@ -122,6 +122,20 @@ describe.each(SITE_BACKENDS)('rollback on $name', ({ name: backend, skip }) => {
         },
       )
       expect(none.json.sites[0].status).toBe('nothing_to_roll_back')
+      // A site without the app is already where --to points: nothing to roll back, not a failure.
+      const without = await tenancy(bench, ['new-site', 'z.localhost', '--install-app', 'shared_lib'], { env })
+      expect(without.exitCode, without.stderr).toBe(0)
+      const fleet = await tenancy(
+        bench,
+        ['rollback', '--site', 'all', '--app', 'roll_app', '--to', 'roll_app/0001_a', '--json'],
+        { env },
+      )
+      expect(fleet.exitCode, fleet.stderr).toBe(0)
+      expect(fleet.json.sites.map((s: any) => [s.site, s.status])).toEqual([
+        ['x.localhost', 'rolled_back'],
+        ['y.localhost', 'rolled_back'],
+        ['z.localhost', 'nothing_to_roll_back'],
+      ])
     })
 
     it('a down that fails half-way: the site as it was (transactional DDL), or resumable (MariaDB)', async () => {

@@ -43,6 +43,9 @@ describe('tenancy use', () => {
     const both = await tenancy(bench, ['use', 'a.localhost', '--clear'])
     expect(both.exitCode).toBe(2)
     expect((await tenancy(bench, ['use', '--clear', '--json'])).json).toEqual({ site: null, from: null })
+    expect((await tenancy(bench, ['use', '--clear'])).stdout).toBe(
+      'default site cleared: commands that need a site now need --site',
+    )
     expect(existsSync(join(bench, '.tenancy', 'current-site'))).toBe(false)
     expect((await tenancy(bench, ['backup'])).exitCode).toBe(2)
   })

@@ -74,7 +74,8 @@ export async function printListing<T>(out: Output, listing: Listing<T>, view: Li
     )
   if (shown === 0 || shown === total) return
   const last = offset + shown
-  const range = shown === 1 ? count(last) : `${count(offset + 1)}–${count(last)}`
+  // One row is `row 2 of 2`: a bare "showing 2 of 2" reads as a count.
+  const range = shown === 1 ? `row ${count(last)}` : `${count(offset + 1)}–${count(last)}`
   const more = last < total ? `; --offset ${last} for more` : ''
   out.info(`showing ${range} of ${count(total)} ${what}${more}`)
 }

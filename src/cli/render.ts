@@ -303,6 +303,8 @@ export function renderBackupSummary(result: BackupResult): string {
 
 /** One site of `tenancy run` that did not succeed: `failed (exit 3): the command exited with code 3`. */
 export function describeSiteRun(r: SiteRunResult): string {
+  // A site never started says only that (`not started: run was interrupted`), not its status again.
+  if (r.status === 'interrupted' && r.error?.startsWith('not started')) return r.error
   return `${r.status}${r.exit_code === null ? '' : ` (exit ${r.exit_code})`}: ${r.error}`
 }
 

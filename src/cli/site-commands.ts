@@ -230,7 +230,9 @@ export function registerSiteCommands(program: Command): void {
         ctx.out.result(result, () =>
           result.site
             ? `default site: ${result.site}${result.from === 'TENANCY_SITE' ? ' (from TENANCY_SITE, which overrides tenancy use)' : ''}`
-            : 'no default site',
+            : clear
+              ? 'default site cleared: commands that need a site now need --site'
+              : 'no default site',
         )
       })
     })

@@ -37,6 +37,12 @@ export interface BenchMigrations {
   order: Map<string, number>
 }
 
+/** `app/name` as its two parts. */
+function splitTarget(to: string): [string, string] {
+  const slash = to.indexOf('/')
+  return [to.slice(0, slash), to.slice(slash + 1)]
+}
+
 /** The site a rollback works on: its name and directory. */
 export interface RollbackJob {
   site: string
@@ -64,7 +70,14 @@ async function plan(db: SiteConnection['db'], known: BenchMigrations, target: Ro
   let chosen = applied
   if (target.to !== undefined) {
     const at = applied.findIndex((r) => `${r.app}/${r.name}` === target.to)
-    if (at < 0) throw new TenancyError(`${target.to} is not applied on this site, so there is nothing to roll back to`)
+    if (at < 0) {
+      // Not applied, and nothing of its app after it either (the app is not on this site, or the
+      // site is older): the site is already where the target is, as every site of a fleet rollback
+      // without that app is.
+      const [app, name] = splitTarget(target.to)
+      if (!applied.some((r) => r.app === app && r.name > name)) return []
+      throw new TenancyError(`${target.to} is not applied on this site, so there is nothing to roll back to`)
+    }
     chosen = applied.slice(0, at)
   } else chosen = applied.slice(0, target.step ?? 1)
   return chosen.map((r) => {
