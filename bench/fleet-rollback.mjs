@@ -15,7 +15,7 @@ import { BIN, cloneSites, lib, median, newBench, reporter, writeResults } from '
 
 const quick = process.argv.includes('--quick')
 const SITES = quick ? 200 : 1000
-const ROUNDS = quick ? 3 : 5
+const ROUNDS = quick ? 2 : 3
 const APP = 'tenant_ops_nohook'
 const MIGRATION = '0007_bench_customer_region'
 
