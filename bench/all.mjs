@@ -3,10 +3,11 @@
 // also written to bench/results/latest.json with the date, Node's version, the cores and the
 // load average (before, after, and as each script started: the machine may be shared).
 //
-// The scripts: the known ones in the order below, then any other bench/*.mjs (a new benchmark
-// is picked up by being there); each records its figures with `record` (bench/common.mjs),
-// which appends them to the file this driver names in TENANCY_BENCH_RESULTS. A script that
-// fails is reported and the others still run; the driver then exits 1.
+// The scripts: the known ones in the order below, then any other bench/*.mjs that records
+// figures (a new benchmark is picked up by being there and calling `record` or `reporter`, from
+// bench/common.mjs); a module there that records nothing (a helper the tests share) is not run.
+// `record` appends each figure to the file this driver names in TENANCY_BENCH_RESULTS. A script
+// that fails is reported and the others still run; the driver then exits 1.
 //
 //   node bench/all.mjs [--quick] [--only run,pool]     --quick is passed on to every script
 import { spawnSync } from 'node:child_process'
@@ -14,7 +15,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { availableParallelism, loadavg, tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { formatTable } from './common.mjs'
+import { formatTable } from './report.mjs'
 
 const BENCH = fileURLToPath(new URL('.', import.meta.url))
 const ORDER = [
@@ -32,21 +33,30 @@ const ORDER = [
   'machines',
 ]
 // Not benchmarks: the shared code and this driver (the raw programs live in bench/raw/).
-const NOT_SCRIPTS = new Set(['common', 'all'])
+const NOT_SCRIPTS = new Set(['common', 'report', 'all'])
 
 const args = process.argv.slice(2)
 const onlyAt = args.indexOf('--only')
 const only = onlyAt >= 0 ? new Set((args[onlyAt + 1] ?? '').split(',').filter(Boolean)) : undefined
 const passOn = args.filter((_, i) => onlyAt < 0 || (i !== onlyAt && i !== onlyAt + 1))
 
+const records = (name) => /\b(record|reporter)\(/.test(readFileSync(join(BENCH, `${name}.mjs`), 'utf8'))
 const found = readdirSync(BENCH)
   .filter((f) => f.endsWith('.mjs'))
   .map((f) => basename(f, '.mjs'))
-  .filter((name) => !NOT_SCRIPTS.has(name))
-const scripts = [...ORDER.filter((s) => found.includes(s)), ...found.filter((s) => !ORDER.includes(s)).sort()].filter(
-  (s) => !only || only.has(s),
-)
-if (only) for (const name of only) if (!scripts.includes(name)) throw new Error(`--only: no bench/${name}.mjs`)
+  .filter((name) => !NOT_SCRIPTS.has(name) && (ORDER.includes(name) || records(name)))
+const known = [...ORDER.filter((s) => found.includes(s)), ...found.filter((s) => !ORDER.includes(s)).sort()]
+const scripts = known.filter((s) => !only || only.has(s))
+if (only?.size === 0) {
+  console.error('--only needs script names, comma-separated: --only run,pool')
+  process.exit(2)
+}
+for (const name of only ?? [])
+  if (!known.includes(name)) {
+    const why = existsSync(join(BENCH, `${name}.mjs`)) ? 'records no figures' : 'does not exist'
+    console.error(`--only: bench/${name}.mjs ${why}; the scripts are ${known.join(', ')}`)
+    process.exit(2)
+  }
 
 const scratch = mkdtempSync(join(tmpdir(), 'tenancy-bench-all-'))
 const resultsFile = join(scratch, 'figures.jsonl')

@@ -1,10 +1,14 @@
 // What the benchmark scripts share: the median, a bench with the example apps, many sites
 // cloned fast, the servers (TENANCY_TEST_POSTGRES_URL / TENANCY_TEST_MARIADB_URL, else the
 // local defaults) and their admin, the side-by-side report line, and `record`, which hands
-// each figure to the run's one table (bench/all.mjs).
+// each figure to the run's one table (bench/all.mjs, bench/report.mjs).
+//
+// A new benchmark is a script bench/NAME.mjs that prints its own lines and calls, for each
+// figure, `record({ figure, tenancy, raw, target })` (or `reporter().line(...)`, which prints
+// and records): `npm run bench` then runs it after the known ones and puts its figures in the
+// table. Modules that only help (fixtures, raw programs) go in bench/raw/ or record nothing.
 import { spawnSync } from 'node:child_process'
 import {
-  appendFileSync,
   copyFileSync,
   cpSync,
   existsSync,
@@ -16,11 +20,14 @@ import {
   writeFileSync,
 } from 'node:fs'
 import { availableParallelism, tmpdir } from 'node:os'
-import { basename, join } from 'node:path'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import Database from 'better-sqlite3'
 import pg from 'pg'
 import mysql from 'mysql2/promise'
+import { meets, record } from './report.mjs'
+
+export { formatTable, meets, record } from './report.mjs'
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url))
 export const BIN = join(ROOT, 'bin', 'tenancy.js')
@@ -172,86 +179,6 @@ export async function dropRaw(kind, names) {
     }
   }
   await a.close()
-}
-
-/**
- * Whether a figure meets its target: `<= 1.5x`, `< 1x`, `>= 1.6x` (on the ratio) or `<= 500 ms`,
- * `<= 150 MB` (on tenancy's figure, in its unit); null for a figure without one (`info`).
- */
-export function meets(target, { ratio, tenancy, unit }) {
-  const limit = /^(<=|<|>=|>) ?([\d.]+) ?(x|ms|s|MB)$/.exec(String(target).trim())
-  if (!limit) return null
-  const [, op, bound, what] = limit
-  if (what !== 'x' && what !== unit) throw new Error(`target "${target}" is in ${what}, the figure in ${unit}`)
-  const value = what === 'x' ? ratio : tenancy
-  if (typeof value !== 'number' || !Number.isFinite(value)) return false
-  const n = Number(bound)
-  return op === '<=' ? value <= n : op === '<' ? value < n : op === '>=' ? value >= n : value > n
-}
-
-/** The driver's results file (bench/all.mjs sets it): `record` appends one JSON line a figure. */
-const RESULTS_FILE = process.env.TENANCY_BENCH_RESULTS
-const SCRIPT = basename(process.argv[1] ?? 'bench', '.mjs')
-const round = (x, digits) => (typeof x === 'number' && Number.isFinite(x) ? +x.toFixed(digits) : null)
-
-/**
- * Records one figure for the run's table: `npm run bench` (bench/all.mjs) runs every script and
- * prints all their figures as one table (figure, tenancy, raw, ratio, target, met), also written
- * to bench/results/latest.json. Each script calls this for every figure it prints; run alone
- * (`node bench/x.mjs`), a script prints its own lines and this only returns the figure.
- *
- * - `tenancy`, `raw`: the two sides, in `unit` (default `ms`); `raw` null when a figure has an
- *   absolute target only.
- * - `ratio`: tenancy / raw unless given (a speed-up, `>= 1.6x`, passes its own).
- * - `target`: `<= 1.5x`, `< 1x`, `>= 1.6x` (the ratio), `<= 500 ms`, `<= 150 MB` (tenancy's
- *   figure), or `info` (no target; `met` is null). `met` follows from it.
- * - anything else given (CPU times, counts) is kept in the JSON beside them.
- *
- * @example
- * record({ figure: 'migrate, 1000 sites, nothing pending (process)', tenancy: 480, raw: 155, target: '<= 500 ms' })
- */
-export function record({ figure, tenancy, raw = null, ratio, target = 'info', unit = 'ms', ...extra }) {
-  if (typeof figure !== 'string' || !figure.trim()) throw new Error('record: a figure needs its name')
-  const r = ratio ?? (typeof raw === 'number' && raw !== 0 ? tenancy / raw : null)
-  const entry = {
-    // A leading indent is kept: it marks a figure that details the one above it.
-    figure: figure.trimEnd(),
-    tenancy: round(tenancy, 1),
-    raw: round(raw, 1),
-    ratio: round(r, 2),
-    target,
-    met: meets(target, { ratio: r, tenancy, unit }),
-    unit,
-    script: SCRIPT,
-    ...extra,
-  }
-  if (RESULTS_FILE) appendFileSync(RESULTS_FILE, `${JSON.stringify(entry)}\n`)
-  return entry
-}
-
-/** A figure's value as the table shows it: its unit, whole numbers from 100 up. */
-const shown = (value, unit) =>
-  value === null || value === undefined ? '' : `${value >= 100 ? value.toFixed(0) : value.toFixed(1)} ${unit}`
-
-/** The figures as one text table: figure, tenancy, raw, ratio, target, met. */
-export function formatTable(figures) {
-  const rows = figures.map((f) => [
-    f.figure,
-    shown(f.tenancy, f.unit),
-    shown(f.raw, f.unit),
-    f.ratio === null ? '' : `${f.ratio.toFixed(2)}x`,
-    f.target,
-    f.met === null ? '' : f.met ? 'met' : 'MISSED',
-  ])
-  const head = ['figure', 'tenancy', 'raw', 'ratio', 'target', 'met']
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)))
-  // The figure's name left-aligned, the numbers right-aligned.
-  const line = (r) =>
-    r
-      .map((cell, i) => (i === 0 || i >= 4 ? cell.padEnd(widths[i]) : cell.padStart(widths[i])))
-      .join('  ')
-      .trimEnd()
-  return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n')
 }
 
 /**

@@ -30,7 +30,7 @@ import {
 
 const quick = process.argv.includes('--quick')
 const PER_MACHINE = quick ? 30 : 100
-const ROUNDS = quick ? 3 : 5
+const ROUNDS = quick ? 2 : 3
 const MACHINES = ['m1', 'm2', 'm3']
 
 if (!(await reachable('postgres'))) process.exit(0)
