@@ -29,7 +29,7 @@ import {
 
 const quick = process.argv.includes('--quick')
 const ROUNDS = quick ? 3 : 5
-const SITES = quick ? 50 : 100
+const SITES = 50
 
 const { results, line: report } = reporter()
 
@@ -197,7 +197,12 @@ for (const kind of ['postgres', 'mariadb']) {
       await lib.newSite(b, { site: `h${i}.localhost`, installApps: ['tenant_ops'] })
       withHook.push(performance.now() - t)
     }
-    report(`${label}:   same with tenant_ops's after_install hook (a process)`, median(withHook), median(plain), 'info')
+    report(
+      `${label}:   same with tenant_ops's after_install hook (in-process)`,
+      median(withHook),
+      median(plain),
+      'info',
+    )
     const proc = []
     for (let i = 0; i < Math.min(ROUNDS, 3); i++) {
       const t = performance.now()
