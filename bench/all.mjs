@@ -27,6 +27,7 @@ const ORDER = [
   'fleet-run',
   'fleet-execute',
   'fleet-rollback',
+  'lists',
   'backup',
   'servers',
   'backup-servers',
