@@ -33,7 +33,7 @@ import {
 } from './common.mjs'
 
 const quick = process.argv.includes('--quick')
-const ROUNDS = quick ? 3 : 7
+const ROUNDS = quick ? 2 : 3
 const TARGET_MB = 50
 const SITE = 'big.localhost'
 const BATCH = 5000

@@ -18,8 +18,8 @@ import Database from 'better-sqlite3'
 import { BIN, lib, median, newBench, reporter, run, timeWithCpu, writeResults } from './common.mjs'
 
 const quick = process.argv.includes('--quick')
-const ROUNDS = quick ? 3 : 7
-const FLEET_ROUNDS = quick ? 3 : 5
+const ROUNDS = quick ? 2 : 3
+const FLEET_ROUNDS = quick ? 2 : 3
 const TARGET_MB = 50
 const SITES = 200
 const ROWS_PER_SITE = 300

@@ -13,12 +13,12 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
-import { ROOT, childCpuMs, cloneSites, lib, median, newBench } from './common.mjs'
+import { ROOT, childCpuMs, cloneSites, lib, median, newBench, record } from './common.mjs'
 
 const BIN = join(ROOT, 'bin', 'tenancy.js')
 const quick = process.argv.includes('--quick')
 const SITES = quick ? 200 : 1000
-const ROUNDS = quick ? 3 : 7
+const ROUNDS = quick ? 3 : 4
 const ROWS = 100
 const QUERY = 'select count(*) as n from customers'
 
@@ -134,6 +134,19 @@ const result = {
   raw_in_process_ms: round(median(rawHere)),
 }
 result.verdict = result.ratio <= 1.5 ? 'met' : 'missed'
+record({
+  figure: `execute count.mjs --site all, ${SITES} sites (process) vs raw better-sqlite3 loop (process)`,
+  tenancy: wall('ours'),
+  raw: wall('raw'),
+  target: '<= 1.5x',
+})
+record({ figure: '  CPU time: same', tenancy: cpu('ours'), raw: cpu('raw') })
+record({
+  figure: '  one site (process) vs the raw loop over one site',
+  tenancy: wall('ours_one'),
+  raw: wall('raw_one'),
+})
+record({ figure: '  the module through the sql tag vs the raw loop', tenancy: wall('ours_sql'), raw: wall('raw') })
 console.log(
   `execute counting rows over ${SITES} SQLite sites (both sides whole processes, ${ROUNDS} rounds, medians):\n` +
     `  tenancy execute ${result.ours_ms} ms, raw better-sqlite3 loop ${result.raw_ms} ms: ratio ${result.ratio} ` +

@@ -19,7 +19,7 @@ import { join } from 'node:path'
 import { BIN, childCpuMs, lib, median, reporter, writeResults } from './common.mjs'
 
 const QUICK = process.argv.includes('--quick')
-const ROUNDS = QUICK ? 3 : 7
+const ROUNDS = QUICK ? 2 : 3
 const SITES = 200
 const CONCURRENCY = 4
 

@@ -12,7 +12,7 @@ import { execFileSync, spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { BIN, childCpuMs, median, newBench, reporter, run, writeResults } from './common.mjs'
+import { BIN, childCpuMs, median, newBench, record, reporter, run, writeResults } from './common.mjs'
 import { seedTenants } from './seed-rows.mjs'
 
 const ROUNDS = 5
@@ -87,6 +87,7 @@ else {
       target: target ? `<= ${MEMORY_TARGET_MB} MB` : 'info',
       verdict,
     }
+    record({ figure: name, tenancy: mb, unit: 'MB', target: results[name].target })
     console.log(
       `${name.padEnd(70)} ${mb.toFixed(1).padStart(8)} MB  (target ${target ? `<= ${MEMORY_TARGET_MB} MB: ${verdict}` : 'info'})`,
     )

@@ -10,24 +10,17 @@
 // Prints medians and ratios; writes bench/results/rename.json.
 //
 //   node bench/rename.mjs [--quick]
-import { execFileSync, spawnSync } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { rmSync } from 'node:fs'
-import { BIN, childCpuMs, lib, median, newBench, reporter, run, writeResults } from './common.mjs'
+import { BIN, lib, median, newBench, record, reporter, run, timeNode, writeResults } from './common.mjs'
 
 const quick = process.argv.includes('--quick')
-const ROUNDS = quick ? 5 : 15
+const ROUNDS = quick ? 5 : 9
 const env = { ...process.env, NO_COLOR: '1', TENANCY_ADMIN_PASSWORD: 'bench-pw' }
 const { results, line } = reporter(70)
 
 /** Wall-clock and CPU milliseconds of one `node ARGS` process, which must succeed. */
-function timeProcess(args, cwd) {
-  const cpu = childCpuMs()
-  const started = process.hrtime.bigint()
-  const r = spawnSync(process.execPath, args, { cwd, env, stdio: ['ignore', 'ignore', 'pipe'] })
-  const ms = Number(process.hrtime.bigint() - started) / 1e6
-  if (r.status !== 0) throw new Error(`${args.join(' ')} failed: ${r.stderr}`)
-  return { ms, cpu: cpu === undefined ? undefined : childCpuMs() - cpu }
-}
+const timeProcess = (args, cwd) => timeNode(args, { cwd, env })
 
 /**
  * Medians of `ours()` and `node -e 0`, alternated round by round (after one round of each not
@@ -98,6 +91,7 @@ sideBySide('  list-sites (start, open the registry; process) vs node -e 0', 'inf
   await b.close()
   console.log(`${'  renameSite() in-process'.padEnd(70)} ${median(ms).toFixed(1).padStart(8)} ms`)
   results['renameSite() in-process'] = { ours_ms: +median(ms).toFixed(1), target: 'info' }
+  record({ figure: '  renameSite() in-process', tenancy: median(ms) })
 }
 rmSync(bench, { recursive: true, force: true })
 writeResults('rename.json', results)

@@ -28,8 +28,8 @@ import {
 } from './common.mjs'
 
 const quick = process.argv.includes('--quick')
-const ROUNDS = quick ? 5 : 11
-const SITES = quick ? 50 : 200
+const ROUNDS = quick ? 3 : 5
+const SITES = 50
 
 const { results, line: report } = reporter()
 
@@ -192,14 +192,19 @@ for (const kind of ['postgres', 'mariadb']) {
       '<= 1.5x',
     )
     const withHook = []
-    for (let i = 0; i < Math.min(ROUNDS, 5); i++) {
+    for (let i = 0; i < Math.min(ROUNDS, 3); i++) {
       const t = performance.now()
       await lib.newSite(b, { site: `h${i}.localhost`, installApps: ['tenant_ops'] })
       withHook.push(performance.now() - t)
     }
-    report(`${label}:   same with tenant_ops's after_install hook (a process)`, median(withHook), median(plain), 'info')
+    report(
+      `${label}:   same with tenant_ops's after_install hook (in-process)`,
+      median(withHook),
+      median(plain),
+      'info',
+    )
     const proc = []
-    for (let i = 0; i < Math.min(ROUNDS, 5); i++) {
+    for (let i = 0; i < Math.min(ROUNDS, 3); i++) {
       const t = performance.now()
       const r = spawnSync(
         process.execPath,
