@@ -134,6 +134,22 @@ describe('the outbox: a receiver that is down', () => {
       }),
     ])
 
+    // With provision.notify unset, --fix can do nothing for them: not suggested, nothing "could not".
+    let notify: unknown
+    setConfig(bench, (c) => {
+      notify = c.provision.notify
+      delete c.provision.notify
+    })
+    const unset = await tenancy(bench, ['doctor'])
+    expect(unset.exitCode).toBe(1)
+    expect(unset.stdout).toBe('1 problem(s) remain')
+    expect(unset.stderr).toContain('(set provision.notify to deliver them)')
+    const unsetFix = await tenancy(bench, ['doctor', '--fix'])
+    expect(unsetFix.exitCode).toBe(1)
+    expect(unsetFix.stderr).not.toContain('could not')
+    expect(calls()).toHaveLength(1)
+    setConfig(bench, (c) => (c.provision.notify = notify))
+
     rmSync(join(bench, 'receiver-down'))
     const fix = await tenancy(bench, ['doctor', '--fix', '--json'])
     expect(fix.exitCode, JSON.stringify(fix.json)).toBe(0)

@@ -544,7 +544,11 @@ export function registerTenantCommands(program: Command): void {
             ? 'Nothing wrong'
             : result.remaining === 0
               ? `Fixed ${result.fixed} problem(s)`
-              : `${result.remaining} problem(s) remain${fix ? '' : '; run "tenancy doctor --fix"'}`,
+              : `${result.remaining} problem(s) remain` +
+                // Suggested only when --fix would repair one of them ("nothing: …" ones it cannot).
+                (fix || result.findings.every((f) => f.fixed || f.fix.startsWith('nothing: '))
+                  ? ''
+                  : '; run "tenancy doctor --fix"'),
         )
         if (result.remaining > 0) process.exitCode = EXIT_FAILED
       })
