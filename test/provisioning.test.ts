@@ -177,7 +177,7 @@ describe('run steps, failures and the error log', () => {
     const r = await tenancy(bench, ['tenant', 'create', 'acme', '--json'])
     expect(r.exitCode).toBe(1)
     expect(r.stderr).toMatch(
-      /provisioning tenant "acme" failed: step "dns" failed: its command exited with code 4; fix the cause and run "tenancy provision acme" to resume\ndns provider said no/,
+      /provisioning tenant "acme" failed: step "dns" failed: its command exited with code 4; fix the cause and run "tenancy provision acme" to resume\n {2}output:\n {4}dns provider said no/,
     )
     expect(r.json.provisioning_status).toBe('failed')
     expect(r.json.steps.map((s: any) => s.status)).toEqual([

@@ -58,7 +58,8 @@ function settle(out: Output, result: ProvisionResult): void {
     const [first, ...rest] = (result.error ?? 'unknown error').split('\n')
     const hint = `fix the cause and run "tenancy provision ${result.tenant}" to resume`
     const cause = first!.replace(/[;:]\s*(output:)?\s*$/, '')
-    const output = rest.length ? `\n${rest.join('\n')}` : ''
+    // The child's output below, labelled and indented (as the worker's log has it), so it reads as this failure's.
+    const output = rest.length ? `\n  output:\n${rest.map((line) => `    ${line}`).join('\n')}` : ''
     const message = `provisioning tenant "${result.tenant}" failed: ${cause}; ${hint}${output}`
     process.exitCode = out.error(new TenancyError(message, { exitCode: EXIT_FAILED }))
   } else if (result.status === 'interrupted') {
