@@ -134,6 +134,8 @@ describe.each(SITE_BACKENDS)('sites on $name', ({ name: backend, skip }) => {
       expect(r.exitCode).toBe(1)
       expect(r.json.error.message).toMatch(/broken\/0001_boom.*missing_table/)
       expect(r.json.error.message).toMatch(/rolled back/)
+      // The site went, with what MariaDB's DDL left of the migration: no "stays in place, a rerun resumes".
+      expect(r.json.error.message).not.toMatch(/stay in place|rerun resumes/)
       if (backend !== 'sqlite') expect(await serverHas(backend, dbName)).toEqual({ database: false, user: false })
       expect(await registryRows(bench, 'select name from sites')).toEqual([])
       expect(() => statSync(join(bench, 'sites', 'x.localhost'))).toThrow()

@@ -108,6 +108,8 @@ export class MigrationError extends TenancyError {
   readonly migration: string
   /** What went wrong, without the "migration app/name failed" prefix (for listings that name it already). */
   readonly detail: string
+  /** The message without the database's note: for a caller that drops the site anyway (a failed new-site). */
+  readonly withoutNote: string
 
   /** `note`: what the database adds (without transactional DDL: what stayed in place). */
   constructor(app: string, migration: string, cause: unknown, note?: string) {
@@ -117,6 +119,7 @@ export class MigrationError extends TenancyError {
     this.app = app
     this.migration = migration
     this.detail = detail
+    this.withoutNote = `migration ${app}/${migration} failed: ${messageOf(cause)}`
   }
 }
 

@@ -25,6 +25,7 @@ import { generatePassword, hashPassword } from '../secrets/hashing.js'
 import { resolveSecret, type ResolvedSecret, type SecretSources } from '../secrets/resolve-secret.js'
 import { CleanupStack } from '../util/cleanup.js'
 import { CORE_APP } from '../apps/core-app.js'
+import { MigrationError } from '../apps/migrations.js'
 import { archiveDirectory } from '../sites/drop-site.js'
 import { backupAndDropSite } from '../backups/backup-before-drop.js'
 import { writeSiteConfig, type SiteConfig } from '../sites/site.js'
@@ -404,7 +405,14 @@ async function build(
         ? `; could not remove ${failures.map((f) => `${f.label} (${messageOf(f.error)})`).join(', ')}, ` +
           `run "tenancy drop-site ${name}"`
         : ''
-    throw wrapFailure(name, error, `rolled back${left}`, interrupted)
+    // What the migration left in place went with the site: the database's note on it would mislead.
+    let migration: unknown = error
+    while (migration instanceof Error && !(migration instanceof MigrationError)) migration = migration.cause
+    const cause =
+      migration instanceof MigrationError
+        ? new TenancyError(messageOf(error).replace(migration.message, migration.withoutNote), { cause: error })
+        : error
+    throw wrapFailure(name, cause, `rolled back${left}`, interrupted)
   }
 }
 
