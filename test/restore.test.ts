@@ -85,6 +85,8 @@ describe.each(SITE_BACKENDS)('restore on $name', ({ name: backend, skip }) => {
       const r = await ok(bench, ['new-site', 'copy.localhost', '--from-backup', set, '--json'], env)
       expect(r.json).toMatchObject({ site: 'copy.localhost', db_type: backend, restored_from: set })
       expect(r.json.admin_password).toBeUndefined()
+      // Its first task loads the backup (it makes no core tables of its own).
+      expect(r.stderr).toContain('created site copy.localhost: database and the backup')
       expect(await allTables(bench, 'copy.localhost')).toEqual(saved)
       expect(siteConfig(bench, 'copy.localhost').db_name).not.toBe(siteConfig(bench, 'r.localhost').db_name)
       const sites = await ok(bench, ['list-sites', '--json'], env)

@@ -87,10 +87,17 @@ function describeApp(r: AppInstallResult): string {
   return `installed ${r.app} ${r.version} (${parts.join(', ')})`
 }
 
-/** Each app install as a task (the core tables first, as "creating site S"). */
-export function appTaskView(site: string): (event: Parameters<InstallProgress>[0]) => TaskView {
+/**
+ * Each app install as a task (the core tables first, as "creating site S"; from a backup, the
+ * database and the backup's data).
+ */
+export function appTaskView(
+  site: string,
+  options: { fromBackup?: boolean } = {},
+): (event: Parameters<InstallProgress>[0]) => TaskView {
+  const core = options.fromBackup ? 'database and the backup' : 'database and core tables'
   return (event) => {
-    const label = event.app === 'core' ? `creating site ${site}: database and core tables` : `installing ${event.app}`
+    const label = event.app === 'core' ? `creating site ${site}: ${core}` : `installing ${event.app}`
     if (event.phase === 'start') return { show: 'start', label }
     if (event.phase === 'skip') return { show: 'line', line: `- ${event.app} is already installed` }
     if (event.phase === 'done')

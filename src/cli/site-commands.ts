@@ -110,7 +110,7 @@ export function registerSiteCommands(program: Command): void {
     const flags = command.opts<NewSiteFlags>()
     await ctx.withBench(async (bench) => {
       const { newSite } = await import('./core.js')
-      const progress = taskProgress(ctx.out, appTaskView(site))
+      const progress = taskProgress(ctx.out, appTaskView(site, { fromBackup: flags.fromBackup !== undefined }))
       let result
       try {
         result = await newSite(bench, {
