@@ -2,7 +2,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { makeBench, query, setConfig, tenancy } from './helpers.js'
-import { SITE_BACKENDS, asSite, useBackend } from './backends.js'
+import { SITE_BACKENDS, asSite, useBackend, type BackendName } from './backends.js'
 
 /**
  * Two apps with module `after_rename` hooks (run in the API user's transaction of the site, each
@@ -38,6 +38,17 @@ function addModuleHookApps(bench: string): void {
   setConfig(bench, (c) => (c.provision.apps = ['mh_b']))
 }
 
+/** A bench of sites on `backend` with the two apps and one pool tenant ready, and that tenant's placeholder site. */
+async function pooled(backend: BackendName) {
+  const bench = makeBench({ exampleApps: false })
+  const env = useBackend(bench, backend)
+  addModuleHookApps(bench)
+  expect((await tenancy(bench, ['pending-create', '--count', '1'], { env })).exitCode).toBe(0)
+  const listed = await tenancy(bench, ['tenant', 'list', '--only-pending', '--json'])
+  const placeholder: string = listed.json.tenants[0].site
+  return { bench, env, placeholder }
+}
+
 const notes = async (bench: string, site: string) =>
   (await asSite(bench, site, 'select note from mh_notes order by note')).rows.map((r: any) => r.note)
 
@@ -46,13 +57,7 @@ describe('a pull whose module after_rename hook fails', () => {
     it.skipIf(backend.skip)(
       `${backend.name}: the pull completes, the failure is reported and logged, the hook's writes are undone and the rest is committed`,
       async () => {
-        const bench = makeBench({ exampleApps: false })
-        const env = useBackend(bench, backend.name)
-        addModuleHookApps(bench)
-        expect((await tenancy(bench, ['pending-create', '--count', '1'], { env })).exitCode).toBe(0)
-        const [placeholder] = (await tenancy(bench, ['tenant', 'list', '--only-pending', '--json'])).json.tenants.map(
-          (t: any) => t.site,
-        )
+        const { bench, env, placeholder } = await pooled(backend.name)
         writeFileSync(join(bench, 'fail-hook'), '')
         const pulled = await tenancy(bench, ['tenant', 'create', 'acme', '--json'], { env })
         expect(pulled.exitCode, pulled.stderr).toBe(0)
@@ -99,13 +104,7 @@ describe('a pull whose module after_rename hook fails', () => {
     it.skipIf(backend.skip)(
       `${backend.name}: killed in a hook after the one before it wrote, the next command finishes the pull, each hook's write once`,
       async () => {
-        const bench = makeBench({ exampleApps: false })
-        const env = useBackend(bench, backend.name)
-        addModuleHookApps(bench)
-        expect((await tenancy(bench, ['pending-create', '--count', '1'], { env })).exitCode).toBe(0)
-        const [placeholder] = (await tenancy(bench, ['tenant', 'list', '--only-pending', '--json'])).json.tenants.map(
-          (t: any) => t.site,
-        )
+        const { bench, env, placeholder } = await pooled(backend.name)
         writeFileSync(join(bench, 'kill-hook'), '')
         const killed = await tenancy(bench, ['tenant', 'create', 'acme'], { env })
         expect(killed.exitCode).not.toBe(0)
