@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely'
+import { sql, type Kysely } from 'kysely'
 import type { Bench } from '../bench.js'
 import type { DbType } from '../config/config.js'
 import type { SiteConnection } from '../databases/driver.js'
@@ -138,15 +138,59 @@ export async function runInstalledAppsHook(
   conn: SiteConnection,
   signal?: AbortSignal,
 ): Promise<{ app: string; output: string }[]> {
-  const names = (await installedApps(conn.db)).map((a) => a.name)
   const outputs: { app: string; output: string }[] = []
-  for (const app of resolveInstallOrder(bench, names)) {
-    if (!names.includes(app.name)) continue
+  for (const app of await installedWithHook(bench, hook, conn.db)) {
     signal?.throwIfAborted()
     const result = await runAppHook(bench, app, hook, site, conn, signal)
     if (result) outputs.push({ app: app.name, output: result.output })
   }
   return outputs
+}
+
+/** The apps installed on the site (its `installed_apps`, read through `db`) that have `hook`, requirements first. */
+export async function installedWithHook(bench: Bench, hook: HookName, db: Kysely<any>): Promise<AppManifest[]> {
+  const names = (await installedApps(db)).map((a) => a.name)
+  return resolveInstallOrder(bench, names).filter((app) => names.includes(app.name) && app.hooks[hook] !== undefined)
+}
+
+/** How `runModuleHooksIn` went: the output of each hook that ran, and the error of the one that failed. */
+export interface HooksInTransaction {
+  outputs: { app: string; output: string }[]
+  failed?: unknown
+}
+
+/**
+ * Runs the module `hook` of each of `apps` (in their order; `installedWithHook`) inside the
+ * caller's open site transaction `trx`, each under a savepoint: a hook that throws is rolled back
+ * to its savepoint, as its own transaction would be, and the rest are not run, while what the
+ * caller and the hooks before it wrote stays in the transaction for the caller to commit. That is
+ * one commit (and its fsyncs) where a transaction per hook took one each. A command hook cannot
+ * run here (it would wait on the caller's lock): callers take `runInstalledAppsHook` for those.
+ */
+export async function runModuleHooksIn(
+  bench: Bench,
+  apps: AppManifest[],
+  hook: HookName,
+  site: HookSite,
+  trx: Kysely<any>,
+  signal?: AbortSignal,
+): Promise<HooksInTransaction> {
+  const outputs: { app: string; output: string }[] = []
+  for (const app of apps) {
+    signal?.throwIfAborted()
+    await sql`savepoint tenancy_hook`.execute(trx)
+    try {
+      const result = await callHookIn(bench, app, hook, site, trx, signal)
+      if (result) outputs.push({ app: app.name, output: result.output })
+    } catch (failed) {
+      // On MariaDB a hook's DDL commits implicitly and takes the savepoint with it: then nothing
+      // is left to roll back, as with a transaction of its own.
+      await sql`rollback to savepoint tenancy_hook`.execute(trx).catch(() => {})
+      return { outputs, failed }
+    }
+    await sql`release savepoint tenancy_hook`.execute(trx).catch(() => {})
+  }
+  return { outputs }
 }
 
 /**

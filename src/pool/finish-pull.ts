@@ -51,9 +51,9 @@ export interface FinishedPull {
  * pull is a rename, so this is `finishRename` from the placeholder to the tenant's site — the
  * directory and backups moved, the placeholder's API user moved to the tenant's own with new
  * keys, each app's `after_rename` hook run — with the pull's own work in that path: the site
- * brought up to date on the same connection, and, in the transaction that ends the rename, the
- * tenant's keys, the marker cleared and the `tenant.pulled` and `tenant.active` events. Safe to
- * run again after a crash at any point.
+ * brought up to date on the same connection first (so the hooks find its schema current), and,
+ * in the transaction that ends the rename, the tenant's keys, the marker cleared and the
+ * `tenant.pulled` and `tenant.active` events. Safe to run again after a crash at any point.
  */
 export async function finishPull(
   bench: Bench,
@@ -84,7 +84,7 @@ export async function finishPull(
       onDataChanged: () => {
         if (options.progress) options.progress.siteChanged = true
       },
-      afterData: async ({ conn, path }) => {
+      beforeData: async ({ conn, path }) => {
         migration = await migrateOpenSite(plan.migrations, { site, path }, conn)
       },
       // The finished pull and its events commit together: a crash anywhere before leaves

@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import type { Kysely } from 'kysely'
 import type { Bench } from '../bench.js'
 import { resolveInstallOrder, type AppManifest } from '../apps/manifest.js'
-import { runInstalledAppsHook } from '../apps/hooks.js'
+import { installedWithHook, runInstalledAppsHook, runModuleHooksIn } from '../apps/hooks.js'
 import { siteBackupsPath, moveSiteBackups } from '../backups/rename-backups.js'
 import { InterruptedError, TenancyError, messageOf, usageError } from '../errors.js'
 import { assertSiteName } from '../names.js'
@@ -48,13 +48,14 @@ export interface SiteRename {
 
 /**
  * What a caller doing more than a rename (a pool pull) adds to it, inside the one rename path:
- * work on the open site after the API user moved and before the hooks (the pull migrates the
+ * work on the open site before the API user moves and the hooks run (the pull migrates the
  * site), and writes in the transaction that ends the rename (the pull's tenant row and events).
  */
 export interface RenameSteps {
   /** Told once the site's database has changed: from then on the rename can only go forward. */
   onDataChanged?: () => void
-  afterData?: (site: OpenSite) => Promise<void>
+  /** Before the API user moves and the hooks run, so that they find the site's schema up to date. */
+  beforeData?: (site: OpenSite) => Promise<void>
   /** In the transaction that ends the rename; without it, a tenant's new keys are stored there. */
   finish?: (trx: Kysely<RegistrySchema>, keys: ApiCredentials | undefined) => Promise<void>
 }
@@ -101,9 +102,10 @@ export function moveSiteFiles(bench: Bench, from: string, to: string): void {
 
 /**
  * Finishes a rename whose registry part is committed: moves the site's files (`moveSiteFiles`),
- * then, in the site's database, its API user with new keys, then runs each app's `after_rename`
- * hook, then ends the rename in one registry transaction (the row `ready`, `rename_from`
- * cleared, the tenant's new keys stored). Every step checks before it acts, so running it again
+ * then, in the site's database, its API user with new keys and each app's `after_rename` hook
+ * (module hooks in that one transaction, each under a savepoint; command hooks after it), then
+ * ends the rename in one registry transaction (the row `ready`, `rename_from` cleared, the
+ * tenant's new keys stored). Every step checks before it acts, so running it again
  * after a crash at any point finishes the same rename. A hook that fails does not undo the
  * rename: it is returned (and logged), and the row keeps `rename_from` until the hooks succeed.
  */
@@ -119,23 +121,40 @@ export async function finishRename(bench: Bench, rename: SiteRename, steps: Rena
   let hooks: string[] = []
   let hookError: TenancyError | undefined
   // Nothing in the site's database bears its name but what the API user and the apps keep.
-  if (rename.apiUser || steps.afterData || hooked) {
+  if (rename.apiUser || steps.beforeData || hooked) {
     await usingSiteDatabase(bench, site, async (open) => {
       const { apiUser } = rename
-      if (apiUser) keys = await open.conn.transaction(({ trx }) => moveApiUser(trx, { ...apiUser, site }))
-      steps.onDataChanged?.()
-      faultPoint('rename-after-api-user')
-      await steps.afterData?.(open)
-      if (!hooked) return
+      await steps.beforeData?.(open)
       const renamed = { name: site, previousName: previousSite, path: open.path, dbType: open.conn.driver.type }
-      try {
-        // Requirements first; a module hook in its own transaction of the site, a command after.
-        const ran = await runInstalledAppsHook(bench, 'after_rename', renamed, open.conn, rename.signal)
-        hooks = ran.map((r) => r.app)
-      } catch (error) {
+      const apps = hooked ? await installedWithHook(bench, 'after_rename', open.conn.db) : []
+      // Module hooks run in the API user's transaction, each under a savepoint (one commit, not
+      // one per hook); a command hook is a child process that must not wait on that transaction's
+      // lock, so with one of those the hooks run after it commits, each as runAppHook does.
+      const inline = apps.every((app) => app.hooks.after_rename?.kind === 'module')
+      const keep = (error: unknown) => {
         // Ctrl-C leaves the rename to the next command, which runs the hooks again.
         if (!(error instanceof TenancyError) || error instanceof InterruptedError) throw error
         hookError = error
+      }
+      if (apiUser || (inline && apps.length > 0))
+        hooks = await open.conn.transaction(async ({ trx }) => {
+          if (apiUser) keys = await moveApiUser(trx, { ...apiUser, site })
+          faultPoint('rename-after-api-user')
+          if (!inline) return []
+          const ran = await runModuleHooksIn(bench, apps, 'after_rename', renamed, trx, rename.signal)
+          // A failed hook is rolled back to its savepoint: the API user's move and the hooks
+          // before it commit, as they did in transactions of their own.
+          if (ran.failed !== undefined) keep(ran.failed)
+          return ran.outputs.map((r) => r.app)
+        })
+      else faultPoint('rename-after-api-user')
+      steps.onDataChanged?.()
+      if (inline || apps.length === 0) return
+      try {
+        const ran = await runInstalledAppsHook(bench, 'after_rename', renamed, open.conn, rename.signal)
+        hooks = ran.map((r) => r.app)
+      } catch (error) {
+        keep(error)
       }
     })
   }
