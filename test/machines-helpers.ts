@@ -104,8 +104,12 @@ export async function startWorker<M extends string>(
       (
         await registryRows(
           fleet.bench[fleet.names[0]!],
-          `select name from leases where name like ? and expires_at > ?`,
-          `worker:${m}:%`,
+          // This very worker's lease, by exact prefix: `like` would take `_` in a machine's name as a
+          // wildcard (Web_1.Prod matching WebX1.Prod's worker), and another worker of the machine
+          // (a background one about to stop) is not this one.
+          `select name from leases where substr(name, 1, length(?)) = ? and expires_at > ?`,
+          `worker:${m}:${worker.pid}@`,
+          `worker:${m}:${worker.pid}@`,
           new Date().toISOString(),
         )
       ).length > 0)
