@@ -4,14 +4,21 @@ import type { Bench } from '../bench.js'
 import { getDriver } from '../databases/index.js'
 import type { SiteRecord } from '../registry/registry.js'
 import { packageRoot } from '../util/library-path.js'
-import type { MigrationPlan, SiteJob, SiteResult } from './site-migrator.js'
+import type { MigrationPlan, SiteJob, SiteOutcome } from './site-migrator.js'
 import type { BenchMigrations, RollbackJob, SiteRollbackResult, SiteRollbackTarget } from './site-rollback.js'
 
 /** Below this many sites, thread start-up costs more than it saves. */
 export const INLINE_BELOW = 16
 
+/**
+ * Each thread's young generation, in MB. What a site's migration allocates is garbage by the
+ * next site, and V8's default young generation (up to 48 MB a thread) mostly holds that garbage:
+ * this keeps a 10,000-site run's threads some 6 MB smaller each, at no cost in time (measured).
+ */
+const YOUNG_MB = 2
+
 /** Whether every site is on a database server: their work is round trips, not CPU, so threads would not help. */
-export async function serversOnly(sites: readonly SiteRecord[]): Promise<boolean> {
+export async function serversOnly(sites: readonly Pick<SiteRecord, 'db_type'>[]): Promise<boolean> {
   const drivers = await Promise.all([...new Set(sites.map((s) => s.db_type))].map((t) => getDriver(t)))
   return sites.length > 0 && drivers.every((d) => d.server)
 }
@@ -36,14 +43,17 @@ export type ThreadTask =
 
 /** A site's job and its result, by task. */
 export type JobOf<T extends ThreadTask> = T extends { task: 'migrate' } ? SiteJob : RollbackJob
-export type ResultOf<T extends ThreadTask> = T extends { task: 'migrate' } ? SiteResult : SiteRollbackResult
+export type ResultOf<T extends ThreadTask> = T extends { task: 'migrate' } ? SiteOutcome : SiteRollbackResult
 
 /** The message a thread gets: one site's job, or the word to end. */
 export type ToThread<T extends ThreadTask = ThreadTask> = { job: JobOf<T> } | { exit: true }
 
 interface Waiting<T extends ThreadTask> {
   job: JobOf<T>
-  resolve: (result: ResultOf<T>) => void
+  /** Undefined only when `startIf` said no. */
+  resolve: (result: ResultOf<T> | undefined) => void
+  /** Asked as a thread takes the job: false, and it resolves with `undefined` instead (not started). */
+  startIf?: () => boolean
 }
 
 interface Thread<T extends ThreadTask> {
@@ -79,7 +89,7 @@ export class SiteThreads<T extends ThreadTask> {
   }
 
   #start(entry: string, task: T): Thread<T> {
-    const worker = new Worker(entry, { workerData: task })
+    const worker = new Worker(entry, { workerData: task, resourceLimits: { maxYoungGenerationSizeMb: YOUNG_MB } })
     const thread: Thread<T> = {
       worker,
       busy: undefined,
@@ -114,14 +124,30 @@ export class SiteThreads<T extends ThreadTask> {
   /** Runs one site on the next free thread; its result (never throws). */
   readonly run = (job: JobOf<T>): Promise<ResultOf<T>> =>
     new Promise((resolve) => {
-      this.#waiting.push({ job, resolve })
+      // Without `startIf` the job always starts: its result is never undefined.
+      this.#waiting.push({ job, resolve: (result) => resolve(result!) })
+      this.#dispatch()
+    })
+
+  /**
+   * `run`, for a job queued ahead of a free thread: `startIf` is asked when a thread takes it,
+   * and when it says no (the run is stopping meanwhile), the job is not started and the result
+   * is undefined.
+   */
+  readonly runIf = (job: JobOf<T>, startIf: () => boolean): Promise<ResultOf<T> | undefined> =>
+    new Promise((resolve) => {
+      this.#waiting.push({ job, resolve, startIf })
       this.#dispatch()
     })
 
   #dispatch(): void {
     for (const thread of this.#threads) {
       if (thread.crash || thread.busy) continue
-      const next = this.#waiting.shift()
+      let next = this.#waiting.shift()
+      while (next?.startIf && !next.startIf()) {
+        next.resolve(undefined)
+        next = this.#waiting.shift()
+      }
       if (!next) return
       thread.busy = next
       thread.worker.postMessage({ job: next.job } satisfies ToThread<T>)
