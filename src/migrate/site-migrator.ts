@@ -62,41 +62,57 @@ interface SiteState {
 }
 
 interface StateRow {
-  kind: 'app' | 'ledger'
-  /** An installed app's name, or a ledger row's app. */
+  kind: 'app' | 'ledger' | 'digest'
+  /** An installed app's name, or the app of a ledger row or fixture digest. */
   a: string
-  /** An installed app's version, or a ledger row's migration. */
+  /** An installed app's version, a ledger row's migration, or a fixture digest. */
   b: string
   /** An installed app's `installed_at`. */
   c: string | null
 }
 
-// The installed apps and the ledger in one statement (one prepare, one step; a consistent
-// snapshot on every database), compiled once: a site with nothing pending costs one read.
-const STATE_QUERY = CompiledQuery.raw(
+// The installed apps, the ledger and (where the site has them: core migration 0002) the
+// fixture digests in one statement, compiled once: one prepare and one step on each site (a
+// consistent snapshot on every database), so a site with nothing pending costs one read.
+const APPS_AND_LEDGER =
   `select 'app' as kind, name as a, version as b, installed_at as c from installed_apps ` +
-    `union all select 'ledger', app, name, null from ${LEDGER_TABLE}`,
+  `union all select 'ledger', app, name, null from ${LEDGER_TABLE}`
+const STATE_QUERY = CompiledQuery.raw(
+  `${APPS_AND_LEDGER} union all select 'digest', app, digest, null from tenancy_fixtures`,
 )
-const DIGESTS_QUERY = CompiledQuery.raw('select app, digest from tenancy_fixtures')
+const STATE_QUERY_WITHOUT_DIGESTS = CompiledQuery.raw(APPS_AND_LEDGER)
+const DIGESTS_QUERY = CompiledQuery.raw("select 'digest' as kind, app as a, digest as b from tenancy_fixtures")
 
 const byInstallOrder = (x: StateRow, y: StateRow) =>
   x.c! < y.c! ? -1 : x.c! > y.c! ? 1 : x.a < y.a ? -1 : x.a > y.a ? 1 : 0
 
-async function readState(db: Kysely<any>): Promise<SiteState> {
-  const { rows } = await db.executeQuery<StateRow>(STATE_QUERY)
+/**
+ * The state of a site. Outside a transaction, in one statement, or two where the site has no
+ * fixture digests yet (the first fails then); inside one, where a failed statement would end
+ * the transaction on PostgreSQL, the digests are read only when the ledger says they exist.
+ */
+async function readState(db: Kysely<any>, inTransaction = false): Promise<SiteState> {
+  let rows: StateRow[]
+  if (inTransaction) {
+    rows = (await db.executeQuery<StateRow>(STATE_QUERY_WITHOUT_DIGESTS)).rows
+    if (rows.some((r) => r.kind === 'ledger' && r.a === CORE_APP && r.b === '0002_fixture_digests'))
+      rows = [...rows, ...(await db.executeQuery<StateRow>(DIGESTS_QUERY)).rows]
+  } else {
+    rows = await db.executeQuery<StateRow>(STATE_QUERY).then(
+      (r) => r.rows,
+      async () => (await db.executeQuery<StateRow>(STATE_QUERY_WITHOUT_DIGESTS)).rows,
+    )
+  }
   const ledger = new Map<string, Set<string>>()
   const apps: StateRow[] = []
+  const digests = new Map<string, string>()
   for (const row of rows) {
     if (row.kind === 'app') apps.push(row)
-    else addToLedger(ledger, row.a, row.b)
+    else if (row.kind === 'ledger') addToLedger(ledger, row.a, row.b)
+    else digests.set(row.a, row.b)
   }
   apps.sort(byInstallOrder)
-  const installed = new Map(apps.map((r) => [r.a, r.b]))
-  const digests = new Map<string, string>()
-  if (ledger.get(CORE_APP)?.has('0002_fixture_digests'))
-    for (const row of (await db.executeQuery<{ app: string; digest: string }>(DIGESTS_QUERY)).rows)
-      digests.set(row.app, row.digest)
-  return { ledger, installed, digests }
+  return { ledger, installed: new Map(apps.map((r) => [r.a, r.b])), digests }
 }
 
 const summaryOf = (installed: ReadonlyMap<string, string>): InstalledAppSummary[] =>
@@ -242,7 +258,7 @@ async function migrateOpen(plan: MigrationPlan, job: SiteJob, conn: SiteConnecti
     // The ledger exists: a read before this one found it.
     const done = await conn.transaction(async (tx) => {
       const { trx } = tx
-      const state = await readState(trx)
+      const state = await readState(trx, true)
       const versions = new Map(state.installed)
       const applied: string[] = []
       const synced: string[] = []
