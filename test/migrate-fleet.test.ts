@@ -21,10 +21,14 @@ const registryApps = (bench: string, site: string) =>
     apps: string
     updated_at: string
   }
-const writeRegistry = (bench: string, sql: string, ...params: unknown[]) => {
-  const db = new Database(registryDb(bench))
-  db.prepare(sql).run(...params)
-  db.close()
+/** Runs `sql` on an SQLite file (a site's database, the registry), as something other than tenancy would. */
+const write = (file: string, sql: string, ...params: unknown[]) => {
+  const db = new Database(file)
+  try {
+    db.prepare(sql).run(...params)
+  } finally {
+    db.close()
+  }
 }
 
 const fleet = benchTemplate(async (bench) => {
@@ -59,11 +63,12 @@ describe('migrate on worker threads', () => {
 
   it('a site without fixture digests yet (core migration 0002 not applied) is read and brought up to date', async () => {
     const { bench } = await fleet()
-    const db = new Database(siteDb(bench, 's03.localhost'))
-    db.exec(
-      "DROP TABLE tenancy_fixtures; DELETE FROM tenancy_migrations WHERE app = 'core' AND name = '0002_fixture_digests'",
+    write(siteDb(bench, 's03.localhost'), 'DROP TABLE tenancy_fixtures')
+    write(
+      siteDb(bench, 's03.localhost'),
+      "DELETE FROM tenancy_migrations WHERE app = 'core' AND name = ?",
+      '0002_fixture_digests',
     )
-    db.close()
     const r = await tenancy(bench, ['migrate', '--concurrency', '2', '--json'])
     expect(r.exitCode, r.stderr).toBe(0)
     expect(r.json.sites.find((s: any) => s.site === 's03.localhost')).toMatchObject({
@@ -78,9 +83,8 @@ describe('migrate on worker threads', () => {
   it('a failing site without --skip-failing: sites not started by then are skipped and left as they were', async () => {
     const { bench } = await fleet()
     addMigration(bench, '0005_blocker.sql', 'CREATE TABLE blocker (id VARCHAR(32) PRIMARY KEY);\n')
-    const db = new Database(siteDb(bench, 's04.localhost'))
-    db.exec('CREATE TABLE blocker (x INTEGER)')
-    db.close()
+    // A table in the way on one site: its migration fails there.
+    write(siteDb(bench, 's04.localhost'), 'CREATE TABLE blocker (x INTEGER)')
     const stop = await tenancy(bench, ['migrate', '--concurrency', '2', '--json'])
     expect(stop.exitCode).toBe(1)
     const sites = stop.json.sites as { site: string; status: string; error: string | null }[]
@@ -134,13 +138,13 @@ describe("the registry's summary of each site's apps", () => {
     const stale = '[{"name":"shared_lib","version":"0.9.0"}]'
     const untouched = registryApps(bench, 's12.localhost')
     for (const site of ['s02.localhost', 's15.localhost'])
-      writeRegistry(bench, 'update sites set apps = ? where name = ?', stale, site)
+      write(registryDb(bench), 'update sites set apps = ? where name = ?', stale, site)
     const dry = await tenancy(bench, ['migrate', '--dry-run', '--json'])
     expect(dry.exitCode).toBe(0)
     expect(registryApps(bench, 's02.localhost').apps).toBe(stale)
     // On threads (the whole fleet) and on this thread alone (one named site, after another is made stale).
     await tenancy(bench, ['migrate', '--concurrency', '2', '--json'])
-    writeRegistry(bench, 'update sites set apps = ? where name = ?', stale, 's09.localhost')
+    write(registryDb(bench), 'update sites set apps = ? where name = ?', stale, 's09.localhost')
     await tenancy(bench, ['migrate', '--site', 's09.localhost', '--json'])
     for (const site of ['s02.localhost', 's15.localhost', 's09.localhost'])
       expect(JSON.parse(registryApps(bench, site).apps), site).toEqual([{ name: 'shared_lib', version: '1.0.0' }])
