@@ -131,8 +131,9 @@ export interface DatabaseDriver {
   ): InsertQueryBuilder<any, any, any>
   /**
    * An insert of `rows` (all with the same columns) that, where a row with the same `key`
-   * exists, overwrites its `columns` with the inserted row's values; with no `columns`, an
-   * existing row is left as it is. How fixtures are written.
+   * exists, overwrites its `columns` with the inserted row's values (a row that holds them
+   * already is not written again); with no `columns`, an existing row is left as it is. How
+   * fixtures are written.
    */
   upsertRows(
     db: Kysely<any>,

@@ -111,11 +111,17 @@ export async function migrate(bench: Bench, options: MigrateOptions = {}): Promi
 
   const results: SiteResult[] = []
   let stop = false
+  // Up once the run stops (a failure without --skip-failing, or Ctrl-C): threads start no more sites.
+  const halt = new Int32Array(new SharedArrayBuffer(4))
+  const halted = () => Atomics.store(halt, 0, 1)
   const total = picked.length
   const shared = new SharedLists()
   const record = (result: SiteResult) => {
     results.push(shared.of(result))
-    if (result.status === 'failed' && !options.skipFailing) stop = true
+    if (result.status === 'failed' && !options.skipFailing) {
+      stop = true
+      halted()
+    }
     options.onSite?.(result, results.length, total)
   }
   const sent = runOnMachines<SiteResult>(
@@ -183,11 +189,8 @@ export async function migrate(bench: Bench, options: MigrateOptions = {}): Promi
       await summaries.note(site, outcome.apps)
       record(outcome.result)
     }
-    if (tenantId === undefined) return done(await run(job, () => !stop && !options.signal?.aborted))
-    const leased = await underPendingLease(registry, tenantId, site.name, options.signal, async () => {
-      const outcome = await run(job, () => true)
-      return { ...outcome, result: outcome.result! }
-    })
+    if (tenantId === undefined) return done(await run(job))
+    const leased = await underPendingLease(registry, tenantId, site.name, options.signal, () => run(job))
     if ('skipped' in leased) return skip(site.name, leased.skipped)
     await done(leased)
   }
@@ -211,6 +214,7 @@ export async function migrate(bench: Bench, options: MigrateOptions = {}): Promi
   }
   const inline: RunSite = (job) => migrateSite(plan, job)
 
+  options.signal?.addEventListener('abort', halted)
   try {
     if (onServers) {
       // Every lane finishes (and releases its leases) before an error is reported.
@@ -220,10 +224,11 @@ export async function migrate(bench: Bench, options: MigrateOptions = {}): Promi
     } else if (concurrency === 1 || chosen.length < INLINE_BELOW) {
       await lane(inline)
     } else {
-      await runInThreads(plan, concurrency, lane)
+      await runInThreads(plan, concurrency, halt, lane)
     }
     await summaries.flush()
   } finally {
+    options.signal?.removeEventListener('abort', halted)
     await summaries.flush().catch(() => {})
   }
   await sent
@@ -260,7 +265,7 @@ export async function migrate(bench: Bench, options: MigrateOptions = {}): Promi
  * pulls and pending-clear respect, waiting while another migrate holds it. Gives why the
  * site is skipped instead when the lease cannot be had or the tenant was pulled meanwhile.
  */
-async function underPendingLease<T extends { result: SiteResult }>(
+async function underPendingLease<T extends object>(
   registry: Registry,
   tenantId: number,
   site: string,
@@ -303,14 +308,18 @@ async function underPendingLease<T extends { result: SiteResult }>(
 /** How one site went: its result (undefined: not started, the run stopped first) and its installed apps when read. */
 type LaneOutcome = SiteOutcome | (SiteCheck & { result: undefined })
 
-/**
- * Migrates one site, here or in a worker thread, and gives its outcome (never throws).
- * `startIf` is asked just before a site queued for a thread starts: false leaves it not started.
- */
-type RunSite = (job: SiteJob, startIf: () => boolean) => Promise<LaneOutcome>
+/** Migrates one site, here or in a worker thread, and gives its outcome (never throws). */
+type RunSite = (job: SiteJob) => Promise<LaneOutcome>
 
-/** Lanes per worker thread: each thread has the next site waiting when it finishes one. */
-const LANES_PER_THREAD = 2
+/**
+ * Sites each thread holds beyond the one it works on: it starts the next as soon as it has
+ * finished one, without waiting for this thread (busy, or not scheduled on a loaded machine)
+ * to answer. A site waiting in a thread when the run stops is not started (the halt flag).
+ */
+const AHEAD = 1
+
+/** Lanes per worker thread: enough to keep every thread's sites handed to it. */
+const LANES_PER_THREAD = 1 + AHEAD
 
 /**
  * Sites go to a pool of `size` worker threads, started when the first site with work is found,
@@ -318,33 +327,40 @@ const LANES_PER_THREAD = 2
  * date, each is read here first (`checkSite`: one read, no lock, no migration code) and only
  * those with work go to a thread; once one has work, the next go to the threads unread (a
  * thread reads each site anyway, on the connection it migrates it with) until a thread finds
- * one up to date. Migrations run only in the threads: one that ends its thread
- * (`process.exit`) fails its site and leaves this process running.
+ * one up to date. A thread goes straight into each site's transaction and reads the site
+ * there. Migrations run only in the threads: one that ends its thread (`process.exit`) fails
+ * its site and leaves this process running. `halt` up: no more sites start.
  */
 async function runInThreads(
   plan: MigrationPlan,
   size: number,
+  halt: Int32Array,
   lane: (run: RunSite, usable: () => boolean) => Promise<void>,
 ): Promise<void> {
   let threads: SiteThreads<{ task: 'migrate'; plan: MigrationPlan }> | undefined
   let readHere = true
-  const run: RunSite = async (job, startIf) => {
+  const run: RunSite = async (job) => {
     const checked = readHere
     if (checked) {
       const check = await checkSite(plan, job)
       if (check.result) return { ...check, result: check.result }
       readHere = false
     }
-    threads ??= new SiteThreads({ task: 'migrate', plan }, size, (crashed, error) => ({
-      result: {
-        site: crashed.site,
-        status: 'failed',
-        applied: [],
-        error: `migrate worker crashed: ${error.message}`,
-        duration_ms: 0,
-      },
-    }))
-    const outcome = await threads.runIf({ ...job, checked }, startIf)
+    threads ??= new SiteThreads(
+      { task: 'migrate', plan },
+      size,
+      (crashed, error) => ({
+        result: {
+          site: crashed.site,
+          status: 'failed',
+          applied: [],
+          error: `migrate worker crashed: ${error.message}`,
+          duration_ms: 0,
+        },
+      }),
+      { ahead: AHEAD, halt },
+    )
+    const outcome = await threads.runUnlessHalted({ ...job, skipFirstRead: true })
     if (!checked && outcome?.result.status === 'up_to_date') readHere = true
     // The thread reads the site in its transaction: its outcome says what the site has now.
     return outcome ?? { result: undefined }

@@ -29,8 +29,11 @@ export interface SiteJob {
   site: string
   path: string
   dryRun?: boolean
-  /** `checkSite` has just found work on the site: go straight to its transaction (which reads the state again). */
-  checked?: boolean
+  /**
+   * No read before the site's transaction: the caller has just read it (`checkSite` found work)
+   * or expects work there. The state is read inside the transaction, as always.
+   */
+  skipFirstRead?: boolean
 }
 
 /** `interrupted`: not started because the run was stopped by a signal. */
@@ -144,7 +147,7 @@ export interface SiteOutcome {
 
 /** What one read of a site found: an outcome without a result when something is pending. */
 export interface SiteCheck extends Omit<SiteOutcome, 'result'> {
-  /** Undefined: something is pending, and `migrateSite` (with `checked`) applies it. */
+  /** Undefined: something is pending, and `migrateSite` (with `skipFirstRead`) applies it. */
   result?: SiteResult
 }
 
@@ -227,7 +230,7 @@ export async function checkSite(plan: MigrationPlan, job: SiteJob): Promise<Site
 
 /**
  * Brings one site up to date: one cheap read of its ledger, installed apps and fixture
- * digests (skipped when `job.checked`: the caller has just done it with `checkSite`); when
+ * digests (skipped with `job.skipFirstRead`); when
  * something is pending, one transaction (holding the site's write lock, the state read again
  * inside it) applies the core's and each installed app's new migrations in requirement order,
  * syncs changed fixtures and records new app versions. A failure rolls the whole site back
@@ -249,7 +252,7 @@ export async function migrateOpenSite(plan: MigrationPlan, job: SiteJob, conn: S
 async function migrateOpen(plan: MigrationPlan, job: SiteJob, conn: SiteConnection): Promise<SiteOutcome> {
   const result = resultOf(job, performance.now())
   try {
-    if (!job.checked) {
+    if (!job.skipFirstRead) {
       const state = await readState(conn.db)
       const done = settled(plan, job, state, result)
       if (done) return { result: done, apps: summaryOf(state.installed) }
