@@ -159,6 +159,12 @@ export interface DatabaseDriver {
   /** Connects as the site's own user: everything a site does goes through this. */
   connect(settings: SiteDbSettings, sitePath: string): Promise<SiteConnection>
   /**
+   * The rows of one read-only query, on a connection opened and closed around it without a
+   * query builder (SQLite: one prepared statement on the file), where that is cheaper than
+   * `connect`; a fleet command that only looks at thousands of sites uses it. Absent: `connect`.
+   */
+  readOnce?(settings: SiteDbSettings, sitePath: string, query: CompiledQuery): Promise<unknown[]>
+  /**
    * The file name of a dump in a backup set: `database.sqlite.gz`, `database.pgdump`,
    * `database.sql.gz`.
    */

@@ -4,11 +4,11 @@ import type { MigrationFile } from '../apps/manifest.js'
 import { LEDGER_TABLE, MigrationError, addToLedger } from '../apps/migrations.js'
 import { upgradeSchema } from '../apps/upgrade-schema.js'
 import { getDriver } from '../databases/index.js'
-import type { SiteConnection } from '../databases/driver.js'
+import type { DatabaseDriver, SiteConnection } from '../databases/driver.js'
 import { messageOf } from '../errors.js'
 import { now, type InstalledAppSummary } from '../registry/registry.js'
 import { CORE_APP, CORE_MIGRATIONS } from '../apps/core-app.js'
-import { readSiteConfig } from '../sites/site.js'
+import { readSiteConfig, type SiteConfig } from '../sites/site.js'
 
 /** What a migrating process needs to know about one app; plain data, so it crosses to worker threads. */
 export interface PlannedApp {
@@ -95,17 +95,25 @@ const byInstallOrder = (x: StateRow, y: StateRow) =>
  * the transaction on PostgreSQL, the digests are read only when the ledger says they exist.
  */
 async function readState(db: Kysely<any>, inTransaction = false): Promise<SiteState> {
-  let rows: StateRow[]
-  if (inTransaction) {
-    rows = (await db.executeQuery<StateRow>(STATE_QUERY_WITHOUT_DIGESTS)).rows
-    if (rows.some((r) => r.kind === 'ledger' && r.a === CORE_APP && r.b === '0002_fixture_digests'))
-      rows = [...rows, ...(await db.executeQuery<StateRow>(DIGESTS_QUERY)).rows]
-  } else {
-    rows = await db.executeQuery<StateRow>(STATE_QUERY).then(
-      (r) => r.rows,
-      async () => (await db.executeQuery<StateRow>(STATE_QUERY_WITHOUT_DIGESTS)).rows,
+  if (!inTransaction)
+    return stateOf(
+      await db.executeQuery<StateRow>(STATE_QUERY).then(
+        (r) => r.rows,
+        async () => (await db.executeQuery<StateRow>(STATE_QUERY_WITHOUT_DIGESTS)).rows,
+      ),
     )
-  }
+  const rows = (await db.executeQuery<StateRow>(STATE_QUERY_WITHOUT_DIGESTS)).rows
+  if (!rows.some((r) => r.kind === 'ledger' && r.a === CORE_APP && r.b === '0002_fixture_digests')) return stateOf(rows)
+  return stateOf([...rows, ...(await db.executeQuery<StateRow>(DIGESTS_QUERY)).rows])
+}
+
+/** `readState` outside a transaction through the driver's `readOnce`: no connection, no query builder. */
+async function readStateOnce(driver: DatabaseDriver, config: SiteConfig, path: string): Promise<SiteState> {
+  const read = (query: CompiledQuery) => driver.readOnce!(config, path, query) as Promise<StateRow[]>
+  return stateOf(await read(STATE_QUERY).catch(() => read(STATE_QUERY_WITHOUT_DIGESTS)))
+}
+
+function stateOf(rows: readonly StateRow[]): SiteState {
   const ledger = new Map<string, Set<string>>()
   const apps: StateRow[] = []
   const digests = new Map<string, string>()
@@ -213,13 +221,26 @@ function settled(plan: MigrationPlan, job: SiteJob, state: SiteState, result: Re
  * thread and hands only sites with work to worker threads. Never throws.
  */
 export async function checkSite(plan: MigrationPlan, job: SiteJob): Promise<SiteCheck> {
+  const result = resultOf(job, performance.now())
+  const look = (state: SiteState): SiteCheck => ({
+    result: settled(plan, job, state, result),
+    apps: summaryOf(state.installed),
+  })
+  let config: SiteConfig
+  let driver: DatabaseDriver
+  try {
+    config = readSiteConfig(job.path)
+    driver = await getDriver(config.db_type)
+  } catch (error) {
+    return { result: unopened(job, error) }
+  }
+  if (driver.readOnce)
+    return readStateOnce(driver, config, job.path).then(look, (error: unknown) => ({ result: failure(result, error) }))
   return onSite(
     job,
     async (conn) => {
-      const result = resultOf(job, performance.now())
       try {
-        const state = await readState(conn.db)
-        return { result: settled(plan, job, state, result), apps: summaryOf(state.installed) }
+        return look(await readState(conn.db))
       } catch (error) {
         return { result: failure(result, error) }
       }
