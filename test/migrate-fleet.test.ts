@@ -2,11 +2,11 @@
 // to date are read on the main thread and never reach a thread; sites with work are migrated
 // in the threads; the registry's summary of each site's apps is written only where it differs
 // (and put right by the next run when a run left it behind); a failure stops sites not started.
-import { readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { describe, expect, it } from 'vitest'
-import { benchTemplate, query, tenancy } from './helpers.js'
+import { benchTemplate, query, sleep, spawnTenancy, tenancy } from './helpers.js'
 import { newSite, usingBench } from '../src/index.js'
 
 const SITES = Array.from({ length: 20 }, (_, i) => `s${String(i).padStart(2, '0')}.localhost`)
@@ -28,6 +28,14 @@ const write = (file: string, sql: string, ...params: unknown[]) => {
     db.prepare(sql).run(...params)
   } finally {
     db.close()
+  }
+}
+
+async function waitFor(check: () => boolean, what: string, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await sleep(20)
   }
 }
 
@@ -100,6 +108,50 @@ describe('migrate on worker threads', () => {
     for (const s of sites.filter((s) => s.status === 'migrated')) expect(applied(bench, s.site, '0005_blocker')).toBe(1)
     const all = await tenancy(bench, ['migrate', '--concurrency', '2', '--skip-failing', '--json'])
     expect(all.json).toMatchObject({ failed: 1, skipped: 0, migrated: skipped.length })
+  })
+})
+
+describe('Ctrl-C during a migrate on threads', () => {
+  it('sites being migrated finish, the others (waiting in a thread too) are interrupted; exit 130', async () => {
+    const { bench } = await fleet()
+    const started = join(bench, 'started')
+    const release = join(bench, 'release')
+    // Each site's migration says it started, then waits for the test to let it finish.
+    addMigration(
+      bench,
+      '0005_wait.mjs',
+      `import { appendFileSync, existsSync } from 'node:fs'
+export async function up(db, { site }) {
+  appendFileSync(process.env.STARTED, site + '\\n')
+  while (!existsSync(process.env.RELEASE)) await new Promise((r) => setTimeout(r, 20))
+  await db.schema.createTable('waited').addColumn('id', 'integer').execute()
+}
+`,
+    )
+    const child = spawnTenancy(bench, ['migrate', '--concurrency', '2', '--json'], {
+      STARTED: started,
+      RELEASE: release,
+    })
+    await waitFor(() => existsSync(started), 'a site to start')
+    child.kill('SIGINT')
+    // The signal is handled at once (the main thread only waits on the threads); then the sites let go.
+    await sleep(500)
+    writeFileSync(release, '')
+    const r = await child
+    expect(r.exitCode, String(r.stderr)).toBe(130)
+    const json = JSON.parse(String(r.stdout))
+    expect(json.interrupted).toBe(true)
+    const sites = json.sites as { site: string; status: string }[]
+    expect(sites.map((s) => s.site)).toEqual(SITES)
+    const ran = readFileSync(started, 'utf8').trim().split('\n')
+    for (const s of sites) {
+      expect(['migrated', 'interrupted'], s.site).toContain(s.status)
+      // A site was migrated whole or not at all, and only a site whose migration started was.
+      expect(applied(bench, s.site, '0005_wait'), s.site).toBe(s.status === 'migrated' ? 1 : 0)
+      if (s.status === 'migrated') expect(ran).toContain(s.site)
+    }
+    // Two sites were at work (one a thread); the ones waiting in the threads never started.
+    expect(sites.filter((s) => s.status === 'interrupted').length).toBeGreaterThanOrEqual(SITES.length - 2)
   })
 })
 
