@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto'
 import { readFileSync, statSync } from 'node:fs'
 import { basename } from 'node:path'
-import type { SiteTx } from '../databases/driver.js'
+import type { CompiledQuery, Kysely } from 'kysely'
+import type { DatabaseDriver, SiteTx } from '../databases/driver.js'
 import { TenancyError, messageOf, usageError } from '../errors.js'
 import { readJsonFile } from '../util/json-file.js'
 
@@ -15,9 +16,18 @@ interface FixtureFile {
 
 const parsed = new Map<string, FixtureFile>()
 
+/**
+ * Each fixture file's upserts, compiled once per kind of database and key: its rows are the
+ * same on every site, so a migrate of a thousand sites builds and compiles them once, not a
+ * thousand times (the site's key is still read on each site, so a site whose table differs
+ * gets upserts of its own).
+ */
+const compiled = new Map<string, CompiledQuery[]>()
+
 /** Forgets the fixture files read so far (see `forgetLoadedApps`). */
 export function forgetParsedFixtures(): void {
   parsed.clear()
+  compiled.clear()
 }
 
 function readFixture(file: string): FixtureFile {
@@ -101,38 +111,56 @@ export async function syncFixtures({ trx, driver }: SiteTx, app: string, files: 
           `add "key": ["column"]`,
       )
     }
-    for (const row of fixture.rows) {
-      const missing = key.filter((k) => !(k in row))
-      if (missing.length > 0) throw usageError(`fixture ${file}: a row has no value for key column "${missing[0]}"`)
+    const cacheKey = `${driver.type}\0${file}\0${key.join(',')}`
+    let queries = compiled.get(cacheKey)
+    if (!queries) {
+      queries = upserts(trx, driver, file, fixture, key)
+      compiled.set(cacheKey, queries)
     }
-    // Rows with the same columns go in one multi-row upsert; a file is usually one batch.
-    const batches = new Map<string, Record<string, unknown>[]>()
-    for (const row of fixture.rows) {
-      const columns = Object.keys(row).sort().join(',')
-      let batch = batches.get(columns)
-      if (!batch) batches.set(columns, (batch = []))
-      batch.push(
-        Object.fromEntries(
-          Object.entries(row).map(([k, v]) => [
-            k,
-            typeof v === 'object' && v !== null ? JSON.stringify(v) : typeof v === 'boolean' ? Number(v) : v,
-          ]),
-        ),
-      )
-    }
-    for (const rows of batches.values()) {
-      const updates = Object.keys(rows[0]!).filter((c) => !key.includes(c))
-      const query = driver.upsertRows(trx, fixture.table, rows, key, updates)
+    for (const query of queries) {
       try {
-        await query.execute()
+        await trx.executeQuery(query)
       } catch (error) {
         throw new TenancyError(
           `fixtures of app "${app}": ${file} could not be written to "${fixture.table}": ${messageOf(error)}`,
           { cause: error, namedApp: app },
         )
       }
-      count += rows.length
     }
+    count += fixture.rows.length
   }
   return count
+}
+
+/** The upserts that write `fixture`'s rows by `key`: rows with the same columns go in one multi-row upsert. */
+function upserts(
+  db: Kysely<any>,
+  driver: DatabaseDriver,
+  file: string,
+  fixture: FixtureFile,
+  key: string[],
+): CompiledQuery[] {
+  for (const row of fixture.rows) {
+    const missing = key.filter((k) => !(k in row))
+    if (missing.length > 0) throw usageError(`fixture ${file}: a row has no value for key column "${missing[0]}"`)
+  }
+  // A file is usually one batch.
+  const batches = new Map<string, Record<string, unknown>[]>()
+  for (const row of fixture.rows) {
+    const columns = Object.keys(row).sort().join(',')
+    let batch = batches.get(columns)
+    if (!batch) batches.set(columns, (batch = []))
+    batch.push(
+      Object.fromEntries(
+        Object.entries(row).map(([k, v]) => [
+          k,
+          typeof v === 'object' && v !== null ? JSON.stringify(v) : typeof v === 'boolean' ? Number(v) : v,
+        ]),
+      ),
+    )
+  }
+  return [...batches.values()].map((rows) => {
+    const updates = Object.keys(rows[0]!).filter((c) => !key.includes(c))
+    return driver.upsertRows(db, fixture.table, rows, key, updates).compile()
+  })
 }

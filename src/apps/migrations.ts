@@ -48,12 +48,15 @@ export async function ensureLedger(db: Kysely<any>): Promise<void> {
 export async function readLedger(db: Kysely<any>): Promise<Map<string, Set<string>>> {
   const rows = (await db.selectFrom(LEDGER_TABLE).select(['app', 'name']).execute()) as { app: string; name: string }[]
   const ledger = new Map<string, Set<string>>()
-  for (const row of rows) {
-    let names = ledger.get(row.app)
-    if (!names) ledger.set(row.app, (names = new Set()))
-    names.add(row.name)
-  }
+  for (const row of rows) addToLedger(ledger, row.app, row.name)
   return ledger
+}
+
+/** Adds one ledger row (`app`, migration `name`) to a ledger read by app. */
+export function addToLedger(ledger: Map<string, Set<string>>, app: string, name: string): void {
+  let names = ledger.get(app)
+  if (!names) ledger.set(app, (names = new Set()))
+  names.add(name)
 }
 
 const modules = new Map<string, Promise<MigrationModule>>()
@@ -161,7 +164,10 @@ export async function applyMigrations(
       } else if ('up' in migration) await migration.up(trx, ctx)
       else if (migration.kind === 'sql') await exec(loadScript(migration.file))
       else await (await loadModule(migration.file)).up(trx, ctx)
-      await trx.insertInto(LEDGER_TABLE).values({ app, name: migration.name, applied_at: now() }).execute()
+      // A template, not the query builder: it is built once per site and migration.
+      await sql`insert into ${sql.table(LEDGER_TABLE)} (app, name, applied_at) values (${app}, ${migration.name}, ${now()})`.execute(
+        trx,
+      )
       if (ddl) {
         await clearPosition(trx, app, migration.name)
         // Its DDL is committed already: commit its ledger row now too, so the ledger names

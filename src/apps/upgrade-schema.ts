@@ -27,6 +27,11 @@ export interface UpgradeTurns<A extends SchemaApp> {
   start(app: A): boolean
   /** After an app's migrations: whether its fixtures are synced now (default: yes). */
   fixturesDue?(app: A, migrations: readonly string[]): boolean
+  /**
+   * The fixture digest the site has recorded for `app`, when known: synced fixtures whose
+   * digest is the one recorded already leave the record as it is (one write less per site).
+   */
+  recordedDigest?(app: A): string | undefined
   /** After an app's turn. */
   done(app: A, turn: AppTurn): Promise<void>
 }
@@ -53,7 +58,8 @@ export async function upgradeSchema<A extends SchemaApp>(
     let fixtures: number | undefined
     if (turns.fixturesDue?.(app, migrations) ?? true) {
       fixtures = await syncFixtures(tx, app.name, app.fixtures)
-      await recordFixtureDigest(tx, app.name, app.digest ?? fixturesDigest(app.fixtures))
+      const digest = app.digest ?? fixturesDigest(app.fixtures)
+      if (turns.recordedDigest?.(app) !== digest) await recordFixtureDigest(tx, app.name, digest)
     }
     await turns.done(app, { migrations, fixtures })
   }

@@ -131,8 +131,9 @@ export interface DatabaseDriver {
   ): InsertQueryBuilder<any, any, any>
   /**
    * An insert of `rows` (all with the same columns) that, where a row with the same `key`
-   * exists, overwrites its `columns` with the inserted row's values; with no `columns`, an
-   * existing row is left as it is. How fixtures are written.
+   * exists, overwrites its `columns` with the inserted row's values (a row that holds them
+   * already is not written again); with no `columns`, an existing row is left as it is. How
+   * fixtures are written.
    */
   upsertRows(
     db: Kysely<any>,
@@ -157,6 +158,12 @@ export interface DatabaseDriver {
   exists(settings: SiteDbSettings, sitePath: string): Promise<boolean>
   /** Connects as the site's own user: everything a site does goes through this. */
   connect(settings: SiteDbSettings, sitePath: string): Promise<SiteConnection>
+  /**
+   * The rows of one read-only query, on a connection opened and closed around it without a
+   * query builder (SQLite: one prepared statement on the file), where that is cheaper than
+   * `connect`; a fleet command that only looks at thousands of sites uses it. Absent: `connect`.
+   */
+  readOnce?(settings: SiteDbSettings, sitePath: string, query: CompiledQuery): Promise<unknown[]>
   /**
    * The file name of a dump in a backup set: `database.sqlite.gz`, `database.pgdump`,
    * `database.sql.gz`.

@@ -22,7 +22,12 @@ export function onConflictUpsert(
     )
 }
 
-/** `rows` inserted, overwriting the `columns` of a row with the same `key` from `excluded` (or `DO NOTHING`). */
+/**
+ * `rows` inserted, overwriting the `columns` of a row with the same `key` from `excluded` (or
+ * `DO NOTHING`). A row that holds those values already is not written again: fixtures are
+ * synced on every site at each migrate with new migrations, and rewriting rows that did not
+ * change would journal and fsync their pages on every site for nothing.
+ */
 export function onConflictUpsertRows(
   db: Kysely<any>,
   table: string,
@@ -37,6 +42,10 @@ export function onConflictUpsertRows(
       const target = oc.columns(key as never[])
       return columns.length === 0
         ? target.doNothing()
-        : target.doUpdateSet(Object.fromEntries(columns.map((c) => [c, sql.ref(`excluded.${c}`)])))
+        : target
+            .doUpdateSet(Object.fromEntries(columns.map((c) => [c, sql.ref(`excluded.${c}`)])))
+            .where((eb) =>
+              eb.or(columns.map((c) => eb(sql.ref(`${table}.${c}`), 'is distinct from', sql.ref(`excluded.${c}`)))),
+            )
     })
 }

@@ -32,6 +32,20 @@ export async function openSqliteFile(
   return raw
 }
 
+/** A site's database file opened, with the guard that names it in storage errors. */
+async function openSite(settings: SiteDbSettings, sitePath: string) {
+  const file = fileOf(settings, sitePath)
+  let raw
+  try {
+    raw = await openSqliteFile(file)
+  } catch (error) {
+    throw new TenancyError(`cannot open the site database ${file}: ${(error as Error).message}; run "tenancy doctor"`, {
+      cause: error,
+    })
+  }
+  return { raw, guard: sqliteGuard(file, 'the site database') }
+}
+
 let sharedCompiler: SqliteQueryCompiler | undefined
 let sharedAdapter: SqliteAdapter | undefined
 
@@ -161,18 +175,17 @@ export const sqliteDriver: DatabaseDriver = {
     return sqliteDriver.connect(settings, sitePath)
   },
 
-  async connect(settings, sitePath): Promise<SiteConnection> {
-    const file = fileOf(settings, sitePath)
-    let raw
+  async readOnce(settings, sitePath, query) {
+    const { raw, guard } = await openSite(settings, sitePath)
     try {
-      raw = await openSqliteFile(file)
-    } catch (error) {
-      throw new TenancyError(
-        `cannot open the site database ${file}: ${(error as Error).message}; run "tenancy doctor"`,
-        { cause: error },
-      )
+      return guard(() => raw.prepare(query.sql).all(...query.parameters))
+    } finally {
+      raw.close()
     }
-    const guard = sqliteGuard(file, 'the site database')
+  },
+
+  async connect(settings, sitePath): Promise<SiteConnection> {
+    const { raw, guard } = await openSite(settings, sitePath)
     const db = new Kysely<any>({ dialect: new SiteDialect({ database: guardedDatabase(raw, guard) }) })
     return {
       db,

@@ -8,8 +8,18 @@ import { selectSites } from '../sites/site-selection.js'
 import { runOnMachines } from '../sites/remote-sites.js'
 import { RESTORE_INTENT } from '../sites/site.js'
 import { ownerPurpose, usingTenantLease } from '../registry/leases.js'
-import type { Registry, SiteRecord } from '../registry/registry.js'
-import { migrateSite, planApps, type MigrationPlan, type SiteJob, type SiteResult } from './site-migrator.js'
+import { now, type InstalledAppSummary, type Registry } from '../registry/registry.js'
+import type { SitesTable } from '../registry/schema.js'
+import {
+  checkSite,
+  migrateSite,
+  planApps,
+  type MigrationPlan,
+  type SiteCheck,
+  type SiteJob,
+  type SiteOutcome,
+  type SiteResult,
+} from './site-migrator.js'
 import { INLINE_BELOW, SiteThreads, serversOnly } from './site-threads.js'
 
 export interface MigrateOptions {
@@ -41,8 +51,14 @@ export interface MigrateResult {
   duration_ms: number
 }
 
+/** A site as migrate holds it: what it reads of the site's row (`apps` as the registry holds it, JSON). */
+type FleetSite = Pick<SitesTable, 'name' | 'state' | 'host' | 'db_type' | 'apps'>
+
 /** Server sites migrated at once by default: the work is round trips, not CPU. */
 const SERVER_LANES = 8
+
+/** How long sites run back to back before the event loop gets a turn (to see Ctrl-C). */
+const YIELD_EVERY_MS = 15
 
 /**
  * `tenancy migrate`: every ready site (or those named), pending tenants' sites per
@@ -55,29 +71,36 @@ export async function migrate(bench: Bench, options: MigrateOptions = {}): Promi
   const registry = await bench.registry()
   // The fleet selection (`--site S`, `--site all`, `--skip-site`); with no --site, every site.
   const everything = !options.sites?.length || options.sites.includes('all')
-  const selected = await selectSites(bench, {
-    sites: everything ? ['all'] : options.sites,
-    skipSites: options.skipSites,
-    withPending: true,
-  })
-  const named = everything ? undefined : selected.map((s) => s.name)
+  // Only the columns migrate reads: a fleet of 10,000 sites is held for the whole run.
+  const listed: FleetSite[] = await registry.db
+    .selectFrom('sites')
+    .select(['name', 'state', 'host', 'db_type', 'apps'])
+    .orderBy('name')
+    .execute()
+  const selected = await selectSites(
+    bench,
+    { sites: everything ? ['all'] : options.sites, skipSites: options.skipSites, withPending: true },
+    listed,
+  )
+  const named = everything ? undefined : new Set(selected.map((s) => s.name))
   const skipped = new Set(options.skipSites ?? [])
-  const all = (await registry.listSites()).filter((s) => !skipped.has(s.name))
+  const all = listed.filter((s) => !skipped.has(s.name))
   const pendingTenants = new Map(
     (
       await registry.db.selectFrom('tenants').select(['id', 'site']).where('pending_since', 'is not', null).execute()
     ).map((t) => [t.site, t.id]),
   )
   const withPending = options.withPending ?? bench.config.pending.include_in_queries
-  const homedHere = (s: SiteRecord) => isHomedHere(bench, registry.kind, s)
+  const homedHere = (s: FleetSite) => isHomedHere(bench, registry.kind, s)
   const picked = all.filter((s) =>
     named
-      ? named.includes(s.name)
+      ? named.has(s.name)
       : s.state === 'ready' && (withPending || !pendingTenants.has(s.name)) && (!options.local || homedHere(s)),
   )
   // Ready sites of other machines are migrated there, by their workers, in the same run.
-  const remote = options.local ? [] : picked.filter((s) => s.state === 'ready' && !homedHere(s))
-  const chosen = picked.filter((s) => !remote.includes(s))
+  const sendable = (s: FleetSite) => !options.local && s.state === 'ready' && !homedHere(s)
+  const remote = picked.filter(sendable)
+  const chosen = picked.filter((s) => !sendable(s))
   const apps = listBenchApps(bench)
   const plan = planApps(
     resolveInstallOrder(
@@ -88,10 +111,17 @@ export async function migrate(bench: Bench, options: MigrateOptions = {}): Promi
 
   const results: SiteResult[] = []
   let stop = false
+  // Up once the run stops (a failure without --skip-failing, or Ctrl-C): threads start no more sites.
+  const halt = new Int32Array(new SharedArrayBuffer(4))
+  const halted = () => Atomics.store(halt, 0, 1)
   const total = picked.length
+  const shared = new SharedLists()
   const record = (result: SiteResult) => {
-    results.push(result)
-    if (result.status === 'failed' && !options.skipFailing) stop = true
+    results.push(shared.of(result))
+    if (result.status === 'failed' && !options.skipFailing) {
+      stop = true
+      halted()
+    }
     options.onSite?.(result, results.length, total)
   }
   const sent = runOnMachines<SiteResult>(
@@ -107,11 +137,15 @@ export async function migrate(bench: Bench, options: MigrateOptions = {}): Promi
   const skip = (site: string, why: string) =>
     record({ site, status: 'skipped', applied: [], error: why, duration_ms: 0 })
   const queue = [...chosen]
+  let lastYield = performance.now()
   /** The next site to migrate; undefined when none is left or the run stops. Sites not to migrate here are skipped. */
-  const nextSite = async (): Promise<SiteRecord | undefined> => {
+  const nextSite = async (): Promise<FleetSite | undefined> => {
     // better-sqlite3 answers synchronously, so a lane of SQLite sites is one long chain of
-    // microtasks: yield to the event loop once per site, or Ctrl-C is not seen until the end.
-    await new Promise((resolve) => setImmediate(resolve))
+    // microtasks: yield to the event loop now and then, or Ctrl-C is not seen until the end.
+    if (performance.now() - lastYield >= YIELD_EVERY_MS) {
+      await new Promise((resolve) => setImmediate(resolve))
+      lastYield = performance.now()
+    }
     for (let site = queue.shift(); site; site = queue.shift()) {
       if (stop || options.signal?.aborted) {
         queue.unshift(site)
@@ -140,19 +174,25 @@ export async function migrate(bench: Bench, options: MigrateOptions = {}): Promi
     }
     return undefined
   }
-  const finish = async (result: SiteResult) => {
-    if (result.apps) await registry.setSiteApps(result.site, result.apps)
-    record(result)
-  }
+  const summaries = new SummaryWrites(registry, options.dryRun === true)
   // A pending tenant's site can be pulled (renamed) at any moment: its tenant's lease is held
-  // while the site migrates, and the site is skipped if that is not possible.
-  const migrateOne = async (site: SiteRecord, run: RunSite): Promise<void> => {
+  // while the site migrates, and the site is skipped if that is not possible. A site `run`
+  // did not start (the run stopped while it waited for a thread) goes back to the queue.
+  const migrateOne = async (site: FleetSite, run: RunSite): Promise<void> => {
     const job: SiteJob = { site: site.name, path: bench.sitePath(site.name), dryRun: options.dryRun }
     const tenantId = pendingTenants.get(site.name)
-    if (tenantId === undefined) return finish(await run(job))
+    const done = async (outcome: LaneOutcome) => {
+      if (!outcome.result) {
+        queue.unshift(site)
+        return
+      }
+      await summaries.note(site, outcome.apps)
+      record(outcome.result)
+    }
+    if (tenantId === undefined) return done(await run(job))
     const leased = await underPendingLease(registry, tenantId, site.name, options.signal, () => run(job))
     if ('skipped' in leased) return skip(site.name, leased.skipped)
-    await finish(leased)
+    await done(leased)
   }
   // Server sites wait on the network, not the CPU: they run as async lanes on this thread,
   // more of them than there are cores. SQLite sites (or a mix) use worker threads.
@@ -174,15 +214,22 @@ export async function migrate(bench: Bench, options: MigrateOptions = {}): Promi
   }
   const inline: RunSite = (job) => migrateSite(plan, job)
 
-  if (onServers) {
-    // Every lane finishes (and releases its leases) before an error is reported.
-    const lanes = await Promise.allSettled(Array.from({ length: concurrency }, () => lane(inline)))
-    const broken = lanes.find((l): l is PromiseRejectedResult => l.status === 'rejected')
-    if (broken) throw broken.reason
-  } else if (concurrency === 1 || chosen.length < INLINE_BELOW) {
-    await lane(inline)
-  } else {
-    await runInThreads(plan, concurrency, lane)
+  options.signal?.addEventListener('abort', halted)
+  try {
+    if (onServers) {
+      // Every lane finishes (and releases its leases) before an error is reported.
+      const lanes = await Promise.allSettled(Array.from({ length: concurrency }, () => lane(inline)))
+      const broken = lanes.find((l): l is PromiseRejectedResult => l.status === 'rejected')
+      if (broken) throw broken.reason
+    } else if (concurrency === 1 || chosen.length < INLINE_BELOW) {
+      await lane(inline)
+    } else {
+      await runInThreads(plan, concurrency, halt, lane)
+    }
+    await summaries.flush()
+  } finally {
+    options.signal?.removeEventListener('abort', halted)
+    await summaries.flush().catch(() => {})
   }
   await sent
   const interrupted = options.signal?.aborted === true
@@ -218,13 +265,13 @@ export async function migrate(bench: Bench, options: MigrateOptions = {}): Promi
  * pulls and pending-clear respect, waiting while another migrate holds it. Gives why the
  * site is skipped instead when the lease cannot be had or the tenant was pulled meanwhile.
  */
-async function underPendingLease(
+async function underPendingLease<T extends object>(
   registry: Registry,
   tenantId: number,
   site: string,
   signal: AbortSignal | undefined,
-  fn: () => Promise<SiteResult>,
-): Promise<SiteResult | { skipped: string }> {
+  fn: () => Promise<T>,
+): Promise<T | { skipped: string }> {
   let taken = false
   const leased = await usingTenantLease(
     registry,
@@ -258,25 +305,130 @@ async function underPendingLease(
   return leased.value ?? { skipped: 'its tenant was pulled from the pool meanwhile; run migrate again' }
 }
 
-/** Migrates one site, here or in a worker thread, and gives its result (never throws). */
-type RunSite = (job: SiteJob) => Promise<SiteResult>
+/** How one site went: its result (undefined: not started, the run stopped first) and its installed apps when read. */
+type LaneOutcome = SiteOutcome | (SiteCheck & { result: undefined })
 
-/** A pool of `size` worker threads, each running a `lane` that takes the next site from the shared queue. */
+/** Migrates one site, here or in a worker thread, and gives its outcome (never throws). */
+type RunSite = (job: SiteJob) => Promise<LaneOutcome>
+
+/**
+ * Sites each thread holds beyond the one it works on: it starts the next as soon as it has
+ * finished one, without waiting for this thread (busy, or not scheduled on a loaded machine)
+ * to answer. A site waiting in a thread when the run stops is not started (the halt flag).
+ */
+const AHEAD = 1
+
+/** Lanes per worker thread: enough to keep every thread's sites handed to it. */
+const LANES_PER_THREAD = 1 + AHEAD
+
+/**
+ * Sites go to a pool of `size` worker threads, started when the first site with work is found,
+ * so a deploy that finds every site up to date starts no thread. While sites are found up to
+ * date, each is read here first (`checkSite`: one read, no lock, no migration code) and only
+ * those with work go to a thread; once one has work, the next go to the threads unread (a
+ * thread reads each site anyway, on the connection it migrates it with) until a thread finds
+ * one up to date. A thread goes straight into each site's transaction and reads the site
+ * there. Migrations run only in the threads: one that ends its thread (`process.exit`) fails
+ * its site and leaves this process running. `halt` up: no more sites start.
+ */
 async function runInThreads(
   plan: MigrationPlan,
   size: number,
+  halt: Int32Array,
   lane: (run: RunSite, usable: () => boolean) => Promise<void>,
 ): Promise<void> {
-  const threads = new SiteThreads({ task: 'migrate', plan }, size, (job, error) => ({
-    site: job.site,
-    status: 'failed',
-    applied: [],
-    error: `migrate worker crashed: ${error.message}`,
-    duration_ms: 0,
-  }))
+  let threads: SiteThreads<{ task: 'migrate'; plan: MigrationPlan }> | undefined
+  let readHere = true
+  const run: RunSite = async (job) => {
+    const checked = readHere
+    if (checked) {
+      const check = await checkSite(plan, job)
+      if (check.result) return { ...check, result: check.result }
+      readHere = false
+    }
+    threads ??= new SiteThreads(
+      { task: 'migrate', plan },
+      size,
+      (crashed, error) => ({
+        result: {
+          site: crashed.site,
+          status: 'failed',
+          applied: [],
+          error: `migrate worker crashed: ${error.message}`,
+          duration_ms: 0,
+        },
+      }),
+      { ahead: AHEAD, halt },
+    )
+    const outcome = await threads.runUnlessHalted({ ...job, skipFirstRead: true })
+    if (!checked && outcome?.result.status === 'up_to_date') readHere = true
+    // The thread reads the site in its transaction: its outcome says what the site has now.
+    return outcome ?? { result: undefined }
+  }
   try {
-    await Promise.all(Array.from({ length: size }, () => lane(threads.run, () => threads.usable)))
+    await Promise.all(Array.from({ length: size * LANES_PER_THREAD }, () => lane(run, () => threads?.usable ?? true)))
   } finally {
-    await threads.close()
+    await threads?.close()
+  }
+}
+
+/**
+ * One copy of each list that site results repeat (`applied`, `fixtures_synced`, `apps`, …): a
+ * deploy gives thousands of sites the same ones, and each result kept until the summary would
+ * otherwise hold copies of its own (a thread's result arrives as a fresh copy).
+ */
+class SharedLists {
+  readonly #known = new Map<string, unknown>()
+
+  /** `result`, its lists replaced by the copies kept for equal ones. */
+  of(result: SiteResult): SiteResult {
+    for (const key of ['applied', 'pending', 'fixtures_synced', 'versions', 'apps'] as const) {
+      const list = result[key]
+      if (list === undefined) continue
+      const text = JSON.stringify(list)
+      const known = this.#known.get(text)
+      if (known === undefined) this.#known.set(text, list)
+      else (result as unknown as Record<string, unknown>)[key] = known
+    }
+    return result
+  }
+}
+
+/** Summaries written in one registry transaction. */
+const SUMMARY_BATCH = 100
+
+/**
+ * The registry's summary of each site's installed apps (`sites.apps`, what `list-sites` shows),
+ * kept to what the sites say: written only where it differs, and many sites in one registry
+ * transaction rather than one each. A run killed before a batch is written leaves those
+ * summaries behind; the next migrate reads the sites and writes them (a dry run writes none).
+ */
+class SummaryWrites {
+  readonly #registry: Registry
+  readonly #readOnly: boolean
+  #due: { site: string; apps: string }[] = []
+
+  constructor(registry: Registry, readOnly: boolean) {
+    this.#registry = registry
+    this.#readOnly = readOnly
+  }
+
+  /** Notes what `site` has installed now (undefined: unknown), writing a batch when one is full. */
+  async note(site: FleetSite, apps: InstalledAppSummary[] | undefined): Promise<void> {
+    if (this.#readOnly || !apps) return
+    const json = JSON.stringify(apps)
+    if (json === site.apps) return
+    this.#due.push({ site: site.name, apps: json })
+    if (this.#due.length >= SUMMARY_BATCH) await this.flush()
+  }
+
+  async flush(): Promise<void> {
+    const due = this.#due.splice(0)
+    if (due.length === 0) return
+    const at = now()
+    await this.#registry.writeTransaction(async (trx) => {
+      for (const { site, apps } of due)
+        await trx.updateTable('sites').set({ apps, updated_at: at }).where('name', '=', site).execute()
+    })
   }
 }

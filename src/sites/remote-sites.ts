@@ -53,7 +53,7 @@ export function unreachableReason(host: string): string {
  */
 export async function runOnMachines<R extends { site: string }>(
   bench: Bench,
-  remote: readonly SiteRecord[],
+  remote: readonly Pick<SiteRecord, 'name' | 'host'>[],
   request: RemoteCommand,
   options: { signal?: AbortSignal; onResult: (result: R) => void; blank: RemoteBlank<R> },
 ): Promise<void> {

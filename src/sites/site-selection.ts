@@ -3,6 +3,7 @@ import { TenancyError, messageOf, usageError } from '../errors.js'
 import { usingTenantLease } from '../registry/leases.js'
 import { assertSiteName } from '../names.js'
 import type { SiteRecord } from '../registry/registry.js'
+import type { SitesTable } from '../registry/schema.js'
 import { assertHomedHere, isHomedHere } from './site-home.js'
 import { requireSite } from './site.js'
 import { runOnMachines, type RemoteCommand } from './remote-sites.js'
@@ -22,6 +23,9 @@ export interface SiteSelection {
   /** Only this machine's sites (`--local`): `all` leaves other machines' out, and none is sent to them. */
   local?: boolean
 }
+
+/** What of a site's row the selection reads. */
+export type SelectableSite = Pick<SitesTable, 'name' | 'state' | 'host'>
 
 /** How a fleet command goes over its sites: `--concurrency N`, `--skip-failing`, Ctrl-C. */
 export interface SiteRunOptions {
@@ -55,9 +59,20 @@ export function notStartedReason(command: string, why: NotStarted): string {
  * default site (`TENANCY_SITE`, `tenancy use`), and with none of those either it is exit 2. Named sites
  * must exist (exit 2 naming the first that does not) and are kept whatever their state, so their
  * command reports why it cannot act on them; `all` is every ready site, on every machine of a shared
- * registry (with `local`, of this machine only).
+ * registry (with `local`, of this machine only). `listed`: every site's row (or the columns the
+ * selection reads), when the caller has listed them already: a fleet of thousands is read once.
  */
-export async function selectSites(bench: Bench, selection: SiteSelection): Promise<SiteRecord[]> {
+export async function selectSites(bench: Bench, selection: SiteSelection): Promise<SiteRecord[]>
+export async function selectSites<S extends SelectableSite>(
+  bench: Bench,
+  selection: SiteSelection,
+  listed: readonly S[],
+): Promise<S[]>
+export async function selectSites(
+  bench: Bench,
+  selection: SiteSelection,
+  listed?: readonly SelectableSite[],
+): Promise<SelectableSite[]> {
   const fallback = bench.defaultSite
   const given = selection.sites?.length ? selection.sites : fallback ? [fallback] : []
   if (given.length === 0)
@@ -67,7 +82,7 @@ export async function selectSites(bench: Bench, selection: SiteSelection): Promi
   const named = everything ? [] : given.map(assertSiteName)
   const skipped = new Set((selection.skipSites ?? []).map(assertSiteName))
   const registry = await bench.registry()
-  const all = await registry.listSites()
+  const all = listed ?? (await registry.listSites())
   const known = new Set(all.map((s) => s.name))
   const missing = [...named, ...skipped].find((s) => !known.has(s))
   if (missing) throw usageError(`site "${missing}" does not exist; run "tenancy list-sites"`)
