@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import type { Bench } from '../bench.js'
 import { listBenchApps, resolveInstallOrder } from '../apps/manifest.js'
 import { homeName, isHomedHere } from '../sites/site-home.js'
-import { selectSites } from '../sites/site-selection.js'
+import { notStartedReason, selectSites } from '../sites/site-selection.js'
 import { runOnMachines } from '../sites/remote-sites.js'
 import { RESTORE_INTENT } from '../sites/site.js'
 import { ownerPurpose, usingTenantLease } from '../registry/leases.js'
@@ -239,10 +239,10 @@ export async function migrate(bench: Bench, options: MigrateOptions = {}): Promi
         site: site.name,
         status: 'interrupted',
         applied: [],
-        error: 'not started: migrate was interrupted',
+        error: notStartedReason('migrate', 'interrupted'),
         duration_ms: 0,
       })
-    else skip(site.name, 'an earlier site failed, so it was not started (use --skip-failing to try every site)')
+    else skip(site.name, notStartedReason('migrate', 'skipped'))
   }
   const count = (status: SiteResult['status']) => results.filter((r) => r.status === status).length
   // Sites finish in any order; the result lists them in the order they were taken up.
