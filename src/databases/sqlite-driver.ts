@@ -8,6 +8,7 @@ import type { DatabaseDriver, SiteConnection, SiteDbSettings } from './driver.js
 import { onConflictUpsert, onConflictUpsertRows } from './on-conflict-upsert.js'
 import { immediateTransaction } from './sqlite-transaction.js'
 import { guardedDatabase, sqliteGuard } from './sqlite-guard.js'
+import { LiteralLimitPlugin } from './literal-limit.js'
 import { loadSqlite } from '../util/load-sqlite.js'
 import { fileChunks, zlibChunks } from '../util/stream-chunks.js'
 
@@ -47,6 +48,7 @@ async function openSite(settings: SiteDbSettings, sitePath: string) {
 }
 
 let sharedCompiler: SqliteQueryCompiler | undefined
+const LITERAL_LIMIT = new LiteralLimitPlugin()
 let sharedAdapter: SqliteAdapter | undefined
 
 /**
@@ -186,7 +188,10 @@ export const sqliteDriver: DatabaseDriver = {
 
   async connect(settings, sitePath): Promise<SiteConnection> {
     const { raw, guard } = await openSite(settings, sitePath)
-    const db = new Kysely<any>({ dialect: new SiteDialect({ database: guardedDatabase(raw, guard) }) })
+    const db = new Kysely<any>({
+      dialect: new SiteDialect({ database: guardedDatabase(raw, guard) }),
+      plugins: [LITERAL_LIMIT],
+    })
     return {
       db,
       driver: sqliteDriver,

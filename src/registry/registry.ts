@@ -9,6 +9,7 @@ import type { RegistrySchema, SiteState, SitesTable } from './schema.js'
 import { PROCESS_OWNER } from '../util/process-owner.js'
 import { immediateTransaction } from '../databases/sqlite-transaction.js'
 import { guardedDatabase, sqliteGuard } from '../databases/sqlite-guard.js'
+import { LiteralLimitPlugin } from '../databases/literal-limit.js'
 import { loadPg } from '../util/load-pg.js'
 import { loadSqlite } from '../util/load-sqlite.js'
 import { maskUrl } from '../util/mask-url.js'
@@ -490,5 +491,8 @@ async function openSqlite(path: string): Promise<Kysely<RegistrySchema>> {
   }
   guard(() => raw.pragma('synchronous = NORMAL'))
   guard(() => raw.pragma('foreign_keys = ON'))
-  return new Kysely<RegistrySchema>({ dialect: new SqliteDialect({ database: guardedDatabase(raw, guard) }) })
+  return new Kysely<RegistrySchema>({
+    dialect: new SqliteDialect({ database: guardedDatabase(raw, guard) }),
+    plugins: [new LiteralLimitPlugin()],
+  })
 }
