@@ -292,6 +292,15 @@ export const REGISTRY_MIGRATIONS: RegistryMigration[] = [
         .execute()
     },
   },
+  {
+    version: 11,
+    async up(db) {
+      // A pull claims the oldest ready pending tenant, "ORDER BY pending_since, id LIMIT 1": in
+      // this index's order, so the claim reads the pool's first rows, not every tenant sorted
+      // (SQLite scanned the table for it: tenants_pending has provisioning_status between the two).
+      await db.schema.createIndex('tenants_pool').ifNotExists().on('tenants').columns(['pending_since', 'id']).execute()
+    },
+  },
 ]
 
 export const REGISTRY_VERSION = REGISTRY_MIGRATIONS[REGISTRY_MIGRATIONS.length - 1]!.version
