@@ -378,3 +378,20 @@ describe('command hooks (test/fixtures/apps/shell_notes)', () => {
     expect(await tableNames(bench, 'n.localhost')).not.toContain('shell_notes')
   })
 })
+
+describe("tenant_ops's after_rename: what counts as the old site's name in text", () => {
+  it('rewrites whole names only, never a longer name that contains it', async () => {
+    const { replaceWholeName } = await import(join(ROOT, 'apps', 'tenant_ops', 'hooks', 'after_rename.mjs'))
+    const cases: [string, string][] = [
+      ['Getting acme.localhost up and running', 'Getting b.localhost up and running'],
+      ['(acme.localhost), acme.localhost.', '(b.localhost), b.localhost.'],
+      ['acme.localhost acme.localhost', 'b.localhost b.localhost'],
+      ['x.acme.localhost', 'x.acme.localhost'],
+      ['acme.localhost.eu', 'acme.localhost.eu'],
+      ['acme.localhost-2 and my-acme.localhost', 'acme.localhost-2 and my-acme.localhost'],
+      ['acme.localhostacme.localhost', 'acme.localhostacme.localhost'],
+      ['', ''],
+    ]
+    for (const [text, expected] of cases) expect(replaceWholeName(text, 'acme.localhost', 'b.localhost')).toBe(expected)
+  })
+})

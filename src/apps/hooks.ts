@@ -147,9 +147,17 @@ export async function runInstalledAppsHook(
   return outputs
 }
 
-/** The apps installed on the site (its `installed_apps`, read through `db`) that have `hook`, requirements first. */
-export async function installedWithHook(bench: Bench, hook: HookName, db: Kysely<any>): Promise<AppManifest[]> {
-  const names = (await installedApps(db)).map((a) => a.name)
+/**
+ * The apps installed on the site (its `installed_apps`, read through `db` unless the caller read
+ * their names already: `installed`) that have `hook`, requirements first.
+ */
+export async function installedWithHook(
+  bench: Bench,
+  hook: HookName,
+  db: Kysely<any>,
+  installed?: string[],
+): Promise<AppManifest[]> {
+  const names = installed ?? (await installedApps(db)).map((a) => a.name)
   return resolveInstallOrder(bench, names).filter((app) => names.includes(app.name) && app.hooks[hook] !== undefined)
 }
 

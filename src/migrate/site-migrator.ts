@@ -265,9 +265,12 @@ export async function migrateSite(plan: MigrationPlan, job: SiteJob): Promise<Si
   )
 }
 
-/** `migrateSite` on a connection the caller holds (and closes). */
-export async function migrateOpenSite(plan: MigrationPlan, job: SiteJob, conn: SiteConnection): Promise<SiteResult> {
-  return (await migrateOpen(plan, job, conn)).result
+/**
+ * `migrateSite` on a connection the caller holds (and closes), with the site's installed apps
+ * after it (in install order; undefined when it failed), which the caller need not read again.
+ */
+export async function migrateOpenSite(plan: MigrationPlan, job: SiteJob, conn: SiteConnection): Promise<SiteOutcome> {
+  return migrateOpen(plan, job, conn)
 }
 
 async function migrateOpen(plan: MigrationPlan, job: SiteJob, conn: SiteConnection): Promise<SiteOutcome> {

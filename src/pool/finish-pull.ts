@@ -44,6 +44,8 @@ export async function pullPlan(trx: Kysely<RegistrySchema>, bench: Bench, site: 
 export interface FinishedPull {
   migration?: SiteResult
   hookError?: TenancyError
+  /** The tenant's row as this call's last transaction left it; undefined when another finished the pull. */
+  tenant?: TenantRow
 }
 
 /**
@@ -76,6 +78,7 @@ export async function finishPull(
   // unless asked): it is brought up to date on the same connection, one read when it is.
   const plan = options.plan ?? (await pullPlan(registry.db, bench, site))
   let migration: SiteResult | undefined
+  let finishedRow: TenantRow | undefined
   const { hookError } = await finishRename(
     bench,
     { site, previousSite: from, tenant, apiUser, apps: plan.apps },
@@ -85,7 +88,9 @@ export async function finishPull(
         if (options.progress) options.progress.siteChanged = true
       },
       beforeData: async ({ conn, path }) => {
-        migration = await migrateOpenSite(plan.migrations, { site, path }, conn)
+        const outcome = await migrateOpenSite(plan.migrations, { site, path }, conn)
+        migration = outcome.result
+        return outcome.apps?.map((a) => a.name)
       },
       // The finished pull and its events commit together: a crash anywhere before leaves
       // `pull_from` set, and whoever finishes the pull writes them.
@@ -113,8 +118,9 @@ export async function finishPull(
         const row = await trx.selectFrom('tenants').selectAll().where('id', '=', tenant.id).executeTakeFirstOrThrow()
         await recordEvent(bench, trx, 'tenant.pulled', row, { pulled_from: from })
         await recordEvent(bench, trx, 'tenant.active', row)
+        finishedRow = row
       },
     },
   )
-  return { migration, hookError }
+  return { migration, hookError, tenant: finishedRow }
 }

@@ -282,9 +282,10 @@ export async function finishClaimedPull(bench: Bench, taken: Claimed): Promise<P
   const plan = taken.plan ?? (await pullPlan((await bench.registry()).db, bench, claimed.site!))
   let migration: SiteResult | undefined
   let hookError: TenancyError | undefined
+  let finished: TenantRow | undefined
   const progress = { siteChanged: false }
   try {
-    ;({ migration, hookError } = await finishPull(bench, claimed, { plan, progress }))
+    ;({ migration, hookError, tenant: finished } = await finishPull(bench, claimed, { plan, progress }))
   } catch (error) {
     if (!progress.siteChanged) {
       const undone = await returnToPool(bench, taken).then(
@@ -317,7 +318,8 @@ export async function finishClaimedPull(bench: Bench, taken: Claimed): Promise<P
       `"${claimed.pull_from}": fix the app, then run "tenancy rename-site ${claimed.pull_from} ${claimed.site}" ` +
       `to run the after_rename hooks again`
     : undefined
-  const row = await requireTenant(bench, claimed.name)
+  // The row the pull's last transaction read, unless another process finished it meanwhile.
+  const row = finished ?? (await requireTenant(bench, claimed.name))
   const notifyError = (await deliverNow(bench, row.id)).notify_error
   return {
     ...tenantJson(row),

@@ -54,8 +54,12 @@ export interface SiteRename {
 export interface RenameSteps {
   /** Told once the site's database has changed: from then on the rename can only go forward. */
   onDataChanged?: () => void
-  /** Before the API user moves and the hooks run, so that they find the site's schema up to date. */
-  beforeData?: (site: OpenSite) => Promise<void>
+  /**
+   * Before the API user moves and the hooks run, so that they find the site's schema up to date.
+   * It may return the names of the site's installed apps in install order, read on the way, which
+   * the rename then need not read again to find whose hooks to run.
+   */
+  beforeData?: (site: OpenSite) => Promise<string[] | undefined>
   /** In the transaction that ends the rename; without it, a tenant's new keys are stored there. */
   finish?: (trx: Kysely<RegistrySchema>, keys: ApiCredentials | undefined) => Promise<void>
 }
@@ -124,9 +128,9 @@ export async function finishRename(bench: Bench, rename: SiteRename, steps: Rena
   if (rename.apiUser || steps.beforeData || hooked) {
     await usingSiteDatabase(bench, site, async (open) => {
       const { apiUser } = rename
-      await steps.beforeData?.(open)
+      const installed = await steps.beforeData?.(open)
       const renamed = { name: site, previousName: previousSite, path: open.path, dbType: open.conn.driver.type }
-      const apps = hooked ? await installedWithHook(bench, 'after_rename', open.conn.db) : []
+      const apps = hooked ? await installedWithHook(bench, 'after_rename', open.conn.db, installed) : []
       // Module hooks run in the API user's transaction, each under a savepoint (one commit, not
       // one per hook); a command hook is a child process that must not wait on that transaction's
       // lock, so with one of those the hooks run after it commits, each as runAppHook does.

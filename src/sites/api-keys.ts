@@ -17,23 +17,31 @@ export interface ApiCredentials {
  */
 export async function generateKeysFor(db: Kysely<any>, user: string, site = 'SITE'): Promise<ApiCredentials> {
   const exists = await db.selectFrom('users').select('name').where('name', '=', user).executeTakeFirst()
-  if (!exists)
-    throw usageError(
-      `user "${user}" does not exist on site "${site}"; ` +
-        `create it with "tenancy add-system-manager ${user} --site ${site}"`,
-    )
-  const secret = generateApiSecret()
-  const hash = hashApiSecret(secret)
-  const at = now()
+  if (!exists) throw noSuchUser(user, site)
   const existing = await db.selectFrom('api_keys').select('api_key').where('user_name', '=', user).executeTakeFirst()
-  if (existing) {
-    await db.updateTable('api_keys').set({ secret_hash: hash, rotated_at: at }).where('user_name', '=', user).execute()
-    return { api_key: existing.api_key as string, api_secret: secret }
-  }
+  if (!existing) return newKeysFor(db, user)
+  const secret = generateApiSecret()
+  await db
+    .updateTable('api_keys')
+    .set({ secret_hash: hashApiSecret(secret), rotated_at: now() })
+    .where('user_name', '=', user)
+    .execute()
+  return { api_key: existing.api_key as string, api_secret: secret }
+}
+
+const noSuchUser = (user: string, site: string) =>
+  usageError(
+    `user "${user}" does not exist on site "${site}"; create it with "tenancy add-system-manager ${user} --site ${site}"`,
+  )
+
+/** A new api_key and api_secret for `user`, an existing user with no keys. */
+async function newKeysFor(db: Kysely<any>, user: string): Promise<ApiCredentials> {
+  const secret = generateApiSecret()
   const key = generateApiKey()
+  const at = now()
   await db
     .insertInto('api_keys')
-    .values({ user_name: user, api_key: key, secret_hash: hash, created_at: at, rotated_at: at })
+    .values({ user_name: user, api_key: key, secret_hash: hashApiSecret(secret), created_at: at, rotated_at: at })
     .execute()
   return { api_key: key, api_secret: secret }
 }
@@ -51,16 +59,23 @@ export async function moveApiUser(
   user: { from: string; to: string; site: string; required?: boolean; onlyIfThere?: boolean },
 ): Promise<ApiCredentials | undefined> {
   const { from, to } = user
-  const has = async (name: string) =>
-    (await db.selectFrom('users').select('name').where('name', '=', name).executeTakeFirst()) !== undefined
-  if (user.onlyIfThere && !(await has(from))) return undefined
-  if (from !== to && (await has(from)) && !(await has(to))) {
+  // Both names in one read: which of them the site has.
+  const present = new Set(
+    (await db.selectFrom('users').select('name').where('name', 'in', [from, to]).execute()).map((r) => r.name),
+  )
+  if (user.onlyIfThere && !present.has(from)) return undefined
+  // The keys under either name go (the old ones stop working); new ones are made below.
+  let drop = [to]
+  if (from !== to && present.has(from) && !present.has(to)) {
     await db.updateTable('users').set({ name: to, email: to, updated_at: now() }).where('name', '=', from).execute()
     await db.updateTable('user_roles').set({ user_name: to }).where('user_name', '=', from).execute()
-    await db.updateTable('api_keys').set({ user_name: to }).where('user_name', '=', from).execute()
-  } else if (!user.required && !(await has(to))) return undefined
-  await db.deleteFrom('api_keys').where('user_name', '=', to).execute()
-  return generateKeysFor(db, to, user.site)
+    drop = [from, to]
+  } else if (!present.has(to)) {
+    if (!user.required) return undefined
+    throw noSuchUser(to, user.site)
+  }
+  await db.deleteFrom('api_keys').where('user_name', 'in', drop).execute()
+  return newKeysFor(db, to)
 }
 
 /**

@@ -12,17 +12,39 @@ import { PROJECT_ID } from './after_install.mjs'
 
 const APP = 'tenant_ops'
 
-/** `name` as a whole site name in text: not part of a longer name such as `x.acme.localhost`. */
-const wholeName = (name) =>
-  new RegExp(`(?<![A-Za-z0-9.-])${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?![A-Za-z0-9-]|\\.[A-Za-z0-9])`, 'g')
+const LABEL_CHAR = /[A-Za-z0-9-]/
+const ALNUM = /[A-Za-z0-9]/
+const inName = (char, pattern) => char !== undefined && pattern.test(char)
+
+/**
+ * `text` with each whole occurrence of the site name `name` replaced by `by`: not part of a
+ * longer name, so neither `x.acme.localhost` nor `acme.localhost.eu` counts as `acme.localhost`
+ * (a trailing dot that ends a sentence does not make it longer).
+ */
+export function replaceWholeName(text, name, by) {
+  let out = ''
+  let done = 0
+  for (let at = text.indexOf(name); at !== -1; at = text.indexOf(name, at + 1)) {
+    const end = at + name.length
+    const before = text[at - 1]
+    const longer =
+      before === '.' ||
+      inName(before, LABEL_CHAR) ||
+      inName(text[end], LABEL_CHAR) ||
+      (text[end] === '.' && inName(text[end + 1], ALNUM))
+    if (longer || at < done) continue
+    out += text.slice(done, at) + by
+    done = end
+  }
+  return out + text.slice(done)
+}
 
 export default async function afterRename({ db, site, previousSite }) {
   if (!previousSite || previousSite === site) return `${APP} after_rename on ${site}: nothing to rewrite`
-  const old = wholeName(previousSite)
   const now = new Date().toISOString()
   let projects = 0
   const project = await db.selectFrom('projects').select('description').where('id', '=', PROJECT_ID).executeTakeFirst()
-  const description = project?.description?.replace(old, site)
+  const description = project?.description && replaceWholeName(project.description, previousSite, site)
   if (description !== undefined && description !== project.description) {
     await db
       .updateTable('projects')
