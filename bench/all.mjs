@@ -19,6 +19,7 @@ import { formatTable } from './report.mjs'
 
 const BENCH = fileURLToPath(new URL('.', import.meta.url))
 const ORDER = [
+  'startup',
   'run',
   'hooks',
   'pool',

@@ -95,7 +95,7 @@ describe('bench report', () => {
     expect(r.status).toBe(2)
     expect(r.stderr.trim().split('\n')).toHaveLength(1)
     expect(r.stderr).toMatch(
-      /^--only: bench\/nope\.mjs does not exist; the scripts are run, hooks, pool, .*machines\n$/,
+      /^--only: bench\/nope\.mjs does not exist; the scripts are startup, run, hooks, pool, .*machines\n$/,
     )
   })
 })
