@@ -59,10 +59,14 @@ export async function moveApiUser(
   user: { from: string; to: string; site: string; required?: boolean; onlyIfThere?: boolean },
 ): Promise<ApiCredentials | undefined> {
   const { from, to } = user
-  // Both names in one read: which of them the site has.
-  const present = new Set(
-    (await db.selectFrom('users').select('name').where('name', 'in', [from, to]).execute()).map((r) => r.name),
-  )
+  // Both names in one read: which of them the site has, compared as the database compares names
+  // (MariaDB's collation ignores case), as a read of each would.
+  const rows = await db
+    .selectFrom('users')
+    .select((eb) => eb.case().when('name', '=', from).then('from').else('to').end().as('which'))
+    .where('name', 'in', [from, to])
+    .execute()
+  const present = new Set(rows.map((r) => (r.which === 'from' ? from : to)))
   if (user.onlyIfThere && !present.has(from)) return undefined
   // The keys under either name go (the old ones stop working); new ones are made below.
   let drop = [to]
