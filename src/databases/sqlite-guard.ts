@@ -27,8 +27,8 @@ const STATEMENT_CACHE = 128
  * The better-sqlite3 handle as Kysely's SqliteDialect sees it, every statement run under `guard`.
  *
  * Kysely prepares each query anew; here a connection keeps its last `STATEMENT_CACHE`
- * statements by SQL text, so a query run again (the registry's, a fleet's per-site reads)
- * skips SQLite's parse and plan. SQLite re-prepares a kept statement itself when the schema
+ * statements by SQL text, so a query run again on it (the registry's, which lives as long as the
+ * command; a site's while it is open) skips SQLite's parse and plan. SQLite re-prepares a kept statement itself when the schema
  * changed under it. A statement still being iterated is busy: a second use of that SQL then
  * gets one of its own.
  */
