@@ -18,8 +18,12 @@ function holderOf(lock: string): string | undefined {
   }
 }
 
-/** Creates `lock` holding `PROCESS_OWNER` (whole, never seen empty), or returns false when it exists. */
-const tryCreate = (lock: string): boolean => createFileOnce(lock, PROCESS_OWNER, 0o600)
+/**
+ * Creates `lock` holding `PROCESS_OWNER` (whole, never seen empty), or returns false when it
+ * exists. A lock guards live processes only, so its name is not made durable (one left by a
+ * power cut names a dead holder and is taken over).
+ */
+const tryCreate = (lock: string): boolean => createFileOnce(lock, PROCESS_OWNER, 0o600, { durable: false })
 
 /**
  * Removes `lock` if it still names `holder`, a process found dead on this host. Two takers

@@ -248,9 +248,11 @@ export function writeFileAtomic(file: string, content: string | Buffer, mode?: n
 /**
  * Creates `file` with `content` only if it does not exist yet, whole or not at all (a
  * hard link of a complete temporary file). Returns false when another writer was first;
- * its file is then complete too.
+ * its file is then complete too. With `durable: false` the new name need not survive a power
+ * cut (a lock file: its holder does not either), so the directory is not fsynced; if the name
+ * does survive, so does its content.
  */
-export function createFileOnce(file: string, content: string, mode: number): boolean {
+export function createFileOnce(file: string, content: string, mode: number, { durable = true } = {}): boolean {
   const temp = writeTempFile(file, Buffer.from(content), mode)
   try {
     linkSync(temp, file)
@@ -260,7 +262,7 @@ export function createFileOnce(file: string, content: string, mode: number): boo
   } finally {
     rmSync(temp, { force: true })
   }
-  fsyncDirectory(dirname(file))
+  if (durable) fsyncDirectory(dirname(file))
   return true
 }
 
