@@ -308,3 +308,34 @@ describe('--verbose', () => {
     expect(result.stderr).not.toContain(`${join(ROOT, 'dist', 'cli.cjs')}:`)
   })
 })
+
+describe('what a command loads', () => {
+  it('a pull and a listing load neither zlib nor worker_threads; a backup, which needs zlib, still works', async () => {
+    // Node's built-in modules a command loaded, read through a preload that writes them at exit.
+    const dir = tempDir('tenancy-loaded-')
+    const preload = join(dir, 'loaded.cjs')
+    writeFileSync(
+      preload,
+      "process.on('exit', () => require('node:fs').writeFileSync(process.env.LOADED_FILE, process.moduleLoadList.join('\\n')))\n",
+    )
+    const loaded = async (bench: string, args: string[]) => {
+      const file = join(dir, `${args[0]}-${Date.now()}.txt`)
+      const r = await tenancy(bench, args, { env: { NODE_OPTIONS: `--require ${preload}`, LOADED_FILE: file } })
+      expect(r.exitCode, r.stderr).toBe(0)
+      return new Set(readFileSync(file, 'utf8').split('\n'))
+    }
+    const bench = makeBench()
+    const env = { TENANCY_ADMIN_PASSWORD: 'pw-for-tests' }
+    expect((await tenancy(bench, ['pending-create', '--count', '1'], { env })).exitCode).toBe(0)
+    for (const args of [['tenant', 'create', 'acme'], ['list-sites']]) {
+      const modules = await loaded(bench, args)
+      // The preload saw the command's own modules.
+      expect(modules.has('NativeModule fs'), args.join(' ')).toBe(true)
+      for (const unused of ['NativeModule zlib', 'NativeModule worker_threads'])
+        expect(modules.has(unused), `${args.join(' ')} loaded ${unused}`).toBe(false)
+    }
+    // The lazily loaded zlib is there when needed: a backup gzips the site's database.
+    const backup = await loaded(bench, ['backup', '--site', 'acme.localhost', '--json'])
+    expect(backup.has('NativeModule zlib')).toBe(true)
+  })
+})

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { createGunzip, createGzip } from 'node:zlib'
+import { lazyBuiltin } from '../util/lazy-builtin.js'
 import {
   Kysely,
   MysqlAdapter,
@@ -25,6 +25,8 @@ import { runDumpProgram, type DumpProgram, type ProgramStreams } from './dump-pr
 import { childEnvironment } from '../util/run-command.js'
 import { withSecretFile } from '../util/secret-file.js'
 import { zlibChunks } from '../util/stream-chunks.js'
+
+const zlib = lazyBuiltin<typeof import('node:zlib')>('node:zlib')
 
 /** mysql2's codes for a connection the server closed or that broke under a command. */
 const SOCKET_CLOSED = new Set<string>([MARIADB_CODE.PROTOCOL_CONNECTION_LOST, NODE.ECONNRESET, NODE.EPIPE])
@@ -352,7 +354,7 @@ export const mariadbDriver: DatabaseDriver = {
       {
         env: childEnvironment(target.env, {}),
         sink: target.sink,
-        through: createGzip(zlibChunks),
+        through: zlib().createGzip(zlibChunks),
         what: `dumping the database "${settings.db_name}" on ${where(settings)}`,
         signal: target.signal,
       },
@@ -369,7 +371,7 @@ export const mariadbDriver: DatabaseDriver = {
       ['--batch', '--sandbox', `--database=${assertDbName(settings.db_name)}`],
       {
         env: childEnvironment(from.env, {}),
-        input: [from.source, createGunzip(zlibChunks)],
+        input: [from.source, zlib().createGunzip(zlibChunks)],
         what: `restoring into the database "${settings.db_name}" on ${where(settings)}`,
         signal: from.signal,
       },

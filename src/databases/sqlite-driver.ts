@@ -1,7 +1,7 @@
 import { closeSync, createReadStream, createWriteStream, fsyncSync, openSync, rmSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
-import { createGunzip, createGzip } from 'node:zlib'
+import { lazyBuiltin } from '../util/lazy-builtin.js'
 import { Kysely, SqliteAdapter, SqliteDialect, SqliteQueryCompiler, sql } from 'kysely'
 import { TenancyError, storageError } from '../errors.js'
 import type { DatabaseDriver, SiteConnection, SiteDbSettings } from './driver.js'
@@ -11,6 +11,8 @@ import { guardedDatabase, sqliteGuard } from './sqlite-guard.js'
 import { LiteralLimitPlugin } from './literal-limit.js'
 import { loadSqlite } from '../util/load-sqlite.js'
 import { fileChunks, zlibChunks } from '../util/stream-chunks.js'
+
+const zlib = lazyBuiltin<typeof import('node:zlib')>('node:zlib')
 
 const DB_FILE = 'db.sqlite'
 /** Pages per step of the online backup: all of them (see `dump`). */
@@ -134,6 +136,7 @@ export const sqliteDriver: DatabaseDriver = {
       raw.close()
     }
     try {
+      const { createGzip } = zlib()
       await pipeline(createReadStream(copy, fileChunks), createGzip(zlibChunks), target.sink, { signal: target.signal })
     } finally {
       rmSync(copy, { force: true })
@@ -144,6 +147,7 @@ export const sqliteDriver: DatabaseDriver = {
     const file = fileOf(settings, sitePath)
     // `create` made the file empty with mode 0600; it is written in place, keeping that mode.
     try {
+      const { createGunzip } = zlib()
       await pipeline(from.source, createGunzip(zlibChunks), createWriteStream(file, { ...fileChunks, flags: 'r+' }), {
         signal: from.signal,
       })

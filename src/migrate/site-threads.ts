@@ -1,11 +1,14 @@
 import { join } from 'node:path'
-import { Worker } from 'node:worker_threads'
+import type { Worker } from 'node:worker_threads'
 import type { Bench } from '../bench.js'
 import { getDriver } from '../databases/index.js'
 import type { SiteRecord } from '../registry/registry.js'
+import { lazyBuiltin } from '../util/lazy-builtin.js'
 import { packageRoot } from '../util/library-path.js'
 import type { MigrationPlan, SiteJob, SiteOutcome } from './site-migrator.js'
 import type { BenchMigrations, RollbackJob, SiteRollbackResult, SiteRollbackTarget } from './site-rollback.js'
+
+const workerThreads = lazyBuiltin<typeof import('node:worker_threads')>('node:worker_threads')
 
 /** Below this many sites, thread start-up costs more than it saves. */
 export const INLINE_BELOW = 16
@@ -119,6 +122,7 @@ export class SiteThreads<T extends ThreadTask> {
   }
 
   #start(entry: string, data: ThreadData<T>): Thread<T> {
+    const { Worker } = workerThreads()
     const worker = new Worker(entry, { workerData: data, resourceLimits: { maxYoungGenerationSizeMb: YOUNG_MB } })
     const thread: Thread<T> = {
       worker,
