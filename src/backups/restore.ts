@@ -285,7 +285,9 @@ export async function leasedRestore<T extends Omit<RestoreResult, 'migrate' | 'd
   let done: T
   if (record.tenant_id === null) done = await work()
   else {
-    const outcome = await usingTenantLease(bench, record.tenant_id, {}, work)
+    const tenantId = record.tenant_id
+    faultPoint('restore-before-lease')
+    const outcome = await usingTenantLease(bench, tenantId, { site: record.name }, work)
     if (!outcome.taken)
       throw usageError(
         `site "${record.name}" is being worked on by ${outcome.heldBy}; wait for it to finish ` +

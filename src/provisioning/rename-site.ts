@@ -237,7 +237,7 @@ async function assertNameFree(
  */
 async function holdingTenant<T>(bench: Bench, site: string, tenantId: number | null, fn: () => Promise<T>) {
   if (tenantId === null) return fn()
-  const outcome = await usingTenantLease(bench, tenantId, {}, fn)
+  const outcome = await usingTenantLease(bench, tenantId, { site }, fn)
   if (!outcome.taken)
     throw usageError(`site "${site}" is being worked on by ${outcome.heldBy}; wait for it to finish, then rename it`)
   return outcome.value

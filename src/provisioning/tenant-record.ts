@@ -24,6 +24,28 @@ export async function requireTenant(bench: Bench, name: string): Promise<TenantR
   return row
 }
 
+/**
+ * The tenant's row read again under its lease, which must still be the tenant `name` that a
+ * command read before it took the lease: a pull can rename a pending tenant (and its site) in
+ * between, and acting on the row by id would then act on the customer who just signed up.
+ */
+export async function rereadTenant(bench: Bench, id: number, name: string): Promise<TenantRow> {
+  const registry = await bench.registry()
+  const row = await registry.db.selectFrom('tenants').selectAll().where('id', '=', id).executeTakeFirst()
+  if (row?.name === name) return row
+  throw renamedMeanwhile(name, row)
+}
+
+/** The error for a tenant read as `name` whose row (by id) is now `row`: pulled under another name, or gone. */
+export function renamedMeanwhile(name: string, row: Pick<TenantRow, 'name'> | undefined): TenantNotFoundError {
+  return new TenantNotFoundError(
+    name,
+    row
+      ? `tenant "${name}" was just taken from the pool as "${row.name}"; nothing was changed, run "tenancy tenant list"`
+      : `tenant "${name}" was deleted just now; run "tenancy tenant list"`,
+  )
+}
+
 /** The tenant's steps in pipeline order. */
 export async function tenantSteps(bench: Bench, tenantId: number): Promise<StepRow[]> {
   return listSteps((await bench.registry()).db, tenantId)

@@ -1,5 +1,5 @@
 import type { Bench } from '../bench.js'
-import { TenancyError, TenantNotFoundError, usageError } from '../errors.js'
+import { TenancyError, usageError } from '../errors.js'
 import { recordEvent, type EventType } from '../events/outbox.js'
 import { leaseHolderGone, usingTenantLease } from '../registry/leases.js'
 import { now } from '../registry/registry.js'
@@ -9,7 +9,7 @@ import { readSiteConfig, requireSite, siteConfigPath, writeSiteConfig } from '..
 import { faultPoint } from '../util/fault.js'
 import { withFileLock } from '../util/file-lock.js'
 import { deliverNow } from './runner.js'
-import { requireTenant } from './tenant-record.js'
+import { renamedMeanwhile, requireTenant } from './tenant-record.js'
 
 /** The status changes an operator makes: where each starts, where it leads, and what it announces. */
 const CHANGES = {
@@ -128,7 +128,7 @@ export async function changeTenantStatus(
   const outcome = await usingTenantLease(bench, tenant.id, {}, async () => {
     const changed = await registry.writeTransaction(async (trx) => {
       const row = await trx.selectFrom('tenants').selectAll().where('id', '=', tenant.id).executeTakeFirst()
-      if (!row) throw new TenantNotFoundError(name, `tenant "${name}" was deleted just now`)
+      if (row?.name !== name) throw renamedMeanwhile(name, row)
       assertChangeable(row, change)
       if (row.status === to) return false
       const at = now()

@@ -12,7 +12,8 @@ import { backupBeforeDrop } from '../backups/backup-before-drop.js'
 import { removeTenant } from './remove-tenant.js'
 import { provisionTenant, type ProvisionOptions, type ProvisionResult } from './runner.js'
 import { preflight, type PlannedStep } from './steps.js'
-import { requireTenant, tenantSteps } from './tenant-record.js'
+import { requireTenant, rereadTenant, tenantSteps } from './tenant-record.js'
+import { faultPoint } from '../util/fault.js'
 import { stepJson, tenantJson, type StepJson, type TenantJson, type TenantRow } from '../registry/tenants.js'
 import { enqueueJob } from '../registry/jobs.js'
 import { liveWorkerHosts } from '../registry/hosts.js'
@@ -378,9 +379,11 @@ export async function deleteTenant(
   name: string,
   options: DeleteTenantOptions = {},
 ): Promise<DeleteTenantResult> {
-  const row: TenantRow = await requireTenant(bench, name)
+  const read: TenantRow = await requireTenant(bench, name)
   const registry = await bench.registry()
-  const outcome = await usingTenantLease(bench, row.id, {}, async () => {
+  faultPoint('delete-before-lease')
+  const outcome = await usingTenantLease(bench, read.id, {}, async () => {
+    const row = await rereadTenant(bench, read.id, name)
     const site = row.site ? await registry.getSite(row.site) : undefined
     const owned = site !== undefined && site.tenant_id === row.id
     const dropping = owned && !options.keepSite

@@ -150,6 +150,7 @@ async function tryTenantLease(
   source: RegistrySource,
   tenantId: number,
   purpose?: LeasePurpose,
+  site?: string,
 ): Promise<TenantLease | LeaseHeld> {
   const registry = await registryOf(source)
   const owner = newOwner(purpose)
@@ -158,12 +159,13 @@ async function tryTenantLease(
     .updateTable('tenants')
     .set({ lease_owner: owner, lease_expires_at: inFuture(LEASE_MS) })
     .where('id', '=', tenantId)
+    .$if(site !== undefined, (q) => q.where('site', '=', site!))
     .where((eb) => eb.or([eb('lease_owner', 'is', null), eb('lease_expires_at', '<', at)]))
     .executeTakeFirst()
   if (Number(taken.numUpdatedRows) !== 1) {
     const row = await registry.db
       .selectFrom('tenants')
-      .select(['name', 'lease_owner', 'lease_expires_at'])
+      .select(['name', 'site', 'lease_owner', 'lease_expires_at'])
       .where('id', '=', tenantId)
       .executeTakeFirst()
     if (!row) {
@@ -172,6 +174,7 @@ async function tryTenantLease(
         'the tenant no longer exists (it was deleted or cleared from the pool meanwhile)',
       )
     }
+    if (site !== undefined && row.site !== site) throw siteMovedOn(site, row.site)
     const holder = row.lease_owner
     if (!holder) return { heldBy: 'another process', until: null }
     if (ownerAlive(holder) !== false) return { heldBy: holder, until: row.lease_expires_at }
@@ -180,6 +183,7 @@ async function tryTenantLease(
       .updateTable('tenants')
       .set({ lease_owner: owner, lease_expires_at: inFuture(LEASE_MS) })
       .where('id', '=', tenantId)
+      .$if(site !== undefined, (q) => q.where('site', '=', site!))
       .where('lease_owner', '=', holder)
       .executeTakeFirst()
     if (Number(stolen.numUpdatedRows) !== 1) return { heldBy: 'another process', until: null }
@@ -200,8 +204,24 @@ async function tryTenantLease(
   }
 }
 
+/** The error for a tenant leased for its site `site` whose site is now `now` (a pull renamed it meanwhile) or none. */
+function siteMovedOn(site: string, now: string | null): TenantNotFoundError {
+  return new TenantNotFoundError(
+    undefined,
+    now
+      ? `site "${site}" was just renamed to "${now}" (its pending tenant was taken from the pool); nothing was changed`
+      : `site "${site}" no longer belongs to its tenant; nothing was changed`,
+  )
+}
+
 export interface TenantLeaseOptions {
   purpose?: LeasePurpose
+  /**
+   * The tenant's site as the caller read it before asking for the lease: the lease is taken
+   * only while the tenant's site is still this one, else a `TenantNotFoundError` (a pull can
+   * rename a pending tenant's site in between, and the caller would act on the new customer's).
+   */
+  site?: string
   /**
    * Asked each time another live process holds the lease: true waits a moment and tries
    * again, false gives up (the result is the holder). Without it, gives up at once.
@@ -228,7 +248,7 @@ export async function usingTenantLease<T>(
   fn: (lease: TenantLease) => Promise<T>,
 ): Promise<LeaseOutcome<T>> {
   for (;;) {
-    const lease = await tryTenantLease(source, tenantId, options.purpose)
+    const lease = await tryTenantLease(source, tenantId, options.purpose, options.site)
     if ('owner' in lease) {
       try {
         return { taken: true, value: await fn(lease) }

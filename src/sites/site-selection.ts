@@ -168,7 +168,7 @@ const PENDING_LEASE_WAIT_MS = 30_000
  */
 export async function holdingPendingTenant<T>(bench: Bench, site: string, tenantId: number, fn: () => Promise<T>) {
   const deadline = performance.now() + PENDING_LEASE_WAIT_MS
-  const outcome = await usingTenantLease(bench, tenantId, { waitWhile: () => performance.now() < deadline }, fn)
+  const outcome = await usingTenantLease(bench, tenantId, { waitWhile: () => performance.now() < deadline, site }, fn)
   if (!outcome.taken)
     throw new TenancyError(`site "${site}" is held by ${outcome.heldBy} (a pull or a migrate); try it again later`)
   return outcome.value
