@@ -312,6 +312,37 @@ describe.each(SERVERS)('$kind server that goes away mid-command', ({ kind, skip,
     60_000,
   )
 
+  it.skipIf(skip || kind !== 'postgres')(
+    'migrate --with-pending, the registry gone mid-run: exit 1 naming it, no pending site called "being pulled"',
+    async () => {
+      const bench = makeBench({ lightSites: true })
+      await server.query('create database f_migreg')
+      setConfig(bench, (c) => (c.registry = `postgres://postgres@127.0.0.1:${server.port}/f_migreg`))
+      // Sites by name: a.localhost first, then the pool's two (pending-…), each leased when reached.
+      expect((await tenancy(bench, ['new-site', 'a.localhost', '--install-app', 'shared_lib'])).exitCode).toBe(0)
+      expect((await tenancy(bench, ['pending-create', '--count', '2'])).exitCode).toBe(0)
+      const started = join(bench, 'migration-started')
+      writeFileSync(
+        join(bench, 'apps', 'shared_lib', 'migrations', '0099_slow.mjs'),
+        `import { writeFileSync } from 'node:fs'\nexport async function up() {\n  writeFileSync(${JSON.stringify(started)}, '1')\n  await new Promise((r) => setTimeout(r, 1500))\n}\n`,
+      )
+      const r = await killDuring(bench, server, ['migrate', '--with-pending', '--concurrency', '1', '--json'], () =>
+        until('the first site migrating', async () => existsSync(started)),
+      )
+      expectCleanFailure(r)
+      expect(r.stderr.split('\n').find((l) => l.startsWith('error: '))).toMatch(
+        new RegExp(`the registry postgres://postgres@127\\.0\\.0\\.1:${server.port}/f_migreg`),
+      )
+      expect(r.stdout + r.stderr).not.toMatch(/being pulled, provisioned or cleared/)
+      await server.start()
+      const again = await tenancy(bench, ['migrate', '--with-pending', '--json'], { env: ENV })
+      expect(again.exitCode, again.stderr).toBe(0)
+      expect(again.json.sites).toHaveLength(3)
+      for (const site of again.json.sites) expect(['migrated', 'up_to_date']).toContain(site.status)
+    },
+    90_000,
+  )
+
   it.skipIf(skip)(
     'migrate over several sites: each failed site names the server, and the next migrate finishes them',
     async () => {

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import type { Bench } from '../bench.js'
+import { TenantNotFoundError } from '../errors.js'
 import { listBenchApps, resolveInstallOrder } from '../apps/manifest.js'
 import { homeName, isHomedHere } from '../sites/site-home.js'
 import { notStartedReason, selectSites } from '../sites/site-selection.js'
@@ -292,8 +293,9 @@ async function underPendingLease<T extends object>(
       return still?.site === site ? fn() : undefined
     },
   ).catch((error: unknown) => {
-    // Taking the lease failed (its tenant went away meanwhile): skipped, as when it is held.
-    if (taken) throw error
+    // Its tenant went away before the lease was taken: skipped, as when it is held. Anything
+    // else (the registry gone) is the run's failure, not a skip.
+    if (taken || !(error instanceof TenantNotFoundError)) throw error
     return undefined
   })
   if (!leased?.taken)
