@@ -32,8 +32,10 @@ export function assertSiteName(name: string): string {
  * A machine's name (`TENANCY_HOST`, `host` in the config, `--host`): letters, digits, dots,
  * hyphens and underscores, at most 64 characters, as hostnames are.
  */
+export const isHostName = (name: unknown): name is string => typeof name === 'string' && HOST_NAME.test(name)
+
 export function assertHostName(name: string, from = 'machine name'): string {
-  if (typeof name !== 'string' || !HOST_NAME.test(name)) {
+  if (!isHostName(name)) {
     throw usageError(
       `invalid ${from} ${describe(String(name))}: use a hostname such as "web-1" ` +
         `(letters, digits, dots, hyphens and underscores, at most 64 characters)`,

@@ -49,6 +49,7 @@ interface BadCase {
   says: RegExp
   input?: string
   exit?: number
+  env?: Record<string, string>
 }
 
 const CASES: BadCase[] = [
@@ -96,6 +97,10 @@ const CASES: BadCase[] = [
   },
   { args: ['set-config', '-g', 'db.type', 'oracle'], says: /cannot set "db\.type"/ },
   { args: ['set-config', '-g', 'pending.count', 'many'], says: /cannot set "pending\.count"/ },
+  // A machine name sites would be recorded under: refused before a tenant is recorded.
+  { args: ['set-config', '-g', 'host', 'a/b'], says: /cannot set "host".*a machine name such as "web-1"/ },
+  { args: ['tenant', 'create', 'hz', '--no-pool'], env: { TENANCY_HOST: 'a/b' }, says: /invalid TENANCY_HOST "a\/b"/ },
+  { args: ['tenant', 'create', 'hz'], env: { TENANCY_HOST: ' ' }, says: /invalid TENANCY_HOST " "/ },
   // Unbounded stdin.
   {
     args: ['verify-key', 'k', '--site', 's.localhost'],
@@ -159,7 +164,7 @@ describe('bad input is refused before anything changes', () => {
     for (let i = 0; i < CASES.length; i += 4) {
       const batch = CASES.slice(i, i + 4)
       const results = await Promise.all(
-        batch.map((c) => tenancy(bench, c.args, c.input === undefined ? {} : { input: c.input })),
+        batch.map((c) => tenancy(bench, c.args, { ...(c.input === undefined ? {} : { input: c.input }), env: c.env })),
       )
       batch.forEach((c, j) => {
         const r = results[j]!

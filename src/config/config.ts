@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os'
 import { usageError } from '../errors.js'
+import { isHostName } from '../names.js'
 import { maskUrl } from '../util/mask-url.js'
 import { inIntegerRange } from '../util/integer-range.js'
 
@@ -138,7 +139,12 @@ const KEYS: Record<string, { check: Check; fallback?: () => unknown }> = {
   sites_path: { check: str, fallback: () => 'sites' },
   apps_path: { check: str, fallback: () => 'apps' },
   registry: { check: registryUrl, fallback: () => 'sqlite:.tenancy/registry.db' },
-  host: { check: str },
+  host: {
+    check: (v) =>
+      isHostName(v)
+        ? null
+        : 'a machine name such as "web-1" (letters, digits, dots, hyphens and underscores, at most 64)',
+  },
   db: { check: obj, fallback: () => ({}) },
   'db.type': { check: oneOf(...DB_TYPE_NAMES), fallback: () => 'sqlite' },
   'db.host': { check: str },

@@ -127,7 +127,12 @@ export async function preflight(bench: Bench, options: { provisionsHere?: boolea
   const steps = checkPipeline(bench.config, bench)
   const type = bench.config.db.type
   const driver = await getDriver(type)
-  if (options.provisionsHere) await resolveServerAdmin(bench, driver, { fileFlag: false })
+  if (options.provisionsHere) {
+    // The name the new site is recorded under: a bad TENANCY_HOST or "host" is a usage error
+    // now, before the tenant is recorded, not a failed create-site step left behind.
+    void bench.host
+    await resolveServerAdmin(bench, driver, { fileFlag: false })
+  }
   await checkEncryptionKey(bench)
   return steps
 }
