@@ -35,7 +35,16 @@ describe('tenancy use', () => {
     // new-site never takes the default: it makes a new one.
     const made = await tenancy(bench, ['new-site'])
     expect(made.exitCode).toBe(2)
-    expect(made.stderr).toMatch(/"new-site" needs a site: tenancy new-site acme\.localhost$/m)
+    expect(made.stderr).toMatch(
+      /"new-site" needs a site: tenancy new-site acme\.localhost \(it never takes the default/,
+    )
+    // Nor does drop-site: `drop-site $SITE --yes` with SITE unset drops nothing.
+    const dropped = await tenancy(bench, ['drop-site', '--yes'])
+    expect(dropped.exitCode).toBe(2)
+    expect(dropped.stderr).toMatch(
+      /"drop-site" needs a site: tenancy drop-site acme\.localhost \(it never takes the default/,
+    )
+    expect(existsSync(join(bench, 'sites', 'a.localhost'))).toBe(true)
 
     const unknown = await tenancy(bench, ['use', 'nope.localhost'])
     expect(unknown.exitCode).toBe(2)
@@ -48,6 +57,19 @@ describe('tenancy use', () => {
     )
     expect(existsSync(join(bench, '.tenancy', 'current-site'))).toBe(false)
     expect((await tenancy(bench, ['backup'])).exitCode).toBe(2)
+  })
+
+  it('dropping the default site clears the default', async () => {
+    const bench = makeBench({ exampleApps: false })
+    for (const site of ['a.localhost', 'b.localhost'])
+      expect((await tenancy(bench, ['new-site', site])).exitCode).toBe(0)
+    expect((await tenancy(bench, ['use', 'b.localhost'])).exitCode).toBe(0)
+    expect((await tenancy(bench, ['drop-site', 'a.localhost', '--yes', '--no-backup'])).exitCode).toBe(0)
+    expect((await tenancy(bench, ['use', '--json'])).json.site).toBe('b.localhost')
+    const dropped = await tenancy(bench, ['drop-site', 'b.localhost', '--yes', '--no-backup'])
+    expect(dropped.exitCode, dropped.stderr).toBe(0)
+    expect(existsSync(join(bench, '.tenancy', 'current-site'))).toBe(false)
+    expect((await tenancy(bench, ['use', '--json'])).json).toEqual({ site: null, from: null })
   })
 
   it('set-config and list-apps act on the default site, as bench does; -g still writes the bench config', async () => {

@@ -43,7 +43,7 @@ export interface CommandContext {
   requireSite(): string
   /** --site, else the default site (`tenancy use`, TENANCY_SITE), else none: for commands that also work without one. */
   optionalSite(): string | undefined
-  /** The site a command acts on: its argument, else --site, else the default site (unless `noDefault`: new-site). */
+  /** The site a command acts on: its argument, else --site, else the default site (unless `noDefault`: new-site, drop-site). */
   siteArgument(positional: string | undefined, options?: { noDefault?: boolean }): string
   /** Asks for confirmation unless --yes; with no terminal and no --yes, a usage error. */
   confirm(question: string, refusal: string): Promise<void>
@@ -144,7 +144,9 @@ export function contextFor(command: Command): CommandContext {
       if (!site)
         throw usageError(
           `"${command.name()}" needs a site: tenancy ${command.name()} acme.localhost` +
-            (options?.noDefault ? '' : ' (or set a default: tenancy use SITE)'),
+            (options?.noDefault
+              ? ' (it never takes the default site of "tenancy use")'
+              : ' (or set a default: tenancy use SITE)'),
         )
       return site
     },

@@ -167,7 +167,8 @@ export function registerSiteCommands(program: Command): void {
   addPasswordFlags(dropSiteCommand)
   dropSiteCommand.action(async (positional: string | undefined, _o, command: Command) => {
     const ctx = contextFor(command)
-    const site = ctx.siteArgument(positional)
+    // Never the default site: `tenancy drop-site $SITE --yes` with SITE unset must drop nothing.
+    const site = ctx.siteArgument(positional, { noDefault: true })
     const flags = command.opts<DropSiteFlags>()
     await ctx.withBench(async (bench) => {
       const { backupAndDropSite, requireSite } = await import('./core.js')

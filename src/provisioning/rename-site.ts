@@ -12,7 +12,7 @@ import { isUniqueViolation, now, type SiteRecord } from '../registry/registry.js
 import type { RegistrySchema } from '../registry/schema.js'
 import type { TenantRow } from '../registry/tenants.js'
 import { moveApiUser, type ApiCredentials } from '../sites/api-keys.js'
-import { followRenamedDefault } from '../sites/current-site.js'
+import { followDefaultSite } from '../sites/current-site.js'
 import { assertHomedHere, assertRealSiteDirectory } from '../sites/site-home.js'
 import { RESTORE_INTENT, requireSite, usingSiteDatabase, type OpenSite } from '../sites/site.js'
 import { faultPoint } from '../util/fault.js'
@@ -101,7 +101,7 @@ export interface RenameSiteResult {
 export function moveSiteFiles(bench: Bench, from: string, to: string): void {
   moveDirectoryOnce(bench.sitePath(from), bench.sitePath(to))
   moveSiteBackups(bench, from, to)
-  followRenamedDefault(bench, from, to)
+  followDefaultSite(bench, from, to)
 }
 
 /**

@@ -29,8 +29,11 @@ export async function useSite(bench: Bench, site: string | null | undefined): Pr
   return { site: now, from: now === null ? null : bench.env.TENANCY_SITE?.trim() ? 'TENANCY_SITE' : 'tenancy use' }
 }
 
-/** After a rename: the bench's default site (`tenancy use`) follows its site to the new name. */
-export function followRenamedDefault(bench: Bench, from: string, to: string): void {
+/**
+ * After a rename (`to` the new name) or a drop (`to` null): the bench's default site
+ * (`tenancy use`) follows its site to the new name, or is cleared with it.
+ */
+export function followDefaultSite(bench: Bench, from: string, to: string | null): void {
   const file = bench.path(DEFAULT_SITE_FILE)
   let current: string
   try {
@@ -39,5 +42,7 @@ export function followRenamedDefault(bench: Bench, from: string, to: string): vo
     if (codeOf(error) === NODE.ENOENT || codeOf(error) === NODE.ENOTDIR) return
     throw error
   }
-  if (current === from) writeFileAtomic(file, `${to}\n`, 0o644)
+  if (current !== from) return
+  if (to === null) rmSync(file, { force: true })
+  else writeFileAtomic(file, `${to}\n`, 0o644)
 }

@@ -12,6 +12,7 @@ import type { RegistryKind } from '../registry/registry-migrations.js'
 import { NODE, codeOf } from '../error-codes.js'
 import { stampOf } from '../util/stamp.js'
 import { readSiteConfig, requireSite } from './site.js'
+import { followDefaultSite } from './current-site.js'
 import { assertHomedHere, assertRealSiteDirectory } from './site-home.js'
 
 export interface DropSiteOptions {
@@ -230,5 +231,6 @@ export async function dropSite(bench: Bench, options: DropSiteOptions): Promise<
     }
   }
   await registry.deleteSite(name)
+  followDefaultSite(bench, name, null)
   return { site: name, archived_to: archivedTo, database_dropped: databaseDropped }
 }
