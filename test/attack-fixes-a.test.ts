@@ -158,3 +158,47 @@ describe('a wrong encryption key changes nothing in the worker', () => {
     expect((await tenancy(bench, ['tenant', 'show', 'wq', '--json'])).json.provisioning_status).toBe('completed')
   })
 })
+
+describe('the worker tenant create --background starts', () => {
+  it('gets the secrets on stdin, not in its environment, and provisions with them', async () => {
+    const bench = makeBench({ exampleApps: false })
+    const started = join(bench, 'step-started')
+    const release = join(bench, 'step-release')
+    // The step holds the worker until the test has read its environment.
+    writeFileSync(
+      join(bench, 'hold.mjs'),
+      `import { existsSync, writeFileSync } from 'node:fs'\nwriteFileSync(${JSON.stringify(started)}, '1')\nwhile (!existsSync(${JSON.stringify(release)})) await new Promise((r) => setTimeout(r, 50))\n`,
+    )
+    setRunStep(bench, { name: 'hold', run: 'node hold.mjs' })
+    const secrets = {
+      TENANCY_ADMIN_PASSWORD: 'Admin-XYZ-secret-1',
+      TENANCY_NOTIFY_SECRET: 'Notify-XYZ-secret-2',
+      MY_API_TOKEN: 'Token-XYZ-secret-3',
+      SOME_URL: 'postgres://u:Url-XYZ-secret-4@127.0.0.1/db',
+    }
+    const created = await tenancy(bench, ['tenant', 'create', 'bgs', '--background', '--json'], { env: secrets })
+    expect(created.exitCode, created.stderr).toBe(0)
+    expect(created.json.worker_started).toBe(true)
+    for (let i = 0; i < 400 && !existsSync(started); i++) await new Promise((r) => setTimeout(r, 50))
+    const registry = join(bench, '.tenancy', 'registry.db')
+    const [lease] = query<{ owner: string }>(registry, "select owner from leases where name like 'worker:%'")
+    const pid = Number(/^(\d+)@/.exec(lease!.owner)![1])
+    const environ = readFileSync(`/proc/${pid}/environ`, 'utf8')
+    expect(environ).toContain('TENANCY_SECRETS_ON_STDIN=1')
+    for (const value of Object.values(secrets)) expect(environ).not.toContain(value)
+    expect(environ).not.toContain('XYZ-secret')
+    writeFileSync(release, '1')
+    for (let i = 0; i < 400; i++) {
+      const [t] = query<{ provisioning_status: string }>(
+        registry,
+        "select provisioning_status from tenants where name = 'bgs'",
+      )
+      if (t?.provisioning_status === 'completed' || t?.provisioning_status === 'failed') break
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    // The admin password the worker set is the one handed over, not one it made up.
+    const shown = await tenancy(bench, ['tenant', 'show', 'bgs', '--show-secrets', '--json'])
+    expect(shown.json.provisioning_status, shown.stdout).toBe('completed')
+    expect(shown.json.admin_password).toBe(secrets.TENANCY_ADMIN_PASSWORD)
+  })
+})

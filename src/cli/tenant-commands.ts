@@ -16,6 +16,7 @@ import {
 } from './flags.js'
 import { printListing } from './listing.js'
 import { addPasswordFlags } from './password-flags.js'
+import { takeHandedSecrets } from '../util/handed-secrets.js'
 import {
   ERRORS_FORM,
   TENANTS_FORM,
@@ -442,6 +443,8 @@ export function registerTenantCommands(program: Command): void {
     .action(async (_o, command: Command) => {
       const ctx = contextFor(command)
       const flags = command.opts<WorkerFlags>()
+      // Started by ensureWorker: its secrets come on stdin, not in its environment.
+      takeHandedSecrets()
       await ctx.withBench(async (bench) => {
         const { runWorker } = await import('./core.js')
         const until = flags.once ? 'until the queue is empty' : 'until stopped'

@@ -13,6 +13,7 @@ import { claimSiteJob, siteJobsLeft } from '../registry/site-jobs.js'
 import { runSiteJob } from '../fleet/site-job-runner.js'
 import { forgetLoadedApps } from '../apps/manifest.js'
 import { packageRoot } from '../util/library-path.js'
+import { handOverSecrets } from '../util/handed-secrets.js'
 import { deliverEvents } from '../events/outbox.js'
 import { runJob, type JobContext, type JobStatus, type WorkerEvent } from './run-job.js'
 
@@ -242,17 +243,20 @@ export async function ensureWorker(bench: Bench): Promise<boolean> {
   // The worker writes straight to the log file (a descriptor it inherits), so it needs
   // nothing from this process once started.
   const log = openSync(join(bench.stateDir, 'worker.log'), 'a', 0o600)
+  // The worker needs this process's secrets (the admin password, a registry URL's password, …)
+  // but gets them on its stdin, not in its environment, which lasts as long as it runs.
+  const { environment, secrets } = handOverSecrets(bench.env)
   try {
     const child = execa(
       process.execPath,
       [join(packageRoot(bench.env), 'bin', 'tenancy.js'), 'worker', '--once', '--config', bench.configFile],
       {
         cwd: bench.root,
-        env: bench.env as Record<string, string>,
+        env: environment,
         extendEnv: false,
         detached: true,
         cleanup: false,
-        stdin: 'ignore',
+        stdin: secrets === undefined ? 'ignore' : 'pipe',
         // execa passes a file descriptor through (its docs: "integer: a file descriptor"); its
         // type definitions do not list plain numbers for stdout/stderr.
         stdout: log as never,
@@ -263,6 +267,12 @@ export async function ensureWorker(bench: Bench): Promise<boolean> {
     child.unref()
     // The promise settles when the worker ends; nobody waits for it here.
     child.catch(() => {})
+    if (secrets !== undefined && child.stdin) {
+      const stdin = child.stdin
+      // A worker that failed to start has no reader: its failure is in worker.log, not here.
+      stdin.on('error', () => {})
+      await new Promise<void>((resolve) => stdin.end(secrets, () => resolve()))
+    }
   } finally {
     closeSync(log)
   }
