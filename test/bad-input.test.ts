@@ -97,6 +97,12 @@ const CASES: BadCase[] = [
   },
   { args: ['set-config', '-g', 'db.type', 'oracle'], says: /cannot set "db\.type"/ },
   { args: ['set-config', '-g', 'pending.count', 'many'], says: /cannot set "pending\.count"/ },
+  // An empty --site (a shell variable unset): refused, never "no --site".
+  { args: ['list-apps', '--site', ''], says: /invalid --site "": give a site name/ },
+  { args: ['drop-site', '--site', '', '--yes'], says: /invalid --site "": give a site name/ },
+  { args: ['backup', '--site', ''], says: /invalid --site "": give a site name/ },
+  // A tenant name no tenant has, in the error log's filter.
+  { args: ['errors', '--tenant', 'nosuch'], says: /tenant "nosuch" does not exist/ },
   // A machine name sites would be recorded under: refused before a tenant is recorded.
   { args: ['set-config', '-g', 'host', 'a/b'], says: /cannot set "host".*a machine name such as "web-1"/ },
   { args: ['tenant', 'create', 'hz', '--no-pool'], env: { TENANCY_HOST: 'a/b' }, says: /invalid TENANCY_HOST "a\/b"/ },
@@ -337,9 +343,24 @@ describe('messages that say what is true', () => {
     expect(json.json.too_young).toEqual([{ directory: stray, age_s: expect.any(Number) }])
     const old = new Date(Date.now() - 120_000)
     utimesSync(stray, old, old)
+    // Every finding has the README's whole shape, fixed or not.
+    const looked = await tenancy(bench, ['doctor', '--json'])
+    expect(Object.keys(looked.json.findings[0]).sort()).toEqual([
+      'fix',
+      'fix_error',
+      'fixed',
+      'kind',
+      'problem',
+      'subject',
+    ])
+    expect(looked.json.findings[0]).toMatchObject({ kind: 'stray_directory', fixed: false, fix_error: null })
+    const human = await tenancy(bench, ['doctor'])
+    expect(human.stdout + human.stderr).toMatch(/--fix would /)
     const later = await tenancy(bench, ['doctor', '--fix', '--json'])
     expect(later.json.too_young).toEqual([])
-    expect(later.json.findings).toMatchObject([{ kind: 'stray_directory', subject: 'junk', fixed: true }])
+    expect(later.json.findings).toMatchObject([
+      { kind: 'stray_directory', subject: 'junk', fixed: true, fix_error: null },
+    ])
     expect(existsSync(stray)).toBe(false)
   })
 

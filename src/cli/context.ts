@@ -96,6 +96,9 @@ export function contextFor(command: Command): CommandContext {
   const raw = command.optsWithGlobals<ProgramFlags>()
   const sites = raw.site ?? []
   const name = commandPath(command)
+  // `--site "$SITE"` with SITE unset: never "no --site" (the default site, or every site).
+  if (sites.includes(''))
+    throw usageError('invalid --site "": give a site name such as acme.localhost (is a shell variable unset?)')
   if (sites.length > 0 && !TAKES_SITE.has(name))
     throw usageError(`"${name}" takes no --site; leave it out (run "tenancy ${name} --help" for its flags)`)
   if (sites.length > 1 && !TAKES_SITES.has(name)) throw usageError(`"${name}" acts on one site; give --site once`)

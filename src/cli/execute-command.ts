@@ -54,8 +54,8 @@ export function registerExecuteCommand(program: Command): void {
     'after',
     '\nThe function gets { db, sql, site, sitePath, dbType, args, signal }, db a Kysely on the site as its own user,\n' +
       'and returns JSON data: one line "<site>: <json>" per site on stdout (--json: one document).\nExamples:\n' +
-      '  tenancy execute scripts/count.mjs --site all\n' +
-      `  tenancy execute scripts/api.mjs#apiUser --site acme.localhost --args '{"user":"ops@example.com"}' --json\n` +
+      '  tenancy execute apps/tenant_ops/scripts/count.mjs --site all\n' +
+      `  tenancy execute apps/tenant_ops/scripts/api.mjs#apiUser --site acme.localhost --args '{"user":"ops@example.com"}' --json\n` +
       'Exit 1 if any site failed.',
   )
   executeCommand.action(async (spec: string, _o, command: Command) => {

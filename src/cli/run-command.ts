@@ -48,7 +48,7 @@ export function registerRunCommand(program: Command): void {
         'TENANCY_DB_TYPE,\nTENANCY_BENCH_PATH and TENANCY_LIB set and no secret in its environment. Each line it prints ' +
         'is shown as "<site>: line";\n--json gives each site\'s exit_code, stdout and stderr (the last 64 KiB) instead.\n' +
         'Examples:\n  tenancy run --site all -- ls -l sites\n' +
-        '  tenancy run --site all --concurrency 4 --skip-failing -- node scripts/report.mjs --month 2026-01\n' +
+        '  tenancy run --site all --concurrency 4 --skip-failing -- node apps/tenant_ops/scripts/hours.mjs --month 2026-01\n' +
         '  tenancy run --site acme.localhost --shell \'du -sh "$TENANCY_SITE_PATH"\'\n' +
         'Exit 1 if any site failed, 130 when interrupted.',
     )

@@ -128,7 +128,7 @@ interface DoctorFlags {
 export function registerTenantCommands(program: Command): void {
   const tenant = program
     .command('tenant')
-    .description('tenant records: create, list, show, update, suspend, resume, delete')
+    .description('tenant records: create, list, show, update, rename, suspend, resume, delete')
 
   tenant
     .command('create')
@@ -526,7 +526,7 @@ export function registerTenantCommands(program: Command): void {
             // A finding doctor will not repair says so as "nothing: what to do instead".
             const advice = f.fix.startsWith('nothing: ') ? f.fix.slice('nothing: '.length) : undefined
             if (f.fixed) ctx.out.success(`${f.problem}: fixed (${f.fix})`)
-            else if (f.fixed === false) {
+            else if (f.fix_error) {
               const failure = advice ? `${f.fix_error}; ${advice}` : `could not ${f.fix}: ${f.fix_error}`
               ctx.out.info(`${ctx.out.color.red('✖')} ${f.problem}: ${failure}`)
             } else ctx.out.info(`${ctx.out.color.yellow('!')} ${f.problem} (${advice ?? `--fix would ${f.fix}`})`)

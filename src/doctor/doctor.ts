@@ -61,6 +61,9 @@ export async function doctor(bench: Bench, options: DoctorOptions = {}): Promise
           finding.fix_error = messageOf(error)
         }
       }
+      // Every finding has the README's whole shape: a script reads `fixed` without guessing.
+      finding.fixed ??= false
+      finding.fix_error ??= null
       options.onFinding?.(finding)
     }
   }

@@ -25,8 +25,10 @@ export interface Finding {
   subject: string
   problem: string
   fix: string
+  /** Whether `--fix` repaired it (false: not repaired, or no `--fix`); every finding reports it. */
   fixed?: boolean
-  fix_error?: string
+  /** Why a repair failed or was refused; null when none did. */
+  fix_error?: string | null
 }
 
 /**
