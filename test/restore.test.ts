@@ -13,7 +13,8 @@ import {
 } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { fillDisk, makeBench, setConfig, sleep, smallDisk, spawnTenancy, tempDir, tenancy } from './helpers.js'
+import { fillDisk, makeBench, query, setConfig, sleep, smallDisk, spawnTenancy, tempDir, tenancy } from './helpers.js'
+import { verifyPassword } from '../src/secrets/hashing.js'
 import { SITE_BACKENDS, asSite, enabled, serverHas, siteConfig } from './backends.js'
 import {
   allTables,
@@ -324,5 +325,48 @@ describe('restore on a full disk', () => {
     rmSync(join(disk, 'filler'))
     await ok(bench, ['restore', 'd.localhost', set, '--yes', '--no-backup'], {})
     expect(await allTables(bench, 'd.localhost')).toEqual(saved)
+  })
+})
+
+describe('restore of a tenant site keeps the credentials the registry hands out', () => {
+  it('after generate-keys and set-admin-password, restoring an older set: the stored api_secret and admin password work', async () => {
+    const bench = makeBench({ lightSites: true })
+    expect((await tenancy(bench, ['tenant', 'create', 'gamma', '--no-pool'])).exitCode).toBe(0)
+    const site = 'gamma.localhost'
+    const backup = await tenancy(bench, ['backup', '--site', site, '--json'])
+    expect(backup.exitCode, backup.stderr).toBe(0)
+    const set = backup.json.sites[0].path as string
+    const before = (await tenancy(bench, ['tenant', 'show', 'gamma', '--show-secrets', '--json'])).json
+    // Both rotated after the backup: the registry's copies are the new ones.
+    const rotated = await tenancy(bench, ['--site', site, 'generate-keys', `api@${site}`, '--json'])
+    expect(rotated.exitCode, rotated.stderr).toBe(0)
+    const pw = await tenancy(bench, ['set-admin-password', '--site', site], {
+      env: { TENANCY_ADMIN_PASSWORD: 'After-The-Backup-1' },
+    })
+    expect(pw.exitCode, pw.stderr).toBe(0)
+    const restored = await tenancy(bench, ['restore', site, set, '--yes', '--no-backup'])
+    expect(restored.exitCode, restored.stderr).toBe(0)
+    const shown = (await tenancy(bench, ['tenant', 'show', 'gamma', '--show-secrets', '--json'])).json
+    expect(shown.api_key).toBe(before.api_key)
+    expect(shown.api_secret).not.toBe(before.api_secret)
+    expect(shown.admin_password).toBe('After-The-Backup-1')
+    const valid = await tenancy(bench, ['verify-key', shown.api_key, '--site', site, '--json'], {
+      input: shown.api_secret,
+    })
+    expect(valid.json.valid, valid.stdout + valid.stderr).toBe(true)
+    const stale = await tenancy(bench, ['verify-key', before.api_key, '--site', site, '--json'], {
+      input: before.api_secret,
+    })
+    expect(stale.json.valid).toBe(false)
+    const [admin] = query<{ password_hash: string }>(
+      join(
+        bench,
+        'sites',
+        site,
+        JSON.parse(readFileSync(join(bench, 'sites', site, 'site_config.json'), 'utf8')).db_file,
+      ),
+      "select password_hash from users where name = 'Administrator'",
+    )
+    expect(await verifyPassword('After-The-Backup-1', admin!.password_hash)).toBe(true)
   })
 })

@@ -33,6 +33,7 @@ import { backupKey, backupSite, backupsRoot } from './backup.js'
 import type { BackupManifest } from './manifest.js'
 import type { DbType } from '../config/config.js'
 import { assertSetType, verifyBackupSet, type VerifiedSet } from './verify-set.js'
+import { reapplyTenantCredentials } from '../sites/api-keys.js'
 
 /**
  * The file in a site's directory that records a restore under way, written (0600) before the
@@ -287,7 +288,13 @@ export async function leasedRestore<T extends Omit<RestoreResult, 'migrate' | 'd
   else {
     const tenantId = record.tenant_id
     faultPoint('restore-before-lease')
-    const outcome = await usingTenantLease(bench, tenantId, { site: record.name }, work)
+    const outcome = await usingTenantLease(bench, tenantId, { site: record.name }, async () => {
+      const restored = await work()
+      // The backup's API keys and Administrator are the site's now: the tenant's stored
+      // credentials are made true on it again (a rename still to finish gives new keys itself).
+      if (restored.rename_from === null) await reapplyTenantCredentials(bench, record.name, tenantId)
+      return restored
+    })
     if (!outcome.taken)
       throw usageError(
         `site "${record.name}" is being worked on by ${outcome.heldBy}; wait for it to finish ` +

@@ -3,7 +3,15 @@ import type { Bench } from '../bench.js'
 import { usageError } from '../errors.js'
 import { assertEmail } from '../names.js'
 import { now } from '../registry/registry.js'
-import { generateApiKey, generateApiSecret, hashApiSecret, verifyApiSecret } from '../secrets/hashing.js'
+import {
+  generateApiKey,
+  generateApiSecret,
+  hashApiSecret,
+  hashPassword,
+  verifyApiSecret,
+  verifyPassword,
+} from '../secrets/hashing.js'
+import { ADMINISTRATOR, upsertAdministrator } from './users.js'
 import { inMaintenance, usingSite } from './site.js'
 
 export interface ApiCredentials {
@@ -163,4 +171,57 @@ export async function verifyKey(
       Number(row.enabled) === 1
     return { valid, user: valid ? (row!.user as string) : null }
   })
+}
+
+/**
+ * After a restore of a tenant's site: the credentials the registry hands out for the tenant
+ * (`tenant show --show-secrets`: the API user's secret, the Administrator's password) made
+ * true on the site again, whose users and keys are now the backup's (taken before a
+ * `generate-keys` or `set-admin-password`, they would no longer match). Only what no longer
+ * matches is written, in one site transaction; gives what was. The api_secret only where the
+ * tenant's api_key is on the site.
+ */
+export async function reapplyTenantCredentials(bench: Bench, site: string, tenantId: number): Promise<string[]> {
+  const registry = await bench.registry()
+  const tenant = await registry.db
+    .selectFrom('tenants')
+    .select(['api_key', 'api_secret_enc', 'admin_password_enc'])
+    .where('id', '=', tenantId)
+    .executeTakeFirst()
+  if (!tenant || (!tenant.api_secret_enc && !tenant.admin_password_enc)) return []
+  const box = await bench.secretBox()
+  const secret = tenant.api_secret_enc ? box.decrypt(tenant.api_secret_enc) : undefined
+  const password = tenant.admin_password_enc ? box.decrypt(tenant.admin_password_enc) : undefined
+  return usingSite(bench, site, ({ conn }) =>
+    conn.transaction(async (tx) => {
+      const applied: string[] = []
+      if (secret !== undefined && tenant.api_key) {
+        const key = await tx.trx
+          .selectFrom('api_keys')
+          .select('secret_hash')
+          .where('api_key', '=', tenant.api_key)
+          .executeTakeFirst()
+        if (key && !verifyApiSecret(secret, key.secret_hash as string)) {
+          await tx.trx
+            .updateTable('api_keys')
+            .set({ secret_hash: hashApiSecret(secret), rotated_at: now() })
+            .where('api_key', '=', tenant.api_key)
+            .execute()
+          applied.push('api_secret')
+        }
+      }
+      if (password !== undefined) {
+        const admin = await tx.trx
+          .selectFrom('users')
+          .select('password_hash')
+          .where('name', '=', ADMINISTRATOR)
+          .executeTakeFirst()
+        if (!admin?.password_hash || !(await verifyPassword(password, admin.password_hash as string))) {
+          await upsertAdministrator(tx, await hashPassword(password))
+          applied.push('admin_password')
+        }
+      }
+      return applied
+    }),
+  )
 }
