@@ -103,6 +103,7 @@ export const NODE = {
   ENOTDIR: 'ENOTDIR',
   /** the file exists */
   EEXIST: 'EEXIST',
+  EXDEV: 'EXDEV',
   /** permission denied (a program that is not executable, a directory that cannot be read) */
   EACCES: 'EACCES',
   /** a stream ended before its source finished (the other end of a pipeline failed) */

@@ -1,7 +1,7 @@
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { makeBench, tenancy } from './helpers.js'
+import { makeBench, setConfig, tenancy } from './helpers.js'
 import {
   SITE_BACKENDS,
   asSite,
@@ -306,5 +306,29 @@ describe('backup before a drop: what takes none, and kills', () => {
     const drop = await tenancy(bench, ['drop-site', 'k.localhost', '--yes', '--json'])
     expect(drop.exitCode, drop.stderr).toBe(0)
     expectBackupOf('sqlite', drop.json.backup, 'k.localhost', 'K', 2)
+  })
+})
+
+describe('sites_path on another filesystem than the bench', () => {
+  it('drop-site and tenant delete archive the site across filesystems (no EXDEV), leaving nothing behind', async () => {
+    const bench = makeBench({ lightSites: true })
+    const sites = mkdtempSync(join('/dev/shm', 'tenancy-sites-'))
+    try {
+      setConfig(bench, (c) => (c.sites_path = sites))
+      expect((await tenancy(bench, ['new-site', 'x.localhost'])).exitCode).toBe(0)
+      const dropped = await tenancy(bench, ['drop-site', 'x.localhost', '--yes', '--json'])
+      expect(dropped.exitCode, dropped.stderr).toBe(0)
+      expect(existsSync(join(dropped.json.archived_to, 'site', 'site_config.json'))).toBe(true)
+      expect(existsSync(join(dropped.json.archived_to, 'backup'))).toBe(true)
+      expect(existsSync(join(sites, 'x.localhost'))).toBe(false)
+      expect((await tenancy(bench, ['tenant', 'create', 't2', '--no-pool'])).exitCode).toBe(0)
+      const deleted = await tenancy(bench, ['tenant', 'delete', 't2', '--yes', '--json'])
+      expect(deleted.exitCode, deleted.stderr).toBe(0)
+      expect(existsSync(join(deleted.json.archived_to, 'site', 'site_config.json'))).toBe(true)
+      expect(readdirSync(sites)).toEqual([])
+      expect((await tenancy(bench, ['doctor', '--json'])).json.findings).toEqual([])
+    } finally {
+      rmSync(sites, { recursive: true, force: true })
+    }
   })
 })

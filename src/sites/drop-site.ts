@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs'
+import { existsSync, mkdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Bench } from '../bench.js'
 import { getDriver } from '../databases/index.js'
@@ -11,6 +11,7 @@ import type { SiteRecord } from '../registry/registry.js'
 import type { RegistryKind } from '../registry/registry-migrations.js'
 import { NODE, codeOf } from '../error-codes.js'
 import { stampOf } from '../util/stamp.js'
+import { moveDirectoryAcross } from '../util/move-directory.js'
 import { readSiteConfig, requireSite } from './site.js'
 import { followDefaultSite } from './current-site.js'
 import { assertHomedHere, assertRealSiteDirectory } from './site-home.js'
@@ -66,7 +67,7 @@ export function makeArchiveDir(bench: Bench, name: string): string {
 export function archiveDirectory(bench: Bench, path: string, name: string, archiveTo?: string): string {
   assertRealSiteDirectory(bench, path)
   const dir = archiveTo ?? makeArchiveDir(bench, name)
-  renameSync(path, join(dir, ARCHIVED_SITE))
+  moveDirectoryAcross(path, join(dir, ARCHIVED_SITE))
   return dir
 }
 
