@@ -101,6 +101,12 @@ const CASES: BadCase[] = [
   { args: ['list-apps', '--site', ''], says: /invalid --site "": give a site name/ },
   { args: ['drop-site', '--site', '', '--yes'], says: /invalid --site "": give a site name/ },
   { args: ['backup', '--site', ''], says: /invalid --site "": give a site name/ },
+  // An empty --backup-path: not the bench's own directory.
+  {
+    args: ['backup', '--site', 's.localhost', '--backup-path', ''],
+    says: /invalid --backup-path "": give a directory/,
+  },
+  { args: ['list-backups', '--backup-path', ' '], says: /invalid --backup-path " ": give a directory/ },
   // A tenant name no tenant has, in the error log's filter.
   { args: ['errors', '--tenant', 'nosuch'], says: /tenant "nosuch" does not exist/ },
   // A machine name sites would be recorded under: refused before a tenant is recorded.

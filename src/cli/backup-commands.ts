@@ -9,6 +9,7 @@ import {
   fleetOptions,
   integerFlag,
   pageOptions,
+  pathFlag,
   setFleetExitCode,
   type FleetFlags,
   type PageFlags,
@@ -45,7 +46,11 @@ export function registerBackupCommands(program: Command): void {
       "after each site's backup, keep only its newest N sets (default backups.keep: all)",
       integerFlag('--keep', { min: 1, max: 100_000, unit: 'sets' }),
     )
-    .option('--backup-path <dir>', 'where sets go (default backups.path: backups/ in the bench)')
+    .option(
+      '--backup-path <dir>',
+      'where sets go (default backups.path: backups/ in the bench)',
+      pathFlag('--backup-path'),
+    )
     .addHelpText(
       'after',
       '\nEach set is <backup-path>/<site>/<UTC stamp>/ with manifest.json, the database and site_config.json ' +
@@ -76,7 +81,7 @@ export function registerBackupCommands(program: Command): void {
   const listBackupsCommand = program
     .command('list-backups')
     .description('list complete backup sets (of one site with --site), by site then time: when, size, encrypted, apps')
-    .option('--backup-path <dir>', 'where sets are (default backups.path)')
+    .option('--backup-path <dir>', 'where sets are (default backups.path)', pathFlag('--backup-path'))
   addPageFlags(listBackupsCommand, 'sets').action(async (_o, command: Command) => {
     const ctx = contextFor(command)
     const flags = command.opts<ListBackupsFlags>()
@@ -98,7 +103,7 @@ export function registerBackupCommands(program: Command): void {
     .argument('<backup-dir>', 'the backup set: a directory holding manifest.json (see list-backups)')
     .option('--force', "restore a set of another site, or one holding migrations the bench's apps do not have")
     .option('--no-backup', "do not back the site's current state up first")
-    .option('--backup-path <dir>', 'where that backup goes (default backups.path)')
+    .option('--backup-path <dir>', 'where that backup goes (default backups.path)', pathFlag('--backup-path'))
     .option(
       '--rehome',
       'move a site whose machine is gone for good (no live worker) to this one: restored here, homed here',

@@ -27,6 +27,14 @@ export function integerFlag(flag: string, range: IntegerRange): (text: string) =
   return (text) => parseIntegerFlag(flag, text, range)
 }
 
+/** A commander argument parser for a path flag: an empty or blank value (an unset shell variable) is exit 2, not "here". */
+export function pathFlag(flag: string): (text: string) => string {
+  return (text) => {
+    if (text.trim() === '') throw usageError(`invalid ${flag} "${text}": give a directory (is a shell variable unset?)`)
+    return text
+  }
+}
+
 /** The pending-tenant flags as commander gives them: `--with-pending` alone is `true`. */
 export interface PendingFlags {
   withPending?: string | true
