@@ -280,3 +280,28 @@ describe.skipIf(postgres.skip)('machines named with dots, underscores and capita
     },
   )
 })
+
+describe.skipIf(postgres.skip)('doctor and another machine’s job whose worker is gone', () => {
+  it(
+    'is that machine’s doctor’s to judge: m1 neither reports nor re-queues m2’s job; m2 does',
+    { timeout: 60_000 },
+    async () => {
+      const fleet = await machines(0, ['m1', 'm2'])
+      const queued = await tenancy(fleet.bench.m1, ['tenant', 'create', 'bg', '--host', 'm2', '--json'], {
+        env: fleet.env('m1'),
+      })
+      expect(queued.exitCode, queued.stderr).toBe(0)
+      // As a worker of m2 that died mid-job leaves it: running, its lease long expired.
+      await registryRows(
+        fleet.bench.m1,
+        "update jobs set status = 'running', lease_owner = '999999@m2-box#dead', lease_expires_at = '2000-01-01T00:00:00.000Z'",
+      )
+      const lost = (r: { json: any }) => r.json.findings.filter((f: any) => f.kind === 'lost_job')
+      const here = await tenancy(fleet.bench.m1, ['doctor', '--fix', '--json'], { env: fleet.env('m1') })
+      expect(lost(here)).toEqual([])
+      expect(await registryRows(fleet.bench.m1, 'select status from jobs')).toEqual([{ status: 'running' }])
+      const there = await tenancy(fleet.bench.m2, ['doctor', '--json'], { env: fleet.env('m2') })
+      expect(lost(there)).toMatchObject([{ kind: 'lost_job', fix: 'queue it again' }])
+    },
+  )
+})

@@ -20,7 +20,10 @@ export async function* checkJobs(inputs: DoctorInputs, queue: QueueInputs): Asyn
       }
       continue
     }
-    if (job.status !== 'running') continue
+    // Another machine's job (its tenant placed there, or the job for its host) is that machine's
+    // doctor's to judge (SPEC §10): its worker may only be restarting.
+    if (job.status !== 'running' || inputs.placedElsewhere.has(tenant.id)) continue
+    if (job.host !== null && job.host !== inputs.bench.host) continue
     // A running job with no owner is judged by its lease's expiry alone.
     const workerGone = job.lease_owner
       ? leaseHolderGone(job, queue.at)
