@@ -370,3 +370,46 @@ describe('restore of a tenant site keeps the credentials the registry hands out'
     expect(await verifyPassword('After-The-Backup-1', admin!.password_hash)).toBe(true)
   })
 })
+
+describe('restore and drop-site of one site at once', () => {
+  async function siteAndSet() {
+    const bench = makeBench({ lightSites: true })
+    expect((await tenancy(bench, ['new-site', 'rd.localhost'])).exitCode).toBe(0)
+    const backup = await tenancy(bench, ['backup', '--site', 'rd.localhost', '--json'])
+    expect(backup.exitCode, backup.stderr).toBe(0)
+    return { bench, set: backup.json.sites[0].path as string }
+  }
+
+  it('a drop that ran while the restore was on its way: the restore refuses (exit 2), nothing left behind', async () => {
+    const { bench, set } = await siteAndSet()
+    const restore = spawnTenancy(bench, ['restore', 'rd.localhost', set, '--yes', '--no-backup'], {
+      TENANCY_FAULT: 'pause:restore-before-intent',
+    })
+    await sleep(500)
+    const drop = await tenancy(bench, ['drop-site', 'rd.localhost', '--yes', '--no-backup'])
+    expect(drop.exitCode, drop.stderr).toBe(0)
+    const restored = await restore
+    expect(restored.exitCode, String(restored.stderr)).toBe(2)
+    expect(String(restored.stderr)).toMatch(/site "rd\.localhost" is (gone|in state "dropping").*nothing was restored/)
+    expect(String(restored.stderr)).not.toMatch(/looks like a bug/)
+    expect((await tenancy(bench, ['list-sites', '--json'])).json.sites).toEqual([])
+    expect(existsSync(join(bench, 'sites', 'rd.localhost'))).toBe(false)
+    expect((await tenancy(bench, ['doctor', '--json'])).json.findings).toEqual([])
+  })
+
+  it('a restore that took its intent first: the drop refuses (exit 2), the restore finishes', async () => {
+    const { bench, set } = await siteAndSet()
+    const restore = spawnTenancy(bench, ['restore', 'rd.localhost', set, '--yes', '--no-backup'], {
+      TENANCY_FAULT: 'pause:restore-after-create',
+    })
+    await sleep(600)
+    const drop = await tenancy(bench, ['drop-site', 'rd.localhost', '--yes', '--no-backup'])
+    const restored = await restore
+    expect(restored.exitCode, String(restored.stderr)).toBe(0)
+    expect(drop.exitCode, drop.stderr).toBe(2)
+    expect(drop.stderr).toMatch(/site "rd\.localhost" is being restored by \d+@/)
+    const sites = (await tenancy(bench, ['list-sites', '--json'])).json.sites
+    expect(sites.map((s: any) => [s.site ?? s.name, s.state])).toEqual([['rd.localhost', 'ready']])
+    expect((await tenancy(bench, ['doctor', '--json'])).json.findings).toEqual([])
+  })
+})

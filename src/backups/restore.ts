@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Bench } from '../bench.js'
 import { CORE_APP, CORE_MIGRATIONS } from '../apps/core-app.js'
@@ -397,8 +397,25 @@ export async function restoreSite(
       old,
       new: fresh,
     }
-    if (!createFileOnce(join(sitePath, RESTORE_INTENT), `${JSON.stringify(intent, null, 2)}\n`, 0o600))
-      throw usageError(`site "${site}" is being restored by another process; wait for it to finish`)
+    faultPoint('restore-before-intent')
+    let taken: boolean
+    try {
+      taken = createFileOnce(join(sitePath, RESTORE_INTENT), `${JSON.stringify(intent, null, 2)}\n`, 0o600)
+    } catch (error) {
+      // Its directory went with a drop-site that ran meanwhile.
+      if (!existsSync(sitePath))
+        throw usageError(`site "${site}" is gone (another process dropped it); nothing was restored`)
+      throw error
+    }
+    if (!taken) throw usageError(`site "${site}" is being restored by another process; wait for it to finish`)
+    // A drop-site marks the row `dropping` before it looks for an intent: of the two, one sees the other.
+    const row = await registry.getSite(site)
+    if (row?.state !== 'ready') {
+      removeRestoreIntent(sitePath)
+      throw usageError(
+        `site "${site}" is ${row ? `in state "${row.state}"` : 'gone'} (another process is dropping it); nothing was restored`,
+      )
+    }
     // Another restore may have finished between reading the config and taking the intent.
     if (readSiteConfig(sitePath).db_name !== old.db_name) {
       removeRestoreIntent(sitePath)

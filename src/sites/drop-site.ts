@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, rmSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Bench } from '../bench.js'
 import { getDriver } from '../databases/index.js'
@@ -12,7 +12,9 @@ import type { RegistryKind } from '../registry/registry-migrations.js'
 import { NODE, codeOf } from '../error-codes.js'
 import { stampOf } from '../util/stamp.js'
 import { moveDirectoryAcross } from '../util/move-directory.js'
-import { readSiteConfig, requireSite } from './site.js'
+import { RESTORE_INTENT, readSiteConfig, requireSite } from './site.js'
+import { faultPoint } from '../util/fault.js'
+import { ownerAlive } from '../util/process-owner.js'
 import { followDefaultSite } from './current-site.js'
 import { assertHomedHere, assertRealSiteDirectory } from './site-home.js'
 
@@ -199,6 +201,17 @@ export async function planDrop(bench: Bench, options: DropSiteOptions): Promise<
   return { site, settings, admin: options.admin ?? (await adminForDrop(bench, settings)) }
 }
 
+/** The live process whose restore intent is in `sitePath` (see backups/restore.ts), if one is. */
+function liveRestorer(sitePath: string): string | undefined {
+  let owner: unknown
+  try {
+    owner = (JSON.parse(readFileSync(join(sitePath, RESTORE_INTENT), 'utf8')) as { owner?: unknown }).owner
+  } catch {
+    return undefined
+  }
+  return typeof owner === 'string' && ownerAlive(owner) !== false ? owner : undefined
+}
+
 /**
  * `tenancy drop-site` without its backup (`backupAndDropSite` takes one first): after
  * `planDrop`'s checks, marks the row `dropping`, drops the database and its user, moves the
@@ -211,6 +224,14 @@ export async function dropSite(bench: Bench, options: DropSiteOptions): Promise<
   const registry = await bench.registry()
   const sitePath = bench.sitePath(name)
   await registry.setSiteState(name, 'dropping')
+  faultPoint('drop-after-mark')
+  // A live process restoring the site goes first. Each side marks itself (this row `dropping`,
+  // a restore its intent file), then looks for the other: of two at once, one sees the other.
+  const restoring = liveRestorer(sitePath)
+  if (restoring) {
+    await registry.setSiteState(name, site.state)
+    throw usageError(`site "${name}" is being restored by ${restoring}; wait for it to finish, then drop it`)
+  }
   let databaseDropped = false
   const driver = await getDriver(settings.db_type)
   if (driver.server) {
