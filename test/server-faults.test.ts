@@ -250,6 +250,8 @@ describe.each(SERVERS)('$kind server that goes away mid-command', ({ kind, skip,
       expectCleanFailure(r)
       expectErrorNaming(r, server)
       expect(r.json.error.message).toMatch(/the site is unchanged/)
+      // One line: the restore program's own indented lines are joined into it.
+      expect(r.json.error.message).not.toMatch(/\n/)
       const fresh = JSON.parse(readFileSync(intentFile, 'utf8')).new.db_name
       expect(JSON.parse(readFileSync(join(bench, 'sites', 'rs.localhost', 'site_config.json'), 'utf8')).db_name).toBe(
         'f_rs',

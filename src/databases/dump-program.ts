@@ -87,7 +87,11 @@ export async function runDumpProgram(program: DumpProgram, args: string[], strea
     if (inputError) throw inputError
     if (outcome.code !== 0) {
       const why = outcome.code !== null ? `exited with code ${outcome.code}` : `was killed by ${outcome.signal}`
-      const said = stderr.text().trim()
+      // One line, as every error is: the program's own lines (pg_restore's indented hints) joined.
+      const said = stderr
+        .text()
+        .trim()
+        .replace(/\s*\n\s*/g, '; ')
       throw new TenancyError(`${streams.what}: ${program.command} ${why}${said ? `: ${said}` : ''}`)
     }
     if (pipeError) throw pipeError
