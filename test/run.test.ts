@@ -283,6 +283,24 @@ describe('tenancy run', () => {
   })
 })
 
+describe('tenancy run stopped just as a site ends', () => {
+  it('a command that had exited 0 (its output still held by a process it left) counts as succeeded, not interrupted', async () => {
+    const bench = makeBench({ exampleApps: false })
+    await makeSites(bench, ['a.localhost'])
+    // The shell ends at once; the sleep it leaves keeps the output pipe open, so the run is
+    // still waiting on the site when Ctrl-C comes.
+    const child = spawnTenancy(bench, ['run', '--site', 'a.localhost', '--json', '--shell', 'sleep 30 & echo done'])
+    await sleep(1500)
+    child.kill('SIGINT')
+    const r = await child
+    const json = JSON.parse(String(r.stdout))
+    expect(
+      json.sites.map((s: any) => [s.site, s.status]),
+      String(r.stderr),
+    ).toEqual([['a.localhost', 'succeeded']])
+  })
+})
+
 describe('tenancy run, sites of pending tenants and early exits', () => {
   it("--with-pending adds the pool's sites, each run under its tenant's lease (a pull cannot rename it meanwhile)", async () => {
     const bench = makeBench()

@@ -105,6 +105,7 @@ export async function runOnSites(bench: Bench, options: RunOptions): Promise<Run
       signal: options.signal,
       onStdout: stdout.push,
       onStderr: stderr.push,
+      finishedBeatsAbort: true,
     })
     const { status, exit_code, error } = statusOf(outcome, { file: file!, timeoutSeconds })
     return {

@@ -78,6 +78,12 @@ export interface GroupOptions {
   input?: string
   onStdout: (chunk: Buffer) => void
   onStderr: (chunk: Buffer) => void
+  /**
+   * A child that had already exited 0 when the abort came (its output still held by a process
+   * it left) ends as `exited`, not `abort`: `run` then records its site as done, and a worker
+   * stopped just then does not hand the site to the next one to run again.
+   */
+  finishedBeatsAbort?: boolean
 }
 
 /**
@@ -124,7 +130,11 @@ export async function runInGroup(
     options.timeoutSeconds === undefined
       ? undefined
       : setTimeout(() => halt({ kind: 'timeout' }), options.timeoutSeconds * 1000)
-  const onAbort = () => halt({ kind: 'abort' })
+  let doneBeforeAbort = false
+  const onAbort = () => {
+    doneBeforeAbort = options.finishedBeatsAbort === true && child.exitCode === 0
+    halt({ kind: 'abort' })
+  }
   if (options.signal?.aborted) onAbort()
   options.signal?.addEventListener('abort', onAbort, { once: true })
   let outcome: GroupOutcome
@@ -133,6 +143,7 @@ export async function runInGroup(
     if ((outcome.kind === 'timeout' || outcome.kind === 'abort') && child.pid !== undefined) {
       await stopGroup(child.pid)
       await Promise.race([closed, delay(PIPE_GRACE_MS)])
+      if (outcome.kind === 'abort' && doneBeforeAbort) outcome = { kind: 'exited', code: 0, signal: null }
     }
   } finally {
     clearTimeout(timer)
