@@ -314,6 +314,31 @@ describe.each(SERVERS)('$kind server that goes away mid-command', ({ kind, skip,
     60_000,
   )
 
+  it.skipIf(skip)(
+    'doctor with the site server down: the site "cannot be checked" naming the server, nothing repaired',
+    async () => {
+      const bench = benchOn()
+      const made = await tenancy(bench, ['new-site', 'dn.localhost', '--db-name', 'f_dn', '--json'], { env: ENV })
+      expect(made.exitCode, made.stderr).toBe(0)
+      await server.kill()
+      try {
+        const r = await tenancy(bench, ['doctor', '--fix', '--json'], { env: ENV })
+        expect(r.exitCode).toBe(1)
+        const [finding] = r.json.findings
+        expect(finding.problem).toMatch(/^site "dn\.localhost" cannot be checked: /)
+        expect(finding.problem).toMatch(server.label)
+        expect(finding.problem).not.toMatch(/credentials are what is missing/)
+        expect(finding).toMatchObject({ kind: 'damaged_site', fixed: false, fix_error: null })
+        expect(finding.fix).toMatch(/start the database server/)
+      } finally {
+        await server.start()
+      }
+      expect(siteRow(bench, 'dn.localhost')?.state).toBe('ready')
+      expect((await tenancy(bench, ['doctor', '--json'], { env: ENV })).json.findings).toEqual([])
+    },
+    60_000,
+  )
+
   it.skipIf(skip || kind !== 'postgres')(
     'migrate --with-pending, the registry gone mid-run: exit 1 naming it, no pending site called "being pulled"',
     async () => {

@@ -1,3 +1,4 @@
+import { ServerGoneError } from './server-gone.js'
 import { createHash } from 'node:crypto'
 import { lazyBuiltin } from '../util/lazy-builtin.js'
 import {
@@ -461,7 +462,10 @@ export const mariadbDriver: DatabaseDriver = {
       })
       await conn.end()
       return true
-    } catch {
+    } catch (error) {
+      // A server that is not there says nothing of the database: not "missing".
+      if (serverLoss(error) === 'refused')
+        throw new ServerGoneError(where(settings), 'refused', error, 'looking for the site database')
       return false
     }
   },

@@ -1,3 +1,4 @@
+import { ServerGoneError } from './server-gone.js'
 import { Kysely, PostgresDialect, sql } from 'kysely'
 import { TenancyError } from '../errors.js'
 import { assertDbName } from '../names.js'
@@ -255,7 +256,10 @@ export const postgresDriver: DatabaseDriver = {
     try {
       await client.connect()
       return true
-    } catch {
+    } catch (error) {
+      // A server that is not there says nothing of the database: not "missing".
+      if (pgServerLoss(error, client) === 'refused')
+        throw new ServerGoneError(where(settings), 'refused', error, 'looking for the site database')
       return false
     } finally {
       await client.end().catch(() => {})

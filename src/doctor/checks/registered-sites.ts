@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import type { Bench } from '../../bench.js'
 import { getDriver } from '../../databases/index.js'
 import { messageOf } from '../../errors.js'
+import { ServerGoneError } from '../../databases/server-gone.js'
 import type { SiteRecord } from '../../registry/registry.js'
 import { dropSite } from '../../sites/drop-site.js'
 import { readSiteConfig } from '../../sites/site.js'
@@ -40,15 +41,18 @@ async function mayStillHoldData(bench: Bench, site: SiteRecord): Promise<string 
   return files.length > 0 ? `its database file ${join(path, files[0]!)} is there but cannot be opened` : undefined
 }
 
-/** Whether a site's directory and database are both there. */
-async function siteComplete(bench: Bench, site: SiteRecord): Promise<boolean> {
+/**
+ * Whether a site's directory and database are both there: true, false, or the error of a
+ * database server that could not be reached (nothing is known missing then).
+ */
+async function siteComplete(bench: Bench, site: SiteRecord): Promise<boolean | ServerGoneError> {
   const path = bench.sitePath(site.name)
   if (!existsSync(join(path, 'site_config.json'))) return false
   try {
     const config = readSiteConfig(path)
     return await (await getDriver(config.db_type)).exists(config, path)
-  } catch {
-    return false
+  } catch (error) {
+    return error instanceof ServerGoneError ? error : false
   }
 }
 
@@ -69,7 +73,12 @@ export async function* checkRegisteredSites(inputs: DoctorInputs): AsyncGenerato
   // unmounted disk) than lost sites: report, and repair nothing that would re-provision.
   const ready = sites.filter((s) => s.state === 'ready')
   const missing = new Set<string>()
-  for (const site of ready) if (!(await siteComplete(bench, site))) missing.add(site.name)
+  const unreachable = new Map<string, ServerGoneError>()
+  for (const site of ready) {
+    const complete = await siteComplete(bench, site)
+    if (complete instanceof ServerGoneError) unreachable.set(site.name, complete)
+    else if (!complete) missing.add(site.name)
+  }
   const allGone = ready.length > 1 && missing.size === ready.length
   if (allGone) {
     yield {
@@ -88,6 +97,19 @@ export async function* checkRegisteredSites(inputs: DoctorInputs): AsyncGenerato
   for (const site of sites) {
     const tenant = site.tenant_id !== null ? tenantById.get(site.tenant_id) : undefined
     if (site.state === 'ready') {
+      const gone = unreachable.get(site.name)
+      if (gone) {
+        // Its server is down: nothing is known to be missing, and nothing is repaired.
+        yield {
+          finding: {
+            kind: 'damaged_site',
+            subject: site.name,
+            problem: `site "${site.name}" cannot be checked: ${gone.message}`,
+            fix: 'nothing: start the database server, then run "tenancy doctor" again',
+          },
+        }
+        continue
+      }
       if (allGone || tenant?.pull_from || !missing.has(site.name)) continue
       yield await missingSite(inputs, site, tenant)
     } else if (site.state === 'renaming') {
