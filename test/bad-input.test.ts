@@ -315,6 +315,34 @@ describe('bench password flags', () => {
   })
 })
 
+describe('the root password prompt', () => {
+  it.skipIf(!enabled('mariadb'))(
+    "takes an empty answer as MariaDB root's empty password, on a real terminal",
+    async () => {
+      const bench = makeBench({ exampleApps: false })
+      const url = new URL(serverUrl('mariadb')!)
+      setConfig(bench, (c) => {
+        c.db = { type: 'mariadb', host: url.hostname, port: Number(url.port || 3306) }
+      })
+      // `script` gives the command a real terminal; Enter at the prompt is an empty password.
+      const r = await execa('script', ['-qec', `${process.execPath} ${BIN} new-site pr.localhost`, '/dev/null'], {
+        cwd: bench,
+        input: '\r',
+        reject: false,
+        env: { NO_COLOR: '1', TENANCY_ADMIN_PASSWORD: 'pw-for-admin', PATH: process.env.PATH ?? '' },
+        timeout: 60_000,
+      })
+      expect(r.stdout).toMatch(/mariadb root password \(leave empty if it has none\)/i)
+      expect(r.stdout).not.toMatch(/error:/)
+      expect(r.exitCode, r.stdout).toBe(0)
+      const dropped = await tenancy(bench, ['drop-site', 'pr.localhost', '--yes', '--no-backup'], {
+        env: { TENANCY_DB_ROOT_PASSWORD: '' },
+      })
+      expect(dropped.exitCode, dropped.stderr).toBe(0)
+    },
+  )
+})
+
 describe('messages that say what is true', () => {
   it('answering "no" at a confirmation says "Cancelled; nothing changed." (no tick, no error) and changes nothing', async () => {
     const bench = makeBench()

@@ -125,7 +125,7 @@ export function registerSiteCommands(program: Command): void {
           fromBackup: flags.fromBackup,
           backup: flags.backup,
           keepOnFailure: flags.keepOnFailure,
-          prompt: (message) => ctx.out.password(message),
+          prompt: (message, o) => ctx.out.password(message, o?.allowEmpty),
           onProgress: progress.on,
           onWarning: (message) => ctx.out.warn(message),
           signal: ctx.signal,
@@ -398,7 +398,7 @@ export function registerSiteCommands(program: Command): void {
           lastName: flags.lastName,
           password: flags.password,
           passwordFile: flags.passwordFile,
-          prompt: ctx.out.interactive ? (message) => ctx.out.password(message) : undefined,
+          prompt: ctx.out.interactive ? (message, o) => ctx.out.password(message, o?.allowEmpty) : undefined,
         })
         ctx.out.result(result, () =>
           [
@@ -430,7 +430,7 @@ export function registerSiteCommands(program: Command): void {
           site,
           password,
           passwordFile,
-          prompt: ctx.out.interactive ? (message) => ctx.out.password(message) : undefined,
+          prompt: ctx.out.interactive ? (message, o) => ctx.out.password(message, o?.allowEmpty) : undefined,
         })
         ctx.out.result(
           result,

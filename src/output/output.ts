@@ -206,9 +206,9 @@ export class Output {
 
   /**
    * Asks for a secret on a TTY without echo; `undefined` when there is no terminal or the
-   * answer is empty. Ctrl-C interrupts the command (exit 130).
+   * answer is empty (unless `allowEmpty`: then ''). Ctrl-C interrupts the command (exit 130).
    */
-  async password(message: string): Promise<string | undefined> {
+  async password(message: string, allowEmpty = false): Promise<string | undefined> {
     if (!this.interactive) return undefined
     const { default: prompts } = await import('prompts')
     let canceled = false
@@ -217,7 +217,8 @@ export class Output {
       { onCancel: () => ((canceled = true), false) },
     )
     if (canceled) throw new InterruptedError('password prompt')
-    return typeof answer.value === 'string' && answer.value !== '' ? answer.value : undefined
+    if (typeof answer.value !== 'string') return undefined
+    return answer.value !== '' || allowEmpty ? answer.value : undefined
   }
 
   /**

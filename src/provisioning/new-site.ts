@@ -64,7 +64,7 @@ export interface NewSiteOptions {
   /** Leave a failed site in place (registry state `failed`) for debugging. */
   keepOnFailure?: boolean
   /** Asks for a secret on a TTY; absent in non-interactive runs. */
-  prompt?: (message: string) => Promise<string | undefined>
+  prompt?: SecretSources['prompt']
   onProgress?: InstallProgress
   onWarning?: (message: string) => void
   signal?: AbortSignal

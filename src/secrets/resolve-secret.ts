@@ -17,8 +17,10 @@ export interface SecretSources {
   /** The config key, dotted for a nested one (`provision.notify.secret`). */
   configKey?: string
   config?: Record<string, unknown>
-  /** Asks on a TTY; absent when stdin is not a terminal. */
-  prompt?: (message: string) => Promise<string | undefined>
+  /** Asks on a TTY; absent when stdin is not a terminal. `allowEmpty`: an empty answer is the value ''. */
+  prompt?: (message: string, options?: { allowEmpty?: boolean }) => Promise<string | undefined>
+  /** An empty password is a real one (MariaDB's root often has none): the prompt takes an empty answer. */
+  emptyAllowed?: boolean
   /** Added to the prompt, e.g. "leave empty to generate one". */
   promptHint?: string
 }
@@ -69,6 +71,7 @@ export async function resolveSecret(sources: SecretSources): Promise<ResolvedSec
     const answer = await sources.prompt(
       `${sources.label[0]!.toUpperCase()}${sources.label.slice(1)}` +
         `${sources.promptHint ? ` (${sources.promptHint})` : ''}:`,
+      { allowEmpty: sources.emptyAllowed === true },
     )
     if (answer !== undefined) return { value: answer, source: 'prompt', where: 'the prompt' }
   }
@@ -82,6 +85,6 @@ export function missingSecretError(sources: SecretSources): Error {
     `the ${sources.envVar} environment variable`,
   ]
   if (sources.configKey) places.push(`"${sources.configKey}" in tenancy.config.json`)
-  places.push('an interactive prompt (stdin is not a terminal)')
+  places.push(sources.prompt ? 'the prompt (left empty)' : 'an interactive prompt (stdin is not a terminal)')
   return usageError(`missing ${sources.label}: looked in ${places.join(', ')}; set one of them`)
 }

@@ -42,6 +42,8 @@ export async function resolveServerAdmin(
     configKey: server.adminPasswordConfigKey,
     config: bench.rawConfig,
     prompt: options.prompt,
+    promptHint: 'leave empty if it has none',
+    emptyAllowed: true,
   }
   const password = await resolveSecret(sources)
   if (!password) throw missingSecretError(sources)
