@@ -103,6 +103,7 @@ export const NODE = {
   ENOTDIR: 'ENOTDIR',
   /** the file exists */
   EEXIST: 'EEXIST',
+  /** a rename across filesystems (sites_path on another disk than the bench) */
   EXDEV: 'EXDEV',
   /** permission denied (a program that is not executable, a directory that cannot be read) */
   EACCES: 'EACCES',

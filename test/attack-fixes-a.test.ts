@@ -105,6 +105,14 @@ describe('dropping goes by the registry row, not by site_config.json', () => {
   }
 })
 
+/** Waits for `marker` (written by a step the --background worker runs), then gives the registry file and that worker's pid. */
+async function workerOnceAt(bench: string, marker: string): Promise<{ registry: string; pid: number }> {
+  for (let i = 0; i < 400 && !existsSync(marker); i++) await new Promise((r) => setTimeout(r, 50))
+  const registry = join(bench, '.tenancy', 'registry.db')
+  const [lease] = query<{ owner: string }>(registry, "select owner from leases where name like 'worker:%'")
+  return { registry, pid: Number(/^(\d+)@/.exec(lease!.owner)![1]) }
+}
+
 describe('a wrong encryption key changes nothing in the worker', () => {
   it('a killed --background worker, then a worker with a wrong key: exit 2, job and tenant as they were; the right key finishes it', async () => {
     const bench = makeBench({ exampleApps: false })
@@ -118,10 +126,7 @@ describe('a wrong encryption key changes nothing in the worker', () => {
     const created = await tenancy(bench, ['tenant', 'create', 'wq', '--background', '--json'])
     expect(created.exitCode, created.stderr).toBe(0)
     expect(created.json.worker_started).toBe(true)
-    for (let i = 0; i < 400 && !existsSync(marker); i++) await new Promise((r) => setTimeout(r, 50))
-    const registry = join(bench, '.tenancy', 'registry.db')
-    const [lease] = query<{ owner: string }>(registry, "select owner from leases where name like 'worker:%'")
-    const pid = Number(/^(\d+)@/.exec(lease!.owner)![1])
+    const { registry, pid } = await workerOnceAt(bench, marker)
     // The detached worker leads its own process group: kill it with its step.
     process.kill(-pid, 'SIGKILL')
     for (let i = 0; i < 100; i++) {
@@ -179,10 +184,7 @@ describe('the worker tenant create --background starts', () => {
     const created = await tenancy(bench, ['tenant', 'create', 'bgs', '--background', '--json'], { env: secrets })
     expect(created.exitCode, created.stderr).toBe(0)
     expect(created.json.worker_started).toBe(true)
-    for (let i = 0; i < 400 && !existsSync(started); i++) await new Promise((r) => setTimeout(r, 50))
-    const registry = join(bench, '.tenancy', 'registry.db')
-    const [lease] = query<{ owner: string }>(registry, "select owner from leases where name like 'worker:%'")
-    const pid = Number(/^(\d+)@/.exec(lease!.owner)![1])
+    const { registry, pid } = await workerOnceAt(bench, started)
     const environ = readFileSync(`/proc/${pid}/environ`, 'utf8')
     expect(environ).toContain('TENANCY_SECRETS_ON_STDIN=1')
     for (const value of Object.values(secrets)) expect(environ).not.toContain(value)

@@ -1,4 +1,3 @@
-import { ServerGoneError } from './server-gone.js'
 import { createHash } from 'node:crypto'
 import { lazyBuiltin } from '../util/lazy-builtin.js'
 import {
@@ -21,7 +20,7 @@ import { mysqlNativeHash } from '../secrets/server-verifiers.js'
 import type { DatabaseDriver, ResumableDdl, SiteConnection, SiteDbSettings } from './driver.js'
 import type { ServerAdmin } from './server-admin.js'
 import { ADMIN_LOGIN_HINT, provenConnection, serverFailure } from './server-common.js'
-import { guardDialect, type ServerLoss } from './server-gone.js'
+import { ServerGoneError, guardDialect, type ServerLoss } from './server-gone.js'
 import { runDumpProgram, type DumpProgram, type ProgramStreams } from './dump-program.js'
 import { childEnvironment } from '../util/run-command.js'
 import { withSecretFile } from '../util/secret-file.js'

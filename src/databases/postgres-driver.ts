@@ -1,4 +1,3 @@
-import { ServerGoneError } from './server-gone.js'
 import { Kysely, PostgresDialect, sql } from 'kysely'
 import { TenancyError } from '../errors.js'
 import { assertDbName } from '../names.js'
@@ -10,7 +9,7 @@ import type { DatabaseDriver, SiteConnection, SiteDbSettings } from './driver.js
 import { onConflictUpsert, onConflictUpsertRows } from './on-conflict-upsert.js'
 import type { ServerAdmin } from './server-admin.js'
 import { ADMIN_LOGIN_HINT, provenConnection, serverFailure } from './server-common.js'
-import { guardDialect } from './server-gone.js'
+import { ServerGoneError, guardDialect } from './server-gone.js'
 import { PG, codeOf } from '../error-codes.js'
 import { pgServerLoss, watchPgClient, watchPgPool } from './postgres-errors.js'
 import { runDumpProgram } from './dump-program.js'

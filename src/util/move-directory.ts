@@ -1,6 +1,6 @@
 import { cpSync, existsSync, renameSync, rmSync } from 'node:fs'
-import { NODE, codeOf } from '../error-codes.js'
 import { dirname } from 'node:path'
+import { NODE, codeOf } from '../error-codes.js'
 import { fsyncDirectory } from './json-file.js'
 
 /**
