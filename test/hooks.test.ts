@@ -176,6 +176,69 @@ export default async ({ db, signal }) => {
     ).toBe(0)
   })
 
+  describe.each(SITE_BACKENDS.filter((b) => b.name !== 'postgres'))(
+    'a module hook stuck in a synchronous loop, on $name',
+    ({ name: backend, skip }) => {
+      it.skipIf(skip)(
+        'stops the process soon after its timeout with one error line (exit 1); fixed, provision resumes the tenant',
+        async () => {
+          const bench = makeBench()
+          const env = useBackend(bench, backend)
+          addApp(
+            bench,
+            'spinner',
+            { hooks: { after_install: { module: 'hooks/spin.mjs' } } },
+            {
+              'migrations/0001_spins.sql': 'CREATE TABLE spins (id VARCHAR(32) PRIMARY KEY);\n',
+              // Writes a row, then never yields: no timer, no signal handler can run in this thread.
+              'hooks/spin.mjs': `import { existsSync } from 'node:fs'
+export default async ({ db }) => {
+  await db.insertInto('spins').values({ id: 'spun' }).execute()
+  while (!existsSync(new URL('../fixed', import.meta.url))) {}
+}
+`,
+            },
+          )
+          setConfig(bench, (c) => {
+            c.provision.apps = ['shared_lib', 'spinner']
+            c.provision.step_timeout = 1
+          })
+          const started = Date.now()
+          const r = await tenancy(bench, ['tenant', 'create', 'spin', '--no-pool', '--json'], { env, timeout: 60_000 })
+          const message =
+            'the after_install hook of app "spinner" on site "spin.localhost" blocked the process past its timeout of 1 s'
+          expect(r.exitCode, r.stderr).toBe(1)
+          // The timeout (1 s) and the watchdog's grace (5 s): stopped, not hung.
+          expect(Date.now() - started).toBeLessThan(30_000)
+          expect(r.json.error.message).toContain(message)
+          expect(r.json.error.message).toContain('declare it as a command')
+          const errors = r.stderr.split('\n').filter((l) => /error|debugger/i.test(l))
+          expect(errors).toHaveLength(1)
+          expect(errors[0]).toContain(message)
+          // Its transaction went with the process: no row of the hook's (MariaDB keeps the table its DDL made).
+          const tables = await tableNames(bench, 'spin.localhost')
+          if (tables.includes('spins'))
+            expect(await count(bench, 'spin.localhost', 'select count(*) as n from spins')).toBe(0)
+          expect(
+            await count(bench, 'spin.localhost', "select count(*) as n from installed_apps where name = 'spinner'"),
+          ).toBe(0)
+          // Creating it again points at the resume; with the hook fixed, provision finishes it.
+          const again = await tenancy(bench, ['tenant', 'create', 'spin', '--no-pool'], { env })
+          expect(again.exitCode).toBe(2)
+          expect(again.stderr).toContain(
+            'tenant "spin" already exists and its provisioning is not complete (in_progress); resume it with "tenancy provision spin"',
+          )
+          writeFileSync(join(bench, 'apps', 'spinner', 'fixed'), '')
+          const resumed = await tenancy(bench, ['provision', 'spin'], { env, timeout: 60_000 })
+          expect(resumed.exitCode, resumed.stderr).toBe(0)
+          expect(await count(bench, 'spin.localhost', 'select count(*) as n from spins')).toBe(1)
+          const show = await tenancy(bench, ['tenant', 'show', 'spin', '--json'], { env })
+          expect(show.json.provisioning_status).toBe('completed')
+        },
+      )
+    },
+  )
+
   it('Ctrl-C during a module hook interrupts it (exit 130) and rolls the site back', async () => {
     const bench = makeBench({ exampleApps: false })
     sleeper(bench)

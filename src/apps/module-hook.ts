@@ -3,6 +3,7 @@ import type { PluginTransformResultArgs, QueryResult, RootOperationNode, Unknown
 import type { DbType } from '../config/config.js'
 import { InterruptedError, TenancyError, messageOf } from '../errors.js'
 import { importFunction } from '../util/import-function.js'
+import { watchForBlocking } from '../util/blocked-watchdog.js'
 import { leaveRunning } from '../util/left-running.js'
 import type { HookName, HookSpec } from './hook-spec.js'
 
@@ -81,8 +82,10 @@ class CallWindow implements KyselyPlugin {
  * its signal aborted), on an abort with an interruption, and a throw fails it with the
  * hook's message; the app is named either way, so callers do not wrap it again. The hook
  * cannot be killed as a command can: one that ignores its signal is left running, its
- * database refused, and the CLI ends the process when the command is done. Returns what
- * the hook printed, in effect: the string it returned (else empty).
+ * database refused, and the CLI ends the process when the command is done; one that blocks
+ * the thread (a synchronous loop) lets no timer run, so under the CLI the watchdog stops the
+ * process soon after its timeout (util/blocked-watchdog.ts). Returns what the hook printed,
+ * in effect: the string it returned (else empty).
  */
 export async function callModuleHook(call: ModuleHookCall): Promise<{ output: string; durationMs: number }> {
   const { what, app } = call
@@ -95,6 +98,12 @@ export async function callModuleHook(call: ModuleHookCall): Promise<{ output: st
     controller.abort(error)
     fail(error)
   }, call.timeoutSeconds * 1000)
+  const unwatch = watchForBlocking(
+    call.timeoutSeconds,
+    `${what} blocked the process past its timeout of ${call.timeoutSeconds} s (a synchronous loop, ` +
+      'which in-process code cannot be interrupted from), so tenancy stopped where it was; make the hook ' +
+      'await its work and return, or declare it as a command, then run the command again to go on',
+  )
   const onAbort = () => {
     const error = new InterruptedError(what)
     controller.abort(error)
@@ -140,6 +149,7 @@ export async function callModuleHook(call: ModuleHookCall): Promise<{ output: st
   } finally {
     window.close()
     clearTimeout(timer)
+    unwatch()
     call.signal?.removeEventListener('abort', onAbort)
   }
 }

@@ -1,7 +1,9 @@
 import { Command, CommanderError } from 'commander'
-import { EXIT_INTERRUPTED, EXIT_USAGE } from '../errors.js'
+import { closeSync } from 'node:fs'
+import { EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, TenancyError } from '../errors.js'
 import { Output } from '../output/output.js'
 import { leftRunning } from '../util/left-running.js'
+import { stopWhenBlocked } from '../util/blocked-watchdog.js'
 import { commandPath, interruption } from './context.js'
 import { collect } from './flags.js'
 import { registerSiteCommands } from './site-commands.js'
@@ -85,6 +87,15 @@ export async function main(argv: string[]): Promise<string | undefined> {
   }
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
+  // A module hook stuck in a synchronous loop is reported and the process stopped, not left hanging.
+  stopWhenBlocked((message) => {
+    if (process.stderr.isTTY) process.stderr.write('\n')
+    new Output({ json: argv.includes('--json'), verbose: false }).error(new TenancyError(message))
+    // Node prints "Waiting for the debugger to disconnect..." on stderr when a process exits with
+    // an inspector session open (the watchdog's): the message is written, so stderr goes first.
+    closeSync(2)
+    process.exit(EXIT_FAILED)
+  })
   // Stack traces point into the bundle; with --verbose, bin/load-cli.js maps them back to src/.
   // `tenancy help tenant create`: commander's help command goes one level deep only.
   if (argv[2] === 'help' && argv.length > 4) argv = [...argv.slice(0, 2), ...argv.slice(3), '--help']

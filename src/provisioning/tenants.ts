@@ -90,9 +90,15 @@ export function siteFor(bench: Bench, name: string, options: { site?: string; si
 export async function assertFree(trx: Kysely<RegistrySchema>, name: string, site: string): Promise<void> {
   const clash = await trx
     .selectFrom('tenants')
-    .select(['name', 'site'])
+    .select(['name', 'site', 'provisioning_status'])
     .where((eb) => eb.or([eb('name', '=', name), eb('site', '=', site)]))
     .executeTakeFirst()
+  // A create that failed or was stopped part-way leaves its tenant behind: it is resumed, not made again.
+  if (clash?.name === name && clash.provisioning_status !== 'completed')
+    throw usageError(
+      `tenant "${name}" already exists and its provisioning is not complete (${clash.provisioning_status}); ` +
+        `resume it with "tenancy provision ${name}" (done steps are skipped)`,
+    )
   if (clash?.name === name)
     throw usageError(`tenant "${name}" already exists; see it with "tenancy tenant show ${name}"`)
   if (clash) throw usageError(`site "${site}" belongs to tenant "${clash.name}"; give this tenant another --site`)
