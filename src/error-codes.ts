@@ -107,6 +107,8 @@ export const NODE = {
   EXDEV: 'EXDEV',
   /** permission denied (a program that is not executable, a directory that cannot be read) */
   EACCES: 'EACCES',
+  /** a directory where a file was wanted */
+  EISDIR: 'EISDIR',
   /** a stream ended before its source finished (the other end of a pipeline failed) */
   ERR_STREAM_PREMATURE_CLOSE: 'ERR_STREAM_PREMATURE_CLOSE',
   /** a directory renamed over one that holds files */

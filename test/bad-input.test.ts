@@ -131,7 +131,7 @@ const CASES: BadCase[] = [
   },
   {
     args: ['new-site', 'n.localhost', '--admin-password-file', '/nonexistent/pw'],
-    says: /cannot read admin password from --admin-password-file "\/nonexistent\/pw": ENOENT/,
+    says: /cannot read admin password from --admin-password-file "\/nonexistent\/pw": no such file; check the path/,
   },
   {
     args: ['set-config', 'limits', '{oops', '-p', '--site', 's.localhost'],

@@ -428,4 +428,22 @@ describe('output', () => {
     expect((await tenancy(dir, ['frobnicate'])).exitCode).toBe(2)
     expect((await tenancy(dir, ['list-sites', '--nope'])).exitCode).toBe(2)
   })
+
+  it("commander's usage errors are one line naming where the usage is, or what was meant", async () => {
+    const dir = tempDir()
+    const cases: [string[], string][] = [
+      [['tenant', 'show'], `error: missing required argument 'name' (see "tenancy tenant show --help")`],
+      [['list-sites', '--nope'], `error: unknown option '--nope' (see "tenancy list-sites --help")`],
+      [['list-sites', '--limt', '3'], `error: unknown option '--limt' (did you mean --limit?)`],
+      [['tenant', 'creat', 'x'], `error: unknown command 'creat' (did you mean create?)`],
+      [['frobnicate'], `error: unknown command 'frobnicate' (see "tenancy --help")`],
+      [['help', 'frobnicate'], `error: unknown command 'frobnicate' (see "tenancy --help")`],
+    ]
+    for (const [args, says] of cases) {
+      const r = await tenancy(dir, args)
+      expect(r.exitCode, args.join(' ')).toBe(2)
+      expect(r.stderr.trim(), args.join(' ')).toBe(says)
+      expect(r.stdout, args.join(' ')).toBe('')
+    }
+  })
 })

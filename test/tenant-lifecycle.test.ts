@@ -242,7 +242,10 @@ describe('tenant update', () => {
       [['--data', '=x'], /invalid --data "=x": use key=value/],
       [['--data', '9lives=yes'], /invalid --data "9lives=yes"/],
       [['--data', '__proto__=x'], /__proto__/],
-      [['--unset', 'two words'], /invalid --unset "two words": use a key/],
+      [
+        ['--unset', 'two words'],
+        /invalid --unset "two words": a key is letters, digits and _ \(at most 64, not starting with a digit\)/,
+      ],
       [[], /tenant update needs --data key=value or --unset key/],
       [['--data', 'plan=x', '--unset', 'plan'], /--data and --unset both name "plan"/],
     ]

@@ -60,6 +60,15 @@ export function buildProgram(): Command {
   registerCompletionCommand(program)
   const override = (command: Command): void => {
     command.exitOverride()
+    // commander's own errors (a missing argument, an unknown flag) name, on their line, where the usage is.
+    const usage = `(see "${['tenancy', commandPath(command)].filter(Boolean).join(' ')} --help")`
+    command.configureOutput({
+      outputError: (text, write) => {
+        // Its suggestion ("\n(Did you mean create?)") joins the line; otherwise the usage does.
+        const joined = text.replace(/\n\(Did you mean (.*)\)\n?$/, ' (did you mean $1)\n')
+        write(joined === text ? text.replace(/\.?\n?$/, ` ${usage}\n`) : joined)
+      },
+    })
     command.commands.forEach(override)
   }
   override(program)
@@ -100,6 +109,12 @@ export async function main(argv: string[]): Promise<string | undefined> {
   // `tenancy help tenant create`: commander's help command goes one level deep only.
   if (argv[2] === 'help' && argv.length > 4) argv = [...argv.slice(0, 2), ...argv.slice(3), '--help']
   const program = buildProgram()
+  // `tenancy help nosuch`: commander would print the program's help and exit 2 without a word.
+  if (argv[2] === 'help' && argv.length === 4 && !program.commands.some((c) => c.name() === argv[3])) {
+    process.stderr.write(`error: unknown command '${argv[3]}' (see "tenancy --help")\n`)
+    process.exitCode = EXIT_USAGE
+    return undefined
+  }
   let ran: string | undefined
   program.hook('preAction', (_program, action) => {
     ran = commandPath(action)

@@ -42,7 +42,10 @@ function dataValue(text: string): unknown {
  */
 export function assertDataKey(key: string, flag: string, given: string, form: string): string {
   if (!DATA_KEY.test(key))
-    throw usageError(`invalid ${flag} "${given}": use ${form} with a key of letters, digits and _`)
+    throw usageError(
+      `invalid ${flag} "${given}": ${form === 'a key' ? 'a key is' : `use ${form}, the key`} letters, digits and _ ` +
+        '(at most 64, not starting with a digit)',
+    )
   assertNotPrototypeKey(key, `${flag} key`)
   return key
 }

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { getConfigPath } from '../config/config.js'
+import { NODE } from '../error-codes.js'
 import { usageError } from '../errors.js'
 
 /** Where a secret may come from, in the SPEC's order: flag file, environment, config, prompt. */
@@ -47,7 +48,7 @@ export async function resolveSecret(sources: SecretSources): Promise<ResolvedSec
     } catch (error) {
       throw usageError(
         `cannot read ${sources.label} from ${sources.fileFlag} "${sources.filePath}": ` +
-          `${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+          `${unreadable((error as NodeJS.ErrnoException).code) ?? (error as Error).message}`,
       )
     }
     return { value: text.replace(/\r?\n$/, ''), source: 'file', where: `${sources.fileFlag} ${sources.filePath}` }
@@ -87,4 +88,12 @@ export function missingSecretError(sources: SecretSources): Error {
   if (sources.configKey) places.push(`"${sources.configKey}" in tenancy.config.json`)
   places.push(sources.prompt ? 'the prompt (left empty)' : 'an interactive prompt (stdin is not a terminal)')
   return usageError(`missing ${sources.label}: looked in ${places.join(', ')}; set one of them`)
+}
+
+/** Why a secret's file could not be read, in words (the code stays for the rest). */
+function unreadable(code: string | undefined): string | undefined {
+  if (code === NODE.ENOENT) return 'no such file; check the path'
+  if (code === NODE.EACCES) return 'permission denied; make it readable by this user'
+  if (code === NODE.EISDIR) return 'it is a directory; name the file in it'
+  return code
 }
