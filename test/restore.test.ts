@@ -369,6 +369,32 @@ describe('restore of a tenant site keeps the credentials the registry hands out'
     )
     expect(await verifyPassword('After-The-Backup-1', admin!.password_hash)).toBe(true)
   })
+
+  it('a restore killed after its switch is finished by doctor --fix with the stored credentials applied', async () => {
+    const bench = makeBench({ lightSites: true })
+    expect((await tenancy(bench, ['tenant', 'create', 'delta', '--no-pool'])).exitCode).toBe(0)
+    const site = 'delta.localhost'
+    const set = (await tenancy(bench, ['backup', '--site', site, '--json'])).json.sites[0].path as string
+    for (const point of ['restore-after-switch', 'restore-before-credentials']) {
+      const rotated = await tenancy(bench, ['--site', site, 'generate-keys', `api@${site}`, '--json'])
+      expect(rotated.exitCode, rotated.stderr).toBe(0)
+      const killed = await tenancy(bench, ['restore', site, set, '--yes', '--no-backup'], {
+        env: { TENANCY_FAULT: point },
+      })
+      expect(killed.exitCode, point).not.toBe(0)
+      const fix = await tenancy(bench, ['doctor', '--fix', '--json'])
+      expect(
+        fix.json.findings.map((f: any) => [f.kind, f.fixed]),
+        point,
+      ).toEqual([['interrupted_restore', true]])
+      const shown = (await tenancy(bench, ['tenant', 'show', 'delta', '--show-secrets', '--json'])).json
+      const valid = await tenancy(bench, ['verify-key', shown.api_key, '--site', site, '--json'], {
+        input: shown.api_secret,
+      })
+      expect(valid.json.valid, `${point}: ${valid.stdout}${valid.stderr}`).toBe(true)
+      expect((await tenancy(bench, ['doctor', '--json'])).json.findings, point).toEqual([])
+    }
+  })
 })
 
 describe('restore and drop-site of one site at once', () => {

@@ -25,6 +25,7 @@ import { PROCESS_OWNER, ownerAlive } from '../util/process-owner.js'
 import {
   checkSetFor,
   finishInterruptedRestore,
+  reapplyCredentials,
   loadBackup,
   leasedRestore,
   readRestoreIntent,
@@ -111,6 +112,7 @@ export async function rehomeSite(
       )
     }
     faultPoint('rehome-after-switch')
+    await reapplyCredentials(bench, site)
     removeRestoreIntent(sitePath)
     await registry.setSiteApps(site, apps)
     return {

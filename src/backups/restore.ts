@@ -220,8 +220,10 @@ export async function finishInterruptedRestore(
   const switched = row?.db_name === intent.new.db_name
   if (intent.rehome_from !== undefined) {
     // The config was written before the switch, and the old database is on the machine the site left.
-    if (switched) removeRestoreIntent(sitePath)
-    else {
+    if (switched) {
+      await reapplyCredentials(bench, site)
+      removeRestoreIntent(sitePath)
+    } else {
       await driver.drop(intent.new, sitePath, serverAdmin)
       assertRealSiteDirectory(bench, sitePath)
       rmSync(sitePath, { recursive: true, force: true })
@@ -232,11 +234,22 @@ export async function finishInterruptedRestore(
     const config = readSiteConfig(sitePath)
     if (config.db_name !== intent.new.db_name) writeSiteConfig(sitePath, withDatabase(config, intent.new))
     await driver.drop(intent.old, sitePath, serverAdmin)
+    await reapplyCredentials(bench, site)
   } else {
     await driver.drop(intent.new, sitePath, serverAdmin)
   }
   removeRestoreIntent(sitePath)
   return { switched }
+}
+
+/**
+ * After the switch, before the intent goes (so a crash between is finished forward with it):
+ * the backup's API keys and Administrator are the site's now, so a tenant's stored credentials
+ * are made true on it again. Not while a rename is to finish: that gives new keys itself.
+ */
+export async function reapplyCredentials(bench: Bench, site: string): Promise<void> {
+  const row = await (await bench.registry()).getSite(site)
+  if (row?.tenant_id != null && row.rename_from == null) await reapplyTenantCredentials(bench, site, row.tenant_id)
 }
 
 /**
@@ -288,13 +301,7 @@ export async function leasedRestore<T extends Omit<RestoreResult, 'migrate' | 'd
   else {
     const tenantId = record.tenant_id
     faultPoint('restore-before-lease')
-    const outcome = await usingTenantLease(bench, tenantId, { site: record.name }, async () => {
-      const restored = await work()
-      // The backup's API keys and Administrator are the site's now: the tenant's stored
-      // credentials are made true on it again (a rename still to finish gives new keys itself).
-      if (restored.rename_from === null) await reapplyTenantCredentials(bench, record.name, tenantId)
-      return restored
-    })
+    const outcome = await usingTenantLease(bench, tenantId, { site: record.name }, work)
     if (!outcome.taken)
       throw usageError(
         `site "${record.name}" is being worked on by ${outcome.heldBy}; wait for it to finish ` +
@@ -449,6 +456,8 @@ export async function restoreSite(
     writeSiteConfig(sitePath, withDatabase(config, fresh))
     faultPoint('restore-before-drop')
     await driver.drop(old, sitePath, admin)
+    faultPoint('restore-before-credentials')
+    await reapplyCredentials(bench, site)
     removeRestoreIntent(sitePath)
     await registry.setSiteApps(site, apps)
     return {
