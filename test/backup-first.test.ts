@@ -309,6 +309,41 @@ describe('backup before a drop: what takes none, and kills', () => {
   })
 })
 
+describe('backup before a drop: a kill after it', () => {
+  it('tenant delete and drop-site killed after their backup: doctor --fix archives the site beside that backup', async () => {
+    const bench = makeBench({ lightSites: true })
+    expect((await tenancy(bench, ['tenant', 'create', 'gone', '--no-pool'])).exitCode).toBe(0)
+    await newSite(bench, 'd.localhost', {})
+    await insertPairs(bench, 'd.localhost', 'D', 0, 2)
+    for (const [site, args, fault] of [
+      ['gone.localhost', ['tenant', 'delete', 'gone', '--yes'], 'delete-after-remove'],
+      ['d.localhost', ['drop-site', 'd.localhost', '--yes'], 'drop-after-mark'],
+    ] as const) {
+      const killed = await tenancy(bench, [...args], { env: { TENANCY_FAULT: fault } })
+      expect(killed.exitCode, fault).not.toBe(0)
+      expect(archivesOf(bench, site), fault).toHaveLength(1)
+      const fix = await tenancy(bench, ['doctor', '--fix', '--json'])
+      expect(fix.exitCode, fix.stderr).toBe(0)
+      expect(fix.json.findings.map((f: any) => [f.kind, f.subject, f.fixed])).toEqual([['unfinished_site', site, true]])
+      // One archive: the backup taken first and the site's directory beside it.
+      const archives = archivesOf(bench, site)
+      expect(archives, fault).toHaveLength(1)
+      const archive = join(bench, 'archived', 'sites', archives[0]!)
+      expect(readdirSync(archive).sort(), fault).toEqual(['backup', 'site'])
+      expect(existsSync(join(archive, 'site', 'site_config.json'))).toBe(true)
+      expect(existsSync(join(bench, 'sites', site))).toBe(false)
+      expect((await tenancy(bench, ['doctor', '--json'])).json.findings, fault).toEqual([])
+    }
+    expectBackupOf(
+      'sqlite',
+      join(bench, 'archived', 'sites', archivesOf(bench, 'd.localhost')[0]!, 'backup'),
+      'd.localhost',
+      'D',
+      2,
+    )
+  })
+})
+
 describe('sites_path on another filesystem than the bench', () => {
   it('drop-site and tenant delete archive the site across filesystems (no EXDEV), leaving nothing behind', async () => {
     const bench = makeBench({ lightSites: true })

@@ -404,6 +404,7 @@ export async function deleteTenant(
     // The tenant goes first, in one transaction that also marks its site `dropping` (or frees
     // it with --keep-site): a crash after it leaves a row doctor knows how to finish.
     await removeTenant(bench, row.id, { site: owned ? site.name : null, keepSite: options.keepSite })
+    faultPoint('delete-after-remove')
     let archivedTo: string | null = null
     if (dropping)
       archivedTo = (await dropSite(bench, { site: site.name, force: true, admin, archiveTo: taken.archiveTo }))

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Bench } from '../bench.js'
 import { getDriver } from '../databases/index.js'
@@ -60,6 +60,34 @@ export function makeArchiveDir(bench: Bench, name: string): string {
       if (codeOf(error) !== NODE.EEXIST || n > 100) throw error
     }
   }
+}
+
+/**
+ * The archive a drop of `name` prepared and a crash left before the site's directory reached
+ * it: the newest `archived/sites/<name>-<stamp>/` that holds something (the backup taken
+ * first) but no `site/`. Finishing that drop moves the directory there, beside its backup.
+ */
+export function preparedArchive(bench: Bench, name: string): string | undefined {
+  const own = new RegExp(`^${name.replace(/[.]/g, '\\.')}-\\d{8}T\\d{9}Z(-\\d+)?$`)
+  let entries: string[]
+  try {
+    entries = readdirSync(bench.archivePath)
+  } catch {
+    return undefined
+  }
+  const waiting = entries.filter((entry) => {
+    if (!own.test(entry)) return false
+    const dir = join(bench.archivePath, entry)
+    try {
+      // (A backup's half-written set is a dot-entry: doctor removes it.)
+      return !existsSync(join(dir, ARCHIVED_SITE)) && readdirSync(dir).some((e) => !e.startsWith('.'))
+    } catch {
+      return false
+    }
+  })
+  // The stamps sort as text (`-n` suffixes after their stamp).
+  const newest = waiting.sort().at(-1)
+  return newest === undefined ? undefined : join(bench.archivePath, newest)
 }
 
 /**

@@ -5,7 +5,7 @@ import { getDriver } from '../../databases/index.js'
 import { messageOf } from '../../errors.js'
 import { ServerGoneError } from '../../databases/server-gone.js'
 import type { SiteRecord } from '../../registry/registry.js'
-import { dropSite } from '../../sites/drop-site.js'
+import { dropSite, preparedArchive } from '../../sites/drop-site.js'
 import { readSiteConfig } from '../../sites/site.js'
 import { ownerAlive } from '../../util/process-owner.js'
 import type { TenantRow } from '../../registry/tenants.js'
@@ -175,7 +175,13 @@ function unfinishedSite(inputs: DoctorInputs, site: SiteRecord, tenant: TenantRo
     repair: () =>
       owned
         ? resume(bench, tenant.name)
-        : // A drop that was under way archived (or was archiving) the directory: finish it the same way.
-          dropSite(bench, { site: site.name, archive: site.state === 'dropping', force: true }),
+        : // A drop that was under way archived (or was archiving) the directory: finish it the same
+          // way, into the archive it prepared (its backup there) if it got that far.
+          dropSite(bench, {
+            site: site.name,
+            archive: site.state === 'dropping',
+            archiveTo: site.state === 'dropping' ? preparedArchive(bench, site.name) : undefined,
+            force: true,
+          }),
   }
 }
