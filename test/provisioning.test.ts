@@ -99,6 +99,13 @@ describe('tenant create', () => {
     const sameSite = await tenancy(bench, ['tenant', 'create', 'other', '--site', 'acme.localhost'])
     expect(sameSite.exitCode).toBe(2)
     expect(sameSite.stderr).toMatch(/belongs to tenant "acme"/)
+    // new-site of a tenant's site: no --force hint, which would be refused too.
+    const overTenant = await tenancy(bench, ['new-site', 'acme.localhost'])
+    expect(overTenant.exitCode).toBe(2)
+    expect(overTenant.stderr.trim()).toBe(
+      'error: site "acme.localhost" already exists: it is tenant "acme"\'s; pick another name ' +
+        '(remove the tenant with "tenancy tenant delete acme" first to reuse it)',
+    )
     const url = await tenancy(bench, [
       'tenant',
       'create',
@@ -222,6 +229,30 @@ describe('run steps, failures and the error log', () => {
     expect(r.exitCode).toBe(1)
     expect(r.stderr).toMatch(/step "slow" failed: its command timed out after 1 s/)
     expect(Date.now() - started).toBeLessThan(20_000)
+  })
+
+  it("tenant show keeps a failed step's output of several lines out of its table's rows", async () => {
+    const bench = makeBench()
+    setConfig(bench, (c) => {
+      c.provision.steps = [
+        'create-site',
+        { name: 'noisy', run: 'echo first line; echo second line >&2; exit 3' },
+        'activate',
+      ]
+    })
+    expect((await tenancy(bench, ['tenant', 'create', 'acme'])).exitCode).toBe(1)
+    const shown = await tenancy(bench, ['tenant', 'show', 'acme'])
+    const lines = shown.stdout.split('\n')
+    // The record's error goes on under its column; the step's row is one line, its first.
+    const at = lines.findIndex((l) => l.startsWith('error '))
+    expect(lines[at]).toMatch(/^error {16}step "noisy" failed: its command exited with code 3; output:$/)
+    expect(lines.slice(at + 1, at + 3)).toEqual([`${' '.repeat(21)}first line`, `${' '.repeat(21)}second line`])
+    const step = lines.filter((l) => l.startsWith('noisy '))
+    expect(step).toHaveLength(1)
+    expect(step[0]).toMatch(/failed .*output: …$/)
+    expect(lines.filter((l) => l.includes('second line'))).toHaveLength(1)
+    const json = await tenancy(bench, ['tenant', 'show', 'acme', '--json'])
+    expect(json.json.steps[1].error).toMatch(/output:\nfirst line\nsecond line$/)
   })
 
   it('refuses a malformed pipeline before recording anything', async () => {

@@ -31,6 +31,13 @@ export function table(header: string[], rows: string[][]): string {
  * into `Math.max`.
  */
 export function tableLines(rows: string[][], widths: number[], below?: (i: number) => string[]): string[] {
+  // A cell of several lines (a step's error with a command's output) keeps its first: the
+  // rows stay rows, and the whole text is in --json and `tenancy errors`.
+  for (const row of rows)
+    row.forEach((cell, i) => {
+      const end = cell.indexOf('\n')
+      if (end >= 0) row[i] = `${cell.slice(0, end).trimEnd()} …`
+    })
   for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)))
   const lines: string[] = []
   rows.forEach((row, i) => {
@@ -155,7 +162,10 @@ export const TENANTS_FORM: ListingForm<TenantJson> = {
 /** `tenant show`: one field a line, then the provisioning steps. */
 export function renderTenant(tenant: ShowTenantResult): string {
   const { steps, data, ...fields } = tenant
-  const lines = Object.entries(fields).map(([k, v]) => `${k.padEnd(20)} ${v ?? '-'}`)
+  // A value of several lines (an error with a command's output) goes on under its own column.
+  const lines = Object.entries(fields).map(
+    ([k, v]) => `${k.padEnd(20)} ${String(v ?? '-').replaceAll('\n', `\n${' '.repeat(21)}`)}`,
+  )
   lines.push(`${'data'.padEnd(20)} ${JSON.stringify(data)}`)
   return `${lines.join('\n')}\n\n${renderSteps(steps)}`
 }

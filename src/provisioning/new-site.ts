@@ -257,6 +257,15 @@ async function recordIntent(bench: Bench, options: NewSiteOptions, inputs: NewSi
             `remove it with "tenancy drop-site ${name}", or use --force`,
         )
       }
+      // --force cannot replace a tenant's site: the hint says what can.
+      const tenant = existing?.tenant_id != null ? await registry.tenantOfSite(name) : undefined
+      if (tenant?.pending_since != null)
+        throw usageError(`site "${name}" already exists: it is a pending pool site; pick another name`)
+      if (tenant)
+        throw usageError(
+          `site "${name}" already exists: it is tenant "${tenant.name}"'s; pick another name ` +
+            `(remove the tenant with "tenancy tenant delete ${tenant.name}" first to reuse it)`,
+        )
       throw usageError(
         `site "${name}" already exists (or is being created by another process); ` +
           `pick another name, or use --force to replace it`,
