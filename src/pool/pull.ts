@@ -9,6 +9,7 @@ import { ownerAlive } from '../util/process-owner.js'
 import type { RegistrySchema } from '../registry/schema.js'
 import { notHomedElsewhere } from '../sites/site-home.js'
 import { readSiteConfig } from '../sites/site.js'
+import { startWatchdog } from '../util/blocked-watchdog.js'
 import { faultPoint } from '../util/fault.js'
 import { PROCESS_OWNER } from '../util/process-owner.js'
 import { LEASE_MS, inFuture, keepAlive, newOwner, renewLease } from '../registry/leases.js'
@@ -247,6 +248,8 @@ export async function pullPendingFromPool(
   attrs: PullAttributes = {},
 ): Promise<PullResult | null> {
   if (attrs.name !== undefined) assertUserTenantName(attrs.name)
+  // The apps' after_rename hooks run near the pull's end: the watchdog's thread starts now.
+  startWatchdog()
   // A pull stores a new secret: a wrong key must fail here, while the tenant is still in the pool.
   await bench.secretBox()
   const owner = newOwner()

@@ -64,8 +64,24 @@ export function stopWhenBlocked(stop: (message: string) => never): void {
  * Returns the function that ends the watch. Does nothing unless `stopWhenBlocked` was called.
  */
 export function watchForBlocking(timeoutSeconds: number, message: string): () => void {
+  if (!startWatchdog()) return () => {}
+  const id = ++watches
+  messages.set(id, message)
+  watchdog!.postMessage({ id, ms: (timeoutSeconds + GRACE_SECONDS) * 1000 })
+  return () => {
+    messages.delete(id)
+    watchdog?.postMessage({ id })
+  }
+}
+
+/**
+ * Starts the watchdog's thread (when it is on) ahead of the module hooks a command is about
+ * to run: its start then overlaps the work before them, not the end of the process (a thread
+ * still starting when the process exits holds the exit up). Returns whether it is on.
+ */
+export function startWatchdog(): boolean {
   const report = onBlocked
-  if (!report) return () => {}
+  if (!report) return false
   if (!watchdog) {
     watchdog = new (workerThreads().Worker)(WORKER, {
       eval: true,
@@ -79,11 +95,5 @@ export function watchForBlocking(timeoutSeconds: number, message: string): () =>
     ;(globalThis as Record<string, unknown>)[STOP] = (id: number) =>
       report(messages.get(id) ?? 'tenancy was blocked past a timeout')
   }
-  const id = ++watches
-  messages.set(id, message)
-  watchdog.postMessage({ id, ms: (timeoutSeconds + GRACE_SECONDS) * 1000 })
-  return () => {
-    messages.delete(id)
-    watchdog?.postMessage({ id })
-  }
+  return true
 }
