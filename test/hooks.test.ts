@@ -180,7 +180,7 @@ export default async ({ db, signal }) => {
     'a module hook stuck in a synchronous loop, on $name',
     ({ name: backend, skip }) => {
       it.skipIf(skip)(
-        'stops the process soon after its timeout with one error line (exit 1); fixed, provision resumes the tenant',
+        'stops the process soon after its timeout with one error line (exit 1), then is refused until its module changes',
         async () => {
           const bench = makeBench()
           const env = useBackend(bench, backend)
@@ -228,7 +228,19 @@ export default async ({ db }) => {
           expect(again.stderr).toContain(
             'tenant "spin" already exists and its provisioning is not complete (in_progress); resume it with "tenancy provision spin"',
           )
+          // Until its module changes, the hook is refused at once: the step fails and says why.
+          const refused = await tenancy(bench, ['provision', 'spin'], { env, timeout: 60_000 })
+          expect(refused.exitCode).toBe(1)
+          expect(refused.stderr).toMatch(
+            /the after_install hook of app "spinner" on site "spin\.localhost" is not run: it blocked the process on site "spin\.localhost" at \S+ \(a synchronous loop\) and hooks\/spin\.mjs has not changed since/,
+          )
+          const logged = await tenancy(bench, ['errors', '--tenant', 'spin', '--json'], { env })
+          expect(JSON.stringify(logged.json)).toContain('is not run: it blocked the process')
+          // A file beside it is no change; the module's own is.
           writeFileSync(join(bench, 'apps', 'spinner', 'fixed'), '')
+          expect((await tenancy(bench, ['provision', 'spin'], { env })).exitCode).toBe(1)
+          const module = join(bench, 'apps', 'spinner', 'hooks', 'spin.mjs')
+          writeFileSync(module, `${readFileSync(module, 'utf8')}// fixed: ends once ../fixed exists\n`)
           const resumed = await tenancy(bench, ['provision', 'spin'], { env, timeout: 60_000 })
           expect(resumed.exitCode, resumed.stderr).toBe(0)
           expect(await count(bench, 'spin.localhost', 'select count(*) as n from spins')).toBe(1)
@@ -238,6 +250,111 @@ export default async ({ db }) => {
       )
     },
   )
+
+  /** `moody`: an after_install hook doing what the file `mode` beside it says; after_rename too, with `rename-mode`. */
+  const moody = (bench: string, mode: string) =>
+    addApp(
+      bench,
+      'moody',
+      { hooks: { after_install: { module: 'hooks/install.mjs' }, after_rename: { module: 'hooks/rename.mjs' } } },
+      {
+        'migrations/0001_moods.sql': 'CREATE TABLE moods (id VARCHAR(32) PRIMARY KEY);\n',
+        mode,
+        'rename-mode': 'fine',
+        'hooks/install.mjs': `import { readFileSync } from 'node:fs'
+import { execSync } from 'node:child_process'
+export default async ({ db }) => {
+  const mode = readFileSync(new URL('../mode', import.meta.url), 'utf8')
+  await db.selectFrom('moods').selectAll().execute()
+  // Holds the thread for 2.5 s, then returns: past its timeout, though no timer could say so.
+  if (mode === 'busy') { const end = Date.now() + 2500; while (Date.now() < end) {} }
+  // Ignores its timeout, then blocks the thread while the next tenant's hook runs.
+  if (mode === 'late') { await new Promise((r) => setTimeout(r, 1500)); while (true) {} }
+  // Blocked in a system call: no JavaScript runs to be interrupted.
+  if (mode === 'exec') execSync('sleep 120; echo outlived > ' + JSON.stringify(new URL('../outlived', import.meta.url).pathname))
+}
+`,
+        'hooks/rename.mjs': `import { readFileSync } from 'node:fs'
+export default async ({ db }) => {
+  await db.selectFrom('moods').selectAll().execute()
+  if (readFileSync(new URL('../rename-mode', import.meta.url), 'utf8') === 'block') while (true) {}
+}
+`,
+      },
+    )
+
+  const blockedBench = (mode: string) => {
+    const bench = makeBench({ exampleApps: false })
+    moody(bench, mode)
+    setConfig(bench, (c) => {
+      c.provision.apps = ['moody']
+      c.provision.step_timeout = 1
+    })
+    return bench
+  }
+
+  it('a hook that holds the thread past its timeout, then returns, still fails its step as timed out', async () => {
+    const bench = blockedBench('busy')
+    const r = await tenancy(bench, ['tenant', 'create', 'busy', '--no-pool'])
+    expect(r.exitCode).toBe(1)
+    expect(r.stderr).toMatch(
+      /the after_install hook of app "moody" on site "busy\.localhost" timed out after 1 s \(it held the thread for 2\.\d s; a synchronous loop\?\)/,
+    )
+    expect(await tableNames(bench, 'busy.localhost')).not.toContain('moods')
+  })
+
+  it('code a timed-out hook left running that blocks later is stopped too, and named', async () => {
+    const bench = blockedBench('late')
+    const r = await tenancy(bench, ['pending-create', '--count', '3', '--concurrency', '1'], {
+      env: { TENANCY_ADMIN_PASSWORD: 'pw' },
+      timeout: 60_000,
+    })
+    expect(r.exitCode).toBe(1)
+    const errors = r.stderr.split('\n').filter((l) => l.startsWith('error:'))
+    expect(errors).toHaveLength(1)
+    expect(errors[0]).toMatch(
+      /^error: code that the after_install hook of app "moody" on site "pending-\w+\.localhost" left running after its timeout \(it ignored its signal\) blocked the process for over 6 s/,
+    )
+  })
+
+  it('a hook blocked in a system call: the message all the same, the process and its child killed', async () => {
+    const bench = blockedBench('exec')
+    const started = Date.now()
+    const r = await tenancy(bench, ['tenant', 'create', 'ex', '--no-pool', '--json'], { timeout: 60_000 })
+    expect(r.exitCode).toBe(-1) // killed: no exit code
+    expect(Date.now() - started).toBeLessThan(30_000)
+    expect(r.stderr).toContain(
+      'error: the after_install hook of app "moody" on site "ex.localhost" blocked the process past its timeout of 1 s',
+    )
+    expect(JSON.parse(r.stdout.slice(r.stdout.indexOf('{'))).error.exit_code).toBe(137)
+    // The sleep went with it, and the hook is recorded as blocked: the next run refuses it at once.
+    const ps = await tenancy(bench, ['provision', 'ex'])
+    expect(ps.exitCode).toBe(1)
+    expect(ps.stderr).toContain('is not run: it blocked the process on site "ex.localhost"')
+    const { execSync } = await import('node:child_process')
+    expect(execSync('ps -eo args').toString()).not.toContain('sleep 120; echo outlived')
+  })
+
+  it('a pull whose after_rename blocks: stopped; the next commands finish it with the hook refused, and work', async () => {
+    const bench = blockedBench('fine')
+    expect(
+      (await tenancy(bench, ['pending-create', '--count', '1'], { env: { TENANCY_ADMIN_PASSWORD: 'pw' } })).exitCode,
+    ).toBe(0)
+    writeFileSync(join(bench, 'apps', 'moody', 'rename-mode'), 'block')
+    const pulled = await tenancy(bench, ['tenant', 'create', 'signup'], { timeout: 60_000 })
+    expect(pulled.exitCode).toBe(1)
+    expect(pulled.stderr).toContain(
+      'the after_rename hook of app "moody" on site "signup.localhost" blocked the process',
+    )
+    // A read, a second later: not stopped again (the hook is refused at once), the pull finished.
+    const started = Date.now()
+    const shown = await tenancy(bench, ['tenant', 'show', 'signup', '--json'])
+    expect(shown.exitCode, shown.stderr).toBe(0)
+    expect(Date.now() - started).toBeLessThan(5_000)
+    expect(shown.json).toMatchObject({ site: 'signup.localhost', status: 'active' })
+    const doctor = await tenancy(bench, ['doctor', '--json'])
+    expect(doctor.json.findings.map((f: any) => f.subject)).toContain('signup.localhost')
+  })
 
   it('Ctrl-C during a module hook interrupts it (exit 130) and rolls the site back', async () => {
     const bench = makeBench({ exampleApps: false })

@@ -1,3 +1,4 @@
+import { join } from 'node:path'
 import { sql, type Kysely } from 'kysely'
 import type { Bench } from '../bench.js'
 import type { DbType } from '../config/config.js'
@@ -8,6 +9,7 @@ import { childEnvironment, runCommand, type CommandResult } from '../util/run-co
 import type { HookName, HookSpec } from './hook-spec.js'
 import { installedApps } from './installed-apps.js'
 import { resolveInstallOrder, type AppManifest } from './manifest.js'
+import { BLOCKED_HOOKS } from './blocked-hooks.js'
 import { callModuleHook } from './module-hook.js'
 
 /** The site a hook runs for. */
@@ -61,6 +63,7 @@ export async function callHookIn(
     },
     timeoutSeconds: bench.config.provision.step_timeout,
     signal,
+    blocked: { record: join(bench.stateDir, BLOCKED_HOOKS), key: `${app.name}/${hook}`, file: spec.file },
   })
 }
 

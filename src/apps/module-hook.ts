@@ -3,8 +3,9 @@ import type { PluginTransformResultArgs, QueryResult, RootOperationNode, Unknown
 import type { DbType } from '../config/config.js'
 import { InterruptedError, TenancyError, messageOf } from '../errors.js'
 import { importFunction } from '../util/import-function.js'
-import { watchForBlocking } from '../util/blocked-watchdog.js'
+import { watchForBlocking, watchLeftover } from '../util/blocked-watchdog.js'
 import { leaveRunning } from '../util/left-running.js'
+import { forgetBlockedHook, refuseBlockedHook, type HookIdentity } from './blocked-hooks.js'
 import type { HookName, HookSpec } from './hook-spec.js'
 
 /**
@@ -46,6 +47,8 @@ export interface ModuleHookCall {
   context: Omit<HookContext, 'signal' | 'sql'>
   timeoutSeconds: number
   signal?: AbortSignal
+  /** Where a hook that blocked the process is recorded, so that it is refused until changed (apps/blocked-hooks.ts). */
+  blocked?: HookIdentity
 }
 
 /**
@@ -88,7 +91,8 @@ class CallWindow implements KyselyPlugin {
  * in effect: the string it returned (else empty).
  */
 export async function callModuleHook(call: ModuleHookCall): Promise<{ output: string; durationMs: number }> {
-  const { what, app } = call
+  const { what, app, blocked } = call
+  if (blocked) refuseBlockedHook(blocked, what, call.spec.module, app)
   const started = performance.now()
   const controller = new AbortController()
   let fail!: (error: unknown) => void
@@ -103,6 +107,7 @@ export async function callModuleHook(call: ModuleHookCall): Promise<{ output: st
     `${what} blocked the process past its timeout of ${call.timeoutSeconds} s (a synchronous loop, ` +
       'which in-process code cannot be interrupted from), so tenancy stopped where it was; make the hook ' +
       'await its work and return, or declare it as a command, then run the command again to go on',
+    blocked && { path: blocked.record, key: blocked.key, file: blocked.file, site: call.context.site },
   )
   const onAbort = () => {
     const error = new InterruptedError(what)
@@ -133,11 +138,25 @@ export async function callModuleHook(call: ModuleHookCall): Promise<{ output: st
       () => (settled = true),
     )
     const result = await Promise.race([running, stopped])
-    return { output: typeof result === 'string' ? result.trim() : '', durationMs: performance.now() - started }
+    const durationMs = performance.now() - started
+    // Blocking the thread past its timeout, then finishing before the timer had a turn, is still past it.
+    if (durationMs > call.timeoutSeconds * 1000) {
+      const seconds = (durationMs / 1000).toFixed(1)
+      throw new TenancyError(
+        `${what} timed out after ${call.timeoutSeconds} s (it held the thread for ${seconds} s; a synchronous loop?)`,
+        { namedApp: app },
+      )
+    }
+    if (blocked) forgetBlockedHook(blocked)
+    return { output: typeof result === 'string' ? result.trim() : '', durationMs }
   } catch (error) {
     if (controller.signal.aborted) {
       // Left running (its later rejection, if any, is handled above and nobody's concern).
-      if (!settled) leaveRunning()
+      if (!settled) {
+        leaveRunning()
+        // Should it block the thread later, when nothing else watches it, the watchdog still stops it.
+        if (running) watchLeftover(what, call.timeoutSeconds, running)
+      }
       throw controller.signal.reason
     }
     if (error instanceof TenancyError && error.namedApp === app) throw error

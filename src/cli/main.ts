@@ -97,13 +97,21 @@ export async function main(argv: string[]): Promise<string | undefined> {
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
   // A module hook stuck in a synchronous loop is reported and the process stopped, not left hanging.
-  stopWhenBlocked((message) => {
-    if (process.stderr.isTTY) process.stderr.write('\n')
-    new Output({ json: argv.includes('--json'), verbose: false }).error(new TenancyError(message))
-    // Node prints "Waiting for the debugger to disconnect..." on stderr when a process exits with
-    // an inspector session open (the watchdog's): the message is written, so stderr goes first.
-    closeSync(2)
-    process.exit(EXIT_FAILED)
+  const json = argv.includes('--json')
+  stopWhenBlocked({
+    stop: (message) => {
+      if (process.stderr.isTTY) process.stderr.write('\n')
+      new Output({ json, verbose: false }).error(new TenancyError(message))
+      // Node prints "Waiting for the debugger to disconnect..." on stderr when a process exits with
+      // an inspector session open (the watchdog's): the message is written, so stderr goes first.
+      closeSync(2)
+      process.exit(EXIT_FAILED)
+    },
+    // Written by the watchdog's thread when the code is blocked in a system call: the process is then killed (137).
+    render: (message) => ({
+      stdout: json ? `${JSON.stringify({ error: { message, exit_code: 137 } }, null, 2)}\n` : '',
+      stderr: `${process.stderr.isTTY ? '\n' : ''}error: ${message}\n`,
+    }),
   })
   // Stack traces point into the bundle; with --verbose, bin/load-cli.js maps them back to src/.
   // `tenancy help tenant create`: commander's help command goes one level deep only.

@@ -7,15 +7,21 @@ import { lazyBuiltin } from './lazy-builtin.js'
  * command would hang for ever. The CLI turns it on (`stopWhenBlocked`); a library caller's
  * process is its own, so there it stays off.
  *
- * One worker thread, started with the first watch, keeps a timer per watch. A watch that ends
- * in time is cancelled by a message. One that does not means the main thread has run nothing
- * for `graceSeconds` past the code's own timeout: the worker then asks V8, through the
- * inspector's session on the main thread, to evaluate `stop` there. The inspector's messages
- * interrupt running JavaScript (that is how a debugger pauses a loop), so `stop` runs inside
- * the loop and ends the process at once: the same state a `kill -9` leaves, which every command
- * is built to be finished from (leases expire, site transactions roll back), with a message
- * and exit code 1 instead of a hang. Nothing else runs first: V8's `terminateExecution`
- * would unwind the loop, but it drops every pending promise continuation with it.
+ * One worker thread keeps a timer per watch. A watch that ends in time is cancelled by a
+ * message. One that does not means the main thread has run nothing for `GRACE_SECONDS` past
+ * the code's own timeout: the worker then asks V8, through the inspector's session on the
+ * main thread, to evaluate the stop there. The inspector's messages interrupt running
+ * JavaScript (that is how a debugger pauses a loop), so the stop runs inside the loop and ends
+ * the process at once: the state a `kill -9` leaves, which every command is built to be
+ * finished from (leases expire, site transactions roll back), with a message and exit code 1
+ * instead of a hang. Nothing else runs first: V8's `terminateExecution` would unwind the loop,
+ * but it drops every pending promise continuation with it. Code blocked in a system call (an
+ * `execSync`) runs no JavaScript to interrupt: two seconds later the worker writes the message
+ * itself, kills the process's children and then the process (exit 137).
+ *
+ * Code a hook left running past its timeout (it ignored its signal) may block later, when no
+ * watch covers it: while any is left, the main thread sends a heartbeat each second, and a
+ * heartbeat missing for longer than that hook's timeout plus the grace stops the process too.
  */
 
 /** Seconds past its timeout before blocked code is taken to be stuck. */
@@ -25,53 +31,112 @@ const STOP = '__tenancyStopBlocked'
 
 const workerThreads = lazyBuiltin<typeof import('node:worker_threads')>('node:worker_threads')
 
-let onBlocked: ((message: string) => never) | undefined
-let watchdog: Worker | undefined
-let watches = 0
-const messages = new Map<number, string>()
-
-// The worker's whole code (CommonJS, evaluated): timers, then the inspector's evaluate; if
-// that cannot be done (no inspector in this Node), or the process is still alive two seconds
-// later, SIGKILL.
-const WORKER = `
-const { parentPort } = require('node:worker_threads')
-const timers = new Map()
-parentPort.on('message', ({ id, ms }) => {
-  if (ms === undefined) { clearTimeout(timers.get(id)); timers.delete(id); return }
-  timers.set(id, setTimeout(() => {
-    try {
-      const { Session } = require('node:inspector')
-      const session = new Session()
-      session.connectToMainThread()
-      session.post('Runtime.evaluate', { expression: 'globalThis.${STOP}(' + id + ')' })
-    } catch {}
-    setTimeout(() => process.kill(process.pid, 'SIGKILL'), 2000)
-  }, ms))
-})
-`
-
-/**
- * Turns the watchdog on for this process: blocked code is handed to `stop(message)`, called
- * inside the blocked code, which must report it synchronously and end the process.
- */
-export function stopWhenBlocked(stop: (message: string) => never): void {
-  onBlocked = stop
+/** What the CLI does with blocked code. */
+export interface BlockedHandling {
+  /** Called inside the blocked code: reports `message` synchronously and ends the process. */
+  stop(message: string): never
+  /** What to write, from the watchdog's thread, when the code cannot be interrupted. */
+  render(message: string): { stdout: string; stderr: string }
 }
 
 /**
- * Watches code that should settle within `timeoutSeconds` (it has its own timer for that):
- * if the thread is still blocked `GRACE_SECONDS` after, the process is stopped with `message`.
- * Returns the function that ends the watch. Does nothing unless `stopWhenBlocked` was called.
+ * What a stopped watch records before the process ends: `{[key]: {sha256, site, at}}` added to
+ * the JSON file `path`, `sha256` of `file` (apps/blocked-hooks.ts reads it).
  */
-export function watchForBlocking(timeoutSeconds: number, message: string): () => void {
-  if (!startWatchdog()) return () => {}
-  const id = ++watches
-  messages.set(id, message)
-  watchdog!.postMessage({ id, ms: (timeoutSeconds + GRACE_SECONDS) * 1000 })
-  return () => {
-    messages.delete(id)
-    watchdog?.postMessage({ id })
+export interface BlockedEntry {
+  path: string
+  key: string
+  file: string
+  site: string
+}
+
+let handling: BlockedHandling | undefined
+let watchdog: Worker | undefined
+let ids = 0
+const watches = new Map<number, string>()
+const leftovers = new Map<number, { what: string; message: string }>()
+let heartbeat: NodeJS.Timeout | undefined
+
+// The worker's whole code (CommonJS, evaluated).
+const WORKER = `
+const { parentPort } = require('node:worker_threads')
+const { readFileSync, readdirSync, renameSync, writeFileSync, writeSync } = require('node:fs')
+const { createHash } = require('node:crypto')
+const timers = new Map()
+const leftovers = new Map()
+let lastBeat = Date.now()
+let stopping = false
+/** The process's descendants, children first (Linux /proc; elsewhere none). */
+function descendants(pid) {
+  const found = []
+  let tasks = []
+  try { tasks = readdirSync('/proc/' + pid + '/task') } catch { return found }
+  for (const task of tasks) {
+    let children = ''
+    try { children = readFileSync('/proc/' + pid + '/task/' + task + '/children', 'utf8') } catch {}
+    for (const child of children.split(' ').filter(Boolean).map(Number)) found.push(child, ...descendants(child))
   }
+  return found
+}
+/** Adds { [key]: { sha256 of file, site, at } } to the JSON file at path (best effort). */
+function record(entry) {
+  try {
+    let all = {}
+    try { all = JSON.parse(readFileSync(entry.path, 'utf8')) } catch {}
+    if (!all || typeof all !== 'object' || Array.isArray(all)) all = {}
+    let sha256 = ''
+    try { sha256 = createHash('sha256').update(readFileSync(entry.file)).digest('hex') } catch {}
+    all[entry.key] = { sha256, site: entry.site, at: new Date().toISOString() }
+    const tmp = entry.path + '.' + process.pid + '.tmp'
+    writeFileSync(tmp, JSON.stringify(all, null, 2) + '\\n', { mode: 0o600 })
+    renameSync(tmp, entry.path)
+  } catch {}
+}
+function stop(id, text, entry) {
+  if (stopping) return
+  stopping = true
+  if (entry) record(entry)
+  try {
+    const { Session } = require('node:inspector')
+    const session = new Session()
+    session.connectToMainThread()
+    session.post('Runtime.evaluate', { expression: 'globalThis.${STOP}(' + id + ')' })
+  } catch {}
+  // Still here: blocked in a system call. Say it from this thread, then end it all.
+  setTimeout(() => {
+    try { if (text.stdout) writeSync(1, text.stdout) } catch {}
+    try { writeSync(2, text.stderr) } catch {}
+    for (const pid of descendants(process.pid)) try { process.kill(pid, 'SIGKILL') } catch {}
+    process.kill(process.pid, 'SIGKILL')
+  }, 2000)
+}
+parentPort.on('message', (m) => {
+  if (m.beat) lastBeat = Date.now()
+  else if (m.arm) timers.set(m.id, setTimeout(() => stop(m.id, m.text, m.record), m.ms))
+  else if (m.disarm) { clearTimeout(timers.get(m.id)); timers.delete(m.id) }
+  else if (m.leftover) { lastBeat = Date.now(); leftovers.set(m.id, m) }
+  else if (m.settled) leftovers.delete(m.id)
+})
+setInterval(() => {
+  for (const left of leftovers.values()) if (Date.now() - lastBeat > left.ms) return stop(left.id, left.text)
+}, 1000)
+`
+
+/**
+ * Turns the watchdog on for this process (the CLI): blocked code is handed to `handling`.
+ */
+export function stopWhenBlocked(given: BlockedHandling): void {
+  handling = given
+}
+
+/** The message for the watch `id` (or a leftover), with any code left running named. */
+function messageFor(id: number): string {
+  const leftover = leftovers.get(id)
+  if (leftover) return leftover.message
+  const message = watches.get(id) ?? 'tenancy was blocked past a timeout'
+  const left = [...leftovers.values()].map((l) => l.what)
+  if (left.length === 0) return message
+  return `${message} (or code left running by ${left.join(', ')}, which timed out earlier, did)`
 }
 
 /**
@@ -80,8 +145,8 @@ export function watchForBlocking(timeoutSeconds: number, message: string): () =>
  * still starting when the process exits holds the exit up). Returns whether it is on.
  */
 export function startWatchdog(): boolean {
-  const report = onBlocked
-  if (!report) return false
+  const handle = handling
+  if (!handle) return false
   if (!watchdog) {
     watchdog = new (workerThreads().Worker)(WORKER, {
       eval: true,
@@ -92,8 +157,52 @@ export function startWatchdog(): boolean {
     // The watchdog never keeps the process alive, and a worker that failed to start is no reason to fail.
     watchdog.unref()
     watchdog.on('error', () => {})
-    ;(globalThis as Record<string, unknown>)[STOP] = (id: number) =>
-      report(messages.get(id) ?? 'tenancy was blocked past a timeout')
+    ;(globalThis as Record<string, unknown>)[STOP] = (id: number) => handle.stop(messageFor(id))
   }
   return true
+}
+
+/**
+ * Watches code that should settle within `timeoutSeconds` (it has its own timer for that):
+ * if the thread is still blocked `GRACE_SECONDS` after, the process is stopped with `message`,
+ * `record` written first (from the watchdog's thread). Returns the function that
+ * ends the watch. Does nothing unless `stopWhenBlocked` was called.
+ */
+export function watchForBlocking(timeoutSeconds: number, message: string, record?: BlockedEntry): () => void {
+  if (!startWatchdog()) return () => {}
+  const id = ++ids
+  watches.set(id, message)
+  const ms = (timeoutSeconds + GRACE_SECONDS) * 1000
+  watchdog!.postMessage({ arm: true, id, ms, text: handling!.render(message), record })
+  return () => {
+    watches.delete(id)
+    watchdog?.postMessage({ disarm: true, id })
+  }
+}
+
+/**
+ * Watches code left running after its timeout (`what`: the hook that left it) until `running`
+ * settles: should it block the thread for longer than `timeoutSeconds` plus the grace, the
+ * process is stopped, naming it.
+ */
+export function watchLeftover(what: string, timeoutSeconds: number, running: Promise<unknown>): void {
+  if (!startWatchdog()) return
+  const id = ++ids
+  const message =
+    `code that ${what} left running after its timeout (it ignored its signal) blocked the process for over ` +
+    `${timeoutSeconds + GRACE_SECONDS} s, so tenancy stopped where it was; make the hook await its work and ` +
+    'return, or declare it as a command, then run the command again to go on'
+  leftovers.set(id, { what, message })
+  const ms = (timeoutSeconds + GRACE_SECONDS) * 1000
+  watchdog!.postMessage({ leftover: true, id, ms, text: handling!.render(message) })
+  heartbeat ??= setInterval(() => watchdog?.postMessage({ beat: true }), 1000).unref()
+  const settled = () => {
+    leftovers.delete(id)
+    watchdog?.postMessage({ settled: true, id })
+    if (leftovers.size === 0 && heartbeat) {
+      clearInterval(heartbeat)
+      heartbeat = undefined
+    }
+  }
+  running.then(settled, settled)
 }
