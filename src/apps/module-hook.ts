@@ -155,7 +155,7 @@ export async function callModuleHook(call: ModuleHookCall): Promise<{ output: st
       if (!settled) {
         leaveRunning()
         // Should it block the thread later, when nothing else watches it, the watchdog still stops it.
-        if (running) watchLeftover(what, call.timeoutSeconds, running)
+        if (running) watchLeftover(what, call.timeoutSeconds, running, call.spec.file)
       }
       throw controller.signal.reason
     }

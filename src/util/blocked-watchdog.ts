@@ -1,3 +1,6 @@
+import { createHash } from 'node:crypto'
+import { readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { pathToFileURL } from 'node:url'
 import type { Worker } from 'node:worker_threads'
 import { lazyBuiltin } from './lazy-builtin.js'
 
@@ -53,8 +56,8 @@ export interface BlockedEntry {
 let handling: BlockedHandling | undefined
 let watchdog: Worker | undefined
 let ids = 0
-const watches = new Map<number, string>()
-const leftovers = new Map<number, { what: string; message: string }>()
+const watches = new Map<number, { message: string; record?: BlockedEntry }>()
+const leftovers = new Map<number, { what: string; message: string; file?: string }>()
 let heartbeat: NodeJS.Timeout | undefined
 
 // The worker's whole code (CommonJS, evaluated).
@@ -95,15 +98,15 @@ function record(entry) {
 function stop(id, text, entry) {
   if (stopping) return
   stopping = true
-  if (entry) record(entry)
   try {
     const { Session } = require('node:inspector')
     const session = new Session()
     session.connectToMainThread()
     session.post('Runtime.evaluate', { expression: 'globalThis.${STOP}(' + id + ')' })
   } catch {}
-  // Still here: blocked in a system call. Say it from this thread, then end it all.
+  // Still here: blocked in a system call. Record and say it from this thread, then end it all.
   setTimeout(() => {
+    if (entry) record(entry)
     try { if (text.stdout) writeSync(1, text.stdout) } catch {}
     try { writeSync(2, text.stderr) } catch {}
     for (const pid of descendants(process.pid)) try { process.kill(pid, 'SIGKILL') } catch {}
@@ -129,14 +132,66 @@ export function stopWhenBlocked(given: BlockedHandling): void {
   handling = given
 }
 
-/** The message for the watch `id` (or a leftover), with any code left running named. */
-function messageFor(id: number): string {
-  const leftover = leftovers.get(id)
-  if (leftover) return leftover.message
-  const message = watches.get(id) ?? 'tenancy was blocked past a timeout'
-  const left = [...leftovers.values()].map((l) => l.what)
-  if (left.length === 0) return message
-  return `${message} (or code left running by ${left.join(', ')}, which timed out earlier, did)`
+/**
+ * What blocked, found from inside it (the stop runs on top of the blocked code's stack): the
+ * watch or leftover whose module is on the stack, else the one whose time ran out (`id`), with
+ * any code left running named as a suspect.
+ */
+function blame(id: number): { message: string; record?: BlockedEntry } {
+  const limit = Error.stackTraceLimit
+  Error.stackTraceLimit = 200
+  const stack = new Error().stack ?? ''
+  Error.stackTraceLimit = limit
+  const onStack = (file: string | undefined) =>
+    file !== undefined && (stack.includes(pathToFileURL(file).href) || stack.includes(file))
+  type Suspect = { id: number; message: string; record?: BlockedEntry; file?: string; label: string }
+  const suspects: Suspect[] = [
+    ...[...watches].map(([key, w]) => ({
+      id: key,
+      ...w,
+      file: w.record?.file,
+      label: `the same hook on site "${w.record?.site}"`,
+    })),
+    ...[...leftovers].map(([key, l]) => ({
+      id: key,
+      message: l.message,
+      file: l.file,
+      label: `code left running by ${l.what}`,
+    })),
+  ]
+  // On the stack: the code that loops (two calls of one module cannot be told apart by it).
+  let found = suspects.filter((x) => onStack(x.file))
+  if (found.length === 0) found = suspects.filter((x) => x.id === id || leftovers.has(x.id))
+  const chosen = found.find((x) => x.id === id) ?? found[0]
+  if (!chosen) return { message: 'tenancy was blocked past a timeout' }
+  const others = found.filter((x) => x !== chosen).map((x) => x.label)
+  const message = others.length === 0 ? chosen.message : `${chosen.message} (or ${others.join(', ')} did)`
+  return { message, record: chosen.record }
+}
+
+/** Adds the entry to its JSON file (the worker's `record` does the same when this thread cannot). */
+function writeEntry(entry: BlockedEntry): void {
+  try {
+    let all: Record<string, unknown> = {}
+    try {
+      const parsed = JSON.parse(readFileSync(entry.path, 'utf8')) as unknown
+      if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) all = parsed as Record<string, unknown>
+    } catch {
+      all = {}
+    }
+    let sha256 = ''
+    try {
+      sha256 = createHash('sha256').update(readFileSync(entry.file)).digest('hex')
+    } catch {
+      sha256 = ''
+    }
+    all[entry.key] = { sha256, site: entry.site, at: new Date().toISOString() }
+    const tmp = `${entry.path}.${process.pid}.tmp`
+    writeFileSync(tmp, `${JSON.stringify(all, null, 2)}\n`, { mode: 0o600 })
+    renameSync(tmp, entry.path)
+  } catch {
+    // The process ends anyway: the hook blocks again next time, and is stopped again.
+  }
 }
 
 /**
@@ -157,7 +212,11 @@ export function startWatchdog(): boolean {
     // The watchdog never keeps the process alive, and a worker that failed to start is no reason to fail.
     watchdog.unref()
     watchdog.on('error', () => {})
-    ;(globalThis as Record<string, unknown>)[STOP] = (id: number) => handle.stop(messageFor(id))
+    ;(globalThis as Record<string, unknown>)[STOP] = (id: number) => {
+      const blamed = blame(id)
+      if (blamed.record) writeEntry(blamed.record)
+      handle.stop(blamed.message)
+    }
   }
   return true
 }
@@ -165,13 +224,13 @@ export function startWatchdog(): boolean {
 /**
  * Watches code that should settle within `timeoutSeconds` (it has its own timer for that):
  * if the thread is still blocked `GRACE_SECONDS` after, the process is stopped with `message`,
- * `record` written first (from the watchdog's thread). Returns the function that
+ * `record` written first. Returns the function that
  * ends the watch. Does nothing unless `stopWhenBlocked` was called.
  */
 export function watchForBlocking(timeoutSeconds: number, message: string, record?: BlockedEntry): () => void {
   if (!startWatchdog()) return () => {}
   const id = ++ids
-  watches.set(id, message)
+  watches.set(id, { message, record })
   const ms = (timeoutSeconds + GRACE_SECONDS) * 1000
   watchdog!.postMessage({ arm: true, id, ms, text: handling!.render(message), record })
   return () => {
@@ -185,14 +244,14 @@ export function watchForBlocking(timeoutSeconds: number, message: string, record
  * settles: should it block the thread for longer than `timeoutSeconds` plus the grace, the
  * process is stopped, naming it.
  */
-export function watchLeftover(what: string, timeoutSeconds: number, running: Promise<unknown>): void {
+export function watchLeftover(what: string, timeoutSeconds: number, running: Promise<unknown>, file?: string): void {
   if (!startWatchdog()) return
   const id = ++ids
   const message =
     `code that ${what} left running after its timeout (it ignored its signal) blocked the process for over ` +
     `${timeoutSeconds + GRACE_SECONDS} s, so tenancy stopped where it was; make the hook await its work and ` +
     'return, or declare it as a command, then run the command again to go on'
-  leftovers.set(id, { what, message })
+  leftovers.set(id, { what, message, file })
   const ms = (timeoutSeconds + GRACE_SECONDS) * 1000
   watchdog!.postMessage({ leftover: true, id, ms, text: handling!.render(message) })
   heartbeat ??= setInterval(() => watchdog?.postMessage({ beat: true }), 1000).unref()
