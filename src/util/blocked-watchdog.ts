@@ -162,7 +162,8 @@ function blame(id: number): { message: string; record?: BlockedEntry } {
   // On the stack: the code that loops (two calls of one module cannot be told apart by it).
   let found = suspects.filter((x) => onStack(x.file))
   if (found.length === 0) found = suspects.filter((x) => x.id === id || leftovers.has(x.id))
-  const chosen = found.find((x) => x.id === id) ?? found[0]
+  // Of calls the stack cannot tell apart, code that already ignored its timeout is the likelier.
+  const chosen = found.find((x) => leftovers.has(x.id)) ?? found.find((x) => x.id === id) ?? found[0]
   if (!chosen) return { message: 'tenancy was blocked past a timeout' }
   const others = found.filter((x) => x !== chosen).map((x) => x.label)
   const message = others.length === 0 ? chosen.message : `${chosen.message} (or ${others.join(', ')} did)`
