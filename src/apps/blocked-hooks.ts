@@ -48,11 +48,15 @@ function readRecord(record: string): Record<string, BlockedHook> {
   }
 }
 
-/** Throws when this hook blocked the process before and its module is unchanged since. */
-export function refuseBlockedHook(hook: HookIdentity, what: string, module: string, app: string): void {
-  if (!existsSync(hook.record)) return
+/**
+ * Throws when this hook blocked the process before and its module is unchanged since; returns
+ * whether the record names it at all (with a changed module: `forgetBlockedHook` once it ran).
+ */
+export function refuseBlockedHook(hook: HookIdentity, what: string, module: string, app: string): boolean {
+  if (!existsSync(hook.record)) return false
   const blocked = readRecord(hook.record)[hook.key]
-  if (!blocked || blocked.sha256 !== digest(hook.file)) return
+  if (!blocked) return false
+  if (blocked.sha256 !== digest(hook.file)) return true
   throw new TenancyError(
     `${what} is not run: it blocked the process on site "${blocked.site}" at ${blocked.at} (a synchronous ` +
       `loop) and ${module} has not changed since; fix it (await the work, or declare the hook as a command), ` +
@@ -61,9 +65,23 @@ export function refuseBlockedHook(hook: HookIdentity, what: string, module: stri
   )
 }
 
+/**
+ * Records that this hook blocked the process on `site` (called inside the blocked code, just
+ * before the process ends; the watchdog's thread writes the same entry when the code is in a
+ * system call). Best effort: the process ends anyway, and the hook would be stopped again.
+ */
+export function recordBlockedHook(hook: HookIdentity, site: string): void {
+  const record = readRecord(hook.record)
+  record[hook.key] = { sha256: digest(hook.file), site, at: new Date().toISOString() }
+  try {
+    writeJsonAtomic(hook.record, record, 0o600)
+  } catch {
+    // As above: nothing to be done while the process ends.
+  }
+}
+
 /** Forgets a hook that has run to its end: its module was fixed. */
 export function forgetBlockedHook(hook: HookIdentity): void {
-  if (!existsSync(hook.record)) return
   const record = readRecord(hook.record)
   if (!(hook.key in record)) return
   delete record[hook.key]

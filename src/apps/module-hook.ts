@@ -5,7 +5,7 @@ import { InterruptedError, TenancyError, messageOf } from '../errors.js'
 import { importFunction } from '../util/import-function.js'
 import { watchForBlocking, watchLeftover } from '../util/blocked-watchdog.js'
 import { leaveRunning } from '../util/left-running.js'
-import { forgetBlockedHook, refuseBlockedHook, type HookIdentity } from './blocked-hooks.js'
+import { forgetBlockedHook, recordBlockedHook, refuseBlockedHook, type HookIdentity } from './blocked-hooks.js'
 import type { HookName, HookSpec } from './hook-spec.js'
 
 /**
@@ -92,7 +92,7 @@ class CallWindow implements KyselyPlugin {
  */
 export async function callModuleHook(call: ModuleHookCall): Promise<{ output: string; durationMs: number }> {
   const { what, app, blocked } = call
-  if (blocked) refuseBlockedHook(blocked, what, call.spec.module, app)
+  const listed = blocked !== undefined && refuseBlockedHook(blocked, what, call.spec.module, app)
   const started = performance.now()
   const controller = new AbortController()
   let fail!: (error: unknown) => void
@@ -107,7 +107,10 @@ export async function callModuleHook(call: ModuleHookCall): Promise<{ output: st
     `${what} blocked the process past its timeout of ${call.timeoutSeconds} s (a synchronous loop, ` +
       'which in-process code cannot be interrupted from), so tenancy stopped where it was; make the hook ' +
       'await its work and return, or declare it as a command, then run the command again to go on',
-    blocked && { path: blocked.record, key: blocked.key, file: blocked.file, site: call.context.site },
+    blocked && {
+      entry: { path: blocked.record, key: blocked.key, file: blocked.file, site: call.context.site },
+      write: () => recordBlockedHook(blocked, call.context.site),
+    },
   )
   const onAbort = () => {
     const error = new InterruptedError(what)
@@ -147,7 +150,7 @@ export async function callModuleHook(call: ModuleHookCall): Promise<{ output: st
         { namedApp: app },
       )
     }
-    if (blocked) forgetBlockedHook(blocked)
+    if (listed) forgetBlockedHook(blocked)
     return { output: typeof result === 'string' ? result.trim() : '', durationMs }
   } catch (error) {
     if (controller.signal.aborted) {

@@ -1,5 +1,3 @@
-import { createHash } from 'node:crypto'
-import { readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { pathToFileURL } from 'node:url'
 import type { Worker } from 'node:worker_threads'
 import { lazyBuiltin } from './lazy-builtin.js'
@@ -44,19 +42,19 @@ export interface BlockedHandling {
 
 /**
  * What a stopped watch records before the process ends: `{[key]: {sha256, site, at}}` added to
- * the JSON file `path`, `sha256` of `file` (apps/blocked-hooks.ts reads it).
+ * the JSON file `path`, `sha256` of `file` (apps/blocked-hooks.ts reads and writes it). `write`
+ * does it from the main thread; the watchdog's thread does it from `entry` when the code is
+ * blocked in a system call and no JavaScript of the main thread can run.
  */
-export interface BlockedEntry {
-  path: string
-  key: string
-  file: string
-  site: string
+export interface BlockedRecord {
+  entry: { path: string; key: string; file: string; site: string }
+  write(): void
 }
 
 let handling: BlockedHandling | undefined
 let watchdog: Worker | undefined
 let ids = 0
-const watches = new Map<number, { message: string; record?: BlockedEntry }>()
+const watches = new Map<number, { message: string; record?: BlockedRecord }>()
 const leftovers = new Map<number, { what: string; message: string; file?: string }>()
 let heartbeat: NodeJS.Timeout | undefined
 
@@ -137,20 +135,20 @@ export function stopWhenBlocked(given: BlockedHandling): void {
  * watch or leftover whose module is on the stack, else the one whose time ran out (`id`), with
  * any code left running named as a suspect.
  */
-function blame(id: number): { message: string; record?: BlockedEntry } {
+function blame(id: number): { message: string; record?: BlockedRecord } {
   const limit = Error.stackTraceLimit
   Error.stackTraceLimit = 200
   const stack = new Error().stack ?? ''
   Error.stackTraceLimit = limit
   const onStack = (file: string | undefined) =>
     file !== undefined && (stack.includes(pathToFileURL(file).href) || stack.includes(file))
-  type Suspect = { id: number; message: string; record?: BlockedEntry; file?: string; label: string }
+  type Suspect = { id: number; message: string; record?: BlockedRecord; file?: string; label: string }
   const suspects: Suspect[] = [
     ...[...watches].map(([key, w]) => ({
       id: key,
       ...w,
-      file: w.record?.file,
-      label: `the same hook on site "${w.record?.site}"`,
+      file: w.record?.entry.file,
+      label: `the same hook on site "${w.record?.entry.site}"`,
     })),
     ...[...leftovers].map(([key, l]) => ({
       id: key,
@@ -168,31 +166,6 @@ function blame(id: number): { message: string; record?: BlockedEntry } {
   const others = found.filter((x) => x !== chosen).map((x) => x.label)
   const message = others.length === 0 ? chosen.message : `${chosen.message} (or ${others.join(', ')} did)`
   return { message, record: chosen.record }
-}
-
-/** Adds the entry to its JSON file (the worker's `record` does the same when this thread cannot). */
-function writeEntry(entry: BlockedEntry): void {
-  try {
-    let all: Record<string, unknown> = {}
-    try {
-      const parsed = JSON.parse(readFileSync(entry.path, 'utf8')) as unknown
-      if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) all = parsed as Record<string, unknown>
-    } catch {
-      all = {}
-    }
-    let sha256 = ''
-    try {
-      sha256 = createHash('sha256').update(readFileSync(entry.file)).digest('hex')
-    } catch {
-      sha256 = ''
-    }
-    all[entry.key] = { sha256, site: entry.site, at: new Date().toISOString() }
-    const tmp = `${entry.path}.${process.pid}.tmp`
-    writeFileSync(tmp, `${JSON.stringify(all, null, 2)}\n`, { mode: 0o600 })
-    renameSync(tmp, entry.path)
-  } catch {
-    // The process ends anyway: the hook blocks again next time, and is stopped again.
-  }
 }
 
 /**
@@ -215,7 +188,7 @@ export function startWatchdog(): boolean {
     watchdog.on('error', () => {})
     ;(globalThis as Record<string, unknown>)[STOP] = (id: number) => {
       const blamed = blame(id)
-      if (blamed.record) writeEntry(blamed.record)
+      blamed.record?.write()
       handle.stop(blamed.message)
     }
   }
@@ -228,12 +201,12 @@ export function startWatchdog(): boolean {
  * `record` written first. Returns the function that
  * ends the watch. Does nothing unless `stopWhenBlocked` was called.
  */
-export function watchForBlocking(timeoutSeconds: number, message: string, record?: BlockedEntry): () => void {
+export function watchForBlocking(timeoutSeconds: number, message: string, record?: BlockedRecord): () => void {
   if (!startWatchdog()) return () => {}
   const id = ++ids
   watches.set(id, { message, record })
   const ms = (timeoutSeconds + GRACE_SECONDS) * 1000
-  watchdog!.postMessage({ arm: true, id, ms, text: handling!.render(message), record })
+  watchdog!.postMessage({ arm: true, id, ms, text: handling!.render(message), record: record?.entry })
   return () => {
     watches.delete(id)
     watchdog?.postMessage({ disarm: true, id })
