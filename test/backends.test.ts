@@ -454,7 +454,7 @@ describe.each(SERVERS)('server sites on $name', ({ name: backend, skip }) => {
       expect(missing.exitCode).toBe(2)
       expect(missing.stderr).toMatch(
         new RegExp(
-          `missing ${backend} root password: looked in --db-root-password-file FILE, the TENANCY_DB_ROOT_PASSWORD environment variable`,
+          `missing ${backend === 'postgres' ? 'PostgreSQL' : 'MariaDB'} root password: looked in --db-root-password-file FILE, the TENANCY_DB_ROOT_PASSWORD environment variable`,
         ),
       )
     })

@@ -310,7 +310,7 @@ describe('bench password flags', () => {
     const r = await tenancy(bench, ['new-site', 'm.localhost'])
     expect(r.exitCode).toBe(2)
     expect(r.stderr).toMatch(
-      /missing mariadb root password: looked in --db-root-password-file FILE, the TENANCY_DB_ROOT_PASSWORD environment variable/,
+      /missing MariaDB root password: looked in --db-root-password-file FILE, the TENANCY_DB_ROOT_PASSWORD environment variable/,
     )
   })
 })

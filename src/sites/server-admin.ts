@@ -32,7 +32,7 @@ export async function resolveServerAdmin(
   const sameKind = db.type === driver.type
   const flags = bench.passwordFlags
   const sources: SecretSources = {
-    label: `${driver.type} root password`,
+    label: `${driver.label} root password`,
     fileFlag: options.fileFlag === false && !flags ? undefined : '--db-root-password-file',
     filePath: options.dbRootPasswordFile ?? flags?.dbRootPasswordFile,
     flag: '--db-root-password',
