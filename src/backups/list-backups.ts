@@ -24,6 +24,8 @@ export interface BackupListing {
 /** The directory names in `dir` (none when it does not exist), temporary ones left out. */
 function entries(dir: string): string[] {
   try {
+    // Most sites have none: asked without the ENOENT a read would throw (~10 µs a call).
+    if (!statSync(dir, { throwIfNoEntry: false })) return []
     return readdirSync(dir, { withFileTypes: true })
       .filter((e) => e.isDirectory() && !e.name.startsWith('.'))
       .map((e) => e.name)

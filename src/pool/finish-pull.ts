@@ -101,7 +101,7 @@ export async function finishPull(
             .set({ apps: JSON.stringify(migration.apps), updated_at: now() })
             .where('name', '=', site)
             .execute()
-        const finished = await trx
+        const row = await trx
           .updateTable('tenants')
           .set({
             api_key: keys!.api_key,
@@ -113,9 +113,9 @@ export async function finishPull(
           })
           .where('id', '=', tenant.id)
           .where('pull_from', '=', from)
+          .returningAll()
           .executeTakeFirst()
-        if (Number(finished.numUpdatedRows) !== 1) return
-        const row = await trx.selectFrom('tenants').selectAll().where('id', '=', tenant.id).executeTakeFirstOrThrow()
+        if (!row) return
         await recordEvent(bench, trx, 'tenant.pulled', row, { pulled_from: from })
         await recordEvent(bench, trx, 'tenant.active', row)
         finishedRow = row

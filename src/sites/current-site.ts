@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, rmSync } from 'node:fs'
+import { mkdirSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { dirname } from 'node:path'
 import type { Bench } from '../bench.js'
 import { DEFAULT_SITE_FILE } from '../config/find-config.js'
@@ -37,6 +37,8 @@ export function followDefaultSite(bench: Bench, from: string, to: string | null)
   const file = bench.path(DEFAULT_SITE_FILE)
   let current: string
   try {
+    // Usually there is none: asked without the ENOENT a read would throw (~10 µs).
+    if (!statSync(file, { throwIfNoEntry: false })) return
     current = readFileSync(file, 'utf8').trim()
   } catch (error) {
     if (codeOf(error) === NODE.ENOENT || codeOf(error) === NODE.ENOTDIR) return
