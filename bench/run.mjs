@@ -165,6 +165,8 @@ if (want('migrate')) {
     join(bench, 'sites', 'template.localhost'),
   )
   const processDir = mkdtempSync(join(tmpdir(), 'tenancy-procmig-'))
+  // The raw process reads each round's DDL from a file: beside the sites, not among them.
+  const ddlDir = mkdtempSync(join(tmpdir(), 'tenancy-procddl-'))
   cloneSites(bench, 'template.localhost', names, rawDir)
   cpSync(rawDir, fairDir, { recursive: true })
   cpSync(rawDir, processDir, { recursive: true })
@@ -238,7 +240,7 @@ if (want('migrate')) {
     // The same raw loop as a process of its own (bench/raw/migrate.mjs), as `tenancy migrate` is
     // timed: Node's start and loading better-sqlite3 counted on both sides.
     process: (k) => {
-      const file = `${processDir}-${migrationOf(k)}.sql`
+      const file = join(ddlDir, `${migrationOf(k)}.sql`)
       writeFileSync(file, ddlOf(k))
       return timeProcess([join(ROOT, 'bench', 'raw', 'migrate.mjs'), processDir, String(SITES), migrationOf(k), file])
     },
@@ -272,7 +274,7 @@ if (want('migrate')) {
   )
   rmSync(rawDir, { recursive: true, force: true })
   rmSync(processDir, { recursive: true, force: true })
-  for (let k = 0; k < 5; k++) rmSync(`${processDir}-${migrationOf(k)}.sql`, { force: true })
+  rmSync(ddlDir, { recursive: true, force: true })
   rmSync(fairDir, { recursive: true, force: true })
   rmSync(bench, { recursive: true, force: true })
 }
