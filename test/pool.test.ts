@@ -4,7 +4,16 @@ import Database from 'better-sqlite3'
 import { describe, expect, it } from 'vitest'
 import { makeBench, mapLimit, spawnTenancy, tenancy, query, setConfig } from './helpers.js'
 import { REGISTRIES, registryRows, useRegistry } from './backends.js'
-import { openBench, pendingCount, pullPending, pullPendingFromPool, createPending } from '../src/index.js'
+import {
+  checkPassword,
+  openBench,
+  pendingCount,
+  pendingCreate,
+  pullPending,
+  pullPendingFromPool,
+  createPending,
+  showTenant,
+} from '../src/index.js'
 
 const registry = (bench: string) => join(bench, '.tenancy', 'registry.db')
 const pendingRows = (bench: string) =>
@@ -61,6 +70,36 @@ describe('pending-create and pending-clear', () => {
       { name: 'shared_lib' },
       { name: 'tenant_ops' },
     ])
+  })
+
+  it("each tenant's Administrator logs in with its stored password (hashes started for the next tenant ahead)", async () => {
+    for (const [concurrency, configured] of [
+      [1, undefined],
+      [2, 'pool-admin-pw'],
+    ] as const) {
+      const dir = makeBench({ lightSites: true })
+      const env = { ...process.env, TENANCY_ADMIN_PASSWORD: configured }
+      if (configured === undefined) delete env.TENANCY_ADMIN_PASSWORD
+      const bench = await openBench({ cwd: dir, env })
+      try {
+        const result = await pendingCreate(bench, { count: 4, concurrency })
+        expect(result.provisioned).toHaveLength(4)
+        const hashes = new Set<string>()
+        for (const name of result.provisioned) {
+          const tenant = await showTenant(bench, name, { showSecrets: true })
+          const password = tenant.admin_password!
+          if (configured !== undefined) expect(password).toBe(configured)
+          expect(await checkPassword(bench, { site: tenant.site!, email: 'Administrator', password })).toBe(true)
+          expect(await checkPassword(bench, { site: tenant.site!, email: 'Administrator', password: 'x' })).toBe(false)
+          const db = join(dir, 'sites', tenant.site!, 'db.sqlite')
+          hashes.add(query(db, "select password_hash from users where name = 'Administrator'")[0].password_hash)
+        }
+        // One hash, and salt, each, also when they share the configured password.
+        expect(hashes.size).toBe(4)
+      } finally {
+        await bench.close()
+      }
+    }
   })
 
   it('clears all, or only those older than the bound; both bounds are exit 2', async () => {

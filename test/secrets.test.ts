@@ -68,6 +68,20 @@ describe('secrets', () => {
     // Each its own salt: the early one was taken by the first call only.
     expect(first).not.toBe(second)
   })
+
+  it('two early starts of one password are two hashes, each taken once; a discard after the take is a no-op', async () => {
+    const discardA = startHashing('shared-pw')
+    startHashing('shared-pw')
+    const a = await hashPassword('shared-pw')
+    discardA()
+    const b = await hashPassword('shared-pw')
+    const c = await hashPassword('shared-pw')
+    for (const hash of [a, b, c]) expect(await verifyPassword('shared-pw', hash)).toBe(true)
+    expect(new Set([a, b, c]).size).toBe(3)
+    // Discarded before anything took it: the next hash is computed, and still right.
+    startHashing('dropped-pw')()
+    expect(await verifyPassword('dropped-pw', await hashPassword('dropped-pw'))).toBe(true)
+  })
 })
 
 describe('child environments', () => {

@@ -7,6 +7,7 @@ import { now } from '../registry/registry.js'
 import type { RegistrySchema } from '../registry/schema.js'
 import { provisionTenant, type ProvisionResult, type StepEvent } from '../provisioning/runner.js'
 import { preflight, type PlannedStep } from '../provisioning/steps.js'
+import { prepareAdminPassword } from '../provisioning/steps/create-site.js'
 import { requireTenant } from '../provisioning/tenant-record.js'
 import { tenantJson, type TenantJson } from '../registry/tenants.js'
 import { insertTenant } from '../provisioning/tenants.js'
@@ -194,9 +195,20 @@ export async function pendingCreate(
   let done = 0
   const provisioned: string[] = []
   const failed: { tenant: string; error: string }[] = []
+  // Each tenant's Administrator hash is started as the tenant before it starts (the first ones'
+  // at once): its scrypt runs on the thread pool while that tenant is provisioned.
+  const hashes = new Map<string, (() => void) | undefined>()
+  const prepare = async (tenant: string | undefined) => {
+    if (tenant === undefined || hashes.has(tenant)) return
+    hashes.set(tenant, undefined)
+    // Not fatal here: create-site chooses the password itself and reports what failed.
+    hashes.set(tenant, await prepareAdminPassword(bench, tenant).catch(() => undefined))
+  }
   const lane = async () => {
     for (let name = queue.shift(); name !== undefined && !options.signal?.aborted; name = queue.shift()) {
       const tenant = name
+      await prepare(tenant)
+      await prepare(queue[0])
       let result: ProvisionResult
       try {
         result = await provisionTenant(bench, tenant, {
@@ -218,7 +230,12 @@ export async function pendingCreate(
       else if (result.status === 'failed') failed.push({ tenant: name, error: result.error ?? 'unknown error' })
     }
   }
-  await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 1) }, lane))
+  try {
+    await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 1) }, lane))
+  } finally {
+    // Those started for tenants not provisioned after all (stopped, cleared, made already).
+    for (const discard of hashes.values()) discard?.()
+  }
   return { target, host, reserved, provisioned, failed, pool: await poolStatus(bench, host) }
 }
 

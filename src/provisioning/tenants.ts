@@ -228,7 +228,30 @@ export async function createTenant(bench: Bench, options: CreateTenantOptions): 
   // started, to run on the thread pool while the registry opens and the tenant is recorded
   // (create-site takes the hash when it writes the Administrator, instead of waiting on it).
   const adminPassword = auto && !queued ? await newAdminPassword(bench) : undefined
-  if (adminPassword !== undefined) startHashing(adminPassword)
+  const discardHash = adminPassword === undefined ? undefined : startHashing(adminPassword)
+  try {
+    return await recordAndProvision(bench, options, { name, site, auto, host, queued, adminPassword })
+  } finally {
+    // Refused before create-site took it (the name taken, a failed preflight): not left in memory.
+    discardHash?.()
+  }
+}
+
+/** `createTenant` once its inputs are checked and its Administrator's hash started. */
+async function recordAndProvision(
+  bench: Bench,
+  options: CreateTenantOptions,
+  inputs: {
+    name: string
+    site: string
+    auto: boolean
+    host: string | undefined
+    queued: boolean
+    adminPassword: string | undefined
+  },
+): Promise<CreateTenantResult> {
+  const { name, site, auto, host, queued, adminPassword } = inputs
+  const remote = host !== undefined && host !== bench.host
   const steps = await preflight(bench, { provisionsHere: auto && !queued })
   const registry = await bench.registry()
   const adminPasswordEnc = adminPassword === undefined ? null : (await bench.secretBox()).encrypt(adminPassword)

@@ -15,29 +15,38 @@ function scryptAsync(password: string, salt: Buffer, n: number, r: number, p: nu
   })
 }
 
-/** Hashes started ahead by `startHashing`, by password, until `hashPassword` takes them. */
-const started = new Map<string, Promise<string>>()
+/** Hashes started ahead by `startHashing`, by password, oldest first, until `hashPassword` takes them. */
+const started = new Map<string, Promise<string>[]>()
 
 /**
- * Starts hashing `password` now, for the next `hashPassword(password)` in this process to take:
+ * Starts hashing `password` now, for a later `hashPassword(password)` in this process to take:
  * a caller that knows a password long before it stores the hash (a tenant's Administrator,
- * chosen as the tenant is recorded) lets the scrypt run meanwhile on the thread pool.
+ * chosen as the tenant is recorded, or the next pool tenant's while one is provisioned) lets the
+ * scrypt run meanwhile on the thread pool. Each start is taken once (two tenants with the same
+ * configured password get a hash, and a salt, each). Returns a discard: the hash is dropped if
+ * nothing took it yet (call it once the caller knows nothing will).
  */
-export function startHashing(password: string): void {
-  if (started.has(password)) return
+export function startHashing(password: string): () => void {
   const hash = scryptHash(password)
   hash.catch(() => {})
-  started.set(password, hash)
+  const queue = started.get(password)
+  if (queue) queue.push(hash)
+  else started.set(password, [hash])
+  return () => {
+    const left = started.get(password)
+    const at = left?.indexOf(hash) ?? -1
+    if (at < 0) return
+    left!.splice(at, 1)
+    if (left!.length === 0) started.delete(password)
+  }
 }
 
 /** Hashes a password with a random salt: `scrypt$N$r$p$salt$hash` (base64). */
 export async function hashPassword(password: string): Promise<string> {
-  const early = started.get(password)
-  if (early) {
-    started.delete(password)
-    return early
-  }
-  return scryptHash(password)
+  const queue = started.get(password)
+  const early = queue?.shift()
+  if (queue?.length === 0) started.delete(password)
+  return early ?? scryptHash(password)
 }
 
 async function scryptHash(password: string): Promise<string> {

@@ -1,10 +1,11 @@
 import type { Bench } from '../../bench.js'
 import { TenancyError } from '../../errors.js'
-import { generatePassword } from '../../secrets/hashing.js'
+import { generatePassword, startHashing } from '../../secrets/hashing.js'
 import { resolveSecret } from '../../secrets/resolve-secret.js'
 import { dropSite } from '../../sites/drop-site.js'
 import { adminPasswordSources, newSite } from '../new-site.js'
 import { planByName, type StepContext, type StepKind } from './step-kind.js'
+import { now } from '../../registry/registry.js'
 import { updateTenant } from './tenant-update.js'
 
 /** A new tenant's admin password: the configured one (never prompted for), else a generated one. */
@@ -23,6 +24,39 @@ async function adminPasswordFor(ctx: StepContext): Promise<string> {
   const password = await newAdminPassword(ctx.bench)
   await updateTenant(ctx.bench, ctx.tenant.id, { admin_password_enc: box.encrypt(password) })
   return password
+}
+
+/**
+ * Chooses a tenant's admin password ahead of its create-site, as that step would (stored on the
+ * tenant, encrypted, unless one is already), and starts its scrypt hash on the thread pool: a
+ * run provisioning tenants one after another does this for the next while one is provisioned,
+ * so that the hash (the longest part of create-site) is ready when the step writes the
+ * Administrator. Returns the hash's discard (see `startHashing`), or nothing when the tenant is
+ * gone or its site is made already.
+ */
+export async function prepareAdminPassword(bench: Bench, tenant: string): Promise<(() => void) | undefined> {
+  const registry = await bench.registry()
+  const stored = () =>
+    registry.db
+      .selectFrom('tenants')
+      .select(['admin_password_enc', 'provisioning_status'])
+      .where('name', '=', tenant)
+      .executeTakeFirst()
+  const row = await stored()
+  if (!row || row.provisioning_status === 'completed') return undefined
+  const box = await bench.secretBox()
+  let sealed = row.admin_password_enc
+  if (!sealed) {
+    // Only where none is stored: another process provisioning it may have chosen one meanwhile.
+    await registry.db
+      .updateTable('tenants')
+      .set({ admin_password_enc: box.encrypt(await newAdminPassword(bench)), updated_at: now() })
+      .where('name', '=', tenant)
+      .where('admin_password_enc', 'is', null)
+      .execute()
+    sealed = (await stored())?.admin_password_enc ?? null
+  }
+  return sealed ? startHashing(box.decrypt(sealed)) : undefined
 }
 
 /** `create-site`: the tenant's site, its database and user (the first step of every pipeline). */
