@@ -197,12 +197,16 @@ export async function pendingCreate(
   const failed: { tenant: string; error: string }[] = []
   // Each tenant's Administrator hash is started as the tenant before it starts (the first ones'
   // at once): its scrypt runs on the thread pool while that tenant is provisioned.
-  const hashes = new Map<string, (() => void) | undefined>()
-  const prepare = async (tenant: string | undefined) => {
-    if (tenant === undefined || hashes.has(tenant)) return
-    hashes.set(tenant, undefined)
-    // Not fatal here: create-site chooses the password itself and reports what failed.
-    hashes.set(tenant, await prepareAdminPassword(bench, tenant).catch(() => undefined))
+  // A lane that takes a tenant another lane is preparing waits for that, so that the tenant is
+  // read with its password stored. Not fatal here: create-site chooses one itself and reports.
+  const hashes = new Map<string, Promise<(() => void) | undefined>>()
+  const prepare = (tenant: string | undefined) => {
+    if (tenant === undefined) return undefined
+    const known = hashes.get(tenant)
+    if (known) return known
+    const preparing = prepareAdminPassword(bench, tenant).catch(() => undefined)
+    hashes.set(tenant, preparing)
+    return preparing
   }
   const lane = async () => {
     for (let name = queue.shift(); name !== undefined && !options.signal?.aborted; name = queue.shift()) {
@@ -234,7 +238,7 @@ export async function pendingCreate(
     await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 1) }, lane))
   } finally {
     // Those started for tenants not provisioned after all (stopped, cleared, made already).
-    for (const discard of hashes.values()) discard?.()
+    for (const discard of await Promise.all(hashes.values())) discard?.()
   }
   return { target, host, reserved, provisioned, failed, pool: await poolStatus(bench, host) }
 }
