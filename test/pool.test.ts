@@ -102,6 +102,33 @@ describe('pending-create and pending-clear', () => {
     }
   })
 
+  it("killed once the next tenant's password is stored: the next run provisions both with their stored passwords", async () => {
+    const dir = makeBench({ lightSites: true })
+    const killed = await tenancy(dir, ['pending-create', '--count', '2'], {
+      env: { TENANCY_FAULT: 'pending-after-prepare' },
+    })
+    expect(killed.exitCode).not.toBe(0)
+    // Both chose and stored before anything of either site was made.
+    expect(await registryRows(dir, 'select count(*) as n from tenants where admin_password_enc is not null')).toEqual([
+      { n: 2 },
+    ])
+    expect(readdirSync(join(dir, 'sites')).filter((s) => s.startsWith('pending-'))).toEqual([])
+    const again = await tenancy(dir, ['pending-create', '--count', '2', '--json'])
+    expect(again.exitCode, again.stderr).toBe(0)
+    expect(again.json.reserved).toEqual([])
+    expect(again.json.provisioned).toHaveLength(2)
+    const bench = await openBench({ cwd: dir })
+    try {
+      for (const name of again.json.provisioned) {
+        const tenant = await showTenant(bench, name, { showSecrets: true })
+        const password = tenant.admin_password!
+        expect(await checkPassword(bench, { site: tenant.site!, email: 'Administrator', password })).toBe(true)
+      }
+    } finally {
+      await bench.close()
+    }
+  })
+
   it('clears all, or only those older than the bound; both bounds are exit 2', async () => {
     const bench = makeBench({ lightSites: true })
     await tenancy(bench, ['pending-create', '--count', '3'])

@@ -213,6 +213,7 @@ export async function pendingCreate(
       const tenant = name
       await prepare(tenant)
       await prepare(queue[0])
+      faultPoint('pending-after-prepare')
       let result: ProvisionResult
       try {
         result = await provisionTenant(bench, tenant, {
