@@ -39,11 +39,13 @@ export async function prepareAdminPassword(bench: Bench, tenant: string): Promis
   const stored = () =>
     registry.db
       .selectFrom('tenants')
-      .select(['admin_password_enc', 'provisioning_status'])
-      .where('name', '=', tenant)
+      .leftJoin('sites', 'sites.name', 'tenants.site')
+      .select(['tenants.admin_password_enc', 'tenants.provisioning_status', 'sites.state as site_state'])
+      .where('tenants.name', '=', tenant)
       .executeTakeFirst()
   const row = await stored()
-  if (!row || row.provisioning_status === 'completed') return undefined
+  // Its create-site is done (a retry of a later step): no hash will be asked for.
+  if (!row || row.provisioning_status === 'completed' || row.site_state === 'ready') return undefined
   const box = await bench.secretBox()
   let sealed = row.admin_password_enc
   if (!sealed) {
