@@ -5,6 +5,7 @@ import { execa } from 'execa'
 import { describe, expect, it } from 'vitest'
 import { BIN, cleanEnv, makeBench, tenancy, query, setConfig, setRunStep } from './helpers.js'
 import { REGISTRIES, registryRows, useRegistry } from './backends.js'
+import { checkPassword, openBench, showTenant } from '../src/index.js'
 
 const registry = (bench: string) => join(bench, '.tenancy', 'registry.db')
 
@@ -509,6 +510,18 @@ describe.each(REGISTRIES)('the worker (registry: $name)', ({ name: kind, skip })
       ).toEqual([{ n: 12 }])
       expect(await registryRows(bench, 'select max(attempts) as n from steps')).toEqual([{ n: 1 }])
       expect(readdirSync(join(bench, 'sites'))).toHaveLength(12)
+      // Workers prepare the next job's password and hash ahead, racing for the same jobs: each
+      // Administrator still logs in with the password stored on its tenant.
+      const opened = await openBench({ cwd: bench })
+      try {
+        for (let i = 0; i < 12; i++) {
+          const tenant = await showTenant(opened, `w${i}`, { showSecrets: true })
+          const login = { site: tenant.site!, email: 'Administrator', password: tenant.admin_password! }
+          expect(await checkPassword(opened, login)).toBe(true)
+        }
+      } finally {
+        await opened.close()
+      }
     })
   })
 })

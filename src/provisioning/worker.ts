@@ -5,7 +5,7 @@ import { TenancyError, messageOf } from '../errors.js'
 import { ServerGoneError } from '../databases/server-gone.js'
 import { now } from '../registry/registry.js'
 import { PROCESS_OWNER, ownerAlive } from '../util/process-owner.js'
-import { claimJob, jobsForHost, jobsLeft, type TenantScope } from '../registry/jobs.js'
+import { claimJob, jobsForHost, jobsLeft, nextQueuedTenant, type TenantScope } from '../registry/jobs.js'
 import { LEASE_MS, inFuture, keepAlive, newOwner } from '../registry/leases.js'
 import { notHomedElsewhere } from '../sites/site-home.js'
 import { jobChannel, liveWorkerHosts, workerLeaseHost, workerLeaseName, workerLeasePattern } from '../registry/hosts.js'
@@ -16,6 +16,7 @@ import { packageRoot } from '../util/library-path.js'
 import { handOverSecrets } from '../util/handed-secrets.js'
 import { deliverEvents } from '../events/outbox.js'
 import { runJob, type JobContext, type JobStatus, type WorkerEvent } from './run-job.js'
+import { prepareAdminPassword } from './steps/create-site.js'
 
 export interface WorkerOptions {
   once?: boolean
@@ -104,6 +105,38 @@ export async function runWorker(bench: Bench, options: WorkerOptions = {}): Prom
   // A job queued for this machine (a provisioning or a site job) wakes the idle lanes at once.
   const stopListening = await registry.listen([jobChannel(bench.host)], wakeAll)
 
+  /**
+   * Early Administrator hashes, as `pending-create` starts them: a lane starts its job's hash
+   * (unless it was started already) and the next due job's, so that the next one's scrypt runs
+   * on the thread pool while this job is provisioned. Its own comes first: the hashes of one
+   * password are taken oldest first, so a job must not take the one started for the job after
+   * it. Each tenant is prepared once in this worker; its hash is discarded once its job here
+   * is done, or when the worker stops (another worker may have claimed that job). Not fatal:
+   * create-site chooses the password itself.
+   */
+  const early = new Map<string, Promise<(() => void) | undefined>>()
+  const lanes = Math.max(1, options.concurrency ?? 1)
+  const prepare = (tenant: string | undefined) => {
+    if (tenant === undefined) return undefined
+    let preparing = early.get(tenant)
+    if (!preparing) {
+      preparing = prepareAdminPassword(bench, tenant).catch(() => undefined)
+      early.set(tenant, preparing)
+      // Those whose jobs other workers took are never discarded by a job here: a long-running
+      // worker keeps only the latest few (discarding one a job still wants only costs it the wait).
+      for (const oldest of early.keys()) {
+        if (early.size <= EARLY_KEPT * lanes) break
+        void discard(oldest)
+      }
+    }
+    return preparing
+  }
+  const discard = async (tenant: string) => {
+    const preparing = early.get(tenant)
+    early.delete(tenant)
+    ;(await preparing)?.()
+  }
+
   /** One turn of a lane: runs a job if there is one; 'idle' when there was none, 'done' for a `--once` lane with nothing left. */
   const turn = async (owner: string): Promise<'worked' | 'idle' | 'done'> => {
     const job = await claimJob(registry, owner, scope, host)
@@ -124,8 +157,11 @@ export async function runWorker(bench: Bench, options: WorkerOptions = {}): Prom
       totals.attempts++
       seen.add(job.id)
       totals.jobs = seen.size
+      await prepare(job.tenant)
+      await prepare(await nextQueuedTenant(registry.db, job.id, scope).catch(() => undefined))
       // Each job counts once, by where its last attempt here left it.
       outcomes.set(job.id, await runJob(bench, job, owner, context))
+      await discard(job.tenant)
       const count = (wanted: JobStatus) => [...outcomes.values()].filter((s) => s === wanted).length
       ;[totals.done, totals.failed, totals.retried] = [count('done'), count('failed'), count('retry')]
       return 'worked'
@@ -162,7 +198,7 @@ export async function runWorker(bench: Bench, options: WorkerOptions = {}): Prom
 
   try {
     for (;;) {
-      await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 1) }, lane))
+      await Promise.all(Array.from({ length: lanes }, lane))
       if (context.keyRefused) throw context.keyRefused
       if (registration.signal.aborted) throw registrationLost(registration.signal.reason)
       if (!options.once || options.signal?.aborted) break
@@ -177,6 +213,7 @@ export async function runWorker(bench: Bench, options: WorkerOptions = {}): Prom
       if (retired) break
     }
   } finally {
+    for (const tenant of [...early.keys()]) await discard(tenant)
     await stopListening()
     registration.stop()
     // A registry that is away cannot be told: the registration runs out by itself.
@@ -190,6 +227,9 @@ export async function runWorker(bench: Bench, options: WorkerOptions = {}): Prom
   }
   return totals
 }
+
+/** Early hashes a worker keeps per lane (its job's and the next one's, and one to spare). */
+const EARLY_KEPT = 3
 
 /** Why a worker stopped whose registration could not be renewed. */
 function registrationLost(reason: unknown): TenancyError {

@@ -130,3 +130,27 @@ export async function jobsLeft(
     .executeTakeFirst()
   return { count: Number(row?.count ?? 0), nextRunAt: (row?.next as string | null) ?? null }
 }
+
+/**
+ * The tenant of the job (in `scope`) due next after `claimed`, waiting to be claimed: what a
+ * worker may prepare while it runs `claimed` (another worker may still take it).
+ */
+export async function nextQueuedTenant(
+  db: Kysely<RegistrySchema>,
+  claimed: number,
+  scope?: TenantScope,
+): Promise<string | undefined> {
+  const row = await db
+    .selectFrom('jobs')
+    .innerJoin('tenants', 'tenants.id', 'jobs.tenant_id')
+    .select('tenants.name')
+    .where('jobs.status', 'in', ['queued', 'retry'])
+    .where('jobs.run_at', '<=', now())
+    .where('jobs.id', '!=', claimed)
+    .$call((q) => (scope ? q.where(scope) : q))
+    .orderBy('jobs.run_at')
+    .orderBy('jobs.id')
+    .limit(1)
+    .executeTakeFirst()
+  return row?.name
+}
