@@ -7,7 +7,7 @@ import { now } from '../registry/registry.js'
 import type { RegistrySchema } from '../registry/schema.js'
 import { provisionTenant, type ProvisionResult, type StepEvent } from '../provisioning/runner.js'
 import { preflight, type PlannedStep } from '../provisioning/steps.js'
-import { prepareAdminPassword } from '../provisioning/steps/create-site.js'
+import { EarlyHashes } from '../provisioning/steps/create-site.js'
 import { requireTenant } from '../provisioning/tenant-record.js'
 import { tenantJson, type TenantJson } from '../registry/tenants.js'
 import { insertTenant } from '../provisioning/tenants.js'
@@ -197,22 +197,12 @@ export async function pendingCreate(
   const failed: { tenant: string; error: string }[] = []
   // Each tenant's Administrator hash is started as the tenant before it starts (the first ones'
   // at once): its scrypt runs on the thread pool while that tenant is provisioned.
-  // A lane that takes a tenant another lane is preparing waits for that, so that the tenant is
-  // read with its password stored. Not fatal here: create-site chooses one itself and reports.
-  const hashes = new Map<string, Promise<(() => void) | undefined>>()
-  const prepare = (tenant: string | undefined) => {
-    if (tenant === undefined) return undefined
-    const known = hashes.get(tenant)
-    if (known) return known
-    const preparing = prepareAdminPassword(bench, tenant).catch(() => undefined)
-    hashes.set(tenant, preparing)
-    return preparing
-  }
+  const early = new EarlyHashes(bench)
   const lane = async () => {
     for (let name = queue.shift(); name !== undefined && !options.signal?.aborted; name = queue.shift()) {
       const tenant = name
-      await prepare(tenant)
-      await prepare(queue[0])
+      await early.prepare(tenant)
+      await early.prepare(queue[0])
       faultPoint('pending-after-prepare')
       let result: ProvisionResult
       try {
@@ -239,7 +229,7 @@ export async function pendingCreate(
     await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 1) }, lane))
   } finally {
     // Those started for tenants not provisioned after all (stopped, cleared, made already).
-    for (const discard of await Promise.all(hashes.values())) discard?.()
+    await early.discardAll()
   }
   return { target, host, reserved, provisioned, failed, pool: await poolStatus(bench, host) }
 }

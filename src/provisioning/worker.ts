@@ -16,7 +16,7 @@ import { packageRoot } from '../util/library-path.js'
 import { handOverSecrets } from '../util/handed-secrets.js'
 import { deliverEvents } from '../events/outbox.js'
 import { runJob, type JobContext, type JobStatus, type WorkerEvent } from './run-job.js'
-import { prepareAdminPassword } from './steps/create-site.js'
+import { EarlyHashes } from './steps/create-site.js'
 
 export interface WorkerOptions {
   once?: boolean
@@ -105,37 +105,14 @@ export async function runWorker(bench: Bench, options: WorkerOptions = {}): Prom
   // A job queued for this machine (a provisioning or a site job) wakes the idle lanes at once.
   const stopListening = await registry.listen([jobChannel(bench.host)], wakeAll)
 
-  /**
-   * Early Administrator hashes, as `pending-create` starts them: a lane starts its job's hash
-   * (unless it was started already) and the next due job's, so that the next one's scrypt runs
-   * on the thread pool while this job is provisioned. Its own comes first: the hashes of one
-   * password are taken oldest first, so a job must not take the one started for the job after
-   * it. Each tenant is prepared once in this worker; its hash is discarded once its job here
-   * is done, or when the worker stops (another worker may have claimed that job). Not fatal:
-   * create-site chooses the password itself.
-   */
-  const early = new Map<string, Promise<(() => void) | undefined>>()
+  // Early Administrator hashes, as `pending-create` starts them: a lane starts its job's hash
+  // (unless it was started already) and then the next due job's, so that the next one's scrypt
+  // runs on the thread pool while this job is provisioned. Its own comes first: the hashes of
+  // one password are taken oldest first, so a job must not take the one started for the job
+  // after it. Each is discarded once its job here is done, or when the worker stops (another
+  // worker may have claimed that job).
   const lanes = Math.max(1, options.concurrency ?? 1)
-  const prepare = (tenant: string | undefined) => {
-    if (tenant === undefined) return undefined
-    let preparing = early.get(tenant)
-    if (!preparing) {
-      preparing = prepareAdminPassword(bench, tenant).catch(() => undefined)
-      early.set(tenant, preparing)
-      // Those whose jobs other workers took are never discarded by a job here: a long-running
-      // worker keeps only the latest few (discarding one a job still wants only costs it the wait).
-      for (const oldest of early.keys()) {
-        if (early.size <= EARLY_KEPT * lanes) break
-        void discard(oldest)
-      }
-    }
-    return preparing
-  }
-  const discard = async (tenant: string) => {
-    const preparing = early.get(tenant)
-    early.delete(tenant)
-    ;(await preparing)?.()
-  }
+  const early = new EarlyHashes(bench, EARLY_KEPT * lanes)
 
   /** One turn of a lane: runs a job if there is one; 'idle' when there was none, 'done' for a `--once` lane with nothing left. */
   const turn = async (owner: string): Promise<'worked' | 'idle' | 'done'> => {
@@ -157,11 +134,11 @@ export async function runWorker(bench: Bench, options: WorkerOptions = {}): Prom
       totals.attempts++
       seen.add(job.id)
       totals.jobs = seen.size
-      await prepare(job.tenant)
-      await prepare(await nextQueuedTenant(registry.db, job.id, scope).catch(() => undefined))
+      await early.prepare(job.tenant)
+      await early.prepare(await nextQueuedTenant(registry.db, job.id, scope).catch(() => undefined))
       // Each job counts once, by where its last attempt here left it.
       outcomes.set(job.id, await runJob(bench, job, owner, context))
-      await discard(job.tenant)
+      await early.discard(job.tenant)
       const count = (wanted: JobStatus) => [...outcomes.values()].filter((s) => s === wanted).length
       ;[totals.done, totals.failed, totals.retried] = [count('done'), count('failed'), count('retry')]
       return 'worked'
@@ -213,7 +190,7 @@ export async function runWorker(bench: Bench, options: WorkerOptions = {}): Prom
       if (retired) break
     }
   } finally {
-    for (const tenant of [...early.keys()]) await discard(tenant)
+    await early.discardAll()
     await stopListening()
     registration.stop()
     // A registry that is away cannot be told: the registration runs out by itself.

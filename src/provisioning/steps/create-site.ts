@@ -34,7 +34,7 @@ async function adminPasswordFor(ctx: StepContext): Promise<string> {
  * Administrator. Returns the hash's discard (see `startHashing`), or nothing when the tenant is
  * gone or its site is made already.
  */
-export async function prepareAdminPassword(bench: Bench, tenant: string): Promise<(() => void) | undefined> {
+async function prepareAdminPassword(bench: Bench, tenant: string): Promise<(() => void) | undefined> {
   const registry = await bench.registry()
   const stored = () =>
     registry.db
@@ -59,6 +59,51 @@ export async function prepareAdminPassword(bench: Bench, tenant: string): Promis
     sealed = (await stored())?.admin_password_enc ?? null
   }
   return sealed ? startHashing(box.decrypt(sealed)) : undefined
+}
+
+/**
+ * The Administrator hashes a run starts ahead for the tenants it will provision
+ * (`prepareAdminPassword`), each tenant once: a lane prepares its own tenant, then the next, and
+ * one that takes a tenant another lane is preparing waits for that, so that the tenant is read
+ * with its password stored. Preparing never throws: create-site chooses the password itself and
+ * reports what failed. Beyond `keep` tenants the oldest are discarded (a long-running worker
+ * whose peeked jobs other workers took); discarding one a job still wants only costs it the wait.
+ */
+export class EarlyHashes {
+  readonly #bench: Bench
+  readonly #keep: number
+  readonly #started = new Map<string, Promise<(() => void) | undefined>>()
+
+  constructor(bench: Bench, keep = Number.POSITIVE_INFINITY) {
+    this.#bench = bench
+    this.#keep = keep
+  }
+
+  /** Starts `tenant`'s hash unless started already; settles once its password is stored. */
+  prepare(tenant: string | undefined): Promise<unknown> | undefined {
+    if (tenant === undefined) return undefined
+    const known = this.#started.get(tenant)
+    if (known) return known
+    const preparing = prepareAdminPassword(this.#bench, tenant).catch(() => undefined)
+    this.#started.set(tenant, preparing)
+    for (const oldest of this.#started.keys()) {
+      if (this.#started.size <= this.#keep) break
+      void this.discard(oldest)
+    }
+    return preparing
+  }
+
+  /** Drops `tenant`'s hash unless create-site took it (its job is done, or will not run here). */
+  async discard(tenant: string): Promise<void> {
+    const preparing = this.#started.get(tenant)
+    this.#started.delete(tenant)
+    ;(await preparing)?.()
+  }
+
+  /** Drops every hash not taken: the run is over. */
+  async discardAll(): Promise<void> {
+    await Promise.all([...this.#started.keys()].map((tenant) => this.discard(tenant)))
+  }
 }
 
 /** `create-site`: the tenant's site, its database and user (the first step of every pipeline). */
